@@ -1,0 +1,483 @@
+//! The validated intermediate representation: what every backend consumes.
+//!
+//! Values of these types are only ever built by the checker, and reach backends wrapped in
+//! [`Valid`]: a backend can rely on every invariant listed on the types (unique names and ids,
+//! rules that fit their field's type, partition sources that exist, ...). Collections keep the
+//! author's order, which is also the column order of the table.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::time::Duration;
+
+/// Proof that the value went through the checker. Only `crate::check` constructs it.
+#[derive(Debug, Clone)]
+pub struct Valid<T>(T);
+
+impl<T> Valid<T> {
+    pub(crate) fn new_checked(value: T) -> Self {
+        Valid(value)
+    }
+
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Valid<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// All contracts of one build, sorted by name; names, routes and tables are unique across them.
+#[derive(Debug, Clone)]
+pub struct ContractSet {
+    pub contracts: Vec<Contract>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// A safe identifier, unique in the set.
+    pub name: String,
+    pub version: semver::Version,
+    pub owner: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    /// Envelope fields: in every event.
+    pub fields: Vec<Field>,
+    pub variants: Option<Variants>,
+    pub reserved_ids: Vec<u32>,
+    pub reserved_names: Vec<String>,
+    pub table: Table,
+    pub ingest: Ingest,
+    pub enrichments: Vec<Enrichment>,
+    pub source: SourceInfo,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// Path of the contract file as given to the compiler.
+    pub path: String,
+    /// SHA-256 of the file's bytes, hex: generated code records which source it came from.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    /// Iceberg field id, unique across the whole table schema (nested ones included).
+    pub id: u32,
+    pub ty: Type,
+    pub required: bool,
+    pub description: Option<String>,
+    pub pii: bool,
+    pub rules: Vec<Rule>,
+}
+
+/// A list element or a map key/value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    pub id: u32,
+    pub ty: Type,
+    pub required: bool,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Type {
+    String,
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    /// 1 <= precision <= 38, scale <= precision.
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    Date,
+    /// No zone; parsed with `format`.
+    Timestamp {
+        format: TimestampFormat,
+    },
+    /// RFC 3339 with an offset; stored in UTC.
+    TimestampTz,
+    Uuid,
+    List(Box<Element>),
+    /// Keys are strings (JSON object keys).
+    Map {
+        key: Box<Element>,
+        value: Box<Element>,
+    },
+    Struct(Vec<Field>),
+}
+
+impl Type {
+    pub fn is_primitive(&self) -> bool {
+        !matches!(self, Type::List(_) | Type::Map { .. } | Type::Struct(_))
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        matches!(
+            self,
+            Type::Int | Type::Long | Type::Float | Type::Double | Type::Decimal { .. }
+        )
+    }
+
+    pub fn is_temporal(&self) -> bool {
+        matches!(
+            self,
+            Type::Date | Type::Timestamp { .. } | Type::TimestampTz
+        )
+    }
+
+    /// The contract-language spelling, e.g. `decimal(12,2)`.
+    pub fn name(&self) -> String {
+        match self {
+            Type::String => "string".into(),
+            Type::Boolean => "boolean".into(),
+            Type::Int => "int".into(),
+            Type::Long => "long".into(),
+            Type::Float => "float".into(),
+            Type::Double => "double".into(),
+            Type::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+            Type::Date => "date".into(),
+            Type::Timestamp { .. } => "timestamp".into(),
+            Type::TimestampTz => "timestamptz".into(),
+            Type::Uuid => "uuid".into(),
+            Type::List(_) => "list".into(),
+            Type::Map { .. } => "map".into(),
+            Type::Struct(_) => "struct".into(),
+        }
+    }
+}
+
+/// A `timestamp` input format: a strftime subset every engine parses the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampFormat {
+    /// As written, e.g. `%Y-%m-%d %H:%M:%S`.
+    pub pattern: String,
+    pub items: Vec<FormatItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatItem {
+    Literal(String),
+    /// `%Y`: four digits.
+    Year,
+    /// `%m`: two digits.
+    Month,
+    /// `%d`: two digits.
+    Day,
+    /// `%H`: two digits, 00-23.
+    Hour,
+    /// `%M`: two digits.
+    Minute,
+    /// `%S`: two digits, 00-59 (no leap seconds: Spark cannot represent them).
+    Second,
+    /// `%.f`: optional `.` and 1-9 fraction digits.
+    Fraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Policy {
+    /// The event is refused (400) and kept in the quarantine table.
+    Reject,
+    /// The event is acknowledged but lands in the quarantine table, not the events table.
+    Quarantine,
+    /// The event is accepted; the violation is counted and logged.
+    Warn,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Reject => "reject",
+            Policy::Quarantine => "quarantine",
+            Policy::Warn => "warn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub policy: Policy,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// Inclusive lower bound (numbers).
+    Min(Bound),
+    /// Inclusive upper bound (numbers).
+    Max(Bound),
+    /// Characters of a string, items of a list, entries of a map.
+    MinLength(u64),
+    MaxLength(u64),
+    /// Full-match: the whole value must match (`^(?:pattern)$` with no multi-line mode).
+    Pattern(String),
+    /// Values of the field's type (strings, or integers for int/long).
+    OneOf(Vec<Literal>),
+    /// value >= ingest_time + offset - skew
+    NotBefore(TimeBound),
+    /// value <= ingest_time + offset + skew
+    NotAfter(TimeBound),
+}
+
+impl RuleKind {
+    /// The rule's key in the contract language, also the suffix of its violation code.
+    pub fn key(&self) -> &'static str {
+        match self {
+            RuleKind::Min(_) => "min",
+            RuleKind::Max(_) => "max",
+            RuleKind::MinLength(_) => "min_length",
+            RuleKind::MaxLength(_) => "max_length",
+            RuleKind::Pattern(_) => "pattern",
+            RuleKind::OneOf(_) => "one_of",
+            RuleKind::NotBefore(_) => "not_before",
+            RuleKind::NotAfter(_) => "not_after",
+        }
+    }
+}
+
+/// A numeric bound as written: integers stay exact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Int(i64),
+    Float(f64),
+}
+
+impl Bound {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Bound::Int(i) => i as f64,
+            Bound::Float(f) => f,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Literal {
+    String(String),
+    Int(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBound {
+    /// Signed offset from ingest time, in seconds.
+    pub offset_seconds: i64,
+    /// Tolerance for clock skew, always >= 0.
+    pub skew: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variants {
+    /// An envelope field of type string, required.
+    pub discriminator: String,
+    pub cases: Vec<Variant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The discriminator value, e.g. `End Game`.
+    pub value: String,
+    /// A CamelCase identifier derived from `value`, unique among the cases.
+    pub ident: String,
+    pub description: Option<String>,
+    /// Payload fields; names and ids never clash with the envelope's or other variants'
+    /// (a field shared by several variants is identical in each).
+    pub fields: Vec<Field>,
+    /// Optional envelope fields this variant requires.
+    pub require: Vec<String>,
+    /// Extra rules on envelope fields, by field name (in envelope order).
+    pub rules: Vec<(String, Vec<Rule>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub database: String,
+    pub name: String,
+    pub partition: Vec<PartitionField>,
+    pub sort: Vec<SortField>,
+    pub write: WriteMode,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionField {
+    /// A top-level column (field, variant field or enrichment).
+    pub source: String,
+    pub source_id: u32,
+    pub transform: Transform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    Identity,
+    Year,
+    Month,
+    Day,
+    Hour,
+    Bucket(u32),
+    Truncate(u32),
+}
+
+impl Transform {
+    /// Iceberg's spelling: `identity`, `day`, `bucket[16]`.
+    pub fn iceberg_name(self) -> String {
+        match self {
+            Transform::Identity => "identity".into(),
+            Transform::Year => "year".into(),
+            Transform::Month => "month".into(),
+            Transform::Day => "day".into(),
+            Transform::Hour => "hour".into(),
+            Transform::Bucket(n) => format!("bucket[{n}]"),
+            Transform::Truncate(w) => format!("truncate[{w}]"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortField {
+    pub source: String,
+    pub source_id: u32,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteMode {
+    Append,
+    /// Keep one row per key: the latest by `latest_by` (or the last received).
+    Upsert {
+        key: Vec<String>,
+        latest_by: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub route: String,
+    pub batch_route: Option<String>,
+    pub max_body_bytes: u64,
+    pub unknown_fields: UnknownFields,
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownFields {
+    Reject,
+    Quarantine,
+    Warn,
+    /// Silently dropped, as the reference does.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub issuer: Issuer,
+    pub jwks_url: Option<String>,
+    pub audience: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issuer {
+    /// The runtime's built-in development identity provider.
+    Dev,
+    /// An external issuer base URL (no trailing slash).
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrichment {
+    pub name: String,
+    pub id: u32,
+    pub source: EnrichmentSource,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrichmentSource {
+    /// When the runtime received the event (timestamptz).
+    IngestTime,
+    /// The contract's semantic version (string).
+    ContractVersion,
+    /// A unique id per HTTP request (string).
+    RequestId,
+    /// The JWT `sub` claim (string).
+    JwtSub,
+    /// Another string claim of the JWT.
+    JwtClaim(String),
+}
+
+impl Enrichment {
+    pub fn ty(&self) -> Type {
+        match self.source {
+            EnrichmentSource::IngestTime => Type::TimestampTz,
+            _ => Type::String,
+        }
+    }
+}
+
+impl Contract {
+    /// Every top-level column in table order: envelope, then variant payloads (each once), then
+    /// enrichments. Variant payload columns are optional in the table.
+    pub fn columns(&self) -> Vec<Column<'_>> {
+        let mut columns: Vec<Column<'_>> = self
+            .fields
+            .iter()
+            .map(|f| Column {
+                name: &f.name,
+                id: f.id,
+                ty: f.ty.clone(),
+                required: f.required,
+                origin: ColumnOrigin::Envelope,
+            })
+            .collect();
+        if let Some(variants) = &self.variants {
+            for case in &variants.cases {
+                for f in &case.fields {
+                    if !columns.iter().any(|c| c.name == f.name) {
+                        columns.push(Column {
+                            name: &f.name,
+                            id: f.id,
+                            ty: f.ty.clone(),
+                            required: false,
+                            origin: ColumnOrigin::Variant,
+                        });
+                    }
+                }
+            }
+        }
+        for e in &self.enrichments {
+            columns.push(Column {
+                name: &e.name,
+                id: e.id,
+                ty: e.ty(),
+                required: false,
+                origin: ColumnOrigin::Enrichment,
+            });
+        }
+        columns
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column<'a> {
+    pub name: &'a str,
+    pub id: u32,
+    pub ty: Type,
+    pub required: bool,
+    pub origin: ColumnOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnOrigin {
+    Envelope,
+    Variant,
+    Enrichment,
+}

@@ -1,0 +1,140 @@
+//! The `contractc` command line: a thin layer over the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use contractc::diagnostic::Code;
+use contractc::driver;
+
+#[derive(Parser)]
+#[command(
+    name = "contractc",
+    version,
+    about = "Compile YAML data contracts for game telemetry into validators, Iceberg tables, Glue ETL and API models",
+    long_about = "contractc reads data contracts (contracts/*.yaml): event schemas with stable field ids, \
+quality rules, table layout and ingest settings. `check` reports every problem with its position; \
+exit status 0 means clean, 1 errors, 2 usage errors."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check contracts and report every problem (exit 1 on errors)
+    #[command(
+        long_about = "Parse and check contract files, reporting every error and warning with \
+its code, file:line:col and the offending YAML line. Directories are searched for *.yaml/*.yml.\n\n\
+Exit status: 0 when there are no errors (warnings allowed), 1 when there are, 2 on usage errors."
+    )]
+    Check {
+        /// Contract files or directories
+        #[arg(default_value = "contracts")]
+        paths: Vec<PathBuf>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Treat warnings as errors
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Explain a diagnostic code, or list them all
+    Explain {
+        /// A code such as C0012; omit to list every code
+        code: Option<String>,
+    },
+    /// Print the contract language's JSON Schema (for editors and the YAML language server)
+    Schema,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check(&paths, format, deny_warnings),
+        Command::Explain { code } => explain(code.as_deref()),
+        Command::Schema => {
+            print!("{}", contractc::syntax::schema::CONTRACT_SCHEMA);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
+    let outcome = driver::check_paths(paths);
+    match format {
+        Format::Text => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            for d in &outcome.diagnostics {
+                eprintln!("{}\n", d.render(color));
+            }
+            let (errors, warnings) = (outcome.errors(), outcome.warnings());
+            if errors == 0 && warnings == 0 {
+                eprintln!("checked {} contract file(s): no problems", outcome.files);
+            } else {
+                eprintln!(
+                    "checked {} contract file(s): {errors} error(s), {warnings} warning(s)",
+                    outcome.files
+                );
+            }
+        }
+        Format::Json => {
+            let json = serde_json::json!({
+                "files": outcome.files,
+                "errors": outcome.errors(),
+                "warnings": outcome.warnings(),
+                "diagnostics": outcome.diagnostics.iter().map(|d| d.to_json()).collect::<Vec<_>>(),
+            });
+            println!("{json:#}");
+        }
+    }
+    let failed = outcome.errors() > 0 || (deny_warnings && outcome.warnings() > 0);
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn explain(code: Option<&str>) -> ExitCode {
+    match code {
+        None => {
+            for code in Code::ALL {
+                println!(
+                    "{code}  {:<7}  {}",
+                    format!("{:?}", code.severity()).to_lowercase(),
+                    code.summary()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Some(wanted) => match Code::ALL
+            .iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(wanted))
+        {
+            Some(code) => {
+                println!("{code} ({:?}): {}", code.severity(), code.summary());
+                println!("See docs/diagnostics.md for examples.");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "error: unknown diagnostic code `{wanted}`; `contractc explain` lists them"
+                );
+                ExitCode::from(2)
+            }
+        },
+    }
+}
