@@ -133,6 +133,17 @@ impl Type {
         )
     }
 
+    /// The spelling with an article, for messages: "an int", "a string".
+    pub fn with_article(&self) -> String {
+        let name = self.name();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+
     /// The contract-language spelling, e.g. `decimal(12,2)`.
     pub fn name(&self) -> String {
         match self {

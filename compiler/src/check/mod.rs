@@ -254,7 +254,10 @@ impl<'a> Checker<'a> {
                         Code::ReservedIdUsed,
                         format!("id {id} is reserved but used by `{}`", user.name),
                     )
-                    .at(self.span(&user.pointer), "uses a reserved id")
+                    .at(
+                        self.span(&format!("{}/id", user.pointer)),
+                        "uses a reserved id",
+                    )
                     .also(self.span(&pointer), "reserved here")
                     .help("ids of removed fields are never reused: give the field a new id"),
                 );

@@ -38,7 +38,10 @@ impl Checker<'_> {
                 .diag(Code::InvalidIdentifier, format!("invalid {what} `{name}`"))
                 .at(span, label)
                 .note("names become identifiers in generated Rust, Python, SQL and Iceberg: lowercase letters, digits and '_', not starting with a digit");
-            if !suggestion.is_empty() && suggestion != name {
+            let fixable = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " -_".contains(c));
+            if fixable && !suggestion.is_empty() && suggestion != name {
                 d = d.help(format!("try `{suggestion}`"));
             }
             self.emit(d);

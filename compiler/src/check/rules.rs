@@ -104,7 +104,7 @@ impl Checker<'_> {
             self.emit(
                 self.diag(
                     Code::RuleNotApplicable,
-                    format!("`{key}` does not apply to a {}", ty.name()),
+                    format!("`{key}` does not apply to {}", ty.with_article()),
                 )
                 .at(
                     self.key_span(&key_pointer),
@@ -198,7 +198,11 @@ impl Checker<'_> {
             self.emit(
                 self.diag(
                     Code::BoundOutOfRange,
-                    format!("bound {} does not fit a {}", bound_text(bound), ty.name()),
+                    format!(
+                        "bound {} does not fit {}",
+                        bound_text(bound),
+                        ty.with_article()
+                    ),
                 )
                 .at(self.span(pointer), "out of the type's range")
                 .help(range),
@@ -288,16 +292,16 @@ impl Checker<'_> {
                     let help = if *ty == Type::String {
                         "quote it: one_of values of a string field are strings".to_string()
                     } else {
-                        format!("values must be integers that fit a {}", ty.name())
+                        format!("values must be integers that fit {}", ty.with_article())
                     };
                     self.emit(
                         self.diag(
                             Code::OneOfTypeMismatch,
-                            format!("{value} is not a {} value", ty.name()),
+                            format!("{value} is not {} value", ty.with_article()),
                         )
                         .at(
                             self.span(&item_pointer),
-                            format!("the field is a {}", ty.name()),
+                            format!("the field is {}", ty.with_article()),
                         )
                         .help(help),
                     );
@@ -395,78 +399,80 @@ impl Checker<'_> {
                 (None, None) => return,
             };
             let mut d = this.diag(code, message).at(primary.0, primary.1);
-            if let Some((s, l)) = secondary {
-                d = d.also(s, l);
+            match secondary {
+                Some((s, l)) => d = d.also(s, l),
+                None => d = d.note(
+                    "the other rule is the envelope field's own, which applies to every variant",
+                ),
             }
             this.emit(d.help(help));
         };
 
-        if let (Some((min, pa)), Some((max, pb))) = (find("min"), find("max")) {
-            if let (RuleKind::Min(lo), RuleKind::Max(hi)) = (&min.kind, &max.kind) {
-                if lo.as_f64() > hi.as_f64() {
-                    report(
-                        self,
-                        Code::MinAboveMax,
-                        format!(
-                            "min {} is greater than max {}",
-                            bound_text(*lo),
-                            bound_text(*hi)
-                        ),
-                        pa,
-                        pb,
-                        "min here",
-                        "max here",
-                        "swap them, or widen the range: as written, no value passes",
-                    );
-                }
-            }
+        if let (Some((min, pa)), Some((max, pb))) = (find("min"), find("max"))
+            && let (RuleKind::Min(lo), RuleKind::Max(hi)) = (&min.kind, &max.kind)
+            && lo.as_f64() > hi.as_f64()
+        {
+            report(
+                self,
+                Code::MinAboveMax,
+                format!(
+                    "min {} is greater than max {}",
+                    bound_text(*lo),
+                    bound_text(*hi)
+                ),
+                pa,
+                pb,
+                "min here",
+                "max here",
+                "swap them, or widen the range: as written, no value passes",
+            );
         }
         let min_len = find("min_length");
         let max_len = find("max_length");
-        if let (Some((min, pa)), Some((max, pb))) = (min_len, max_len) {
-            if let (RuleKind::MinLength(lo), RuleKind::MaxLength(hi)) = (&min.kind, &max.kind) {
-                if lo > hi {
-                    report(
-                        self,
-                        Code::MinLengthAboveMaxLength,
-                        format!("min_length {lo} is greater than max_length {hi}"),
-                        pa,
-                        pb,
-                        "min_length here",
-                        "max_length here",
-                        "as written, no value passes",
-                    );
-                }
-            }
+        if let (Some((min, pa)), Some((max, pb))) = (min_len, max_len)
+            && let (RuleKind::MinLength(lo), RuleKind::MaxLength(hi)) = (&min.kind, &max.kind)
+            && lo > hi
+        {
+            report(
+                self,
+                Code::MinLengthAboveMaxLength,
+                format!("min_length {lo} is greater than max_length {hi}"),
+                pa,
+                pb,
+                "min_length here",
+                "max_length here",
+                "as written, no value passes",
+            );
         }
-        if let Some((min, p)) = min_len {
-            if min.kind == RuleKind::MinLength(0) && p.is_some() {
-                self.emit(
-                    self.diag(Code::RedundantRule, "`min_length: 0` never fails")
-                        .at(
-                            self.key_span(p.unwrap_or_default()),
-                            "every value has a length of at least 0",
-                        )
-                        .help("remove it"),
+        if let Some((min, p)) = min_len
+            && min.kind == RuleKind::MinLength(0)
+            && p.is_some()
+        {
+            self.emit(
+                self.diag(Code::RedundantRule, "`min_length: 0` never fails")
+                    .at(
+                        self.key_span(p.unwrap_or_default()),
+                        "every value has a length of at least 0",
+                    )
+                    .help("remove it"),
+            );
+        }
+        if let (Some((nb, pa)), Some((na, pb))) = (find("not_before"), find("not_after"))
+            && let (RuleKind::NotBefore(lo), RuleKind::NotAfter(hi)) = (&nb.kind, &na.kind)
+        {
+            let earliest = lo.offset_seconds - lo.skew.as_secs() as i64;
+            let latest = hi.offset_seconds + hi.skew.as_secs() as i64;
+            if earliest > latest {
+                report(
+                    self,
+                    Code::EmptyTimeWindow,
+                    "the time window is empty".into(),
+                    pa,
+                    pb,
+                    "not_before here",
+                    "not_after here",
+                    "not_before (offset - skew) must not be later than not_after (offset + skew)",
                 );
-            }
-        }
-        if let (Some((nb, pa)), Some((na, pb))) = (find("not_before"), find("not_after")) {
-            if let (RuleKind::NotBefore(lo), RuleKind::NotAfter(hi)) = (&nb.kind, &na.kind) {
-                let earliest = lo.offset_seconds - lo.skew.as_secs() as i64;
-                let latest = hi.offset_seconds + hi.skew.as_secs() as i64;
-                if earliest > latest {
-                    report(
-                        self,
-                        Code::EmptyTimeWindow,
-                        "the time window is empty".into(),
-                        pa,
-                        pb,
-                        "not_before here",
-                        "not_after here",
-                        "not_before (offset - skew) must not be later than not_after (offset + skew)",
-                    );
-                }
             }
         }
         // Every one_of value must be able to pass the field's other rules.

@@ -88,7 +88,7 @@ pub fn validate(file: &Arc<SourceFile>, value: &Value, spans: &SpanIndex) -> Vec
                         .collect::<Vec<_>>()
                         .join(" or "),
                 };
-                let found = json_type(&instance);
+                let found = json_type(instance);
                 let mut diagnostic = Diagnostic::new(
                     Code::WrongValueType,
                     format!("expected {expected}, found {found}"),
@@ -100,6 +100,8 @@ pub fn validate(file: &Arc<SourceFile>, value: &Value, spans: &SpanIndex) -> Vec
                 );
                 if expected == "string" && matches!(found, "number" | "integer" | "boolean") {
                     diagnostic = diagnostic.help(format!("quote it: \"{instance}\""));
+                } else if expected == "array" && found != "object" {
+                    diagnostic = diagnostic.help(format!("write a list: [{instance}]"));
                 }
                 diagnostic
             }

@@ -232,7 +232,7 @@ fn in_key_position(stack: &[Frame]) -> bool {
 mod tests {
     use super::*;
 
-    fn text_at<'a>(text: &'a str, span: Span) -> &'a str {
+    fn text_at(text: &str, span: Span) -> &str {
         &text[span.range()]
     }
 

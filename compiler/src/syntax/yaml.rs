@@ -71,6 +71,28 @@ fn syntax_error(file: &Arc<SourceFile>, error: &serde_yaml::Error) -> Diagnostic
         diagnostic = diagnostic.at(Span::new(start, file.clamp(start + 1)), message.clone());
     }
     if code == Code::UnsupportedYaml {
+        // serde_yaml gives no position here: point at the second document's marker.
+        let mut offset = 0;
+        let mut markers = 0;
+        for line in file.text.split_inclusive('\n') {
+            if line.starts_with("---") {
+                markers += 1;
+                // A leading `---` opens the first document; any later one starts another.
+                if markers > 1
+                    || offset > 0
+                        && file.text[..offset]
+                            .lines()
+                            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                {
+                    diagnostic = diagnostic.at(
+                        Span::new(offset, offset + 3),
+                        "a second document starts here",
+                    );
+                    break;
+                }
+            }
+            offset += line.len();
+        }
         diagnostic = diagnostic.help("put each contract in its own file");
     }
     diagnostic
