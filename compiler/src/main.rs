@@ -73,6 +73,11 @@ fn main() -> ExitCode {
 }
 
 fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
+    // A path that does not exist is a usage error (2), not a contract error (1).
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        eprintln!("error: {}: no such file or directory", missing.display());
+        return ExitCode::from(2);
+    }
     let outcome = driver::check_paths(paths);
     match format {
         Format::Text => {

@@ -1,0 +1,94 @@
+//! The `contractc` binary: exit codes, output formats, help.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn contractc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_contractc")).args(args).current_dir(root()).output().expect("contractc runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_defaults_to_contracts_dir_and_exits_zero_when_clean() {
+    let out = contractc(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("checked 2 contract file(s): no problems"));
+}
+
+#[test]
+fn check_exits_one_on_errors_and_prints_the_caret() {
+    let out = contractc(&["check", "tests/diagnostics/0009_type_typo.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error[C0014]: unknown type `itn`"), "{stderr}");
+    assert!(stderr.contains("--> tests/diagnostics/0009_type_typo.yaml:20:11"), "{stderr}");
+    assert!(stderr.contains("^^^"), "{stderr}");
+}
+
+#[test]
+fn warnings_alone_pass_unless_denied() {
+    let file = "tests/diagnostics/0064_warnings_do_not_block.yaml";
+    assert_eq!(contractc(&["check", file]).status.code(), Some(0));
+    assert_eq!(contractc(&["check", "--deny-warnings", file]).status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(contractc(&["check", "--format", "xml"]).status.code(), Some(2));
+    assert_eq!(contractc(&["check", "no/such/dir"]).status.code(), Some(2));
+    assert_eq!(contractc(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(contractc(&["explain", "C9999"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_format_is_machine_readable() {
+    let out = contractc(&["check", "--format", "json", "tests/diagnostics/0055_many_errors_reported.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(json["errors"], 3);
+    let codes: Vec<&str> = json["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["C0103", "C0100", "C0604"]);
+    let first = &json["diagnostics"][0];
+    assert_eq!(first["file"], "tests/diagnostics/0055_many_errors_reported.yaml");
+    assert_eq!(first["primary"]["line"], 11);
+    assert_eq!(first["primary"]["source_line"], "    id: 2");
+    assert!(first["help"].as_str().unwrap().contains("new id"));
+}
+
+#[test]
+fn help_describes_each_subcommand() {
+    let out = contractc(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for sub in ["check", "explain", "schema"] {
+        assert!(help.contains(sub), "{help}");
+    }
+    let check_help = text(&contractc(&["check", "--help"]).stdout);
+    assert!(check_help.contains("Exit status"), "{check_help}");
+}
+
+#[test]
+fn explain_lists_every_code_and_schema_prints_the_published_schema() {
+    let out = contractc(&["explain"]);
+    let listing = text(&out.stdout);
+    assert_eq!(listing.lines().count(), contractc::Code::ALL.len());
+    let explained = text(&contractc(&["explain", "c0014"]).stdout);
+    assert!(explained.starts_with("C0014"), "{explained}");
+    let schema: serde_json::Value = serde_json::from_slice(&contractc(&["schema"]).stdout).expect("schema is JSON");
+    assert_eq!(schema["title"], "contractc data contract");
+}
+
+#[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
+    for code in contractc::Code::ALL {
+        assert!(doc.contains(code.as_str()), "docs/diagnostics.md does not mention {code}");
+    }
+}
