@@ -8,7 +8,11 @@ fn root() -> PathBuf {
 }
 
 fn contractc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_contractc")).args(args).current_dir(root()).output().expect("contractc runs")
+    Command::new(env!("CARGO_BIN_EXE_contractc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("contractc runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -27,8 +31,14 @@ fn check_exits_one_on_errors_and_prints_the_caret() {
     let out = contractc(&["check", "tests/diagnostics/0009_type_typo.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("error[C0014]: unknown type `itn`"), "{stderr}");
-    assert!(stderr.contains("--> tests/diagnostics/0009_type_typo.yaml:20:11"), "{stderr}");
+    assert!(
+        stderr.contains("error[C0014]: unknown type `itn`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> tests/diagnostics/0009_type_typo.yaml:20:11"),
+        "{stderr}"
+    );
     assert!(stderr.contains("^^^"), "{stderr}");
 }
 
@@ -36,12 +46,18 @@ fn check_exits_one_on_errors_and_prints_the_caret() {
 fn warnings_alone_pass_unless_denied() {
     let file = "tests/diagnostics/0064_warnings_do_not_block.yaml";
     assert_eq!(contractc(&["check", file]).status.code(), Some(0));
-    assert_eq!(contractc(&["check", "--deny-warnings", file]).status.code(), Some(1));
+    assert_eq!(
+        contractc(&["check", "--deny-warnings", file]).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn usage_errors_exit_two() {
-    assert_eq!(contractc(&["check", "--format", "xml"]).status.code(), Some(2));
+    assert_eq!(
+        contractc(&["check", "--format", "xml"]).status.code(),
+        Some(2)
+    );
     assert_eq!(contractc(&["check", "no/such/dir"]).status.code(), Some(2));
     assert_eq!(contractc(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(contractc(&["explain", "C9999"]).status.code(), Some(2));
@@ -49,14 +65,27 @@ fn usage_errors_exit_two() {
 
 #[test]
 fn json_format_is_machine_readable() {
-    let out = contractc(&["check", "--format", "json", "tests/diagnostics/0055_many_errors_reported.yaml"]);
+    let out = contractc(&[
+        "check",
+        "--format",
+        "json",
+        "tests/diagnostics/0055_many_errors_reported.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(json["errors"], 3);
-    let codes: Vec<&str> = json["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["C0103", "C0100", "C0604"]);
     let first = &json["diagnostics"][0];
-    assert_eq!(first["file"], "tests/diagnostics/0055_many_errors_reported.yaml");
+    assert_eq!(
+        first["file"],
+        "tests/diagnostics/0055_many_errors_reported.yaml"
+    );
     assert_eq!(first["primary"]["line"], 11);
     assert_eq!(first["primary"]["source_line"], "    id: 2");
     assert!(first["help"].as_str().unwrap().contains("new id"));
@@ -81,14 +110,19 @@ fn explain_lists_every_code_and_schema_prints_the_published_schema() {
     assert_eq!(listing.lines().count(), contractc::Code::ALL.len());
     let explained = text(&contractc(&["explain", "c0014"]).stdout);
     assert!(explained.starts_with("C0014"), "{explained}");
-    let schema: serde_json::Value = serde_json::from_slice(&contractc(&["schema"]).stdout).expect("schema is JSON");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&contractc(&["schema"]).stdout).expect("schema is JSON");
     assert_eq!(schema["title"], "contractc data contract");
 }
 
 #[test]
 fn every_code_is_documented() {
-    let doc = std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
+    let doc =
+        std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
     for code in contractc::Code::ALL {
-        assert!(doc.contains(code.as_str()), "docs/diagnostics.md does not mention {code}");
+        assert!(
+            doc.contains(code.as_str()),
+            "docs/diagnostics.md does not mention {code}"
+        );
     }
 }
