@@ -1,0 +1,359 @@
+//! Support library for the validators `contractc build` generates.
+//!
+//! Generated code stays small and readable by calling into this crate for everything that is
+//! the same across contracts: walking parsed JSON, reading typed values leniently (a wrong type
+//! is a violation, never an early exit, so every violation is reported), timestamps, decimals,
+//! violations and verdicts. It also re-exports the crates generated code uses, so their versions
+//! are pinned in one place.
+
+pub mod decimal;
+pub mod json;
+pub mod read;
+pub mod time;
+
+pub use arrow_array;
+pub use arrow_buffer;
+pub use arrow_schema;
+pub use regex;
+pub use simd_json;
+
+use serde::Serialize;
+
+/// What a violation does, from mildest to strictest. When an event breaks several rules, the
+/// strictest policy decides its fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Accepted; the violation is counted and logged.
+    Warn,
+    /// Acknowledged, but written to the quarantine table instead of the events table.
+    Quarantine,
+    /// Refused (400) and written to the quarantine table.
+    Reject,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Warn => "warn",
+            Policy::Quarantine => "quarantine",
+            Policy::Reject => "reject",
+        }
+    }
+}
+
+/// Stable violation codes. Rule codes match the rule keys of the contract language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// A required field is absent.
+    Missing,
+    /// A value of the wrong JSON type (including the body not being an object).
+    WrongType,
+    /// A key the contract does not declare (for this variant).
+    UnknownField,
+    /// The same key twice in one object.
+    DuplicateField,
+    /// A number that does not fit the field's type.
+    OutOfRange,
+    /// A string that is not a valid timestamp, date, uuid or decimal.
+    InvalidFormat,
+    Min,
+    Max,
+    MinLength,
+    MaxLength,
+    Pattern,
+    OneOf,
+    NotBefore,
+    NotAfter,
+}
+
+impl Code {
+    pub const ALL: &[Code] = &[
+        Code::InvalidJson,
+        Code::Missing,
+        Code::WrongType,
+        Code::UnknownField,
+        Code::DuplicateField,
+        Code::OutOfRange,
+        Code::InvalidFormat,
+        Code::Min,
+        Code::Max,
+        Code::MinLength,
+        Code::MaxLength,
+        Code::Pattern,
+        Code::OneOf,
+        Code::NotBefore,
+        Code::NotAfter,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidJson => "invalid_json",
+            Code::Missing => "missing",
+            Code::WrongType => "wrong_type",
+            Code::UnknownField => "unknown_field",
+            Code::DuplicateField => "duplicate_field",
+            Code::OutOfRange => "out_of_range",
+            Code::InvalidFormat => "invalid_format",
+            Code::Min => "min",
+            Code::Max => "max",
+            Code::MinLength => "min_length",
+            Code::MaxLength => "max_length",
+            Code::Pattern => "pattern",
+            Code::OneOf => "one_of",
+            Code::NotBefore => "not_before",
+            Code::NotAfter => "not_after",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One broken rule: what, where (a JSONPath such as `$.players[2].skill`) and what it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub code: Code,
+    pub path: String,
+    pub policy: Policy,
+    pub message: String,
+}
+
+/// The fate of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Accept,
+    Quarantine,
+    Reject,
+}
+
+/// A validator's answer: the typed event when the input had the contract's shape, and every
+/// violation found (warnings included).
+#[derive(Debug, Clone)]
+pub struct Outcome<E> {
+    pub event: Option<E>,
+    pub violations: Vec<Violation>,
+}
+
+impl<E> Outcome<E> {
+    pub fn verdict(&self) -> Verdict {
+        match self.violations.iter().map(|v| v.policy).max() {
+            None | Some(Policy::Warn) if self.event.is_some() => Verdict::Accept,
+            Some(Policy::Quarantine) => Verdict::Quarantine,
+            _ => Verdict::Reject,
+        }
+    }
+
+    /// The event, only if it is to be written to the events table.
+    pub fn accepted(&self) -> Option<&E> {
+        (self.verdict() == Verdict::Accept)
+            .then_some(self.event.as_ref())
+            .flatten()
+    }
+}
+
+/// What a validator needs to know besides the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// When the event was received, in microseconds since the Unix epoch (UTC): the reference
+    /// point of `not_before` / `not_after` rules.
+    pub ingest_time_micros: i64,
+}
+
+impl Context {
+    pub fn now() -> Self {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Context {
+            ingest_time_micros: micros,
+        }
+    }
+}
+
+/// Values the runtime fills into enrichment columns.
+#[derive(Debug, Clone, Default)]
+pub struct Enrichment<'a> {
+    pub ingest_time_micros: i64,
+    pub contract_version: &'a str,
+    pub request_id: &'a str,
+    /// The JWT's `sub`, when the request was authenticated.
+    pub jwt_sub: Option<&'a str>,
+    /// Other string claims of the JWT, by name.
+    pub jwt_claims: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Enrichment<'a> {
+    pub fn claim(&self, name: &str) -> Option<&'a str> {
+        self.jwt_claims
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Collects violations while a validator walks an event, with the current JSON path.
+#[derive(Debug, Default)]
+pub struct Collector {
+    path: Vec<Segment>,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        Collector::default()
+    }
+
+    pub fn enter_key(&mut self, key: &str) {
+        self.path.push(Segment::Key(key.to_string()));
+    }
+
+    pub fn enter_index(&mut self, index: usize) {
+        self.path.push(Segment::Index(index));
+    }
+
+    pub fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// The JSONPath of `field` under the current position (`None`: the current position).
+    pub fn path_of(&self, field: Option<&str>) -> String {
+        let mut path = String::from("$");
+        let push_key = |path: &mut String, key: &str| {
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                path.push('.');
+                path.push_str(key);
+            } else {
+                path.push('[');
+                path.push_str(&serde_json_string(key));
+                path.push(']');
+            }
+        };
+        for segment in &self.path {
+            match segment {
+                Segment::Key(k) => push_key(&mut path, k),
+                Segment::Index(i) => {
+                    path.push('[');
+                    path.push_str(&i.to_string());
+                    path.push(']');
+                }
+            }
+        }
+        if let Some(field) = field {
+            push_key(&mut path, field);
+        }
+        path
+    }
+
+    pub fn report(
+        &mut self,
+        code: Code,
+        field: Option<&str>,
+        policy: Policy,
+        message: impl Into<String>,
+    ) {
+        let path = self.path_of(field);
+        self.violations.push(Violation {
+            code,
+            path,
+            policy,
+            message: message.into(),
+        });
+    }
+
+    pub fn has_rejections(&self) -> bool {
+        self.violations.iter().any(|v| v.policy == Policy::Reject)
+    }
+}
+
+/// A JSON string literal for `text` (used in paths for keys that are not identifiers).
+fn serde_json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Iceberg field-id metadata for an Arrow field (what `iceberg::arrow` and Parquet read).
+pub fn field_id_metadata(id: i32) -> std::collections::HashMap<String, String> {
+    std::iter::once(("PARQUET:field_id".to_string(), id.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_quote_keys_that_are_not_identifiers() {
+        let mut cx = Collector::new();
+        cx.enter_key("players");
+        cx.enter_index(2);
+        assert_eq!(cx.path_of(Some("skill")), "$.players[2].skill");
+        cx.leave();
+        cx.leave();
+        cx.enter_key("scores");
+        assert_eq!(cx.path_of(Some("a \"b\"")), "$.scores[\"a \\\"b\\\"\"]");
+    }
+
+    #[test]
+    fn strictest_policy_decides() {
+        let v = |policy| Violation {
+            code: Code::Max,
+            path: "$".into(),
+            policy,
+            message: String::new(),
+        };
+        let accept = Outcome {
+            event: Some(()),
+            violations: vec![v(Policy::Warn)],
+        };
+        assert_eq!(accept.verdict(), Verdict::Accept);
+        let quarantine = Outcome {
+            event: Some(()),
+            violations: vec![v(Policy::Warn), v(Policy::Quarantine)],
+        };
+        assert_eq!(quarantine.verdict(), Verdict::Quarantine);
+        let reject = Outcome {
+            event: Some(()),
+            violations: vec![v(Policy::Reject), v(Policy::Quarantine)],
+        };
+        assert_eq!(reject.verdict(), Verdict::Reject);
+        let unparsed: Outcome<()> = Outcome {
+            event: None,
+            violations: vec![],
+        };
+        assert_eq!(unparsed.verdict(), Verdict::Reject);
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(*code));
+        }
+    }
+}
