@@ -5,6 +5,7 @@
 //! (semantic checks) → [`ir::Valid`]`<`[`ir::ContractSet`]`>` → backends. Only [`driver`] touches
 //! the file system. See ARCHITECTURE.md.
 
+pub mod backend;
 pub mod check;
 pub mod diagnostic;
 pub mod driver;

@@ -41,6 +41,26 @@ Exit status: 0 when there are no errors (warnings allowed), 1 when there are, 2 
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Compile contracts into generated/ (validators, tables, ETL, API models, docs)
+    #[command(
+        long_about = "Check the contracts, then generate every artefact into the output \
+directory: Rust validators (a crate), Iceberg table definitions, the Glue streaming ETL script, \
+API Gateway models, Athena DDL, Glue Data Quality rulesets and Markdown docs. Only files whose \
+bytes change are written; generated files no longer produced are removed.\n\n\
+With --check nothing is written: exit 1 and list the stale files if generated/ is not what the \
+contracts produce (for CI and pull requests)."
+    )]
+    Build {
+        /// Contract files or directories
+        #[arg(default_value = "contracts")]
+        paths: Vec<PathBuf>,
+        /// Output directory
+        #[arg(long, default_value = "generated")]
+        out: PathBuf,
+        /// Change nothing; exit 1 if the output directory is stale
+        #[arg(long)]
+        check: bool,
+    },
     /// Explain a diagnostic code, or list them all
     Explain {
         /// A code such as C0012; omit to list every code
@@ -64,6 +84,7 @@ fn main() -> ExitCode {
             format,
             deny_warnings,
         } => check(&paths, format, deny_warnings),
+        Command::Build { paths, out, check } => build(&paths, &out, check),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => {
             print!("{}", contractc::syntax::schema::CONTRACT_SCHEMA);
@@ -111,6 +132,69 @@ fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn build(paths: &[PathBuf], out: &std::path::Path, check_only: bool) -> ExitCode {
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        eprintln!("error: {}: no such file or directory", missing.display());
+        return ExitCode::from(2);
+    }
+    let started = std::time::Instant::now();
+    let outcome = driver::check_paths(paths);
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for d in &outcome.diagnostics {
+        eprintln!("{}\n", d.render(color));
+    }
+    let Some(contracts) = outcome.contracts else {
+        eprintln!(
+            "build failed: {} error(s) in the contracts",
+            outcome.errors()
+        );
+        return ExitCode::from(1);
+    };
+    let files = contractc::backend::emit_all(&contracts, &contractc::backend::Options::default());
+    let report = match driver::write_generated(out, &files, check_only) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: cannot write {}: {error}", out.display());
+            return ExitCode::from(1);
+        }
+    };
+    let elapsed = started.elapsed();
+    if check_only {
+        if report.is_fresh() {
+            eprintln!(
+                "{} is up to date ({} files)",
+                out.display(),
+                report.unchanged
+            );
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("{} is stale: run `contractc build`", out.display());
+        for path in &report.written {
+            eprintln!("  stale:    {}", out.join(path).display());
+        }
+        for path in &report.removed {
+            eprintln!("  obsolete: {}", out.join(path).display());
+        }
+        return ExitCode::from(1);
+    }
+    for path in &report.written {
+        eprintln!("  wrote   {}", out.join(path).display());
+    }
+    for path in &report.removed {
+        eprintln!("  removed {}", out.join(path).display());
+    }
+    eprintln!(
+        "built {} contract(s) into {}: {} written, {} removed, {} unchanged ({:.0?})",
+        contracts.contracts.len(),
+        out.display(),
+        report.written.len(),
+        report.removed.len(),
+        report.unchanged,
+        elapsed
+    );
+    ExitCode::SUCCESS
 }
 
 fn explain(code: Option<&str>) -> ExitCode {
