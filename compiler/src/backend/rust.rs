@@ -176,7 +176,7 @@ impl<'c> Gen<'c> {
     fn name_structs(&mut self, ty: &Type, id: u32, base: &str, taken: &mut BTreeSet<String>) {
         match ty {
             Type::Struct(fields) => {
-                if !self.struct_names.contains_key(&id) {
+                self.struct_names.entry(id).or_insert_with(|| {
                     let mut name = base.to_string();
                     let mut n = 2;
                     while taken.contains(&name) {
@@ -184,8 +184,8 @@ impl<'c> Gen<'c> {
                         n += 1;
                     }
                     taken.insert(name.clone());
-                    self.struct_names.insert(id, format_ident!("{}", name));
-                }
+                    format_ident!("{}", name)
+                });
                 for f in fields {
                     self.name_structs(&f.ty, f.id, &format!("{base}{}", camel(&f.name)), taken);
                 }
