@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn fractions_are_optional_and_truncated_to_micros() {
-        let items = [&REFERENCE[..], &[Item::Fraction]].concat();
+        let items = [REFERENCE, &[Item::Fraction]].concat();
         let base = parse_timestamp("2024-02-22 03:03:02", REFERENCE).unwrap();
         assert_eq!(parse_timestamp("2024-02-22 03:03:02", &items), Some(base));
         assert_eq!(
