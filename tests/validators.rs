@@ -51,10 +51,13 @@ fn every_violation_is_reported_with_its_path() {
     assert_eq!(outcome.verdict(), Verdict::Reject);
 }
 
+/// A body and the (code, path) pairs it must produce.
+type Case<'a> = (&'a [u8], Vec<(Code, &'a str)>);
+
 #[test]
 fn structural_problems() {
     let mut parser = Parser::new();
-    let cases: &[(&[u8], Vec<(Code, &str)>)] = &[
+    let cases: &[Case] = &[
         (b"not json", vec![(Code::InvalidJson, "$")]),
         (b"[1, 2]", vec![(Code::WrongType, "$")]),
         (
