@@ -5,6 +5,11 @@
 //! contracts in name order, fields in author order, JSON with sorted keys where order is not
 //! meaningful.
 
+pub mod apigateway;
+pub mod athena;
+pub mod docs;
+pub mod dqdl;
+pub mod iceberg;
 pub mod rust;
 
 use crate::ir::{ContractSet, Valid};
@@ -52,6 +57,11 @@ pub fn header(comment: &str, source: &str) -> String {
 pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
     let mut files = Vec::new();
     files.extend(rust::emit(set, options));
+    files.extend(iceberg::emit(set));
+    files.extend(apigateway::emit(set));
+    files.extend(athena::emit(set));
+    files.extend(dqdl::emit(set));
+    files.extend(docs::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
 }

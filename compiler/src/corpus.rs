@@ -1,0 +1,684 @@
+//! Labelled example events, derived from a contract: valid ones, and invalid ones made by
+//! breaking one thing at a time, each labelled with the violation codes it must produce.
+//!
+//! Used by the docs backend (examples in each contract's page) and by the conformance tests,
+//! which check that every engine (the generated Rust validator, the draft-04 model, the
+//! PySpark rules) agrees with the labels. Everything is deterministic: times are relative to
+//! [`REFERENCE_TIME_MICROS`], the ingest time the labels assume.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+use serde_json::{Map, Value, json};
+
+use crate::ir::{
+    Bound, Contract, Element, Field, FormatItem, Literal, Rule, RuleKind, Type, UnknownFields,
+    Variant,
+};
+
+/// The ingest time the labels assume: 2024-02-22T12:00:00Z.
+pub const REFERENCE_TIME_MICROS: i64 = 1_708_603_200_000_000;
+
+/// One labelled event.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// What was done to the valid event, e.g. `event_id: too long`.
+    pub name: String,
+    /// The raw request body.
+    pub body: String,
+    /// Violation codes the event must produce (sorted, deduplicated); empty means valid.
+    pub codes: Vec<&'static str>,
+    /// Whether JSON Schema draft-04 can express every rule involved (else the model may accept).
+    pub schema_expressible: bool,
+}
+
+impl Case {
+    pub fn is_valid(&self) -> bool {
+        self.codes.is_empty()
+    }
+}
+
+/// A valid event for `variant` (or the contract without variants).
+pub fn valid_event(c: &Contract, variant: Option<&Variant>) -> Map<String, Value> {
+    let mut event = Map::new();
+    for f in &c.fields {
+        let extra: Vec<Rule> = variant
+            .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        let rules: Vec<Rule> = f.rules.iter().cloned().chain(extra).collect();
+        let value = match (&c.variants, variant) {
+            (Some(vs), Some(v)) if vs.discriminator == f.name => json!(v.value),
+            _ => example_value(&f.ty, &rules),
+        };
+        event.insert(f.name.clone(), value);
+    }
+    if let Some(v) = variant {
+        for f in &v.fields {
+            event.insert(f.name.clone(), example_value(&f.ty, &f.rules));
+        }
+    }
+    event
+}
+
+fn fixed_time() -> (i64, u32, u32, u32, u32, u32) {
+    // 2024-02-22 03:03:02: the reference's example time, 9 hours before the reference ingest time.
+    (2024, 2, 22, 3, 3, 2)
+}
+
+fn example_value(ty: &Type, rules: &[Rule]) -> Value {
+    let one_of = rules.iter().find_map(|r| match &r.kind {
+        RuleKind::OneOf(values) => Some(values.clone()),
+        _ => None,
+    });
+    match ty {
+        Type::String => {
+            if let Some(values) = one_of {
+                for v in &values {
+                    if let Literal::String(s) = v {
+                        if string_codes(s, rules).is_empty() {
+                            return json!(s);
+                        }
+                    }
+                }
+            }
+            json!(example_string(rules))
+        }
+        Type::Boolean => json!(true),
+        Type::Int | Type::Long => {
+            if let Some(values) = one_of {
+                if let Some(Literal::Int(i)) = values.first() {
+                    return json!(i);
+                }
+            }
+            let (lo, hi) = bounds(rules);
+            let mut v = 1f64.max(lo.map(f64::ceil).unwrap_or(f64::MIN));
+            if let Some(hi) = hi {
+                v = v.min(hi.floor());
+            }
+            json!(v as i64)
+        }
+        Type::Float | Type::Double => {
+            let (lo, hi) = bounds(rules);
+            let mut v = 1.5f64.max(lo.unwrap_or(f64::MIN));
+            if let Some(hi) = hi {
+                v = v.min(hi);
+            }
+            json!(v)
+        }
+        Type::Decimal { scale, .. } => {
+            let (lo, hi) = bounds(rules);
+            let mut v = 1f64.max(lo.map(f64::ceil).unwrap_or(f64::MIN));
+            if let Some(hi) = hi {
+                v = v.min(hi.floor());
+            }
+            json!(format!("{:.*}", usize::from(*scale), v))
+        }
+        Type::Date => json!("2024-02-22"),
+        Type::Timestamp { format } => json!(render_timestamp(&format.items, fixed_time())),
+        Type::TimestampTz => json!("2024-02-22T03:03:02Z"),
+        Type::Uuid => json!("123e4567-e89b-12d3-a456-426614174000"),
+        Type::List(e) => {
+            let n = list_len(rules);
+            json!((0..n).map(|_| element_value(e)).collect::<Vec<_>>())
+        }
+        Type::Map { key, value } => {
+            let n = list_len(rules);
+            let mut map = Map::new();
+            for i in 0..n {
+                let mut k = example_string(&key.rules);
+                if i > 0 {
+                    // Distinct keys: vary the example when the rules allow it.
+                    let candidate = format!("{k}{i}");
+                    if string_codes(&candidate, &key.rules).is_empty() {
+                        k = candidate;
+                    }
+                }
+                map.insert(k, element_value(value));
+            }
+            Value::Object(map)
+        }
+        Type::Struct(fields) => {
+            let mut object = Map::new();
+            for f in fields {
+                object.insert(f.name.clone(), example_value(&f.ty, &f.rules));
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+fn element_value(e: &Element) -> Value {
+    example_value(&e.ty, &e.rules)
+}
+
+fn list_len(rules: &[Rule]) -> u64 {
+    let min = rules.iter().find_map(|r| match r.kind {
+        RuleKind::MinLength(n) => Some(n),
+        _ => None,
+    });
+    let max = rules.iter().find_map(|r| match r.kind {
+        RuleKind::MaxLength(n) => Some(n),
+        _ => None,
+    });
+    min.unwrap_or(1).max(1).min(max.unwrap_or(u64::MAX))
+}
+
+fn bounds(rules: &[Rule]) -> (Option<f64>, Option<f64>) {
+    let lo = rules.iter().find_map(|r| match r.kind {
+        RuleKind::Min(b) => Some(b.as_f64()),
+        _ => None,
+    });
+    let hi = rules.iter().find_map(|r| match r.kind {
+        RuleKind::Max(b) => Some(b.as_f64()),
+        _ => None,
+    });
+    (lo, hi)
+}
+
+/// The shortest string the pattern matches, padded to the minimum length when the pattern
+/// allows it, or a plain word when there is no pattern.
+fn example_string(rules: &[Rule]) -> String {
+    let min = rules.iter().find_map(|r| match r.kind {
+        RuleKind::MinLength(n) => Some(n as usize),
+        _ => None,
+    });
+    let pattern = rules.iter().find_map(|r| match &r.kind {
+        RuleKind::Pattern(p) => Some(p.clone()),
+        _ => None,
+    });
+    match pattern {
+        Some(p) => {
+            let hir = regex_syntax::Parser::new().parse(&p).ok();
+            let mut s = hir.as_ref().map(shortest_match).unwrap_or_default();
+            if let (Some(min), Some(hir)) = (min, &hir) {
+                // Try longer repetitions until the minimum length is met.
+                let mut reps = 1;
+                while s.chars().count() < min && reps < 64 {
+                    reps += 1;
+                    s = match_with_repetitions(hir, reps);
+                }
+            }
+            s
+        }
+        None => {
+            let mut s = "example".to_string();
+            if let Some(min) = min {
+                while s.chars().count() < min {
+                    s.push('x');
+                }
+            }
+            let max = rules.iter().find_map(|r| match r.kind {
+                RuleKind::MaxLength(n) => Some(n as usize),
+                _ => None,
+            });
+            if let Some(max) = max {
+                s = s.chars().take(max).collect();
+            }
+            s
+        }
+    }
+}
+
+fn shortest_match(hir: &Hir) -> String {
+    match_with_repetitions(hir, 0)
+}
+
+/// A string matching `hir`, repeating each unbounded repetition `extra` times past its minimum.
+fn match_with_repetitions(hir: &Hir, extra: u32) -> String {
+    let mut out = String::new();
+    build(hir, extra, &mut out);
+    out
+}
+
+fn build(hir: &Hir, extra: u32, out: &mut String) {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(lit) => out.push_str(&String::from_utf8_lossy(&lit.0)),
+        HirKind::Class(Class::Unicode(class)) => {
+            if let Some(range) = class
+                .ranges()
+                .iter()
+                .find(|r| r.start().is_alphanumeric())
+                .or(class.ranges().first())
+            {
+                let c = if range.start().is_alphanumeric() {
+                    range.start()
+                } else {
+                    range.end().min(range.start())
+                };
+                out.push(c);
+            }
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            if let Some(range) = class.ranges().first() {
+                out.push(char::from(range.start()));
+            }
+        }
+        HirKind::Repetition(rep) => {
+            let n = match rep.max {
+                Some(max) => (rep.min + extra).min(max),
+                None => rep.min + extra,
+            };
+            for _ in 0..n {
+                build(&rep.sub, extra, out);
+            }
+        }
+        HirKind::Capture(cap) => build(&cap.sub, extra, out),
+        HirKind::Concat(parts) => parts.iter().for_each(|p| build(p, extra, out)),
+        HirKind::Alternation(alts) => {
+            if let Some(first) = alts.first() {
+                build(first, extra, out);
+            }
+        }
+    }
+}
+
+fn render_timestamp(
+    items: &[FormatItem],
+    (y, mo, d, h, mi, s): (i64, u32, u32, u32, u32, u32),
+) -> String {
+    items
+        .iter()
+        .map(|i| match i {
+            FormatItem::Literal(l) => l.clone(),
+            FormatItem::Year => format!("{y:04}"),
+            FormatItem::Month => format!("{mo:02}"),
+            FormatItem::Day => format!("{d:02}"),
+            FormatItem::Hour => format!("{h:02}"),
+            FormatItem::Minute => format!("{mi:02}"),
+            FormatItem::Second => format!("{s:02}"),
+            FormatItem::Fraction => String::new(),
+        })
+        .collect()
+}
+
+/// Codes a string value produces under `rules` (length, pattern, one_of).
+fn string_codes(s: &str, rules: &[Rule]) -> Vec<&'static str> {
+    let mut codes = Vec::new();
+    let len = s.chars().count() as u64;
+    for r in rules {
+        let fails = match &r.kind {
+            RuleKind::MinLength(n) => len < *n,
+            RuleKind::MaxLength(n) => len > *n,
+            RuleKind::Pattern(p) => {
+                !regex::Regex::new(&format!("^(?:{p})$")).is_ok_and(|re| re.is_match(s))
+            }
+            RuleKind::OneOf(values) => !values.contains(&Literal::String(s.to_string())),
+            _ => false,
+        };
+        if fails {
+            codes.push(r.kind.key());
+        }
+    }
+    codes
+}
+
+fn render(event: &Map<String, Value>) -> String {
+    serde_json::to_string(event).unwrap_or_default()
+}
+
+/// The full labelled corpus for a contract.
+pub fn cases(c: &Contract) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let variants: Vec<Option<&Variant>> = match &c.variants {
+        Some(v) => v.cases.iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let case = |name: String, body: String, codes: Vec<&'static str>, schema_expressible: bool| {
+        let mut codes = codes;
+        codes.sort_unstable();
+        codes.dedup();
+        Case {
+            name,
+            body,
+            codes,
+            schema_expressible,
+        }
+    };
+
+    for (variant_index, variant) in variants.iter().enumerate() {
+        let base = valid_event(c, *variant);
+        let label = variant
+            .map(|v| format!("[{}] ", v.value))
+            .unwrap_or_default();
+        cases.push(case(format!("{label}valid"), render(&base), vec![], true));
+
+        // Valid with escapes and non-ASCII text in free-text strings.
+        for f in c.fields.iter().filter(|f| {
+            f.ty == Type::String
+                && f.rules
+                    .iter()
+                    .all(|r| matches!(r.kind, RuleKind::MaxLength(_)))
+        }) {
+            let mut e = base.clone();
+            let text = "Quote \" backslash \\ tab \t é 🐢 <script>*'";
+            if string_codes(text, &f.rules).is_empty() {
+                e.insert(f.name.clone(), json!(text));
+                cases.push(case(
+                    format!("{label}{}: escapes and unicode", f.name),
+                    render(&e),
+                    vec![],
+                    true,
+                ));
+            }
+        }
+
+        let mut fields: Vec<(&Field, bool, Vec<Rule>)> = c
+            .fields
+            .iter()
+            .map(|f| {
+                let extra = variant
+                    .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_default();
+                let required = f.required || variant.is_some_and(|v| v.require.contains(&f.name));
+                (f, required, f.rules.iter().cloned().chain(extra).collect())
+            })
+            .collect();
+        if let Some(v) = variant {
+            fields.extend(v.fields.iter().map(|f| (f, f.required, f.rules.clone())));
+        }
+        let discriminator = c.variants.as_ref().map(|v| v.discriminator.as_str());
+
+        for (f, required, rules) in &fields {
+            let name = &f.name;
+            if *required {
+                let mut e = base.clone();
+                e.remove(name.as_str());
+                cases.push(case(
+                    format!("{label}{name}: missing"),
+                    render(&e),
+                    vec!["missing"],
+                    true,
+                ));
+                let mut e = base.clone();
+                e.insert(name.clone(), Value::Null);
+                cases.push(case(
+                    format!("{label}{name}: null"),
+                    render(&e),
+                    vec!["wrong_type"],
+                    true,
+                ));
+            }
+            if Some(name.as_str()) == discriminator {
+                let mut e = base.clone();
+                e.insert(name.clone(), json!("Not A Known Variant"));
+                // With variants, the remaining payload fields cannot be judged: only one_of.
+                cases.push(case(
+                    format!("{label}{name}: unknown variant"),
+                    render(&e),
+                    vec!["one_of"],
+                    true,
+                ));
+                continue;
+            }
+            // Wrong JSON type.
+            let wrong = match f.ty {
+                Type::String
+                | Type::Date
+                | Type::Timestamp { .. }
+                | Type::TimestampTz
+                | Type::Uuid => json!(12345),
+                Type::Decimal { .. } => json!(true),
+                Type::List(_) => json!("not a list"),
+                Type::Map { .. } | Type::Struct(_) => json!(["not", "an", "object"]),
+                _ => json!("not a number"),
+            };
+            let mut e = base.clone();
+            e.insert(name.clone(), wrong);
+            cases.push(case(
+                format!("{label}{name}: wrong type"),
+                render(&e),
+                vec!["wrong_type"],
+                true,
+            ));
+
+            for rule in rules {
+                if let Some((value, codes, expressible)) = breaking_value(f, rule, rules) {
+                    let mut e = base.clone();
+                    e.insert(name.clone(), value);
+                    cases.push(case(
+                        format!("{label}{name}: breaks {}", rule.kind.key()),
+                        render(&e),
+                        codes,
+                        expressible,
+                    ));
+                }
+            }
+            // Format violations for typed strings.
+            let bad_format = match &f.ty {
+                Type::Timestamp { format } => {
+                    Some(render_timestamp(&format.items, (2024, 2, 30, 3, 3, 2)))
+                }
+                Type::Date => Some("2024-02-30".to_string()),
+                Type::TimestampTz => Some("2024-02-22 03:03:02".to_string()),
+                Type::Uuid => Some("123e4567-e89b-12d3-a456-42661417400Z".to_string()),
+                _ => None,
+            };
+            if let Some(bad) = bad_format {
+                let mut e = base.clone();
+                e.insert(name.clone(), json!(bad));
+                // Calendar validity (Feb 30) is beyond a draft-04 pattern.
+                let expressible = !matches!(f.ty, Type::Timestamp { .. } | Type::Date);
+                cases.push(case(
+                    format!("{label}{name}: invalid format"),
+                    render(&e),
+                    vec!["invalid_format"],
+                    expressible,
+                ));
+            }
+            if matches!(f.ty, Type::Int) {
+                let mut e = base.clone();
+                e.insert(name.clone(), json!(99_999_999_999_999_999_999f64));
+                cases.push(case(
+                    format!("{label}{name}: huge number"),
+                    render(&e),
+                    vec!["out_of_range"],
+                    true,
+                ));
+            }
+        }
+
+        if c.ingest.unknown_fields != UnknownFields::Drop {
+            let mut e = base.clone();
+            e.insert("not_in_the_contract".into(), json!("x"));
+            let expressible = c.ingest.unknown_fields != UnknownFields::Warn;
+            cases.push(case(
+                format!("{label}extra field"),
+                render(&e),
+                vec!["unknown_field"],
+                expressible,
+            ));
+        }
+        // A duplicate key: JSON Schema sees only one of the values.
+        if let Some(first) = c.fields.first() {
+            let body = render(&base);
+            let dup = format!(
+                "{}, \"{}\": {}}}",
+                &body[..body.len() - 1],
+                first.name,
+                base.get(&first.name).cloned().unwrap_or(Value::Null)
+            );
+            cases.push(case(
+                format!("{label}duplicate key"),
+                dup,
+                vec!["duplicate_field"],
+                false,
+            ));
+        }
+        // Only the first variant for the whole-body cases.
+        if variant_index == 0 {
+            for (name, body) in [
+                ("array body", "[1, 2]"),
+                ("string body", "\"event\""),
+                ("null body", "null"),
+                ("number body", "42"),
+            ] {
+                cases.push(case(
+                    name.to_string(),
+                    body.to_string(),
+                    vec!["wrong_type"],
+                    true,
+                ));
+            }
+            for (name, body) in [
+                ("truncated JSON", "{\"a\": "),
+                ("trailing garbage", "{} x"),
+                ("bare word", "event"),
+                ("empty body", ""),
+            ] {
+                cases.push(case(
+                    name.to_string(),
+                    body.to_string(),
+                    vec!["invalid_json"],
+                    true,
+                ));
+            }
+        }
+    }
+    cases
+}
+
+/// A value breaking `rule` (and only rules with the same code), with the codes it produces.
+fn breaking_value(
+    f: &Field,
+    rule: &Rule,
+    rules: &[Rule],
+) -> Option<(Value, Vec<&'static str>, bool)> {
+    let key = rule.kind.key();
+    match (&rule.kind, &f.ty) {
+        (RuleKind::MaxLength(n), Type::String) => {
+            let base = example_string(rules);
+            let mut s = base.clone();
+            let filler = s.chars().last().unwrap_or('x');
+            while (s.chars().count() as u64) <= *n {
+                s.push(filler);
+            }
+            let codes = string_codes(&s, rules);
+            Some((json!(s), codes, true))
+        }
+        (RuleKind::MinLength(n), Type::String) if *n > 0 => {
+            let s: String = example_string(rules)
+                .chars()
+                .take(*n as usize - 1)
+                .collect();
+            let codes = string_codes(&s, rules);
+            Some((json!(s), codes, true))
+        }
+        (RuleKind::Pattern(_), Type::String) => {
+            let valid = example_string(rules);
+            let candidates = [
+                format!("{valid}\n"),
+                format!(" {valid}"),
+                "!".to_string(),
+                format!("{valid}!"),
+                String::new(),
+            ];
+            let s = candidates
+                .into_iter()
+                .find(|s| string_codes(s, rules) == vec![key])?;
+            Some((json!(s), vec![key], true))
+        }
+        (RuleKind::OneOf(_), Type::String) => {
+            let s = "not-one-of-the-values";
+            Some((json!(s), string_codes(s, rules), true))
+        }
+        (RuleKind::OneOf(values), Type::Int | Type::Long) => {
+            let max = values
+                .iter()
+                .filter_map(|l| {
+                    if let Literal::Int(i) = l {
+                        Some(*i)
+                    } else {
+                        None
+                    }
+                })
+                .max()?;
+            Some((json!(max + 1), vec![key], true))
+        }
+        (RuleKind::Min(b), _) => {
+            let v = below(*b, &f.ty);
+            Some((v, vec![key], true))
+        }
+        (RuleKind::Max(b), _) => {
+            let v = above(*b, &f.ty);
+            Some((v, vec![key], true))
+        }
+        (RuleKind::MaxLength(n), Type::List(e)) => {
+            let items: Vec<Value> = (0..=*n).map(|_| element_value(e)).collect();
+            Some((json!(items), vec![key], true))
+        }
+        (RuleKind::MinLength(n), Type::List(e)) if *n > 0 => {
+            let items: Vec<Value> = (0..n - 1).map(|_| element_value(e)).collect();
+            Some((json!(items), vec![key], true))
+        }
+        (RuleKind::NotAfter(t), _) => {
+            let limit =
+                REFERENCE_TIME_MICROS / 1_000_000 + t.offset_seconds + t.skew.as_secs() as i64;
+            time_value(&f.ty, limit + 3600).map(|v| (v, vec![key], false))
+        }
+        (RuleKind::NotBefore(t), _) => {
+            let limit =
+                REFERENCE_TIME_MICROS / 1_000_000 + t.offset_seconds - t.skew.as_secs() as i64;
+            time_value(&f.ty, limit - 86_400 * 2).map(|v| (v, vec![key], false))
+        }
+        _ => None,
+    }
+}
+
+fn below(b: Bound, ty: &Type) -> Value {
+    match (b, ty) {
+        (Bound::Int(i), Type::Int | Type::Long) => json!(i - 1),
+        (b, Type::Int | Type::Long) => json!(b.as_f64().ceil() as i64 - 1),
+        (b, Type::Decimal { scale, .. }) => {
+            json!(format!("{:.*}", usize::from(*scale), b.as_f64() - 1.0))
+        }
+        (b, _) => json!(b.as_f64() - 1.0),
+    }
+}
+
+fn above(b: Bound, ty: &Type) -> Value {
+    match (b, ty) {
+        (Bound::Int(i), Type::Int | Type::Long) => json!(i + 1),
+        (b, Type::Int | Type::Long) => json!(b.as_f64().floor() as i64 + 1),
+        (b, Type::Decimal { scale, .. }) => {
+            json!(format!("{:.*}", usize::from(*scale), b.as_f64() + 1.0))
+        }
+        (b, _) => json!(b.as_f64() + 1.0),
+    }
+}
+
+/// A value of a temporal type at `seconds` since the epoch.
+fn time_value(ty: &Type, seconds: i64) -> Option<Value> {
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (h, mi, s) = (
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    );
+    match ty {
+        Type::Date => Some(json!(format!("{y:04}-{m:02}-{d:02}"))),
+        Type::Timestamp { format } => {
+            Some(json!(render_timestamp(&format.items, (y, m, d, h, mi, s))))
+        }
+        Type::TimestampTz => Some(json!(format!(
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"
+        ))),
+        _ => None,
+    }
+}
+
+/// Howard Hinnant's civil_from_days.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
