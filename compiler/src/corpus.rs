@@ -73,10 +73,10 @@ fn example_value(ty: &Type, rules: &[Rule]) -> Value {
         Type::String => {
             if let Some(values) = one_of {
                 for v in &values {
-                    if let Literal::String(s) = v {
-                        if string_codes(s, rules).is_empty() {
-                            return json!(s);
-                        }
+                    if let Literal::String(s) = v
+                        && string_codes(s, rules).is_empty()
+                    {
+                        return json!(s);
                     }
                 }
             }
@@ -84,10 +84,10 @@ fn example_value(ty: &Type, rules: &[Rule]) -> Value {
         }
         Type::Boolean => json!(true),
         Type::Int | Type::Long => {
-            if let Some(values) = one_of {
-                if let Some(Literal::Int(i)) = values.first() {
-                    return json!(i);
-                }
+            if let Some(values) = one_of
+                && let Some(Literal::Int(i)) = values.first()
+            {
+                return json!(i);
             }
             let (lo, hi) = bounds(rules);
             let mut v = 1f64.max(lo.map(f64::ceil).unwrap_or(f64::MIN));

@@ -252,12 +252,25 @@ fn bound_json(b: Bound) -> Value {
     }
 }
 
+/// Escapes regex metacharacters only: `\-` and friends are errors in some dialects (ECMA with
+/// the `u` flag), while plain punctuation means itself in all of them.
+pub fn escape_literal(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if ".^$|?*+()[]{}\\/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A regex for the shape of a timestamp format (not its calendar validity).
 pub fn format_regex(items: &[FormatItem]) -> String {
     items
         .iter()
         .map(|i| match i {
-            FormatItem::Literal(l) => regex::escape(l),
+            FormatItem::Literal(l) => escape_literal(l),
             FormatItem::Year => "[0-9]{4}".into(),
             FormatItem::Month
             | FormatItem::Day

@@ -28,9 +28,9 @@ fn bound(b: Bound) -> String {
 
 fn duration_words(seconds: i64) -> String {
     let s = seconds.unsigned_abs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{} days", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{} hours", s / 3600)
     } else {
         format!("{} minutes", s.div_ceil(60))
