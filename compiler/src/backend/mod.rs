@@ -9,6 +9,7 @@ pub mod apigateway;
 pub mod athena;
 pub mod docs;
 pub mod dqdl;
+pub mod glue;
 pub mod iceberg;
 pub mod rust;
 
@@ -61,6 +62,7 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(apigateway::emit(set));
     files.extend(athena::emit(set));
     files.extend(dqdl::emit(set));
+    files.extend(glue::emit(set));
     files.extend(docs::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files

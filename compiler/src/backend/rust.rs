@@ -543,12 +543,18 @@ impl<'c> Gen<'c> {
             .iter()
             .map(|(f, _)| self.field_type(f, false))
             .collect();
+        // Optional slots a variant requires: a null there is a missing value, so remember nulls.
         let required_by_variant: BTreeSet<&str> = variants
             .iter()
             .flat_map(|v| {
-                v.cases
-                    .iter()
-                    .flat_map(|c| c.require.iter().map(String::as_str))
+                v.cases.iter().flat_map(|c| {
+                    c.require.iter().map(String::as_str).chain(
+                        c.fields
+                            .iter()
+                            .filter(|f| f.required)
+                            .map(|f| f.name.as_str()),
+                    )
+                })
             })
             .collect();
         let track_nulls = !required_by_variant.is_empty();
@@ -699,7 +705,7 @@ impl<'c> Gen<'c> {
                 let key = &f.name;
                 let message = format!("required for variant {value:?}");
                 body.push(quote! {
-                    if !seen[#index] { cx.report(Code::Missing, Some(#key), Policy::Reject, #message); }
+                    if !seen[#index] || nulls[#index] { cx.report(Code::Missing, Some(#key), Policy::Reject, #message); }
                 });
             }
             for name in &case.require {

@@ -1,0 +1,512 @@
+//! The Glue 5.0 (Spark 3.5) streaming ETL script, rendered from a `tera` template.
+//!
+//! The script has two halves. Structure (JSON syntax, duplicate keys, JSON types, required and
+//! unknown fields, integer and decimal ranges) is checked per record by a small Python checker
+//! driven by a generated shape: Spark's JSON reader cannot tell a string from a number or see a
+//! duplicate key. Every rule (patterns, lengths, enums, bounds, formats, time windows,
+//! per-variant rules) is a Spark column expression with the Rust validator's semantics:
+//! full-match regexes (`\z`, not `$`), character lengths, the same timestamp formats (parsed
+//! strictly, in UTC) and the same skew windows around the record's ingest time.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::GeneratedFile;
+use super::iceberg::quarantine_table_name;
+use crate::ir::{
+    Bound, Contract, ContractSet, Element, EnrichmentSource, Field, FormatItem, Literal, Policy,
+    Rule, RuleKind, Type, UnknownFields, Valid, WriteMode,
+};
+
+const TEMPLATE: &str = include_str!("../../templates/glue_job.py.tera");
+
+pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
+    set.contracts
+        .iter()
+        .map(|c| GeneratedFile::new(format!("{}/glue/streaming_job.py", c.name), script(c)))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct RuleLine {
+    /// A Python expression over the parsed event `e`, true when the rule is broken.
+    condition: String,
+    code: &'static str,
+    path: String,
+    policy: &'static str,
+    /// The top-level field the rule reads (rules on structurally broken fields are skipped).
+    field: String,
+}
+
+#[derive(Serialize)]
+struct Column {
+    name: String,
+    /// A Python expression producing the column's typed value from the parsed event.
+    expr: String,
+}
+
+fn script(c: &Contract) -> String {
+    let mut rules = Vec::new();
+    let mut columns = Vec::new();
+    for f in &c.fields {
+        field_rules(f, &f.rules, None, &mut rules);
+        columns.push(Column {
+            name: f.name.clone(),
+            expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
+        });
+    }
+    if let Some(variants) = &c.variants {
+        let disc = format!("e[{}]", py_str(&variants.discriminator));
+        let mut seen = std::collections::BTreeSet::new();
+        for case in &variants.cases {
+            let condition = format!("({disc} == {})", py_str(&case.value));
+            for f in &case.fields {
+                field_rules(f, &f.rules, Some(&condition), &mut rules);
+                if seen.insert(f.name.clone()) {
+                    columns.push(Column {
+                        name: f.name.clone(),
+                        expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
+                    });
+                }
+            }
+            for (name, extra) in &case.rules {
+                if let Some(f) = c.fields.iter().find(|f| &f.name == name) {
+                    field_rules(f, extra, Some(&condition), &mut rules);
+                }
+            }
+        }
+    }
+    let enrichments: Vec<Value> = c
+        .enrichments
+        .iter()
+        .map(|e| {
+            let expr = match &e.source {
+                EnrichmentSource::IngestTime => "F.col(\"ingest_time\")".to_string(),
+                EnrichmentSource::ContractVersion => "F.lit(CONTRACT_VERSION)".to_string(),
+                EnrichmentSource::RequestId => "F.col(\"request_id\")".to_string(),
+                // The stream record carries the body only: the gateway's JWT claims are not in it.
+                EnrichmentSource::JwtSub | EnrichmentSource::JwtClaim(_) => {
+                    "F.lit(None).cast(\"string\")".to_string()
+                }
+            };
+            json!({ "name": e.name, "expr": expr })
+        })
+        .collect();
+    let (upsert_key, latest_by) = match &c.table.write {
+        WriteMode::Append => (Vec::new(), None),
+        WriteMode::Upsert { key, latest_by } => (key.clone(), latest_by.clone()),
+    };
+    let unknown_policy = match c.ingest.unknown_fields {
+        UnknownFields::Drop => "drop",
+        UnknownFields::Reject => "reject",
+        UnknownFields::Quarantine => "quarantine",
+        UnknownFields::Warn => "warn",
+    };
+
+    let mut context = tera::Context::new();
+    context.insert("header", super::header("#", &c.source.path).trim_end());
+    context.insert("contract", &c.name);
+    context.insert("version", &c.version.to_string());
+    context.insert("fingerprint", &c.source.fingerprint);
+    context.insert("database", &c.table.database);
+    context.insert("events_table", &c.table.name);
+    context.insert("quarantine_table", &quarantine_table_name(c));
+    context.insert(
+        "shape",
+        &serde_json::to_string(&shape(c)).unwrap_or_default(),
+    );
+    context.insert("unknown_policy", unknown_policy);
+    context.insert("event_schema", &struct_type(&parse_columns(c)));
+    context.insert("rules", &rules);
+    context.insert("columns", &columns);
+    context.insert("enrichments", &enrichments);
+    context.insert("upsert_key", &upsert_key);
+    context.insert("latest_by", &latest_by);
+    let mut tera = tera::Tera::default();
+    // The template is part of the compiler: a failure here is a bug, shown in the output.
+    match tera
+        .add_raw_template("glue_job.py", TEMPLATE)
+        .and_then(|()| tera.render("glue_job.py", &context))
+    {
+        Ok(text) => text,
+        Err(error) => format!("# contractc: the Glue template failed to render: {error:?}\n"),
+    }
+}
+
+/// Envelope and variant payload fields (what the JSON holds), for the Spark parse schema.
+fn parse_columns(c: &Contract) -> Vec<(String, Type)> {
+    let mut out: Vec<(String, Type)> = c
+        .fields
+        .iter()
+        .map(|f| (f.name.clone(), f.ty.clone()))
+        .collect();
+    if let Some(v) = &c.variants {
+        for case in &v.cases {
+            for f in &case.fields {
+                if !out.iter().any(|(n, _)| n == &f.name) {
+                    out.push((f.name.clone(), f.ty.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Python string literal.
+fn py_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The Spark type JSON is parsed into: strings for everything whose text matters (dates,
+/// timestamps, uuids, decimals), longs for all integers (ranges are checked separately).
+fn parse_type(ty: &Type) -> String {
+    match ty {
+        Type::String
+        | Type::Date
+        | Type::Timestamp { .. }
+        | Type::TimestampTz
+        | Type::Uuid
+        | Type::Decimal { .. } => "T.StringType()".into(),
+        Type::Boolean => "T.BooleanType()".into(),
+        Type::Int | Type::Long => "T.LongType()".into(),
+        Type::Float | Type::Double => "T.DoubleType()".into(),
+        Type::List(e) => format!("T.ArrayType({}, True)", parse_type(&e.ty)),
+        Type::Map { value, .. } => {
+            format!("T.MapType(T.StringType(), {}, True)", parse_type(&value.ty))
+        }
+        Type::Struct(fields) => struct_type(
+            &fields
+                .iter()
+                .map(|f| (f.name.clone(), f.ty.clone()))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+fn struct_type(fields: &[(String, Type)]) -> String {
+    let members: Vec<String> = fields
+        .iter()
+        .map(|(name, ty)| format!("T.StructField({}, {}, True)", py_str(name), parse_type(ty)))
+        .collect();
+    format!("T.StructType([{}])", members.join(", "))
+}
+
+/// Java DateTimeFormatter pattern for a timestamp format.
+pub fn java_format(items: &[FormatItem]) -> String {
+    items
+        .iter()
+        .map(|i| match i {
+            FormatItem::Literal(l) => {
+                if l.chars()
+                    .all(|c| !c.is_ascii_alphabetic() && !"'[]{}#".contains(c))
+                {
+                    l.clone()
+                } else {
+                    format!("'{}'", l.replace('\'', "''"))
+                }
+            }
+            FormatItem::Year => "yyyy".into(),
+            FormatItem::Month => "MM".into(),
+            FormatItem::Day => "dd".into(),
+            FormatItem::Hour => "HH".into(),
+            FormatItem::Minute => "mm".into(),
+            FormatItem::Second => "ss".into(),
+            FormatItem::Fraction => "[.SSSSSSSSS]".into(),
+        })
+        .collect()
+}
+
+const RFC3339_T: &str = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX";
+const RFC3339_SPACE: &str = "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX";
+
+/// A Python expression for the typed value of `col` (an expression of the parse type).
+fn typed(ty: &Type, col: &str) -> String {
+    match ty {
+        Type::Timestamp { format } => format!(
+            "F.to_timestamp({col}, {})",
+            py_str(&java_format(&format.items))
+        ),
+        Type::TimestampTz => format!(
+            "F.coalesce(F.to_timestamp(F.upper({col}), {}), F.to_timestamp(F.upper({col}), {}))",
+            py_str(RFC3339_T),
+            py_str(RFC3339_SPACE)
+        ),
+        Type::Date => format!("F.to_date({col}, \"yyyy-MM-dd\")"),
+        Type::Decimal { precision, scale } => {
+            format!("{col}.cast(T.DecimalType({precision}, {scale}))")
+        }
+        Type::Int => format!("{col}.cast(\"int\")"),
+        Type::Float => format!("{col}.cast(\"float\")"),
+        _ => col.to_string(),
+    }
+}
+
+/// Microseconds since the epoch of a typed temporal value.
+fn micros(ty: &Type, typed_col: &str) -> String {
+    match ty {
+        Type::Date => format!("(F.unix_date({typed_col}).cast(\"long\") * 86400000000)"),
+        _ => format!("F.unix_micros({typed_col})"),
+    }
+}
+
+fn policy(p: Policy) -> &'static str {
+    p.as_str()
+}
+
+fn bound_literal(b: Bound, ty: &Type) -> String {
+    match (ty, b) {
+        (Type::Decimal { precision, scale }, b) => {
+            let text = match b {
+                Bound::Int(i) => i.to_string(),
+                Bound::Float(f) => f.to_string(),
+            };
+            format!(
+                "F.lit(decimal.Decimal({})).cast(T.DecimalType({}, {}))",
+                py_str(&text),
+                38.max(*precision),
+                scale
+            )
+        }
+        (_, Bound::Int(i)) => format!("F.lit({i})"),
+        (_, Bound::Float(f)) => format!("F.lit({f:?})"),
+    }
+}
+
+/// The rules of one field (and, recursively, of its nested members) as Spark conditions.
+fn field_rules(f: &Field, rules: &[Rule], condition: Option<&str>, out: &mut Vec<RuleLine>) {
+    let col = format!("e[{}]", py_str(&f.name));
+    let path = format!("$.{}", f.name);
+    value_rules(&f.ty, rules, &col, &path, &f.name, condition, out);
+    nested_rules(&f.ty, &col, &path, &f.name, condition, out);
+}
+
+fn guarded(condition: Option<&str>, expr: String) -> String {
+    match condition {
+        Some(c) => format!("{c} & ({expr})"),
+        None => expr,
+    }
+}
+
+/// Conditions for `rules` on the value `col` (a Spark column expression of the parse type).
+fn value_rules(
+    ty: &Type,
+    rules: &[Rule],
+    col: &str,
+    path: &str,
+    field: &str,
+    condition: Option<&str>,
+    out: &mut Vec<RuleLine>,
+) {
+    let present = format!("{col}.isNotNull()");
+    // Format checks: the text is there but does not parse.
+    let typed_col = typed(ty, col);
+    let format_check = match ty {
+        Type::Timestamp { .. } | Type::TimestampTz | Type::Date => {
+            Some(format!("{present} & {typed_col}.isNull()"))
+        }
+        Type::Uuid => Some(format!(
+            "{present} & ~{col}.rlike(\"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}\\\\z\")"
+        )),
+        _ => None,
+    };
+    if let Some(check) = format_check {
+        out.push(RuleLine {
+            condition: guarded(condition, check),
+            code: "invalid_format",
+            path: path.into(),
+            policy: "reject",
+            field: field.into(),
+        });
+    }
+    for rule in rules {
+        let broken = match &rule.kind {
+            RuleKind::Min(b) => format!("{typed_col} < {}", bound_literal(*b, ty)),
+            RuleKind::Max(b) => format!("{typed_col} > {}", bound_literal(*b, ty)),
+            RuleKind::MinLength(n) => format!("{} < {n}", length(ty, col)),
+            RuleKind::MaxLength(n) => format!("{} > {n}", length(ty, col)),
+            RuleKind::Pattern(p) => {
+                // Java regex: `\z` is the true end of input (`$` would allow a final newline);
+                // (?U) gives \d, \w and \s the Unicode meaning Rust's regex has.
+                let anchored = format!("(?U)^(?:{p})\\z");
+                format!("~{col}.rlike({})", py_str(&anchored))
+            }
+            RuleKind::OneOf(values) => {
+                let values: Vec<String> = values
+                    .iter()
+                    .map(|v| match v {
+                        Literal::String(s) => py_str(s),
+                        Literal::Int(i) => i.to_string(),
+                    })
+                    .collect();
+                format!("~{col}.isin([{}])", values.join(", "))
+            }
+            RuleKind::NotBefore(t) => {
+                let delta = (t.offset_seconds - t.skew.as_secs() as i64) * 1_000_000;
+                format!(
+                    "{} < (F.unix_micros(F.col(\"ingest_time\")) + F.lit({delta}))",
+                    micros(ty, &typed_col)
+                )
+            }
+            RuleKind::NotAfter(t) => {
+                let delta = (t.offset_seconds + t.skew.as_secs() as i64) * 1_000_000;
+                format!(
+                    "{} > (F.unix_micros(F.col(\"ingest_time\")) + F.lit({delta}))",
+                    micros(ty, &typed_col)
+                )
+            }
+        };
+        out.push(RuleLine {
+            condition: guarded(condition, format!("{present} & ({broken})")),
+            code: rule.kind.key(),
+            path: path.into(),
+            policy: policy(rule.policy),
+            field: field.into(),
+        });
+    }
+}
+
+fn length(ty: &Type, col: &str) -> String {
+    match ty {
+        Type::String => format!("F.length({col})"),
+        _ => format!("F.size({col})"),
+    }
+}
+
+/// Rules inside lists, maps and structs, as `exists` over the elements.
+fn nested_rules(
+    ty: &Type,
+    col: &str,
+    path: &str,
+    field: &str,
+    condition: Option<&str>,
+    out: &mut Vec<RuleLine>,
+) {
+    match ty {
+        Type::Struct(fields) => {
+            for f in fields {
+                let member = format!("{col}[{}]", py_str(&f.name));
+                let member_path = format!("{path}.{}", f.name);
+                value_rules(
+                    &f.ty,
+                    &f.rules,
+                    &member,
+                    &member_path,
+                    field,
+                    condition,
+                    out,
+                );
+                nested_rules(&f.ty, &member, &member_path, field, condition, out);
+            }
+        }
+        Type::List(e) => element_rules(
+            e,
+            &format!("{col}"),
+            &format!("{path}[*]"),
+            field,
+            condition,
+            out,
+            false,
+        ),
+        Type::Map { key, value } => {
+            element_rules(
+                key,
+                &format!("F.map_keys({col})"),
+                &format!("{path}.*~"),
+                field,
+                condition,
+                out,
+                true,
+            );
+            element_rules(
+                value,
+                &format!("F.map_values({col})"),
+                &format!("{path}.*"),
+                field,
+                condition,
+                out,
+                false,
+            );
+        }
+        _ => {}
+    }
+}
+
+fn element_rules(
+    e: &Element,
+    array: &str,
+    path: &str,
+    field: &str,
+    condition: Option<&str>,
+    out: &mut Vec<RuleLine>,
+    _keys: bool,
+) {
+    // Rules on each element: true if any element breaks them.
+    let mut inner = Vec::new();
+    value_rules(&e.ty, &e.rules, "x", path, field, None, &mut inner);
+    nested_rules(&e.ty, "x", path, field, None, &mut inner);
+    for line in inner {
+        let exists = format!("F.exists({array}, lambda x: {})", line.condition);
+        out.push(RuleLine {
+            condition: guarded(condition, exists),
+            ..line
+        });
+    }
+}
+
+/// The structure the Python checker verifies: kinds, requiredness, ranges, variants.
+fn shape(c: &Contract) -> Value {
+    let mut root = struct_shape(&c.fields);
+    if let Some(v) = &c.variants {
+        let cases: serde_json::Map<String, Value> = v
+            .cases
+            .iter()
+            .map(|case| {
+                (
+                    case.value.clone(),
+                    json!({
+                        "fields": case.fields.iter().map(|f| (f.name.clone(), json!({ "shape": type_shape(&f.ty), "required": f.required }))).collect::<serde_json::Map<_, _>>(),
+                        "require": case.require,
+                    }),
+                )
+            })
+            .collect();
+        root["variants"] = json!({ "discriminator": v.discriminator, "cases": cases });
+    }
+    root
+}
+
+fn struct_shape(fields: &[Field]) -> Value {
+    let members: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                json!({ "shape": type_shape(&f.ty), "required": f.required }),
+            )
+        })
+        .collect();
+    json!({ "t": "struct", "fields": members })
+}
+
+fn type_shape(ty: &Type) -> Value {
+    match ty {
+        Type::String | Type::Date | Type::Timestamp { .. } | Type::TimestampTz | Type::Uuid => {
+            json!({ "t": "string" })
+        }
+        Type::Boolean => json!({ "t": "boolean" }),
+        Type::Int => json!({ "t": "integer", "min": i32::MIN, "max": i32::MAX }),
+        Type::Long => json!({ "t": "integer", "min": i64::MIN, "max": i64::MAX }),
+        Type::Float => json!({ "t": "number", "max_abs": f64::from(f32::MAX) }),
+        Type::Double => json!({ "t": "number" }),
+        Type::Decimal { precision, scale } => {
+            json!({ "t": "decimal", "precision": precision, "scale": scale })
+        }
+        Type::List(e) => {
+            json!({ "t": "list", "items": type_shape(&e.ty), "nullable": !e.required })
+        }
+        Type::Map { value, .. } => {
+            json!({ "t": "map", "values": type_shape(&value.ty), "nullable": !value.required })
+        }
+        Type::Struct(fields) => struct_shape(fields),
+    }
+}
