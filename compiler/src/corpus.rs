@@ -392,10 +392,17 @@ pub fn cases(c: &Contract) -> Vec<Case> {
                 ));
                 let mut e = base.clone();
                 e.insert(name.clone(), Value::Null);
+                // Null in an always-required field is a wrong type; in a field only this variant
+                // requires (a payload field, or `require:`), it is a missing value.
+                let null_code = if f.required && c.fields.iter().any(|e| e.name == *name) {
+                    "wrong_type"
+                } else {
+                    "missing"
+                };
                 cases.push(case(
                     format!("{label}{name}: null"),
                     render(&e),
-                    vec!["wrong_type"],
+                    vec![null_code],
                     true,
                 ));
             }

@@ -398,15 +398,7 @@ fn nested_rules(
                 nested_rules(&f.ty, &member, &member_path, field, condition, out);
             }
         }
-        Type::List(e) => element_rules(
-            e,
-            &format!("{col}"),
-            &format!("{path}[*]"),
-            field,
-            condition,
-            out,
-            false,
-        ),
+        Type::List(e) => element_rules(e, col, &format!("{path}[*]"), field, condition, out, false),
         Type::Map { key, value } => {
             element_rules(
                 key,
