@@ -59,9 +59,36 @@ pub fn valid_event(c: &Contract, variant: Option<&Variant>) -> Map<String, Value
     event
 }
 
-fn fixed_time() -> (i64, u32, u32, u32, u32, u32) {
-    // 2024-02-22 03:03:02: the reference's example time, 9 hours before the reference ingest time.
-    (2024, 2, 22, 3, 3, 2)
+/// 2024-02-22 03:03:02 UTC: the reference's example time, 9 hours before the reference ingest
+/// time, when the field's time rules allow it; else a time inside their window.
+fn example_seconds(ty: &Type, rules: &[Rule]) -> i64 {
+    let reference = REFERENCE_TIME_MICROS / 1_000_000;
+    let fixed = reference - (8 * 3600 + 56 * 60 + 58);
+    let lo = rules.iter().find_map(|r| match r.kind {
+        RuleKind::NotBefore(t) => Some(reference + t.offset_seconds - t.skew.as_secs() as i64),
+        _ => None,
+    });
+    let hi = rules.iter().find_map(|r| match r.kind {
+        RuleKind::NotAfter(t) => Some(reference + t.offset_seconds + t.skew.as_secs() as i64),
+        _ => None,
+    });
+    let mut t = fixed;
+    if let Some(lo) = lo {
+        t = t.max(lo + 60);
+    }
+    if let Some(hi) = hi {
+        t = t.min(hi - 60);
+    }
+    if *ty == Type::Date {
+        // A date is its midnight: round into the window.
+        let day = t.div_euclid(86_400) * 86_400;
+        t = if lo.is_some_and(|lo| day < lo) {
+            day + 86_400
+        } else {
+            day
+        };
+    }
+    t
 }
 
 fn example_value(ty: &Type, rules: &[Rule]) -> Value {
@@ -112,9 +139,9 @@ fn example_value(ty: &Type, rules: &[Rule]) -> Value {
             }
             json!(format!("{:.*}", usize::from(*scale), v))
         }
-        Type::Date => json!("2024-02-22"),
-        Type::Timestamp { format } => json!(render_timestamp(&format.items, fixed_time())),
-        Type::TimestampTz => json!("2024-02-22T03:03:02Z"),
+        Type::Date | Type::Timestamp { .. } | Type::TimestampTz => {
+            time_value(ty, example_seconds(ty, rules)).unwrap_or(Value::Null)
+        }
         Type::Uuid => json!("123e4567-e89b-12d3-a456-426614174000"),
         Type::List(e) => {
             let n = list_len(rules);
@@ -343,8 +370,10 @@ pub fn cases(c: &Contract) -> Vec<Case> {
         cases.push(case(format!("{label}valid"), render(&base), vec![], true));
 
         // Valid with escapes and non-ASCII text in free-text strings.
+        let discriminator_name = c.variants.as_ref().map(|v| v.discriminator.clone());
         for f in c.fields.iter().filter(|f| {
-            f.ty == Type::String
+            Some(&f.name) != discriminator_name.as_ref()
+                && f.ty == Type::String
                 && f.rules
                     .iter()
                     .all(|r| matches!(r.kind, RuleKind::MaxLength(_)))
@@ -604,11 +633,11 @@ fn breaking_value(
         }
         (RuleKind::Min(b), _) => {
             let v = below(*b, &f.ty);
-            Some((v, vec![key], true))
+            Some((v.clone(), decimal_codes(&f.ty, &v, key), true))
         }
         (RuleKind::Max(b), _) => {
             let v = above(*b, &f.ty);
-            Some((v, vec![key], true))
+            Some((v.clone(), decimal_codes(&f.ty, &v, key), true))
         }
         (RuleKind::MaxLength(n), Type::List(e)) => {
             let items: Vec<Value> = (0..=*n).map(|_| element_value(e)).collect();
@@ -632,13 +661,20 @@ fn breaking_value(
     }
 }
 
+/// A bound broken past what a decimal can hold is `out_of_range`, not the rule.
+fn decimal_codes(ty: &Type, v: &Value, key: &'static str) -> Vec<&'static str> {
+    match (ty, v.as_f64()) {
+        (Type::Decimal { precision, scale }, Some(x)) if !fits_decimal(x, *precision, *scale) => {
+            vec!["out_of_range"]
+        }
+        _ => vec![key],
+    }
+}
+
 fn below(b: Bound, ty: &Type) -> Value {
     match (b, ty) {
         (Bound::Int(i), Type::Int | Type::Long) => json!(i - 1),
         (b, Type::Int | Type::Long) => json!(b.as_f64().ceil() as i64 - 1),
-        (b, Type::Decimal { scale, .. }) => {
-            json!(format!("{:.*}", usize::from(*scale), b.as_f64() - 1.0))
-        }
         (b, _) => json!(b.as_f64() - 1.0),
     }
 }
@@ -647,11 +683,13 @@ fn above(b: Bound, ty: &Type) -> Value {
     match (b, ty) {
         (Bound::Int(i), Type::Int | Type::Long) => json!(i + 1),
         (b, Type::Int | Type::Long) => json!(b.as_f64().floor() as i64 + 1),
-        (b, Type::Decimal { scale, .. }) => {
-            json!(format!("{:.*}", usize::from(*scale), b.as_f64() + 1.0))
-        }
         (b, _) => json!(b.as_f64() + 1.0),
     }
+}
+
+/// Whether a number fits `decimal(precision, scale)` (it breaks `out_of_range` otherwise).
+fn fits_decimal(value: f64, precision: u8, scale: u8) -> bool {
+    value.abs() < 10f64.powi(i32::from(precision) - i32::from(scale))
 }
 
 /// A value of a temporal type at `seconds` since the epoch.

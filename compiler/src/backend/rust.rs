@@ -1190,6 +1190,11 @@ impl<'c> Gen<'c> {
             };
             appends.push(append);
         }
+        let enrichment_param = if c.enrichments.is_empty() {
+            quote!(_enrichment)
+        } else {
+            quote!(enrichment)
+        };
         quote! {
             use std::sync::Arc;
             #[allow(unused_imports)]
@@ -1222,7 +1227,7 @@ impl<'c> Gen<'c> {
                 }
 
                 /// Appends one accepted event and its enrichment values.
-                pub fn push(&mut self, event: &Event<'_>, enrichment: &Enrichment<'_>) {
+                pub fn push(&mut self, event: &Event<'_>, #enrichment_param: &Enrichment<'_>) {
                     #(#appends)*
                     self.rows += 1;
                 }
