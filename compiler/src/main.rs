@@ -61,6 +61,21 @@ contracts produce (for CI and pull requests)."
         #[arg(long)]
         check: bool,
     },
+    /// Write each contract's labelled example corpus as NDJSON (for tests and benchmarks)
+    #[command(
+        long_about = "Write, for each contract, `<name>.ndjson` into the output directory: \
+one JSON object per line with `name`, `body` (the raw request body), `codes` (the violation codes \
+it must produce; empty when valid) and `schema_expressible`. Times are judged as if received at \
+2024-02-22T12:00:00Z."
+    )]
+    Corpus {
+        /// Contract files or directories
+        #[arg(default_value = "contracts")]
+        paths: Vec<PathBuf>,
+        /// Output directory
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Explain a diagnostic code, or list them all
     Explain {
         /// A code such as C0012; omit to list every code
@@ -85,6 +100,7 @@ fn main() -> ExitCode {
             deny_warnings,
         } => check(&paths, format, deny_warnings),
         Command::Build { paths, out, check } => build(&paths, &out, check),
+        Command::Corpus { paths, out } => corpus(&paths, &out),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => {
             print!("{}", contractc::syntax::schema::CONTRACT_SCHEMA);
@@ -194,6 +210,45 @@ fn build(paths: &[PathBuf], out: &std::path::Path, check_only: bool) -> ExitCode
         report.unchanged,
         elapsed
     );
+    ExitCode::SUCCESS
+}
+
+fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        eprintln!("error: {}: no such file or directory", missing.display());
+        return ExitCode::from(2);
+    }
+    let outcome = driver::check_paths(paths);
+    for d in &outcome.diagnostics {
+        eprintln!("{}\n", d.render(false));
+    }
+    let Some(contracts) = outcome.contracts else {
+        return ExitCode::from(1);
+    };
+    if let Err(error) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create {}: {error}", out.display());
+        return ExitCode::from(1);
+    }
+    for contract in &contracts.contracts {
+        let lines: Vec<String> = contractc::corpus::cases(contract)
+            .iter()
+            .map(|case| {
+                serde_json::json!({
+                    "name": case.name,
+                    "body": case.body,
+                    "codes": case.codes,
+                    "schema_expressible": case.schema_expressible,
+                })
+                .to_string()
+            })
+            .collect();
+        let path = out.join(format!("{}.ndjson", contract.name));
+        if let Err(error) = std::fs::write(&path, lines.join("\n") + "\n") {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::from(1);
+        }
+        eprintln!("wrote {} ({} cases)", path.display(), lines.len());
+    }
     ExitCode::SUCCESS
 }
 

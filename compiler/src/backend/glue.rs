@@ -121,7 +121,10 @@ fn script(c: &Contract) -> String {
     context.insert("columns", &columns);
     context.insert("enrichments", &enrichments);
     context.insert("upsert_key", &upsert_key);
-    context.insert("latest_by", &latest_by);
+    context.insert(
+        "latest_by",
+        &latest_by.as_deref().map_or("None".to_string(), py_str),
+    );
     let mut tera = tera::Tera::default();
     // The template is part of the compiler: a failure here is a bug, shown in the output.
     match tera

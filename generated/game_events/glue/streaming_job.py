@@ -264,9 +264,9 @@ def _columns(e):
     ]
 
 
-def transform(records: DataFrame):
-    """Judges a batch. `records` has `raw` (string), `ingest_time` (timestamp) and
-    `request_id` (string). Returns (events, quarantine) DataFrames shaped like the tables."""
+def judge(records: DataFrame) -> DataFrame:
+    """Adds `_violations` (code, path, policy) and `_rank` (0 valid, 1 warn, 2 quarantine,
+    3 reject) to `records`, which has `raw` (string) and `ingest_time` (timestamp)."""
     structure = F.udf(check_structure, STRUCTURE)
     df = records.withColumn("_structure", structure(F.col("raw"))).withColumn(
         "_e", F.from_json(F.col("raw"), EVENT_SCHEMA)
@@ -293,7 +293,14 @@ def transform(records: DataFrame):
         ),
         F.lit(0),
     )
-    df = df.withColumn("_rank", rank)
+    return df.withColumn("_rank", rank)
+
+
+def transform(records: DataFrame):
+    """Judges a batch. `records` has `raw` (string), `ingest_time` (timestamp) and
+    `request_id` (string). Returns (events, quarantine) DataFrames shaped like the tables."""
+    df = judge(records)
+    e = F.col("_e")
     events = df.filter(F.col("_rank") <= POLICY_RANK["warn"]).select(*_columns(e))
     quarantine = df.filter(F.col("_rank") > POLICY_RANK["warn"]).select(
         F.col("ingest_time").alias("received_at"),
@@ -317,7 +324,7 @@ def transform(records: DataFrame):
 
 
 UPSERT_KEY = []
-LATEST_BY = null
+LATEST_BY = None
 
 
 def _write(spark: SparkSession, catalog: str, events: DataFrame, quarantine: DataFrame):
