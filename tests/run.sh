@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, unit, golden, property and CLI tests.
+# Runs every test of the project: formatting, lints, unit, golden, property, CLI, conformance
+# (Rust validators, draft-04 models, and the generated PySpark under a local Spark).
 # Usage: tests/run.sh            (from anywhere; installs what it needs)
+# Environment: CONTRACTC_VENV    Python venv to use/create (default: .venv in the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -18,14 +21,48 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
+step "system packages (Java for Spark)"
+if ! command -v java >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless
+    else
+        echo "java not found and apt-get unavailable: install a Java 17 runtime" >&2
+        exit 1
+    fi
+fi
+java -version 2>&1 | head -1
+
+step "python venv (pyspark)"
+VENV="${CONTRACTC_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+"$VENV/bin/python" -c "import pyspark; print('pyspark', pyspark.__version__)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "contractc check contracts/"
-cargo run --quiet --locked -p contractc -- check contracts
+step "contractc check contracts/ and build --check"
+cargo build --quiet --locked -p contractc
+CONTRACTC="${CARGO_TARGET_DIR:-$ROOT/target}/debug/contractc"
+"$CONTRACTC" check contracts
+"$CONTRACTC" build --check
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "generated Python compiles"
+mapfile -t SCRIPTS < <(ls generated/*/glue/streaming_job.py tests/fixtures/*/expected/*/glue/streaming_job.py)
+"$VENV/bin/python" -m py_compile "${SCRIPTS[@]}"
+echo "${#SCRIPTS[@]} scripts compile"
+
+step "PySpark conformance (generated Glue rules vs the labelled corpus)"
+CORPUS="$(mktemp -d)"
+trap 'rm -rf "$CORPUS"' EXIT
+"$CONTRACTC" corpus contracts tests/fixtures --out "$CORPUS"
+SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" tests/pyspark_conformance.py "$CORPUS" "${SCRIPTS[@]}" 2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2)
