@@ -230,8 +230,14 @@ impl<'c> Gen<'c> {
         quote! {
             #doc
             // Generated code keeps one uniform shape per construct, which these lints would have
-            // vary with the number of rules.
-            #![allow(clippy::collapsible_if, clippy::let_and_return, clippy::match_single_binding)]
+            // vary with the number of rules; names and enum values come from the contract.
+            #![allow(
+                clippy::collapsible_if,
+                clippy::let_and_return,
+                clippy::manual_range_patterns,
+                clippy::match_single_binding,
+                clippy::upper_case_acronyms
+            )]
 
             use contract_support::json::{Json, Parser};
             use contract_support::{read, Code, Collector, Context, Enrichment, Outcome, Policy};

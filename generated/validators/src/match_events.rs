@@ -6,7 +6,9 @@
 #![allow(
     clippy::collapsible_if,
     clippy::let_and_return,
-    clippy::match_single_binding
+    clippy::manual_range_patterns,
+    clippy::match_single_binding,
+    clippy::upper_case_acronyms
 )]
 use contract_support::json::{Json, Parser};
 use contract_support::{Code, Collector, Context, Enrichment, Outcome, Policy, read};
