@@ -10,12 +10,15 @@ use contract_support::{Context, Verdict};
 use contractc::corpus::{self, REFERENCE_TIME_MICROS};
 use contractc::driver;
 
+#[rustfmt::skip]
 #[path = "fixtures/all_types/expected/validators/src/all_types.rs"]
 #[allow(dead_code)]
 mod all_types;
+#[rustfmt::skip]
 #[path = "fixtures/minimal/expected/validators/src/minimal.rs"]
 #[allow(dead_code)]
 mod minimal;
+#[rustfmt::skip]
 #[path = "fixtures/upsert_nested/expected/validators/src/player_profiles.rs"]
 #[allow(dead_code)]
 mod player_profiles;

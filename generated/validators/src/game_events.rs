@@ -11,7 +11,7 @@
     clippy::upper_case_acronyms
 )]
 use contract_support::json::{Json, Parser};
-use contract_support::{Code, Collector, Context, Enrichment, Outcome, Policy, read};
+use contract_support::{read, Code, Collector, Context, Enrichment, Outcome, Policy};
 /// The contract's name.
 pub const NAME: &str = "game_events";
 /// The contract's semantic version.
@@ -31,11 +31,11 @@ pub const DATABASE: &str = "analytics_events_db";
 /// The Iceberg events table; the quarantine table is `{TABLE}_quarantine`.
 pub const TABLE: &str = "events_table";
 /// `[0-9A-Za-z_-]{1,64}`, full-match.
-static PATTERN_0: std::sync::LazyLock<contract_support::regex::Regex> =
-    std::sync::LazyLock::new(|| {
-        contract_support::regex::Regex::new("^(?:[0-9A-Za-z_-]{1,64})$")
-            .expect("contractc checked this pattern")
-    });
+static PATTERN_0: std::sync::LazyLock<contract_support::regex::Regex> = std::sync::LazyLock::new(||
+{
+    contract_support::regex::Regex::new("^(?:[0-9A-Za-z_-]{1,64})$")
+        .expect("contractc checked this pattern")
+});
 /// The timestamp format `%Y-%m-%d %H:%M:%S`.
 const FORMAT_0: &[contract_support::time::Item] = {
     use contract_support::time::Item;
@@ -87,7 +87,11 @@ pub enum Variant {
 }
 /// Validates one event: the typed event when the input has the contract's shape, and
 /// every violation found, each with its code, JSON path and policy.
-pub fn validate<'a>(parser: &'a mut Parser, bytes: &[u8], ctx: &Context) -> Outcome<Event<'a>> {
+pub fn validate<'a>(
+    parser: &'a mut Parser,
+    bytes: &[u8],
+    ctx: &Context,
+) -> Outcome<Event<'a>> {
     let mut cx = Collector::new();
     let event = match parser.parse(bytes) {
         Ok(document) => read_event(document.root(), &mut cx, ctx),
@@ -106,7 +110,11 @@ pub fn validate<'a>(parser: &'a mut Parser, bytes: &[u8], ctx: &Context) -> Outc
         violations: cx.violations,
     }
 }
-fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Option<Event<'a>> {
+fn read_event<'a>(
+    value: Json<'_, 'a>,
+    cx: &mut Collector,
+    ctx: &Context,
+) -> Option<Event<'a>> {
     let object = read::object(value, cx, None)?;
     let mut slot_event_id: Option<&'a str> = None;
     let mut slot_event_type: Option<&'a str> = None;
@@ -314,35 +322,32 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
         variant: variant?,
     })
 }
+use std::sync::Arc;
 #[allow(unused_imports)]
 use contract_support::arrow_array::builder::*;
 use contract_support::arrow_array::{ArrayRef, RecordBatch};
 #[allow(unused_imports)]
 use contract_support::arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use contract_support::field_id_metadata;
-use std::sync::Arc;
 /// The Arrow schema of the events table: every column, with its Iceberg field id.
 pub fn arrow_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("event_id", DataType::Utf8, false).with_metadata(field_id_metadata(1)),
-        Field::new("event_type", DataType::Utf8, false).with_metadata(field_id_metadata(2)),
-        Field::new(
-            "updated_at",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            false,
-        )
-        .with_metadata(field_id_metadata(3)),
-        Field::new("event_data", DataType::Utf8, true).with_metadata(field_id_metadata(4)),
-        Field::new("player_id", DataType::Utf8, true).with_metadata(field_id_metadata(100)),
-        Field::new(
-            "ingest_time",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            true,
-        )
-        .with_metadata(field_id_metadata(101)),
-        Field::new("contract_version", DataType::Utf8, true).with_metadata(field_id_metadata(102)),
-        Field::new("request_id", DataType::Utf8, true).with_metadata(field_id_metadata(103)),
-    ])
+    Schema::new(
+        vec![
+            Field::new("event_id", DataType::Utf8, false)
+            .with_metadata(field_id_metadata(1)), Field::new("event_type",
+            DataType::Utf8, false).with_metadata(field_id_metadata(2)),
+            Field::new("updated_at", DataType::Timestamp(TimeUnit::Microsecond, None),
+            false).with_metadata(field_id_metadata(3)), Field::new("event_data",
+            DataType::Utf8, true).with_metadata(field_id_metadata(4)),
+            Field::new("player_id", DataType::Utf8, true)
+            .with_metadata(field_id_metadata(100)), Field::new("ingest_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true)
+            .with_metadata(field_id_metadata(101)), Field::new("contract_version",
+            DataType::Utf8, true).with_metadata(field_id_metadata(102)),
+            Field::new("request_id", DataType::Utf8, true)
+            .with_metadata(field_id_metadata(103))
+        ],
+    )
 }
 /// Accumulates accepted events as Arrow columns, ready to write to the events table.
 pub struct BatchBuilder {
@@ -398,10 +403,8 @@ impl BatchBuilder {
             }
         }
         self.col_player_id.append_option(enrichment.jwt_sub);
-        self.col_ingest_time
-            .append_value(enrichment.ingest_time_micros);
-        self.col_contract_version
-            .append_value(enrichment.contract_version);
+        self.col_ingest_time.append_value(enrichment.ingest_time_micros);
+        self.col_contract_version.append_value(enrichment.contract_version);
         self.col_request_id.append_value(enrichment.request_id);
         self.rows += 1;
     }
@@ -415,14 +418,12 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> RecordBatch {
         self.rows = 0;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.col_event_id.finish()) as ArrayRef,
-            Arc::new(self.col_event_type.finish()) as ArrayRef,
-            Arc::new(self.col_updated_at.finish()) as ArrayRef,
-            Arc::new(self.col_event_data.finish()) as ArrayRef,
-            Arc::new(self.col_player_id.finish()) as ArrayRef,
-            Arc::new(self.col_ingest_time.finish()) as ArrayRef,
-            Arc::new(self.col_contract_version.finish()) as ArrayRef,
-            Arc::new(self.col_request_id.finish()) as ArrayRef,
+            Arc::new(self.col_event_id.finish()) as ArrayRef, Arc::new(self
+            .col_event_type.finish()) as ArrayRef, Arc::new(self.col_updated_at.finish())
+            as ArrayRef, Arc::new(self.col_event_data.finish()) as ArrayRef,
+            Arc::new(self.col_player_id.finish()) as ArrayRef, Arc::new(self
+            .col_ingest_time.finish()) as ArrayRef, Arc::new(self.col_contract_version
+            .finish()) as ArrayRef, Arc::new(self.col_request_id.finish()) as ArrayRef
         ];
         RecordBatch::try_new(Arc::new(arrow_schema()), columns)
             .expect("the builders produce the schema's types")

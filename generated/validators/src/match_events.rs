@@ -11,7 +11,7 @@
     clippy::upper_case_acronyms
 )]
 use contract_support::json::{Json, Parser};
-use contract_support::{Code, Collector, Context, Enrichment, Outcome, Policy, read};
+use contract_support::{read, Code, Collector, Context, Enrichment, Outcome, Policy};
 /// The contract's name.
 pub const NAME: &str = "match_events";
 /// The contract's semantic version.
@@ -31,23 +31,23 @@ pub const DATABASE: &str = "multiplayer";
 /// The Iceberg events table; the quarantine table is `{TABLE}_quarantine`.
 pub const TABLE: &str = "match_events";
 /// `[0-9]+\.[0-9]+\.[0-9]+`, full-match.
-static PATTERN_0: std::sync::LazyLock<contract_support::regex::Regex> =
-    std::sync::LazyLock::new(|| {
-        contract_support::regex::Regex::new("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)$")
-            .expect("contractc checked this pattern")
-    });
+static PATTERN_0: std::sync::LazyLock<contract_support::regex::Regex> = std::sync::LazyLock::new(||
+{
+    contract_support::regex::Regex::new("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)$")
+        .expect("contractc checked this pattern")
+});
 /// `m-[0-9a-f]{12}`, full-match.
-static PATTERN_1: std::sync::LazyLock<contract_support::regex::Regex> =
-    std::sync::LazyLock::new(|| {
-        contract_support::regex::Regex::new("^(?:m-[0-9a-f]{12})$")
-            .expect("contractc checked this pattern")
-    });
+static PATTERN_1: std::sync::LazyLock<contract_support::regex::Regex> = std::sync::LazyLock::new(||
+{
+    contract_support::regex::Regex::new("^(?:m-[0-9a-f]{12})$")
+        .expect("contractc checked this pattern")
+});
 /// `[A-Z]{3}-[0-9]{4}`, full-match.
-static PATTERN_2: std::sync::LazyLock<contract_support::regex::Regex> =
-    std::sync::LazyLock::new(|| {
-        contract_support::regex::Regex::new("^(?:[A-Z]{3}-[0-9]{4})$")
-            .expect("contractc checked this pattern")
-    });
+static PATTERN_2: std::sync::LazyLock<contract_support::regex::Regex> = std::sync::LazyLock::new(||
+{
+    contract_support::regex::Regex::new("^(?:[A-Z]{3}-[0-9]{4})$")
+        .expect("contractc checked this pattern")
+});
 /// An event that has the contract's shape (it may still carry warnings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
@@ -108,7 +108,11 @@ pub struct PlayerPurchased<'a> {
 }
 /// Validates one event: the typed event when the input has the contract's shape, and
 /// every violation found, each with its code, JSON path and policy.
-pub fn validate<'a>(parser: &'a mut Parser, bytes: &[u8], ctx: &Context) -> Outcome<Event<'a>> {
+pub fn validate<'a>(
+    parser: &'a mut Parser,
+    bytes: &[u8],
+    ctx: &Context,
+) -> Outcome<Event<'a>> {
     let mut cx = Collector::new();
     let event = match parser.parse(bytes) {
         Ok(document) => read_event(document.root(), &mut cx, ctx),
@@ -127,7 +131,11 @@ pub fn validate<'a>(parser: &'a mut Parser, bytes: &[u8], ctx: &Context) -> Outc
         violations: cx.violations,
     }
 }
-fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Option<Event<'a>> {
+fn read_event<'a>(
+    value: Json<'_, 'a>,
+    cx: &mut Collector,
+    ctx: &Context,
+) -> Option<Event<'a>> {
     let object = read::object(value, cx, None)?;
     let mut slot_event_id: Option<[u8; 16]> = None;
     let mut slot_kind: Option<&'a str> = None;
@@ -293,7 +301,7 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
                 slot_region = {
                     let read = read::string(value, cx, Some("region"));
                     if let Some(v) = &read {
-                        if !matches!(*v, "eu-west" | "us-east" | "ap-south") {
+                        if !matches!(* v, "eu-west" | "us-east" | "ap-south") {
                             cx.report(
                                 Code::OneOf,
                                 Some("region"),
@@ -351,7 +359,11 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
                         Some(array) => {
                             cx.enter_key("tags");
                             let mut items = Vec::with_capacity(array.len());
-                            for (index, item) in array.elements().into_iter().flatten().enumerate()
+                            for (index, item) in array
+                                .elements()
+                                .into_iter()
+                                .flatten()
+                                .enumerate()
                             {
                                 cx.enter_index(index);
                                 let element = if item.is_null() {
@@ -446,7 +458,11 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
                         Some(array) => {
                             cx.enter_key("players");
                             let mut items = Vec::with_capacity(array.len());
-                            for (index, item) in array.elements().into_iter().flatten().enumerate()
+                            for (index, item) in array
+                                .elements()
+                                .into_iter()
+                                .flatten()
+                                .enumerate()
                             {
                                 cx.enter_index(index);
                                 let element = if item.is_null() {
@@ -888,11 +904,15 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
                 );
             }
             match (slot_duration_s, slot_scores) {
-                (Some(duration_s), Some(scores)) => Some(Variant::MatchEnded(MatchEnded {
-                    duration_s,
-                    scores,
-                    prize_pool: slot_prize_pool,
-                })),
+                (Some(duration_s), Some(scores)) => {
+                    Some(
+                        Variant::MatchEnded(MatchEnded {
+                            duration_s,
+                            scores,
+                            prize_pool: slot_prize_pool,
+                        }),
+                    )
+                }
                 _ => None,
             }
         }
@@ -963,11 +983,13 @@ fn read_event<'a>(value: Json<'_, 'a>, cx: &mut Collector, ctx: &Context) -> Opt
             }
             match (slot_sku, slot_price, slot_purchased_on) {
                 (Some(sku), Some(price), Some(purchased_on)) => {
-                    Some(Variant::PlayerPurchased(PlayerPurchased {
-                        sku,
-                        price,
-                        purchased_on,
-                    }))
+                    Some(
+                        Variant::PlayerPurchased(PlayerPurchased {
+                            sku,
+                            price,
+                            purchased_on,
+                        }),
+                    )
                 }
                 _ => None,
             }
@@ -1005,7 +1027,11 @@ pub struct Build<'a> {
     /// `platform`, id 8, string
     pub platform: Option<&'a str>,
 }
-fn read_build<'a>(value: Json<'_, 'a>, cx: &mut Collector, _ctx: &Context) -> Option<Build<'a>> {
+fn read_build<'a>(
+    value: Json<'_, 'a>,
+    cx: &mut Collector,
+    _ctx: &Context,
+) -> Option<Build<'a>> {
     let object = read::object(value, cx, None)?;
     let mut slot_version: Option<&'a str> = None;
     let mut slot_platform: Option<&'a str> = None;
@@ -1064,7 +1090,7 @@ fn read_build<'a>(value: Json<'_, 'a>, cx: &mut Collector, _ctx: &Context) -> Op
                 slot_platform = {
                     let read = read::string(value, cx, Some("platform"));
                     if let Some(v) = &read {
-                        if !matches!(*v, "pc" | "ps5" | "xbox" | "switch") {
+                        if !matches!(* v, "pc" | "ps5" | "xbox" | "switch") {
                             cx.report(
                                 Code::OneOf,
                                 Some("platform"),
@@ -1200,97 +1226,60 @@ fn read_playersitem<'a>(
         skill: slot_skill,
     })
 }
+use std::sync::Arc;
 #[allow(unused_imports)]
 use contract_support::arrow_array::builder::*;
 use contract_support::arrow_array::{ArrayRef, RecordBatch};
 #[allow(unused_imports)]
 use contract_support::arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use contract_support::field_id_metadata;
-use std::sync::Arc;
 /// The Arrow schema of the events table: every column, with its Iceberg field id.
 pub fn arrow_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("event_id", DataType::FixedSizeBinary(16), false)
-            .with_metadata(field_id_metadata(1)),
-        Field::new("kind", DataType::Utf8, false).with_metadata(field_id_metadata(2)),
-        Field::new(
-            "occurred_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            false,
-        )
-        .with_metadata(field_id_metadata(3)),
-        Field::new("match_id", DataType::Utf8, false).with_metadata(field_id_metadata(4)),
-        Field::new("region", DataType::Utf8, false).with_metadata(field_id_metadata(5)),
-        Field::new(
-            "build",
-            DataType::Struct(Fields::from(vec![
-                Field::new("version", DataType::Utf8, false).with_metadata(field_id_metadata(7)),
-                Field::new("platform", DataType::Utf8, true).with_metadata(field_id_metadata(8)),
-            ])),
-            false,
-        )
-        .with_metadata(field_id_metadata(6)),
-        Field::new(
-            "tags",
-            DataType::List(Arc::new(
-                Field::new("element", DataType::Utf8, false).with_metadata(field_id_metadata(10)),
-            )),
-            true,
-        )
-        .with_metadata(field_id_metadata(9)),
-        Field::new("map_name", DataType::Utf8, true).with_metadata(field_id_metadata(20)),
-        Field::new(
-            "players",
-            DataType::List(Arc::new(
-                Field::new(
-                    "element",
-                    DataType::Struct(Fields::from(vec![
-                        Field::new("player_id", DataType::FixedSizeBinary(16), false)
-                            .with_metadata(field_id_metadata(23)),
-                        Field::new("skill", DataType::Float64, true)
-                            .with_metadata(field_id_metadata(24)),
-                    ])),
-                    false,
-                )
-                .with_metadata(field_id_metadata(22)),
-            )),
-            true,
-        )
-        .with_metadata(field_id_metadata(21)),
-        Field::new("duration_s", DataType::Int32, true).with_metadata(field_id_metadata(30)),
-        Field::new(
-            "scores",
-            DataType::Map(
-                Arc::new(Field::new(
-                    "key_value",
-                    DataType::Struct(Fields::from(vec![
-                        Field::new("key", DataType::Utf8, false)
-                            .with_metadata(field_id_metadata(32)),
-                        Field::new("value", DataType::Int64, false)
-                            .with_metadata(field_id_metadata(33)),
-                    ])),
-                    false,
-                )),
-                false,
-            ),
-            true,
-        )
-        .with_metadata(field_id_metadata(31)),
-        Field::new("prize_pool", DataType::Decimal128(12, 2), true)
-            .with_metadata(field_id_metadata(34)),
-        Field::new("sku", DataType::Utf8, true).with_metadata(field_id_metadata(40)),
-        Field::new("price", DataType::Decimal128(12, 2), true).with_metadata(field_id_metadata(41)),
-        Field::new("purchased_on", DataType::Date32, true).with_metadata(field_id_metadata(42)),
-        Field::new("server_id", DataType::Utf8, true).with_metadata(field_id_metadata(100)),
-        Field::new(
-            "ingest_time",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            true,
-        )
-        .with_metadata(field_id_metadata(101)),
-        Field::new("contract_version", DataType::Utf8, true).with_metadata(field_id_metadata(102)),
-        Field::new("request_id", DataType::Utf8, true).with_metadata(field_id_metadata(103)),
-    ])
+    Schema::new(
+        vec![
+            Field::new("event_id", DataType::FixedSizeBinary(16), false)
+            .with_metadata(field_id_metadata(1)), Field::new("kind", DataType::Utf8,
+            false).with_metadata(field_id_metadata(2)), Field::new("occurred_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false)
+            .with_metadata(field_id_metadata(3)), Field::new("match_id", DataType::Utf8,
+            false).with_metadata(field_id_metadata(4)), Field::new("region",
+            DataType::Utf8, false).with_metadata(field_id_metadata(5)),
+            Field::new("build", DataType::Struct(Fields::from(vec![Field::new("version",
+            DataType::Utf8, false).with_metadata(field_id_metadata(7)),
+            Field::new("platform", DataType::Utf8, true)
+            .with_metadata(field_id_metadata(8))])), false)
+            .with_metadata(field_id_metadata(6)), Field::new("tags",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, false)
+            .with_metadata(field_id_metadata(10)))), true)
+            .with_metadata(field_id_metadata(9)), Field::new("map_name", DataType::Utf8,
+            true).with_metadata(field_id_metadata(20)), Field::new("players",
+            DataType::List(Arc::new(Field::new("element",
+            DataType::Struct(Fields::from(vec![Field::new("player_id",
+            DataType::FixedSizeBinary(16), false).with_metadata(field_id_metadata(23)),
+            Field::new("skill", DataType::Float64, true)
+            .with_metadata(field_id_metadata(24))])), false)
+            .with_metadata(field_id_metadata(22)))), true)
+            .with_metadata(field_id_metadata(21)), Field::new("duration_s",
+            DataType::Int32, true).with_metadata(field_id_metadata(30)),
+            Field::new("scores", DataType::Map(Arc::new(Field::new("key_value",
+            DataType::Struct(Fields::from(vec![Field::new("key", DataType::Utf8, false)
+            .with_metadata(field_id_metadata(32)), Field::new("value", DataType::Int64,
+            false).with_metadata(field_id_metadata(33))])), false)), false), true)
+            .with_metadata(field_id_metadata(31)), Field::new("prize_pool",
+            DataType::Decimal128(12, 2), true).with_metadata(field_id_metadata(34)),
+            Field::new("sku", DataType::Utf8, true).with_metadata(field_id_metadata(40)),
+            Field::new("price", DataType::Decimal128(12, 2), true)
+            .with_metadata(field_id_metadata(41)), Field::new("purchased_on",
+            DataType::Date32, true).with_metadata(field_id_metadata(42)),
+            Field::new("server_id", DataType::Utf8, true)
+            .with_metadata(field_id_metadata(100)), Field::new("ingest_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true)
+            .with_metadata(field_id_metadata(101)), Field::new("contract_version",
+            DataType::Utf8, true).with_metadata(field_id_metadata(102)),
+            Field::new("request_id", DataType::Utf8, true)
+            .with_metadata(field_id_metadata(103))
+        ],
+    )
 }
 /// Accumulates accepted events as Arrow columns, ready to write to the events table.
 pub struct BatchBuilder {
@@ -1325,65 +1314,89 @@ impl Default for BatchBuilder {
             col_match_id: StringBuilder::new(),
             col_region: StringBuilder::new(),
             col_build: StructBuilder::new(
-                Fields::from(vec![
-                    Field::new("version", DataType::Utf8, false)
-                        .with_metadata(field_id_metadata(7)),
-                    Field::new("platform", DataType::Utf8, true)
-                        .with_metadata(field_id_metadata(8)),
-                ]),
+                Fields::from(
+                    vec![
+                        Field::new("version", DataType::Utf8, false)
+                        .with_metadata(field_id_metadata(7)), Field::new("platform",
+                        DataType::Utf8, true).with_metadata(field_id_metadata(8))
+                    ],
+                ),
                 vec![
-                    Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>,
-                    Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>,
+                    Box::new(StringBuilder::new()) as Box < dyn ArrayBuilder >,
+                    Box::new(StringBuilder::new()) as Box < dyn ArrayBuilder >
                 ],
             ),
-            col_tags: ListBuilder::new(StringBuilder::new()).with_field(Arc::new(
-                Field::new("element", DataType::Utf8, false).with_metadata(field_id_metadata(10)),
-            )),
+            col_tags: ListBuilder::new(StringBuilder::new())
+                .with_field(
+                    Arc::new(
+                        Field::new("element", DataType::Utf8, false)
+                            .with_metadata(field_id_metadata(10)),
+                    ),
+                ),
             col_map_name: StringBuilder::new(),
-            col_players: ListBuilder::new(StructBuilder::new(
-                Fields::from(vec![
-                    Field::new("player_id", DataType::FixedSizeBinary(16), false)
-                        .with_metadata(field_id_metadata(23)),
-                    Field::new("skill", DataType::Float64, true)
-                        .with_metadata(field_id_metadata(24)),
-                ]),
-                vec![
-                    Box::new(FixedSizeBinaryBuilder::new(16)) as Box<dyn ArrayBuilder>,
-                    Box::new(Float64Builder::new()) as Box<dyn ArrayBuilder>,
-                ],
-            ))
-            .with_field(Arc::new(
-                Field::new(
-                    "element",
-                    DataType::Struct(Fields::from(vec![
-                        Field::new("player_id", DataType::FixedSizeBinary(16), false)
-                            .with_metadata(field_id_metadata(23)),
-                        Field::new("skill", DataType::Float64, true)
-                            .with_metadata(field_id_metadata(24)),
-                    ])),
-                    false,
+            col_players: ListBuilder::new(
+                    StructBuilder::new(
+                        Fields::from(
+                            vec![
+                                Field::new("player_id", DataType::FixedSizeBinary(16),
+                                false).with_metadata(field_id_metadata(23)),
+                                Field::new("skill", DataType::Float64, true)
+                                .with_metadata(field_id_metadata(24))
+                            ],
+                        ),
+                        vec![
+                            Box::new(FixedSizeBinaryBuilder::new(16)) as Box < dyn
+                            ArrayBuilder >, Box::new(Float64Builder::new()) as Box < dyn
+                            ArrayBuilder >
+                        ],
+                    ),
                 )
-                .with_metadata(field_id_metadata(22)),
-            )),
+                .with_field(
+                    Arc::new(
+                        Field::new(
+                                "element",
+                                DataType::Struct(
+                                    Fields::from(
+                                        vec![
+                                            Field::new("player_id", DataType::FixedSizeBinary(16),
+                                            false).with_metadata(field_id_metadata(23)),
+                                            Field::new("skill", DataType::Float64, true)
+                                            .with_metadata(field_id_metadata(24))
+                                        ],
+                                    ),
+                                ),
+                                false,
+                            )
+                            .with_metadata(field_id_metadata(22)),
+                    ),
+                ),
             col_duration_s: Int32Builder::new(),
             col_scores: MapBuilder::new(
-                Some(MapFieldNames {
-                    entry: "key_value".into(),
-                    key: "key".into(),
-                    value: "value".into(),
-                }),
-                StringBuilder::new(),
-                Int64Builder::new(),
-            )
-            .with_keys_field(Arc::new(
-                Field::new("key", DataType::Utf8, false).with_metadata(field_id_metadata(32)),
-            ))
-            .with_values_field(Arc::new(
-                Field::new("value", DataType::Int64, false).with_metadata(field_id_metadata(33)),
-            )),
-            col_prize_pool: Decimal128Builder::new().with_data_type(DataType::Decimal128(12, 2)),
+                    Some(MapFieldNames {
+                        entry: "key_value".into(),
+                        key: "key".into(),
+                        value: "value".into(),
+                    }),
+                    StringBuilder::new(),
+                    Int64Builder::new(),
+                )
+                .with_keys_field(
+                    Arc::new(
+                        Field::new("key", DataType::Utf8, false)
+                            .with_metadata(field_id_metadata(32)),
+                    ),
+                )
+                .with_values_field(
+                    Arc::new(
+                        Field::new("value", DataType::Int64, false)
+                            .with_metadata(field_id_metadata(33)),
+                    ),
+                ),
+            col_prize_pool: Decimal128Builder::new()
+                .with_data_type(DataType::Decimal128(12, 2)),
             col_sku: StringBuilder::new(),
-            col_price: Decimal128Builder::new().with_data_type(DataType::Decimal128(12, 2)),
+            col_price: Decimal128Builder::new()
+                .with_data_type(DataType::Decimal128(12, 2)),
             col_purchased_on: Date32Builder::new(),
             col_server_id: StringBuilder::new(),
             col_ingest_time: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
@@ -1400,9 +1413,7 @@ impl BatchBuilder {
     pub fn push(&mut self, event: &Event<'_>, enrichment: &Enrichment<'_>) {
         {
             let v = &event.event_id;
-            self.col_event_id
-                .append_value(v)
-                .expect("a uuid is 16 bytes");
+            self.col_event_id.append_value(v).expect("a uuid is 16 bytes");
         }
         {
             let v = &event.kind;
@@ -1525,26 +1536,24 @@ impl BatchBuilder {
                     let values = self.col_scores.values();
                     values.append_value(*item);
                 }
-                self.col_scores
-                    .append(true)
-                    .expect("keys and values stay aligned");
+                self.col_scores.append(true).expect("keys and values stay aligned");
             }
             _ => {
-                self.col_scores
-                    .append(false)
-                    .expect("keys and values stay aligned");
+                self.col_scores.append(false).expect("keys and values stay aligned");
             }
         }
         #[allow(unreachable_patterns)]
         match &event.variant {
-            Variant::MatchEnded(payload) => match &payload.prize_pool {
-                Some(v) => {
-                    self.col_prize_pool.append_value(*v);
+            Variant::MatchEnded(payload) => {
+                match &payload.prize_pool {
+                    Some(v) => {
+                        self.col_prize_pool.append_value(*v);
+                    }
+                    None => {
+                        self.col_prize_pool.append_null();
+                    }
                 }
-                None => {
-                    self.col_prize_pool.append_null();
-                }
-            },
+            }
             _ => {
                 self.col_prize_pool.append_null();
             }
@@ -1580,10 +1589,8 @@ impl BatchBuilder {
             }
         }
         self.col_server_id.append_option(enrichment.jwt_sub);
-        self.col_ingest_time
-            .append_value(enrichment.ingest_time_micros);
-        self.col_contract_version
-            .append_value(enrichment.contract_version);
+        self.col_ingest_time.append_value(enrichment.ingest_time_micros);
+        self.col_contract_version.append_value(enrichment.contract_version);
         self.col_request_id.append_value(enrichment.request_id);
         self.rows += 1;
     }
@@ -1597,25 +1604,19 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> RecordBatch {
         self.rows = 0;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.col_event_id.finish()) as ArrayRef,
-            Arc::new(self.col_kind.finish()) as ArrayRef,
-            Arc::new(self.col_occurred_at.finish()) as ArrayRef,
-            Arc::new(self.col_match_id.finish()) as ArrayRef,
-            Arc::new(self.col_region.finish()) as ArrayRef,
-            Arc::new(self.col_build.finish()) as ArrayRef,
-            Arc::new(self.col_tags.finish()) as ArrayRef,
-            Arc::new(self.col_map_name.finish()) as ArrayRef,
-            Arc::new(self.col_players.finish()) as ArrayRef,
-            Arc::new(self.col_duration_s.finish()) as ArrayRef,
-            Arc::new(self.col_scores.finish()) as ArrayRef,
-            Arc::new(self.col_prize_pool.finish()) as ArrayRef,
-            Arc::new(self.col_sku.finish()) as ArrayRef,
-            Arc::new(self.col_price.finish()) as ArrayRef,
-            Arc::new(self.col_purchased_on.finish()) as ArrayRef,
-            Arc::new(self.col_server_id.finish()) as ArrayRef,
-            Arc::new(self.col_ingest_time.finish()) as ArrayRef,
-            Arc::new(self.col_contract_version.finish()) as ArrayRef,
-            Arc::new(self.col_request_id.finish()) as ArrayRef,
+            Arc::new(self.col_event_id.finish()) as ArrayRef, Arc::new(self.col_kind
+            .finish()) as ArrayRef, Arc::new(self.col_occurred_at.finish()) as ArrayRef,
+            Arc::new(self.col_match_id.finish()) as ArrayRef, Arc::new(self.col_region
+            .finish()) as ArrayRef, Arc::new(self.col_build.finish()) as ArrayRef,
+            Arc::new(self.col_tags.finish()) as ArrayRef, Arc::new(self.col_map_name
+            .finish()) as ArrayRef, Arc::new(self.col_players.finish()) as ArrayRef,
+            Arc::new(self.col_duration_s.finish()) as ArrayRef, Arc::new(self.col_scores
+            .finish()) as ArrayRef, Arc::new(self.col_prize_pool.finish()) as ArrayRef,
+            Arc::new(self.col_sku.finish()) as ArrayRef, Arc::new(self.col_price
+            .finish()) as ArrayRef, Arc::new(self.col_purchased_on.finish()) as ArrayRef,
+            Arc::new(self.col_server_id.finish()) as ArrayRef, Arc::new(self
+            .col_ingest_time.finish()) as ArrayRef, Arc::new(self.col_contract_version
+            .finish()) as ArrayRef, Arc::new(self.col_request_id.finish()) as ArrayRef
         ];
         RecordBatch::try_new(Arc::new(arrow_schema()), columns)
             .expect("the builders produce the schema's types")
