@@ -27,6 +27,16 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     files
 }
 
+/// The events table definition as written to `iceberg/events-table.json`.
+pub fn events_table_text(c: &Contract) -> String {
+    pretty(&events_table(c))
+}
+
+/// The quarantine table definition as written to `iceberg/quarantine-table.json`.
+pub fn quarantine_table_text(c: &Contract) -> String {
+    pretty(&quarantine_table(c))
+}
+
 fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');

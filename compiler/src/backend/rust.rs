@@ -55,6 +55,11 @@ fn lib_rs(set: &Valid<ContractSet>) -> String {
 
         /// The names of every contract in this crate, sorted.
         pub const CONTRACTS: &[&str] = &[#(#names),*];
+
+        /// Every contract, for the runtime, sorted by name.
+        pub fn all() -> Vec<&'static dyn contract_support::Contract> {
+            vec![#(&#modules::Spec),*]
+        }
     };
     format_file(&super::header("//", "contracts/"), tokens)
 }
@@ -223,6 +228,7 @@ impl<'c> Gen<'c> {
         );
 
         let event = self.event_items();
+        let spec = self.spec_items();
         let arrow = self.arrow_items();
         let items = std::mem::take(&mut self.items);
         let statics = std::mem::take(&mut self.statics);
@@ -269,6 +275,84 @@ impl<'c> Gen<'c> {
             #(#items)*
 
             #arrow
+
+            #spec
+        }
+    }
+
+    /// The `Contract` trait implementation the runtime uses, with the table definitions.
+    fn spec_items(&self) -> TokenStream {
+        let c = self.contract;
+        let events_json = super::iceberg::events_table_text(c);
+        let quarantine_json = super::iceberg::quarantine_table_text(c);
+        let quarantine_table = super::iceberg::quarantine_table_name(c);
+        let issuer = match &c.ingest.auth.issuer {
+            crate::ir::Issuer::Dev => quote!(None),
+            crate::ir::Issuer::Url(u) => quote!(Some(#u)),
+        };
+        let jwks = match &c.ingest.auth.jwks_url {
+            Some(u) => quote!(Some(#u)),
+            None => quote!(None),
+        };
+        let audience = &c.ingest.auth.audience;
+        let scopes = &c.ingest.auth.scopes;
+        quote! {
+            /// The Iceberg `CreateTableRequest` of the events table.
+            pub const EVENTS_TABLE_JSON: &str = #events_json;
+            /// The Iceberg `CreateTableRequest` of the quarantine table.
+            pub const QUARANTINE_TABLE_JSON: &str = #quarantine_json;
+
+            /// This contract, for the runtime.
+            pub struct Spec;
+
+            impl contract_support::EventBatch for BatchBuilder {
+                fn len(&self) -> usize {
+                    self.rows
+                }
+                fn finish(&mut self) -> RecordBatch {
+                    BatchBuilder::finish(self)
+                }
+                fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                    self
+                }
+            }
+
+            impl contract_support::Contract for Spec {
+                fn name(&self) -> &'static str { NAME }
+                fn version(&self) -> &'static str { VERSION }
+                fn fingerprint(&self) -> &'static str { FINGERPRINT }
+                fn route(&self) -> &'static str { ROUTE }
+                fn batch_route(&self) -> Option<&'static str> { BATCH_ROUTE }
+                fn max_body_bytes(&self) -> usize { MAX_BODY_BYTES }
+                fn auth(&self) -> contract_support::AuthSpec {
+                    contract_support::AuthSpec { issuer: #issuer, jwks_url: #jwks, audience: #audience, scopes: &[#(#scopes),*] }
+                }
+                fn database(&self) -> &'static str { DATABASE }
+                fn events_table(&self) -> &'static str { TABLE }
+                fn quarantine_table(&self) -> &'static str { #quarantine_table }
+                fn events_table_json(&self) -> &'static str { EVENTS_TABLE_JSON }
+                fn quarantine_table_json(&self) -> &'static str { QUARANTINE_TABLE_JSON }
+                fn arrow_schema(&self) -> Schema { arrow_schema() }
+                fn new_batch(&self) -> Box<dyn contract_support::EventBatch> { Box::new(BatchBuilder::new()) }
+                fn validate_into(
+                    &self,
+                    parser: &mut Parser,
+                    bytes: &[u8],
+                    ctx: &Context,
+                    enrichment: &Enrichment<'_>,
+                    batch: Option<&mut dyn contract_support::EventBatch>,
+                ) -> (contract_support::Verdict, Vec<contract_support::Violation>) {
+                    let outcome = validate(parser, bytes, ctx);
+                    let verdict = outcome.verdict();
+                    if verdict == contract_support::Verdict::Accept
+                        && let (Some(event), Some(batch)) = (&outcome.event, batch)
+                        && let Some(builder) = batch.as_any_mut().downcast_mut::<BatchBuilder>()
+                    {
+                        builder.push(event, enrichment);
+                    }
+                    (verdict, outcome.violations)
+                }
+            }
         }
     }
 

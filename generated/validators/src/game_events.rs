@@ -429,3 +429,87 @@ impl BatchBuilder {
             .expect("the builders produce the schema's types")
     }
 }
+/// The Iceberg `CreateTableRequest` of the events table.
+pub const EVENTS_TABLE_JSON: &str = "{\n  \"name\": \"events_table\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"event_id\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"Client-side event number; not unique (the test client repeats 00001..00020).\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"event_type\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"Which game event happened; selects the variant.\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"updated_at\",\n        \"required\": true,\n        \"type\": \"timestamp\",\n        \"doc\": \"The client's local wall-clock time when the event happened (no zone).\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"event_data\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Free text attached to the event.\"\n      },\n      {\n        \"id\": 100,\n        \"name\": \"player_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"The authenticated player (the token's subject). (enriched from jwt.sub)\"\n      },\n      {\n        \"id\": 101,\n        \"name\": \"ingest_time\",\n        \"required\": false,\n        \"type\": \"timestamptz\",\n        \"doc\": \"Enriched from ingest_time.\"\n      },\n      {\n        \"id\": 102,\n        \"name\": \"contract_version\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from contract_version.\"\n      },\n      {\n        \"id\": 103,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from request_id.\"\n      }\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 2,\n        \"field-id\": 1000,\n        \"name\": \"event_type\",\n        \"transform\": \"identity\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"game_events\",\n    \"contractc.contract-version\": \"1.0.0\",\n    \"contractc.fingerprint\": \"87a5103394f8e7324258709d61e2466b1072b6b5dc6e5dbd37f6f4b04d3de676\",\n    \"contractc.table-kind\": \"events\",\n    \"format-version\": \"2\",\n    \"owner\": \"game-analytics\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\"\n  },\n  \"write-order\": {\n    \"order-id\": 1,\n    \"fields\": [\n      {\n        \"source-id\": 3,\n        \"transform\": \"identity\",\n        \"direction\": \"asc\",\n        \"null-order\": \"nulls-first\"\n      }\n    ]\n  }\n}\n";
+/// The Iceberg `CreateTableRequest` of the quarantine table.
+pub const QUARANTINE_TABLE_JSON: &str = "{\n  \"name\": \"events_table_quarantine\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"received_at\",\n        \"required\": true,\n        \"type\": \"timestamptz\",\n        \"doc\": \"When the runtime received the event.\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"contract_version\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The contract version that judged the event.\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"verdict\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"reject (refused with 400) or quarantine (acknowledged).\"\n      },\n      {\n        \"id\": 5,\n        \"name\": \"violation_codes\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 6,\n          \"element\": \"string\",\n          \"element-required\": true\n        }\n      },\n      {\n        \"id\": 7,\n        \"name\": \"violations\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 8,\n          \"element-required\": true,\n          \"element\": {\n            \"type\": \"struct\",\n            \"fields\": [\n              {\n                \"id\": 9,\n                \"name\": \"code\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 10,\n                \"name\": \"path\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 11,\n                \"name\": \"policy\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 12,\n                \"name\": \"message\",\n                \"required\": true,\n                \"type\": \"string\"\n              }\n            ]\n          }\n        }\n      },\n      {\n        \"id\": 13,\n        \"name\": \"raw_payload\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The request body as received (lossy UTF-8).\"\n      },\n      {\n        \"id\": 14,\n        \"name\": \"player_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"The JWT subject, when authenticated.\"\n      }\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 1,\n        \"field-id\": 1000,\n        \"name\": \"received_at_day\",\n        \"transform\": \"day\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"game_events\",\n    \"contractc.contract-version\": \"1.0.0\",\n    \"contractc.fingerprint\": \"87a5103394f8e7324258709d61e2466b1072b6b5dc6e5dbd37f6f4b04d3de676\",\n    \"contractc.table-kind\": \"quarantine\",\n    \"format-version\": \"2\",\n    \"owner\": \"game-analytics\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\"\n  }\n}\n";
+/// This contract, for the runtime.
+pub struct Spec;
+impl contract_support::EventBatch for BatchBuilder {
+    fn len(&self) -> usize {
+        self.rows
+    }
+    fn finish(&mut self) -> RecordBatch {
+        BatchBuilder::finish(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+impl contract_support::Contract for Spec {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn version(&self) -> &'static str {
+        VERSION
+    }
+    fn fingerprint(&self) -> &'static str {
+        FINGERPRINT
+    }
+    fn route(&self) -> &'static str {
+        ROUTE
+    }
+    fn batch_route(&self) -> Option<&'static str> {
+        BATCH_ROUTE
+    }
+    fn max_body_bytes(&self) -> usize {
+        MAX_BODY_BYTES
+    }
+    fn auth(&self) -> contract_support::AuthSpec {
+        contract_support::AuthSpec {
+            issuer: None,
+            jwks_url: None,
+            audience: "gamebackend",
+            scopes: &["guest", "authenticated"],
+        }
+    }
+    fn database(&self) -> &'static str {
+        DATABASE
+    }
+    fn events_table(&self) -> &'static str {
+        TABLE
+    }
+    fn quarantine_table(&self) -> &'static str {
+        "events_table_quarantine"
+    }
+    fn events_table_json(&self) -> &'static str {
+        EVENTS_TABLE_JSON
+    }
+    fn quarantine_table_json(&self) -> &'static str {
+        QUARANTINE_TABLE_JSON
+    }
+    fn arrow_schema(&self) -> Schema {
+        arrow_schema()
+    }
+    fn new_batch(&self) -> Box<dyn contract_support::EventBatch> {
+        Box::new(BatchBuilder::new())
+    }
+    fn validate_into(
+        &self,
+        parser: &mut Parser,
+        bytes: &[u8],
+        ctx: &Context,
+        enrichment: &Enrichment<'_>,
+        batch: Option<&mut dyn contract_support::EventBatch>,
+    ) -> (contract_support::Verdict, Vec<contract_support::Violation>) {
+        let outcome = validate(parser, bytes, ctx);
+        let verdict = outcome.verdict();
+        if verdict == contract_support::Verdict::Accept
+            && let (Some(event), Some(batch)) = (&outcome.event, batch)
+            && let Some(builder) = batch.as_any_mut().downcast_mut::<BatchBuilder>()
+        {
+            builder.push(event, enrichment);
+        }
+        (verdict, outcome.violations)
+    }
+}

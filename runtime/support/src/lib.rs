@@ -357,3 +357,66 @@ mod tests {
         }
     }
 }
+
+/// How a contract's ingest routes authenticate.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSpec {
+    /// `None`: the runtime's built-in development identity provider.
+    pub issuer: Option<&'static str>,
+    /// Defaults to `{issuer}/.well-known/jwks.json`.
+    pub jwks_url: Option<&'static str>,
+    pub audience: &'static str,
+    /// A token must carry one of these scopes.
+    pub scopes: &'static [&'static str],
+}
+
+/// What to do with keys a contract does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownFieldPolicy {
+    Reject,
+    Quarantine,
+    Warn,
+    Drop,
+}
+
+/// A generated contract, seen by the runtime without knowing its event type.
+pub trait Contract: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn version(&self) -> &'static str;
+    fn fingerprint(&self) -> &'static str;
+    fn route(&self) -> &'static str;
+    fn batch_route(&self) -> Option<&'static str>;
+    fn max_body_bytes(&self) -> usize;
+    fn auth(&self) -> AuthSpec;
+    /// The Iceberg namespace of both tables.
+    fn database(&self) -> &'static str;
+    fn events_table(&self) -> &'static str;
+    fn quarantine_table(&self) -> &'static str;
+    /// The events table as an Iceberg REST `CreateTableRequest` (the generated JSON).
+    fn events_table_json(&self) -> &'static str;
+    fn quarantine_table_json(&self) -> &'static str;
+    fn arrow_schema(&self) -> arrow_schema::Schema;
+    fn new_batch(&self) -> Box<dyn EventBatch>;
+    /// Validates one event; when it is accepted and `batch` is given (one made by
+    /// [`Contract::new_batch`]), appends it with `enrichment`.
+    fn validate_into(
+        &self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+        enrichment: &Enrichment<'_>,
+        batch: Option<&mut dyn EventBatch>,
+    ) -> (Verdict, Vec<Violation>);
+}
+
+/// Accepted events of one contract, as Arrow columns.
+pub trait EventBatch: Send {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The rows so far as one batch; the builder starts empty again.
+    fn finish(&mut self) -> arrow_array::RecordBatch;
+    /// For the generated code to get its own builder back.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
