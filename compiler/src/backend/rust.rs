@@ -57,9 +57,7 @@ fn lib_rs(set: &Valid<ContractSet>) -> String {
         pub const CONTRACTS: &[&str] = &[#(#names),*];
 
         /// Every contract, for the runtime, sorted by name.
-        pub fn all() -> Vec<&'static dyn contract_support::Contract> {
-            vec![#(&#modules::Spec),*]
-        }
+        pub static ALL: &[&dyn contract_support::Contract] = &[#(&#modules::Spec),*];
     };
     format_file(&super::header("//", "contracts/"), tokens)
 }
