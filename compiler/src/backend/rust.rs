@@ -23,6 +23,14 @@ pub fn emit(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
     let mut files = vec![
         GeneratedFile::new(format!("{CRATE_DIR}/Cargo.toml"), cargo_toml(options)),
         GeneratedFile::new(format!("{CRATE_DIR}/src/lib.rs"), lib_rs(set)),
+        // prettyplease formats this crate; rustfmt would reflow it and make it stale.
+        GeneratedFile::new(
+            format!("{CRATE_DIR}/rustfmt.toml"),
+            format!(
+                "{}disable_all_formatting = true\n",
+                super::header("#", "contracts/")
+            ),
+        ),
     ];
     for contract in &set.contracts {
         files.push(GeneratedFile::new(
