@@ -1,0 +1,437 @@
+//! The built-in development identity provider and token verification.
+//!
+//! The provider speaks the reference's protocol: `GET /prod/login-as-guest` creates a guest
+//! (or logs one in again with `?user_id=&guest_secret=`) and returns an RS256 JWT with the
+//! reference's claims; `/.well-known/jwks.json` and `/.well-known/openid-configuration`
+//! publish the keys. Keys and guests live in the data directory, so tokens survive restarts.
+//!
+//! Verification is the gateway's: the `kid` picks a key from the JWKS, and `iss`, `aud`,
+//! `exp`/`nbf` and the scope are checked. Only RS256 is accepted, which refuses `alg: none`
+//! and HS256 tokens signed with the public key.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+    RSAKeyParameters, RSAKeyType, ThumbprintHash,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Seconds an access token lives (the reference's).
+pub const TOKEN_TTL: u64 = 900;
+/// Seconds a refresh token lives (six days, the reference's).
+pub const REFRESH_TTL: u64 = 6 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+/// The claims of an access token (the reference's, plus the key id repeated).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub scope: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Other claims, for `jwt.<claim>` enrichment.
+    #[serde(flatten)]
+    pub extra: HashMap<String, serde_json::Value>,
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+fn load_or_create_key(path: &Path) -> Result<SigningKey, IdentityError> {
+    let io = |source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let key = if path.exists() {
+        let pem = std::fs::read_to_string(path).map_err(io)?;
+        rsa::PrivateKey::from_pkcs1_pem(&pem).map_err(|e| IdentityError::Key(e.to_string()))?
+    } else {
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048)
+            .map_err(|e| IdentityError::Key(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        key.write_pkcs1_pem_file(path, LineEnding::LF)
+            .map_err(|e| IdentityError::Key(e.to_string()))?;
+        key
+    };
+    let der = key
+        .to_pkcs1_der()
+        .map_err(|e| IdentityError::Key(e.to_string()))?;
+    let encoding = EncodingKey::from_rsa_der(der.as_bytes());
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::RS256),
+            ..Default::default()
+        },
+        algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+            key_type: RSAKeyType::RSA,
+            n: URL_SAFE_NO_PAD.encode(key.n_bytes()),
+            e: URL_SAFE_NO_PAD.encode(key.e_bytes()),
+        }),
+    };
+    // RFC 7638 thumbprint: a stable kid for a stable key.
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|e| IdentityError::Key(e.to_string()))?;
+    jwk.common.key_id = Some(kid.clone());
+    Ok(SigningKey { kid, encoding, jwk })
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS RNG failing is not recoverable in any useful way for an identity provider.
+    getrandom::fill(&mut buf).expect("the operating system's random number generator");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The response to a guest login, shaped as the reference's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Login {
+    pub user_id: String,
+    pub guest_secret: String,
+    pub auth_token: String,
+    pub refresh_token: String,
+    pub auth_token_expires_in: u64,
+    pub refresh_token_expires_in: u64,
+}
+
+/// Why a guest login failed (the reference answers 400 and 401 in plain text).
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginError {
+    MissingSecret,
+    WrongSecret,
+}
+
+/// The development identity provider.
+pub struct DevIdentity {
+    /// Issuer base URL, without a trailing slash.
+    pub issuer: String,
+    pub audience: String,
+    current: SigningKey,
+    previous: Option<SigningKey>,
+    guests: RwLock<HashMap<String, String>>,
+    guests_path: PathBuf,
+    guests_file: std::sync::Mutex<std::fs::File>,
+}
+
+impl DevIdentity {
+    /// Loads (or creates) the keys under `dir/keys` and the guests in `dir/guests.log`.
+    pub fn open(
+        dir: &Path,
+        issuer: String,
+        audience: String,
+    ) -> Result<DevIdentity, IdentityError> {
+        let current = load_or_create_key(&dir.join("keys/current.pem"))?;
+        let previous_path = dir.join("keys/previous.pem");
+        let previous = if previous_path.exists() {
+            Some(load_or_create_key(&previous_path)?)
+        } else {
+            None
+        };
+        let guests_path = dir.join("guests.log");
+        let io = |source| IdentityError::Io {
+            path: guests_path.clone(),
+            source,
+        };
+        let mut guests = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(&guests_path) {
+            for line in text.lines() {
+                if let Some((user, hash)) = line.split_once(' ') {
+                    guests.insert(user.to_string(), hash.to_string());
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&guests_path)
+            .map_err(io)?;
+        Ok(DevIdentity {
+            issuer,
+            audience,
+            current,
+            previous,
+            guests: RwLock::new(guests),
+            guests_path,
+            guests_file: std::sync::Mutex::new(file),
+        })
+    }
+
+    /// The JWKS: the current key and the previous one (keys rotate).
+    pub fn jwks(&self) -> JwkSet {
+        let mut keys = vec![self.current.jwk.clone()];
+        if let Some(previous) = &self.previous {
+            keys.push(previous.jwk.clone());
+        }
+        JwkSet { keys }
+    }
+
+    pub fn openid_configuration(&self) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["guest", "authenticated"],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+        })
+    }
+
+    /// Signs an access token for `sub` with `scope`.
+    pub fn sign(
+        &self,
+        sub: &str,
+        scope: &str,
+        ttl: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = now_seconds();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.current.kid.clone());
+        let claims = Claims {
+            sub: sub.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            scope: scope.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl,
+            kid: Some(self.current.kid.clone()),
+            extra: HashMap::new(),
+        };
+        jsonwebtoken::encode(&header, &claims, &self.current.encoding)
+    }
+
+    /// A new guest (no arguments) or a returning one.
+    pub fn login_as_guest(
+        &self,
+        user_id: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<Login, LoginError> {
+        let (user_id, secret) = match (user_id, secret) {
+            (None, None) => {
+                let user_id = uuid::Uuid::new_v4().to_string();
+                let secret = random_token(32);
+                self.remember(&user_id, &secret);
+                (user_id, secret)
+            }
+            (Some(_), None) => return Err(LoginError::MissingSecret),
+            (None, Some(_)) => return Err(LoginError::WrongSecret),
+            (Some(user), Some(secret)) => {
+                let known = self.guests.read().ok().and_then(|g| g.get(user).cloned());
+                if known.as_deref() != Some(hash_secret(secret).as_str()) {
+                    return Err(LoginError::WrongSecret);
+                }
+                (user.to_string(), secret.to_string())
+            }
+        };
+        let auth_token = self
+            .sign(&user_id, "guest", TOKEN_TTL)
+            .map_err(|_| LoginError::WrongSecret)?;
+        let refresh_token = self
+            .sign(&user_id, "refresh", REFRESH_TTL)
+            .map_err(|_| LoginError::WrongSecret)?;
+        Ok(Login {
+            user_id,
+            guest_secret: secret,
+            auth_token,
+            refresh_token,
+            auth_token_expires_in: TOKEN_TTL,
+            refresh_token_expires_in: REFRESH_TTL,
+        })
+    }
+
+    fn remember(&self, user_id: &str, secret: &str) {
+        let hash = hash_secret(secret);
+        if let Ok(mut file) = self.guests_file.lock() {
+            // Not fsynced: losing a guest on a crash only means that guest logs in anew.
+            if let Err(error) = writeln!(file, "{user_id} {hash}") {
+                tracing::warn!(%error, path = %self.guests_path.display(), "cannot persist a guest");
+            }
+        }
+        if let Ok(mut guests) = self.guests.write() {
+            guests.insert(user_id.to_string(), hash);
+        }
+    }
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no token, a malformed or forged one, expired, wrong issuer or audience, unknown key.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403: a valid token without an allowed scope.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+/// Where verification keys come from.
+pub enum KeySource {
+    Dev(Arc<DevIdentity>),
+    /// An external issuer's JWKS, fetched on demand and cached; refreshed on an unknown `kid`
+    /// (at most once a minute, so forged kids cannot make us hammer the issuer).
+    Remote {
+        url: String,
+        cache: RwLock<(HashMap<String, DecodingKey>, Option<Instant>)>,
+        client: reqwest::Client,
+    },
+}
+
+impl KeySource {
+    pub fn remote(url: String) -> KeySource {
+        KeySource::Remote {
+            url,
+            cache: RwLock::new((HashMap::new(), None)),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        match self {
+            KeySource::Dev(dev) => {
+                let jwks = dev.jwks();
+                jwks.find(kid)
+                    .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())
+            }
+            KeySource::Remote { url, cache, client } => {
+                if let Some(key) = cache.read().ok().and_then(|c| c.0.get(kid).cloned()) {
+                    return Some(key);
+                }
+                let recently = cache
+                    .read()
+                    .ok()
+                    .and_then(|c| c.1)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                if recently {
+                    return None;
+                }
+                let fetched: Option<JwkSet> =
+                    match client.get(url).timeout(Duration::from_secs(5)).send().await {
+                        Ok(response) => response.json().await.ok(),
+                        Err(error) => {
+                            tracing::warn!(%error, url, "cannot fetch the issuer's JWKS");
+                            None
+                        }
+                    };
+                let mut cache = cache.write().ok()?;
+                cache.1 = Some(Instant::now());
+                if let Some(jwks) = fetched {
+                    cache.0 = jwks
+                        .keys
+                        .iter()
+                        .filter_map(|jwk| {
+                            Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))
+                        })
+                        .collect();
+                }
+                cache.0.get(kid).cloned()
+            }
+        }
+    }
+}
+
+/// Verifies bearer tokens for one issuer and audience.
+pub struct Verifier {
+    pub issuer: String,
+    pub audience: String,
+    keys: KeySource,
+}
+
+impl Verifier {
+    pub fn new(issuer: String, audience: String, keys: KeySource) -> Verifier {
+        Verifier {
+            issuer,
+            audience,
+            keys,
+        }
+    }
+
+    /// Checks the `Authorization` header value (raw token or `Bearer <token>`) and that the
+    /// token holds one of `scopes`.
+    pub async fn verify(&self, header: Option<&str>, scopes: &[&str]) -> Result<Claims, AuthError> {
+        let raw = header
+            .ok_or_else(|| AuthError::Unauthorized("no Authorization header".into()))?
+            .trim();
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or(raw)
+            .trim();
+        let unverified = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::Unauthorized(format!("malformed token: {e}")))?;
+        if unverified.alg != Algorithm::RS256 {
+            return Err(AuthError::Unauthorized(format!(
+                "algorithm {:?} is not accepted",
+                unverified.alg
+            )));
+        }
+        let kid = unverified
+            .kid
+            .ok_or_else(|| AuthError::Unauthorized("token has no kid".into()))?;
+        let key = self
+            .keys
+            .key(&kid)
+            .await
+            .ok_or_else(|| AuthError::Unauthorized(format!("unknown key id {kid}")))?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| AuthError::Unauthorized(format!("{:?}", e.kind())))?;
+        let held: Vec<&str> = data.claims.scope.split_whitespace().collect();
+        if !scopes.iter().any(|s| held.contains(s)) {
+            return Err(AuthError::Forbidden(format!(
+                "scope {:?} holds none of {scopes:?}",
+                data.claims.scope
+            )));
+        }
+        Ok(data.claims)
+    }
+}

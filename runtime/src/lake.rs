@@ -1,0 +1,334 @@
+//! The embedded lake: Iceberg tables in a local warehouse with a SQLite catalog.
+//!
+//! Layout under the data directory: `catalog.db` (the SQL catalog, name `contractc`) and
+//! `warehouse/<database>.db/<table>/` — the paths pyiceberg and Spark use, so any Iceberg reader
+//! can open the tables.
+//!
+//! Tables are created from the generated `CreateTableRequest` JSON with the contract's own
+//! field ids: `Catalog::create_table` would renumber them from 1, which would break the
+//! promise that a field id identifies a column forever. So the first metadata file is built
+//! from the definition (through `iceberg::spec::TableMetadata`, which validates it) and
+//! registered with the catalog.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use iceberg::arrow::RecordBatchPartitionSplitter;
+use iceberg::spec::{DataFile, DataFileFormat, TableMetadata};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::partitioning::PartitioningWriter;
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
+use iceberg_catalog_sql::{
+    SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle,
+    SqlCatalog, SqlCatalogBuilder,
+};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde_json::{Value, json};
+
+/// The catalog name readers must use (rows in the SQL catalog are keyed by it).
+pub const CATALOG_NAME: &str = "contractc";
+/// The snapshot summary property holding the highest write-ahead-log LSN a commit covers.
+pub const WAL_LSN_PROPERTY: &str = "contractc.wal-lsn";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("table definition of {table}: {message}")]
+    Definition { table: String, message: String },
+}
+
+pub struct Lake {
+    catalog: SqlCatalog,
+    warehouse: PathBuf,
+}
+
+fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+impl Lake {
+    /// Opens (creating if needed) the catalog at `dir/catalog.db` and warehouse `dir/warehouse`.
+    pub async fn open(dir: &Path) -> Result<Lake, LakeError> {
+        let dir = std::path::absolute(dir).map_err(|source| LakeError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let warehouse = dir.join("warehouse");
+        std::fs::create_dir_all(&warehouse).map_err(|source| LakeError::Io {
+            path: warehouse.clone(),
+            source,
+        })?;
+        let props = HashMap::from([
+            (
+                SQL_CATALOG_PROP_URI.to_string(),
+                format!("sqlite:{}?mode=rwc", dir.join("catalog.db").display()),
+            ),
+            (SQL_CATALOG_PROP_WAREHOUSE.to_string(), file_url(&warehouse)),
+            (
+                SQL_CATALOG_PROP_BIND_STYLE.to_string(),
+                SqlBindStyle::QMark.to_string(),
+            ),
+        ]);
+        let catalog = SqlCatalogBuilder::default()
+            .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
+            .load(CATALOG_NAME, props)
+            .await?;
+        Ok(Lake { catalog, warehouse })
+    }
+
+    /// Creates the namespace and the table described by `create_json` unless the table exists.
+    pub async fn ensure_table(
+        &self,
+        database: &str,
+        create_json: &str,
+    ) -> Result<TableIdent, LakeError> {
+        let create: Value =
+            serde_json::from_str(create_json).map_err(|e| LakeError::Definition {
+                table: database.to_string(),
+                message: e.to_string(),
+            })?;
+        let name = create["name"].as_str().unwrap_or_default().to_string();
+        let namespace = NamespaceIdent::new(database.to_string());
+        if !self.catalog.namespace_exists(&namespace).await? {
+            self.catalog
+                .create_namespace(&namespace, HashMap::new())
+                .await?;
+        }
+        let ident = TableIdent::new(namespace, name.clone());
+        if self.catalog.table_exists(&ident).await? {
+            return Ok(ident);
+        }
+        let location = self.warehouse.join(format!("{database}.db")).join(&name);
+        let metadata = initial_metadata(&create, &file_url(&location)).map_err(|message| {
+            LakeError::Definition {
+                table: name.clone(),
+                message,
+            }
+        })?;
+        let metadata_dir = location.join("metadata");
+        std::fs::create_dir_all(&metadata_dir).map_err(|source| LakeError::Io {
+            path: metadata_dir.clone(),
+            source,
+        })?;
+        let metadata_path =
+            metadata_dir.join(format!("00000-{}.metadata.json", uuid::Uuid::new_v4()));
+        let bytes = serde_json::to_vec(&metadata).map_err(|e| LakeError::Definition {
+            table: name.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&metadata_path, bytes).map_err(|source| LakeError::Io {
+            path: metadata_path.clone(),
+            source,
+        })?;
+        self.catalog
+            .register_table(&ident, file_url(&metadata_path))
+            .await?;
+        tracing::info!(table = %ident, "created table");
+        Ok(ident)
+    }
+
+    pub async fn load(&self, ident: &TableIdent) -> Result<Table, LakeError> {
+        Ok(self.catalog.load_table(ident).await?)
+    }
+
+    /// The highest LSN committed to the table (0 when none): the newest snapshot carrying it.
+    pub async fn committed_lsn(&self, ident: &TableIdent) -> Result<u64, LakeError> {
+        let table = self.load(ident).await?;
+        Ok(committed_lsn(table.metadata()))
+    }
+
+    /// Writes `batches` as Parquet data files and commits them in one snapshot recording `lsn`.
+    pub async fn append(
+        &self,
+        ident: &TableIdent,
+        batches: Vec<RecordBatch>,
+        lsn: u64,
+    ) -> Result<usize, LakeError> {
+        let table = self.load(ident).await?;
+        let files = write_data_files(&table, batches).await?;
+        let count = files.len();
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .fast_append()
+            .add_data_files(files)
+            .set_snapshot_properties(HashMap::from([(
+                WAL_LSN_PROPERTY.to_string(),
+                lsn.to_string(),
+            )]))
+            .apply(tx)?;
+        tx.commit(&self.catalog).await?;
+        Ok(count)
+    }
+
+    /// The Arrow schema of a table as Iceberg sees it (with field ids).
+    pub async fn arrow_schema(
+        &self,
+        ident: &TableIdent,
+    ) -> Result<arrow_schema::Schema, LakeError> {
+        let table = self.load(ident).await?;
+        Ok(iceberg::arrow::schema_to_arrow_schema(
+            table.metadata().current_schema(),
+        )?)
+    }
+}
+
+fn committed_lsn(metadata: &TableMetadata) -> u64 {
+    let mut snapshots: Vec<_> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
+    snapshots
+        .iter()
+        .find_map(|s| {
+            s.summary()
+                .additional_properties
+                .get(WAL_LSN_PROPERTY)
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn write_data_files(
+    table: &Table,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<DataFile>, LakeError> {
+    let metadata = table.metadata();
+    let schema = metadata.current_schema().clone();
+    let spec = metadata.default_partition_spec().clone();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let parquet = ParquetWriterBuilder::new(properties, schema.clone());
+    let locations = DefaultLocationGenerator::new(metadata)?;
+    // A fresh prefix per write: the name generator's counter restarts at 0 every time.
+    let names = DefaultFileNameGenerator::new(
+        uuid::Uuid::now_v7().to_string(),
+        None,
+        DataFileFormat::Parquet,
+    );
+    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+        parquet,
+        table.file_io().clone(),
+        locations,
+        names,
+    );
+    let data_files = DataFileWriterBuilder::new(rolling);
+    if spec.is_unpartitioned() {
+        let mut writer = data_files.build(None).await?;
+        for batch in batches {
+            writer.write(batch).await?;
+        }
+        Ok(writer.close().await?)
+    } else {
+        let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)?;
+        let mut fanout: FanoutWriter<_> = FanoutWriter::new(data_files);
+        for batch in &batches {
+            for (key, part) in splitter.split(batch)? {
+                fanout.write(key, part).await?;
+            }
+        }
+        Ok(fanout.close().await?)
+    }
+}
+
+fn max_field_id(value: &Value) -> i64 {
+    match value {
+        Value::Object(map) => {
+            let own = ["id", "element-id", "key-id", "value-id"]
+                .iter()
+                .filter_map(|k| map.get(*k)?.as_i64())
+                .max()
+                .unwrap_or(0);
+            map.values().map(max_field_id).max().unwrap_or(0).max(own)
+        }
+        Value::Array(items) => items.iter().map(max_field_id).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Format-version 2 metadata of a new, empty table, from a `CreateTableRequest`.
+fn initial_metadata(create: &Value, location: &str) -> Result<TableMetadata, String> {
+    let schema = create.get("schema").cloned().ok_or("no schema")?;
+    let spec = create
+        .get("partition-spec")
+        .cloned()
+        .unwrap_or(json!({ "spec-id": 0, "fields": [] }));
+    let last_partition_id = spec["fields"]
+        .as_array()
+        .and_then(|f| f.iter().filter_map(|p| p["field-id"].as_i64()).max())
+        .unwrap_or(999);
+    let mut sort_orders = vec![json!({ "order-id": 0, "fields": [] })];
+    let mut default_order = 0;
+    if let Some(order) = create.get("write-order") {
+        default_order = order["order-id"].as_i64().unwrap_or(1);
+        sort_orders.push(order.clone());
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let metadata = json!({
+        "format-version": 2,
+        "table-uuid": uuid::Uuid::new_v4().to_string(),
+        "location": location,
+        "last-sequence-number": 0,
+        "last-updated-ms": now_ms,
+        "last-column-id": max_field_id(&schema),
+        "current-schema-id": schema.get("schema-id").and_then(Value::as_i64).unwrap_or(0),
+        "schemas": [schema],
+        "default-spec-id": spec.get("spec-id").and_then(Value::as_i64).unwrap_or(0),
+        "partition-specs": [spec],
+        "last-partition-id": last_partition_id,
+        "default-sort-order-id": default_order,
+        "sort-orders": sort_orders,
+        "properties": create.get("properties").cloned().unwrap_or(json!({})),
+        "snapshots": [],
+        "snapshot-log": [],
+        "metadata-log": [],
+        "refs": {},
+    });
+    serde_json::from_value(metadata).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_definitions_become_valid_metadata_with_contract_ids() {
+        for contract in contract_validators::ALL {
+            for text in [
+                contract.events_table_json(),
+                contract.quarantine_table_json(),
+            ] {
+                let create: Value = serde_json::from_str(text).unwrap();
+                let metadata = initial_metadata(&create, "file:///tmp/t").unwrap();
+                let schema = metadata.current_schema();
+                for field in create["schema"]["fields"].as_array().unwrap() {
+                    let id = field["id"].as_i64().unwrap() as i32;
+                    let name = field["name"].as_str().unwrap();
+                    assert_eq!(
+                        schema.field_by_id(id).map(|f| f.name.as_str()),
+                        Some(name),
+                        "{name} keeps id {id}"
+                    );
+                }
+            }
+        }
+    }
+}

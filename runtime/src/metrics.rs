@@ -1,0 +1,109 @@
+//! Prometheus metrics for `/metrics`.
+
+use contract_support::{Verdict, Violation};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub events: IntCounterVec,
+    pub violations: IntCounterVec,
+    pub unauthorized: IntCounterVec,
+    pub buffered: IntGaugeVec,
+    pub commit_seconds: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let events = IntCounterVec::new(
+            Opts::new(
+                "contractc_events_total",
+                "Events judged, by contract and verdict (accept, quarantine, reject)",
+            ),
+            &["contract", "verdict"],
+        )
+        .expect("valid metric");
+        let violations = IntCounterVec::new(
+            Opts::new(
+                "contractc_violations_total",
+                "Rule violations, by contract, code and policy",
+            ),
+            &["contract", "code", "policy"],
+        )
+        .expect("valid metric");
+        let unauthorized = IntCounterVec::new(
+            Opts::new(
+                "contractc_unauthorized_total",
+                "Requests refused by authentication (401) or scope (403)",
+            ),
+            &["contract", "status"],
+        )
+        .expect("valid metric");
+        let buffered = IntGaugeVec::new(
+            Opts::new(
+                "contractc_buffered_events",
+                "Events logged but not yet committed to Iceberg",
+            ),
+            &["contract"],
+        )
+        .expect("valid metric");
+        let commit_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "contractc_commit_seconds",
+                "Latency of Iceberg commits (write files + commit)",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["table"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(violations.clone()),
+            Box::new(unauthorized.clone()),
+            Box::new(buffered.clone()),
+            Box::new(commit_seconds.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            events,
+            violations,
+            unauthorized,
+            buffered,
+            commit_seconds,
+        }
+    }
+
+    pub fn record(&self, contract: &str, verdict: Verdict, violations: &[Violation]) {
+        let verdict = match verdict {
+            Verdict::Accept => "accept",
+            Verdict::Quarantine => "quarantine",
+            Verdict::Reject => "reject",
+        };
+        self.events.with_label_values(&[contract, verdict]).inc();
+        for v in violations {
+            self.violations
+                .with_label_values(&[contract, v.code.as_str(), v.policy.as_str()])
+                .inc();
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            return format!("# cannot encode metrics: {error}\n");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
