@@ -32,7 +32,7 @@ if ! command -v java >/dev/null; then
 fi
 java -version 2>&1 | head -1
 
-step "python venv (pyspark)"
+step "python venv (pyspark, pyiceberg)"
 VENV="${CONTRACTC_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -54,6 +54,9 @@ CONTRACTC="${CARGO_TARGET_DIR:-$ROOT/target}/debug/contractc"
 "$CONTRACTC" build --check
 
 step "cargo test"
+# The runtime's tests read its Iceberg tables back with pyiceberg from this venv.
+export CONTRACTC_PYTHON="$VENV/bin/python"
+"$CONTRACTC_PYTHON" -c "import pyiceberg; print('pyiceberg', pyiceberg.__version__)"
 cargo test --workspace --locked
 
 step "generated Python compiles"

@@ -1,0 +1,64 @@
+"""Reads the runtime's Iceberg tables with pyiceberg (an independent reader) and checks them.
+
+Usage: python tests/pyiceberg_check.py DATA_DIR EXPECTATIONS.json
+
+EXPECTATIONS maps "database.table" to checks:
+  {"rows": N}                            total row count
+  {"partition_counts": {"Login": 3}}     rows per value of the column named in "partition_by"
+  {"exactly_once": ["a", "b"], "column": "event_data"}
+                                         each listed value appears in `column` exactly once
+  {"at_most_once": true, "column": "event_data"}
+                                         no value of `column` appears twice
+  {"codes": {"pattern": 2}}              rows of a quarantine table whose violation_codes hold each code
+Prints what it found; exits 1 if any check fails.
+"""
+
+import collections
+import json
+import sys
+
+from pyiceberg.catalog.sql import SqlCatalog
+
+
+def main(argv):
+    data_dir, expectations_path = argv[1], argv[2]
+    with open(expectations_path, encoding="utf-8") as f:
+        expectations = json.load(f)
+    catalog = SqlCatalog(
+        "contractc",
+        uri="sqlite:///%s/catalog.db" % data_dir,
+        warehouse="file://%s/warehouse" % data_dir,
+    )
+    failures = []
+    for name, checks in expectations.items():
+        table = catalog.load_table(name)
+        rows = table.scan().to_arrow().to_pylist()
+        print("%s: %d rows, field ids %s" % (name, len(rows), [f.field_id for f in table.schema().fields]))
+        if "rows" in checks and len(rows) != checks["rows"]:
+            failures.append("%s: %d rows, expected %d" % (name, len(rows), checks["rows"]))
+        if "partition_counts" in checks:
+            column = checks["partition_by"]
+            found = collections.Counter(r[column] for r in rows)
+            if dict(found) != checks["partition_counts"]:
+                failures.append("%s: per %s %s, expected %s" % (name, column, dict(found), checks["partition_counts"]))
+        if "exactly_once" in checks or "at_most_once" in checks:
+            column = checks["column"]
+            found = collections.Counter(r[column] for r in rows)
+            twice = [v for v, n in found.items() if n > 1]
+            if twice:
+                failures.append("%s: %d values appear more than once, e.g. %s" % (name, len(twice), twice[:5]))
+            missing = [v for v in checks.get("exactly_once", []) if found[v] != 1]
+            if missing:
+                failures.append("%s: %d acknowledged values missing, e.g. %s" % (name, len(missing), missing[:5]))
+        if "codes" in checks:
+            found = collections.Counter(code for r in rows for code in set(r["violation_codes"]))
+            for code, n in checks["codes"].items():
+                if found[code] != n:
+                    failures.append("%s: %d rows with %s, expected %d" % (name, found[code], code, n))
+    for failure in failures:
+        print("FAIL " + failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
