@@ -38,6 +38,15 @@ impl Case {
 
 /// A valid event for `variant` (or the contract without variants).
 pub fn valid_event(c: &Contract, variant: Option<&Variant>) -> Map<String, Value> {
+    valid_event_at(c, variant, REFERENCE_TIME_MICROS / 1_000_000)
+}
+
+/// A valid event for `variant`, with its times valid for an ingest time of `reference` (seconds).
+pub fn valid_event_at(
+    c: &Contract,
+    variant: Option<&Variant>,
+    reference: i64,
+) -> Map<String, Value> {
     let mut event = Map::new();
     for f in &c.fields {
         let extra: Vec<Rule> = variant
@@ -47,13 +56,13 @@ pub fn valid_event(c: &Contract, variant: Option<&Variant>) -> Map<String, Value
         let rules: Vec<Rule> = f.rules.iter().cloned().chain(extra).collect();
         let value = match (&c.variants, variant) {
             (Some(vs), Some(v)) if vs.discriminator == f.name => json!(v.value),
-            _ => example_value(&f.ty, &rules),
+            _ => example_value(&f.ty, &rules, reference),
         };
         event.insert(f.name.clone(), value);
     }
     if let Some(v) = variant {
         for f in &v.fields {
-            event.insert(f.name.clone(), example_value(&f.ty, &f.rules));
+            event.insert(f.name.clone(), example_value(&f.ty, &f.rules, reference));
         }
     }
     event
@@ -61,8 +70,7 @@ pub fn valid_event(c: &Contract, variant: Option<&Variant>) -> Map<String, Value
 
 /// 2024-02-22 03:03:02 UTC: the reference's example time, 9 hours before the reference ingest
 /// time, when the field's time rules allow it; else a time inside their window.
-fn example_seconds(ty: &Type, rules: &[Rule]) -> i64 {
-    let reference = REFERENCE_TIME_MICROS / 1_000_000;
+pub fn example_seconds(ty: &Type, rules: &[Rule], reference: i64) -> i64 {
     let fixed = reference - (8 * 3600 + 56 * 60 + 58);
     let lo = rules.iter().find_map(|r| match r.kind {
         RuleKind::NotBefore(t) => Some(reference + t.offset_seconds - t.skew.as_secs() as i64),
@@ -91,7 +99,7 @@ fn example_seconds(ty: &Type, rules: &[Rule]) -> i64 {
     t
 }
 
-fn example_value(ty: &Type, rules: &[Rule]) -> Value {
+pub fn example_value(ty: &Type, rules: &[Rule], reference: i64) -> Value {
     let one_of = rules.iter().find_map(|r| match &r.kind {
         RuleKind::OneOf(values) => Some(values.clone()),
         _ => None,
@@ -140,12 +148,16 @@ fn example_value(ty: &Type, rules: &[Rule]) -> Value {
             json!(format!("{:.*}", usize::from(*scale), v))
         }
         Type::Date | Type::Timestamp { .. } | Type::TimestampTz => {
-            time_value(ty, example_seconds(ty, rules)).unwrap_or(Value::Null)
+            time_value(ty, example_seconds(ty, rules, reference)).unwrap_or(Value::Null)
         }
         Type::Uuid => json!("123e4567-e89b-12d3-a456-426614174000"),
         Type::List(e) => {
             let n = list_len(rules);
-            json!((0..n).map(|_| element_value(e)).collect::<Vec<_>>())
+            json!(
+                (0..n)
+                    .map(|_| element_value(e, reference))
+                    .collect::<Vec<_>>()
+            )
         }
         Type::Map { key, value } => {
             let n = list_len(rules);
@@ -159,22 +171,22 @@ fn example_value(ty: &Type, rules: &[Rule]) -> Value {
                         k = candidate;
                     }
                 }
-                map.insert(k, element_value(value));
+                map.insert(k, element_value(value, reference));
             }
             Value::Object(map)
         }
         Type::Struct(fields) => {
             let mut object = Map::new();
             for f in fields {
-                object.insert(f.name.clone(), example_value(&f.ty, &f.rules));
+                object.insert(f.name.clone(), example_value(&f.ty, &f.rules, reference));
             }
             Value::Object(object)
         }
     }
 }
 
-fn element_value(e: &Element) -> Value {
-    example_value(&e.ty, &e.rules)
+fn element_value(e: &Element, reference: i64) -> Value {
+    example_value(&e.ty, &e.rules, reference)
 }
 
 fn list_len(rules: &[Rule]) -> u64 {
@@ -319,7 +331,7 @@ fn render_timestamp(
 }
 
 /// Codes a string value produces under `rules` (length, pattern, one_of).
-fn string_codes(s: &str, rules: &[Rule]) -> Vec<&'static str> {
+pub fn string_codes(s: &str, rules: &[Rule]) -> Vec<&'static str> {
     let mut codes = Vec::new();
     let len = s.chars().count() as u64;
     for r in rules {
@@ -343,8 +355,13 @@ fn render(event: &Map<String, Value>) -> String {
     serde_json::to_string(event).unwrap_or_default()
 }
 
-/// The full labelled corpus for a contract.
+/// The full labelled corpus for a contract, judged at [`REFERENCE_TIME_MICROS`].
 pub fn cases(c: &Contract) -> Vec<Case> {
+    cases_at(c, REFERENCE_TIME_MICROS / 1_000_000)
+}
+
+/// The labelled corpus with times relative to an ingest time of `reference` (seconds).
+pub fn cases_at(c: &Contract, reference: i64) -> Vec<Case> {
     let mut cases = Vec::new();
     let variants: Vec<Option<&Variant>> = match &c.variants {
         Some(v) => v.cases.iter().map(Some).collect(),
@@ -363,7 +380,7 @@ pub fn cases(c: &Contract) -> Vec<Case> {
     };
 
     for (variant_index, variant) in variants.iter().enumerate() {
-        let base = valid_event(c, *variant);
+        let base = valid_event_at(c, *variant, reference);
         let label = variant
             .map(|v| format!("[{}] ", v.value))
             .unwrap_or_default();
@@ -469,7 +486,8 @@ pub fn cases(c: &Contract) -> Vec<Case> {
             ));
 
             for rule in rules {
-                if let Some((value, codes, expressible)) = breaking_value(f, rule, rules) {
+                if let Some((value, codes, expressible)) = breaking_value(f, rule, rules, reference)
+                {
                     let mut e = base.clone();
                     e.insert(name.clone(), value);
                     cases.push(case(
@@ -579,6 +597,7 @@ fn breaking_value(
     f: &Field,
     rule: &Rule,
     rules: &[Rule],
+    reference: i64,
 ) -> Option<(Value, Vec<&'static str>, bool)> {
     let key = rule.kind.key();
     match (&rule.kind, &f.ty) {
@@ -640,21 +659,19 @@ fn breaking_value(
             Some((v.clone(), decimal_codes(&f.ty, &v, key), true))
         }
         (RuleKind::MaxLength(n), Type::List(e)) => {
-            let items: Vec<Value> = (0..=*n).map(|_| element_value(e)).collect();
+            let items: Vec<Value> = (0..=*n).map(|_| element_value(e, reference)).collect();
             Some((json!(items), vec![key], true))
         }
         (RuleKind::MinLength(n), Type::List(e)) if *n > 0 => {
-            let items: Vec<Value> = (0..n - 1).map(|_| element_value(e)).collect();
+            let items: Vec<Value> = (0..n - 1).map(|_| element_value(e, reference)).collect();
             Some((json!(items), vec![key], true))
         }
         (RuleKind::NotAfter(t), _) => {
-            let limit =
-                REFERENCE_TIME_MICROS / 1_000_000 + t.offset_seconds + t.skew.as_secs() as i64;
+            let limit = reference + t.offset_seconds + t.skew.as_secs() as i64;
             time_value(&f.ty, limit + 3600).map(|v| (v, vec![key], false))
         }
         (RuleKind::NotBefore(t), _) => {
-            let limit =
-                REFERENCE_TIME_MICROS / 1_000_000 + t.offset_seconds - t.skew.as_secs() as i64;
+            let limit = reference + t.offset_seconds - t.skew.as_secs() as i64;
             time_value(&f.ty, limit - 86_400 * 2).map(|v| (v, vec![key], false))
         }
         _ => None,
@@ -693,7 +710,7 @@ fn fits_decimal(value: f64, precision: u8, scale: u8) -> bool {
 }
 
 /// A value of a temporal type at `seconds` since the epoch.
-fn time_value(ty: &Type, seconds: i64) -> Option<Value> {
+pub fn time_value(ty: &Type, seconds: i64) -> Option<Value> {
     let days = seconds.div_euclid(86_400);
     let rem = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

@@ -250,6 +250,7 @@ impl DevIdentity {
         &self,
         user_id: Option<&str>,
         secret: Option<&str>,
+        scope: &str,
     ) -> Result<Login, LoginError> {
         let (user_id, secret) = match (user_id, secret) {
             (None, None) => {
@@ -269,7 +270,7 @@ impl DevIdentity {
             }
         };
         let auth_token = self
-            .sign(&user_id, "guest", TOKEN_TTL)
+            .sign(&user_id, scope, TOKEN_TTL)
             .map_err(|_| LoginError::WrongSecret)?;
         let refresh_token = self
             .sign(&user_id, "refresh", REFRESH_TTL)

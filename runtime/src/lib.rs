@@ -12,6 +12,7 @@ pub mod lake;
 pub mod metrics;
 pub mod quarantine;
 pub mod server;
+pub mod synth;
 pub mod wal;
 
 pub use contract_validators;

@@ -46,8 +46,58 @@ DATA_DIR/warehouse with a SQLite catalog at DATA_DIR/catalog.db (catalog name `c
         #[arg(long)]
         public_url: Option<String>,
     },
-    /// Synthetic telemetry from the contracts (not implemented yet)
-    Synth,
+    /// Synthetic telemetry from a contract: valid events, and labelled invalid ones
+    #[command(
+        long_about = "Generate events from a contract and send them through the guest login, \
+as the reference's test script does (its flags work too). Valid events are random but valid by \
+construction; with --invalid-ratio, invalid ones are mixed in, each labelled with the violation \
+codes it must produce, and the summary counts the server's answers that disagree with a label. \
+Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch, --reuse-token)."
+    )]
+    Synth {
+        /// The contract to generate from
+        #[arg(long, default_value = "contracts/game_events.yaml")]
+        contract: PathBuf,
+        /// Base URL of the guest login, ending in `/` (`login-as-guest` is appended)
+        #[arg(long, default_value = "http://127.0.0.1:8080/prod/")]
+        login_endpoint: String,
+        /// Full URL of the single-event route (default: the contract's route on 127.0.0.1:8080)
+        #[arg(long)]
+        backend_endpoint: Option<String>,
+        /// How many events to generate
+        #[arg(long, default_value_t = 100)]
+        max_count: usize,
+        /// Print the events instead of sending them
+        #[arg(long)]
+        dry_run: bool,
+        /// Print each event as it is sent
+        #[arg(long)]
+        console: bool,
+        /// Events per second (default: as fast as possible)
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Concurrent senders
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Send N events per request to the contract's batch route
+        #[arg(long)]
+        batch: Option<usize>,
+        /// One guest login per sender instead of one per request
+        #[arg(long)]
+        reuse_token: bool,
+        /// Share of invalid events (0 to 1), each breaking one rule
+        #[arg(long, default_value_t = 0.0)]
+        invalid_ratio: f64,
+        /// Random seed (same seed, same events)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make times valid for this ingest time (seconds since the epoch; default: this hour)
+        #[arg(long)]
+        now: Option<i64>,
+        /// Also write the events as NDJSON ({"body", "expect", "label"}) to this file
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Deploy the generated stack to AWS (not implemented yet)
     Deploy,
 }
@@ -99,8 +149,157 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Synth => not_yet("synth"),
+        Command::Synth {
+            contract,
+            login_endpoint,
+            backend_endpoint,
+            max_count,
+            dry_run,
+            console,
+            rate,
+            concurrency,
+            batch,
+            reuse_token,
+            invalid_ratio,
+            seed,
+            now,
+            out,
+        } => synth(SynthArgs {
+            contract,
+            login_endpoint,
+            backend_endpoint,
+            max_count,
+            dry_run,
+            console,
+            rate,
+            concurrency,
+            batch,
+            reuse_token,
+            invalid_ratio,
+            seed,
+            now,
+            out,
+        }),
         Command::Deploy => not_yet("deploy"),
+    }
+}
+
+struct SynthArgs {
+    contract: PathBuf,
+    login_endpoint: String,
+    backend_endpoint: Option<String>,
+    max_count: usize,
+    dry_run: bool,
+    console: bool,
+    rate: Option<f64>,
+    concurrency: usize,
+    batch: Option<usize>,
+    reuse_token: bool,
+    invalid_ratio: f64,
+    seed: u64,
+    now: Option<i64>,
+    out: Option<PathBuf>,
+}
+
+fn synth(args: SynthArgs) -> ExitCode {
+    use contract_runtime::synth::{Generator, SendOptions, send};
+
+    let outcome = contractc::driver::check_paths(std::slice::from_ref(&args.contract));
+    for d in &outcome.diagnostics {
+        eprintln!("{}\n", d.render(false));
+    }
+    let Some(set) = outcome.contracts else {
+        eprintln!("error: {} does not check", args.contract.display());
+        return ExitCode::from(1);
+    };
+    let Some(contract) = set.contracts.first() else {
+        eprintln!("error: no contract in {}", args.contract.display());
+        return ExitCode::from(2);
+    };
+    let now = args.now.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // This hour: the same seed gives the same events all hour long.
+        secs - secs.rem_euclid(3600)
+    });
+    let mut generator = Generator::new(contract, args.seed, args.invalid_ratio, now);
+    let mut events: Vec<_> = (0..args.max_count)
+        .map(|_| generator.next_event())
+        .collect();
+    if args.batch.is_some() {
+        // A blank body has no NDJSON line to travel in.
+        events.retain(|e| !e.body.trim().is_empty());
+    }
+    if let Some(path) = &args.out {
+        let lines: String = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({ "body": e.body, "expect": e.expect, "label": e.label })
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        if let Err(error) = std::fs::write(path, lines) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if args.dry_run {
+        for e in &events {
+            println!("{}", e.body);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let backend = args
+        .backend_endpoint
+        .unwrap_or_else(|| format!("http://127.0.0.1:8080{}", contract.ingest.route));
+    let batch_endpoint = contract.ingest.batch_route.as_ref().and_then(|batch| {
+        backend
+            .strip_suffix(contract.ingest.route.as_str())
+            .map(|base| format!("{base}{batch}"))
+    });
+    if args.batch.is_some() && batch_endpoint.is_none() {
+        eprintln!(
+            "error: --batch needs the contract's batch route and a backend endpoint ending in {}",
+            contract.ingest.route
+        );
+        return ExitCode::from(2);
+    }
+    let scopes = &contract.ingest.auth.scopes;
+    let scope = if scopes.iter().any(|s| s == "guest") {
+        "guest".to_string()
+    } else {
+        scopes[0].clone()
+    };
+    let options = SendOptions {
+        login_endpoint: args.login_endpoint,
+        scope,
+        backend_endpoint: backend,
+        batch_endpoint,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        batch: args.batch,
+        reuse_token: args.reuse_token,
+        console: args.console,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && args.max_count >= 1000,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let summary = runtime.block_on(send(events, options));
+    eprint!("{}", summary.render());
+    if summary.mismatches.is_empty() && summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -433,9 +433,25 @@ async fn login_as_guest(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    // Development only: `?scope=authenticated` mints what an identity-provider login would,
+    // for contracts that do not admit guests (synth uses it).
+    let scope = match query.get("scope").map(String::as_str) {
+        None | Some("guest") => "guest",
+        Some("authenticated") => "authenticated",
+        Some(_) => {
+            return cors(
+                (
+                    StatusCode::BAD_REQUEST,
+                    "scope must be guest or authenticated",
+                )
+                    .into_response(),
+            );
+        }
+    };
     match state.dev.login_as_guest(
         query.get("user_id").map(String::as_str),
         query.get("guest_secret").map(String::as_str),
+        scope,
     ) {
         Ok(login) => cors(axum::Json(login).into_response()),
         Err(LoginError::MissingSecret) => {
