@@ -317,6 +317,8 @@ async fn ingest_one(
         // Quarantined events are acknowledged: the producer did nothing a retry would fix.
         Verdict::Accept | Verdict::Quarantine => {
             let mut response = cors((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], SUCCESS_BODY).into_response());
+            let verdict_name = if verdict == Verdict::Accept { "accept" } else { "quarantine" };
+            response.headers_mut().insert("x-contract-verdict", HeaderValue::from_static(verdict_name));
             if !violations.is_empty() {
                 let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
                 if let Ok(value) = HeaderValue::from_str(&codes.join(",")) {

@@ -458,6 +458,8 @@ pub struct SendOptions {
 struct Outcome {
     status: u16,
     codes: Vec<String>,
+    /// A 200 that went to the quarantine table (not the events table).
+    quarantined: bool,
 }
 
 /// Sends `events` and tallies the answers against their labels.
@@ -534,9 +536,9 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
                     match outcome {
                         None => summary.failed += 1,
                         Some(o) => {
-                            match (o.status, o.codes.is_empty()) {
-                                (200, true) => summary.accepted += 1,
-                                (200, false) => summary.quarantined += 1,
+                            match (o.status, o.quarantined) {
+                                (200, false) => summary.accepted += 1,
+                                (200, true) => summary.quarantined += 1,
                                 (400, _) => summary.rejected += 1,
                                 _ => summary.failed += 1,
                             }
@@ -607,13 +609,10 @@ async fn post_one(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
+    let quarantined = response.headers().get("x-contract-verdict").is_some_and(|v| v == "quarantine");
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let codes = if status == 400 {
-        codes_of(&body["violations"])
-    } else {
-        header_codes
-    };
-    Some(Outcome { status, codes })
+    let codes = if status == 400 { codes_of(&body["violations"]) } else { header_codes };
+    Some(Outcome { status, codes, quarantined })
 }
 
 async fn post_batch(
@@ -642,15 +641,9 @@ async fn post_batch(
     (0..events.len())
         .map(|i| {
             let result = results.get(i)?;
-            let status = match result["verdict"].as_str() {
-                Some("reject") => 400,
-                Some(_) => status,
-                None => return None,
-            };
-            Some(Outcome {
-                status,
-                codes: codes_of(&result["violations"]),
-            })
+            let verdict = result["verdict"].as_str()?;
+            let status = if verdict == "reject" { 400 } else { status };
+            Some(Outcome { status, codes: codes_of(&result["violations"]), quarantined: verdict == "quarantine" })
         })
         .collect()
 }

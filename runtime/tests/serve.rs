@@ -590,3 +590,36 @@ async fn acknowledged_events_survive_a_crash_exactly_once() {
         }),
     );
 }
+
+/// `synth` against a running server: every answer agrees with its label, and the table holds
+/// exactly the accepted events.
+#[tokio::test(flavor = "multi_thread")]
+async fn synth_traffic_matches_its_labels_and_lands_in_the_table() {
+    let dir = temp_dir("synth");
+    let port = free_port();
+    let server = Server::start(&dir, port);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
+            .current_dir(repo())
+            .args(["synth", "--max-count", "10000", "--invalid-ratio", "0.1", "--concurrency", "16"])
+            .args(["--login-endpoint", &format!("http://127.0.0.1:{port}/prod/")])
+            .args(["--backend-endpoint", &format!("http://127.0.0.1:{port}/prod/put-record")])
+            .output()
+            .expect("synth runs")
+    })
+    .await
+    .expect("join");
+    let summary = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "synth failed:\n{summary}");
+    assert!(summary.contains("sent 10000 "), "{summary}");
+    assert!(summary.contains("mismatches against labels: 0"), "{summary}");
+    let accepted: u64 = summary
+        .split_whitespace()
+        .skip_while(|w| *w != "accepted")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no accepted count in:\n{summary}"));
+    assert!(accepted > 8000, "{summary}");
+    server.stop();
+    pyiceberg_check(&dir, json!({ "analytics_events_db.events_table": { "rows": accepted } }));
+}
