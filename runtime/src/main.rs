@@ -54,50 +54,7 @@ construction; with --invalid-ratio, invalid ones are mixed in, each labelled wit
 codes it must produce, and the summary counts the server's answers that disagree with a label. \
 Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch, --reuse-token)."
     )]
-    Synth {
-        /// The contract to generate from
-        #[arg(long, default_value = "contracts/game_events.yaml")]
-        contract: PathBuf,
-        /// Base URL of the guest login, ending in `/` (`login-as-guest` is appended)
-        #[arg(long, default_value = "http://127.0.0.1:8080/prod/")]
-        login_endpoint: String,
-        /// Full URL of the single-event route (default: the contract's route on 127.0.0.1:8080)
-        #[arg(long)]
-        backend_endpoint: Option<String>,
-        /// How many events to generate
-        #[arg(long, default_value_t = 100)]
-        max_count: usize,
-        /// Print the events instead of sending them
-        #[arg(long)]
-        dry_run: bool,
-        /// Print each event as it is sent
-        #[arg(long)]
-        console: bool,
-        /// Events per second (default: as fast as possible)
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Concurrent senders
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-        /// Send N events per request to the contract's batch route
-        #[arg(long)]
-        batch: Option<usize>,
-        /// One guest login per sender instead of one per request
-        #[arg(long)]
-        reuse_token: bool,
-        /// Share of invalid events (0 to 1), each breaking one rule
-        #[arg(long, default_value_t = 0.0)]
-        invalid_ratio: f64,
-        /// Random seed (same seed, same events)
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Make times valid for this ingest time (seconds since the epoch; default: this hour)
-        #[arg(long)]
-        now: Option<i64>,
-        /// Also write the events as NDJSON ({"body", "expect", "label"}) to this file
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Synth(SynthArgs),
     /// Deploy the generated stack to AWS (not implemented yet)
     Deploy,
 }
@@ -149,55 +106,54 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Synth {
-            contract,
-            login_endpoint,
-            backend_endpoint,
-            max_count,
-            dry_run,
-            console,
-            rate,
-            concurrency,
-            batch,
-            reuse_token,
-            invalid_ratio,
-            seed,
-            now,
-            out,
-        } => synth(SynthArgs {
-            contract,
-            login_endpoint,
-            backend_endpoint,
-            max_count,
-            dry_run,
-            console,
-            rate,
-            concurrency,
-            batch,
-            reuse_token,
-            invalid_ratio,
-            seed,
-            now,
-            out,
-        }),
+        Command::Synth(args) => synth(args),
         Command::Deploy => not_yet("deploy"),
     }
 }
 
+#[derive(clap::Args)]
 struct SynthArgs {
+    /// The contract to generate from
+    #[arg(long, default_value = "contracts/game_events.yaml")]
     contract: PathBuf,
+    /// Base URL of the guest login, ending in `/` (`login-as-guest` is appended)
+    #[arg(long, default_value = "http://127.0.0.1:8080/prod/")]
     login_endpoint: String,
+    /// Full URL of the single-event route (default: the contract's route on 127.0.0.1:8080)
+    #[arg(long)]
     backend_endpoint: Option<String>,
+    /// How many events to generate
+    #[arg(long, default_value_t = 100)]
     max_count: usize,
+    /// Print the events instead of sending them
+    #[arg(long)]
     dry_run: bool,
+    /// Print each event as it is sent
+    #[arg(long)]
     console: bool,
+    /// Events per second (default: as fast as possible)
+    #[arg(long)]
     rate: Option<f64>,
+    /// Concurrent senders
+    #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Send N events per request to the contract's batch route
+    #[arg(long)]
     batch: Option<usize>,
+    /// One guest login per sender instead of one per request
+    #[arg(long)]
     reuse_token: bool,
+    /// Share of invalid events (0 to 1), each breaking one rule
+    #[arg(long, default_value_t = 0.0)]
     invalid_ratio: f64,
+    /// Random seed (same seed, same events)
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Make times valid for this ingest time (seconds since the epoch; default: this hour)
+    #[arg(long)]
     now: Option<i64>,
+    /// Also write the events as NDJSON ({"body", "expect", "label"}) to this file
+    #[arg(long)]
     out: Option<PathBuf>,
 }
 

@@ -609,10 +609,21 @@ async fn post_one(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    let quarantined = response.headers().get("x-contract-verdict").is_some_and(|v| v == "quarantine");
+    let quarantined = response
+        .headers()
+        .get("x-contract-verdict")
+        .is_some_and(|v| v == "quarantine");
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let codes = if status == 400 { codes_of(&body["violations"]) } else { header_codes };
-    Some(Outcome { status, codes, quarantined })
+    let codes = if status == 400 {
+        codes_of(&body["violations"])
+    } else {
+        header_codes
+    };
+    Some(Outcome {
+        status,
+        codes,
+        quarantined,
+    })
 }
 
 async fn post_batch(
@@ -643,7 +654,11 @@ async fn post_batch(
             let result = results.get(i)?;
             let verdict = result["verdict"].as_str()?;
             let status = if verdict == "reject" { 400 } else { status };
-            Some(Outcome { status, codes: codes_of(&result["violations"]), quarantined: verdict == "quarantine" })
+            Some(Outcome {
+                status,
+                codes: codes_of(&result["violations"]),
+                quarantined: verdict == "quarantine",
+            })
         })
         .collect()
 }

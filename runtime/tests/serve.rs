@@ -601,9 +601,23 @@ async fn synth_traffic_matches_its_labels_and_lands_in_the_table() {
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
             .current_dir(repo())
-            .args(["synth", "--max-count", "10000", "--invalid-ratio", "0.1", "--concurrency", "16"])
-            .args(["--login-endpoint", &format!("http://127.0.0.1:{port}/prod/")])
-            .args(["--backend-endpoint", &format!("http://127.0.0.1:{port}/prod/put-record")])
+            .args([
+                "synth",
+                "--max-count",
+                "10000",
+                "--invalid-ratio",
+                "0.1",
+                "--concurrency",
+                "16",
+            ])
+            .args([
+                "--login-endpoint",
+                &format!("http://127.0.0.1:{port}/prod/"),
+            ])
+            .args([
+                "--backend-endpoint",
+                &format!("http://127.0.0.1:{port}/prod/put-record"),
+            ])
             .output()
             .expect("synth runs")
     })
@@ -612,7 +626,10 @@ async fn synth_traffic_matches_its_labels_and_lands_in_the_table() {
     let summary = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "synth failed:\n{summary}");
     assert!(summary.contains("sent 10000 "), "{summary}");
-    assert!(summary.contains("mismatches against labels: 0"), "{summary}");
+    assert!(
+        summary.contains("mismatches against labels: 0"),
+        "{summary}"
+    );
     let accepted: u64 = summary
         .split_whitespace()
         .skip_while(|w| *w != "accepted")
@@ -621,5 +638,8 @@ async fn synth_traffic_matches_its_labels_and_lands_in_the_table() {
         .unwrap_or_else(|| panic!("no accepted count in:\n{summary}"));
     assert!(accepted > 8000, "{summary}");
     server.stop();
-    pyiceberg_check(&dir, json!({ "analytics_events_db.events_table": { "rows": accepted } }));
+    pyiceberg_check(
+        &dir,
+        json!({ "analytics_events_db.events_table": { "rows": accepted } }),
+    );
 }

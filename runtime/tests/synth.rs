@@ -13,15 +13,36 @@ const NOW: i64 = 1_768_471_200;
 fn contracts() -> Vec<contractc::ir::Contract> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
     let outcome = contractc::driver::check_paths(&[dir]);
-    outcome.contracts.expect("the sample contracts check").into_inner().contracts
+    outcome
+        .contracts
+        .expect("the sample contracts check")
+        .into_inner()
+        .contracts
 }
 
 fn judge(contract: &str, body: &str) -> (Verdict, Vec<String>) {
-    let spec = contract_validators::ALL.iter().find(|c| c.name() == contract).expect("compiled in");
+    let spec = contract_validators::ALL
+        .iter()
+        .find(|c| c.name() == contract)
+        .expect("compiled in");
     let mut parser = Parser::new();
-    let ctx = Context { ingest_time_micros: NOW * 1_000_000 };
-    let (verdict, violations) = spec.validate_into(&mut parser, body.as_bytes(), &ctx, &Enrichment::default(), None);
-    (verdict, violations.iter().map(|v| v.code.as_str().to_string()).collect())
+    let ctx = Context {
+        ingest_time_micros: NOW * 1_000_000,
+    };
+    let (verdict, violations) = spec.validate_into(
+        &mut parser,
+        body.as_bytes(),
+        &ctx,
+        &Enrichment::default(),
+        None,
+    );
+    (
+        verdict,
+        violations
+            .iter()
+            .map(|v| v.code.as_str().to_string())
+            .collect(),
+    )
 }
 
 #[test]
@@ -37,7 +58,12 @@ fn the_same_seed_gives_the_same_events() {
         };
         assert_eq!(a, b, "{}", contract.name);
         let mut other = Generator::new(&contract, 2, 0.3, NOW);
-        assert_ne!(a[0], other.next_event(), "{}: seeds must matter", contract.name);
+        assert_ne!(
+            a[0],
+            other.next_event(),
+            "{}: seeds must matter",
+            contract.name
+        );
     }
 }
 
@@ -48,7 +74,13 @@ fn valid_events_pass_and_labelled_ones_fail_as_labelled() {
         for i in 0..1000 {
             let event = generator.next_event();
             let (verdict, codes) = judge(&contract.name, &event.body);
-            assert_eq!(verdict, Verdict::Accept, "{} event {i} {codes:?}: {}", contract.name, event.body);
+            assert_eq!(
+                verdict,
+                Verdict::Accept,
+                "{} event {i} {codes:?}: {}",
+                contract.name,
+                event.body
+            );
             assert!(codes.is_empty(), "{} event {i}: {codes:?}", contract.name);
         }
         let mut generator = Generator::new(&contract, 7, 0.3, NOW);
@@ -57,15 +89,29 @@ fn valid_events_pass_and_labelled_ones_fail_as_labelled() {
             let event = generator.next_event();
             let (verdict, codes) = judge(&contract.name, &event.body);
             if event.expect.is_empty() {
-                assert_eq!(verdict, Verdict::Accept, "{}: {}", contract.name, event.body);
+                assert_eq!(
+                    verdict,
+                    Verdict::Accept,
+                    "{}: {}",
+                    contract.name,
+                    event.body
+                );
             } else {
                 invalid += 1;
                 let mut sorted = codes.clone();
                 sorted.sort();
                 sorted.dedup();
-                assert_eq!(sorted, event.expect, "{} {:?}: {}", contract.name, event.label, event.body);
+                assert_eq!(
+                    sorted, event.expect,
+                    "{} {:?}: {}",
+                    contract.name, event.label, event.body
+                );
             }
         }
-        assert!((200..400).contains(&invalid), "{}: {invalid} invalid of 1000 at ratio 0.3", contract.name);
+        assert!(
+            (200..400).contains(&invalid),
+            "{}: {invalid} invalid of 1000 at ratio 0.3",
+            contract.name
+        );
     }
 }
