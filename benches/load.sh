@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Load benchmark of `contract-runtime serve` on 127.0.0.1, driven by `contract-runtime synth`
+# (the same binary, release build). Prints events/s and p50/p99 latency for:
+#   1. single-event requests with JWTs (one token per sender, verified on every request),
+#   2. the same at half the measured rate (the p99 target is for half load),
+#   3. batches of 1000 events (NDJSON) into Iceberg.
+# Targets (2-core machine): >= 20k single-event req/s, >= 100k events/s batched, p99 < 50 ms at
+# half load. Usage: benches/load.sh [EVENTS]   (default 200000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS="${1:-200000}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p contract-runtime
+BIN="$TARGET/release/contract-runtime"
+DATA="$(mktemp -d)"
+PORT=18765
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" --commit-interval-ms 2000 2>"$DATA.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+synth() { "$BIN" synth --login-endpoint "http://127.0.0.1:$PORT/prod/" \
+    --backend-endpoint "http://127.0.0.1:$PORT/prod/put-record" --reuse-token "$@" 2>&1; }
+
+echo "== single-event requests (JWT per request, 64 senders), $EVENTS events"
+SINGLE="$(synth --max-count "$EVENTS" --concurrency 64)"
+echo "$SINGLE"
+RATE="$(echo "$SINGLE" | sed -n 's/^throughput \([0-9]*\) events.*/\1/p')"
+HALF=$(( RATE / 2 ))
+echo
+echo "== single-event requests at half load ($HALF req/s)"
+synth --max-count $(( HALF * 10 )) --concurrency 64 --rate "$HALF"
+echo
+echo "== batches of 1000 events, 4 senders, $(( EVENTS * 5 )) events"
+synth --max-count $(( EVENTS * 5 )) --concurrency 4 --batch 1000
+sleep 3
+echo
+grep -E "committed" "$DATA.log" | tail -3 | sed 's/\x1b\[[0-9;]*m//g'
