@@ -234,3 +234,38 @@ fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Loads the contract files under `path` as they are at git revision `rev` (for `diff --base`).
+/// Files are named `rev:path`, so diagnostics say where they came from.
+pub fn load_git(rev: &str, path: &str) -> Result<Vec<Arc<SourceFile>>, Diagnostic> {
+    let git = |args: &[&str]| -> Result<Vec<u8>, Diagnostic> {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .map_err(|e| Diagnostic::new(Code::Io, format!("cannot run git: {e}")))?;
+        if output.status.success() {
+            Ok(output.stdout)
+        } else {
+            Err(Diagnostic::new(
+                Code::Io,
+                format!(
+                    "git {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            ))
+        }
+    };
+    let listing = git(&["ls-tree", "-r", "--name-only", rev, "--", path])?;
+    let mut files = Vec::new();
+    for name in String::from_utf8_lossy(&listing).lines() {
+        if !is_contract_file(Path::new(name)) {
+            continue;
+        }
+        let bytes = git(&["show", &format!("{rev}:{name}")])?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Diagnostic::new(Code::Io, format!("{rev}:{name} is not UTF-8")))?;
+        files.push(SourceFile::new(format!("{rev}:{name}"), text));
+    }
+    Ok(files)
+}

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod check;
 pub mod corpus;
 pub mod diagnostic;
+pub mod diff;
 pub mod driver;
 pub mod ir;
 pub mod source;

@@ -76,6 +76,30 @@ it must produce; empty when valid) and `schema_expressible`. Times are judged as
         #[arg(long)]
         out: PathBuf,
     },
+    /// Say what a contract change breaks: for shipped producers and for the table
+    #[command(
+        long_about = "Compare two versions of the contracts and classify every change: safe, \
+breaks producers (events accepted before would be refused), breaks table (Iceberg cannot evolve \
+compatibly, or readers break), needs migration (the table must change first). OLD and NEW are \
+files, directories or git revisions; --base REV compares the working tree's contracts with that \
+revision's.\n\nExit status: 0 when the versions are consistent (a breaking change needs a major \
+bump), 1 when they are not, 3 with --deny-breaking when anything breaks, 2 on usage errors."
+    )]
+    Diff {
+        /// The old contracts: a file, a directory or a git revision
+        old: Option<String>,
+        /// The new contracts: a file, a directory or a git revision (default: contracts)
+        new: Option<String>,
+        /// Compare the working tree's contracts with this git revision's (e.g. origin/main)
+        #[arg(long, conflicts_with = "old")]
+        base: Option<String>,
+        /// Output format (markdown suits a pull-request comment)
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Exit 3 when any change breaks producers or the table
+        #[arg(long)]
+        deny_breaking: bool,
+    },
     /// Explain a diagnostic code, or list them all
     Explain {
         /// A code such as C0012; omit to list every code
@@ -83,6 +107,13 @@ it must produce; empty when valid) and `schema_expressible`. Times are judged as
     },
     /// Print the contract language's JSON Schema (for editors and the YAML language server)
     Schema,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,6 +132,13 @@ fn main() -> ExitCode {
         } => check(&paths, format, deny_warnings),
         Command::Build { paths, out, check } => build(&paths, &out, check),
         Command::Corpus { paths, out } => corpus(&paths, &out),
+        Command::Diff {
+            old,
+            new,
+            base,
+            format,
+            deny_breaking,
+        } => diff(old, new, base, format, deny_breaking),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => {
             print!("{}", contractc::syntax::schema::CONTRACT_SCHEMA);
@@ -250,6 +288,101 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
         eprintln!("wrote {} ({} cases)", path.display(), lines.len());
     }
     ExitCode::SUCCESS
+}
+
+/// Loads one side of a diff: a path that exists, else a git revision of `contracts/`.
+fn load_side(
+    spec: &str,
+    path_in_rev: &str,
+) -> Result<contractc::Valid<contractc::ContractSet>, ExitCode> {
+    let path = PathBuf::from(spec);
+    let sources = if path.exists() {
+        let files = match driver::collect_files(&[path]) {
+            Ok(files) => files,
+            Err(d) => {
+                eprintln!("{}", d.render(false));
+                return Err(ExitCode::from(2));
+            }
+        };
+        let mut sources = Vec::new();
+        for file in files {
+            match driver::load_file(&file) {
+                Ok(source) => sources.push(source),
+                Err(d) => {
+                    eprintln!("{}", d.render(false));
+                    return Err(ExitCode::from(1));
+                }
+            }
+        }
+        sources
+    } else {
+        match driver::load_git(spec, path_in_rev) {
+            Ok(sources) => sources,
+            Err(d) => {
+                eprintln!(
+                    "error: {spec} is neither a path nor a git revision: {}",
+                    d.message
+                );
+                return Err(ExitCode::from(2));
+            }
+        }
+    };
+    let outcome = driver::check_sources(&sources);
+    for d in &outcome.diagnostics {
+        eprintln!("{}\n", d.render(false));
+    }
+    outcome.contracts.ok_or_else(|| {
+        eprintln!("error: the contracts of {spec} do not check");
+        ExitCode::from(1)
+    })
+}
+
+fn diff(
+    old: Option<String>,
+    new: Option<String>,
+    base: Option<String>,
+    format: DiffFormat,
+    deny_breaking: bool,
+) -> ExitCode {
+    let (old_spec, new_spec) = match (base, old, new) {
+        (Some(base), None, new) => (base, new.unwrap_or_else(|| "contracts".into())),
+        (None, Some(old), Some(new)) => (old, new),
+        (None, Some(old), None) => (old, "contracts".into()),
+        _ => {
+            eprintln!("error: give OLD and NEW, or --base REV");
+            return ExitCode::from(2);
+        }
+    };
+    // A revision holds the contracts at the same path the new side uses.
+    let path_in_rev = if std::path::Path::new(&new_spec).exists() {
+        new_spec.clone()
+    } else {
+        "contracts".to_string()
+    };
+    let old_set = match load_side(&old_spec, &path_in_rev) {
+        Ok(set) => set,
+        Err(code) => return code,
+    };
+    let new_set = match load_side(&new_spec, &path_in_rev) {
+        Ok(set) => set,
+        Err(code) => return code,
+    };
+    let report = contractc::diff::diff(&old_set, &new_set);
+    match format {
+        DiffFormat::Text => print!("{}", contractc::diff::render_text(&report)),
+        DiffFormat::Markdown => print!("{}", contractc::diff::render_markdown(&report)),
+        DiffFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+    }
+    if !report.version_errors.is_empty() {
+        ExitCode::from(1)
+    } else if deny_breaking && report.is_breaking() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn explain(code: Option<&str>) -> ExitCode {

@@ -126,3 +126,91 @@ fn every_code_is_documented() {
         );
     }
 }
+
+#[test]
+fn diff_gates_on_versions_and_breaking_changes() {
+    let dir = std::env::temp_dir().join(format!("contractc-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::fs::read_to_string(root().join("contracts/game_events.yaml")).unwrap();
+    let breaking_minor = dir.join("breaking_minor.yaml");
+    std::fs::write(
+        &breaking_minor,
+        base.replace("version: 1.0.0", "version: 1.1.0")
+            .replace("    Killed Enemy:\n", ""),
+    )
+    .unwrap();
+    let out = contractc(&[
+        "diff",
+        "contracts/game_events.yaml",
+        breaking_minor.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("[breaks producers] game_events: variant \"Killed Enemy\""));
+    assert!(text(&out.stdout).contains("need a major version bump"));
+
+    let breaking_major = dir.join("breaking_major.yaml");
+    std::fs::write(
+        &breaking_major,
+        base.replace("version: 1.0.0", "version: 2.0.0")
+            .replace("    Killed Enemy:\n", ""),
+    )
+    .unwrap();
+    let path = breaking_major.to_str().unwrap();
+    assert_eq!(
+        contractc(&["diff", "contracts/game_events.yaml", path])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        contractc(&[
+            "diff",
+            "--deny-breaking",
+            "contracts/game_events.yaml",
+            path
+        ])
+        .status
+        .code(),
+        Some(3)
+    );
+    let markdown = text(
+        &contractc(&[
+            "diff",
+            "--format",
+            "markdown",
+            "contracts/game_events.yaml",
+            path,
+        ])
+        .stdout,
+    );
+    assert!(markdown.starts_with("## Contract changes"), "{markdown}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &contractc(&[
+            "diff",
+            "--format",
+            "json",
+            "contracts/game_events.yaml",
+            path,
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["changes"][0]["classes"][0], "breaks_producers");
+
+    // A git revision on the old side: the committed contracts against themselves.
+    let out = contractc(&["diff", "HEAD", "contracts"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        contractc(&["diff", "no-such-revision-or-path", "contracts"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
