@@ -292,11 +292,9 @@ fn compare(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
                 let reserved = n.reserved_ids.contains(id);
                 let mut classes = vec![];
                 let mut reason = String::new();
-                if on.place == "envelope" || on.place.starts_with("variant") {
-                    if rejects_unknown {
-                        classes.push(Class::BreaksProducers);
-                        reason.push_str("producers still sending it get unknown_field; ");
-                    }
+                if (on.place == "envelope" || on.place.starts_with("variant")) && rejects_unknown {
+                    classes.push(Class::BreaksProducers);
+                    reason.push_str("producers still sending it get unknown_field; ");
                 }
                 if reserved {
                     reason
