@@ -121,11 +121,14 @@ fn classes(new: &str) -> BTreeSet<Class> {
         .collect()
 }
 
+/// (name, text edits to the base, expected classes).
+type Case = (&'static str, Vec<(&'static str, &'static str)>, Vec<Class>);
+
 use Class::{BreaksProducers as P, BreaksTable as T, NeedsMigration as M, Safe as S};
 
 #[test]
 fn change_matrix() {
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<Class>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "add optional field",
             vec![(
