@@ -10,6 +10,7 @@ EXPECTATIONS maps "database.table" to checks:
   {"at_most_once": true, "column": "event_data"}
                                          no value of `column` appears twice
   {"codes": {"pattern": 2}}              rows of a quarantine table whose violation_codes hold each code
+  {"null_counts": {"level": 2}}          rows where a column is null
 Prints what it found; exits 1 if any check fails.
 """
 
@@ -50,6 +51,11 @@ def main(argv):
             missing = [v for v in checks.get("exactly_once", []) if found[v] != 1]
             if missing:
                 failures.append("%s: %d acknowledged values missing, e.g. %s" % (name, len(missing), missing[:5]))
+        if "null_counts" in checks:
+            for column, n in checks["null_counts"].items():
+                found = sum(1 for r in rows if r.get(column) is None)
+                if found != n:
+                    failures.append("%s: %d rows with null %s, expected %d" % (name, found, column, n))
         if "codes" in checks:
             found = collections.Counter(code for r in rows for code in set(r["violation_codes"]))
             for code, n in checks["codes"].items():

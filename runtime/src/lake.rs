@@ -53,11 +53,17 @@ pub enum LakeError {
     },
     #[error("table definition of {table}: {message}")]
     Definition { table: String, message: String },
+    #[error("table {table} cannot take this contract version: {reason}")]
+    Incompatible { table: String, reason: String },
+    #[error("catalog database: {0}")]
+    Sql(#[from] sqlx::Error),
 }
 
 pub struct Lake {
     catalog: SqlCatalog,
     warehouse: PathBuf,
+    /// The catalog's SQLite URI (schema evolution swaps the metadata pointer itself).
+    catalog_uri: String,
 }
 
 fn file_url(path: &Path) -> String {
@@ -76,11 +82,9 @@ impl Lake {
             path: warehouse.clone(),
             source,
         })?;
+        let catalog_uri = format!("sqlite:{}?mode=rwc", dir.join("catalog.db").display());
         let props = HashMap::from([
-            (
-                SQL_CATALOG_PROP_URI.to_string(),
-                format!("sqlite:{}?mode=rwc", dir.join("catalog.db").display()),
-            ),
+            (SQL_CATALOG_PROP_URI.to_string(), catalog_uri.clone()),
             (SQL_CATALOG_PROP_WAREHOUSE.to_string(), file_url(&warehouse)),
             (
                 SQL_CATALOG_PROP_BIND_STYLE.to_string(),
@@ -91,7 +95,11 @@ impl Lake {
             .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
             .load(CATALOG_NAME, props)
             .await?;
-        Ok(Lake { catalog, warehouse })
+        Ok(Lake {
+            catalog,
+            warehouse,
+            catalog_uri,
+        })
     }
 
     /// Creates the namespace and the table described by `create_json` unless the table exists.
@@ -143,6 +151,138 @@ impl Lake {
             .await?;
         tracing::info!(table = %ident, "created table");
         Ok(ident)
+    }
+
+    /// Evolves an existing table to the schema of `create_json` in place (no data rewrite):
+    /// new optional columns are added with the contract's ids, and the column order becomes the
+    /// contract's. Anything else (a type change, a new required column, a removed column, a
+    /// renamed one) is refused with the reason. Returns the added columns.
+    pub async fn evolve(
+        &self,
+        ident: &TableIdent,
+        create_json: &str,
+    ) -> Result<Vec<String>, LakeError> {
+        let table = self.load(ident).await?;
+        let create: Value =
+            serde_json::from_str(create_json).map_err(|e| LakeError::Definition {
+                table: ident.to_string(),
+                message: e.to_string(),
+            })?;
+        let wanted_json = create.get("schema").cloned().unwrap_or_default();
+        let current_json = serde_json::to_value(table.metadata().current_schema().as_ref())
+            .map_err(|e| LakeError::Definition {
+                table: ident.to_string(),
+                message: e.to_string(),
+            })?;
+        let (current, wanted) = (columns_by_id(&current_json), columns_by_id(&wanted_json));
+        let incompatible = |reason: String| LakeError::Incompatible {
+            table: ident.to_string(),
+            reason,
+        };
+        for (id, have) in &current {
+            match wanted.get(id) {
+                None => {
+                    return Err(incompatible(format!(
+                        "column `{}` (id {id}) is not in the contract; iceberg-rust cannot drop columns yet: keep the field, or write to a new table",
+                        have.name
+                    )));
+                }
+                Some(want) if want.name != have.name => {
+                    return Err(incompatible(format!(
+                        "column id {id} is `{}` in the table but `{}` in the contract (renames are not applied automatically)",
+                        have.name, want.name
+                    )));
+                }
+                Some(want) if want.ty != have.ty => {
+                    return Err(incompatible(format!(
+                        "column `{}` (id {id}) is {} in the table but {} in the contract; iceberg-rust cannot promote types yet: migrate the table with Spark or pyiceberg first",
+                        have.name, have.ty, want.ty
+                    )));
+                }
+                Some(want) if want.required && !have.required => {
+                    return Err(incompatible(format!(
+                        "column `{}` (id {id}) is optional in the table but required in the contract",
+                        have.name
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut added = Vec::new();
+        for (id, want) in &wanted {
+            if !current.contains_key(id) {
+                if want.required {
+                    return Err(incompatible(format!(
+                        "new column `{}` (id {id}) is required: old rows have no value for it; make it optional",
+                        want.name
+                    )));
+                }
+                added.push(want.name.clone());
+            }
+        }
+        let same_order = current_json["fields"]
+            .as_array()
+            .map(|f| f.iter().map(|c| c["id"].clone()).collect::<Vec<_>>())
+            == wanted_json["fields"]
+                .as_array()
+                .map(|f| f.iter().map(|c| c["id"].clone()).collect::<Vec<_>>());
+        if added.is_empty() && same_order {
+            return Ok(added);
+        }
+        let schema: iceberg::spec::Schema =
+            serde_json::from_value(wanted_json).map_err(|e| LakeError::Definition {
+                table: ident.to_string(),
+                message: e.to_string(),
+            })?;
+        let previous = table.metadata_location().map(str::to_string);
+        let metadata = iceberg::spec::TableMetadataBuilder::new_from_metadata(
+            table.metadata().clone(),
+            previous.clone(),
+        )
+        .add_current_schema(schema)?
+        .build()?
+        .metadata;
+        let location = table
+            .metadata()
+            .location()
+            .trim_start_matches("file://")
+            .to_string();
+        let path = PathBuf::from(location).join("metadata").join(format!(
+            "{:05}-{}.metadata.json",
+            metadata.last_sequence_number() + 1,
+            uuid::Uuid::new_v4()
+        ));
+        let bytes = serde_json::to_vec(&metadata).map_err(|e| LakeError::Definition {
+            table: ident.to_string(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, bytes).map_err(|source| LakeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        // The same optimistic pointer swap the SQL catalog does on commit: it only succeeds if
+        // nobody committed in between.
+        let pool = sqlx::SqlitePool::connect(&self.catalog_uri).await?;
+        let swapped = sqlx::query(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
+        )
+        .bind(file_url(&path))
+        .bind(previous.clone())
+        .bind(CATALOG_NAME)
+        .bind(ident.namespace().join("."))
+        .bind(ident.name())
+        .bind(previous)
+        .execute(&pool)
+        .await?;
+        pool.close().await;
+        if swapped.rows_affected() != 1 {
+            return Err(incompatible(
+                "the table changed while its schema was being evolved; try again".into(),
+            ));
+        }
+        tracing::info!(table = %ident, ?added, "evolved the table schema in place");
+        Ok(added)
     }
 
     pub async fn load(&self, ident: &TableIdent) -> Result<Table, LakeError> {
@@ -245,6 +385,81 @@ async fn write_data_files(
         }
         Ok(fanout.close().await?)
     }
+}
+
+struct ColumnShape {
+    name: String,
+    /// The type without nested members (those are columns of their own).
+    ty: String,
+    required: bool,
+}
+
+/// Every id in a schema's JSON (fields, list elements, map keys and values) with its shape.
+fn columns_by_id(schema: &Value) -> std::collections::BTreeMap<i64, ColumnShape> {
+    fn shallow(ty: &Value) -> String {
+        match ty {
+            Value::String(s) => s.clone(),
+            other => other["type"].as_str().unwrap_or("?").to_string(),
+        }
+    }
+    fn walk(ty: &Value, out: &mut std::collections::BTreeMap<i64, ColumnShape>) {
+        match ty["type"].as_str() {
+            Some("struct") => {
+                for f in ty["fields"].as_array().into_iter().flatten() {
+                    if let Some(id) = f["id"].as_i64() {
+                        out.insert(
+                            id,
+                            ColumnShape {
+                                name: f["name"].as_str().unwrap_or_default().to_string(),
+                                ty: shallow(&f["type"]),
+                                required: f["required"].as_bool().unwrap_or(false),
+                            },
+                        );
+                    }
+                    walk(&f["type"], out);
+                }
+            }
+            Some("list") => {
+                if let Some(id) = ty["element-id"].as_i64() {
+                    out.insert(
+                        id,
+                        ColumnShape {
+                            name: "element".into(),
+                            ty: shallow(&ty["element"]),
+                            required: ty["element-required"].as_bool().unwrap_or(false),
+                        },
+                    );
+                }
+                walk(&ty["element"], out);
+            }
+            Some("map") => {
+                for (key, id_key, required) in
+                    [("key", "key-id", true), ("value", "value-id", false)]
+                {
+                    if let Some(id) = ty[id_key].as_i64() {
+                        let required = if key == "value" {
+                            ty["value-required"].as_bool().unwrap_or(false)
+                        } else {
+                            required
+                        };
+                        out.insert(
+                            id,
+                            ColumnShape {
+                                name: key.into(),
+                                ty: shallow(&ty[key]),
+                                required,
+                            },
+                        );
+                    }
+                    walk(&ty[key], out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(schema, &mut out);
+    out
 }
 
 fn max_field_id(value: &Value) -> i64 {

@@ -693,6 +693,12 @@ pub async fn serve(
         let events_table = lake
             .ensure_table(spec.database(), spec.events_table_json())
             .await?;
+        // A compatible contract change (new optional fields) evolves the table in place; an
+        // incompatible one stops the start with the reason.
+        let added = lake.evolve(&events_table, spec.events_table_json()).await?;
+        if !added.is_empty() {
+            tracing::info!(table = %events_table, ?added, version = spec.version(), "added columns for the new contract version");
+        }
         let quarantine_table = lake
             .ensure_table(spec.database(), spec.quarantine_table_json())
             .await?;

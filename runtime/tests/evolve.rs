@@ -1,0 +1,157 @@
+//! Live schema evolution: a compatible contract change (a new optional field) evolves the table
+//! the runtime wrote, in place, keeping the contract's field id; old rows read as NULL in the new
+//! column and new rows carry values (checked with pyiceberg). Incompatible changes are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch};
+use contract_runtime::lake::{Lake, LakeError};
+use contract_support::json::Parser;
+use contract_support::{Context, Contract, Enrichment};
+use contract_validators::game_events;
+use serde_json::{Value, json};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("contract-runtime-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Two accepted game events as a batch of the contract's current schema.
+fn batch() -> RecordBatch {
+    let mut parser = Parser::new();
+    let mut builder = game_events::Spec.new_batch();
+    let ctx = Context {
+        ingest_time_micros: 1_708_603_200_000_000,
+    };
+    let enrichment = Enrichment {
+        ingest_time_micros: ctx.ingest_time_micros,
+        contract_version: "1.0.0",
+        request_id: "r",
+        jwt_sub: Some("p"),
+        jwt_claims: &[],
+    };
+    for i in 0..2 {
+        let body = format!(
+            r#"{{"event_id": "{i}", "event_type": "Login", "updated_at": "2024-02-22 03:03:02"}}"#
+        );
+        let (verdict, _) = game_events::Spec.validate_into(
+            &mut parser,
+            body.as_bytes(),
+            &ctx,
+            &enrichment,
+            Some(builder.as_mut()),
+        );
+        assert_eq!(verdict, contract_support::Verdict::Accept);
+    }
+    builder.finish()
+}
+
+/// The events table definition with an extra field after `event_data`.
+fn with_field(field: Value) -> String {
+    let mut definition: Value = serde_json::from_str(game_events::EVENTS_TABLE_JSON).expect("json");
+    definition["schema"]["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .insert(4, field);
+    definition.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_an_optional_field_evolves_the_table_in_place() {
+    let dir = temp_dir("evolve");
+    let lake = Lake::open(&dir).await.expect("lake");
+    let ident = lake
+        .ensure_table(game_events::DATABASE, game_events::EVENTS_TABLE_JSON)
+        .await
+        .expect("table");
+    lake.append(&ident, vec![batch()], 1)
+        .await
+        .expect("append old rows");
+
+    // Incompatible changes are refused, with the reason, and change nothing.
+    let retyped = {
+        let mut definition: Value =
+            serde_json::from_str(game_events::EVENTS_TABLE_JSON).expect("json");
+        definition["schema"]["fields"][3]["type"] = json!("int");
+        definition.to_string()
+    };
+    let refused = lake.evolve(&ident, &retyped).await;
+    assert!(
+        matches!(&refused, Err(LakeError::Incompatible { reason, .. }) if reason.contains("cannot promote")),
+        "{refused:?}"
+    );
+    let required = with_field(json!({"id": 5, "name": "level", "required": true, "type": "int"}));
+    assert!(matches!(
+        lake.evolve(&ident, &required).await,
+        Err(LakeError::Incompatible { .. })
+    ));
+    assert!(
+        lake.evolve(&ident, game_events::EVENTS_TABLE_JSON)
+            .await
+            .expect("same schema")
+            .is_empty()
+    );
+
+    let evolved = with_field(json!({"id": 5, "name": "level", "required": false, "type": "int"}));
+    let added = lake.evolve(&ident, &evolved).await.expect("compatible");
+    assert_eq!(added, ["level"]);
+    assert!(
+        lake.evolve(&ident, &evolved)
+            .await
+            .expect("idempotent")
+            .is_empty()
+    );
+
+    // New rows carry the column (by the contract's id 5, at the contract's position).
+    let schema = Arc::new(lake.arrow_schema(&ident).await.expect("schema"));
+    let level = schema.field(4);
+    assert_eq!(
+        (
+            level.name().as_str(),
+            level.metadata()["PARQUET:field_id"].as_str()
+        ),
+        ("level", "5")
+    );
+    let old = batch();
+    let mut columns: Vec<ArrayRef> = old.columns().to_vec();
+    columns.insert(
+        4,
+        Arc::new(Int32Array::from(vec![Some(7), Some(9)])) as ArrayRef,
+    );
+    assert_eq!(columns[4].len(), 2);
+    let new_rows = RecordBatch::try_new(schema, columns).expect("batch of the new schema");
+    lake.append(&ident, vec![new_rows], 2)
+        .await
+        .expect("append new rows");
+    assert_eq!(lake.committed_lsn(&ident).await.expect("lsn"), 2);
+
+    let python = std::env::var("CONTRACTC_PYTHON")
+        .expect("CONTRACTC_PYTHON (a Python with pyiceberg): run tests/run.sh");
+    let expect = dir.with_extension("expect.json");
+    std::fs::write(
+        &expect,
+        json!({ "analytics_events_db.events_table": { "rows": 4, "null_counts": { "level": 2 } } })
+            .to_string(),
+    )
+    .expect("write");
+    let output = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyiceberg_check.py"))
+        .arg(&dir)
+        .arg(&expect)
+        .output()
+        .expect("python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("[1, 2, 3, 4, 5, 100, 101, 102, 103]"),
+        "the table keeps the contract's ids:\n{text}"
+    );
+}
