@@ -36,3 +36,18 @@ synth --max-count $(( EVENTS * 5 )) --concurrency 4 --batch 1000
 sleep 3
 echo
 grep -E "committed" "$DATA.log" | tail -3 | sed 's/\x1b\[[0-9;]*m//g'
+# synth shares the two cores with the server; wrk (Debian package), when present, measures the
+# server with a much lighter client.
+if command -v wrk >/dev/null; then
+    echo
+    echo "== wrk: single-event requests, one token, 64 connections, 10 s"
+    TOKEN="$(curl -s "http://127.0.0.1:$PORT/prod/login-as-guest" | sed -n 's/.*"auth_token":"\([^"]*\)".*/\1/p')"
+    cat > "$DATA.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"event_id": "00006", "event_type": "Login", "updated_at": "$(date -u '+%F %T')", "event_data": "The only thing we have to fear is fear itself."}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "$TOKEN"
+LUA
+    wrk -t1 -c64 -d10s --latency -s "$DATA.lua" "http://127.0.0.1:$PORT/prod/put-record" | grep -E "Requests/sec|50%|99%|Non-2xx"
+    rm -f "$DATA.lua"
+fi

@@ -156,6 +156,7 @@ pub struct DevIdentity {
     guests: RwLock<HashMap<String, String>>,
     guests_path: PathBuf,
     guests_file: std::sync::Mutex<std::fs::File>,
+    decoding: HashMap<String, DecodingKey>,
 }
 
 impl DevIdentity {
@@ -190,7 +191,12 @@ impl DevIdentity {
             .append(true)
             .open(&guests_path)
             .map_err(io)?;
+        let decoding = std::iter::once(&current)
+            .chain(previous.as_ref())
+            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_jwk(&k.jwk).ok()?)))
+            .collect();
         Ok(DevIdentity {
+            decoding,
             issuer,
             audience,
             current,
@@ -199,6 +205,11 @@ impl DevIdentity {
             guests_path,
             guests_file: std::sync::Mutex::new(file),
         })
+    }
+
+    /// The verification key for `kid` (built once: parsing a JWK per request is costly).
+    pub fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
+        self.decoding.get(kid).cloned()
     }
 
     /// The JWKS: the current key and the previous one (keys rotate).
@@ -333,11 +344,7 @@ impl KeySource {
 
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
         match self {
-            KeySource::Dev(dev) => {
-                let jwks = dev.jwks();
-                jwks.find(kid)
-                    .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())
-            }
+            KeySource::Dev(dev) => dev.decoding_key(kid),
             KeySource::Remote { url, cache, client } => {
                 if let Some(key) = cache.read().ok().and_then(|c| c.0.get(kid).cloned()) {
                     return Some(key);
@@ -380,7 +387,15 @@ pub struct Verifier {
     pub issuer: String,
     pub audience: String,
     keys: KeySource,
+    /// Tokens whose signature and claims checked out, by token text. A client reuses its
+    /// token for up to 15 minutes; checking the RSA signature once per token instead of once
+    /// per request is what API Gateway's authorizer cache does too. `exp`/`nbf` and the scope
+    /// are still checked on every request.
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
+
+/// Entries kept before the cache starts over (a bound, not a tuning knob).
+const VERIFIED_CACHE_ENTRIES: usize = 100_000;
 
 impl Verifier {
     pub fn new(issuer: String, audience: String, keys: KeySource) -> Verifier {
@@ -388,6 +403,7 @@ impl Verifier {
             issuer,
             audience,
             keys,
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -402,6 +418,42 @@ impl Verifier {
             .or_else(|| raw.strip_prefix("bearer "))
             .unwrap_or(raw)
             .trim();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|c| c.get(token).cloned());
+        let claims = match cached {
+            Some(claims) => {
+                let now = now_seconds();
+                if claims.exp + 5 < now || claims.nbf > now + 5 {
+                    return Err(AuthError::Unauthorized("ExpiredSignature".into()));
+                }
+                claims
+            }
+            None => {
+                let claims = self.verify_signature(token).await?;
+                if let Ok(mut cache) = self.verified.lock() {
+                    if cache.len() >= VERIFIED_CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                    cache.insert(token.to_string(), claims.clone());
+                }
+                claims
+            }
+        };
+        let held: Vec<&str> = claims.scope.split_whitespace().collect();
+        if !scopes.iter().any(|s| held.contains(s)) {
+            return Err(AuthError::Forbidden(format!(
+                "scope {:?} holds none of {scopes:?}",
+                claims.scope
+            )));
+        }
+        Ok(claims)
+    }
+
+    /// The full check: key by `kid`, RS256 signature, issuer, audience, `exp`/`nbf`.
+    async fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let unverified = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Unauthorized(format!("malformed token: {e}")))?;
         if unverified.alg != Algorithm::RS256 {
@@ -426,13 +478,6 @@ impl Verifier {
         validation.leeway = 5;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|e| AuthError::Unauthorized(format!("{:?}", e.kind())))?;
-        let held: Vec<&str> = data.claims.scope.split_whitespace().collect();
-        if !scopes.iter().any(|s| held.contains(s)) {
-            return Err(AuthError::Forbidden(format!(
-                "scope {:?} holds none of {scopes:?}",
-                data.claims.scope
-            )));
-        }
         Ok(data.claims)
     }
 }
