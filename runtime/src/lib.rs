@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod quarantine;
 pub mod server;
 pub mod synth;
+pub mod upsert;
 pub mod wal;
 
 pub use contract_validators;

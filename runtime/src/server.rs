@@ -542,7 +542,20 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             .with_label_values(&[contract.spec.name()])
             .set(0);
         if let Some(batch) = events {
-            all_ok &= commit(state, lake, &contract.events_table, batch, lsn).await;
+            // Upsert tables get one row per key per commit (see upsert.rs for across commits).
+            let batch = match contract.spec.upsert() {
+                None => Ok(batch),
+                Some((key, latest_by)) => crate::upsert::latest_per_key(&batch, key, latest_by),
+            };
+            match batch {
+                Ok(batch) => {
+                    all_ok &= commit(state, lake, &contract.events_table, batch, lsn).await
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot de-duplicate the batch");
+                    all_ok = false;
+                }
+            }
         }
         match quarantine {
             Some(Ok(batch)) => {

@@ -643,3 +643,65 @@ async fn synth_traffic_matches_its_labels_and_lands_in_the_table() {
         json!({ "analytics_events_db.events_table": { "rows": accepted } }),
     );
 }
+
+/// Upsert contracts keep one row per key per commit: the latest by `latest_by`.
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_tables_keep_the_latest_row_per_key_within_a_commit() {
+    let dir = temp_dir("upsert");
+    let server = Server::start(&dir, free_port());
+    let http = client();
+    let login: Value = http
+        .get(format!(
+            "{}/prod/login-as-guest?scope=authenticated",
+            server.base
+        ))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["auth_token"].as_str().expect("token").to_string();
+    let now = now() as i64;
+    let at = |minutes_ago: i64| {
+        let t = now - minutes_ago * 60;
+        let (y, m, d) = civil(t.div_euclid(86_400));
+        let r = t.rem_euclid(86_400);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            r / 3600,
+            r % 3600 / 60,
+            r % 60
+        )
+    };
+    let event = |id: &str, minutes_ago: i64, duration: i64| {
+        json!({"event_id": id, "kind": "match_ended", "occurred_at": at(minutes_ago), "match_id": "m-0123456789ab",
+               "region": "eu-west", "build": {"version": "1.2.3"}, "duration_s": duration, "scores": {"a": 1}})
+    };
+    let a = "123e4567-e89b-12d3-a456-426614174000";
+    let b = "123e4567-e89b-12d3-a456-426614174001";
+    // Newest first for `a`, so arrival order alone would keep the wrong row.
+    let body = json!([
+        event(a, 1, 300),
+        event(b, 5, 100),
+        event(a, 10, 200),
+        event(a, 3, 250)
+    ]);
+    let response = http
+        .post(format!("{}/prod/match-events/batch", server.base))
+        .header("Authorization", &token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(response.status(), 200);
+    let verdicts: Value = response.json().await.expect("json");
+    assert_eq!(verdicts["accepted"], 4, "{verdicts}");
+    server.stop();
+    // The latest `a` (1 minute ago) had duration 300; `b` had one version.
+    pyiceberg_check(
+        &dir,
+        json!({ "multiplayer.match_events": { "rows": 2, "exactly_once": [300, 100], "column": "duration_s" } }),
+    );
+}

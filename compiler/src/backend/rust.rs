@@ -300,6 +300,16 @@ impl<'c> Gen<'c> {
             Some(u) => quote!(Some(#u)),
             None => quote!(None),
         };
+        let upsert = match &c.table.write {
+            crate::ir::WriteMode::Append => quote!(None),
+            crate::ir::WriteMode::Upsert { key, latest_by } => {
+                let latest = match latest_by {
+                    Some(l) => quote!(Some(#l)),
+                    None => quote!(None),
+                };
+                quote!(Some((&[#(#key),*], #latest)))
+            }
+        };
         let audience = &c.ingest.auth.audience;
         let scopes = &c.ingest.auth.scopes;
         quote! {
@@ -339,6 +349,7 @@ impl<'c> Gen<'c> {
                 fn events_table_json(&self) -> &'static str { EVENTS_TABLE_JSON }
                 fn quarantine_table_json(&self) -> &'static str { QUARANTINE_TABLE_JSON }
                 fn arrow_schema(&self) -> Schema { arrow_schema() }
+                fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> { #upsert }
                 fn new_batch(&self) -> Box<dyn contract_support::EventBatch> { Box::new(BatchBuilder::new()) }
                 fn validate_into(
                     &self,

@@ -491,6 +491,9 @@ impl contract_support::Contract for Spec {
     fn arrow_schema(&self) -> Schema {
         arrow_schema()
     }
+    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> {
+        None
+    }
     fn new_batch(&self) -> Box<dyn contract_support::EventBatch> {
         Box::new(BatchBuilder::new())
     }

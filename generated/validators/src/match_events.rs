@@ -1684,6 +1684,9 @@ impl contract_support::Contract for Spec {
     fn arrow_schema(&self) -> Schema {
         arrow_schema()
     }
+    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> {
+        Some((&["event_id"], Some("occurred_at")))
+    }
     fn new_batch(&self) -> Box<dyn contract_support::EventBatch> {
         Box::new(BatchBuilder::new())
     }

@@ -396,6 +396,9 @@ pub trait Contract: Send + Sync + 'static {
     fn events_table_json(&self) -> &'static str;
     fn quarantine_table_json(&self) -> &'static str;
     fn arrow_schema(&self) -> arrow_schema::Schema;
+    /// For upsert tables: the key columns and the column that orders versions (None: the
+    /// last received wins).
+    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)>;
     fn new_batch(&self) -> Box<dyn EventBatch>;
     /// Validates one event; when it is accepted and `batch` is given (one made by
     /// [`Contract::new_batch`]), appends it with `enrichment`.
