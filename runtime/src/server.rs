@@ -74,6 +74,9 @@ struct ContractState {
     events_table: TableIdent,
     quarantine_table: TableIdent,
     buffers: Mutex<Buffers>,
+    /// Batches whose commit failed, retried (before newer rows) by the next flush.
+    unsent_events: Mutex<Vec<arrow_array::RecordBatch>>,
+    unsent_quarantine: Mutex<Vec<arrow_array::RecordBatch>>,
 }
 
 struct AppState {
@@ -525,15 +528,8 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     for contract in &state.contracts {
         let (events, quarantine, lsn) = {
             let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
-            if buffers.events.is_empty() && buffers.quarantine.is_empty() {
-                continue;
-            }
             let events = (!buffers.events.is_empty()).then(|| buffers.events.finish());
-            let quarantine = if buffers.quarantine.is_empty() {
-                None
-            } else {
-                Some(buffers.quarantine.finish())
-            };
+            let quarantine = (!buffers.quarantine.is_empty()).then(|| buffers.quarantine.finish());
             (events, quarantine, buffers.last_lsn)
         };
         state
@@ -541,49 +537,70 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             .buffered
             .with_label_values(&[contract.spec.name()])
             .set(0);
-        if let Some(batch) = events {
+        let events = match events.map(|batch| match contract.spec.upsert() {
             // Upsert tables get one row per key per commit (see upsert.rs for across commits).
-            let batch = match contract.spec.upsert() {
-                None => Ok(batch),
-                Some((key, latest_by)) => crate::upsert::latest_per_key(&batch, key, latest_by),
-            };
-            match batch {
-                Ok(batch) => {
-                    all_ok &= commit(state, lake, &contract.events_table, batch, lsn).await
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot de-duplicate the batch");
-                    all_ok = false;
-                }
-            }
-        }
-        match quarantine {
-            Some(Ok(batch)) => {
-                all_ok &= commit(state, lake, &contract.quarantine_table, batch, lsn).await
-            }
+            Some((key, latest_by)) => crate::upsert::latest_per_key(&batch, key, latest_by),
+            None => Ok(batch),
+        }) {
+            Some(Ok(batch)) => Some(batch),
             Some(Err(error)) => {
-                tracing::error!(%error, "cannot build the quarantine batch");
+                tracing::error!(%error, "cannot de-duplicate the batch; it stays in the write-ahead log");
                 all_ok = false;
+                None
             }
-            None => {}
-        }
+            None => None,
+        };
+        let quarantine = match quarantine {
+            Some(Ok(batch)) => Some(batch),
+            Some(Err(error)) => {
+                tracing::error!(%error, "cannot build the quarantine batch; it stays in the write-ahead log");
+                all_ok = false;
+                None
+            }
+            None => None,
+        };
+        all_ok &= commit(
+            state,
+            lake,
+            &contract.events_table,
+            &contract.unsent_events,
+            events,
+            lsn,
+        )
+        .await;
+        all_ok &= commit(
+            state,
+            lake,
+            &contract.quarantine_table,
+            &contract.unsent_quarantine,
+            quarantine,
+            lsn,
+        )
+        .await;
     }
     all_ok.then_some(safe_point)
 }
 
+/// Commits `batch` together with any batches an earlier commit failed to write, recording
+/// `lsn`. On failure everything goes back to `unsent` for the next flush: a later commit must
+/// never record an LSN above rows that are not in the table, or a restart would skip them.
 async fn commit(
     state: &AppState,
     lake: &Lake,
     table: &TableIdent,
-    batch: arrow_array::RecordBatch,
+    unsent: &Mutex<Vec<arrow_array::RecordBatch>>,
+    batch: Option<arrow_array::RecordBatch>,
     lsn: u64,
 ) -> bool {
-    let rows = batch.num_rows();
+    let mut batches = std::mem::take(&mut *unsent.lock().unwrap_or_else(|p| p.into_inner()));
+    batches.extend(batch);
+    if batches.is_empty() {
+        return true;
+    }
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let started = Instant::now();
-    // Retried: a failed commit leaves the events only in the log, which replays them on the
-    // next start; retrying here keeps them from waiting that long.
     for attempt in 1..=5 {
-        match lake.append(table, vec![batch.clone()], lsn).await {
+        match lake.append(table, batches.clone(), lsn).await {
             Ok(files) => {
                 let seconds = started.elapsed().as_secs_f64();
                 state
@@ -600,7 +617,11 @@ async fn commit(
             }
         }
     }
-    tracing::error!(%table, rows, lsn, "giving up on this commit; the events stay in the write-ahead log and replay on restart");
+    tracing::error!(%table, rows, lsn, "commit failed five times; retrying with the next flush (the events are in the write-ahead log)");
+    unsent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(batches);
     false
 }
 
@@ -754,6 +775,8 @@ pub async fn serve(
                 quarantine: QuarantineBatch::new(quarantine_schema, spec.version()),
                 last_lsn: 0,
             }),
+            unsent_events: Mutex::new(Vec::new()),
+            unsent_quarantine: Mutex::new(Vec::new()),
         });
     }
 
@@ -787,6 +810,9 @@ pub async fn serve(
         wal::truncate(&wal_dir, safe)?;
     }
 
+    // Stopping the flusher is a request, not an abort: a commit cut off midway would leave its
+    // events out of both the table and the buffers until the next start replays them.
+    let (stop_flusher, mut flusher_stopped) = tokio::sync::watch::channel(false);
     let flusher = {
         let state = state.clone();
         let lake = lake.clone();
@@ -797,6 +823,7 @@ pub async fn serve(
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = state.flush_now.notified() => {}
+                    _ = flusher_stopped.changed() => break,
                 }
                 if let Some(safe) = flush(&state, &lake).await
                     && let Err(error) = wal::truncate(&wal_dir, safe)
@@ -820,7 +847,10 @@ pub async fn serve(
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;
-    flusher.abort();
+    let _ = stop_flusher.send(true);
+    if let Err(error) = flusher.await {
+        tracing::error!(%error, "the flusher failed");
+    }
     // Graceful shutdown: everything acknowledged goes to the tables now.
     if let Some(safe) = flush(&state, &lake).await {
         wal::truncate(&wal_dir, safe)?;
