@@ -705,3 +705,49 @@ async fn upsert_tables_keep_the_latest_row_per_key_within_a_commit() {
         json!({ "multiplayer.match_events": { "rows": 2, "exactly_once": [300, 100], "column": "duration_s" } }),
     );
 }
+
+/// An external issuer: keys fetched from its JWKS URL (here another runtime's dev provider).
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_of_an_external_issuer_verify_against_its_jwks() {
+    use contract_runtime::identity::{AuthError, KeySource, Verifier};
+
+    let dir = temp_dir("issuer");
+    let issuer = Server::start(&dir, free_port());
+    let token = login(&issuer.base).await["auth_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let verifier = Verifier::new(
+        issuer.base.clone(),
+        "gamebackend".into(),
+        KeySource::remote(format!("{}/.well-known/jwks.json", issuer.base)),
+    );
+    let claims = verifier
+        .verify(Some(&token), &["guest"])
+        .await
+        .expect("a token of the issuer verifies");
+    assert!(!claims.sub.is_empty());
+    assert!(matches!(
+        verifier.verify(Some(&token), &["authenticated"]).await,
+        Err(AuthError::Forbidden(_))
+    ));
+    let other = Verifier::new(
+        "https://someone-else.example".into(),
+        "gamebackend".into(),
+        KeySource::remote(format!("{}/.well-known/jwks.json", issuer.base)),
+    );
+    assert!(matches!(
+        other.verify(Some(&token), &["guest"]).await,
+        Err(AuthError::Unauthorized(_))
+    ));
+    let unknown_kid = {
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT","kid":"nope"}"#);
+        parts.join(".")
+    };
+    assert!(matches!(
+        verifier.verify(Some(&unknown_kid), &["guest"]).await,
+        Err(AuthError::Unauthorized(_))
+    ));
+    issuer.stop();
+}
