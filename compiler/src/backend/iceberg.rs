@@ -177,6 +177,8 @@ fn properties(c: &Contract, table_kind: &str) -> serde_json::Map<String, Value> 
     props.insert("write.parquet.compression-codec".into(), json!("zstd"));
     // Concurrent committers (several runtimes, or Glue and a runtime) retry instead of failing.
     props.insert("commit.retry.num-retries".into(), json!("10"));
+    // Lets the Glue job's Spark writer add the optional columns of a new contract version.
+    props.insert("write.spark.accept-any-schema".into(), json!("true"));
     props.insert("contractc.contract".into(), json!(c.name));
     props.insert(
         "contractc.contract-version".into(),

@@ -373,7 +373,9 @@ def _write(spark: SparkSession, catalog: str, events: DataFrame, quarantine: Dat
             "WHEN NOT MATCHED THEN INSERT *" % (events_table, on, newer)
         )
     else:
-        events.writeTo(events_table).append()
+        # A new contract version may add optional columns: Iceberg's Spark writer evolves the
+        # table in place (the table sets write.spark.accept-any-schema).
+        events.writeTo(events_table).option("mergeSchema", "true").append()
     quarantine.writeTo(quarantine_table).append()
 
 
