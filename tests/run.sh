@@ -57,7 +57,8 @@ step "cargo test"
 # The runtime's tests read its Iceberg tables back with pyiceberg from this venv.
 export CONTRACTC_PYTHON="$VENV/bin/python"
 "$CONTRACTC_PYTHON" -c "import pyiceberg; print('pyiceberg', pyiceberg.__version__)"
-cargo test --workspace --locked
+CARGO_TEST_LOG="$(mktemp)"
+cargo test --workspace --locked 2>&1 | tee "$CARGO_TEST_LOG"
 
 step "generated Python compiles"
 mapfile -t SCRIPTS < <(ls generated/*/glue/streaming_job.py tests/fixtures/*/expected/*/glue/streaming_job.py)
@@ -68,4 +69,16 @@ step "PySpark conformance (generated Glue rules vs the labelled corpus)"
 CORPUS="$(mktemp -d)"
 trap 'rm -rf "$CORPUS"' EXIT
 "$CONTRACTC" corpus contracts tests/fixtures --out "$CORPUS"
-SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" tests/pyspark_conformance.py "$CORPUS" "${SCRIPTS[@]}" 2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2)
+SPARK_LOG="$(mktemp)"
+SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" tests/pyspark_conformance.py "$CORPUS" "${SCRIPTS[@]}" 2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$SPARK_LOG"
+
+step "summary"
+# One closing line for everything: Rust tests (all crates) plus the PySpark conformance cases.
+passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$CARGO_TEST_LOG" | awk '{s+=$1} END {print s+0}')
+failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$CARGO_TEST_LOG" | awk '{s+=$1} END {print s+0}')
+spark_cases=$(sed -n 's/^pyspark conformance: \([0-9]*\) cases, \([0-9]*\) disagreements$/\1 \2/p' "$SPARK_LOG")
+spark_total=${spark_cases% *}
+spark_failed=${spark_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing"
+echo "total: $((passed + spark_total - spark_failed)) passed, $((failed + spark_failed)) failed"
