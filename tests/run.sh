@@ -32,7 +32,7 @@ if ! command -v java >/dev/null; then
 fi
 java -version 2>&1 | head -1
 
-step "python venv (pyspark, pyiceberg)"
+step "python venv (pyspark, pyiceberg, moto)"
 VENV="${CONTRACTC_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then

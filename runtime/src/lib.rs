@@ -7,6 +7,7 @@
 //! - [`lake`]: Iceberg tables (SQLite catalog, local warehouse);
 //! - [`quarantine`], [`metrics`]: the quarantine table's rows and Prometheus metrics.
 
+pub mod deploy;
 pub mod identity;
 pub mod lake;
 pub mod metrics;
