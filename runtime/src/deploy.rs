@@ -64,6 +64,9 @@ pub struct DeployConfig {
     pub generated: PathBuf,
     /// Fixed credentials (access key id, secret) instead of the standard chain: for emulators.
     pub static_credentials: Option<(String, String)>,
+    /// The issuer the JWT authorizer trusts for contracts using the dev identity provider
+    /// (which does not run on AWS); without it their authorizer is left out, with a note.
+    pub dev_issuer: Option<String>,
 }
 
 impl DeployConfig {
@@ -93,6 +96,7 @@ pub struct Clients {
     pub kinesis: aws_sdk_kinesis::Client,
     pub glue: aws_sdk_glue::Client,
     pub apigateway: aws_sdk_apigateway::Client,
+    pub apigatewayv2: aws_sdk_apigatewayv2::Client,
 }
 
 impl Clients {
@@ -124,6 +128,7 @@ impl Clients {
             kinesis: aws_sdk_kinesis::Client::new(&shared),
             glue: aws_sdk_glue::Client::new(&shared),
             apigateway: aws_sdk_apigateway::Client::new(&shared),
+            apigatewayv2: aws_sdk_apigatewayv2::Client::new(&shared),
         }
     }
 }
@@ -692,7 +697,13 @@ pub async fn deploy_contract(
     }
 
     // API Gateway: REST API, model, validator, resource, method, integration, deployment.
-    api_gateway(clients, config, desired, apply, &mut steps).await?;
+    let rest_api_id = api_gateway(clients, config, desired, apply, &mut steps).await?;
+    // The front door: an HTTP API whose JWT authorizer checks the token (REST APIs have no JWT
+    // authorizer type) and forwards to the REST API, which validates the body and puts the
+    // record on the stream.
+    if let Some(rest_api_id) = rest_api_id {
+        jwt_edge(clients, config, desired, &rest_api_id, apply, &mut steps).await?;
+    }
     Ok(steps)
 }
 
@@ -702,7 +713,7 @@ async fn api_gateway(
     desired: &Desired,
     apply: bool,
     steps: &mut Vec<Step>,
-) -> Result<(), DeployError> {
+) -> Result<Option<String>, DeployError> {
     let api = &clients.apigateway;
     let name = desired.api(config);
     let apis = api
@@ -731,7 +742,13 @@ async fn api_gateway(
                     ),
                     action: Action::Create,
                 });
-                return Ok(());
+                steps.push(Step {
+                    resource: format!(
+                        "api gateway http api {name}-edge with its JWT authorizer and route"
+                    ),
+                    action: Action::Create,
+                });
+                return Ok(None);
             }
             let created = api
                 .create_rest_api()
@@ -850,7 +867,7 @@ async fn api_gateway(
                     action: Action::Create,
                 });
                 if !apply {
-                    return Ok(());
+                    return Ok(Some(api_id));
                 }
                 let created = api
                     .create_resource()
@@ -986,6 +1003,238 @@ async fn api_gateway(
                 .send()
                 .await
                 .map_err(aws("apigateway:CreateDeployment"))?;
+        }
+    }
+    Ok(Some(api_id))
+}
+
+async fn jwt_edge(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+    rest_api_id: &str,
+    apply: bool,
+    steps: &mut Vec<Step>,
+) -> Result<(), DeployError> {
+    use aws_sdk_apigatewayv2::types::{
+        AuthorizationType, AuthorizerType, IntegrationType as HttpIntegration, JwtConfiguration,
+        ProtocolType,
+    };
+    let v2 = &clients.apigatewayv2;
+    let auth = desired.contract.auth();
+    let name = format!("{}-edge", desired.api(config));
+    let Some(issuer) = auth
+        .issuer
+        .map(str::to_string)
+        .or_else(|| config.dev_issuer.clone())
+    else {
+        println!(
+            "note: {name}: no JWT authorizer planned: the contract trusts the dev identity provider; pass --issuer-url"
+        );
+        return Ok(());
+    };
+    let apis = v2
+        .get_apis()
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetApis"))?;
+    let api_id = match apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some(name.as_str()))
+        .and_then(|a| a.api_id().map(str::to_string))
+    {
+        Some(id) => id,
+        None => {
+            steps.push(Step {
+                resource: format!("api gateway http api {name}"),
+                action: Action::Create,
+            });
+            if !apply {
+                steps.push(Step {
+                    resource: format!("api gateway JWT authorizer, route and stage of {name}"),
+                    action: Action::Create,
+                });
+                return Ok(());
+            }
+            let created = v2
+                .create_api()
+                .name(&name)
+                .protocol_type(ProtocolType::Http)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateApi"))?;
+            created.api_id().unwrap_or_default().to_string()
+        }
+    };
+    let audience = vec![auth.audience.to_string()];
+    // The authorizer is found through the route that uses it (listing authorizers is a call
+    // some emulators lack).
+    let route_key = format!("POST {}", desired.contract.route());
+    let routes = v2
+        .get_routes()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetRoutes"))?;
+    let route = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some(route_key.as_str()))
+        .cloned();
+    let current = match route.as_ref().and_then(|r| r.authorizer_id()) {
+        Some(id) => v2
+            .get_authorizer()
+            .api_id(&api_id)
+            .authorizer_id(id)
+            .send()
+            .await
+            .ok(),
+        None => None,
+    };
+    let matches = current.as_ref().is_some_and(|a| {
+        a.jwt_configuration().is_some_and(|j| {
+            j.issuer() == Some(issuer.as_str()) && j.audience() == audience.as_slice()
+        })
+    });
+    let mut authorizer_id = current
+        .as_ref()
+        .and_then(|a| a.authorizer_id().map(str::to_string));
+    if !matches {
+        let action = if current.is_some() {
+            Action::Update(vec!["issuer or audience".into()])
+        } else {
+            Action::Create
+        };
+        steps.push(Step {
+            resource: format!("api gateway JWT authorizer {name}/jwt ({issuer})"),
+            action,
+        });
+        if apply {
+            let jwt = JwtConfiguration::builder()
+                .issuer(&issuer)
+                .set_audience(Some(audience.clone()))
+                .build();
+            if let Some(id) = &authorizer_id {
+                v2.delete_authorizer()
+                    .api_id(&api_id)
+                    .authorizer_id(id)
+                    .send()
+                    .await
+                    .map_err(aws("apigatewayv2:DeleteAuthorizer"))?;
+            }
+            let created = v2
+                .create_authorizer()
+                .api_id(&api_id)
+                .name("jwt")
+                .authorizer_type(AuthorizerType::Jwt)
+                .identity_source("$request.header.Authorization")
+                .jwt_configuration(jwt)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateAuthorizer"))?;
+            authorizer_id = created.authorizer_id().map(str::to_string);
+        }
+    }
+    let (stage, path) = resource_path(desired.contract.route());
+    let target = format!(
+        "https://{rest_api_id}.execute-api.{}.amazonaws.com/{stage}{path}",
+        config.region
+    );
+    let integrations = v2
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetIntegrations"))?;
+    let mut integration_id = integrations
+        .items()
+        .iter()
+        .find(|i| i.integration_uri() == Some(target.as_str()))
+        .and_then(|i| i.integration_id().map(str::to_string));
+    if integration_id.is_none() {
+        steps.push(Step {
+            resource: format!("api gateway http api {name} integration → {target}"),
+            action: Action::Create,
+        });
+        if apply {
+            let created = v2
+                .create_integration()
+                .api_id(&api_id)
+                .integration_type(HttpIntegration::HttpProxy)
+                .integration_method("POST")
+                .integration_uri(&target)
+                .payload_format_version("1.0")
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateIntegration"))?;
+            integration_id = created.integration_id().map(str::to_string);
+        }
+    }
+    let scopes: Vec<String> = auth.scopes.iter().map(|s| s.to_string()).collect();
+    let wanted_target = integration_id.as_ref().map(|i| format!("integrations/{i}"));
+    let route_ok = route.as_ref().is_some_and(|r| {
+        r.authorization_type() == Some(&AuthorizationType::Jwt)
+            && r.authorizer_id() == authorizer_id.as_deref()
+            && r.authorization_scopes() == scopes.as_slice()
+            && r.target() == wanted_target.as_deref()
+    });
+    if !route_ok {
+        let action = if route.is_some() {
+            Action::Update(vec!["authorizer, scopes or target".into()])
+        } else {
+            Action::Create
+        };
+        steps.push(Step {
+            resource: format!(
+                "api gateway http api {name} route {route_key} (JWT, scopes {scopes:?})"
+            ),
+            action,
+        });
+        if apply {
+            if let Some(id) = route.as_ref().and_then(|r| r.route_id()) {
+                v2.delete_route()
+                    .api_id(&api_id)
+                    .route_id(id)
+                    .send()
+                    .await
+                    .map_err(aws("apigatewayv2:DeleteRoute"))?;
+            }
+            v2.create_route()
+                .api_id(&api_id)
+                .route_key(&route_key)
+                .authorization_type(AuthorizationType::Jwt)
+                .set_authorizer_id(authorizer_id.clone())
+                .set_authorization_scopes(Some(scopes))
+                .set_target(wanted_target)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateRoute"))?;
+        }
+    }
+    let stages = v2
+        .get_stages()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetStages"))?;
+    if !stages
+        .items()
+        .iter()
+        .any(|s| s.stage_name() == Some("$default"))
+    {
+        steps.push(Step {
+            resource: format!("api gateway http api {name} stage $default (auto-deploy)"),
+            action: Action::Create,
+        });
+        if apply {
+            v2.create_stage()
+                .api_id(&api_id)
+                .stage_name("$default")
+                .auto_deploy(true)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateStage"))?;
         }
     }
     Ok(())

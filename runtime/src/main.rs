@@ -300,6 +300,9 @@ struct AwsArgs {
     /// Where `contractc build` wrote the artefacts
     #[arg(long, default_value = "generated")]
     generated: PathBuf,
+    /// Issuer URL the JWT authorizer trusts for contracts using the dev identity provider
+    #[arg(long)]
+    issuer_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -340,6 +343,7 @@ fn deploy_config(args: &AwsArgs) -> contract_runtime::deploy::DeployConfig {
             .unwrap_or_else(|| "123456789012".into()),
         generated: args.generated.clone(),
         static_credentials: None,
+        dev_issuer: args.issuer_url.clone(),
     }
 }
 

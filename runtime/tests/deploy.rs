@@ -60,11 +60,14 @@ fn start_moto() -> Moto {
     panic!("moto_server did not listen within 30 s");
 }
 
+/// The identity provider the deployed JWT authorizer trusts (the sample contracts use `dev`).
+const ISSUER: &str = "https://id.example.com";
+
 fn runtime(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
         .current_dir(repo())
         .args(args)
-        .args(["--endpoint-url", &moto.url])
+        .args(["--endpoint-url", &moto.url, "--issuer-url", ISSUER])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -89,6 +92,7 @@ fn config(moto: &Moto) -> DeployConfig {
         account_id: "123456789012".into(),
         generated: repo().join("generated"),
         static_credentials: Some(("testing".into(), "testing".into())),
+        dev_issuer: Some(ISSUER.into()),
     }
 }
 
@@ -99,6 +103,7 @@ async fn deploy_creates_reads_back_stays_idempotent_and_plans_changes_exactly() 
     let plan = runtime(&moto, &["deploy", "--plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
     for resource in [
+        "api gateway http api contractc-game_events-edge",
         "s3 bucket contractc-artifacts",
         "kinesis stream contractc-game_events",
         "glue table analytics_events_db.events_table",
@@ -224,6 +229,52 @@ async fn deploy_creates_reads_back_stays_idempotent_and_plans_changes_exactly() 
             .and_then(|p| p.get("table_type"))
             .map(String::as_str),
         Some("ICEBERG")
+    );
+
+    // The front door: an HTTP API whose JWT authorizer trusts the issuer, with the contract's
+    // scopes on the route, forwarding to the REST API.
+    let edges = clients
+        .apigatewayv2
+        .get_apis()
+        .send()
+        .await
+        .expect("http apis");
+    let edge = edges
+        .items()
+        .iter()
+        .find(|a| a.name() == Some("contractc-game_events-edge"))
+        .and_then(|a| a.api_id())
+        .expect("edge api")
+        .to_string();
+    let routes = clients
+        .apigatewayv2
+        .get_routes()
+        .api_id(&edge)
+        .send()
+        .await
+        .expect("routes");
+    let route = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("POST /prod/put-record"))
+        .expect("route");
+    assert_eq!(route.authorization_type().map(|t| t.as_str()), Some("JWT"));
+    assert_eq!(
+        route.authorization_scopes(),
+        ["guest".to_string(), "authenticated".to_string()]
+    );
+    let authorizer = clients
+        .apigatewayv2
+        .get_authorizer()
+        .api_id(&edge)
+        .authorizer_id(route.authorizer_id().expect("authorizer"))
+        .send()
+        .await
+        .expect("authorizer");
+    let jwt = authorizer.jwt_configuration().expect("jwt configuration");
+    assert_eq!(
+        (jwt.issuer(), jwt.audience()),
+        (Some(ISSUER), ["gamebackend".to_string()].as_slice())
     );
 
     // Drift: a resource changed outside shows in the plan, and apply repairs it.
