@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::ir::{
-    Bound, Contract, ContractSet, Element, Field, Issuer, Literal, Policy, Rule, RuleKind,
-    TimeBound, Type, UnknownFields,
+    Contract, ContractSet, Element, Field, Issuer, Literal, Policy, Rule, RuleKind, TimeBound,
+    Type, UnknownFields,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -542,20 +542,13 @@ fn compare_rules(old: &[Rule], new: &[Rule], ty: &Type, subject: &str, b: &mut B
 
 fn describe(kind: &RuleKind) -> String {
     match kind {
-        RuleKind::Min(b) | RuleKind::Max(b) => bound_text(*b),
+        RuleKind::Min(b) | RuleKind::Max(b) => b.to_string(),
         RuleKind::MinLength(n) | RuleKind::MaxLength(n) => n.to_string(),
         RuleKind::Pattern(p) => format!("{p:?}"),
         RuleKind::OneOf(values) => format!("{} values", values.len()),
         RuleKind::NotBefore(t) | RuleKind::NotAfter(t) => {
             format!("offset {}s skew {}s", t.offset_seconds, t.skew.as_secs())
         }
-    }
-}
-
-fn bound_text(b: Bound) -> String {
-    match b {
-        Bound::Int(i) => i.to_string(),
-        Bound::Float(f) => f.to_string(),
     }
 }
 

@@ -261,6 +261,16 @@ pub enum Bound {
     Float(f64),
 }
 
+/// As written: `10`, `0.5`.
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Int(i) => write!(f, "{i}"),
+            Bound::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
 impl Bound {
     pub fn as_f64(self) -> f64 {
         match self {

@@ -147,11 +147,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// A path that does not exist is a usage error (2), not a contract error (1).
+fn require_paths(paths: &[PathBuf]) -> Result<(), ExitCode> {
+    match paths.iter().find(|p| !p.exists()) {
+        Some(missing) => {
+            eprintln!("error: {}: no such file or directory", missing.display());
+            Err(ExitCode::from(2))
+        }
+        None => Ok(()),
+    }
+}
+
 fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
-    // A path that does not exist is a usage error (2), not a contract error (1).
-    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        eprintln!("error: {}: no such file or directory", missing.display());
-        return ExitCode::from(2);
+    if let Err(code) = require_paths(paths) {
+        return code;
     }
     let outcome = driver::check_paths(paths);
     match format {
@@ -189,9 +198,8 @@ fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
 }
 
 fn build(paths: &[PathBuf], out: &std::path::Path, check_only: bool) -> ExitCode {
-    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        eprintln!("error: {}: no such file or directory", missing.display());
-        return ExitCode::from(2);
+    if let Err(code) = require_paths(paths) {
+        return code;
     }
     let started = std::time::Instant::now();
     let outcome = driver::check_paths(paths);
@@ -252,9 +260,8 @@ fn build(paths: &[PathBuf], out: &std::path::Path, check_only: bool) -> ExitCode
 }
 
 fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
-    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        eprintln!("error: {}: no such file or directory", missing.display());
-        return ExitCode::from(2);
+    if let Err(code) = require_paths(paths) {
+        return code;
     }
     let outcome = driver::check_paths(paths);
     for d in &outcome.diagnostics {

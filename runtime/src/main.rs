@@ -94,24 +94,15 @@ fn main() -> ExitCode {
                 commit_rows,
                 public_url,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("error: cannot start the async runtime: {error}");
-                    return ExitCode::from(1);
-                }
-            };
-            match runtime.block_on(async {
+            match block_on(async {
                 // Install the handlers before anything else, so a signal during startup still
                 // ends in a graceful shutdown (flush) rather than the default kill.
                 let shutdown = shutdown_signal()?;
                 serve(config, shutdown).await.map_err(|e| e.to_string())
             }) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
+                Err(code) => code,
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(error)) => {
                     eprintln!("error: {error}");
                     ExitCode::from(1)
                 }
@@ -252,17 +243,10 @@ fn synth(args: SynthArgs) -> ExitCode {
         console: args.console,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && args.max_count >= 1000,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+    let summary = match block_on(send(events, options)) {
+        Ok(summary) => summary,
+        Err(code) => return code,
     };
-    let summary = runtime.block_on(send(events, options));
     eprint!("{}", summary.render());
     if summary.mismatches.is_empty() && summary.failed == 0 {
         ExitCode::SUCCESS

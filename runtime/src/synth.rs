@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use contractc::corpus;
-use contractc::ir::{Contract, Element, Field, Literal, Rule, RuleKind, Type, Variant};
+use contractc::ir::{Contract, Element, Literal, Rule, RuleKind, Type, Variant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -60,12 +60,13 @@ impl<'c> Generator<'c> {
                 label: Some(case.name.clone()),
             };
         }
-        let variant = self
-            .contract
+        // `contract` outlives `self`'s borrow: no need to clone the variant or the fields.
+        let contract = self.contract;
+        let variant = contract
             .variants
             .as_ref()
-            .map(|v| v.cases[self.rng.random_range(0..v.cases.len())].clone());
-        let body = Value::Object(self.valid_event(variant.as_ref())).to_string();
+            .map(|v| &v.cases[self.rng.random_range(0..v.cases.len())]);
+        let body = Value::Object(self.valid_event(variant)).to_string();
         SynthEvent {
             body,
             expect: Vec::new(),
@@ -75,8 +76,8 @@ impl<'c> Generator<'c> {
 
     fn valid_event(&mut self, variant: Option<&Variant>) -> Map<String, Value> {
         let mut event = Map::new();
-        let fields: Vec<Field> = self.contract.fields.clone();
-        for f in &fields {
+        let contract = self.contract;
+        for f in &contract.fields {
             let extra: Vec<Rule> = variant
                 .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
                 .map(|(_, r)| r.clone())

@@ -19,20 +19,14 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     for c in &set.contracts {
         files.push(GeneratedFile::new(
             format!("{}/apigateway/request-model.json", c.name),
-            pretty(&request_model(c)),
+            super::pretty_json(&request_model(c)),
         ));
         files.push(GeneratedFile::new(
             format!("{}/apigateway/openapi.json", c.name),
-            pretty(&openapi(c)),
+            super::pretty_json(&openapi(c)),
         ));
     }
     files
-}
-
-fn pretty(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 /// The model's name in API Gateway (alphanumeric).

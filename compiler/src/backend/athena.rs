@@ -5,7 +5,7 @@
 //! the Iceberg JSON, which keeps the exact types. `${warehouse}` is the S3 warehouse prefix.
 
 use super::GeneratedFile;
-use super::iceberg::{partition_name, quarantine_table_name};
+use super::iceberg::quarantine_table_name;
 use crate::ir::{Contract, ContractSet, Transform, Type, Valid};
 
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
@@ -84,7 +84,6 @@ fn ddl(c: &Contract) -> String {
             Transform::Truncate(w) => format!("truncate({w}, `{}`)", p.source),
         })
         .collect();
-    let _ = partition_name;
     out.push_str(&format!(
         "CREATE TABLE IF NOT EXISTS `{}`.`{}` (\n{}\n)\n",
         c.table.database,

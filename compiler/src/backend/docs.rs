@@ -60,8 +60,8 @@ fn type_text(ty: &Type) -> String {
 
 pub fn rule_text(rule: &Rule) -> String {
     let body = match &rule.kind {
-        RuleKind::Min(b) => format!("≥ {}", bound(*b)),
-        RuleKind::Max(b) => format!("≤ {}", bound(*b)),
+        RuleKind::Min(b) => format!("≥ {b}"),
+        RuleKind::Max(b) => format!("≤ {b}"),
         RuleKind::MinLength(n) => format!("length ≥ {n}"),
         RuleKind::MaxLength(n) => format!("length ≤ {n}"),
         RuleKind::Pattern(p) => format!("matches `{p}`"),
@@ -90,13 +90,6 @@ pub fn rule_text(rule: &Rule) -> String {
     match rule.policy {
         crate::ir::Policy::Reject => body,
         other => format!("{body} ({})", other.as_str()),
-    }
-}
-
-fn bound(b: crate::ir::Bound) -> String {
-    match b {
-        crate::ir::Bound::Int(i) => i.to_string(),
-        crate::ir::Bound::Float(f) => f.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! clause. Whatever is left out is listed as a comment in the ruleset.
 
 use super::GeneratedFile;
-use crate::ir::{Bound, Contract, ContractSet, Field, Literal, Rule, RuleKind, Type, Valid};
+use crate::ir::{Contract, ContractSet, Field, Literal, Rule, RuleKind, Type, Valid};
 
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     set.contracts
@@ -17,13 +17,6 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
 
 fn string_literal(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn bound(b: Bound) -> String {
-    match b {
-        Bound::Int(i) => i.to_string(),
-        Bound::Float(f) => f.to_string(),
-    }
 }
 
 fn duration_words(seconds: i64) -> String {
@@ -51,8 +44,8 @@ fn field_rules(
         .unwrap_or_default();
     for rule in rules {
         let line = match (&rule.kind, &field.ty) {
-            (RuleKind::Min(b), _) => Some(format!("ColumnValues {column} >= {}", bound(*b))),
-            (RuleKind::Max(b), _) => Some(format!("ColumnValues {column} <= {}", bound(*b))),
+            (RuleKind::Min(b), _) => Some(format!("ColumnValues {column} >= {b}")),
+            (RuleKind::Max(b), _) => Some(format!("ColumnValues {column} <= {b}")),
             (RuleKind::MinLength(n), Type::String) => Some(format!("ColumnLength {column} >= {n}")),
             (RuleKind::MaxLength(n), Type::String) => Some(format!("ColumnLength {column} <= {n}")),
             (RuleKind::Pattern(p), _) => Some(format!(

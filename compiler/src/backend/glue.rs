@@ -401,7 +401,7 @@ fn nested_rules(
                 nested_rules(&f.ty, &member, &member_path, field, condition, out);
             }
         }
-        Type::List(e) => element_rules(e, col, &format!("{path}[*]"), field, condition, out, false),
+        Type::List(e) => element_rules(e, col, &format!("{path}[*]"), field, condition, out),
         Type::Map { key, value } => {
             element_rules(
                 key,
@@ -410,7 +410,6 @@ fn nested_rules(
                 field,
                 condition,
                 out,
-                true,
             );
             element_rules(
                 value,
@@ -419,7 +418,6 @@ fn nested_rules(
                 field,
                 condition,
                 out,
-                false,
             );
         }
         _ => {}
@@ -433,7 +431,6 @@ fn element_rules(
     field: &str,
     condition: Option<&str>,
     out: &mut Vec<RuleLine>,
-    _keys: bool,
 ) {
     // Rules on each element: true if any element breaks them.
     let mut inner = Vec::new();

@@ -17,11 +17,11 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     for c in &set.contracts {
         files.push(GeneratedFile::new(
             format!("{}/iceberg/events-table.json", c.name),
-            pretty(&events_table(c)),
+            super::pretty_json(&events_table(c)),
         ));
         files.push(GeneratedFile::new(
             format!("{}/iceberg/quarantine-table.json", c.name),
-            pretty(&quarantine_table(c)),
+            super::pretty_json(&quarantine_table(c)),
         ));
     }
     files
@@ -29,18 +29,12 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
 
 /// The events table definition as written to `iceberg/events-table.json`.
 pub fn events_table_text(c: &Contract) -> String {
-    pretty(&events_table(c))
+    super::pretty_json(&events_table(c))
 }
 
 /// The quarantine table definition as written to `iceberg/quarantine-table.json`.
 pub fn quarantine_table_text(c: &Contract) -> String {
-    pretty(&quarantine_table(c))
-}
-
-fn pretty(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
+    super::pretty_json(&quarantine_table(c))
 }
 
 /// The name of a contract's quarantine table.

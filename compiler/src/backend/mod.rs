@@ -47,6 +47,13 @@ impl Default for Options {
     }
 }
 
+/// Pretty JSON with a final newline, as every JSON artefact is written.
+pub fn pretty_json(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// The header every generated text file starts with (in the file's comment syntax).
 pub fn header(comment: &str, source: &str) -> String {
     format!(

@@ -714,7 +714,7 @@ impl<'c> Gen<'c> {
 
         let (variant_dispatch, variant_field) = match variants {
             Some(v) => {
-                let dispatch = self.variant_dispatch(v, &slots, &slot_names, fields);
+                let dispatch = self.variant_dispatch(v, &slots, fields);
                 (dispatch, quote!(variant: variant?,))
             }
             None => (quote!(), quote!()),
@@ -781,7 +781,6 @@ impl<'c> Gen<'c> {
         &mut self,
         v: &Variants,
         slots: &[(&Field, bool)],
-        slot_names: &[Ident],
         envelope: &[Field],
     ) -> TokenStream {
         let disc_slot = format_ident!("slot_{}", v.discriminator);
@@ -871,7 +870,6 @@ impl<'c> Gen<'c> {
             "is not a known {disc}: expected one of {}",
             allowed.join(", ")
         );
-        let _ = slot_names;
         quote! {
             let variant = match #disc_slot {
                 #(#arms)*
@@ -1088,12 +1086,12 @@ impl<'c> Gen<'c> {
                 RuleKind::Min(b) => (
                     quote!(Code::Min),
                     self.compare(ty, *b, true),
-                    format!("must be at least {}", bound_text(*b)),
+                    format!("must be at least {b}"),
                 ),
                 RuleKind::Max(b) => (
                     quote!(Code::Max),
                     self.compare(ty, *b, false),
-                    format!("must be at most {}", bound_text(*b)),
+                    format!("must be at most {b}"),
                 ),
                 RuleKind::MinLength(n) => {
                     let n = Literal::usize_unsuffixed(*n as usize);
@@ -1422,13 +1420,6 @@ fn window_text(offset: i64, skew: i64) -> String {
         "(no tolerance)".into()
     } else {
         text
-    }
-}
-
-fn bound_text(b: Bound) -> String {
-    match b {
-        Bound::Int(i) => i.to_string(),
-        Bound::Float(f) => f.to_string(),
     }
 }
 

@@ -198,11 +198,7 @@ impl Checker<'_> {
             self.emit(
                 self.diag(
                     Code::BoundOutOfRange,
-                    format!(
-                        "bound {} does not fit {}",
-                        bound_text(bound),
-                        ty.with_article()
-                    ),
+                    format!("bound {} does not fit {}", bound, ty.with_article()),
                 )
                 .at(self.span(pointer), "out of the type's range")
                 .help(range),
@@ -415,11 +411,7 @@ impl Checker<'_> {
             report(
                 self,
                 Code::MinAboveMax,
-                format!(
-                    "min {} is greater than max {}",
-                    bound_text(*lo),
-                    bound_text(*hi)
-                ),
+                format!("min {} is greater than max {}", *lo, *hi),
                 pa,
                 pb,
                 "min here",
@@ -521,12 +513,5 @@ fn literal_passes(value: &Literal, rule: &RuleKind, ty: &Type) -> bool {
         (Literal::Int(i), RuleKind::Min(b)) if ty.is_numeric() => (*i as f64) >= b.as_f64(),
         (Literal::Int(i), RuleKind::Max(b)) if ty.is_numeric() => (*i as f64) <= b.as_f64(),
         _ => true,
-    }
-}
-
-fn bound_text(bound: Bound) -> String {
-    match bound {
-        Bound::Int(i) => i.to_string(),
-        Bound::Float(f) => f.to_string(),
     }
 }
