@@ -14,10 +14,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use contract_corpus::{self as corpus, REFERENCE_TIME_MICROS};
 use contract_support::json::Parser;
 use contract_support::{Context, Verdict};
 use contract_validators::game_events;
-use contractc::corpus::{self, REFERENCE_TIME_MICROS};
 use contractc::source::SourceFile;
 
 const EVENTS: usize = 200_000;
@@ -33,7 +33,7 @@ fn events() -> Vec<Vec<u8>> {
         contractc::driver::check_sources(&[SourceFile::new("contracts/game_events.yaml", text)]);
     let set = outcome.contracts.expect("the sample contract checks");
     let contract = &set.contracts[0];
-    let invalid: Vec<String> = corpus::cases(contract)
+    let invalid: Vec<String> = corpus::cases(&contract.manifest())
         .into_iter()
         .filter(|c| !c.is_valid())
         .map(|c| c.body)

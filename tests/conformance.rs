@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use contract_corpus::{self as corpus, REFERENCE_TIME_MICROS};
 use contract_support::json::Parser;
 use contract_support::{Context, Verdict};
-use contractc::corpus::{self, REFERENCE_TIME_MICROS};
 use contractc::driver;
 
 #[rustfmt::skip]
@@ -95,7 +95,7 @@ fn validators_and_models_agree_with_the_labels() {
             let model = contractc::backend::apigateway::request_model(contract);
             let schema =
                 jsonschema::draft4::new(&model).expect("the model is a valid draft-04 schema");
-            let cases = corpus::cases(contract);
+            let cases = corpus::cases(&contract.manifest());
             assert!(
                 cases.len() >= 10,
                 "{}: only {} cases",

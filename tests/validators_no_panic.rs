@@ -12,14 +12,9 @@ fn judge_everywhere(bytes: &[u8]) {
     };
     let mut parser = Parser::new();
     for contract in contract_validators::ALL {
-        let mut batch = contract.new_batch();
-        let (verdict, violations) = contract.validate_into(
-            &mut parser,
-            bytes,
-            &ctx,
-            &Enrichment::default(),
-            Some(batch.as_mut()),
-        );
+        let mut batch = contract.event_buffer();
+        let (verdict, violations) =
+            batch.validate_into(&mut parser, bytes, &ctx, &Enrichment::default());
         match verdict {
             Verdict::Accept => assert_eq!(batch.len(), 1),
             Verdict::Reject | Verdict::Quarantine => {

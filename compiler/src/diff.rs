@@ -547,14 +547,14 @@ fn describe(kind: &RuleKind) -> String {
         RuleKind::Pattern(p) => format!("{p:?}"),
         RuleKind::OneOf(values) => format!("{} values", values.len()),
         RuleKind::NotBefore(t) | RuleKind::NotAfter(t) => {
-            format!("offset {}s skew {}s", t.offset_seconds, t.skew.as_secs())
+            format!("offset {}s skew {}s", t.offset_seconds, t.skew_seconds)
         }
     }
 }
 
 /// Some(true): tighter; Some(false): looser (or equal); None: not comparable.
 fn tighter_or_looser(o: &RuleKind, n: &RuleKind, _ty: &Type) -> Option<bool> {
-    let window = |t: &TimeBound, sign: i64| t.offset_seconds + sign * t.skew.as_secs() as i64;
+    let window = |t: &TimeBound, sign: i64| t.offset_seconds + sign * t.skew_seconds as i64;
     match (o, n) {
         (RuleKind::Min(a), RuleKind::Min(b)) => Some(b.as_f64() > a.as_f64()),
         (RuleKind::Max(a), RuleKind::Max(b)) => Some(b.as_f64() < a.as_f64()),

@@ -7,7 +7,7 @@
 
 pub mod backend;
 pub mod check;
-pub mod corpus;
+
 pub mod diagnostic;
 pub mod diff;
 pub mod driver;

@@ -275,7 +275,7 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
         return ExitCode::from(1);
     }
     for contract in &contracts.contracts {
-        let lines: Vec<String> = contractc::corpus::cases(contract)
+        let lines: Vec<String> = contract_corpus::cases(&contract.manifest())
             .iter()
             .map(|case| {
                 serde_json::json!({

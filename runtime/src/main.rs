@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use contract_runtime::server::{ServeConfig, serve};
+use contract_serve::server::{ServeConfig, serve};
 
 #[derive(Parser)]
 #[command(
@@ -55,19 +55,18 @@ codes it must produce, and the summary counts the server's answers that disagree
 Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch, --reuse-token)."
     )]
     Synth(SynthArgs),
-    /// Deploy the generated stack to AWS: plan, apply, start the Glue job
-    #[command(
-        long_about = "Deploy every contract's generated stack to AWS: an S3 bucket with the \
-Glue script, a Kinesis stream (on demand), the Glue database, the Iceberg events and quarantine \
-tables and the stream table, the Glue 5.0 streaming job, and an API Gateway REST API with the \
-request model, a body validator and the Kinesis integration. --plan prints what would change and \
-changes nothing; --apply makes it so; both are idempotent.\n\nWith --plan --detailed-exitcode: \
-exit 0 when there is nothing to change, 2 when there is, 1 on error. Credentials come from the \
-standard AWS chain; nothing secret is printed."
-    )]
-    Deploy(DeployArgs),
-    /// Show each deployed resource and the last Glue job run
-    Status(AwsArgs),
+    /// Moved to `contract-deploy deploy` (kept so the old command says where it went)
+    #[command(hide = true, disable_help_flag = true)]
+    Deploy {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Moved to `contract-deploy status`
+    #[command(hide = true, disable_help_flag = true)]
+    Status {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +86,9 @@ fn main() -> ExitCode {
             commit_rows,
             public_url,
         } => {
+            if let Err(code) = check_fresh() {
+                return code;
+            }
             let config = ServeConfig {
                 listen,
                 data_dir,
@@ -109,16 +111,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Synth(args) => synth(args),
-        Command::Deploy(args) => deploy(args),
-        Command::Status(args) => status(args),
+        Command::Deploy { .. } => moved("deploy"),
+        Command::Status { .. } => moved("status"),
     }
 }
 
 #[derive(clap::Args)]
 struct SynthArgs {
-    /// The contract to generate from
-    #[arg(long, default_value = "contracts/game_events.yaml")]
-    contract: PathBuf,
+    /// The contract to generate from: its name, or the path of its file (built into this binary)
+    #[arg(long, default_value = "game_events")]
+    contract: String,
     /// Base URL of the guest login, ending in `/` (`login-as-guest` is appended)
     #[arg(long, default_value = "http://127.0.0.1:8080/prod/")]
     login_endpoint: String,
@@ -161,18 +163,18 @@ struct SynthArgs {
 }
 
 fn synth(args: SynthArgs) -> ExitCode {
-    use contract_runtime::synth::{Generator, SendOptions, send};
+    use contract_synth::{Generator, SendOptions, send};
 
-    let outcome = contractc::driver::check_paths(std::slice::from_ref(&args.contract));
-    for d in &outcome.diagnostics {
-        eprintln!("{}\n", d.render(false));
+    if let Err(code) = check_fresh() {
+        return code;
     }
-    let Some(set) = outcome.contracts else {
-        eprintln!("error: {} does not check", args.contract.display());
-        return ExitCode::from(1);
-    };
-    let Some(contract) = set.contracts.first() else {
-        eprintln!("error: no contract in {}", args.contract.display());
+    let Some(contract) = find_contract(&args.contract) else {
+        let names: Vec<&str> = contract_serve::contract_validators::CONTRACTS.to_vec();
+        eprintln!(
+            "error: no contract {:?} in this build (built: {})",
+            args.contract,
+            names.join(", ")
+        );
         return ExitCode::from(2);
     };
     let now = args.now.unwrap_or_else(|| {
@@ -225,12 +227,7 @@ fn synth(args: SynthArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let scopes = &contract.ingest.auth.scopes;
-    let scope = if scopes.iter().any(|s| s == "guest") {
-        "guest".to_string()
-    } else {
-        scopes[0].clone()
-    };
+    let scope = contract.default_scope().to_string();
     let options = SendOptions {
         login_endpoint: args.login_endpoint,
         scope,
@@ -255,80 +252,27 @@ fn synth(args: SynthArgs) -> ExitCode {
     }
 }
 
-#[derive(clap::Args, Clone)]
-struct AwsArgs {
-    /// AWS region (default: AWS_REGION, else us-east-1)
-    #[arg(long)]
-    region: Option<String>,
-    /// AWS profile of the standard credential chain
-    #[arg(long)]
-    profile: Option<String>,
-    /// Endpoint of an emulator such as moto (e.g. http://127.0.0.1:5000)
-    #[arg(long)]
-    endpoint_url: Option<String>,
-    /// Prefix of every resource name
-    #[arg(long, default_value = "contractc")]
-    prefix: String,
-    /// S3 bucket for scripts, checkpoints and the warehouse (default: PREFIX-artifacts)
-    #[arg(long)]
-    bucket: Option<String>,
-    /// IAM role the Glue job runs as (default: arn:aws:iam::ACCOUNT:role/PREFIX-glue)
-    #[arg(long)]
-    glue_role_arn: Option<String>,
-    /// IAM role API Gateway uses to write to Kinesis (default: arn:aws:iam::ACCOUNT:role/PREFIX-apigateway)
-    #[arg(long)]
-    api_role_arn: Option<String>,
-    /// Account id for the default role and stream ARNs (default: AWS_ACCOUNT_ID, else 123456789012)
-    #[arg(long)]
-    account_id: Option<String>,
-    /// Where `contractc build` wrote the artefacts
-    #[arg(long, default_value = "generated")]
-    generated: PathBuf,
-    /// Issuer URL the JWT authorizer trusts for contracts using the dev identity provider
-    #[arg(long)]
-    issuer_url: Option<String>,
+/// The built contract named `wanted`, or built from the file `wanted`.
+fn find_contract(wanted: &str) -> Option<&'static contract_support::Manifest> {
+    let wanted_path = std::path::Path::new(wanted);
+    contract_serve::contract_validators::ALL
+        .iter()
+        .map(|c| c.manifest())
+        .find(|m| m.name == wanted || std::path::Path::new(&m.source.path) == wanted_path)
 }
 
-#[derive(clap::Args)]
-struct DeployArgs {
-    #[command(flatten)]
-    aws: AwsArgs,
-    /// Print what would be created or changed; change nothing
-    #[arg(long, conflicts_with = "apply")]
-    plan: bool,
-    /// Create or update what the plan says
-    #[arg(long)]
-    apply: bool,
-    /// With --plan: exit 2 when there are changes, 0 when there are none
-    #[arg(long)]
-    detailed_exitcode: bool,
-    /// Start each contract's Glue job run after applying
-    #[arg(long)]
-    start_job: bool,
-}
-
-fn deploy_config(args: &AwsArgs) -> contract_runtime::deploy::DeployConfig {
-    contract_runtime::deploy::DeployConfig {
-        prefix: args.prefix.clone(),
-        region: args
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into()),
-        endpoint_url: args.endpoint_url.clone(),
-        profile: args.profile.clone(),
-        bucket: args.bucket.clone(),
-        glue_role_arn: args.glue_role_arn.clone(),
-        api_role_arn: args.api_role_arn.clone(),
-        account_id: args
-            .account_id
-            .clone()
-            .or_else(|| std::env::var("AWS_ACCOUNT_ID").ok())
-            .unwrap_or_else(|| "123456789012".into()),
-        generated: args.generated.clone(),
-        static_credentials: None,
-        dev_issuer: args.issuer_url.clone(),
-    }
+/// Refuses to run when `contracts/` (in the working directory) differs from the build.
+fn check_fresh() -> Result<(), ExitCode> {
+    let manifests: Vec<&contract_support::Manifest> = contract_serve::contract_validators::ALL
+        .iter()
+        .map(|c| c.manifest())
+        .collect();
+    contract_support::manifest::freshness::check(std::path::Path::new("."), &manifests).map_err(
+        |stale| {
+            eprintln!("error: {stale}");
+            ExitCode::from(1)
+        },
+    )
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, ExitCode> {
@@ -344,79 +288,13 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, ExitCo
     }
 }
 
-fn deploy(args: DeployArgs) -> ExitCode {
-    use contract_runtime::deploy::{Action, Clients, Desired, deploy_contract, start_job};
-    if !args.plan && !args.apply {
-        eprintln!("error: give --plan or --apply");
-        return ExitCode::from(2);
-    }
-    let config = deploy_config(&args.aws);
-    let result = block_on(async {
-        let clients = Clients::new(&config).await;
-        let mut changes = 0;
-        for contract in contract_runtime::contract_validators::ALL.iter().copied() {
-            let desired = Desired::load(contract, &config.generated).map_err(|e| e.to_string())?;
-            let steps = deploy_contract(&clients, &config, &desired, args.apply)
-                .await
-                .map_err(|e| format!("{}: {e}", contract.name()))?;
-            for step in &steps {
-                match &step.action {
-                    Action::Create => println!("+ create {}", step.resource),
-                    Action::Update(what) => {
-                        println!("~ update {} ({})", step.resource, what.join(", "))
-                    }
-                }
-            }
-            changes += steps.len();
-            if args.apply && args.start_job {
-                let run = start_job(&clients, &config, &desired)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!("started glue job run {run} for {}", contract.name());
-            }
-        }
-        Ok::<usize, String>(changes)
-    });
-    match result {
-        Err(code) => code,
-        Ok(Err(error)) => {
-            eprintln!("error: {error}");
-            ExitCode::from(1)
-        }
-        Ok(Ok(changes)) => {
-            let verb = if args.apply { "applied" } else { "to apply" };
-            println!("{changes} change(s) {verb}");
-            if args.plan && args.detailed_exitcode && changes > 0 {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-    }
-}
-
-fn status(args: AwsArgs) -> ExitCode {
-    use contract_runtime::deploy::{Clients, Desired, status};
-    let config = deploy_config(&args);
-    let result = block_on(async {
-        let clients = Clients::new(&config).await;
-        for contract in contract_runtime::contract_validators::ALL.iter().copied() {
-            let desired = Desired::load(contract, &config.generated).map_err(|e| e.to_string())?;
-            println!("{}:", contract.name());
-            for line in status(&clients, &config, &desired).await {
-                println!("  {line}");
-            }
-        }
-        Ok::<(), String>(())
-    });
-    match result {
-        Err(code) => code,
-        Ok(Err(error)) => {
-            eprintln!("error: {error}");
-            ExitCode::from(1)
-        }
-        Ok(Ok(())) => ExitCode::SUCCESS,
-    }
+/// `deploy` and `status` live in their own binary, so serving never compiles the AWS SDK.
+fn moved(command: &str) -> ExitCode {
+    eprintln!(
+        "error: `contract-runtime {command}` moved to its own binary: run \
+         `cargo run --release -p contract-deploy -- {command} ...` (same flags)"
+    );
+    ExitCode::from(2)
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the handlers are registered when this is called.

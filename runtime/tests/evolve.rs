@@ -7,11 +7,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch};
-use contract_runtime::lake::{Lake, LakeError};
+use contract_serve::lake::{Lake, LakeError};
 use contract_support::json::Parser;
+use contract_support::manifest::{Column, Origin, TableDef, Type};
 use contract_support::{Context, Contract, Enrichment};
 use contract_validators::game_events;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("contract-runtime-{name}-{}", std::process::id()));
@@ -43,60 +44,68 @@ fn batch() -> RecordBatch {
             body.as_bytes(),
             &ctx,
             &enrichment,
-            Some(builder.as_mut()),
+            Some(&mut builder),
         );
         assert_eq!(verdict, contract_support::Verdict::Accept);
     }
     builder.finish()
 }
 
-/// The events table definition with an extra field after `event_data`.
-fn with_field(field: Value) -> String {
-    let mut definition: Value = serde_json::from_str(game_events::EVENTS_TABLE_JSON).expect("json");
-    definition["schema"]["fields"]
-        .as_array_mut()
-        .expect("fields")
-        .insert(4, field);
-    definition.to_string()
+/// The contract's events table definition.
+fn events_table() -> TableDef {
+    game_events::Spec.manifest().events_table()
+}
+
+/// The events table definition with an extra int column `level` (id 5) after `event_data`.
+fn with_level(required: bool) -> TableDef {
+    let mut definition = events_table();
+    definition.columns.insert(
+        4,
+        Column {
+            id: 5,
+            name: "level".into(),
+            ty: Type::Int,
+            required,
+            doc: None,
+            origin: Origin::Payload,
+        },
+    );
+    definition
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn adding_an_optional_field_evolves_the_table_in_place() {
     let dir = temp_dir("evolve");
     let lake = Lake::open(&dir).await.expect("lake");
-    let ident = lake
-        .ensure_table(game_events::DATABASE, game_events::EVENTS_TABLE_JSON)
-        .await
-        .expect("table");
+    let ident = lake.ensure_table(&events_table()).await.expect("table");
     lake.append(&ident, vec![batch()], 1)
         .await
         .expect("append old rows");
 
     // Incompatible changes are refused, with the reason, and change nothing.
     let retyped = {
-        let mut definition: Value =
-            serde_json::from_str(game_events::EVENTS_TABLE_JSON).expect("json");
-        definition["schema"]["fields"][3]["type"] = json!("int");
-        definition.to_string()
+        let mut definition = events_table();
+        definition.columns[3].ty = Type::Int;
+        definition
     };
     let refused = lake.evolve(&ident, &retyped).await;
     assert!(
         matches!(&refused, Err(LakeError::Incompatible { reason, .. }) if reason.contains("cannot promote")),
         "{refused:?}"
     );
-    let required = with_field(json!({"id": 5, "name": "level", "required": true, "type": "int"}));
+    let required = with_level(true);
     assert!(matches!(
         lake.evolve(&ident, &required).await,
         Err(LakeError::Incompatible { .. })
     ));
     assert!(
-        lake.evolve(&ident, game_events::EVENTS_TABLE_JSON)
+        lake.evolve(&ident, &events_table())
             .await
             .expect("same schema")
             .is_empty()
     );
 
-    let evolved = with_field(json!({"id": 5, "name": "level", "required": false, "type": "int"}));
+    let evolved = with_level(false);
     let added = lake.evolve(&ident, &evolved).await.expect("compatible");
     assert_eq!(added, ["level"]);
     assert!(

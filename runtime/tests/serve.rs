@@ -153,25 +153,13 @@ fn local_now() -> String {
         .expect("clock")
         .as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil(days);
+    let (y, m, d) = contract_corpus::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 const EVENT_TYPES: [&str; 5] = ["Login", "Logout", "New Game", "Resume Game", "End Game"];
@@ -665,7 +653,7 @@ async fn upsert_tables_keep_the_latest_row_per_key_within_a_commit() {
     let now = now() as i64;
     let at = |minutes_ago: i64| {
         let t = now - minutes_ago * 60;
-        let (y, m, d) = civil(t.div_euclid(86_400));
+        let (y, m, d) = contract_corpus::civil_from_days(t.div_euclid(86_400));
         let r = t.rem_euclid(86_400);
         format!(
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
@@ -709,7 +697,7 @@ async fn upsert_tables_keep_the_latest_row_per_key_within_a_commit() {
 /// An external issuer: keys fetched from its JWKS URL (here another runtime's dev provider).
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_of_an_external_issuer_verify_against_its_jwks() {
-    use contract_runtime::identity::{AuthError, KeySource, Verifier};
+    use contract_serve::identity::{AuthError, KeySource, Verifier};
 
     let dir = temp_dir("issuer");
     let issuer = Server::start(&dir, free_port());

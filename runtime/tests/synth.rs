@@ -1,41 +1,31 @@
 //! `synth` generates valid events that the generated validators accept, and invalid ones that
 //! fail with exactly the codes they are labelled with, reproducibly, for every sample contract.
 
-use std::path::Path;
-
-use contract_runtime::synth::Generator;
 use contract_support::json::Parser;
-use contract_support::{Context, Enrichment, Verdict};
+use contract_support::{Context, Manifest, Verdict};
+use contract_synth::Generator;
 
 /// A fixed ingest time (2026-01-15T10:00:00Z) keeps the test independent of the clock.
 const NOW: i64 = 1_768_471_200;
 
-fn contracts() -> Vec<contractc::ir::Contract> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
-    let outcome = contractc::driver::check_paths(&[dir]);
-    outcome
-        .contracts
-        .expect("the sample contracts check")
-        .into_inner()
-        .contracts
+/// The manifests of the sample contracts, as built into the runtime.
+fn contracts() -> Vec<&'static Manifest> {
+    contract_validators::ALL
+        .iter()
+        .map(|c| c.manifest())
+        .collect()
 }
 
 fn judge(contract: &str, body: &str) -> (Verdict, Vec<String>) {
     let spec = contract_validators::ALL
         .iter()
-        .find(|c| c.name() == contract)
+        .find(|c| c.manifest().name == contract)
         .expect("compiled in");
     let mut parser = Parser::new();
     let ctx = Context {
         ingest_time_micros: NOW * 1_000_000,
     };
-    let (verdict, violations) = spec.validate_into(
-        &mut parser,
-        body.as_bytes(),
-        &ctx,
-        &Enrichment::default(),
-        None,
-    );
+    let (verdict, violations) = spec.judge(&mut parser, body.as_bytes(), &ctx);
     (
         verdict,
         violations
@@ -49,15 +39,15 @@ fn judge(contract: &str, body: &str) -> (Verdict, Vec<String>) {
 fn the_same_seed_gives_the_same_events() {
     for contract in contracts() {
         let a: Vec<_> = {
-            let mut g = Generator::new(&contract, 1, 0.3, NOW);
+            let mut g = Generator::new(contract, 1, 0.3, NOW);
             (0..1000).map(|_| g.next_event()).collect()
         };
         let b: Vec<_> = {
-            let mut g = Generator::new(&contract, 1, 0.3, NOW);
+            let mut g = Generator::new(contract, 1, 0.3, NOW);
             (0..1000).map(|_| g.next_event()).collect()
         };
         assert_eq!(a, b, "{}", contract.name);
-        let mut other = Generator::new(&contract, 2, 0.3, NOW);
+        let mut other = Generator::new(contract, 2, 0.3, NOW);
         assert_ne!(
             a[0],
             other.next_event(),
@@ -70,7 +60,7 @@ fn the_same_seed_gives_the_same_events() {
 #[test]
 fn valid_events_pass_and_labelled_ones_fail_as_labelled() {
     for contract in contracts() {
-        let mut generator = Generator::new(&contract, 1, 0.0, NOW);
+        let mut generator = Generator::new(contract, 1, 0.0, NOW);
         for i in 0..1000 {
             let event = generator.next_event();
             let (verdict, codes) = judge(&contract.name, &event.body);
@@ -83,7 +73,7 @@ fn valid_events_pass_and_labelled_ones_fail_as_labelled() {
             );
             assert!(codes.is_empty(), "{} event {i}: {codes:?}", contract.name);
         }
-        let mut generator = Generator::new(&contract, 7, 0.3, NOW);
+        let mut generator = Generator::new(contract, 7, 0.3, NOW);
         let mut invalid = 0;
         for _ in 0..1000 {
             let event = generator.next_event();

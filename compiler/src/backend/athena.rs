@@ -4,9 +4,10 @@
 //! `timestamptz` is `timestamp` (UTC) in this DDL; Glue and the runtime create the tables from
 //! the Iceberg JSON, which keeps the exact types. `${warehouse}` is the S3 warehouse prefix.
 
+use contract_manifest::TableDef;
+
 use super::GeneratedFile;
-use super::iceberg::quarantine_table_name;
-use crate::ir::{Contract, ContractSet, Transform, Type, Valid};
+use crate::ir::{Contract, ContractSet, Transform, Valid};
 
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     set.contracts
@@ -15,37 +16,13 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
         .collect()
 }
 
-pub fn athena_type(ty: &Type) -> String {
-    match ty {
-        Type::String | Type::Uuid => "string".into(),
-        Type::Boolean => "boolean".into(),
-        Type::Int => "int".into(),
-        Type::Long => "bigint".into(),
-        Type::Float => "float".into(),
-        Type::Double => "double".into(),
-        Type::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
-        Type::Date => "date".into(),
-        Type::Timestamp { .. } | Type::TimestampTz => "timestamp".into(),
-        Type::List(e) => format!("array<{}>", athena_type(&e.ty)),
-        Type::Map { key, value } => {
-            format!("map<{},{}>", athena_type(&key.ty), athena_type(&value.ty))
-        }
-        Type::Struct(fields) => {
-            let members: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}:{}", f.name, athena_type(&f.ty)))
-                .collect();
-            format!("struct<{}>", members.join(","))
-        }
-    }
-}
-
 /// A SQL string literal.
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
 fn ddl(c: &Contract) -> String {
+    let manifest = c.manifest();
     let mut out = super::header("--", &c.source.path);
     out.push_str(&format!(
         "-- Contract {} {}: the events table and its quarantine table.\n",
@@ -54,24 +31,30 @@ fn ddl(c: &Contract) -> String {
     out.push_str(
         "-- Replace ${warehouse} with the S3 warehouse prefix, e.g. s3://my-lake/warehouse.\n\n",
     );
+    out.push_str(&create_table(
+        &manifest.events_table(),
+        c.description.as_deref(),
+    ));
+    out.push('\n');
+    out.push_str(&create_table(&manifest.quarantine_table(), None));
+    out
+}
 
-    let mut columns = Vec::new();
-    for col in c.columns() {
-        let comment = c
-            .fields
-            .iter()
-            .find(|f| f.name == col.name)
-            .and_then(|f| f.description.clone())
-            .map(|d| format!(" COMMENT {}", quote(&d)))
-            .unwrap_or_default();
-        columns.push(format!(
-            "  `{}` {}{comment}",
-            col.name,
-            athena_type(&col.ty)
-        ));
-    }
-    let partitions: Vec<String> = c
-        .table
+/// `CREATE TABLE` for one table definition; column comments are the column docs.
+fn create_table(table: &TableDef, comment: Option<&str>) -> String {
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|col| {
+            let comment = col
+                .doc
+                .as_deref()
+                .map(|d| format!(" COMMENT {}", quote(d)))
+                .unwrap_or_default();
+            format!("  `{}` {}{comment}", col.name, col.ty.hive())
+        })
+        .collect();
+    let partitions: Vec<String> = table
         .partition
         .iter()
         .map(|p| match p.transform {
@@ -84,13 +67,13 @@ fn ddl(c: &Contract) -> String {
             Transform::Truncate(w) => format!("truncate({w}, `{}`)", p.source),
         })
         .collect();
-    out.push_str(&format!(
+    let mut out = format!(
         "CREATE TABLE IF NOT EXISTS `{}`.`{}` (\n{}\n)\n",
-        c.table.database,
-        c.table.name,
+        table.database,
+        table.name,
         columns.join(",\n")
-    ));
-    if let Some(d) = &c.description {
+    );
+    if let Some(d) = comment {
         out.push_str(&format!("COMMENT {}\n", quote(d)));
     }
     if !partitions.is_empty() {
@@ -98,14 +81,8 @@ fn ddl(c: &Contract) -> String {
     }
     out.push_str(&format!(
         "LOCATION '${{warehouse}}/{}.db/{}'\n",
-        c.table.database, c.table.name
+        table.database, table.name
     ));
-    out.push_str("TBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n\n");
-
-    let quarantine = quarantine_table_name(c);
-    out.push_str(&format!(
-        "CREATE TABLE IF NOT EXISTS `{db}`.`{quarantine}` (\n  `received_at` timestamp COMMENT 'When the runtime received the event.',\n  `request_id` string,\n  `contract_version` string,\n  `verdict` string COMMENT 'reject or quarantine',\n  `violation_codes` array<string>,\n  `violations` array<struct<code:string,path:string,policy:string,message:string>>,\n  `raw_payload` string COMMENT 'The request body as received.',\n  `player_id` string\n)\nPARTITIONED BY (day(`received_at`))\nLOCATION '${{warehouse}}/{db}.db/{quarantine}'\nTBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n",
-        db = c.table.database
-    ));
+    out.push_str("TBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n");
     out
 }

@@ -2,11 +2,11 @@
 //! valid and invalid events (from the labelled corpus, so the examples are tested).
 
 use super::GeneratedFile;
-use crate::corpus;
 use crate::ir::{
     Contract, ContractSet, EnrichmentSource, Field, Issuer, Literal, Rule, RuleKind, Type, Valid,
     WriteMode,
 };
+use contract_corpus as corpus;
 
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = set
@@ -79,12 +79,12 @@ pub fn rule_text(rule: &Rule) -> String {
         RuleKind::NotBefore(t) => format!(
             "not before ingest time {} − {}s skew",
             offset(t.offset_seconds),
-            t.skew.as_secs()
+            t.skew_seconds
         ),
         RuleKind::NotAfter(t) => format!(
             "not after ingest time {} + {}s skew",
             offset(t.offset_seconds),
-            t.skew.as_secs()
+            t.skew_seconds
         ),
     };
     match rule.policy {
@@ -254,7 +254,7 @@ fn page(c: &Contract) -> String {
     }
 
     out.push_str("\n## Examples\n\nJudged as if received at 2024-02-22T12:00:00Z.\n\n");
-    let cases = corpus::cases(c);
+    let cases = corpus::cases(&c.manifest());
     for case in cases.iter().filter(|c| c.is_valid()).take(3) {
         out.push_str(&format!(
             "Valid ({}):\n\n```json\n{}\n```\n\n",

@@ -63,7 +63,7 @@ fn field_rules(
                 Some(format!("ColumnValues {column} in [{}]", values.join(", ")))
             }
             (RuleKind::NotAfter(t), _) => {
-                let delta = t.offset_seconds + t.skew.as_secs() as i64;
+                let delta = t.latest_offset();
                 Some(if delta >= 0 {
                     format!(
                         "ColumnValues {column} <= (now() + {})",
@@ -77,7 +77,7 @@ fn field_rules(
                 })
             }
             (RuleKind::NotBefore(t), _) => {
-                let delta = t.offset_seconds - t.skew.as_secs() as i64;
+                let delta = t.earliest_offset();
                 Some(if delta >= 0 {
                     format!(
                         "ColumnValues {column} >= (now() + {})",

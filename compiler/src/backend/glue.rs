@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::GeneratedFile;
-use super::iceberg::quarantine_table_name;
+
 use crate::ir::{
     Bound, Contract, ContractSet, Element, EnrichmentSource, Field, FormatItem, Literal, Policy,
     Rule, RuleKind, Type, UnknownFields, Valid, WriteMode,
@@ -110,7 +110,7 @@ fn script(c: &Contract) -> String {
     context.insert("fingerprint", &c.source.fingerprint);
     context.insert("database", &c.table.database);
     context.insert("events_table", &c.table.name);
-    context.insert("quarantine_table", &quarantine_table_name(c));
+    context.insert("quarantine_table", &c.manifest().quarantine_table_name());
     context.insert(
         "shape",
         &serde_json::to_string(&shape(c)).unwrap_or_default(),
@@ -344,14 +344,14 @@ fn value_rules(
                 format!("~{col}.isin([{}])", values.join(", "))
             }
             RuleKind::NotBefore(t) => {
-                let delta = (t.offset_seconds - t.skew.as_secs() as i64) * 1_000_000;
+                let delta = (t.earliest_offset()) * 1_000_000;
                 format!(
                     "{} < (F.unix_micros(F.col(\"ingest_time\")) + F.lit({delta}))",
                     micros(ty, &typed_col)
                 )
             }
             RuleKind::NotAfter(t) => {
-                let delta = (t.offset_seconds + t.skew.as_secs() as i64) * 1_000_000;
+                let delta = (t.latest_offset()) * 1_000_000;
                 format!(
                     "{} > (F.unix_micros(F.col(\"ingest_time\")) + F.lit({delta}))",
                     micros(ty, &typed_col)

@@ -7,6 +7,7 @@
 
 pub mod apigateway;
 pub mod athena;
+mod bake;
 pub mod docs;
 pub mod dqdl;
 pub mod glue;

@@ -65,9 +65,15 @@ fn lib_rs(set: &Valid<ContractSet>) -> String {
         pub const CONTRACTS: &[&str] = &[#(#names),*];
 
         /// Every contract, for the runtime, sorted by name.
-        pub static ALL: &[&dyn contract_support::Contract] = &[#(&#modules::Spec),*];
+        pub static ALL: &[&dyn contract_support::AnyContract] = &[#(&#modules::Spec),*];
     };
     format_file(&super::header("//", "contracts/"), tokens)
+}
+
+/// The manifest as a Rust expression that rebuilds it: typed data, not text the runtime would
+/// parse again.
+fn bake_manifest(manifest: &contract_manifest::Manifest) -> TokenStream {
+    super::bake::Bake::bake(manifest)
 }
 
 fn format_file(header: &str, tokens: TokenStream) -> String {
@@ -286,37 +292,13 @@ impl<'c> Gen<'c> {
         }
     }
 
-    /// The `Contract` trait implementation the runtime uses, with the table definitions.
+    /// The manifest and the `Contract` trait implementation the runtime uses.
     fn spec_items(&self) -> TokenStream {
-        let c = self.contract;
-        let events_json = super::iceberg::events_table_text(c);
-        let quarantine_json = super::iceberg::quarantine_table_text(c);
-        let quarantine_table = super::iceberg::quarantine_table_name(c);
-        let issuer = match &c.ingest.auth.issuer {
-            crate::ir::Issuer::Dev => quote!(None),
-            crate::ir::Issuer::Url(u) => quote!(Some(#u)),
-        };
-        let jwks = match &c.ingest.auth.jwks_url {
-            Some(u) => quote!(Some(#u)),
-            None => quote!(None),
-        };
-        let upsert = match &c.table.write {
-            crate::ir::WriteMode::Append => quote!(None),
-            crate::ir::WriteMode::Upsert { key, latest_by } => {
-                let latest = match latest_by {
-                    Some(l) => quote!(Some(#l)),
-                    None => quote!(None),
-                };
-                quote!(Some((&[#(#key),*], #latest)))
-            }
-        };
-        let audience = &c.ingest.auth.audience;
-        let scopes = &c.ingest.auth.scopes;
+        let manifest = bake_manifest(&self.contract.manifest());
         quote! {
-            /// The Iceberg `CreateTableRequest` of the events table.
-            pub const EVENTS_TABLE_JSON: &str = #events_json;
-            /// The Iceberg `CreateTableRequest` of the quarantine table.
-            pub const QUARANTINE_TABLE_JSON: &str = #quarantine_json;
+            /// The contract as the runtime sees it: schema, tables, routes, auth, fingerprint.
+            pub static MANIFEST: std::sync::LazyLock<contract_support::Manifest> =
+                std::sync::LazyLock::new(|| #manifest);
 
             /// This contract, for the runtime.
             pub struct Spec;
@@ -328,44 +310,27 @@ impl<'c> Gen<'c> {
                 fn finish(&mut self) -> RecordBatch {
                     BatchBuilder::finish(self)
                 }
-                fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-                    self
-                }
             }
 
             impl contract_support::Contract for Spec {
-                fn name(&self) -> &'static str { NAME }
-                fn version(&self) -> &'static str { VERSION }
-                fn fingerprint(&self) -> &'static str { FINGERPRINT }
-                fn route(&self) -> &'static str { ROUTE }
-                fn batch_route(&self) -> Option<&'static str> { BATCH_ROUTE }
-                fn max_body_bytes(&self) -> usize { MAX_BODY_BYTES }
-                fn auth(&self) -> contract_support::AuthSpec {
-                    contract_support::AuthSpec { issuer: #issuer, jwks_url: #jwks, audience: #audience, scopes: &[#(#scopes),*] }
-                }
-                fn database(&self) -> &'static str { DATABASE }
-                fn events_table(&self) -> &'static str { TABLE }
-                fn quarantine_table(&self) -> &'static str { #quarantine_table }
-                fn events_table_json(&self) -> &'static str { EVENTS_TABLE_JSON }
-                fn quarantine_table_json(&self) -> &'static str { QUARANTINE_TABLE_JSON }
+                type Batch = BatchBuilder;
+                fn manifest(&self) -> &'static contract_support::Manifest { &MANIFEST }
                 fn arrow_schema(&self) -> Schema { arrow_schema() }
-                fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> { #upsert }
-                fn new_batch(&self) -> Box<dyn contract_support::EventBatch> { Box::new(BatchBuilder::new()) }
+                fn new_batch(&self) -> BatchBuilder { BatchBuilder::new() }
                 fn validate_into(
                     &self,
                     parser: &mut Parser,
                     bytes: &[u8],
                     ctx: &Context,
                     enrichment: &Enrichment<'_>,
-                    batch: Option<&mut dyn contract_support::EventBatch>,
+                    batch: Option<&mut BatchBuilder>,
                 ) -> (contract_support::Verdict, Vec<contract_support::Violation>) {
                     let outcome = validate(parser, bytes, ctx);
                     let verdict = outcome.verdict();
                     if verdict == contract_support::Verdict::Accept
                         && let (Some(event), Some(batch)) = (&outcome.event, batch)
-                        && let Some(builder) = batch.as_any_mut().downcast_mut::<BatchBuilder>()
                     {
-                        builder.push(event, enrichment);
+                        batch.push(event, enrichment);
                     }
                     (verdict, outcome.violations)
                 }
@@ -1146,30 +1111,26 @@ impl<'c> Gen<'c> {
                 RuleKind::NotBefore(bound) => {
                     self.uses_ctx = true;
                     let micros = micros_expr(ty);
-                    let delta = Literal::i64_suffixed(
-                        (bound.offset_seconds - bound.skew.as_secs() as i64) * 1_000_000,
-                    );
+                    let delta = Literal::i64_suffixed((bound.earliest_offset()) * 1_000_000);
                     (
                         quote!(Code::NotBefore),
                         quote!(#micros < ctx.ingest_time_micros + #delta),
                         format!(
                             "must not be before ingest time {}",
-                            window_text(bound.offset_seconds, -(bound.skew.as_secs() as i64))
+                            window_text(bound.offset_seconds, -(bound.skew_seconds as i64))
                         ),
                     )
                 }
                 RuleKind::NotAfter(bound) => {
                     self.uses_ctx = true;
                     let micros = micros_expr(ty);
-                    let delta = Literal::i64_suffixed(
-                        (bound.offset_seconds + bound.skew.as_secs() as i64) * 1_000_000,
-                    );
+                    let delta = Literal::i64_suffixed((bound.latest_offset()) * 1_000_000);
                     (
                         quote!(Code::NotAfter),
                         quote!(#micros > ctx.ingest_time_micros + #delta),
                         format!(
                             "must not be after ingest time {}",
-                            window_text(bound.offset_seconds, bound.skew.as_secs() as i64)
+                            window_text(bound.offset_seconds, bound.skew_seconds as i64)
                         ),
                     )
                 }

@@ -323,7 +323,7 @@ impl Checker<'_> {
             .map(|(_, d)| d);
         Some(TimeBound {
             offset_seconds: offset_seconds?,
-            skew: skew?,
+            skew_seconds: skew?.as_secs(),
         })
     }
 
@@ -452,8 +452,8 @@ impl Checker<'_> {
         if let (Some((nb, pa)), Some((na, pb))) = (find("not_before"), find("not_after"))
             && let (RuleKind::NotBefore(lo), RuleKind::NotAfter(hi)) = (&nb.kind, &na.kind)
         {
-            let earliest = lo.offset_seconds - lo.skew.as_secs() as i64;
-            let latest = hi.offset_seconds + hi.skew.as_secs() as i64;
+            let earliest = lo.earliest_offset();
+            let latest = hi.latest_offset();
             if earliest > latest {
                 report(
                     self,

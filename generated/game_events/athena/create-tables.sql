@@ -7,10 +7,10 @@ CREATE TABLE IF NOT EXISTS `analytics_events_db`.`events_table` (
   `event_type` string COMMENT 'Which game event happened; selects the variant.',
   `updated_at` timestamp COMMENT 'The client''s local wall-clock time when the event happened (no zone).',
   `event_data` string COMMENT 'Free text attached to the event.',
-  `player_id` string,
-  `ingest_time` timestamp,
-  `contract_version` string,
-  `request_id` string
+  `player_id` string COMMENT 'The authenticated player (the token''s subject). (enriched from jwt.sub)',
+  `ingest_time` timestamp COMMENT 'Enriched from ingest_time.',
+  `contract_version` string COMMENT 'Enriched from contract_version.',
+  `request_id` string COMMENT 'Enriched from request_id.'
 )
 COMMENT 'Telemetry events posted by game clients (login, new game, end game, ...), one flat JSON object of strings per event, landing in analytics_events_db.events_table.'
 PARTITIONED BY (`event_type`)
@@ -24,12 +24,12 @@ TBLPROPERTIES (
 CREATE TABLE IF NOT EXISTS `analytics_events_db`.`events_table_quarantine` (
   `received_at` timestamp COMMENT 'When the runtime received the event.',
   `request_id` string,
-  `contract_version` string,
-  `verdict` string COMMENT 'reject or quarantine',
+  `contract_version` string COMMENT 'The contract version that judged the event.',
+  `verdict` string COMMENT 'reject (refused with 400) or quarantine (acknowledged).',
   `violation_codes` array<string>,
   `violations` array<struct<code:string,path:string,policy:string,message:string>>,
-  `raw_payload` string COMMENT 'The request body as received.',
-  `player_id` string
+  `raw_payload` string COMMENT 'The request body as received (lossy UTF-8).',
+  `player_id` string COMMENT 'The JWT subject, when authenticated.'
 )
 PARTITIONED BY (day(`received_at`))
 LOCATION '${warehouse}/analytics_events_db.db/events_table_quarantine'

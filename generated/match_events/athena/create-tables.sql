@@ -10,18 +10,18 @@ CREATE TABLE IF NOT EXISTS `multiplayer`.`match_events` (
   `region` string,
   `build` struct<version:string,platform:string> COMMENT 'The game server build that produced the event.',
   `tags` array<string>,
-  `map_name` string,
-  `players` array<struct<player_id:string,skill:double>>,
-  `duration_s` int,
-  `scores` map<string,bigint>,
-  `prize_pool` decimal(12,2),
-  `sku` string,
-  `price` decimal(12,2),
-  `purchased_on` date,
-  `server_id` string,
-  `ingest_time` timestamp,
-  `contract_version` string,
-  `request_id` string
+  `map_name` string COMMENT 'Payload of `kind: match_started`.',
+  `players` array<struct<player_id:string,skill:double>> COMMENT 'Payload of `kind: match_started`.',
+  `duration_s` int COMMENT 'Payload of `kind: match_ended`.',
+  `scores` map<string,bigint> COMMENT 'Payload of `kind: match_ended`.',
+  `prize_pool` decimal(12,2) COMMENT 'Payload of `kind: match_ended`.',
+  `sku` string COMMENT 'Payload of `kind: player_purchased`.',
+  `price` decimal(12,2) COMMENT 'Payload of `kind: player_purchased`.',
+  `purchased_on` date COMMENT 'Payload of `kind: player_purchased`.',
+  `server_id` string COMMENT 'Enriched from jwt.sub.',
+  `ingest_time` timestamp COMMENT 'Enriched from ingest_time.',
+  `contract_version` string COMMENT 'Enriched from contract_version.',
+  `request_id` string COMMENT 'Enriched from request_id.'
 )
 COMMENT 'Match lifecycle events from the multiplayer servers, one row per match event.'
 PARTITIONED BY (day(`occurred_at`), bucket(16, `match_id`))
@@ -35,12 +35,12 @@ TBLPROPERTIES (
 CREATE TABLE IF NOT EXISTS `multiplayer`.`match_events_quarantine` (
   `received_at` timestamp COMMENT 'When the runtime received the event.',
   `request_id` string,
-  `contract_version` string,
-  `verdict` string COMMENT 'reject or quarantine',
+  `contract_version` string COMMENT 'The contract version that judged the event.',
+  `verdict` string COMMENT 'reject (refused with 400) or quarantine (acknowledged).',
   `violation_codes` array<string>,
   `violations` array<struct<code:string,path:string,policy:string,message:string>>,
-  `raw_payload` string COMMENT 'The request body as received.',
-  `player_id` string
+  `raw_payload` string COMMENT 'The request body as received (lossy UTF-8).',
+  `player_id` string COMMENT 'The JWT subject, when authenticated.'
 )
 PARTITIONED BY (day(`received_at`))
 LOCATION '${warehouse}/multiplayer.db/match_events_quarantine'

@@ -429,10 +429,132 @@ impl BatchBuilder {
             .expect("the builders produce the schema's types")
     }
 }
-/// The Iceberg `CreateTableRequest` of the events table.
-pub const EVENTS_TABLE_JSON: &str = "{\n  \"name\": \"events_table\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"event_id\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"Client-side event number; not unique (the test client repeats 00001..00020).\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"event_type\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"Which game event happened; selects the variant.\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"updated_at\",\n        \"required\": true,\n        \"type\": \"timestamp\",\n        \"doc\": \"The client's local wall-clock time when the event happened (no zone).\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"event_data\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Free text attached to the event.\"\n      },\n      {\n        \"id\": 100,\n        \"name\": \"player_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"The authenticated player (the token's subject). (enriched from jwt.sub)\"\n      },\n      {\n        \"id\": 101,\n        \"name\": \"ingest_time\",\n        \"required\": false,\n        \"type\": \"timestamptz\",\n        \"doc\": \"Enriched from ingest_time.\"\n      },\n      {\n        \"id\": 102,\n        \"name\": \"contract_version\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from contract_version.\"\n      },\n      {\n        \"id\": 103,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from request_id.\"\n      }\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 2,\n        \"field-id\": 1000,\n        \"name\": \"event_type\",\n        \"transform\": \"identity\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"game_events\",\n    \"contractc.contract-version\": \"1.0.0\",\n    \"contractc.fingerprint\": \"87a5103394f8e7324258709d61e2466b1072b6b5dc6e5dbd37f6f4b04d3de676\",\n    \"contractc.table-kind\": \"events\",\n    \"format-version\": \"2\",\n    \"owner\": \"game-analytics\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\",\n    \"write.spark.accept-any-schema\": \"true\"\n  },\n  \"write-order\": {\n    \"order-id\": 1,\n    \"fields\": [\n      {\n        \"source-id\": 3,\n        \"transform\": \"identity\",\n        \"direction\": \"asc\",\n        \"null-order\": \"nulls-first\"\n      }\n    ]\n  }\n}\n";
-/// The Iceberg `CreateTableRequest` of the quarantine table.
-pub const QUARANTINE_TABLE_JSON: &str = "{\n  \"name\": \"events_table_quarantine\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"received_at\",\n        \"required\": true,\n        \"type\": \"timestamptz\",\n        \"doc\": \"When the runtime received the event.\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"contract_version\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The contract version that judged the event.\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"verdict\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"reject (refused with 400) or quarantine (acknowledged).\"\n      },\n      {\n        \"id\": 5,\n        \"name\": \"violation_codes\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 6,\n          \"element\": \"string\",\n          \"element-required\": true\n        }\n      },\n      {\n        \"id\": 7,\n        \"name\": \"violations\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 8,\n          \"element-required\": true,\n          \"element\": {\n            \"type\": \"struct\",\n            \"fields\": [\n              {\n                \"id\": 9,\n                \"name\": \"code\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 10,\n                \"name\": \"path\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 11,\n                \"name\": \"policy\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 12,\n                \"name\": \"message\",\n                \"required\": true,\n                \"type\": \"string\"\n              }\n            ]\n          }\n        }\n      },\n      {\n        \"id\": 13,\n        \"name\": \"raw_payload\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The request body as received (lossy UTF-8).\"\n      },\n      {\n        \"id\": 14,\n        \"name\": \"player_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"The JWT subject, when authenticated.\"\n      }\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 1,\n        \"field-id\": 1000,\n        \"name\": \"received_at_day\",\n        \"transform\": \"day\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"game_events\",\n    \"contractc.contract-version\": \"1.0.0\",\n    \"contractc.fingerprint\": \"87a5103394f8e7324258709d61e2466b1072b6b5dc6e5dbd37f6f4b04d3de676\",\n    \"contractc.table-kind\": \"quarantine\",\n    \"format-version\": \"2\",\n    \"owner\": \"game-analytics\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\",\n    \"write.spark.accept-any-schema\": \"true\"\n  }\n}\n";
+/// The contract as the runtime sees it: schema, tables, routes, auth, fingerprint.
+pub static MANIFEST: std::sync::LazyLock<contract_support::Manifest> = std::sync::LazyLock::new(||
+contract_support::manifest::Manifest {
+    name: String::from("game_events"),
+    version: String::from("1.0.0"),
+    owner: String::from("game-analytics"),
+    description: Some(
+        String::from(
+            "Telemetry events posted by game clients (login, new game, end game, ...), one flat JSON object of strings per event, landing in analytics_events_db.events_table.",
+        ),
+    ),
+    source: contract_support::manifest::Source {
+        path: String::from("contracts/game_events.yaml"),
+        fingerprint: String::from(
+            "87a5103394f8e7324258709d61e2466b1072b6b5dc6e5dbd37f6f4b04d3de676",
+        ),
+    },
+    fields: vec![
+        contract_support::manifest::Field { name : String::from("event_id"), id : 1u32,
+        ty : contract_support::manifest::Type::String, required : true, description :
+        Some(String::from("Client-side event number; not unique (the test client repeats 00001..00020).")),
+        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::Pattern(String::from("[0-9A-Za-z_-]{1,64}")),
+        policy : contract_support::manifest::Policy::Reject, message :
+        Some(String::from("event ids are 1 to 64 letters, digits, '_' or '-'")) }] },
+        contract_support::manifest::Field { name : String::from("event_type"), id : 2u32,
+        ty : contract_support::manifest::Type::String, required : true, description :
+        Some(String::from("Which game event happened; selects the variant.")), pii :
+        false, rules : vec![] }, contract_support::manifest::Field { name :
+        String::from("updated_at"), id : 3u32, ty :
+        contract_support::manifest::Type::Timestamp { format :
+        contract_support::manifest::TimestampFormat { pattern :
+        String::from("%Y-%m-%d %H:%M:%S"), items :
+        vec![contract_support::manifest::FormatItem::Year,
+        contract_support::manifest::FormatItem::Literal(String::from("-")),
+        contract_support::manifest::FormatItem::Month,
+        contract_support::manifest::FormatItem::Literal(String::from("-")),
+        contract_support::manifest::FormatItem::Day,
+        contract_support::manifest::FormatItem::Literal(String::from(" ")),
+        contract_support::manifest::FormatItem::Hour,
+        contract_support::manifest::FormatItem::Literal(String::from(":")),
+        contract_support::manifest::FormatItem::Minute,
+        contract_support::manifest::FormatItem::Literal(String::from(":")),
+        contract_support::manifest::FormatItem::Second] } }, required : true, description
+        :
+        Some(String::from("The client's local wall-clock time when the event happened (no zone).")),
+        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::NotAfter(contract_support::manifest::TimeBound
+        { offset_seconds : 0i64, skew_seconds : 50400u64 }), policy :
+        contract_support::manifest::Policy::Reject, message : None },
+        contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::NotBefore(contract_support::manifest::TimeBound
+        { offset_seconds : - 2592000i64, skew_seconds : 43200u64 }), policy :
+        contract_support::manifest::Policy::Quarantine, message : None }] },
+        contract_support::manifest::Field { name : String::from("event_data"), id : 4u32,
+        ty : contract_support::manifest::Type::String, required : false, description :
+        Some(String::from("Free text attached to the event.")), pii : false, rules :
+        vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::MaxLength(4096u64), policy :
+        contract_support::manifest::Policy::Reject, message : None }] }
+    ],
+    variants: Some(contract_support::manifest::Variants {
+        discriminator: String::from("event_type"),
+        cases: vec![
+            contract_support::manifest::Variant { value : String::from("Login"), ident :
+            String::from("Login"), description : None, fields : vec![], require : vec![],
+            rules : vec![] }, contract_support::manifest::Variant { value :
+            String::from("Logout"), ident : String::from("Logout"), description : None,
+            fields : vec![], require : vec![], rules : vec![] },
+            contract_support::manifest::Variant { value : String::from("New Game"), ident
+            : String::from("NewGame"), description : None, fields : vec![], require :
+            vec![], rules : vec![] }, contract_support::manifest::Variant { value :
+            String::from("Resume Game"), ident : String::from("ResumeGame"), description
+            : None, fields : vec![], require : vec![], rules : vec![] },
+            contract_support::manifest::Variant { value : String::from("End Game"), ident
+            : String::from("EndGame"), description : None, fields : vec![], require :
+            vec![], rules : vec![] }, contract_support::manifest::Variant { value :
+            String::from("CollectedItem"), ident : String::from("CollectedItem"),
+            description : None, fields : vec![], require : vec![], rules : vec![] },
+            contract_support::manifest::Variant { value : String::from("Killed Enemy"),
+            ident : String::from("KilledEnemy"), description : None, fields : vec![],
+            require : vec![], rules : vec![] }
+        ],
+    }),
+    enrichments: vec![
+        contract_support::manifest::Enrichment { name : String::from("player_id"), id :
+        100u32, source : contract_support::manifest::EnrichmentSource::JwtSub,
+        description :
+        Some(String::from("The authenticated player (the token's subject).")) },
+        contract_support::manifest::Enrichment { name : String::from("ingest_time"), id :
+        101u32, source : contract_support::manifest::EnrichmentSource::IngestTime,
+        description : None }, contract_support::manifest::Enrichment { name :
+        String::from("contract_version"), id : 102u32, source :
+        contract_support::manifest::EnrichmentSource::ContractVersion, description : None
+        }, contract_support::manifest::Enrichment { name : String::from("request_id"), id
+        : 103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
+        description : None }
+    ],
+    table: contract_support::manifest::Table {
+        database: String::from("analytics_events_db"),
+        name: String::from("events_table"),
+        partition: vec![
+            contract_support::manifest::PartitionField { source :
+            String::from("event_type"), source_id : 2u32, transform :
+            contract_support::manifest::Transform::Identity }
+        ],
+        sort: vec![
+            contract_support::manifest::SortField { source : String::from("updated_at"),
+            source_id : 3u32, descending : false, nulls_first : true }
+        ],
+        write: contract_support::manifest::WriteMode::Append,
+        properties: std::collections::BTreeMap::from([]),
+    },
+    ingest: contract_support::manifest::Ingest {
+        route: String::from("/prod/put-record"),
+        batch_route: Some(String::from("/prod/put-records")),
+        max_body_bytes: 65536u64,
+        unknown_fields: contract_support::manifest::UnknownFields::Reject,
+        auth: contract_support::manifest::Auth {
+            issuer: contract_support::manifest::Issuer::Dev,
+            jwks_url: None,
+            audience: String::from("gamebackend"),
+            scopes: vec![String::from("guest"), String::from("authenticated")],
+        },
+    },
+});
 /// This contract, for the runtime.
 pub struct Spec;
 impl contract_support::EventBatch for BatchBuilder {
@@ -442,60 +564,17 @@ impl contract_support::EventBatch for BatchBuilder {
     fn finish(&mut self) -> RecordBatch {
         BatchBuilder::finish(self)
     }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
 }
 impl contract_support::Contract for Spec {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        VERSION
-    }
-    fn fingerprint(&self) -> &'static str {
-        FINGERPRINT
-    }
-    fn route(&self) -> &'static str {
-        ROUTE
-    }
-    fn batch_route(&self) -> Option<&'static str> {
-        BATCH_ROUTE
-    }
-    fn max_body_bytes(&self) -> usize {
-        MAX_BODY_BYTES
-    }
-    fn auth(&self) -> contract_support::AuthSpec {
-        contract_support::AuthSpec {
-            issuer: None,
-            jwks_url: None,
-            audience: "gamebackend",
-            scopes: &["guest", "authenticated"],
-        }
-    }
-    fn database(&self) -> &'static str {
-        DATABASE
-    }
-    fn events_table(&self) -> &'static str {
-        TABLE
-    }
-    fn quarantine_table(&self) -> &'static str {
-        "events_table_quarantine"
-    }
-    fn events_table_json(&self) -> &'static str {
-        EVENTS_TABLE_JSON
-    }
-    fn quarantine_table_json(&self) -> &'static str {
-        QUARANTINE_TABLE_JSON
+    type Batch = BatchBuilder;
+    fn manifest(&self) -> &'static contract_support::Manifest {
+        &MANIFEST
     }
     fn arrow_schema(&self) -> Schema {
         arrow_schema()
     }
-    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> {
-        None
-    }
-    fn new_batch(&self) -> Box<dyn contract_support::EventBatch> {
-        Box::new(BatchBuilder::new())
+    fn new_batch(&self) -> BatchBuilder {
+        BatchBuilder::new()
     }
     fn validate_into(
         &self,
@@ -503,15 +582,14 @@ impl contract_support::Contract for Spec {
         bytes: &[u8],
         ctx: &Context,
         enrichment: &Enrichment<'_>,
-        batch: Option<&mut dyn contract_support::EventBatch>,
+        batch: Option<&mut BatchBuilder>,
     ) -> (contract_support::Verdict, Vec<contract_support::Violation>) {
         let outcome = validate(parser, bytes, ctx);
         let verdict = outcome.verdict();
         if verdict == contract_support::Verdict::Accept
             && let (Some(event), Some(batch)) = (&outcome.event, batch)
-            && let Some(builder) = batch.as_any_mut().downcast_mut::<BatchBuilder>()
         {
-            builder.push(event, enrichment);
+            batch.push(event, enrichment);
         }
         (verdict, outcome.violations)
     }

@@ -8,7 +8,7 @@ pub mod match_events;
 /// The names of every contract in this crate, sorted.
 pub const CONTRACTS: &[&str] = &["game_events", "match_events"];
 /// Every contract, for the runtime, sorted by name.
-pub static ALL: &[&dyn contract_support::Contract] = &[
+pub static ALL: &[&dyn contract_support::AnyContract] = &[
     &game_events::Spec,
     &match_events::Spec,
 ];

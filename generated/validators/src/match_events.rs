@@ -1622,10 +1622,214 @@ impl BatchBuilder {
             .expect("the builders produce the schema's types")
     }
 }
-/// The Iceberg `CreateTableRequest` of the events table.
-pub const EVENTS_TABLE_JSON: &str = "{\n  \"name\": \"match_events\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"event_id\",\n        \"required\": true,\n        \"type\": \"uuid\",\n        \"doc\": \"Unique per event; re-sent events carry the same id.\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"kind\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"Which match event this is; selects the payload.\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"occurred_at\",\n        \"required\": true,\n        \"type\": \"timestamptz\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"match_id\",\n        \"required\": true,\n        \"type\": \"string\"\n      },\n      {\n        \"id\": 5,\n        \"name\": \"region\",\n        \"required\": true,\n        \"type\": \"string\"\n      },\n      {\n        \"id\": 6,\n        \"name\": \"build\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"struct\",\n          \"fields\": [\n            {\n              \"id\": 7,\n              \"name\": \"version\",\n              \"required\": true,\n              \"type\": \"string\"\n            },\n            {\n              \"id\": 8,\n              \"name\": \"platform\",\n              \"required\": false,\n              \"type\": \"string\"\n            }\n          ]\n        },\n        \"doc\": \"The game server build that produced the event.\"\n      },\n      {\n        \"id\": 9,\n        \"name\": \"tags\",\n        \"required\": false,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 10,\n          \"element\": \"string\",\n          \"element-required\": true\n        }\n      },\n      {\n        \"id\": 20,\n        \"name\": \"map_name\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Payload of `kind: match_started`.\"\n      },\n      {\n        \"id\": 21,\n        \"name\": \"players\",\n        \"required\": false,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 22,\n          \"element\": {\n            \"type\": \"struct\",\n            \"fields\": [\n              {\n                \"id\": 23,\n                \"name\": \"player_id\",\n                \"required\": true,\n                \"type\": \"uuid\"\n              },\n              {\n                \"id\": 24,\n                \"name\": \"skill\",\n                \"required\": false,\n                \"type\": \"double\"\n              }\n            ]\n          },\n          \"element-required\": true\n        },\n        \"doc\": \"Payload of `kind: match_started`.\"\n      },\n      {\n        \"id\": 30,\n        \"name\": \"duration_s\",\n        \"required\": false,\n        \"type\": \"int\",\n        \"doc\": \"Payload of `kind: match_ended`.\"\n      },\n      {\n        \"id\": 31,\n        \"name\": \"scores\",\n        \"required\": false,\n        \"type\": {\n          \"type\": \"map\",\n          \"key-id\": 32,\n          \"key\": \"string\",\n          \"value-id\": 33,\n          \"value\": \"long\",\n          \"value-required\": true\n        },\n        \"doc\": \"Payload of `kind: match_ended`.\"\n      },\n      {\n        \"id\": 34,\n        \"name\": \"prize_pool\",\n        \"required\": false,\n        \"type\": \"decimal(12, 2)\",\n        \"doc\": \"Payload of `kind: match_ended`.\"\n      },\n      {\n        \"id\": 40,\n        \"name\": \"sku\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Payload of `kind: player_purchased`.\"\n      },\n      {\n        \"id\": 41,\n        \"name\": \"price\",\n        \"required\": false,\n        \"type\": \"decimal(12, 2)\",\n        \"doc\": \"Payload of `kind: player_purchased`.\"\n      },\n      {\n        \"id\": 42,\n        \"name\": \"purchased_on\",\n        \"required\": false,\n        \"type\": \"date\",\n        \"doc\": \"Payload of `kind: player_purchased`.\"\n      },\n      {\n        \"id\": 100,\n        \"name\": \"server_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from jwt.sub.\"\n      },\n      {\n        \"id\": 101,\n        \"name\": \"ingest_time\",\n        \"required\": false,\n        \"type\": \"timestamptz\",\n        \"doc\": \"Enriched from ingest_time.\"\n      },\n      {\n        \"id\": 102,\n        \"name\": \"contract_version\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from contract_version.\"\n      },\n      {\n        \"id\": 103,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"Enriched from request_id.\"\n      }\n    ],\n    \"identifier-field-ids\": [\n      1\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 3,\n        \"field-id\": 1000,\n        \"name\": \"occurred_at_day\",\n        \"transform\": \"day\"\n      },\n      {\n        \"source-id\": 4,\n        \"field-id\": 1001,\n        \"name\": \"match_id_bucket\",\n        \"transform\": \"bucket[16]\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"match_events\",\n    \"contractc.contract-version\": \"2.1.0\",\n    \"contractc.fingerprint\": \"2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2\",\n    \"contractc.table-kind\": \"events\",\n    \"format-version\": \"2\",\n    \"owner\": \"multiplayer-platform\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\",\n    \"write.spark.accept-any-schema\": \"true\"\n  },\n  \"write-order\": {\n    \"order-id\": 1,\n    \"fields\": [\n      {\n        \"source-id\": 3,\n        \"transform\": \"identity\",\n        \"direction\": \"desc\",\n        \"null-order\": \"nulls-last\"\n      }\n    ]\n  }\n}\n";
-/// The Iceberg `CreateTableRequest` of the quarantine table.
-pub const QUARANTINE_TABLE_JSON: &str = "{\n  \"name\": \"match_events_quarantine\",\n  \"schema\": {\n    \"type\": \"struct\",\n    \"schema-id\": 0,\n    \"fields\": [\n      {\n        \"id\": 1,\n        \"name\": \"received_at\",\n        \"required\": true,\n        \"type\": \"timestamptz\",\n        \"doc\": \"When the runtime received the event.\"\n      },\n      {\n        \"id\": 2,\n        \"name\": \"request_id\",\n        \"required\": false,\n        \"type\": \"string\"\n      },\n      {\n        \"id\": 3,\n        \"name\": \"contract_version\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The contract version that judged the event.\"\n      },\n      {\n        \"id\": 4,\n        \"name\": \"verdict\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"reject (refused with 400) or quarantine (acknowledged).\"\n      },\n      {\n        \"id\": 5,\n        \"name\": \"violation_codes\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 6,\n          \"element\": \"string\",\n          \"element-required\": true\n        }\n      },\n      {\n        \"id\": 7,\n        \"name\": \"violations\",\n        \"required\": true,\n        \"type\": {\n          \"type\": \"list\",\n          \"element-id\": 8,\n          \"element-required\": true,\n          \"element\": {\n            \"type\": \"struct\",\n            \"fields\": [\n              {\n                \"id\": 9,\n                \"name\": \"code\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 10,\n                \"name\": \"path\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 11,\n                \"name\": \"policy\",\n                \"required\": true,\n                \"type\": \"string\"\n              },\n              {\n                \"id\": 12,\n                \"name\": \"message\",\n                \"required\": true,\n                \"type\": \"string\"\n              }\n            ]\n          }\n        }\n      },\n      {\n        \"id\": 13,\n        \"name\": \"raw_payload\",\n        \"required\": true,\n        \"type\": \"string\",\n        \"doc\": \"The request body as received (lossy UTF-8).\"\n      },\n      {\n        \"id\": 14,\n        \"name\": \"player_id\",\n        \"required\": false,\n        \"type\": \"string\",\n        \"doc\": \"The JWT subject, when authenticated.\"\n      }\n    ]\n  },\n  \"partition-spec\": {\n    \"spec-id\": 0,\n    \"fields\": [\n      {\n        \"source-id\": 1,\n        \"field-id\": 1000,\n        \"name\": \"received_at_day\",\n        \"transform\": \"day\"\n      }\n    ]\n  },\n  \"stage-create\": false,\n  \"properties\": {\n    \"commit.retry.num-retries\": \"10\",\n    \"contractc.contract\": \"match_events\",\n    \"contractc.contract-version\": \"2.1.0\",\n    \"contractc.fingerprint\": \"2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2\",\n    \"contractc.table-kind\": \"quarantine\",\n    \"format-version\": \"2\",\n    \"owner\": \"multiplayer-platform\",\n    \"write.format.default\": \"parquet\",\n    \"write.parquet.compression-codec\": \"zstd\",\n    \"write.spark.accept-any-schema\": \"true\"\n  }\n}\n";
+/// The contract as the runtime sees it: schema, tables, routes, auth, fingerprint.
+pub static MANIFEST: std::sync::LazyLock<contract_support::Manifest> = std::sync::LazyLock::new(||
+contract_support::manifest::Manifest {
+    name: String::from("match_events"),
+    version: String::from("2.1.0"),
+    owner: String::from("multiplayer-platform"),
+    description: Some(
+        String::from(
+            "Match lifecycle events from the multiplayer servers, one row per match event.",
+        ),
+    ),
+    source: contract_support::manifest::Source {
+        path: String::from("contracts/match_events.yaml"),
+        fingerprint: String::from(
+            "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2",
+        ),
+    },
+    fields: vec![
+        contract_support::manifest::Field { name : String::from("event_id"), id : 1u32,
+        ty : contract_support::manifest::Type::Uuid, required : true, description :
+        Some(String::from("Unique per event; re-sent events carry the same id.")), pii :
+        false, rules : vec![] }, contract_support::manifest::Field { name :
+        String::from("kind"), id : 2u32, ty : contract_support::manifest::Type::String,
+        required : true, description :
+        Some(String::from("Which match event this is; selects the payload.")), pii :
+        false, rules : vec![] }, contract_support::manifest::Field { name :
+        String::from("occurred_at"), id : 3u32, ty :
+        contract_support::manifest::Type::TimestampTz, required : true, description :
+        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::NotAfter(contract_support::manifest::TimeBound
+        { offset_seconds : 0i64, skew_seconds : 300u64 }), policy :
+        contract_support::manifest::Policy::Reject, message : None },
+        contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::NotBefore(contract_support::manifest::TimeBound
+        { offset_seconds : - 604800i64, skew_seconds : 300u64 }), policy :
+        contract_support::manifest::Policy::Quarantine, message : None }] },
+        contract_support::manifest::Field { name : String::from("match_id"), id : 4u32,
+        ty : contract_support::manifest::Type::String, required : true, description :
+        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::Pattern(String::from("m-[0-9a-f]{12}")),
+        policy : contract_support::manifest::Policy::Reject, message : None }] },
+        contract_support::manifest::Field { name : String::from("region"), id : 5u32, ty
+        : contract_support::manifest::Type::String, required : true, description : None,
+        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::OneOf(vec![contract_support::manifest::Literal::String(String::from("eu-west")),
+        contract_support::manifest::Literal::String(String::from("us-east")),
+        contract_support::manifest::Literal::String(String::from("ap-south"))]), policy :
+        contract_support::manifest::Policy::Reject, message : None }] },
+        contract_support::manifest::Field { name : String::from("build"), id : 6u32, ty :
+        contract_support::manifest::Type::Struct(vec![contract_support::manifest::Field {
+        name : String::from("version"), id : 7u32, ty :
+        contract_support::manifest::Type::String, required : true, description : None,
+        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::Pattern(String::from("[0-9]+\\.[0-9]+\\.[0-9]+")),
+        policy : contract_support::manifest::Policy::Reject, message : None }] },
+        contract_support::manifest::Field { name : String::from("platform"), id : 8u32,
+        ty : contract_support::manifest::Type::String, required : false, description :
+        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::OneOf(vec![contract_support::manifest::Literal::String(String::from("pc")),
+        contract_support::manifest::Literal::String(String::from("ps5")),
+        contract_support::manifest::Literal::String(String::from("xbox")),
+        contract_support::manifest::Literal::String(String::from("switch"))]), policy :
+        contract_support::manifest::Policy::Reject, message : None }] }]), required :
+        true, description :
+        Some(String::from("The game server build that produced the event.")), pii :
+        false, rules : vec![] }, contract_support::manifest::Field { name :
+        String::from("tags"), id : 9u32, ty :
+        contract_support::manifest::Type::List(Box::new(contract_support::manifest::Element
+        { id : 10u32, ty : contract_support::manifest::Type::String, required : true,
+        rules : vec![] })), required : false, description : None, pii : false, rules :
+        vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::RuleKind::MaxLength(16u64), policy :
+        contract_support::manifest::Policy::Warn, message : None }] }
+    ],
+    variants: Some(contract_support::manifest::Variants {
+        discriminator: String::from("kind"),
+        cases: vec![
+            contract_support::manifest::Variant { value : String::from("match_started"),
+            ident : String::from("MatchStarted"), description : None, fields :
+            vec![contract_support::manifest::Field { name : String::from("map_name"), id
+            : 20u32, ty : contract_support::manifest::Type::String, required : true,
+            description : None, pii : false, rules :
+            vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::MinLength(1u64), policy :
+            contract_support::manifest::Policy::Reject, message : None },
+            contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::MaxLength(64u64), policy :
+            contract_support::manifest::Policy::Reject, message : None }] },
+            contract_support::manifest::Field { name : String::from("players"), id :
+            21u32, ty :
+            contract_support::manifest::Type::List(Box::new(contract_support::manifest::Element
+            { id : 22u32, ty :
+            contract_support::manifest::Type::Struct(vec![contract_support::manifest::Field
+            { name : String::from("player_id"), id : 23u32, ty :
+            contract_support::manifest::Type::Uuid, required : true, description : None,
+            pii : false, rules : vec![] }, contract_support::manifest::Field { name :
+            String::from("skill"), id : 24u32, ty :
+            contract_support::manifest::Type::Double, required : false, description :
+            None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None },
+            contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Max(contract_support::manifest::Bound::Int(5000i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None }] }]),
+            required : true, rules : vec![] })), required : true, description : None, pii
+            : false, rules : vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::MinLength(2u64), policy :
+            contract_support::manifest::Policy::Reject, message : None },
+            contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::MaxLength(100u64), policy :
+            contract_support::manifest::Policy::Reject, message : None }] }], require :
+            vec![], rules : vec![] }, contract_support::manifest::Variant { value :
+            String::from("match_ended"), ident : String::from("MatchEnded"), description
+            : None, fields : vec![contract_support::manifest::Field { name :
+            String::from("duration_s"), id : 30u32, ty :
+            contract_support::manifest::Type::Int, required : true, description : None,
+            pii : false, rules : vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None },
+            contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Max(contract_support::manifest::Bound::Int(86400i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None }] },
+            contract_support::manifest::Field { name : String::from("scores"), id :
+            31u32, ty : contract_support::manifest::Type::Map { key :
+            Box::new(contract_support::manifest::Element { id : 32u32, ty :
+            contract_support::manifest::Type::String, required : true, rules : vec![] }),
+            value : Box::new(contract_support::manifest::Element { id : 33u32, ty :
+            contract_support::manifest::Type::Long, required : true, rules : vec![] }) },
+            required : true, description : None, pii : false, rules : vec![] },
+            contract_support::manifest::Field { name : String::from("prize_pool"), id :
+            34u32, ty : contract_support::manifest::Type::Decimal { precision : 12u8,
+            scale : 2u8 }, required : false, description : None, pii : false, rules :
+            vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None }] }],
+            require : vec![], rules : vec![] }, contract_support::manifest::Variant {
+            value : String::from("player_purchased"), ident :
+            String::from("PlayerPurchased"), description : None, fields :
+            vec![contract_support::manifest::Field { name : String::from("sku"), id :
+            40u32, ty : contract_support::manifest::Type::String, required : true,
+            description : None, pii : false, rules :
+            vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Pattern(String::from("[A-Z]{3}-[0-9]{4}")),
+            policy : contract_support::manifest::Policy::Reject, message : None }] },
+            contract_support::manifest::Field { name : String::from("price"), id : 41u32,
+            ty : contract_support::manifest::Type::Decimal { precision : 12u8, scale :
+            2u8 }, required : true, description : None, pii : false, rules :
+            vec![contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None },
+            contract_support::manifest::Rule { kind :
+            contract_support::manifest::RuleKind::Max(contract_support::manifest::Bound::Int(10000i64)),
+            policy : contract_support::manifest::Policy::Reject, message : None }] },
+            contract_support::manifest::Field { name : String::from("purchased_on"), id :
+            42u32, ty : contract_support::manifest::Type::Date, required : true,
+            description : None, pii : false, rules : vec![] }], require : vec![], rules :
+            vec![] }
+        ],
+    }),
+    enrichments: vec![
+        contract_support::manifest::Enrichment { name : String::from("server_id"), id :
+        100u32, source : contract_support::manifest::EnrichmentSource::JwtSub,
+        description : None }, contract_support::manifest::Enrichment { name :
+        String::from("ingest_time"), id : 101u32, source :
+        contract_support::manifest::EnrichmentSource::IngestTime, description : None },
+        contract_support::manifest::Enrichment { name : String::from("contract_version"),
+        id : 102u32, source :
+        contract_support::manifest::EnrichmentSource::ContractVersion, description : None
+        }, contract_support::manifest::Enrichment { name : String::from("request_id"), id
+        : 103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
+        description : None }
+    ],
+    table: contract_support::manifest::Table {
+        database: String::from("multiplayer"),
+        name: String::from("match_events"),
+        partition: vec![
+            contract_support::manifest::PartitionField { source :
+            String::from("occurred_at"), source_id : 3u32, transform :
+            contract_support::manifest::Transform::Day },
+            contract_support::manifest::PartitionField { source :
+            String::from("match_id"), source_id : 4u32, transform :
+            contract_support::manifest::Transform::Bucket(16u32) }
+        ],
+        sort: vec![
+            contract_support::manifest::SortField { source : String::from("occurred_at"),
+            source_id : 3u32, descending : true, nulls_first : false }
+        ],
+        write: contract_support::manifest::WriteMode::Upsert {
+            key: vec![String::from("event_id")],
+            latest_by: Some(String::from("occurred_at")),
+        },
+        properties: std::collections::BTreeMap::from([
+            (String::from("write.parquet.compression-codec"), String::from("zstd")),
+        ]),
+    },
+    ingest: contract_support::manifest::Ingest {
+        route: String::from("/prod/match-events"),
+        batch_route: Some(String::from("/prod/match-events/batch")),
+        max_body_bytes: 1048576u64,
+        unknown_fields: contract_support::manifest::UnknownFields::Quarantine,
+        auth: contract_support::manifest::Auth {
+            issuer: contract_support::manifest::Issuer::Dev,
+            jwks_url: None,
+            audience: String::from("gamebackend"),
+            scopes: vec![String::from("authenticated")],
+        },
+    },
+});
 /// This contract, for the runtime.
 pub struct Spec;
 impl contract_support::EventBatch for BatchBuilder {
@@ -1635,60 +1839,17 @@ impl contract_support::EventBatch for BatchBuilder {
     fn finish(&mut self) -> RecordBatch {
         BatchBuilder::finish(self)
     }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
 }
 impl contract_support::Contract for Spec {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        VERSION
-    }
-    fn fingerprint(&self) -> &'static str {
-        FINGERPRINT
-    }
-    fn route(&self) -> &'static str {
-        ROUTE
-    }
-    fn batch_route(&self) -> Option<&'static str> {
-        BATCH_ROUTE
-    }
-    fn max_body_bytes(&self) -> usize {
-        MAX_BODY_BYTES
-    }
-    fn auth(&self) -> contract_support::AuthSpec {
-        contract_support::AuthSpec {
-            issuer: None,
-            jwks_url: None,
-            audience: "gamebackend",
-            scopes: &["authenticated"],
-        }
-    }
-    fn database(&self) -> &'static str {
-        DATABASE
-    }
-    fn events_table(&self) -> &'static str {
-        TABLE
-    }
-    fn quarantine_table(&self) -> &'static str {
-        "match_events_quarantine"
-    }
-    fn events_table_json(&self) -> &'static str {
-        EVENTS_TABLE_JSON
-    }
-    fn quarantine_table_json(&self) -> &'static str {
-        QUARANTINE_TABLE_JSON
+    type Batch = BatchBuilder;
+    fn manifest(&self) -> &'static contract_support::Manifest {
+        &MANIFEST
     }
     fn arrow_schema(&self) -> Schema {
         arrow_schema()
     }
-    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)> {
-        Some((&["event_id"], Some("occurred_at")))
-    }
-    fn new_batch(&self) -> Box<dyn contract_support::EventBatch> {
-        Box::new(BatchBuilder::new())
+    fn new_batch(&self) -> BatchBuilder {
+        BatchBuilder::new()
     }
     fn validate_into(
         &self,
@@ -1696,15 +1857,14 @@ impl contract_support::Contract for Spec {
         bytes: &[u8],
         ctx: &Context,
         enrichment: &Enrichment<'_>,
-        batch: Option<&mut dyn contract_support::EventBatch>,
+        batch: Option<&mut BatchBuilder>,
     ) -> (contract_support::Verdict, Vec<contract_support::Violation>) {
         let outcome = validate(parser, bytes, ctx);
         let verdict = outcome.verdict();
         if verdict == contract_support::Verdict::Accept
             && let (Some(event), Some(batch)) = (&outcome.event, batch)
-            && let Some(builder) = batch.as_any_mut().downcast_mut::<BatchBuilder>()
         {
-            builder.push(event, enrichment);
+            batch.push(event, enrichment);
         }
         (verdict, outcome.violations)
     }

@@ -11,6 +11,8 @@ pub mod json;
 pub mod read;
 pub mod time;
 
+pub use contract_manifest::{self as manifest, Manifest};
+
 pub use arrow_array;
 pub use arrow_buffer;
 pub use arrow_schema;
@@ -136,6 +138,17 @@ pub enum Verdict {
     Accept,
     Quarantine,
     Reject,
+}
+
+impl Verdict {
+    /// `accept`, `quarantine` or `reject`: as in metrics, answers and the quarantine table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Quarantine => "quarantine",
+            Verdict::Reject => "reject",
+        }
+    }
 }
 
 /// A validator's answer: the typed event when the input had the contract's shape, and every
@@ -304,6 +317,124 @@ pub fn field_id_metadata(id: i32) -> std::collections::HashMap<String, String> {
     std::iter::once(("PARQUET:field_id".to_string(), id.to_string())).collect()
 }
 
+/// A generated contract: its manifest, its Arrow schema, and its validator bound to the batch
+/// type that buffers its accepted events. The batch is an associated type, so a contract can
+/// only ever be given its own batch: there is no downcast that could fail and drop a row.
+pub trait Contract: Send + Sync + 'static {
+    type Batch: EventBatch;
+    fn manifest(&self) -> &'static Manifest;
+    /// The events table as Arrow, with Iceberg field ids.
+    fn arrow_schema(&self) -> arrow_schema::Schema;
+    fn new_batch(&self) -> Self::Batch;
+    /// Validates one event; when it is accepted and `batch` is given, appends it with
+    /// `enrichment`.
+    fn validate_into(
+        &self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+        enrichment: &Enrichment<'_>,
+        batch: Option<&mut Self::Batch>,
+    ) -> (Verdict, Vec<Violation>);
+}
+
+/// Accepted events of one contract, as Arrow columns.
+pub trait EventBatch: Send + 'static {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The rows so far as one batch; the builder starts empty again.
+    fn finish(&mut self) -> arrow_array::RecordBatch;
+}
+
+/// A contract seen without its event type, as the runtime holds every generated contract.
+/// Implemented for every [`Contract`].
+pub trait AnyContract: Send + Sync + 'static {
+    fn manifest(&self) -> &'static Manifest;
+    fn arrow_schema(&self) -> arrow_schema::Schema;
+    /// Judges one event without buffering it.
+    fn judge(
+        &self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+    ) -> (Verdict, Vec<Violation>);
+    /// A buffer of accepted events that validates into itself.
+    fn event_buffer(&'static self) -> Box<dyn EventBuffer>;
+}
+
+/// Validates events of one contract and keeps the accepted ones as Arrow rows.
+pub trait EventBuffer: Send {
+    /// Validates one event and, when it is accepted, appends it with `enrichment`.
+    fn validate_into(
+        &mut self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+        enrichment: &Enrichment<'_>,
+    ) -> (Verdict, Vec<Violation>);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The rows so far as one batch; the buffer starts empty again.
+    fn finish(&mut self) -> arrow_array::RecordBatch;
+}
+
+impl<C: Contract> AnyContract for C {
+    fn manifest(&self) -> &'static Manifest {
+        Contract::manifest(self)
+    }
+
+    fn arrow_schema(&self) -> arrow_schema::Schema {
+        Contract::arrow_schema(self)
+    }
+
+    fn judge(
+        &self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+    ) -> (Verdict, Vec<Violation>) {
+        self.validate_into(parser, bytes, ctx, &Enrichment::default(), None)
+    }
+
+    fn event_buffer(&'static self) -> Box<dyn EventBuffer> {
+        Box::new(TypedBuffer {
+            contract: self,
+            batch: self.new_batch(),
+        })
+    }
+}
+
+/// A contract paired with its own batch type.
+struct TypedBuffer<C: Contract> {
+    contract: &'static C,
+    batch: C::Batch,
+}
+
+impl<C: Contract> EventBuffer for TypedBuffer<C> {
+    fn validate_into(
+        &mut self,
+        parser: &mut json::Parser,
+        bytes: &[u8],
+        ctx: &Context,
+        enrichment: &Enrichment<'_>,
+    ) -> (Verdict, Vec<Violation>) {
+        self.contract
+            .validate_into(parser, bytes, ctx, enrichment, Some(&mut self.batch))
+    }
+
+    fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    fn finish(&mut self) -> arrow_array::RecordBatch {
+        self.batch.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,70 +487,4 @@ mod tests {
             assert_eq!(Code::parse(code.as_str()), Some(*code));
         }
     }
-}
-
-/// How a contract's ingest routes authenticate.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthSpec {
-    /// `None`: the runtime's built-in development identity provider.
-    pub issuer: Option<&'static str>,
-    /// Defaults to `{issuer}/.well-known/jwks.json`.
-    pub jwks_url: Option<&'static str>,
-    pub audience: &'static str,
-    /// A token must carry one of these scopes.
-    pub scopes: &'static [&'static str],
-}
-
-/// What to do with keys a contract does not declare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownFieldPolicy {
-    Reject,
-    Quarantine,
-    Warn,
-    Drop,
-}
-
-/// A generated contract, seen by the runtime without knowing its event type.
-pub trait Contract: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    fn version(&self) -> &'static str;
-    fn fingerprint(&self) -> &'static str;
-    fn route(&self) -> &'static str;
-    fn batch_route(&self) -> Option<&'static str>;
-    fn max_body_bytes(&self) -> usize;
-    fn auth(&self) -> AuthSpec;
-    /// The Iceberg namespace of both tables.
-    fn database(&self) -> &'static str;
-    fn events_table(&self) -> &'static str;
-    fn quarantine_table(&self) -> &'static str;
-    /// The events table as an Iceberg REST `CreateTableRequest` (the generated JSON).
-    fn events_table_json(&self) -> &'static str;
-    fn quarantine_table_json(&self) -> &'static str;
-    fn arrow_schema(&self) -> arrow_schema::Schema;
-    /// For upsert tables: the key columns and the column that orders versions (None: the
-    /// last received wins).
-    fn upsert(&self) -> Option<(&'static [&'static str], Option<&'static str>)>;
-    fn new_batch(&self) -> Box<dyn EventBatch>;
-    /// Validates one event; when it is accepted and `batch` is given (one made by
-    /// [`Contract::new_batch`]), appends it with `enrichment`.
-    fn validate_into(
-        &self,
-        parser: &mut json::Parser,
-        bytes: &[u8],
-        ctx: &Context,
-        enrichment: &Enrichment<'_>,
-        batch: Option<&mut dyn EventBatch>,
-    ) -> (Verdict, Vec<Violation>);
-}
-
-/// Accepted events of one contract, as Arrow columns.
-pub trait EventBatch: Send {
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// The rows so far as one batch; the builder starts empty again.
-    fn finish(&mut self) -> arrow_array::RecordBatch;
-    /// For the generated code to get its own builder back.
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }

@@ -15,7 +15,7 @@ use arrow_schema::ArrowError;
 /// Keeps the latest row per key of `batch`, in first-seen key order.
 pub fn latest_per_key(
     batch: &RecordBatch,
-    key: &[&str],
+    key: &[impl AsRef<str>],
     latest_by: Option<&str>,
 ) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
@@ -25,7 +25,7 @@ pub fn latest_per_key(
     };
     let key_columns = key
         .iter()
-        .map(|k| column(k))
+        .map(|k| column(k.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let keys = RowConverter::new(
         key_columns

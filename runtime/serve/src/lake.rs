@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use contract_support::manifest::TableDef;
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{DataFile, DataFileFormat, TableMetadata};
 use iceberg::table::Table;
@@ -102,18 +103,11 @@ impl Lake {
         })
     }
 
-    /// Creates the namespace and the table described by `create_json` unless the table exists.
-    pub async fn ensure_table(
-        &self,
-        database: &str,
-        create_json: &str,
-    ) -> Result<TableIdent, LakeError> {
-        let create: Value =
-            serde_json::from_str(create_json).map_err(|e| LakeError::Definition {
-                table: database.to_string(),
-                message: e.to_string(),
-            })?;
-        let name = create["name"].as_str().unwrap_or_default().to_string();
+    /// Creates the namespace and the table `definition` describes unless the table exists.
+    pub async fn ensure_table(&self, definition: &TableDef) -> Result<TableIdent, LakeError> {
+        let create = definition.create_request();
+        let database = definition.database.as_str();
+        let name = definition.name.clone();
         let namespace = NamespaceIdent::new(database.to_string());
         if !self.catalog.namespace_exists(&namespace).await? {
             self.catalog
@@ -153,21 +147,17 @@ impl Lake {
         Ok(ident)
     }
 
-    /// Evolves an existing table to the schema of `create_json` in place (no data rewrite):
+    /// Evolves an existing table to the schema of `definition` in place (no data rewrite):
     /// new optional columns are added with the contract's ids, and the column order becomes the
     /// contract's. Anything else (a type change, a new required column, a removed column, a
     /// renamed one) is refused with the reason. Returns the added columns.
     pub async fn evolve(
         &self,
         ident: &TableIdent,
-        create_json: &str,
+        definition: &TableDef,
     ) -> Result<Vec<String>, LakeError> {
         let table = self.load(ident).await?;
-        let create: Value =
-            serde_json::from_str(create_json).map_err(|e| LakeError::Definition {
-                table: ident.to_string(),
-                message: e.to_string(),
-            })?;
+        let create = definition.create_request();
         let wanted_json = create.get("schema").cloned().unwrap_or_default();
         let current_json = serde_json::to_value(table.metadata().current_schema().as_ref())
             .map_err(|e| LakeError::Definition {
@@ -527,11 +517,9 @@ mod tests {
     #[test]
     fn generated_definitions_become_valid_metadata_with_contract_ids() {
         for contract in contract_validators::ALL {
-            for text in [
-                contract.events_table_json(),
-                contract.quarantine_table_json(),
-            ] {
-                let create: Value = serde_json::from_str(text).unwrap();
+            let manifest = contract.manifest();
+            for table in [manifest.events_table(), manifest.quarantine_table()] {
+                let create = table.create_request();
                 let metadata = initial_metadata(&create, "file:///tmp/t").unwrap();
                 let schema = metadata.current_schema();
                 for field in create["schema"]["fields"].as_array().unwrap() {

@@ -1,19 +1,18 @@
-//! contract-runtime: runs what `contractc build` generates.
+//! contract-serve: `serve`, the local ingest stack on one machine.
 //!
-//! - [`server`]: `serve`, the local ingest stack (JWT auth, generated validators, write-ahead
-//!   log, Iceberg tables in an embedded catalog);
+//! - [`server`]: routes, handlers, the flusher, startup replay;
 //! - [`identity`]: the development identity provider and token verification;
 //! - [`wal`]: the write-ahead log behind durable acknowledgements;
 //! - [`lake`]: Iceberg tables (SQLite catalog, local warehouse);
-//! - [`quarantine`], [`metrics`]: the quarantine table's rows and Prometheus metrics.
+//! - [`quarantine`], [`upsert`], [`metrics`]: quarantine rows, one row per key, Prometheus.
+//!
+//! It links the generated validators and nothing of the compiler or of AWS.
 
-pub mod deploy;
 pub mod identity;
 pub mod lake;
 pub mod metrics;
 pub mod quarantine;
 pub mod server;
-pub mod synth;
 pub mod upsert;
 pub mod wal;
 

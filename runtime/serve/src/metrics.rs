@@ -80,12 +80,9 @@ impl Metrics {
     }
 
     pub fn record(&self, contract: &str, verdict: Verdict, violations: &[Violation]) {
-        let verdict = match verdict {
-            Verdict::Accept => "accept",
-            Verdict::Quarantine => "quarantine",
-            Verdict::Reject => "reject",
-        };
-        self.events.with_label_values(&[contract, verdict]).inc();
+        self.events
+            .with_label_values(&[contract, verdict.as_str()])
+            .inc();
         for v in violations {
             self.violations
                 .with_label_values(&[contract, v.code.as_str(), v.policy.as_str()])

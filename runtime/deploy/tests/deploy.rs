@@ -1,4 +1,4 @@
-//! `contract-runtime deploy` against moto server (started here, on 127.0.0.1): the real AWS SDK
+//! `contract-deploy deploy` against moto server (started here, on 127.0.0.1): the real AWS SDK
 //! calls, a first apply that creates everything, read-back equal to the generated artefacts,
 //! an empty plan afterwards, drift and changed contracts planned exactly, and clear errors for
 //! calls moto does not implement.
@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use contract_runtime::deploy::{Clients, DeployConfig};
+use contract_deploy::{Clients, DeployConfig};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 struct Moto {
@@ -64,7 +64,7 @@ fn start_moto() -> Moto {
 const ISSUER: &str = "https://id.example.com";
 
 fn runtime(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
+    Command::new(env!("CARGO_BIN_EXE_contract-deploy"))
         .current_dir(repo())
         .args(args)
         .args(["--endpoint-url", &moto.url, "--issuer-url", ISSUER])

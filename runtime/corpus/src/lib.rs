@@ -1,6 +1,9 @@
 //! Labelled example events, derived from a contract: valid ones, and invalid ones made by
 //! breaking one thing at a time, each labelled with the violation codes it must produce.
 //!
+//! [`random`] makes random events that are valid by construction, for `synth`; both share the
+//! value helpers here.
+//!
 //! Used by the docs backend (examples in each contract's page) and by the conformance tests,
 //! which check that every engine (the generated Rust validator, the draft-04 model, the
 //! PySpark rules) agrees with the labels. Everything is deterministic: times are relative to
@@ -9,10 +12,12 @@
 use regex_syntax::hir::{Class, Hir, HirKind};
 use serde_json::{Map, Value, json};
 
-use crate::ir::{
-    Bound, Contract, Element, Field, FormatItem, Literal, Rule, RuleKind, Type, UnknownFields,
-    Variant,
+use contract_manifest::{
+    Bound, Element, Field, FormatItem, Literal, Manifest as Contract, Rule, RuleKind, Type,
+    UnknownFields, Variant,
 };
+
+pub mod random;
 
 /// The ingest time the labels assume: 2024-02-22T12:00:00Z.
 pub const REFERENCE_TIME_MICROS: i64 = 1_708_603_200_000_000;
@@ -72,14 +77,7 @@ pub fn valid_event_at(
 /// time, when the field's time rules allow it; else a time inside their window.
 pub fn example_seconds(ty: &Type, rules: &[Rule], reference: i64) -> i64 {
     let fixed = reference - (8 * 3600 + 56 * 60 + 58);
-    let lo = rules.iter().find_map(|r| match r.kind {
-        RuleKind::NotBefore(t) => Some(reference + t.offset_seconds - t.skew.as_secs() as i64),
-        _ => None,
-    });
-    let hi = rules.iter().find_map(|r| match r.kind {
-        RuleKind::NotAfter(t) => Some(reference + t.offset_seconds + t.skew.as_secs() as i64),
-        _ => None,
-    });
+    let (lo, hi) = contract_manifest::time_window(rules, reference);
     let mut t = fixed;
     if let Some(lo) = lo {
         t = t.max(lo + 60);
@@ -190,27 +188,14 @@ fn element_value(e: &Element, reference: i64) -> Value {
 }
 
 fn list_len(rules: &[Rule]) -> u64 {
-    let min = rules.iter().find_map(|r| match r.kind {
-        RuleKind::MinLength(n) => Some(n),
-        _ => None,
-    });
-    let max = rules.iter().find_map(|r| match r.kind {
-        RuleKind::MaxLength(n) => Some(n),
-        _ => None,
-    });
+    let (min, max) = contract_manifest::length_bounds(rules);
     min.unwrap_or(1).max(1).min(max.unwrap_or(u64::MAX))
 }
 
-fn bounds(rules: &[Rule]) -> (Option<f64>, Option<f64>) {
-    let lo = rules.iter().find_map(|r| match r.kind {
-        RuleKind::Min(b) => Some(b.as_f64()),
-        _ => None,
-    });
-    let hi = rules.iter().find_map(|r| match r.kind {
-        RuleKind::Max(b) => Some(b.as_f64()),
-        _ => None,
-    });
-    (lo, hi)
+/// The `min` / `max` bounds as floats.
+pub(crate) fn bounds(rules: &[Rule]) -> (Option<f64>, Option<f64>) {
+    let (lo, hi) = contract_manifest::numeric_bounds(rules);
+    (lo.map(Bound::as_f64), hi.map(Bound::as_f64))
 }
 
 /// The shortest string the pattern matches, padded to the minimum length when the pattern
@@ -667,11 +652,11 @@ fn breaking_value(
             Some((json!(items), vec![key], true))
         }
         (RuleKind::NotAfter(t), _) => {
-            let limit = reference + t.offset_seconds + t.skew.as_secs() as i64;
+            let limit = reference + t.latest_offset();
             time_value(&f.ty, limit + 3600).map(|v| (v, vec![key], false))
         }
         (RuleKind::NotBefore(t), _) => {
-            let limit = reference + t.offset_seconds - t.skew.as_secs() as i64;
+            let limit = reference + t.earliest_offset();
             time_value(&f.ty, limit - 86_400 * 2).map(|v| (v, vec![key], false))
         }
         _ => None,
@@ -731,8 +716,8 @@ pub fn time_value(ty: &Type, seconds: i64) -> Option<Value> {
     }
 }
 
-/// Howard Hinnant's civil_from_days.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;

@@ -21,7 +21,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract_support::json::Parser;
-use contract_support::{Context, Contract, Enrichment, EventBatch, Verdict, Violation};
+use contract_support::manifest::{Issuer, Manifest};
+use contract_support::{AnyContract, Context, Enrichment, EventBuffer, Verdict, Violation};
 use iceberg::TableIdent;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -62,14 +63,15 @@ pub enum ServeError {
 /// What one contract holds between commits.
 struct Buffers {
     parser: Parser,
-    events: Box<dyn EventBatch>,
+    events: Box<dyn EventBuffer>,
     quarantine: QuarantineBatch,
     /// The highest LSN of this contract's records buffered so far.
     last_lsn: u64,
 }
 
 struct ContractState {
-    spec: &'static dyn Contract,
+    spec: &'static dyn AnyContract,
+    manifest: &'static Manifest,
     verifier: Verifier,
     events_table: TableIdent,
     quarantine_table: TableIdent,
@@ -134,7 +136,7 @@ impl AppState {
         claims: Option<&crate::identity::Claims>,
     ) -> Result<Judged, wal::WalError> {
         let state = &self.contracts[index];
-        let spec = state.spec;
+        let manifest = state.manifest;
         let string_claims: Vec<(&str, &str)> = claims
             .map(|c| {
                 c.extra
@@ -145,7 +147,7 @@ impl AppState {
             .unwrap_or_default();
         let enrichment = Enrichment {
             ingest_time_micros: received_micros,
-            contract_version: spec.version(),
+            contract_version: &manifest.version,
             request_id,
             jwt_sub: claims.map(|c| c.sub.as_str()),
             jwt_claims: &string_claims,
@@ -160,8 +162,7 @@ impl AppState {
             quarantine,
             last_lsn,
         } = &mut *buffers;
-        let (verdict, violations) =
-            spec.validate_into(parser, body, &ctx, &enrichment, Some(events.as_mut()));
+        let (verdict, violations) = events.validate_into(parser, body, &ctx, &enrichment);
         if verdict != Verdict::Accept {
             quarantine.push(Row {
                 received_micros,
@@ -183,7 +184,7 @@ impl AppState {
             self.last_assigned.store(lsn, Ordering::Release);
             self.wal.append(Record {
                 lsn,
-                contract: spec.name().to_string(),
+                contract: manifest.name.clone(),
                 received_micros,
                 request_id: request_id.to_string(),
                 player_id: claims.map(|c| c.sub.clone()),
@@ -193,12 +194,12 @@ impl AppState {
         drop(buffers);
         self.metrics
             .buffered
-            .with_label_values(&[spec.name()])
+            .with_label_values(&[manifest.name.as_str()])
             .set(buffered as i64);
         if buffered >= self.commit_rows {
             self.flush_now.notify_one();
         }
-        self.metrics.record(spec.name(), verdict, &violations);
+        self.metrics.record(&manifest.name, verdict, &violations);
         Ok((verdict, violations, ack))
     }
 }
@@ -218,25 +219,25 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok());
     match contract
         .verifier
-        .verify(authorization, contract.spec.auth().scopes)
+        .verify(authorization, &contract.manifest.ingest.auth.scopes)
         .await
     {
         Ok(claims) => Ok(claims),
         Err(AuthError::Unauthorized(reason)) => {
-            tracing::debug!(contract = contract.spec.name(), %reason, "unauthorized");
+            tracing::debug!(contract = contract.manifest.name.as_str(), %reason, "unauthorized");
             state
                 .metrics
                 .unauthorized
-                .with_label_values(&[contract.spec.name(), "401"])
+                .with_label_values(&[contract.manifest.name.as_str(), "401"])
                 .inc();
             Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"))
         }
         Err(AuthError::Forbidden(reason)) => {
-            tracing::debug!(contract = contract.spec.name(), %reason, "forbidden");
+            tracing::debug!(contract = contract.manifest.name.as_str(), %reason, "forbidden");
             state
                 .metrics
                 .unauthorized
-                .with_label_values(&[contract.spec.name(), "403"])
+                .with_label_values(&[contract.manifest.name.as_str(), "403"])
                 .inc();
             Err(message(StatusCode::FORBIDDEN, "Forbidden"))
         }
@@ -270,15 +271,18 @@ fn check_content_type(headers: &HeaderMap, batch: bool) -> Result<(), Response> 
     }
 }
 
-fn too_large(spec: &dyn Contract) -> Response {
+fn too_large(manifest: &Manifest) -> Response {
     message(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "the body exceeds the limit of {} bytes of contract {}",
-            spec.max_body_bytes(),
-            spec.name()
+            manifest.ingest.max_body_bytes, manifest.name
         ),
     )
+}
+
+fn max_body_bytes(manifest: &Manifest) -> usize {
+    usize::try_from(manifest.ingest.max_body_bytes).unwrap_or(usize::MAX)
 }
 
 async fn ingest_one(
@@ -292,13 +296,13 @@ async fn ingest_one(
         Ok(claims) => claims,
         Err(response) => return response,
     };
-    let spec = state.contracts[index].spec;
+    let manifest = state.contracts[index].manifest;
     let body = match body {
         Ok(body) => body,
-        Err(_) => return too_large(spec),
+        Err(_) => return too_large(manifest),
     };
-    if body.len() > spec.max_body_bytes() {
-        return too_large(spec);
+    if body.len() > max_body_bytes(manifest) {
+        return too_large(manifest);
     }
     if let Err(response) = check_content_type(&headers, false) {
         return response;
@@ -320,8 +324,7 @@ async fn ingest_one(
         // Quarantined events are acknowledged: the producer did nothing a retry would fix.
         Verdict::Accept | Verdict::Quarantine => {
             let mut response = cors((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], SUCCESS_BODY).into_response());
-            let verdict_name = if verdict == Verdict::Accept { "accept" } else { "quarantine" };
-            response.headers_mut().insert("x-contract-verdict", HeaderValue::from_static(verdict_name));
+            response.headers_mut().insert("x-contract-verdict", HeaderValue::from_static(verdict.as_str()));
             if !violations.is_empty() {
                 let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
                 if let Ok(value) = HeaderValue::from_str(&codes.join(",")) {
@@ -334,7 +337,7 @@ async fn ingest_one(
             (
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({
-                    "message": format!("the event breaks contract {} {}", spec.name(), spec.version()),
+                    "message": format!("the event breaks contract {} {}", manifest.name, manifest.version),
                     "request_id": request_id,
                     "violations": violations_json(&violations),
                 })),
@@ -374,9 +377,9 @@ async fn ingest_batch(
         Ok(claims) => claims,
         Err(response) => return response,
     };
-    let spec = state.contracts[index].spec;
+    let manifest = state.contracts[index].manifest;
     let Ok(body) = body else {
-        return too_large(spec);
+        return too_large(manifest);
     };
     if let Err(response) = check_content_type(&headers, true) {
         return response;
@@ -391,11 +394,11 @@ async fn ingest_batch(
     let (mut accepted, mut quarantined, mut rejected) = (0usize, 0usize, 0usize);
     for (i, event) in events.iter().enumerate() {
         let event_id = format!("{request_id}-{i}");
-        if event.len() > spec.max_body_bytes() {
+        if event.len() > max_body_bytes(manifest) {
             rejected += 1;
             results.push(json!({ "index": i, "verdict": "reject", "violations": [{
                 "code": "too_large", "path": "$", "policy": "reject",
-                "message": format!("the event exceeds the limit of {} bytes", spec.max_body_bytes()) }] }));
+                "message": format!("the event exceeds the limit of {} bytes", max_body_bytes(manifest)) }] }));
             continue;
         }
         match state.judge(index, event, received, &event_id, Some(&claims)) {
@@ -496,18 +499,22 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics));
     for (index, contract) in state.contracts.iter().enumerate() {
         // Room above the limit so an oversized body gets our 413 message, not a reset.
-        let limit =
-            DefaultBodyLimit::max(contract.spec.max_body_bytes().saturating_mul(2).max(1024));
+        let limit = DefaultBodyLimit::max(
+            max_body_bytes(contract.manifest)
+                .saturating_mul(2)
+                .max(1024),
+        );
         let single = move |State(state): State<Arc<AppState>>, headers: HeaderMap, body| {
             ingest_one(state, index, headers, body)
         };
-        router = router.route(contract.spec.route(), post(single).layer(limit));
-        if let Some(batch_route) = contract.spec.batch_route() {
+        router = router.route(
+            contract.manifest.ingest.route.as_str(),
+            post(single).layer(limit),
+        );
+        if let Some(batch_route) = contract.manifest.ingest.batch_route.as_deref() {
             // A batch may hold many events: allow 100 events' worth.
             let batch_limit = DefaultBodyLimit::max(
-                contract
-                    .spec
-                    .max_body_bytes()
+                max_body_bytes(contract.manifest)
                     .saturating_mul(100)
                     .min(64 << 20),
             );
@@ -535,11 +542,11 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
         state
             .metrics
             .buffered
-            .with_label_values(&[contract.spec.name()])
+            .with_label_values(&[contract.manifest.name.as_str()])
             .set(0);
-        let events = match events.map(|batch| match contract.spec.upsert() {
+        let events = match events.map(|batch| match contract.manifest.upsert() {
             // Upsert tables get one row per key per commit (see upsert.rs for across commits).
-            Some((key, latest_by)) => crate::upsert::latest_per_key(&batch, key, latest_by),
+            Some(upsert) => crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by),
             None => Ok(batch),
         }) {
             Some(Ok(batch)) => Some(batch),
@@ -632,18 +639,17 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
         let Some(contract) = state
             .contracts
             .iter()
-            .find(|c| c.spec.name() == record.contract)
+            .find(|c| c.manifest.name == record.contract)
         else {
             tracing::warn!(contract = %record.contract, lsn = record.lsn, "log record for a contract that is no longer served");
             continue;
         };
-        let spec = contract.spec;
         let ctx = Context {
             ingest_time_micros: record.received_micros,
         };
         let enrichment = Enrichment {
             ingest_time_micros: record.received_micros,
-            contract_version: spec.version(),
+            contract_version: &contract.manifest.version,
             request_id: &record.request_id,
             jwt_sub: record.player_id.as_deref(),
             jwt_claims: &[],
@@ -661,15 +667,9 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
             .copied()
             .unwrap_or(0);
         let (verdict, violations) = if record.lsn > events_done {
-            spec.validate_into(
-                parser,
-                &record.body,
-                &ctx,
-                &enrichment,
-                Some(events.as_mut()),
-            )
+            events.validate_into(parser, &record.body, &ctx, &enrichment)
         } else {
-            spec.validate_into(parser, &record.body, &ctx, &enrichment, None)
+            contract.spec.judge(parser, &record.body, &ctx)
         };
         if verdict == Verdict::Accept && record.lsn > events_done {
             replayed += 1;
@@ -706,9 +706,9 @@ pub async fn serve(
     let issuer = issuer.trim_end_matches('/').to_string();
     let dev_audience = contract_validators::ALL
         .iter()
-        .map(|c| c.auth())
-        .find(|a| a.issuer.is_none())
-        .map_or("gamebackend", |a| a.audience)
+        .map(|c| &c.manifest().ingest.auth)
+        .find(|a| a.issuer == Issuer::Dev)
+        .map_or("gamebackend", |a| a.audience.as_str())
         .to_string();
     let data_dir = config.data_dir.clone();
     let dev = {
@@ -724,18 +724,16 @@ pub async fn serve(
     let mut contracts = Vec::new();
     let mut committed = HashMap::new();
     for spec in contract_validators::ALL.iter().copied() {
-        let events_table = lake
-            .ensure_table(spec.database(), spec.events_table_json())
-            .await?;
+        let manifest = spec.manifest();
+        let events_definition = manifest.events_table();
+        let events_table = lake.ensure_table(&events_definition).await?;
         // A compatible contract change (new optional fields) evolves the table in place; an
         // incompatible one stops the start with the reason.
-        let added = lake.evolve(&events_table, spec.events_table_json()).await?;
+        let added = lake.evolve(&events_table, &events_definition).await?;
         if !added.is_empty() {
-            tracing::info!(table = %events_table, ?added, version = spec.version(), "added columns for the new contract version");
+            tracing::info!(table = %events_table, ?added, version = %manifest.version, "added columns for the new contract version");
         }
-        let quarantine_table = lake
-            .ensure_table(spec.database(), spec.quarantine_table_json())
-            .await?;
+        let quarantine_table = lake.ensure_table(&manifest.quarantine_table()).await?;
         committed.insert(
             events_table.clone(),
             lake.committed_lsn(&events_table).await?,
@@ -745,34 +743,35 @@ pub async fn serve(
             lake.committed_lsn(&quarantine_table).await?,
         );
         let quarantine_schema = Arc::new(lake.arrow_schema(&quarantine_table).await?);
-        let auth = spec.auth();
-        let verifier = match auth.issuer {
-            None => Verifier::new(
+        let auth = &manifest.ingest.auth;
+        let verifier = match &auth.issuer {
+            Issuer::Dev => Verifier::new(
                 issuer.clone(),
-                auth.audience.to_string(),
+                auth.audience.clone(),
                 KeySource::Dev(dev.clone()),
             ),
-            Some(external) => {
-                let jwks = auth.jwks_url.map_or_else(
-                    || format!("{external}/.well-known/jwks.json"),
-                    str::to_string,
-                );
+            Issuer::Url(external) => {
+                let jwks = auth
+                    .jwks_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{external}/.well-known/jwks.json"));
                 Verifier::new(
-                    external.to_string(),
-                    auth.audience.to_string(),
+                    external.clone(),
+                    auth.audience.clone(),
                     KeySource::remote(jwks),
                 )
             }
         };
         contracts.push(ContractState {
             spec,
+            manifest,
             verifier,
             events_table,
             quarantine_table,
             buffers: Mutex::new(Buffers {
                 parser: Parser::new(),
-                events: spec.new_batch(),
-                quarantine: QuarantineBatch::new(quarantine_schema, spec.version()),
+                events: spec.event_buffer(),
+                quarantine: QuarantineBatch::new(quarantine_schema, &manifest.version),
                 last_lsn: 0,
             }),
             unsent_events: Mutex::new(Vec::new()),
@@ -837,9 +836,9 @@ pub async fn serve(
     tracing::info!(%local, %issuer, contracts = state.contracts.len(), "serving");
     for contract in &state.contracts {
         tracing::info!(
-            contract = contract.spec.name(),
-            route = contract.spec.route(),
-            batch_route = contract.spec.batch_route().unwrap_or("-"),
+            contract = contract.manifest.name.as_str(),
+            route = contract.manifest.ingest.route.as_str(),
+            batch_route = contract.manifest.ingest.batch_route.as_deref().unwrap_or("-"),
             table = %contract.events_table,
             "route"
         );

@@ -409,7 +409,11 @@ impl Verifier {
 
     /// Checks the `Authorization` header value (raw token or `Bearer <token>`) and that the
     /// token holds one of `scopes`.
-    pub async fn verify(&self, header: Option<&str>, scopes: &[&str]) -> Result<Claims, AuthError> {
+    pub async fn verify<S: AsRef<str> + std::fmt::Debug>(
+        &self,
+        header: Option<&str>,
+        scopes: &[S],
+    ) -> Result<Claims, AuthError> {
         let raw = header
             .ok_or_else(|| AuthError::Unauthorized("no Authorization header".into()))?
             .trim();
@@ -443,7 +447,7 @@ impl Verifier {
             }
         };
         let held: Vec<&str> = claims.scope.split_whitespace().collect();
-        if !scopes.iter().any(|s| held.contains(s)) {
+        if !scopes.iter().any(|s| held.contains(&s.as_ref())) {
             return Err(AuthError::Forbidden(format!(
                 "scope {:?} holds none of {scopes:?}",
                 claims.scope

@@ -1,0 +1,318 @@
+//! Random events, valid by construction, for `synth`.
+//!
+//! Valid events are random but valid by construction: values drawn within each rule (enums,
+//! ranges, lengths, patterns through a regex-based generator, timestamps in the contract's
+//! format inside its time window), per-variant payloads, nested fields. Invalid events come
+//! from the contract's labelled corpus (one thing broken each, with the violation codes it
+//! must produce), so the summary can check the server answered each one as labelled.
+
+use contract_manifest::{Element, Literal, Manifest as Contract, Rule, RuleKind, Type, Variant};
+
+use crate as corpus;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Map, Value, json};
+
+/// One generated event and what the server must say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthEvent {
+    pub body: String,
+    /// Violation codes the event must produce; empty for a valid event.
+    pub expect: Vec<String>,
+    /// What was broken (for invalid events).
+    pub label: Option<String>,
+}
+
+/// Generates `count` events: valid ones, and a share `invalid_ratio` of labelled invalid ones.
+pub struct Generator<'c> {
+    contract: &'c Contract,
+    rng: StdRng,
+    invalid: Vec<corpus::Case>,
+    invalid_ratio: f64,
+    /// Ingest time the events are made valid for (seconds since the epoch).
+    now: i64,
+}
+
+impl<'c> Generator<'c> {
+    pub fn new(contract: &'c Contract, seed: u64, invalid_ratio: f64, now: i64) -> Self {
+        // Corpus cases whose only problem a server can see at any time (time-window cases are
+        // relative to `now`, and stay valid labels for a few minutes).
+        let invalid = corpus::cases_at(contract, now)
+            .into_iter()
+            .filter(|c| !c.is_valid())
+            .collect();
+        Generator {
+            contract,
+            rng: StdRng::seed_from_u64(seed),
+            invalid,
+            invalid_ratio,
+            now,
+        }
+    }
+
+    pub fn next_event(&mut self) -> SynthEvent {
+        if !self.invalid.is_empty() && self.rng.random_bool(self.invalid_ratio.clamp(0.0, 1.0)) {
+            let case = &self.invalid[self.rng.random_range(0..self.invalid.len())];
+            return SynthEvent {
+                body: case.body.clone(),
+                expect: case.codes.iter().map(|c| c.to_string()).collect(),
+                label: Some(case.name.clone()),
+            };
+        }
+        // `contract` outlives `self`'s borrow: no need to clone the variant or the fields.
+        let contract = self.contract;
+        let variant = contract
+            .variants
+            .as_ref()
+            .map(|v| &v.cases[self.rng.random_range(0..v.cases.len())]);
+        let body = Value::Object(self.valid_event(variant)).to_string();
+        SynthEvent {
+            body,
+            expect: Vec::new(),
+            label: None,
+        }
+    }
+
+    fn valid_event(&mut self, variant: Option<&Variant>) -> Map<String, Value> {
+        let mut event = Map::new();
+        let contract = self.contract;
+        for f in &contract.fields {
+            let extra: Vec<Rule> = variant
+                .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default();
+            let required = f.required || variant.is_some_and(|v| v.require.contains(&f.name));
+            if let (Some(vs), Some(v)) = (&self.contract.variants, variant)
+                && vs.discriminator == f.name
+            {
+                event.insert(f.name.clone(), json!(v.value));
+                continue;
+            }
+            if !required && self.rng.random_bool(0.3) {
+                continue;
+            }
+            let rules: Vec<Rule> = f.rules.iter().cloned().chain(extra).collect();
+            let value = self.value(&f.ty, &rules);
+            event.insert(f.name.clone(), value);
+        }
+        if let Some(v) = variant {
+            for f in &v.fields {
+                if !f.required && self.rng.random_bool(0.3) {
+                    continue;
+                }
+                let value = self.value(&f.ty, &f.rules);
+                event.insert(f.name.clone(), value);
+            }
+        }
+        event
+    }
+
+    fn value(&mut self, ty: &Type, rules: &[Rule]) -> Value {
+        let one_of = rules.iter().find_map(|r| match &r.kind {
+            RuleKind::OneOf(values) => Some(values.clone()),
+            _ => None,
+        });
+        let (lo, hi) = corpus::bounds(rules);
+        match ty {
+            Type::String => {
+                if let Some(values) = one_of {
+                    let passing: Vec<String> = values
+                        .iter()
+                        .filter_map(|v| {
+                            if let Literal::String(s) = v {
+                                Some(s.clone())
+                            } else {
+                                None
+                            }
+                        })
+                        .filter(|s| corpus::string_codes(s, rules).is_empty())
+                        .collect();
+                    if !passing.is_empty() {
+                        return json!(passing[self.rng.random_range(0..passing.len())]);
+                    }
+                }
+                json!(self.string(rules))
+            }
+            Type::Boolean => json!(self.rng.random_bool(0.5)),
+            Type::Int | Type::Long => {
+                if let Some(values) = one_of {
+                    let ints: Vec<i64> = values
+                        .iter()
+                        .filter_map(|v| {
+                            if let Literal::Int(i) = v {
+                                Some(*i)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    if !ints.is_empty() {
+                        return json!(ints[self.rng.random_range(0..ints.len())]);
+                    }
+                }
+                let lo = lo.map_or(0, |v| v.ceil() as i64);
+                let hi = hi.map_or(lo.saturating_add(10_000), |v| v.floor() as i64);
+                json!(self.rng.random_range(lo..=hi.max(lo)))
+            }
+            Type::Float | Type::Double => {
+                let lo = lo.unwrap_or(0.0);
+                let hi = hi.unwrap_or(lo + 10_000.0).max(lo);
+                // Two decimals keep the text short and the value inside inclusive bounds.
+                let v = (self.rng.random_range(lo..=hi) * 100.0).floor() / 100.0;
+                json!(v.clamp(lo, hi))
+            }
+            Type::Decimal { precision, scale } => {
+                let max = 10f64.powi(i32::from(*precision) - i32::from(*scale)) - 1.0;
+                let lo = lo.unwrap_or(0.0).max(-max);
+                let hi = hi.unwrap_or(lo + 1000.0).min(max).max(lo);
+                let units = 10f64.powi(i32::from(*scale));
+                let v = (self.rng.random_range(lo..=hi) * units).floor() / units;
+                json!(format!("{:.*}", usize::from(*scale), v.clamp(lo, hi)))
+            }
+            Type::Date | Type::Timestamp { .. } | Type::TimestampTz => {
+                // A time inside the rules' window, within the last hour of `now`.
+                let anchor = corpus::example_seconds(ty, rules, self.now);
+                let window = time_window(rules, self.now);
+                let jitter = self.rng.random_range(0..3600);
+                let candidate = (self.now - jitter).clamp(window.0, window.1);
+                let seconds = if *ty == Type::Date { anchor } else { candidate };
+                corpus::time_value(ty, seconds).unwrap_or(Value::Null)
+            }
+            Type::Uuid => {
+                let bytes: [u8; 16] = self.rng.random();
+                json!(
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .to_string()
+                )
+            }
+            Type::List(e) => {
+                let n = self.length(rules, 3);
+                json!((0..n).map(|_| self.element(e)).collect::<Vec<_>>())
+            }
+            Type::Map { key, value } => {
+                let n = self.length(rules, 3);
+                let mut map = Map::new();
+                for _ in 0..n * 4 {
+                    if map.len() as u64 >= n {
+                        break;
+                    }
+                    let k = self.string(&key.rules);
+                    let v = self.element(value);
+                    map.insert(k, v);
+                }
+                Value::Object(map)
+            }
+            Type::Struct(fields) => {
+                let mut object = Map::new();
+                for f in fields {
+                    if !f.required && self.rng.random_bool(0.3) {
+                        continue;
+                    }
+                    let v = self.value(&f.ty, &f.rules);
+                    object.insert(f.name.clone(), v);
+                }
+                Value::Object(object)
+            }
+        }
+    }
+
+    fn element(&mut self, e: &Element) -> Value {
+        self.value(&e.ty, &e.rules)
+    }
+
+    fn length(&mut self, rules: &[Rule], default_max: u64) -> u64 {
+        let min = rules
+            .iter()
+            .find_map(|r| {
+                if let RuleKind::MinLength(n) = r.kind {
+                    Some(n)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(0);
+        let max = rules
+            .iter()
+            .find_map(|r| {
+                if let RuleKind::MaxLength(n) = r.kind {
+                    Some(n)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(min + default_max);
+        self.rng.random_range(min..=max.max(min).min(min + 16))
+    }
+
+    /// A string passing every string rule: from the pattern when there is one.
+    fn string(&mut self, rules: &[Rule]) -> String {
+        let pattern = rules.iter().find_map(|r| {
+            if let RuleKind::Pattern(p) = &r.kind {
+                Some(p.clone())
+            } else {
+                None
+            }
+        });
+        if let Some(pattern) = pattern
+            && let Ok(generator) = rand_regex::Regex::compile(&pattern, 12)
+        {
+            for _ in 0..50 {
+                let s: String = self.rng.sample(&generator);
+                if corpus::string_codes(&s, rules).is_empty() {
+                    return s;
+                }
+            }
+        }
+        let min = rules
+            .iter()
+            .find_map(|r| {
+                if let RuleKind::MinLength(n) = r.kind {
+                    Some(n as usize)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(1);
+        let max = rules
+            .iter()
+            .find_map(|r| {
+                if let RuleKind::MaxLength(n) = r.kind {
+                    Some(n as usize)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(min + 40)
+            .max(min);
+        let len = self.rng.random_range(min..=max.min(min + 40));
+        const WORDS: &[&str] = &[
+            "the", "only", "thing", "we", "have", "to", "fear", "is", "itself", "dream", "leap",
+        ];
+        let mut s = String::new();
+        while s.chars().count() < len {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(WORDS[self.rng.random_range(0..WORDS.len())]);
+        }
+        let s: String = s.chars().take(len).collect();
+        if corpus::string_codes(&s, rules).is_empty() {
+            s
+        } else {
+            // A pattern the generator could not satisfy: the contract's own example passes.
+            corpus::example_value(&Type::String, rules, self.now)
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    }
+}
+
+/// The [earliest, latest] seconds a time rule allows, padded by a minute inside.
+fn time_window(rules: &[Rule], now: i64) -> (i64, i64) {
+    let (lo, hi) = contract_manifest::time_window(rules, now);
+    let lo = lo.map_or(i64::MIN / 2, |lo| lo + 60);
+    let hi = hi.map_or(i64::MAX / 2, |hi| hi - 60);
+    (lo, hi.max(lo))
+}

@@ -1,0 +1,434 @@
+//! The "edge": an API Gateway HTTP API in front of the REST API. Its JWT authorizer checks
+//! the token (REST APIs have no JWT authorizer type) and its route forwards to the REST API.
+
+use aws_sdk_apigatewayv2::Client;
+use aws_sdk_apigatewayv2::types::{
+    AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration, ProtocolType,
+};
+use contract_support::manifest::Issuer;
+
+use crate::{
+    Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found, resolve,
+    resource_path,
+};
+
+/// The stage of the HTTP API (auto-deployed).
+const STAGE: &str = "$default";
+
+/// What exists of the contract's HTTP API (read only when the API itself exists).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    pub api_id: String,
+    /// The route of the contract's ingest path.
+    pub route: Option<RouteState>,
+    /// The authorizer that route uses.
+    pub authorizer: Option<AuthorizerState>,
+    /// (id, uri) of every integration.
+    pub integrations: Vec<(String, String)>,
+    pub default_stage: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteState {
+    pub id: String,
+    pub jwt: bool,
+    pub authorizer_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizerState {
+    pub id: String,
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+}
+
+/// One call (or delete-and-create pair) on the HTTP API; ids are `None` when an earlier step
+/// of the plan creates what they refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    CreateApi {
+        name: String,
+    },
+    PutAuthorizer {
+        api_id: Option<String>,
+        /// The authorizer to delete first.
+        replace: Option<String>,
+        issuer: String,
+        audience: Vec<String>,
+    },
+    CreateIntegration {
+        api_id: Option<String>,
+        rest_api_id: Option<String>,
+        region: String,
+        route: String,
+    },
+    PutRoute {
+        api_id: Option<String>,
+        /// The route to delete first.
+        replace: Option<String>,
+        route_key: String,
+        authorizer_id: Option<String>,
+        scopes: Vec<String>,
+        integration_id: Option<String>,
+    },
+    CreateStage {
+        api_id: Option<String>,
+    },
+}
+
+fn name(config: &DeployConfig, desired: &Desired) -> String {
+    format!("{}-edge", desired.api(config))
+}
+
+fn route_key(desired: &Desired) -> String {
+    format!("POST {}", desired.manifest.ingest.route)
+}
+
+/// The issuer the authorizer trusts; `None` for the dev identity provider without
+/// `--issuer-url` (it does not run on AWS): then the contract gets no edge.
+pub fn issuer(config: &DeployConfig, desired: &Desired) -> Option<String> {
+    match &desired.manifest.ingest.auth.issuer {
+        Issuer::Url(url) => Some(url.clone()),
+        Issuer::Dev => config.dev_issuer.clone(),
+    }
+}
+
+/// Where the edge forwards to: the REST API's invoke URL of the route.
+fn target(rest_api_id: &str, region: &str, route: &str) -> String {
+    let (stage, path) = resource_path(route);
+    format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{stage}{path}")
+}
+
+pub async fn read(
+    client: &Client,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Option<Current>, DeployError> {
+    let name = name(config, desired);
+    let apis = client
+        .get_apis()
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetApis"))?;
+    let Some(api_id) = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some(name.as_str()))
+        .and_then(|a| a.api_id().map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let routes = client
+        .get_routes()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetRoutes"))?;
+    let key = route_key(desired);
+    let route = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some(key.as_str()))
+        .map(|r| RouteState {
+            id: r.route_id().unwrap_or_default().to_string(),
+            jwt: r.authorization_type() == Some(&AuthorizationType::Jwt),
+            authorizer_id: r.authorizer_id().map(str::to_string),
+            scopes: r.authorization_scopes().to_vec(),
+            target: r.target().map(str::to_string),
+        });
+    // The authorizer is found through the route that uses it (listing authorizers is a call
+    // some emulators lack).
+    let authorizer = match route.as_ref().and_then(|r| r.authorizer_id.as_deref()) {
+        Some(id) => read_authorizer(client, &api_id, id).await?,
+        None => None,
+    };
+    let integrations = client
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetIntegrations"))?;
+    let integrations = integrations
+        .items()
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.integration_id()?.to_string(),
+                i.integration_uri()?.to_string(),
+            ))
+        })
+        .collect();
+    let stages = client
+        .get_stages()
+        .api_id(&api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:GetStages"))?;
+    let default_stage = stages.items().iter().any(|s| s.stage_name() == Some(STAGE));
+    Ok(Some(Current {
+        api_id,
+        route,
+        authorizer,
+        integrations,
+        default_stage,
+    }))
+}
+
+async fn read_authorizer(
+    client: &Client,
+    api_id: &str,
+    id: &str,
+) -> Result<Option<AuthorizerState>, DeployError> {
+    let got = client
+        .get_authorizer()
+        .api_id(api_id)
+        .authorizer_id(id)
+        .send()
+        .await;
+    let authorizer = found("apigatewayv2:GetAuthorizer", got, |e| {
+        e.is_not_found_exception()
+    })?;
+    Ok(authorizer.map(|a| AuthorizerState {
+        id: a.authorizer_id().unwrap_or(id).to_string(),
+        issuer: a
+            .jwt_configuration()
+            .and_then(|j| j.issuer())
+            .map(str::to_string),
+        audience: a
+            .jwt_configuration()
+            .map(|j| j.audience().to_vec())
+            .unwrap_or_default(),
+    }))
+}
+
+/// Plans the edge in front of the REST API `rest_api_id` (`None`: the plan creates it).
+pub fn plan(
+    config: &DeployConfig,
+    desired: &Desired,
+    rest_api_id: Option<String>,
+    current: Option<&Current>,
+    plan: &mut Plan,
+) {
+    let name = name(config, desired);
+    let Some(issuer) = issuer(config, desired) else {
+        plan.notes.push(format!(
+            "{name}: no JWT authorizer planned: the contract trusts the dev identity provider; pass --issuer-url"
+        ));
+        return;
+    };
+    let steps = &mut plan.steps;
+    let mut push = |resource: String, action: Action, op: Op| {
+        steps.push(Step {
+            resource,
+            action,
+            op: crate::Op::Edge(op),
+        })
+    };
+    if current.is_none() {
+        push(
+            format!("api gateway http api {name}"),
+            Action::Create,
+            Op::CreateApi { name: name.clone() },
+        );
+    }
+    // Plan against an empty API when it does not exist: everything in it gets created.
+    let empty = Current::default();
+    let have = current.unwrap_or(&empty);
+    let api_id = current.map(|c| c.api_id.clone());
+    let auth = &desired.manifest.ingest.auth;
+
+    let audience = vec![auth.audience.to_string()];
+    let authorizer_ok = have
+        .authorizer
+        .as_ref()
+        .is_some_and(|a| a.issuer.as_deref() == Some(issuer.as_str()) && a.audience == audience);
+    // The id the route should use: the existing one, or `None` for the one created below.
+    let authorizer_id = if authorizer_ok {
+        have.authorizer.as_ref().map(|a| a.id.clone())
+    } else {
+        push(
+            format!("api gateway JWT authorizer {name}/jwt ({issuer})"),
+            Action::for_existing(have.authorizer.is_some(), "issuer or audience"),
+            Op::PutAuthorizer {
+                api_id: api_id.clone(),
+                replace: have.authorizer.as_ref().map(|a| a.id.clone()),
+                issuer,
+                audience,
+            },
+        );
+        None
+    };
+
+    let route = desired.manifest.ingest.route.clone();
+    let wanted = rest_api_id
+        .as_deref()
+        .map(|id| target(id, &config.region, &route));
+    let integration_id = wanted.as_ref().and_then(|wanted| {
+        have.integrations
+            .iter()
+            .find(|(_, uri)| uri == wanted)
+            .map(|(id, _)| id.clone())
+    });
+    if integration_id.is_none() {
+        let shown = wanted.unwrap_or_else(|| target("<new rest api>", &config.region, &route));
+        push(
+            format!("api gateway http api {name} integration → {shown}"),
+            Action::Create,
+            Op::CreateIntegration {
+                api_id: api_id.clone(),
+                rest_api_id,
+                region: config.region.clone(),
+                route,
+            },
+        );
+    }
+
+    let scopes: Vec<String> = auth.scopes.iter().map(|s| s.to_string()).collect();
+    let key = route_key(desired);
+    let route_ok = have.route.as_ref().is_some_and(|r| {
+        r.jwt
+            && authorizer_id.is_some()
+            && r.authorizer_id == authorizer_id
+            && r.scopes == scopes
+            && integration_id.is_some()
+            && r.target == integration_id.as_ref().map(|i| format!("integrations/{i}"))
+    });
+    if !route_ok {
+        push(
+            format!("api gateway http api {name} route {key} (JWT, scopes {scopes:?})"),
+            Action::for_existing(have.route.is_some(), "authorizer, scopes or target"),
+            Op::PutRoute {
+                api_id: api_id.clone(),
+                replace: have.route.as_ref().map(|r| r.id.clone()),
+                route_key: key,
+                authorizer_id,
+                scopes,
+                integration_id,
+            },
+        );
+    }
+
+    if !have.default_stage {
+        push(
+            format!("api gateway http api {name} stage {STAGE} (auto-deploy)"),
+            Action::Create,
+            Op::CreateStage { api_id },
+        );
+    }
+}
+
+pub(crate) async fn apply(
+    client: &Client,
+    op: &Op,
+    created: &mut Created,
+) -> Result<(), DeployError> {
+    let api = |known: &Option<String>| resolve(known, &created.edge_api, "http api");
+    match op {
+        Op::CreateApi { name } => {
+            let api = client
+                .create_api()
+                .name(name)
+                .protocol_type(ProtocolType::Http)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateApi"))?;
+            created.edge_api = api.api_id().map(str::to_string);
+        }
+        Op::PutAuthorizer {
+            api_id,
+            replace,
+            issuer,
+            audience,
+        } => {
+            let api_id = api(api_id)?;
+            if let Some(id) = replace {
+                client
+                    .delete_authorizer()
+                    .api_id(&api_id)
+                    .authorizer_id(id)
+                    .send()
+                    .await
+                    .map_err(aws("apigatewayv2:DeleteAuthorizer"))?;
+            }
+            let jwt = JwtConfiguration::builder()
+                .issuer(issuer)
+                .set_audience(Some(audience.clone()))
+                .build();
+            let authorizer = client
+                .create_authorizer()
+                .api_id(&api_id)
+                .name("jwt")
+                .authorizer_type(AuthorizerType::Jwt)
+                .identity_source("$request.header.Authorization")
+                .jwt_configuration(jwt)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateAuthorizer"))?;
+            created.authorizer = authorizer.authorizer_id().map(str::to_string);
+        }
+        Op::CreateIntegration {
+            api_id,
+            rest_api_id,
+            region,
+            route,
+        } => {
+            let rest_api_id = resolve(rest_api_id, &created.rest_api, "rest api")?;
+            let integration = client
+                .create_integration()
+                .api_id(api(api_id)?)
+                .integration_type(IntegrationType::HttpProxy)
+                .integration_method("POST")
+                .integration_uri(target(&rest_api_id, region, route))
+                .payload_format_version("1.0")
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateIntegration"))?;
+            created.integration = integration.integration_id().map(str::to_string);
+        }
+        Op::PutRoute {
+            api_id,
+            replace,
+            route_key,
+            authorizer_id,
+            scopes,
+            integration_id,
+        } => {
+            let api_id = api(api_id)?;
+            let authorizer_id = resolve(authorizer_id, &created.authorizer, "JWT authorizer")?;
+            let integration_id = resolve(integration_id, &created.integration, "integration")?;
+            if let Some(id) = replace {
+                client
+                    .delete_route()
+                    .api_id(&api_id)
+                    .route_id(id)
+                    .send()
+                    .await
+                    .map_err(aws("apigatewayv2:DeleteRoute"))?;
+            }
+            client
+                .create_route()
+                .api_id(&api_id)
+                .route_key(route_key)
+                .authorization_type(AuthorizationType::Jwt)
+                .authorizer_id(authorizer_id)
+                .set_authorization_scopes(Some(scopes.clone()))
+                .target(format!("integrations/{integration_id}"))
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateRoute"))?;
+        }
+        Op::CreateStage { api_id } => {
+            client
+                .create_stage()
+                .api_id(api(api_id)?)
+                .stage_name(STAGE)
+                .auto_deploy(true)
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:CreateStage"))?;
+        }
+    }
+    Ok(())
+}

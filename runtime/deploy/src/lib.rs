@@ -1,0 +1,530 @@
+//! `contract-runtime deploy`: the generated stack on AWS (API Gateway → Kinesis → Glue Spark
+//! streaming → Iceberg tables in S3 registered in the Glue Data Catalog).
+//!
+//! Each resource is read back, compared with what the generated artefacts say it should be,
+//! and planned as create, update or nothing (like a terraform plan); `apply` carries the plan
+//! out. Applying twice changes nothing the second time, and a resource changed outside shows
+//! up as an update (drift). The artefacts come from `generated/`, so what is deployed is
+//! byte for byte what `contractc build` produced.
+//!
+//! Three stages, so a plan can be built and tested without AWS: [`read`] turns what exists
+//! into plain data ([`Current`], one part per resource kind), [`plan`] compares it with
+//! [`Desired`] without any call, and [`apply`] makes the calls each [`Step`] carries. One
+//! module per resource kind holds its read, its part of the plan and its apply.
+
+pub mod edge;
+pub mod glue;
+pub mod kinesis;
+pub mod rest_api;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use contract_support::manifest::Manifest;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{call}: {message}")]
+    Aws { call: &'static str, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Turns a failed SDK call into a one-line error: the call, the AWS error code and message.
+fn aws<E>(call: &'static str) -> impl Fn(SdkError<E>) -> DeployError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |error| DeployError::Aws {
+        call,
+        message: describe(call, &error),
+    }
+}
+
+fn describe<E>(call: &'static str, error: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = error.code().unwrap_or_default();
+    let message = error.message().unwrap_or_default();
+    // Emulators answer unimplemented calls with an HTML 500 or a NotImplemented code.
+    let body = error
+        .raw_response()
+        .and_then(|r| r.body().bytes())
+        .map(|b| String::from_utf8_lossy(b).to_lowercase())
+        .unwrap_or_default();
+    if code == "NotImplemented"
+        || message.contains("not yet implemented")
+        || body.contains("<!doctype html")
+    {
+        format!("not supported by this endpoint (the call {call} is not implemented)")
+    } else if code.contains("AccessDenied") {
+        format!("access denied: the credentials lack the permission for {call}")
+    } else if !code.is_empty() || !message.is_empty() {
+        [code, message]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ")
+    } else {
+        // No service error (timeout, connection refused, …): the error chain says what failed.
+        DisplayErrorContext(error).to_string()
+    }
+}
+
+/// The result of a read whose not-found error means "absent": `Ok(None)` for that error only,
+/// any other failure is an error naming the call.
+fn found<T, E>(
+    call: &'static str,
+    result: Result<T, SdkError<E>>,
+    not_found: impl Fn(&E) -> bool,
+) -> Result<Option<T>, DeployError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.as_service_error().is_some_and(&not_found) => Ok(None),
+        Err(error) => Err(aws(call)(error)),
+    }
+}
+
+fn invalid(error: impl std::fmt::Display) -> DeployError {
+    DeployError::Invalid(error.to_string())
+}
+/// Settings of `deploy` and `status`.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    pub prefix: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    pub bucket: Option<String>,
+    pub glue_role_arn: Option<String>,
+    pub api_role_arn: Option<String>,
+    pub account_id: String,
+    /// Where `contractc build` wrote the artefacts.
+    pub generated: PathBuf,
+    /// Fixed credentials (access key id, secret) instead of the standard chain: for emulators.
+    pub static_credentials: Option<(String, String)>,
+    /// The issuer the JWT authorizer trusts for contracts using the dev identity provider
+    /// (which does not run on AWS); without it their authorizer is left out, with a note.
+    pub dev_issuer: Option<String>,
+}
+
+impl DeployConfig {
+    fn bucket(&self) -> String {
+        self.bucket
+            .clone()
+            .unwrap_or_else(|| format!("{}-artifacts", self.prefix))
+    }
+    fn glue_role(&self) -> String {
+        self.glue_role_arn.clone().unwrap_or_else(|| {
+            format!("arn:aws:iam::{}:role/{}-glue", self.account_id, self.prefix)
+        })
+    }
+    fn api_role(&self) -> String {
+        self.api_role_arn.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:iam::{}:role/{}-apigateway",
+                self.account_id, self.prefix
+            )
+        })
+    }
+}
+
+/// The AWS clients, one configuration for all (endpoint, region, credentials chain).
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub apigatewayv2: aws_sdk_apigatewayv2::Client,
+}
+
+impl Clients {
+    pub async fn new(config: &DeployConfig) -> Clients {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            // Emulators answer unimplemented calls with 500s: no point in retrying them.
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(if config.endpoint_url.is_some() { 1 } else { 3 }),
+            );
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some((id, secret)) = &config.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                id, secret, None, None, "static",
+            ));
+        }
+        let shared = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.endpoint_url.is_some())
+            .build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            kinesis: aws_sdk_kinesis::Client::new(&shared),
+            glue: aws_sdk_glue::Client::new(&shared),
+            apigateway: aws_sdk_apigateway::Client::new(&shared),
+            apigatewayv2: aws_sdk_apigatewayv2::Client::new(&shared),
+        }
+    }
+}
+
+/// What a plan does to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    /// The resource exists but differs (drift, or a changed contract): what differs.
+    Update(Vec<String>),
+}
+
+impl Action {
+    /// `Update(what)` for a resource that exists, else `Create`.
+    fn for_existing(exists: bool, what: &str) -> Action {
+        if exists {
+            Action::Update(vec![what.to_string()])
+        } else {
+            Action::Create
+        }
+    }
+}
+
+/// One change of a plan: what it is shown as, and what `apply` does to make it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// e.g. `glue job contractc-game_events`.
+    pub resource: String,
+    pub action: Action,
+    pub op: Op,
+}
+
+/// The calls one step makes, with everything they need (ids of resources that exist already;
+/// `None` where an earlier step of the same plan creates the resource).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    S3(s3::Op),
+    Kinesis(kinesis::Op),
+    Glue(glue::Op),
+    RestApi(rest_api::Op),
+    Edge(edge::Op),
+}
+
+/// What `apply` would do for one contract, in order, and notes on what it leaves out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub notes: Vec<String>,
+}
+
+/// What exists on AWS for one contract, as plain data (read by [`read`], planned by [`plan`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Current {
+    pub s3: s3::Current,
+    pub kinesis: kinesis::Current,
+    pub glue: glue::Current,
+    pub rest_api: Option<rest_api::Current>,
+    /// `None` when the contract gets no edge (no issuer to trust) or it does not exist.
+    pub edge: Option<edge::Current>,
+}
+
+/// Ids of resources created by earlier steps of the apply, for the steps that refer to them.
+#[derive(Debug, Default)]
+struct Created {
+    rest_api: Option<String>,
+    validator: Option<String>,
+    /// Resource path → id.
+    resources: HashMap<String, String>,
+    edge_api: Option<String>,
+    authorizer: Option<String>,
+    integration: Option<String>,
+}
+
+/// Picks the id known when planning, else the one an earlier step created.
+fn resolve(
+    known: &Option<String>,
+    created: &Option<String>,
+    what: &str,
+) -> Result<String, DeployError> {
+    known.clone().or_else(|| created.clone()).ok_or_else(|| {
+        DeployError::Invalid(format!(
+            "no id for the {what}: the step creating it did not run"
+        ))
+    })
+}
+
+/// Reads what exists on AWS for one contract.
+pub async fn read(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Current, DeployError> {
+    Ok(Current {
+        s3: s3::read(&clients.s3, &config.bucket(), &desired.script_key(config)).await?,
+        kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
+        glue: glue::read(&clients.glue, config, desired).await?,
+        rest_api: rest_api::read(&clients.apigateway, config, desired).await?,
+        edge: match edge::issuer(config, desired) {
+            Some(_) => edge::read(&clients.apigatewayv2, config, desired).await?,
+            None => None,
+        },
+    })
+}
+
+/// The steps that turn `current` into what `desired` says (no AWS calls).
+pub fn plan(
+    config: &DeployConfig,
+    desired: &Desired,
+    current: &Current,
+) -> Result<Plan, DeployError> {
+    let mut plan = Plan::default();
+    s3::plan(config, desired, &current.s3, &mut plan.steps);
+    kinesis::plan(config, desired, &current.kinesis, &mut plan.steps);
+    glue::plan(config, desired, &current.glue, &mut plan.steps)?;
+    let rest_api_id = rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
+    // The front door: an HTTP API whose JWT authorizer checks the token (REST APIs have no JWT
+    // authorizer type) and forwards to the REST API, which validates the body and puts the
+    // record on the stream.
+    edge::plan(
+        config,
+        desired,
+        rest_api_id,
+        current.edge.as_ref(),
+        &mut plan,
+    );
+    Ok(plan)
+}
+
+/// Reads one contract's resources and plans their deployment.
+pub async fn plan_contract(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Plan, DeployError> {
+    let current = read(clients, config, desired).await?;
+    plan(config, desired, &current)
+}
+
+/// Carries out a plan, step by step, stopping at the first failure.
+pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
+    let mut created = Created::default();
+    for step in &plan.steps {
+        match &step.op {
+            Op::S3(op) => s3::apply(&clients.s3, op).await?,
+            Op::Kinesis(op) => kinesis::apply(&clients.kinesis, op).await?,
+            Op::Glue(op) => glue::apply(&clients.glue, op).await?,
+            Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
+            Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
+        }
+    }
+    Ok(())
+}
+/// Everything one contract needs deployed: its manifest, and the generated artefacts.
+pub struct Desired {
+    pub manifest: &'static Manifest,
+    pub script: Vec<u8>,
+    pub model: String,
+    pub openapi: Value,
+}
+
+impl Desired {
+    /// Reads the generated artefacts of `manifest` from `generated` and checks they come from
+    /// the same contract as the manifest compiled into this binary (the script names the
+    /// fingerprint it was built from).
+    pub fn load(
+        manifest: &'static Manifest,
+        generated: &std::path::Path,
+    ) -> Result<Desired, DeployError> {
+        let read = |rel: &str| {
+            let path = generated.join(&manifest.name).join(rel);
+            std::fs::read(&path).map_err(|source| DeployError::Io { path, source })
+        };
+        let script = read("glue/streaming_job.py")?;
+        let fingerprint_line = format!("FINGERPRINT = \"{}\"", manifest.source.fingerprint);
+        if !String::from_utf8_lossy(&script).contains(&fingerprint_line) {
+            return Err(DeployError::Invalid(format!(
+                "{}: {} was generated from another version of the contract than this binary was \
+                 built from: run `cargo run -p contractc -- build` and rebuild contract-deploy",
+                manifest.name,
+                generated
+                    .join(&manifest.name)
+                    .join("glue/streaming_job.py")
+                    .display()
+            )));
+        }
+        let model = String::from_utf8_lossy(&read("apigateway/request-model.json")?).into_owned();
+        let openapi = serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
+        Ok(Desired {
+            manifest,
+            script,
+            model,
+            openapi,
+        })
+    }
+
+    fn stream(&self, c: &DeployConfig) -> String {
+        format!("{}-{}", c.prefix, self.manifest.name)
+    }
+    fn script_key(&self, c: &DeployConfig) -> String {
+        format!("{}/{}/streaming_job.py", c.prefix, self.manifest.name)
+    }
+    fn job(&self, c: &DeployConfig) -> String {
+        format!("{}-{}", c.prefix, self.manifest.name)
+    }
+    fn api(&self, c: &DeployConfig) -> String {
+        format!("{}-{}", c.prefix, self.manifest.name)
+    }
+    fn model_name(&self) -> String {
+        self.model_json()["title"]
+            .as_str()
+            .unwrap_or("Event")
+            .to_string()
+    }
+    fn model_json(&self) -> Value {
+        serde_json::from_str(&self.model).unwrap_or_default()
+    }
+    fn stream_arn(&self, c: &DeployConfig) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{}",
+            c.region,
+            c.account_id,
+            self.stream(c)
+        )
+    }
+
+    fn request_template(&self) -> String {
+        let route = self.manifest.ingest.route.as_str();
+        self.openapi["paths"][route]["post"]["x-amazon-apigateway-integration"]["requestTemplates"]
+            ["application/json"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The API Gateway resource path of a route: its first segment is the stage (`/prod/x` → `/x`).
+fn resource_path(route: &str) -> (String, String) {
+    let mut parts = route.trim_start_matches('/').splitn(2, '/');
+    let first = parts.next().unwrap_or_default().to_string();
+    match parts.next() {
+        Some(rest) => (first, format!("/{rest}")),
+        None => ("prod".to_string(), route.to_string()),
+    }
+}
+
+/// Starts the contract's Glue job; returns the run id.
+pub async fn start_job(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<String, DeployError> {
+    let run = clients
+        .glue
+        .start_job_run()
+        .job_name(desired.job(config))
+        .send()
+        .await
+        .map_err(aws("glue:StartJobRun"))?;
+    Ok(run.job_run_id().unwrap_or_default().to_string())
+}
+
+/// One line per resource and the last job run.
+pub async fn status(clients: &Clients, config: &DeployConfig, desired: &Desired) -> Vec<String> {
+    let mut lines = Vec::new();
+    let present = |ok: bool| if ok { "present" } else { "missing" };
+    let bucket = config.bucket();
+    lines.push(format!(
+        "s3 bucket {bucket}: {}",
+        present(
+            clients
+                .s3
+                .head_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .is_ok()
+        )
+    ));
+    let stream = desired.stream(config);
+    let stream_status = clients
+        .kinesis
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .ok()
+        .and_then(|s| {
+            s.stream_description_summary
+                .map(|d| d.stream_status.as_str().to_string())
+        });
+    lines.push(format!(
+        "kinesis stream {stream}: {}",
+        stream_status.unwrap_or_else(|| "missing".into())
+    ));
+    for table in [
+        desired.manifest.table.name.clone(),
+        desired.manifest.quarantine_table_name(),
+    ] {
+        let ok = clients
+            .glue
+            .get_table()
+            .database_name(&desired.manifest.table.database)
+            .name(&table)
+            .send()
+            .await
+            .is_ok();
+        lines.push(format!(
+            "glue table {}.{table}: {}",
+            &desired.manifest.table.database,
+            present(ok)
+        ));
+    }
+    let job = desired.job(config);
+    let last_run = clients
+        .glue
+        .get_job_runs()
+        .job_name(&job)
+        .max_results(1)
+        .send()
+        .await
+        .ok()
+        .and_then(|r| {
+            r.job_runs().first().map(|run| {
+                format!(
+                    "{} {}",
+                    run.id().unwrap_or_default(),
+                    run.job_run_state().map(|s| s.as_str()).unwrap_or("?")
+                )
+            })
+        });
+    lines.push(format!(
+        "glue job {job}: last run {}",
+        last_run.unwrap_or_else(|| "none".into())
+    ));
+    lines
+}
+
+#[cfg(test)]
+mod tests;

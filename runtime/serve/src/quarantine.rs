@@ -1,0 +1,147 @@
+//! Rows of a contract's quarantine table: refused and quarantined events with their reasons.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, ListArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+};
+use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
+use contract_support::manifest::quarantine as q;
+use contract_support::{Verdict, Violation};
+
+/// One quarantined event, owned (it outlives the request that brought it).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub received_micros: i64,
+    pub request_id: String,
+    pub verdict: Verdict,
+    pub violations: Vec<Violation>,
+    pub raw_payload: String,
+    pub player_id: Option<String>,
+}
+
+/// Accumulates rows; builds a batch shaped exactly like the table's Arrow schema.
+pub struct QuarantineBatch {
+    schema: SchemaRef,
+    contract_version: String,
+    rows: Vec<Row>,
+}
+
+impl QuarantineBatch {
+    pub fn new(schema: SchemaRef, contract_version: &str) -> Self {
+        QuarantineBatch {
+            schema,
+            contract_version: contract_version.to_string(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Builds the batch and starts empty again. Columns are matched to the table's schema by
+    /// their Iceberg field ids (`contract_manifest::quarantine`), the one definition of the
+    /// quarantine table, so a reordered or renamed column cannot receive the wrong values.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = std::mem::take(&mut self.rows);
+        let mut offsets = vec![0i32];
+        for row in &rows {
+            offsets.push(offsets.last().copied().unwrap_or(0) + row.violations.len() as i32);
+        }
+        let all: Vec<&Violation> = rows.iter().flat_map(|r| r.violations.iter()).collect();
+        let strings = |f: &dyn Fn(&Row) -> Option<&str>| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let member = |f: &dyn Fn(&Violation) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(
+                all.iter().map(|v| f(v)).collect::<Vec<_>>(),
+            ))
+        };
+        let list_of = |field: &Field, values: ArrayRef| -> Result<ArrayRef, ArrowError> {
+            let DataType::List(element) = field.data_type() else {
+                return Err(schema_error(field, "a list"));
+            };
+            Ok(Arc::new(ListArray::try_new(
+                element.clone(),
+                arrow_buffer_offsets(&offsets),
+                values,
+                None,
+            )?))
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for field in self.schema.fields() {
+            let column: ArrayRef = match field_id(field) {
+                Some(q::RECEIVED_AT) => Arc::new(
+                    TimestampMicrosecondArray::from(
+                        rows.iter().map(|r| r.received_micros).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("+00:00"),
+                ),
+                Some(q::REQUEST_ID) => strings(&|r| Some(r.request_id.as_str())),
+                Some(q::CONTRACT_VERSION) => Arc::new(StringArray::from(vec![
+                    self.contract_version
+                        .as_str();
+                    rows.len()
+                ])),
+                Some(q::VERDICT) => strings(&|r| Some(r.verdict.as_str())),
+                Some(q::VIOLATION_CODES) => list_of(
+                    field,
+                    Arc::new(StringArray::from(
+                        all.iter().map(|v| v.code.as_str()).collect::<Vec<_>>(),
+                    )),
+                )?,
+                Some(q::VIOLATIONS) => {
+                    let members = match field.data_type() {
+                        DataType::List(element) => match element.data_type() {
+                            DataType::Struct(members) => members.clone(),
+                            _ => return Err(schema_error(field, "a list of structs")),
+                        },
+                        _ => return Err(schema_error(field, "a list of structs")),
+                    };
+                    let structs = StructArray::try_new(
+                        members,
+                        vec![
+                            member(&|v| v.code.as_str().to_string()),
+                            member(&|v| v.path.clone()),
+                            member(&|v| v.policy.as_str().to_string()),
+                            member(&|v| v.message.clone()),
+                        ],
+                        None,
+                    )?;
+                    list_of(field, Arc::new(structs))?
+                }
+                Some(q::RAW_PAYLOAD) => strings(&|r| Some(r.raw_payload.as_str())),
+                Some(q::PLAYER_ID) => strings(&|r| r.player_id.as_deref()),
+                _ => return Err(schema_error(field, "a quarantine column")),
+            };
+            columns.push(column);
+        }
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+/// The Iceberg field id Arrow schemas read from Iceberg carry in their metadata.
+fn field_id(field: &Field) -> Option<u32> {
+    field.metadata().get("PARQUET:field_id")?.parse().ok()
+}
+
+fn schema_error(field: &Field, expected: &str) -> ArrowError {
+    ArrowError::SchemaError(format!(
+        "quarantine column {} ({}) is not {expected}",
+        field.name(),
+        field.data_type()
+    ))
+}
+
+fn arrow_buffer_offsets(offsets: &[i32]) -> arrow_buffer::OffsetBuffer<i32> {
+    arrow_buffer::OffsetBuffer::new(arrow_buffer::ScalarBuffer::from(offsets.to_vec()))
+}
