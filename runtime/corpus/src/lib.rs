@@ -98,10 +98,7 @@ pub fn example_seconds(ty: &Type, rules: &[Rule], reference: i64) -> i64 {
 }
 
 pub fn example_value(ty: &Type, rules: &[Rule], reference: i64) -> Value {
-    let one_of = rules.iter().find_map(|r| match &r.kind {
-        RuleKind::OneOf(values) => Some(values.clone()),
-        _ => None,
-    });
+    let one_of = contract_manifest::one_of(rules).map(<[Literal]>::to_vec);
     match ty {
         Type::String => {
             if let Some(values) = one_of {
@@ -201,17 +198,11 @@ pub(crate) fn bounds(rules: &[Rule]) -> (Option<f64>, Option<f64>) {
 /// The shortest string the pattern matches, padded to the minimum length when the pattern
 /// allows it, or a plain word when there is no pattern.
 fn example_string(rules: &[Rule]) -> String {
-    let min = rules.iter().find_map(|r| match r.kind {
-        RuleKind::MinLength(n) => Some(n as usize),
-        _ => None,
-    });
-    let pattern = rules.iter().find_map(|r| match &r.kind {
-        RuleKind::Pattern(p) => Some(p.clone()),
-        _ => None,
-    });
-    match pattern {
+    let (min, max) = contract_manifest::length_bounds(rules);
+    let (min, max) = (min.map(|n| n as usize), max.map(|n| n as usize));
+    match contract_manifest::pattern(rules) {
         Some(p) => {
-            let hir = regex_syntax::Parser::new().parse(&p).ok();
+            let hir = regex_syntax::Parser::new().parse(p).ok();
             let mut s = hir.as_ref().map(shortest_match).unwrap_or_default();
             if let (Some(min), Some(hir)) = (min, &hir) {
                 // Try longer repetitions until the minimum length is met.
@@ -230,10 +221,6 @@ fn example_string(rules: &[Rule]) -> String {
                     s.push('x');
                 }
             }
-            let max = rules.iter().find_map(|r| match r.kind {
-                RuleKind::MaxLength(n) => Some(n as usize),
-                _ => None,
-            });
             if let Some(max) = max {
                 s = s.chars().take(max).collect();
             }

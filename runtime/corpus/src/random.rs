@@ -6,7 +6,7 @@
 //! from the contract's labelled corpus (one thing broken each, with the violation codes it
 //! must produce), so the summary can check the server answered each one as labelled.
 
-use contract_manifest::{Element, Literal, Manifest as Contract, Rule, RuleKind, Type, Variant};
+use contract_manifest::{Element, Literal, Manifest as Contract, Rule, Type, Variant};
 
 use crate as corpus;
 use rand::rngs::StdRng;
@@ -108,10 +108,7 @@ impl<'c> Generator<'c> {
     }
 
     fn value(&mut self, ty: &Type, rules: &[Rule]) -> Value {
-        let one_of = rules.iter().find_map(|r| match &r.kind {
-            RuleKind::OneOf(values) => Some(values.clone()),
-            _ => None,
-        });
+        let one_of = contract_manifest::one_of(rules).map(<[Literal]>::to_vec);
         let (lo, hi) = corpus::bounds(rules);
         match ty {
             Type::String => {
@@ -222,40 +219,16 @@ impl<'c> Generator<'c> {
     }
 
     fn length(&mut self, rules: &[Rule], default_max: u64) -> u64 {
-        let min = rules
-            .iter()
-            .find_map(|r| {
-                if let RuleKind::MinLength(n) = r.kind {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(0);
-        let max = rules
-            .iter()
-            .find_map(|r| {
-                if let RuleKind::MaxLength(n) = r.kind {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(min + default_max);
+        let (min, max) = contract_manifest::length_bounds(rules);
+        let min = min.unwrap_or(0);
+        let max = max.unwrap_or(min + default_max);
         self.rng.random_range(min..=max.max(min).min(min + 16))
     }
 
     /// A string passing every string rule: from the pattern when there is one.
     fn string(&mut self, rules: &[Rule]) -> String {
-        let pattern = rules.iter().find_map(|r| {
-            if let RuleKind::Pattern(p) = &r.kind {
-                Some(p.clone())
-            } else {
-                None
-            }
-        });
-        if let Some(pattern) = pattern
-            && let Ok(generator) = rand_regex::Regex::compile(&pattern, 12)
+        if let Some(pattern) = contract_manifest::pattern(rules)
+            && let Ok(generator) = rand_regex::Regex::compile(pattern, 12)
         {
             for _ in 0..50 {
                 let s: String = self.rng.sample(&generator);
@@ -264,27 +237,9 @@ impl<'c> Generator<'c> {
                 }
             }
         }
-        let min = rules
-            .iter()
-            .find_map(|r| {
-                if let RuleKind::MinLength(n) = r.kind {
-                    Some(n as usize)
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(1);
-        let max = rules
-            .iter()
-            .find_map(|r| {
-                if let RuleKind::MaxLength(n) = r.kind {
-                    Some(n as usize)
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(min + 40)
-            .max(min);
+        let (min, max) = contract_manifest::length_bounds(rules);
+        let min = min.map_or(1, |n| n as usize);
+        let max = max.map_or(min + 40, |n| n as usize).max(min);
         let len = self.rng.random_range(min..=max.min(min + 40));
         const WORDS: &[&str] = &[
             "the", "only", "thing", "we", "have", "to", "fear", "is", "itself", "dream", "leap",
