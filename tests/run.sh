@@ -21,12 +21,15 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "system packages (Java for Spark)"
-if ! command -v java >/dev/null; then
+step "system packages (Java for Spark, jarjar for the Iceberg runtime's Jackson)"
+missing=()
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+[ -f /usr/share/java/jarjar.jar ] || missing+=(libjarjar-java)
+if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
     else
-        echo "java not found and apt-get unavailable: install a Java 17 runtime" >&2
+        echo "missing ${missing[*]} and apt-get unavailable: install them" >&2
         exit 1
     fi
 fi
@@ -72,6 +75,11 @@ trap 'rm -rf "$CORPUS"' EXIT
 SPARK_LOG="$(mktemp)"
 SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" tests/pyspark_conformance.py "$CORPUS" "${SCRIPTS[@]}" 2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$SPARK_LOG"
 
+step "the Glue jobs, executed (local Spark + Iceberg), against serve's lake"
+GLUE_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$GLUE_LOG"
+
 step "summary"
 # One closing line for everything: Rust tests (all crates) plus the PySpark conformance cases.
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$CARGO_TEST_LOG" | awk '{s+=$1} END {print s+0}')
@@ -79,6 +87,9 @@ failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$CARGO_TEST_LOG" 
 spark_cases=$(sed -n 's/^pyspark conformance: \([0-9]*\) cases, \([0-9]*\) disagreements$/\1 \2/p' "$SPARK_LOG")
 spark_total=${spark_cases% *}
 spark_failed=${spark_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing"
-echo "total: $((passed + spark_total - spark_failed)) passed, $((failed + spark_failed)) failed"
+glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG")
+glue_passed=${glue_cases% *}
+glue_failed=${glue_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed)) passed, $((failed + spark_failed + glue_failed)) failed"

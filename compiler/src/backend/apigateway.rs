@@ -276,6 +276,55 @@ pub fn format_regex(items: &[FormatItem]) -> String {
         .collect()
 }
 
+/// The mapping template of the Kinesis integration: the `PutRecord` request, whose data is the
+/// stream record the Glue job reads — an envelope with what the job needs besides the body:
+///
+/// ```json
+/// {"contractc": 1, "request_id": "…", "received_at_ms": 1700000000000,
+///  "claims": {"sub": "<base64>"}, "body": "<base64 of the request body>"}
+/// ```
+///
+/// The body and the claims travel base64-encoded, so no text a client controls needs JSON
+/// escaping in VTL. Claims come only from the headers the JWT front door overwrites with the
+/// verified token's claims (`contract_manifest::claim_header`), never from `$input.params(x)`,
+/// which would look at the path and the query string first. A request without the front
+/// door's secret (one that reached this API around the front door) renders no `Data`, so
+/// Kinesis refuses it and nothing is put.
+pub fn stream_record_template(c: &Contract, partition_key: &str) -> String {
+    let manifest = c.manifest();
+    let mut out = String::new();
+    out.push_str("#set($q = '\"')\n");
+    out.push_str("#set($headers = $input.params().header)\n");
+    let mut claims = Vec::new();
+    for (i, claim) in manifest.enrichment_claims().iter().enumerate() {
+        let header = contract_manifest::claim_header(claim);
+        out.push_str(&format!("#set($claim{i} = '')\n"));
+        out.push_str(&format!("#set($claim{i} = $headers.get('{header}'))\n"));
+        claims.push(format!(
+            "${{q}}{claim}${{q}}:${{q}}$util.base64Encode($claim{i})${{q}}"
+        ));
+    }
+    out.push_str(&format!(
+        "#set($record = \"{{${{q}}contractc${{q}}:1,${{q}}request_id${{q}}:${{q}}$context.requestId${{q}},${{q}}received_at_ms${{q}}:$context.requestTimeEpoch,${{q}}claims${{q}}:{{{}}},${{q}}body${{q}}:${{q}}$util.base64Encode($input.body)${{q}}}}\")\n",
+        claims.join(",")
+    ));
+    // Quiet references (`$!x`) render an absent value as "", so "no secret configured" and
+    // "no secret presented" never compare equal by both being null.
+    out.push_str(&format!(
+        "#set($secret = \"$!stageVariables.{}\")\n#set($presented = \"$!headers.get('{}')\")\n",
+        contract_manifest::EDGE_SECRET_STAGE_VARIABLE,
+        contract_manifest::EDGE_SECRET_HEADER,
+    ));
+    out.push_str("#if($secret != '' && $presented == $secret)\n");
+    out.push_str(&format!(
+        "{{\"StreamName\": \"${{stream_name}}\", \"Data\": \"$util.base64Encode($record)\", \"PartitionKey\": \"{partition_key}\"}}\n"
+    ));
+    out.push_str("#else\n");
+    out.push_str("{\"StreamName\": \"${stream_name}\"}\n");
+    out.push_str("#end\n");
+    out
+}
+
 /// OpenAPI 3 for the ingest route(s), with API Gateway's extensions: the model, a request
 /// validator, the JWT authorizer settings and the Kinesis integration. `${...}` placeholders
 /// are filled by `contract-runtime deploy`.
@@ -285,10 +334,9 @@ pub fn openapi(c: &Contract) -> Value {
         crate::ir::Issuer::Dev => "${issuer}".to_string(),
         crate::ir::Issuer::Url(u) => u.clone(),
     };
-    let partition_key = match c.fields.iter().find(|f| f.required && f.ty == Type::String) {
-        Some(f) => format!("$input.path('$.{}')", f.name),
-        None => "$context.requestId".to_string(),
-    };
+    // The request id spreads records over shards; a body value would be client text pasted
+    // into the PutRecord JSON unescaped (a quote or a control character breaks it).
+    let partition_key = "$context.requestId".to_string();
     let single = json!({
         "post": {
             "operationId": format!("put{model}"),
@@ -313,9 +361,7 @@ pub fn openapi(c: &Contract) -> Value {
                 "credentials": "${api_role_arn}",
                 "passthroughBehavior": "never",
                 "requestTemplates": {
-                    "application/json": format!(
-                        "{{\"StreamName\": \"${{stream_name}}\", \"Data\": \"$util.base64Encode($input.body)\", \"PartitionKey\": \"{partition_key}\"}}"
-                    )
+                    "application/json": stream_record_template(c, &partition_key)
                 },
                 "responses": { "default": {
                     "statusCode": "200",

@@ -34,6 +34,14 @@ struct RuleLine {
     code: &'static str,
     path: String,
     policy: &'static str,
+    /// A Python expression for the violation's message column: the Rust validator's text.
+    message: String,
+    /// For messages that quote the value: the Spark expression of the value quoted…
+    #[serde(skip)]
+    quoted: Option<String>,
+    /// …and the text after it.
+    #[serde(skip)]
+    what: String,
     /// The top-level field the rule reads (rules on structurally broken fields are skipped).
     field: String,
 }
@@ -80,13 +88,15 @@ fn script(c: &Contract) -> String {
         .enrichments
         .iter()
         .map(|e| {
+            // The stream record's envelope carries the request's time and id and the verified
+            // token's claims (see the API's mapping template).
             let expr = match &e.source {
                 EnrichmentSource::IngestTime => "F.col(\"ingest_time\")".to_string(),
                 EnrichmentSource::ContractVersion => "F.lit(CONTRACT_VERSION)".to_string(),
                 EnrichmentSource::RequestId => "F.col(\"request_id\")".to_string(),
-                // The stream record carries the body only: the gateway's JWT claims are not in it.
-                EnrichmentSource::JwtSub | EnrichmentSource::JwtClaim(_) => {
-                    "F.lit(None).cast(\"string\")".to_string()
+                EnrichmentSource::JwtSub => "F.col(\"claims\")[\"sub\"]".to_string(),
+                EnrichmentSource::JwtClaim(claim) => {
+                    format!("F.col(\"claims\")[{}]", py_str(claim))
                 }
             };
             json!({ "name": e.name, "expr": expr })
@@ -116,6 +126,12 @@ fn script(c: &Contract) -> String {
         &serde_json::to_string(&shape(c)).unwrap_or_default(),
     );
     context.insert("unknown_policy", unknown_policy);
+    let session_settings: serde_json::Map<String, Value> =
+        contract_manifest::SPARK_SESSION_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+    context.insert("session_settings", &Value::Object(session_settings));
     context.insert("event_schema", &struct_type(&parse_columns(c)));
     context.insert("rules", &rules);
     context.insert("columns", &columns);
@@ -240,7 +256,44 @@ fn typed(ty: &Type, col: &str) -> String {
         }
         Type::Int => format!("{col}.cast(\"int\")"),
         Type::Float => format!("{col}.cast(\"float\")"),
+        // Nested values get their table types too (the parse type keeps timestamps, dates,
+        // decimals as text), member by member and element by element.
+        Type::Struct(fields) => {
+            let members: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "({}).alias({})",
+                        typed(&f.ty, &format!("{col}[{}]", py_str(&f.name))),
+                        py_str(&f.name)
+                    )
+                })
+                .collect();
+            format!(
+                "F.when({col}.isNull(), F.lit(None)).otherwise(F.struct({}))",
+                members.join(", ")
+            )
+        }
+        Type::List(e) if needs_typing(&e.ty) => {
+            format!("F.transform({col}, lambda x: {})", typed(&e.ty, "x"))
+        }
+        Type::Map { value, .. } if needs_typing(&value.ty) => {
+            format!(
+                "F.transform_values({col}, lambda _, v: {})",
+                typed(&value.ty, "v")
+            )
+        }
         _ => col.to_string(),
+    }
+}
+
+/// Whether values of `ty` are parsed as another type than the table's.
+fn needs_typing(ty: &Type) -> bool {
+    match ty {
+        Type::String | Type::Boolean | Type::Long | Type::Double | Type::Uuid => false,
+        Type::List(e) => needs_typing(&e.ty),
+        Type::Map { value, .. } => needs_typing(&value.ty),
+        _ => true,
     }
 }
 
@@ -303,21 +356,38 @@ fn value_rules(
     let present = format!("{col}.isNotNull()");
     // Format checks: the text is there but does not parse.
     let typed_col = typed(ty, col);
+    // The Rust validator's message: the value in Rust's `{:?}` quoting, then what it is not.
+    let format_message = |what: &str| what.to_string();
     let format_check = match ty {
-        Type::Timestamp { .. } | Type::TimestampTz | Type::Date => {
-            Some(format!("{present} & {typed_col}.isNull()"))
-        }
-        Type::Uuid => Some(format!(
-            "{present} & ~{col}.rlike(\"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}\\\\z\")"
+        Type::Timestamp { format } => Some((
+            format!("{present} & {typed_col}.isNull()"),
+            format_message(&format!(" does not match the format {:?}", format.pattern)),
+        )),
+        Type::TimestampTz => Some((
+            format!("{present} & {typed_col}.isNull()"),
+            format_message(" is not an RFC 3339 timestamp"),
+        )),
+        Type::Date => Some((
+            format!("{present} & {typed_col}.isNull()"),
+            format_message(" is not a date (YYYY-MM-DD)"),
+        )),
+        Type::Uuid => Some((
+            format!(
+                "{present} & ~{col}.rlike(\"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}\\\\z\")"
+            ),
+            format_message(" is not a UUID"),
         )),
         _ => None,
     };
-    if let Some(check) = format_check {
+    if let Some((check, what)) = format_check {
         out.push(RuleLine {
             condition: guarded(condition, check),
             code: "invalid_format",
             path: path.into(),
             policy: "reject",
+            message: quoted_message(col, &what),
+            quoted: Some(col.to_string()),
+            what,
             field: field.into(),
         });
     }
@@ -363,9 +433,20 @@ fn value_rules(
             code: rule.kind.key(),
             path: path.into(),
             policy: policy(rule.policy),
+            message: format!(
+                "F.lit({})",
+                py_str(&super::messages::rule_message(rule, ty))
+            ),
+            quoted: None,
+            what: String::new(),
             field: field.into(),
         });
     }
+}
+
+/// `F.concat(_debug(value), F.lit(what))`: the value in Rust's `{:?}` quoting, then `what`.
+fn quoted_message(value: &str, what: &str) -> String {
+    format!("F.concat(_debug({value}), F.lit({}))", py_str(what))
 }
 
 fn length(ty: &Type, col: &str) -> String {
@@ -438,8 +519,21 @@ fn element_rules(
     nested_rules(&e.ty, "x", path, field, None, &mut inner);
     for line in inner {
         let exists = format!("F.exists({array}, lambda x: {})", line.condition);
+        // A message quoting the value quotes the first element that breaks the rule.
+        let quoted = line.quoted.as_ref().map(|q| {
+            format!(
+                "F.element_at(F.transform(F.filter({array}, lambda x: {}), lambda x: {q}), 1)",
+                line.condition
+            )
+        });
+        let message = match &quoted {
+            Some(q) => quoted_message(q, &line.what),
+            None => line.message.clone(),
+        };
         out.push(RuleLine {
             condition: guarded(condition, exists),
+            message,
+            quoted,
             ..line
         });
     }
@@ -486,8 +580,8 @@ fn type_shape(ty: &Type) -> Value {
             json!({ "t": "string" })
         }
         Type::Boolean => json!({ "t": "boolean" }),
-        Type::Int => json!({ "t": "integer", "min": i32::MIN, "max": i32::MAX }),
-        Type::Long => json!({ "t": "integer", "min": i64::MIN, "max": i64::MAX }),
+        Type::Int => json!({ "t": "integer", "name": "an int", "min": i32::MIN, "max": i32::MAX }),
+        Type::Long => json!({ "t": "integer", "name": "a long", "min": i64::MIN, "max": i64::MAX }),
         Type::Float => json!({ "t": "number", "max_abs": f64::from(f32::MAX) }),
         Type::Double => json!({ "t": "number" }),
         Type::Decimal { precision, scale } => {

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod dqdl;
 pub mod glue;
 pub mod iceberg;
+mod messages;
 pub mod rust;
 
 use crate::ir::{ContractSet, Valid};

@@ -1047,42 +1047,22 @@ impl<'c> Gen<'c> {
         let mut checks = Vec::new();
         for rule in rules {
             let policy = policy_tokens(rule.policy);
-            let (code, failed, default_message) = match &rule.kind {
-                RuleKind::Min(b) => (
-                    quote!(Code::Min),
-                    self.compare(ty, *b, true),
-                    format!("must be at least {b}"),
-                ),
-                RuleKind::Max(b) => (
-                    quote!(Code::Max),
-                    self.compare(ty, *b, false),
-                    format!("must be at most {b}"),
-                ),
+            let (code, failed) = match &rule.kind {
+                RuleKind::Min(b) => (quote!(Code::Min), self.compare(ty, *b, true)),
+                RuleKind::Max(b) => (quote!(Code::Max), self.compare(ty, *b, false)),
                 RuleKind::MinLength(n) => {
                     let n = Literal::usize_unsuffixed(*n as usize);
                     let len = length_expr(ty);
-                    (
-                        quote!(Code::MinLength),
-                        quote!(#len < #n),
-                        format!("must have at least {n} {}", length_unit(ty)),
-                    )
+                    (quote!(Code::MinLength), quote!(#len < #n))
                 }
                 RuleKind::MaxLength(n) => {
                     let n = Literal::usize_unsuffixed(*n as usize);
                     let len = length_expr(ty);
-                    (
-                        quote!(Code::MaxLength),
-                        quote!(#len > #n),
-                        format!("must have at most {n} {}", length_unit(ty)),
-                    )
+                    (quote!(Code::MaxLength), quote!(#len > #n))
                 }
                 RuleKind::Pattern(p) => {
                     let name = self.pattern_static(p);
-                    (
-                        quote!(Code::Pattern),
-                        quote!(!#name.is_match(v)),
-                        format!("must match the pattern {p:?}"),
-                    )
+                    (quote!(Code::Pattern), quote!(!#name.is_match(v)))
                 }
                 RuleKind::OneOf(values) => {
                     let literals: Vec<TokenStream> = values
@@ -1095,18 +1075,7 @@ impl<'c> Gen<'c> {
                             }
                         })
                         .collect();
-                    let shown: Vec<String> = values
-                        .iter()
-                        .map(|l| match l {
-                            IrLiteral::String(s) => format!("{s:?}"),
-                            IrLiteral::Int(i) => i.to_string(),
-                        })
-                        .collect();
-                    (
-                        quote!(Code::OneOf),
-                        quote!(!matches!(*v, #(#literals)|*)),
-                        format!("must be one of {}", shown.join(", ")),
-                    )
+                    (quote!(Code::OneOf), quote!(!matches!(*v, #(#literals)|*)))
                 }
                 RuleKind::NotBefore(bound) => {
                     self.uses_ctx = true;
@@ -1115,10 +1084,6 @@ impl<'c> Gen<'c> {
                     (
                         quote!(Code::NotBefore),
                         quote!(#micros < ctx.ingest_time_micros + #delta),
-                        format!(
-                            "must not be before ingest time {}",
-                            window_text(bound.offset_seconds, -(bound.skew_seconds as i64))
-                        ),
                     )
                 }
                 RuleKind::NotAfter(bound) => {
@@ -1128,14 +1093,10 @@ impl<'c> Gen<'c> {
                     (
                         quote!(Code::NotAfter),
                         quote!(#micros > ctx.ingest_time_micros + #delta),
-                        format!(
-                            "must not be after ingest time {}",
-                            window_text(bound.offset_seconds, bound.skew_seconds as i64)
-                        ),
                     )
                 }
             };
-            let message = rule.message.clone().unwrap_or(default_message);
+            let message = super::messages::rule_message(rule, ty);
             checks.push(quote! {
                 if #failed {
                     cx.report(#code, #f, #policy, #message);
@@ -1340,47 +1301,10 @@ fn length_expr(ty: &Type) -> TokenStream {
     }
 }
 
-fn length_unit(ty: &Type) -> &'static str {
-    match ty {
-        Type::String => "characters",
-        Type::List(_) => "items",
-        _ => "entries",
-    }
-}
-
 fn micros_expr(ty: &Type) -> TokenStream {
     match ty {
         Type::Date => quote!((i64::from(*v) * 86_400_000_000)),
         _ => quote!(*v),
-    }
-}
-
-fn window_text(offset: i64, skew: i64) -> String {
-    let fmt = |s: i64| {
-        humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs())).to_string()
-    };
-    let mut text = String::new();
-    if offset != 0 {
-        text.push_str(&format!(
-            "{} {}",
-            if offset < 0 { "-" } else { "+" },
-            fmt(offset)
-        ));
-    }
-    if skew != 0 {
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(&format!(
-            "{} {} skew",
-            if skew < 0 { "-" } else { "+" },
-            fmt(skew)
-        ));
-    }
-    if text.is_empty() {
-        "(no tolerance)".into()
-    } else {
-        text
     }
 }
 

@@ -9,13 +9,22 @@ multiplayer.match_events_quarantine.
 Job arguments: --stream_arn, --checkpoint_location, --window_seconds (default 100),
 --catalog (default glue_catalog), --starting_position (default TRIM_HORIZON).
 
-`transform` is importable without Glue (tests run it under plain PySpark).
+Each stream record is the envelope the API's mapping template puts: the request body and what
+the job needs from the request (its id and time, the verified token's claims), base64-encoded:
+{"contractc": 1, "request_id", "received_at_ms", "claims": {name: base64}, "body": base64}.
+
+`process_batch(spark, batch, batch_id, catalog)` is one micro-batch, exactly as the streaming
+query calls it; it is importable without Glue (tests run it under plain PySpark with Iceberg).
+Every write records the batch in its snapshot summary (`contractc.batch-id`,
+`contractc.stream`), and a batch a table already holds is not written to it again, so Spark
+re-running a failed micro-batch adds nothing twice.
 """
 
 import decimal
 import json
 import re
 import sys
+import unicodedata
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -35,15 +44,43 @@ POLICY_RANK = {"warn": 1, "quarantine": 2, "reject": 3}
 # field's text and keeps one of two duplicate keys, so it cannot see these problems.
 # ---------------------------------------------------------------------------------------------
 
-SHAPE = json.loads("{\"t\":\"struct\",\"fields\":{\"event_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"kind\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"occurred_at\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"match_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"region\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"build\":{\"shape\":{\"t\":\"struct\",\"fields\":{\"version\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"platform\":{\"shape\":{\"t\":\"string\"},\"required\":false}}},\"required\":true},\"tags\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"string\"},\"nullable\":false},\"required\":false}},\"variants\":{\"discriminator\":\"kind\",\"cases\":{\"match_started\":{\"fields\":{\"map_name\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"players\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"struct\",\"fields\":{\"player_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"skill\":{\"shape\":{\"t\":\"number\"},\"required\":false}}},\"nullable\":false},\"required\":true}},\"require\":[]},\"match_ended\":{\"fields\":{\"duration_s\":{\"shape\":{\"t\":\"integer\",\"min\":-2147483648,\"max\":2147483647},\"required\":true},\"scores\":{\"shape\":{\"t\":\"map\",\"values\":{\"t\":\"integer\",\"min\":-9223372036854775808,\"max\":9223372036854775807},\"nullable\":false},\"required\":true},\"prize_pool\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":false}},\"require\":[]},\"player_purchased\":{\"fields\":{\"sku\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"price\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":true},\"purchased_on\":{\"shape\":{\"t\":\"string\"},\"required\":true}},\"require\":[]}}}}")
+SHAPE = json.loads("{\"t\":\"struct\",\"fields\":{\"event_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"kind\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"occurred_at\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"match_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"region\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"build\":{\"shape\":{\"t\":\"struct\",\"fields\":{\"version\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"platform\":{\"shape\":{\"t\":\"string\"},\"required\":false}}},\"required\":true},\"tags\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"string\"},\"nullable\":false},\"required\":false}},\"variants\":{\"discriminator\":\"kind\",\"cases\":{\"match_started\":{\"fields\":{\"map_name\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"players\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"struct\",\"fields\":{\"player_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"skill\":{\"shape\":{\"t\":\"number\"},\"required\":false}}},\"nullable\":false},\"required\":true}},\"require\":[]},\"match_ended\":{\"fields\":{\"duration_s\":{\"shape\":{\"t\":\"integer\",\"name\":\"an int\",\"min\":-2147483648,\"max\":2147483647},\"required\":true},\"scores\":{\"shape\":{\"t\":\"map\",\"values\":{\"t\":\"integer\",\"name\":\"a long\",\"min\":-9223372036854775808,\"max\":9223372036854775807},\"nullable\":false},\"required\":true},\"prize_pool\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":false}},\"require\":[]},\"player_purchased\":{\"fields\":{\"sku\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"price\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":true},\"purchased_on\":{\"shape\":{\"t\":\"string\"},\"required\":true}},\"require\":[]}}}}")
 
 VIOLATION = T.StructType(
     [
         T.StructField("code", T.StringType(), False),
         T.StructField("path", T.StringType(), False),
         T.StructField("policy", T.StringType(), False),
+        T.StructField("message", T.StringType(), False),
     ]
 )
+
+# Messages are the Rust validator's, word for word: the quarantine tables of both engines
+# hold the same text.
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+
+
+def rust_debug(text):
+    """`text` quoted as Rust's `{:?}` quotes a string."""
+    if text is None:
+        return None
+    out = ['"']
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Mn", "Me"):
+            out.append("\\u" + "{" + format(ord(ch), "x") + "}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+_debug = F.udf(rust_debug, T.StringType())
+
+
+def _wrong_type(expected, value, path):
+    return ("wrong_type", path, "reject", "expected %s, found %s" % (expected, _kind(value)))
 STRUCTURE = T.StructType(
     [
         T.StructField("violations", T.ArrayType(VIOLATION, False), False),
@@ -83,64 +120,77 @@ def _key_path(path, key):
     return path + "[" + json.dumps(key, ensure_ascii=False) + "]"
 
 
+_EXPECTED = {
+    "string": "string",
+    "boolean": "boolean",
+    "integer": "integer",
+    "number": "number",
+    "decimal": "number or numeric string",
+    "list": "array",
+    "map": "object",
+    "struct": "object",
+}
+
+
 def _check_value(shape, value, path, out):
     t = shape["t"]
     kind = _kind(value)
     if t == "string":
         if kind != "string":
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("string", value, path))
     elif t == "boolean":
         if kind != "boolean":
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("boolean", value, path))
     elif t == "integer":
         if kind != "integer":
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("integer", value, path))
         elif not (shape["min"] <= value <= shape["max"]):
-            out.append(("out_of_range", path, "reject"))
+            message = "does not fit %s (%d..=%d)" % (shape["name"], shape["min"], shape["max"])
+            out.append(("out_of_range", path, "reject", message))
     elif t == "number":
         if kind not in ("integer", "number"):
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("number", value, path))
         elif "max_abs" in shape and abs(value) > shape["max_abs"]:
-            out.append(("out_of_range", path, "reject"))
+            out.append(("out_of_range", path, "reject", "does not fit a float"))
     elif t == "decimal":
         if kind in ("integer", "number"):
             text = repr(value) if isinstance(value, float) else str(value)
         elif kind == "string":
             text = value
         else:
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("number or numeric string", value, path))
             return
         _check_decimal(text, shape["precision"], shape["scale"], path, out)
     elif t == "list":
         if kind != "array":
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("array", value, path))
             return
         for i, item in enumerate(value):
             item_path = "%s[%d]" % (path, i)
             if item is None:
                 if not shape["nullable"]:
-                    out.append(("wrong_type", item_path, "reject"))
+                    out.append(_wrong_type(_EXPECTED[shape["items"]["t"]], item, item_path))
             else:
                 _check_value(shape["items"], item, item_path, out)
     elif t == "map":
         if not isinstance(value, _Duplicates):
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("object", value, path))
             return
         seen = set()
         for key, item in value:
             item_path = _key_path(path, key)
             if key in seen:
-                out.append(("duplicate_field", item_path, "reject"))
+                out.append(("duplicate_field", item_path, "reject", "the key appears more than once"))
                 continue
             seen.add(key)
             if item is None:
                 if not shape["nullable"]:
-                    out.append(("wrong_type", item_path, "reject"))
+                    out.append(_wrong_type(_EXPECTED[shape["values"]["t"]], item, item_path))
             else:
                 _check_value(shape["values"], item, item_path, out)
     elif t == "struct":
         if not isinstance(value, _Duplicates):
-            out.append(("wrong_type", path, "reject"))
+            out.append(_wrong_type("object", value, path))
             return
         _check_object(shape, value, path, out, None)
 
@@ -151,17 +201,17 @@ _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 def _check_decimal(text, precision, scale, path, out):
     # The same grammar as the Rust validator (Python's Decimal would also take "1_000", " 1").
     if not _DECIMAL.fullmatch(text):
-        out.append(("invalid_format", path, "reject"))
+        out.append(("invalid_format", path, "reject", "%s is not a decimal number" % rust_debug(text)))
         return
     number = decimal.Decimal(text)
     sign, digits, exponent = number.normalize().as_tuple() if number != 0 else (0, (0,), 0)
     fraction_digits = max(0, -exponent)
     if fraction_digits > scale:
-        out.append(("out_of_range", path, "reject"))
+        out.append(("out_of_range", path, "reject", "more than %d digits after the point" % scale))
         return
     integer_digits = max(0, len(digits) + exponent)
     if integer_digits > precision - scale:
-        out.append(("out_of_range", path, "reject"))
+        out.append(("out_of_range", path, "reject", "does not fit decimal(%d,%d)" % (precision, scale)))
 
 
 def _check_object(shape, members, path, out, bad):
@@ -177,41 +227,46 @@ def _check_object(shape, members, path, out, bad):
         spec = fields.get(key) or payload.get(key)
         key_path = _key_path(path, key)
         if key in seen:
-            out.append(("duplicate_field", key_path, "reject"))
+            out.append(("duplicate_field", key_path, "reject", "the key appears more than once"))
             if bad is not None:
                 bad.add(key)
             continue
         seen[key] = value
         if spec is None:
             if UNKNOWN_FIELDS != "drop":
-                out.append(("unknown_field", key_path, UNKNOWN_FIELDS))
+                out.append(("unknown_field", key_path, UNKNOWN_FIELDS, "not a field of this contract"))
             continue
         before = len(out)
         if value is None:
             if spec["required"] and key in fields:
-                out.append(("wrong_type", key_path, "reject"))
+                out.append(_wrong_type(_EXPECTED[spec["shape"]["t"]], value, key_path))
         else:
             _check_value(spec["shape"], value, key_path, out)
         if bad is not None and len(out) > before:
             bad.add(key)
     for name, spec in fields.items():
         if spec["required"] and name not in seen:
-            out.append(("missing", _key_path(path, name), "reject"))
+            out.append(("missing", _key_path(path, name), "reject", "required field is missing"))
     if variants:
-        chosen = seen.get(variants["discriminator"])
+        discriminator = variants["discriminator"]
+        chosen = seen.get(discriminator)
         if isinstance(chosen, str) and chosen not in variants["cases"]:
-            out.append(("one_of", _key_path(path, variants["discriminator"]), "reject"))
+            known = ", ".join(rust_debug(c) for c in variants["cases"])
+            message = "%s is not a known %s: expected one of %s" % (rust_debug(chosen), discriminator, known)
+            out.append(("one_of", _key_path(path, discriminator), "reject", message))
         elif isinstance(chosen, str):
             case = variants["cases"][chosen]
+            for_variant = "for variant %s" % rust_debug(chosen)
             for name in payload:
                 if name in seen and name not in case["fields"] and UNKNOWN_FIELDS != "drop":
-                    out.append(("unknown_field", _key_path(path, name), UNKNOWN_FIELDS))
+                    message = "not a field of variant %s" % rust_debug(chosen)
+                    out.append(("unknown_field", _key_path(path, name), UNKNOWN_FIELDS, message))
             for name, spec in case["fields"].items():
                 if spec["required"] and seen.get(name) is None:
-                    out.append(("missing", _key_path(path, name), "reject"))
+                    out.append(("missing", _key_path(path, name), "reject", "required " + for_variant))
             for name in case["require"]:
                 if seen.get(name) is None:
-                    out.append(("missing", _key_path(path, name), "reject"))
+                    out.append(("missing", _key_path(path, name), "reject", "required " + for_variant))
                     if bad is not None:
                         bad.add(name)
 
@@ -221,13 +276,14 @@ def check_structure(raw):
     out = []
     bad = set()
     if raw is None:
-        return ([("invalid_json", "$", "reject")], ["*"])
+        return ([("invalid_json", "$", "reject", "invalid JSON: no body")], ["*"])
     try:
         value = json.loads(raw, object_pairs_hook=_Duplicates, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return ([("invalid_json", "$", "reject")], ["*"])
+    except (ValueError, RecursionError) as error:
+        # The parsers differ, so this message says the same in other words than Rust's.
+        return ([("invalid_json", "$", "reject", "invalid JSON: %s" % error)], ["*"])
     if not isinstance(value, _Duplicates):
-        return ([("wrong_type", "$", "reject")], ["*"])
+        return ([_wrong_type("object", value, "$")], ["*"])
     _check_object(SHAPE, value, "$", out, bad)
     return (out, sorted(bad))
 
@@ -240,31 +296,31 @@ EVENT_SCHEMA = T.StructType([T.StructField("event_id", T.StringType(), True), T.
 
 
 def _rules(e):
-    """(broken condition, code, path, policy, field) for every rule of the contract."""
+    """(broken condition, code, path, policy, message, field) for every rule of the contract."""
     return [
-        (e["event_id"].isNotNull() & ~e["event_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"), "invalid_format", "$.event_id", "reject", "event_id"),
-        (e["occurred_at"].isNotNull() & F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX")).isNull(), "invalid_format", "$.occurred_at", "reject", "occurred_at"),
-        (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) > (F.unix_micros(F.col("ingest_time")) + F.lit(300000000))), "not_after", "$.occurred_at", "reject", "occurred_at"),
-        (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) < (F.unix_micros(F.col("ingest_time")) + F.lit(-605100000000))), "not_before", "$.occurred_at", "quarantine", "occurred_at"),
-        (e["match_id"].isNotNull() & (~e["match_id"].rlike("(?U)^(?:m-[0-9a-f]{12})\\z")), "pattern", "$.match_id", "reject", "match_id"),
-        (e["region"].isNotNull() & (~e["region"].isin(["eu-west", "us-east", "ap-south"])), "one_of", "$.region", "reject", "region"),
-        (e["build"]["version"].isNotNull() & (~e["build"]["version"].rlike("(?U)^(?:[0-9]+\\.[0-9]+\\.[0-9]+)\\z")), "pattern", "$.build.version", "reject", "build"),
-        (e["build"]["platform"].isNotNull() & (~e["build"]["platform"].isin(["pc", "ps5", "xbox", "switch"])), "one_of", "$.build.platform", "reject", "build"),
-        (e["tags"].isNotNull() & (F.size(e["tags"]) > 16), "max_length", "$.tags", "warn", "tags"),
-        ((e["kind"] == "match_started") & (e["map_name"].isNotNull() & (F.length(e["map_name"]) < 1)), "min_length", "$.map_name", "reject", "map_name"),
-        ((e["kind"] == "match_started") & (e["map_name"].isNotNull() & (F.length(e["map_name"]) > 64)), "max_length", "$.map_name", "reject", "map_name"),
-        ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) < 2)), "min_length", "$.players", "reject", "players"),
-        ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) > 100)), "max_length", "$.players", "reject", "players"),
-        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"))), "invalid_format", "$.players[*].player_id", "reject", "players"),
-        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] < F.lit(0)))), "min", "$.players[*].skill", "reject", "players"),
-        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] > F.lit(5000)))), "max", "$.players[*].skill", "reject", "players"),
-        ((e["kind"] == "match_ended") & (e["duration_s"].isNotNull() & (e["duration_s"].cast("int") < F.lit(0))), "min", "$.duration_s", "reject", "duration_s"),
-        ((e["kind"] == "match_ended") & (e["duration_s"].isNotNull() & (e["duration_s"].cast("int") > F.lit(86400))), "max", "$.duration_s", "reject", "duration_s"),
-        ((e["kind"] == "match_ended") & (e["prize_pool"].isNotNull() & (e["prize_pool"].cast(T.DecimalType(12, 2)) < F.lit(decimal.Decimal("0")).cast(T.DecimalType(38, 2)))), "min", "$.prize_pool", "reject", "prize_pool"),
-        ((e["kind"] == "player_purchased") & (e["sku"].isNotNull() & (~e["sku"].rlike("(?U)^(?:[A-Z]{3}-[0-9]{4})\\z"))), "pattern", "$.sku", "reject", "sku"),
-        ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) < F.lit(decimal.Decimal("0")).cast(T.DecimalType(38, 2)))), "min", "$.price", "reject", "price"),
-        ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) > F.lit(decimal.Decimal("10000")).cast(T.DecimalType(38, 2)))), "max", "$.price", "reject", "price"),
-        ((e["kind"] == "player_purchased") & (e["purchased_on"].isNotNull() & F.to_date(e["purchased_on"], "yyyy-MM-dd").isNull()), "invalid_format", "$.purchased_on", "reject", "purchased_on"),
+        (e["event_id"].isNotNull() & ~e["event_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"), "invalid_format", "$.event_id", "reject", F.concat(_debug(e["event_id"]), F.lit(" is not a UUID")), "event_id"),
+        (e["occurred_at"].isNotNull() & F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX")).isNull(), "invalid_format", "$.occurred_at", "reject", F.concat(_debug(e["occurred_at"]), F.lit(" is not an RFC 3339 timestamp")), "occurred_at"),
+        (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) > (F.unix_micros(F.col("ingest_time")) + F.lit(300000000))), "not_after", "$.occurred_at", "reject", F.lit("must not be after ingest time + 5m skew"), "occurred_at"),
+        (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) < (F.unix_micros(F.col("ingest_time")) + F.lit(-605100000000))), "not_before", "$.occurred_at", "quarantine", F.lit("must not be before ingest time - 7days - 5m skew"), "occurred_at"),
+        (e["match_id"].isNotNull() & (~e["match_id"].rlike("(?U)^(?:m-[0-9a-f]{12})\\z")), "pattern", "$.match_id", "reject", F.lit("must match the pattern \"m-[0-9a-f]{12}\""), "match_id"),
+        (e["region"].isNotNull() & (~e["region"].isin(["eu-west", "us-east", "ap-south"])), "one_of", "$.region", "reject", F.lit("must be one of \"eu-west\", \"us-east\", \"ap-south\""), "region"),
+        (e["build"]["version"].isNotNull() & (~e["build"]["version"].rlike("(?U)^(?:[0-9]+\\.[0-9]+\\.[0-9]+)\\z")), "pattern", "$.build.version", "reject", F.lit("must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\""), "build"),
+        (e["build"]["platform"].isNotNull() & (~e["build"]["platform"].isin(["pc", "ps5", "xbox", "switch"])), "one_of", "$.build.platform", "reject", F.lit("must be one of \"pc\", \"ps5\", \"xbox\", \"switch\""), "build"),
+        (e["tags"].isNotNull() & (F.size(e["tags"]) > 16), "max_length", "$.tags", "warn", F.lit("must have at most 16 items"), "tags"),
+        ((e["kind"] == "match_started") & (e["map_name"].isNotNull() & (F.length(e["map_name"]) < 1)), "min_length", "$.map_name", "reject", F.lit("must have at least 1 characters"), "map_name"),
+        ((e["kind"] == "match_started") & (e["map_name"].isNotNull() & (F.length(e["map_name"]) > 64)), "max_length", "$.map_name", "reject", F.lit("must have at most 64 characters"), "map_name"),
+        ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) < 2)), "min_length", "$.players", "reject", F.lit("must have at least 2 items"), "players"),
+        ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) > 100)), "max_length", "$.players", "reject", F.lit("must have at most 100 items"), "players"),
+        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"))), "invalid_format", "$.players[*].player_id", "reject", F.concat(_debug(F.element_at(F.transform(F.filter(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z")), lambda x: x["player_id"]), 1)), F.lit(" is not a UUID")), "players"),
+        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] < F.lit(0)))), "min", "$.players[*].skill", "reject", F.lit("must be at least 0"), "players"),
+        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] > F.lit(5000)))), "max", "$.players[*].skill", "reject", F.lit("must be at most 5000"), "players"),
+        ((e["kind"] == "match_ended") & (e["duration_s"].isNotNull() & (e["duration_s"].cast("int") < F.lit(0))), "min", "$.duration_s", "reject", F.lit("must be at least 0"), "duration_s"),
+        ((e["kind"] == "match_ended") & (e["duration_s"].isNotNull() & (e["duration_s"].cast("int") > F.lit(86400))), "max", "$.duration_s", "reject", F.lit("must be at most 86400"), "duration_s"),
+        ((e["kind"] == "match_ended") & (e["prize_pool"].isNotNull() & (e["prize_pool"].cast(T.DecimalType(12, 2)) < F.lit(decimal.Decimal("0")).cast(T.DecimalType(38, 2)))), "min", "$.prize_pool", "reject", F.lit("must be at least 0"), "prize_pool"),
+        ((e["kind"] == "player_purchased") & (e["sku"].isNotNull() & (~e["sku"].rlike("(?U)^(?:[A-Z]{3}-[0-9]{4})\\z"))), "pattern", "$.sku", "reject", F.lit("must match the pattern \"[A-Z]{3}-[0-9]{4}\""), "sku"),
+        ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) < F.lit(decimal.Decimal("0")).cast(T.DecimalType(38, 2)))), "min", "$.price", "reject", F.lit("must be at least 0"), "price"),
+        ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) > F.lit(decimal.Decimal("10000")).cast(T.DecimalType(38, 2)))), "max", "$.price", "reject", F.lit("must be at most 10000"), "price"),
+        ((e["kind"] == "player_purchased") & (e["purchased_on"].isNotNull() & F.to_date(e["purchased_on"], "yyyy-MM-dd").isNull()), "invalid_format", "$.purchased_on", "reject", F.concat(_debug(e["purchased_on"]), F.lit(" is not a date (YYYY-MM-DD)")), "purchased_on"),
     ]
 
 
@@ -276,17 +332,17 @@ def _columns(e):
         (F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))).alias("occurred_at"),
         (e["match_id"]).alias("match_id"),
         (e["region"]).alias("region"),
-        (e["build"]).alias("build"),
+        (F.when(e["build"].isNull(), F.lit(None)).otherwise(F.struct((e["build"]["version"]).alias("version"), (e["build"]["platform"]).alias("platform")))).alias("build"),
         (e["tags"]).alias("tags"),
         (e["map_name"]).alias("map_name"),
-        (e["players"]).alias("players"),
+        (F.transform(e["players"], lambda x: F.when(x.isNull(), F.lit(None)).otherwise(F.struct((x["player_id"]).alias("player_id"), (x["skill"]).alias("skill"))))).alias("players"),
         (e["duration_s"].cast("int")).alias("duration_s"),
         (e["scores"]).alias("scores"),
         (e["prize_pool"].cast(T.DecimalType(12, 2))).alias("prize_pool"),
         (e["sku"]).alias("sku"),
         (e["price"].cast(T.DecimalType(12, 2))).alias("price"),
         (F.to_date(e["purchased_on"], "yyyy-MM-dd")).alias("purchased_on"),
-        (F.lit(None).cast("string")).alias("server_id"),
+        (F.col("claims")["sub"]).alias("server_id"),
         (F.col("ingest_time")).alias("ingest_time"),
         (F.lit(CONTRACT_VERSION)).alias("contract_version"),
         (F.col("request_id")).alias("request_id"),
@@ -305,9 +361,14 @@ def judge(records: DataFrame) -> DataFrame:
     judged = [
         F.when(
             ~F.array_contains(bad, "*") & ~F.array_contains(bad, field) & F.coalesce(condition, F.lit(False)),
-            F.struct(F.lit(code).alias("code"), F.lit(path).alias("path"), F.lit(policy).alias("policy")),
+            F.struct(
+                F.lit(code).alias("code"),
+                F.lit(path).alias("path"),
+                F.lit(policy).alias("policy"),
+                message.alias("message"),
+            ),
         )
-        for condition, code, path, policy, field in _rules(e)
+        for condition, code, path, policy, message, field in _rules(e)
     ]
     rule_violations = F.filter(F.array(*judged), lambda v: v.isNotNull()) if judged else F.array().cast(
         T.ArrayType(VIOLATION)
@@ -326,8 +387,11 @@ def judge(records: DataFrame) -> DataFrame:
 
 
 def transform(records: DataFrame):
-    """Judges a batch. `records` has `raw` (string), `ingest_time` (timestamp) and
-    `request_id` (string). Returns (events, quarantine) DataFrames shaped like the tables."""
+    """Judges a batch. `records` has `raw` (string), `ingest_time` (timestamp), `request_id`
+    (string) and, optionally, `claims` (map of the verified token's claims). Returns (events,
+    quarantine) DataFrames shaped like the tables."""
+    if "claims" not in records.columns:
+        records = records.withColumn("claims", F.create_map().cast("map<string,string>"))
     df = judge(records)
     e = F.col("_e")
     events = df.filter(F.col("_rank") <= POLICY_RANK["warn"]).select(*_columns(e))
@@ -343,40 +407,139 @@ def transform(records: DataFrame):
                 v["code"].alias("code"),
                 v["path"].alias("path"),
                 v["policy"].alias("policy"),
-                F.lit("").alias("message"),
+                v["message"].alias("message"),
             ),
         ).alias("violations"),
         F.col("raw").alias("raw_payload"),
-        F.lit(None).cast("string").alias("player_id"),
+        F.col("claims")["sub"].alias("player_id"),
     )
     return events, quarantine
+
+
+ENVELOPE = T.StructType(
+    [
+        T.StructField("contractc", T.IntegerType()),
+        T.StructField("request_id", T.StringType()),
+        T.StructField("received_at_ms", T.LongType()),
+        T.StructField("claims", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("body", T.StringType()),
+    ]
+)
+
+
+def records(batch: DataFrame) -> DataFrame:
+    """The records of a batch of Glue's Kinesis source (`data` binary, `partitionKey`,
+    `sequenceNumber`, `approximateArrivalTimestamp`), unwrapped from their envelopes. Data that
+    is not an envelope (put on the stream by something else than the API) is judged as the body,
+    with no claims."""
+    text = F.col("data").cast("string")
+    envelope = F.from_json(text, ENVELOPE)
+    wrapped = envelope["contractc"].isNotNull() & envelope["body"].isNotNull()
+    claims = F.transform_values(
+        F.coalesce(envelope["claims"], F.create_map().cast("map<string,string>")),
+        lambda _, v: F.when(v == "", F.lit(None)).otherwise(F.unbase64(v).cast("string")),
+    )
+    return batch.select(
+        F.when(wrapped, F.unbase64(envelope["body"]).cast("string")).otherwise(text).alias("raw"),
+        F.when(wrapped, F.timestamp_millis(envelope["received_at_ms"]))
+        .otherwise(F.col("approximateArrivalTimestamp"))
+        .alias("ingest_time"),
+        F.when(wrapped, envelope["request_id"]).otherwise(F.col("sequenceNumber")).alias("request_id"),
+        F.when(wrapped, claims).otherwise(F.create_map().cast("map<string,string>")).alias("claims"),
+    )
 
 
 UPSERT_KEY = ["event_id"]
 LATEST_BY = "occurred_at"
 
 
-def _write(spark: SparkSession, catalog: str, events: DataFrame, quarantine: DataFrame):
+BATCH_PROPERTY = "contractc.batch-id"
+STREAM_PROPERTY = "contractc.stream"
+# Set by `main` to the stream's ARN: batch ids count per stream (and checkpoint).
+STREAM = "local"
+
+# What the streaming query's session needs (Iceberg, UTC, lenient timestamps): `deploy` passes
+# the same list to Glue as --conf job arguments (contract_manifest::SPARK_SESSION_SETTINGS).
+SESSION_SETTINGS = {"spark.sql.extensions":"org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions","spark.sql.session.timeZone":"UTC","spark.sql.legacy.timeParserPolicy":"CORRECTED","spark.sql.ansi.enabled":"false","spark.sql.iceberg.check-nullability":"false"}
+
+
+def _committed_batch(spark: SparkSession, table: str) -> int:
+    """The highest batch of this stream that `table` holds (-1: none)."""
+    highest = -1
+    for row in spark.sql("SELECT summary FROM %s.snapshots" % table).collect():
+        summary = row["summary"] or {}
+        if summary.get(STREAM_PROPERTY) == STREAM and summary.get(BATCH_PROPERTY) is not None:
+            highest = max(highest, int(summary[BATCH_PROPERTY]))
+    return highest
+
+
+def _conform(spark: SparkSession, df: DataFrame, table: str) -> DataFrame:
+    """`df` with the table's own Spark schema, nullability included. Spark marks most computed
+    columns and list elements nullable; Iceberg refuses those for required columns and elements,
+    though the job fills them by construction."""
+    target = spark.table(table).schema
+    rows = df.select(*[F.col("`%s`" % f.name) for f in target.fields]).rdd
+    return spark.createDataFrame(rows, target, verifySchema=False)
+
+
+def _append(spark: SparkSession, df: DataFrame, table: str, batch_id: int):
+    (
+        _conform(spark, df, table)
+        .writeTo(table)
+        .option("snapshot-property." + BATCH_PROPERTY, str(batch_id))
+        .option("snapshot-property." + STREAM_PROPERTY, STREAM)
+        # Required columns are filled by construction; Spark cannot see that a literal is not
+        # null. No mergeSchema: a union with the batch's (nullable) columns would relax required
+        # columns to optional. `deploy` evolves the tables for a new contract version.
+        .option("check-nullability", "false")
+        .append()
+    )
+
+
+def _merge(spark: SparkSession, events: DataFrame, table: str):
+    """Upsert: the latest row per key within the batch, merged into the table. Re-running a
+    batch merges the same rows again and changes nothing (a MERGE carries no snapshot
+    properties from PySpark, so this write is idempotent by its content, not by a marker)."""
+    order = F.col(LATEST_BY).desc_nulls_last() if LATEST_BY else F.col("ingest_time").desc()
+    latest = events.withColumn(
+        "_n", F.row_number().over(Window.partitionBy(*UPSERT_KEY).orderBy(order))
+    ).filter(F.col("_n") == 1).drop("_n")
+    _conform(spark, latest, table).createOrReplaceTempView("contractc_batch")
+    on = " AND ".join("t.`%s` = s.`%s`" % (k, k) for k in UPSERT_KEY)
+    newer = " AND s.`%s` >= t.`%s`" % (LATEST_BY, LATEST_BY) if LATEST_BY else ""
+    spark.sql(
+        "MERGE INTO %s t USING contractc_batch s ON %s WHEN MATCHED%s THEN UPDATE SET * "
+        "WHEN NOT MATCHED THEN INSERT *" % (table, on, newer)
+    )
+
+
+def _write_events(spark: SparkSession, events: DataFrame, table: str, batch_id: int):
+    if UPSERT_KEY:
+        _merge(spark, events, table)
+    else:
+        _append(spark, events, table, batch_id)
+
+
+def _write_quarantine(spark: SparkSession, quarantine: DataFrame, table: str, batch_id: int):
+    _append(spark, quarantine, table, batch_id)
+
+
+def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str):
+    """One micro-batch of the Kinesis source, written to both tables exactly once."""
+    for key, value in SESSION_SETTINGS.items():
+        if key != "spark.sql.extensions":  # static: set when the session starts
+            spark.conf.set(key, value)
     events_table = "%s.%s.%s" % (catalog, DATABASE, EVENTS_TABLE)
     quarantine_table = "%s.%s.%s" % (catalog, DATABASE, QUARANTINE_TABLE)
-    if UPSERT_KEY:
-        # Keep the latest row per key within the batch, then MERGE it into the table.
-        order = F.col(LATEST_BY).desc_nulls_last() if LATEST_BY else F.col("ingest_time").desc()
-        latest = events.withColumn(
-            "_n", F.row_number().over(Window.partitionBy(*UPSERT_KEY).orderBy(order))
-        ).filter(F.col("_n") == 1).drop("_n")
-        latest.createOrReplaceTempView("contractc_batch")
-        on = " AND ".join("t.`%s` = s.`%s`" % (k, k) for k in UPSERT_KEY)
-        newer = " AND s.`%s` >= t.`%s`" % (LATEST_BY, LATEST_BY) if LATEST_BY else ""
-        spark.sql(
-            "MERGE INTO %s t USING contractc_batch s ON %s WHEN MATCHED%s THEN UPDATE SET * "
-            "WHEN NOT MATCHED THEN INSERT *" % (events_table, on, newer)
-        )
-    else:
-        # A new contract version may add optional columns: Iceberg's Spark writer evolves the
-        # table in place (the table sets write.spark.accept-any-schema).
-        events.writeTo(events_table).option("mergeSchema", "true").append()
-    quarantine.writeTo(quarantine_table).append()
+    judged = records(batch).cache()
+    try:
+        events, quarantine = transform(judged)
+        if UPSERT_KEY or _committed_batch(spark, events_table) < batch_id:
+            _write_events(spark, events, events_table, batch_id)
+        if _committed_batch(spark, quarantine_table) < batch_id:
+            _write_quarantine(spark, quarantine, quarantine_table, batch_id)
+    finally:
+        judged.unpersist()
 
 
 def main(argv):
@@ -391,11 +554,8 @@ def main(argv):
         args[name] = argv[argv.index(flag) + 1] if flag in argv else default
     glue = GlueContext(SparkContext.getOrCreate())
     spark = glue.spark_session
-    # Timestamps without a zone are read as UTC, and unparseable ones become null (not errors),
-    # as the Rust validator sees them.
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
-    spark.conf.set("spark.sql.ansi.enabled", "false")
+    global STREAM
+    STREAM = args["stream_arn"]
 
     stream = (
         spark.readStream.format("kinesis")
@@ -403,18 +563,12 @@ def main(argv):
         .option("startingPosition", args["starting_position"])
         .load()
     )
-    records = stream.select(
-        F.col("data").cast("string").alias("raw"),
-        F.col("approximateArrivalTimestamp").alias("ingest_time"),
-        F.col("sequenceNumber").alias("request_id"),
-    )
 
     def process(batch: DataFrame, batch_id: int):
-        events, quarantine = transform(batch)
-        _write(spark, args["catalog"], events, quarantine)
+        process_batch(spark, batch, batch_id, args["catalog"])
 
     query = (
-        records.writeStream.foreachBatch(process)
+        stream.writeStream.foreachBatch(process)
         .option("checkpointLocation", args["checkpoint_location"])
         .trigger(processingTime="%s seconds" % args["window_seconds"])
         .start()

@@ -364,9 +364,12 @@ impl Desired {
             ("--catalog".to_string(), "glue_catalog".to_string()),
             (
                 "--conf".to_string(),
-                format!(
-                    "spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions --conf spark.sql.catalog.glue_catalog=org.apache.iceberg.spark.SparkCatalog --conf spark.sql.catalog.glue_catalog.catalog-impl=org.apache.iceberg.aws.glue.GlueCatalog --conf spark.sql.catalog.glue_catalog.warehouse={warehouse} --conf spark.sql.catalog.glue_catalog.io-impl=org.apache.iceberg.aws.s3.S3FileIO"
-                ),
+                // Glue takes one --conf whose value chains the others with " --conf ".
+                contract_support::manifest::glue_catalog_settings("glue_catalog", &warehouse)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" --conf "),
             ),
             (
                 "--contractc-fingerprint".to_string(),

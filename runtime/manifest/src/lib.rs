@@ -33,6 +33,19 @@ pub struct Manifest {
     pub ingest: Ingest,
 }
 
+/// The request header the JWT front door sets to a verified claim, overwriting whatever a
+/// client sent under that name; the validating API reads claims from these headers only.
+pub fn claim_header(claim: &str) -> String {
+    format!("x-contractc-claim-{}", claim.to_ascii_lowercase())
+}
+
+/// The request header carrying the front door's shared secret: the validating API puts no
+/// record for a request without it (one that went around the front door).
+pub const EDGE_SECRET_HEADER: &str = "x-contractc-edge";
+
+/// The stage variable of the validating API that holds the front door's secret.
+pub const EDGE_SECRET_STAGE_VARIABLE: &str = "contractc_edge_secret";
+
 /// Where a manifest was compiled from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -63,6 +76,23 @@ impl Manifest {
         }
     }
 
+    /// The JWT claims the contract's enrichments read (`sub` for `jwt.sub`), in enrichment
+    /// order, each once. The ingest edge forwards exactly these, from the verified token.
+    pub fn enrichment_claims(&self) -> Vec<&str> {
+        let mut claims: Vec<&str> = Vec::new();
+        for e in &self.enrichments {
+            let claim = match &e.source {
+                EnrichmentSource::JwtSub => "sub",
+                EnrichmentSource::JwtClaim(claim) => claim.as_str(),
+                _ => continue,
+            };
+            if !claims.contains(&claim) {
+                claims.push(claim);
+            }
+        }
+        claims
+    }
+
     /// The scope a client should ask the dev identity provider for: `guest` when the contract
     /// accepts it, else its first scope.
     pub fn default_scope(&self) -> &str {
@@ -73,4 +103,45 @@ impl Manifest {
             scopes.first().map_or("guest", String::as_str)
         }
     }
+}
+
+/// The Spark session settings the Glue job runs with, in order: the Iceberg extensions, UTC
+/// for zone-less timestamps, lenient parsing (an unparseable timestamp is null, as the Rust
+/// validator sees it), and no nullability check on writes (required columns are filled by
+/// construction). The generated job applies them and `deploy` passes them to Glue: one list.
+pub const SPARK_SESSION_SETTINGS: &[(&str, &str)] = &[
+    (
+        "spark.sql.extensions",
+        "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+    ),
+    ("spark.sql.session.timeZone", "UTC"),
+    ("spark.sql.legacy.timeParserPolicy", "CORRECTED"),
+    ("spark.sql.ansi.enabled", "false"),
+    ("spark.sql.iceberg.check-nullability", "false"),
+];
+
+/// The settings of an Iceberg catalog named `catalog` in the Glue Data Catalog, with its
+/// warehouse in S3, added to [`SPARK_SESSION_SETTINGS`].
+pub fn glue_catalog_settings(catalog: &str, warehouse: &str) -> Vec<(String, String)> {
+    let prefix = format!("spark.sql.catalog.{catalog}");
+    let mut settings: Vec<(String, String)> = SPARK_SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    settings.extend([
+        (
+            prefix.clone(),
+            "org.apache.iceberg.spark.SparkCatalog".to_string(),
+        ),
+        (
+            format!("{prefix}.catalog-impl"),
+            "org.apache.iceberg.aws.glue.GlueCatalog".to_string(),
+        ),
+        (
+            format!("{prefix}.io-impl"),
+            "org.apache.iceberg.aws.s3.S3FileIO".to_string(),
+        ),
+        (format!("{prefix}.warehouse"), warehouse.to_string()),
+    ]);
+    settings
 }

@@ -294,8 +294,6 @@ impl Manifest {
         set("write.parquet.compression-codec", "zstd");
         // Concurrent committers (several runtimes, or Glue and a runtime) retry, not fail.
         set("commit.retry.num-retries", "10");
-        // Lets the Glue job's Spark writer add the optional columns of a new contract version.
-        set("write.spark.accept-any-schema", "true");
         set("contractc.contract", &self.name);
         set("contractc.contract-version", &self.version);
         set("contractc.fingerprint", &self.source.fingerprint);

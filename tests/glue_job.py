@@ -1,0 +1,634 @@
+"""The generated Glue job, executed: one lake, two engines, same rows.
+
+Usage: python tests/glue_job.py RUNTIME_BINARY CORPUS_DIR
+
+For every contract in contracts/ (served by `contract-runtime serve`, built from them) and in
+tests/fixtures/ (job only), this test:
+
+1. makes the traffic: the labelled corpus (`contractc corpus` into CORPUS_DIR) plus events
+   `synth` generates valid for now;
+2. sends each event to `serve` with one guest token, and renders the API Gateway mapping
+   template the contract's OpenAPI carries (VTL, with airspeed) for the same request as the JWT
+   front door forwards it (claim headers overwritten with the token's, the front door's secret):
+   the rendered `PutRecord` data is the stream record;
+3. runs the generated `streaming_job.py` under local PySpark with Iceberg: tables created from
+   the generated definitions by Iceberg's own parsers, the records fed to the job's
+   `process_batch` in micro-batches exactly as the streaming query would (only the Kinesis
+   source is replaced), with a re-run of a complete batch and a failure between the events and
+   the quarantine writes followed by Spark's retry of the batch;
+4. reads both lakes with pyiceberg and compares them: schemas with field ids, partition specs,
+   accepted rows value by value (enrichments from the same claims), quarantine rows with their
+   codes, paths and messages. Fixtures, which `serve` does not hold, are checked against their
+   labels. Upsert tables must hold one row per key, the latest.
+
+The template rendering is checked on its own too: a forged claim header is overwritten by the
+front door, and a request without the front door's secret renders no record.
+
+Prints one line per check and `glue job: N passed, M failed`; exits 1 on any failure.
+"""
+
+import base64
+import collections
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import airspeed
+
+import spark_iceberg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATALOG = "lake"
+EDGE_SECRET = "front-door-secret"
+# Columns whose values are per request (each engine saw its own request): compared for
+# presence, not value.
+PER_REQUEST = {"ingest_time", "request_id", "received_at"}
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print("%s %s%s" % ("ok  " if ok else "FAIL", name, (": " + detail) if detail and not ok else ""))
+    return ok
+
+
+# ------------------------------------------------------------------------------------------
+# Contracts as generated
+# ------------------------------------------------------------------------------------------
+
+
+class Generated:
+    """One contract's generated artefacts."""
+
+    def __init__(self, directory, served):
+        self.dir = directory
+        self.served = served
+        self.script = os.path.join(directory, "glue", "streaming_job.py")
+        spec = importlib.util.spec_from_file_location("job_" + os.path.basename(directory) + str(id(self)), self.script)
+        self.job = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.job)
+        self.name = self.job.CONTRACT
+        with open(os.path.join(directory, "iceberg", "events-table.json")) as f:
+            self.events_definition = json.load(f)
+        with open(os.path.join(directory, "iceberg", "quarantine-table.json")) as f:
+            self.quarantine_definition = json.load(f)
+        with open(os.path.join(directory, "apigateway", "openapi.json")) as f:
+            openapi = json.load(f)
+        self.route, path = next(iter(openapi["paths"].items()))
+        integration = path["post"]["x-amazon-apigateway-integration"]
+        # deploy fills ${stream_name}; the rest is the template API Gateway runs.
+        self.template = integration["requestTemplates"]["application/json"].replace(
+            "${stream_name}", "stream-" + self.name
+        )
+        self.claims = sorted(
+            {
+                name[len("x-contractc-claim-"):]
+                for name in re.findall(r"x-contractc-claim-[a-z0-9_]+", self.template)
+            }
+        )
+
+    @property
+    def database(self):
+        return self.job.DATABASE
+
+
+def contracts():
+    found = [Generated(d, True) for d in sorted(glob_dirs(os.path.join(ROOT, "generated")))]
+    fixtures = os.path.join(ROOT, "tests", "fixtures")
+    for fixture in sorted(os.listdir(fixtures)):
+        expected = os.path.join(fixtures, fixture, "expected")
+        if os.path.isdir(expected):
+            found.extend(Generated(d, False) for d in sorted(glob_dirs(expected)))
+    return found
+
+
+def glob_dirs(parent):
+    return [
+        os.path.join(parent, d)
+        for d in os.listdir(parent)
+        if os.path.exists(os.path.join(parent, d, "glue", "streaming_job.py"))
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# API Gateway's mapping template, rendered as API Gateway would
+# ------------------------------------------------------------------------------------------
+
+
+class Util:
+    """`$util` of API Gateway's VTL."""
+
+    def base64Encode(self, text):  # noqa: N802 (API Gateway's name)
+        return base64.b64encode((text or "").encode("utf-8")).decode("ascii")
+
+
+class Input:
+    """`$input` of a request: the raw body and the headers the integration receives."""
+
+    def __init__(self, body, headers):
+        self.body = body
+        self._headers = {k.lower(): v for k, v in headers.items()}
+
+    def params(self, name=None):
+        if name is None:
+            return {"header": self._headers, "querystring": {}, "path": {}}
+        return self._headers.get(name.lower(), "")
+
+    def path(self, expression):
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return ""
+        for part in expression.lstrip("$").strip(".").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return "" if value is None else value
+
+
+def front_door(contract, client_headers, claims):
+    """The headers the JWT front door forwards: the client's, with every claim header the
+    contract reads overwritten by the verified token's claim (or removed), and its secret."""
+    headers = {k.lower(): v for k, v in client_headers.items() if not k.lower().startswith("x-contractc-")}
+    for claim in contract.claims:
+        if claims.get(claim) is not None:
+            headers["x-contractc-claim-" + claim] = claims[claim]
+    headers["x-contractc-edge"] = EDGE_SECRET
+    return headers
+
+
+def render(contract, body, headers, request_id, time_ms, secret=EDGE_SECRET):
+    """The rendered `PutRecord` request, as JSON."""
+    context = {
+        "util": Util(),
+        "input": Input(body, headers),
+        "context": {"requestId": request_id, "requestTimeEpoch": time_ms},
+        "stageVariables": {"contractc_edge_secret": secret},
+    }
+    return json.loads(airspeed.Template(contract.template).merge(context))
+
+
+def check_rendering(contract):
+    body = '{"x": "it\'s \\"quoted\\" \\\\ é"}'
+    forged = front_door(contract, {"X-Contractc-Claim-Sub": "forged", "x-contractc-edge": "guess"}, {"sub": "real"})
+    put = render(contract, body, forged, "r-1", 1700000000000)
+    record = json.loads(base64.b64decode(put["Data"]))
+    decoded_claims = {k: base64.b64decode(v).decode() for k, v in record["claims"].items()}
+    check(
+        "%s: template wraps the body verbatim with request id, time and claims" % contract.name,
+        base64.b64decode(record["body"]).decode() == body
+        and record["request_id"] == "r-1"
+        and record["received_at_ms"] == 1700000000000
+        and set(decoded_claims) == set(contract.claims)
+        and all(v == ("real" if k == "sub" else "") for k, v in decoded_claims.items()),
+        json.dumps(record),
+    )
+    around = render(contract, body, {"X-Contractc-Claim-Sub": "forged", "x-contractc-edge": "guess"}, "r-2", 1)
+    check("%s: a request around the front door puts no record" % contract.name, "Data" not in around, json.dumps(around))
+    unset = render(contract, body, {"x-contractc-edge": ""}, "r-3", 1, secret="")
+    check("%s: no record while the API has no secret configured" % contract.name, "Data" not in unset, json.dumps(unset))
+
+
+# ------------------------------------------------------------------------------------------
+# serve
+# ------------------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serve:
+    def __init__(self, binary, data_dir):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.data_dir = data_dir
+        self.log = open(data_dir + ".log", "w")
+        self.process = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir, "--commit-interval-ms", "200"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            cwd=tempfile.gettempdir(),
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=2).read()
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise RuntimeError("serve did not start; see %s.log" % data_dir)
+
+    def login(self, scope):
+        with urllib.request.urlopen(self.base + "/prod/login-as-guest?scope=" + scope, timeout=10) as r:
+            token = json.load(r)["auth_token"]
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return token, claims
+
+    def post(self, route, body, token):
+        request = urllib.request.Request(
+            self.base + route, data=body.encode("utf-8"), method="POST",
+            headers={"Authorization": token, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+# ------------------------------------------------------------------------------------------
+# The job, under local Spark
+# ------------------------------------------------------------------------------------------
+
+
+def kinesis_batch(spark, records):
+    """A DataFrame shaped like Glue's Kinesis source."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("data", T.BinaryType()),
+            T.StructField("partitionKey", T.StringType()),
+            T.StructField("sequenceNumber", T.StringType()),
+            T.StructField("approximateArrivalTimestamp", T.TimestampType()),
+        ]
+    )
+    import datetime
+
+    rows = [
+        (bytearray(data), key, str(i), datetime.datetime.fromtimestamp(time_ms / 1000, datetime.timezone.utc))
+        for i, (data, key, time_ms) in enumerate(records)
+    ]
+    return spark.createDataFrame(rows, schema)
+
+
+def table_rows(spark, contract, table):
+    return spark.table("%s.%s.%s" % (CATALOG, contract.database, table)).count()
+
+
+def run_job(spark, warehouse, contract, records):
+    """Feeds `records` to the job in two micro-batches, with a re-run of the first and a failure
+    between the writes of the second (then Spark's retry)."""
+    job = contract.job
+    for definition in (contract.events_definition, contract.quarantine_definition):
+        spark_iceberg.create_table(spark, warehouse, contract.database, definition)
+    half = len(records) // 2
+    first, second = kinesis_batch(spark, records[:half]), kinesis_batch(spark, records[half:])
+    events_table = contract.events_definition["name"]
+    quarantine_table = contract.quarantine_definition["name"]
+
+    job.process_batch(spark, first, 0, CATALOG)
+    counts = (table_rows(spark, contract, events_table), table_rows(spark, contract, quarantine_table))
+    job.process_batch(spark, first, 0, CATALOG)
+    again = (table_rows(spark, contract, events_table), table_rows(spark, contract, quarantine_table))
+    check("%s: re-running a complete batch adds nothing" % contract.name, again == counts, "%s then %s" % (counts, again))
+
+    write_quarantine = job._write_quarantine
+
+    def fail(*_):
+        raise RuntimeError("simulated failure between the events and the quarantine writes")
+
+    job._write_quarantine = fail
+    try:
+        job.process_batch(spark, second, 1, CATALOG)
+        check("%s: the simulated failure happened" % contract.name, False)
+    except RuntimeError:
+        pass
+    finally:
+        job._write_quarantine = write_quarantine
+    job.process_batch(spark, second, 1, CATALOG)
+    job.process_batch(spark, second, 1, CATALOG)
+
+    if not job.UPSERT_KEY:
+        summaries = [
+            row["summary"]
+            for row in spark.sql("SELECT summary FROM %s.%s.%s.snapshots" % (CATALOG, contract.database, events_table)).collect()
+        ]
+        batches = sorted(int(s["contractc.batch-id"]) for s in summaries if s and "contractc.batch-id" in s)
+        check("%s: snapshots record the batches they hold" % contract.name, batches == [0, 1], str(batches))
+
+
+# ------------------------------------------------------------------------------------------
+# Comparing lakes
+# ------------------------------------------------------------------------------------------
+
+
+def schema_of(table):
+    return [(f.field_id, f.name, str(f.field_type), f.required) for f in table.schema().fields]
+
+
+def spec_of(table):
+    return [(f.source_id, f.field_id, str(f.transform), f.name) for f in table.spec().fields]
+
+
+def canonical(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, canonical(v)) for k, v in value.items()))
+    if isinstance(value, list) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        # A map (pyarrow's key-value pairs): its entries have no order.
+        return tuple(sorted(canonical(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return tuple(canonical(v) for v in value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return round(value, 9)
+    return str(value) if value is not None and not isinstance(value, (int, bool, str)) else value
+
+
+def event_rows(table):
+    rows = table.scan().to_arrow().to_pylist()
+    return collections.Counter(
+        canonical({k: v for k, v in row.items() if k not in PER_REQUEST}) for row in rows
+    ), rows
+
+
+INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def quarantine_key(row):
+    # Spark reports a rule once for a list (path `[*]`); Rust once per element (`[2]`). The
+    # parsers' texts for invalid JSON differ.
+    violations = sorted(
+        {
+            (v["code"], INDEX.sub("[*]", v["path"]), v["policy"], "" if v["code"] == "invalid_json" else v["message"])
+            for v in row["violations"]
+        }
+    )
+    return canonical(
+        {
+            "verdict": row["verdict"],
+            "violations": violations,
+            "raw_payload": row["raw_payload"],
+            "player_id": row["player_id"],
+            "contract_version": row["contract_version"],
+        }
+    )
+
+
+def latest_per_key(rows, key, latest_by):
+    """What an upsert table promises: one row per key, the latest by `latest_by`. `serve` keeps
+    that within a commit and appends across commits; the job's MERGE keeps it across batches."""
+    latest = {}
+    for row in rows:
+        k = tuple(row[c] for c in key)
+        if k not in latest or (latest_by and row[latest_by] is not None and (latest[k][latest_by] is None or row[latest_by] >= latest[k][latest_by])):
+            latest[k] = row
+    return list(latest.values())
+
+
+def partitions(table):
+    return collections.Counter(canonical(task.file.partition) for task in table.scan().plan_files())
+
+
+def compare(contract, serve_catalog, warehouse, subjects):
+    from pyiceberg.table import StaticTable
+
+    for definition, kind in ((contract.events_definition, "events"), (contract.quarantine_definition, "quarantine")):
+        served = serve_catalog.load_table("%s.%s" % (contract.database, definition["name"]))
+        job = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, definition["name"]))
+        check("%s: %s tables have the same schema and field ids" % (contract.name, kind), schema_of(served) == schema_of(job), "%s\n     vs %s" % (schema_of(served), schema_of(job)))
+        check("%s: %s tables have the same partition spec" % (contract.name, kind), spec_of(served) == spec_of(job))
+        if kind == "events":
+            (served_rows, raw_served), (job_rows, raw_job) = event_rows(served), event_rows(job)
+            if contract.job.UPSERT_KEY:
+                reduced = latest_per_key(raw_served, contract.job.UPSERT_KEY, contract.job.LATEST_BY)
+                check(
+                    "%s: serve keeps older versions of a key from earlier commits (%d rows, %d keys)" % (contract.name, len(raw_served), len(reduced)),
+                    len(raw_served) > len(reduced),
+                )
+                served_rows = collections.Counter(
+                    canonical({k: v for k, v in row.items() if k not in PER_REQUEST}) for row in reduced
+                )
+            check(
+                "%s: the same accepted rows, value by value (%d)" % (contract.name, sum(served_rows.values())),
+                served_rows == job_rows and sum(served_rows.values()) > 0,
+                "only in serve: %s\n     only in the job: %s" % (list((served_rows - job_rows).items())[:3], list((job_rows - served_rows).items())[:3]),
+            )
+            per_request_filled = all(row.get(c) is not None for row in raw_job for c in PER_REQUEST if c in row)
+            check("%s: the job fills per-request enrichments from the envelope" % contract.name, per_request_filled)
+            from_sub = [f["name"] for f in definition["schema"]["fields"] if "jwt.sub" in (f.get("doc") or "")]
+            check(
+                "%s: %s filled from the token's subject on the AWS path" % (contract.name, ", ".join(from_sub) or "no jwt.sub column"),
+                bool(from_sub) and all(row[c] in subjects for row in raw_job for c in from_sub),
+            )
+            partitions_served, partitions_job = set(partitions(served)), set(partitions(job))
+            if contract.job.UPSERT_KEY:
+                # Older versions of a key may sit in partitions the latest version left.
+                same = partitions_job <= partitions_served
+            else:
+                same = partitions_served == partitions_job
+            check("%s: the same partition values" % contract.name, same, "%s vs %s" % (partitions_served, partitions_job))
+        else:
+            job_quarantine = job.scan().to_arrow().to_pylist()
+            check(
+                "%s: quarantine rows carry the player from the token on the AWS path" % contract.name,
+                all(r["player_id"] in subjects for r in job_quarantine),
+            )
+            served_rows = collections.Counter(quarantine_key(r) for r in served.scan().to_arrow().to_pylist())
+            job_rows = collections.Counter(quarantine_key(r) for r in job.scan().to_arrow().to_pylist())
+            check(
+                "%s: the same quarantine rows, codes, paths and messages (%d)" % (contract.name, sum(served_rows.values())),
+                served_rows == job_rows and sum(served_rows.values()) > 0,
+                "only in serve: %s\n     only in the job: %s" % (list((served_rows - job_rows).items())[:2], list((job_rows - served_rows).items())[:2]),
+            )
+
+
+def check_against_labels(contract, warehouse, cases):
+    """Fixtures: every quarantined case carries its labelled codes, and every case is in one
+    of the two tables."""
+    from pyiceberg.table import StaticTable
+
+    def load(definition):
+        return StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, definition["name"]))
+
+    labels = {c["body"]: sorted(set(c["codes"])) for c in cases}
+    quarantined = load(contract.quarantine_definition).scan().to_arrow().to_pylist()
+    wrong = [
+        "%s: %s" % (row["raw_payload"][:60], sorted({v["code"] for v in row["violations"]}))
+        for row in quarantined
+        if sorted({v["code"] for v in row["violations"]}) != labels.get(row["raw_payload"])
+    ]
+    check("%s: quarantined cases carry exactly their labelled codes (%d)" % (contract.name, len(quarantined)), not wrong, "; ".join(wrong[:3]))
+    n_events = len(load(contract.events_definition).scan().to_arrow())
+    valid = sum(1 for c in cases if not c["codes"])
+    if contract.job.UPSERT_KEY:
+        check("%s: the events table holds the valid cases, one per key (%d)" % (contract.name, n_events), 0 < n_events <= len(cases) - len(quarantined))
+    else:
+        check(
+            "%s: every case is in one table (%d events + %d quarantined = %d)" % (contract.name, n_events, len(quarantined), len(cases)),
+            n_events + len(quarantined) == len(cases) and n_events >= valid,
+        )
+
+
+def check_upsert(spark, warehouse, contract, template_body):
+    """Two batches with versions of one key: the table keeps one row, the latest."""
+    from pyiceberg.table import StaticTable
+
+    job = contract.job
+    body = json.loads(template_body)
+    key = {k: body[k] for k in job.UPSERT_KEY}
+    # Three versions, the latest in the middle: by number or by time, as `latest_by` is.
+    if job.LATEST_BY and isinstance(body.get(job.LATEST_BY), int):
+        stamps, latest = [body[job.LATEST_BY] + d for d in (1, 3, 2)], str(body[job.LATEST_BY] + 3)
+    else:
+        stamps, latest = ["2024-02-22T10:00:00Z", "2024-02-22T11:00:00Z", "2024-02-22T10:30:00Z"], "2024-02-22 11:00"
+    versions = []
+    for stamp in stamps:
+        event = dict(body)
+        event.update(key)
+        if job.LATEST_BY:
+            event[job.LATEST_BY] = stamp
+        versions.append(json.dumps(event))
+    records = []
+    for i, text in enumerate(versions):
+        envelope = {"contractc": 1, "request_id": "u-%d" % i, "received_at_ms": 1708603200000 + i, "claims": {}, "body": base64.b64encode(text.encode()).decode()}
+        records.append((json.dumps(envelope).encode(), "k", 1708603200000 + i))
+    job.process_batch(spark, kinesis_batch(spark, records[:2]), 10, CATALOG)
+    job.process_batch(spark, kinesis_batch(spark, records[2:]), 11, CATALOG)
+    table = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, contract.events_definition["name"]))
+    rows = [r for r in table.scan().to_arrow().to_pylist() if all(str(r[k]) == str(v) for k, v in key.items())]
+    latest_ok = len(rows) == 1 and (not job.LATEST_BY or str(rows[0][job.LATEST_BY]).startswith(latest))
+    check("%s: MERGE keeps one row per key across batches, the latest" % contract.name, latest_ok, str(rows))
+
+
+# ------------------------------------------------------------------------------------------
+
+
+VERSIONS = set()
+
+
+def key_versions(job, body):
+    """Three versions of one key, out of order by `latest_by` (upsert contracts)."""
+    event = json.loads(body)
+    versions = []
+    now = time.time()
+    for minutes in (3, 1, 2):
+        version = dict(event)
+        if job.LATEST_BY:
+            version[job.LATEST_BY] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60 * minutes))
+        version["_version"] = minutes  # dropped below: keeps the three bodies distinct
+        del version["_version"]
+        text = json.dumps(version) + " " * minutes
+        versions.append(text)
+        VERSIONS.add(text)
+    return versions
+
+
+def synth_events(binary, contract, count):
+    out = subprocess.run(
+        [binary, "synth", "--dry-run", "--contract", contract, "--max-count", str(count), "--seed", "11"],
+        capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
+    )
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__)
+        return 2
+    binary, corpus_dir = os.path.abspath(argv[1]), argv[2]
+    work = tempfile.mkdtemp(prefix="contractc-glue-")
+    warehouse = os.path.join(work, "warehouse")
+    all_contracts = contracts()
+    for contract in all_contracts:
+        check_rendering(contract)
+
+    cases = {}
+    for contract in all_contracts:
+        with open(os.path.join(corpus_dir, contract.name + ".ndjson"), encoding="utf-8") as f:
+            cases[contract.name] = [json.loads(line) for line in f if line.strip()]
+
+    # serve, with every event of the served contracts.
+    serve = Serve(binary, os.path.join(work, "serve"))
+    token, claims = serve.login("guest")
+    auth_token, auth_claims = serve.login("authenticated")
+    traffic = {}
+    try:
+        for contract in all_contracts:
+            if not contract.served:
+                continue
+            bodies = [c["body"] for c in cases[contract.name]] + synth_events(binary, contract.name, 40)
+            if contract.job.UPSERT_KEY:
+                bodies += key_versions(contract.job, bodies[-1])
+            records = []
+            statuses = collections.Counter()
+            for body in bodies:
+                if body in VERSIONS:
+                    time.sleep(0.5)  # each version in its own commit of serve
+                use_token, use_claims = token, claims
+                time_ms = int(time.time() * 1000)
+                status = serve.post(contract.route, body, use_token)
+                if status == 403:
+                    use_token, use_claims = auth_token, auth_claims
+                    status = serve.post(contract.route, body, use_token)
+                statuses[status] += 1
+                if status in (200, 400):
+                    headers = front_door(contract, {"Authorization": use_token}, use_claims)
+                    put = render(contract, body, headers, str(uuid.uuid4()), time_ms)
+                    records.append((base64.b64decode(put["Data"]), put["PartitionKey"], time_ms))
+            check("%s: serve answered every event (%s)" % (contract.name, dict(statuses)), set(statuses) <= {200, 400})
+            traffic[contract.name] = records
+    finally:
+        serve.stop()
+
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    serve_catalog = SqlCatalog(
+        "contractc",
+        uri="sqlite:///" + os.path.join(work, "serve", "catalog.db"),
+        warehouse="file://" + os.path.join(work, "serve", "warehouse"),
+    )
+
+    settings = dict(all_contracts[0].job.SESSION_SETTINGS)
+    spark = spark_iceberg.session(warehouse, CATALOG, settings)
+    try:
+        for contract in all_contracts:
+            if contract.served:
+                run_job(spark, warehouse, contract, traffic[contract.name])
+                compare(contract, serve_catalog, warehouse, {claims["sub"], auth_claims["sub"]})
+            else:
+                records = []
+                for i, case in enumerate(cases[contract.name]):
+                    envelope = {
+                        "contractc": 1,
+                        "request_id": "case-%d" % i,
+                        "received_at_ms": 1708603200000,
+                        "claims": {c: base64.b64encode(b"player-1").decode() for c in contract.claims},
+                        "body": base64.b64encode(case["body"].encode()).decode(),
+                    }
+                    records.append((json.dumps(envelope).encode(), "k", 1708603200000))
+                run_job(spark, warehouse, contract, records)
+                check_against_labels(contract, warehouse, cases[contract.name])
+            if contract.job.UPSERT_KEY:
+                valid = next(c["body"] for c in cases[contract.name] if not c["codes"])
+                check_upsert(spark, warehouse, contract, valid)
+    finally:
+        spark.stop()
+
+    passed = sum(1 for r in results if r)
+    failed = len(results) - passed
+    print("glue job: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
