@@ -1,16 +1,51 @@
 //! The "edge": an API Gateway HTTP API in front of the REST API. Its JWT authorizer checks
 //! the token (REST APIs have no JWT authorizer type) and its route forwards to the REST API.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::{
-    AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration, ProtocolType,
+    AccessLogSettings, AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration,
+    ProtocolType,
 };
-use contract_support::manifest::Issuer;
+use contract_support::manifest::{EDGE_SECRET_HEADER, Issuer, claim_header};
 
 use crate::{
     Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found, resolve,
     resource_path,
 };
+
+/// The headers the edge sets on every forwarded request, overwriting any a client sent under
+/// those names: each claim the contract enriches from, from the verified token, and the
+/// shared secret that tells the REST API the request came through here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers {
+    pub claims: Vec<String>,
+    /// `None`: the secret the REST API's plan creates in the same apply.
+    pub secret: Option<String>,
+}
+
+impl Headers {
+    /// As HTTP API parameter mappings; `None` while the secret is unknown.
+    pub fn mappings(&self, secret: Option<&str>) -> Option<BTreeMap<String, String>> {
+        let secret = self.secret.as_deref().or(secret)?;
+        let mut map: BTreeMap<String, String> = self
+            .claims
+            .iter()
+            .map(|claim| {
+                (
+                    format!("overwrite:header.{}", claim_header(claim)),
+                    format!("$context.authorizer.claims.{claim}"),
+                )
+            })
+            .collect();
+        map.insert(
+            format!("overwrite:header.{EDGE_SECRET_HEADER}"),
+            secret.to_string(),
+        );
+        Some(map)
+    }
+}
 
 /// The stage of the HTTP API (auto-deployed).
 const STAGE: &str = "$default";
@@ -23,9 +58,10 @@ pub struct Current {
     pub route: Option<RouteState>,
     /// The authorizer that route uses.
     pub authorizer: Option<AuthorizerState>,
-    /// (id, uri) of every integration.
-    pub integrations: Vec<(String, String)>,
+    pub integrations: Vec<IntegrationState>,
     pub default_stage: bool,
+    /// The `$default` stage's access log settings: (destination ARN, format).
+    pub access_log: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +71,14 @@ pub struct RouteState {
     pub authorizer_id: Option<String>,
     pub scopes: Vec<String>,
     pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationState {
+    pub id: String,
+    pub uri: String,
+    /// Parameter mappings (`overwrite:header.NAME` → value).
+    pub request_parameters: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,6 +94,7 @@ pub struct AuthorizerState {
 pub enum Op {
     CreateApi {
         name: String,
+        tags: Vec<(String, String)>,
     },
     PutAuthorizer {
         api_id: Option<String>,
@@ -63,6 +108,13 @@ pub enum Op {
         rest_api_id: Option<String>,
         region: String,
         route: String,
+        headers: Headers,
+    },
+    /// Sets the forwarded headers of an existing integration.
+    UpdateIntegration {
+        api_id: Option<String>,
+        integration_id: String,
+        headers: Headers,
     },
     PutRoute {
         api_id: Option<String>,
@@ -75,6 +127,11 @@ pub enum Op {
     },
     CreateStage {
         api_id: Option<String>,
+        access_log: (String, String),
+    },
+    SetAccessLog {
+        api_id: Option<String>,
+        access_log: (String, String),
     },
 }
 
@@ -96,7 +153,7 @@ pub fn issuer(config: &DeployConfig, desired: &Desired) -> Option<String> {
 }
 
 /// Where the edge forwards to: the REST API's invoke URL of the route.
-fn target(rest_api_id: &str, region: &str, route: &str) -> String {
+pub(crate) fn target(rest_api_id: &str, region: &str, route: &str) -> String {
     let (stage, path) = resource_path(route);
     format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{stage}{path}")
 }
@@ -154,10 +211,14 @@ pub async fn read(
         .items()
         .iter()
         .filter_map(|i| {
-            Some((
-                i.integration_id()?.to_string(),
-                i.integration_uri()?.to_string(),
-            ))
+            Some(IntegrationState {
+                id: i.integration_id()?.to_string(),
+                uri: i.integration_uri()?.to_string(),
+                request_parameters: i
+                    .request_parameters()
+                    .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            })
         })
         .collect();
     let stages = client
@@ -166,13 +227,21 @@ pub async fn read(
         .send()
         .await
         .map_err(aws("apigatewayv2:GetStages"))?;
-    let default_stage = stages.items().iter().any(|s| s.stage_name() == Some(STAGE));
+    let stage = stages
+        .items()
+        .iter()
+        .find(|s| s.stage_name() == Some(STAGE));
+    let default_stage = stage.is_some();
+    let access_log = stage
+        .and_then(|s| s.access_log_settings())
+        .and_then(|a| Some((a.destination_arn()?.to_string(), a.format()?.to_string())));
     Ok(Some(Current {
         api_id,
         route,
         authorizer,
         integrations,
         default_stage,
+        access_log,
     }))
 }
 
@@ -207,10 +276,11 @@ async fn read_authorizer(
 pub fn plan(
     config: &DeployConfig,
     desired: &Desired,
-    rest_api_id: Option<String>,
+    rest_api: crate::rest_api::Planned,
     current: Option<&Current>,
     plan: &mut Plan,
 ) {
+    let rest_api_id = rest_api.api_id;
     let name = name(config, desired);
     let Some(issuer) = issuer(config, desired) else {
         plan.notes.push(format!(
@@ -230,7 +300,10 @@ pub fn plan(
         push(
             format!("api gateway http api {name}"),
             Action::Create,
-            Op::CreateApi { name: name.clone() },
+            Op::CreateApi {
+                name: name.clone(),
+                tags: desired.tags(config),
+            },
         );
     }
     // Plan against an empty API when it does not exist: everything in it gets created.
@@ -265,12 +338,35 @@ pub fn plan(
     let wanted = rest_api_id
         .as_deref()
         .map(|id| target(id, &config.region, &route));
-    let integration_id = wanted.as_ref().and_then(|wanted| {
-        have.integrations
-            .iter()
-            .find(|(_, uri)| uri == wanted)
-            .map(|(id, _)| id.clone())
-    });
+    let headers = Headers {
+        claims: desired
+            .manifest
+            .enrichment_claims()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        secret: rest_api.edge_secret,
+    };
+    let existing = wanted
+        .as_ref()
+        .and_then(|wanted| have.integrations.iter().find(|i| &i.uri == wanted));
+    let integration_id = existing.map(|i| i.id.clone());
+    if let Some(existing) = existing
+        && headers.mappings(None).as_ref() != Some(&existing.request_parameters)
+    {
+        push(
+            format!(
+                "api gateway http api {name} integration {} headers (claims {:?}, front door secret)",
+                existing.id, headers.claims
+            ),
+            Action::Update(vec!["forwarded headers".into()]),
+            Op::UpdateIntegration {
+                api_id: api_id.clone(),
+                integration_id: existing.id.clone(),
+                headers: headers.clone(),
+            },
+        );
+    }
     if integration_id.is_none() {
         let shown = wanted.unwrap_or_else(|| target("<new rest api>", &config.region, &route));
         push(
@@ -281,6 +377,7 @@ pub fn plan(
                 rest_api_id,
                 region: config.region.clone(),
                 route,
+                headers,
             },
         );
     }
@@ -310,13 +407,33 @@ pub fn plan(
         );
     }
 
+    let access_log = (
+        crate::logs::group_arn(config, desired, true),
+        crate::logs::EDGE_FORMAT.to_string(),
+    );
     if !have.default_stage {
         push(
-            format!("api gateway http api {name} stage {STAGE} (auto-deploy)"),
+            format!("api gateway http api {name} stage {STAGE} (auto-deploy, access log)"),
             Action::Create,
-            Op::CreateStage { api_id },
+            Op::CreateStage { api_id, access_log },
+        );
+    } else if have.access_log.as_ref() != Some(&access_log) {
+        push(
+            format!(
+                "api gateway http api {name} stage {STAGE} access log → {}",
+                access_log.0
+            ),
+            Action::for_existing(have.access_log.is_some(), "access log settings"),
+            Op::SetAccessLog { api_id, access_log },
         );
     }
+}
+
+fn access_log_settings((destination, format): &(String, String)) -> AccessLogSettings {
+    AccessLogSettings::builder()
+        .destination_arn(destination)
+        .format(format)
+        .build()
 }
 
 pub(crate) async fn apply(
@@ -326,10 +443,11 @@ pub(crate) async fn apply(
 ) -> Result<(), DeployError> {
     let api = |known: &Option<String>| resolve(known, &created.edge_api, "http api");
     match op {
-        Op::CreateApi { name } => {
+        Op::CreateApi { name, tags } => {
             let api = client
                 .create_api()
                 .name(name)
+                .set_tags(Some(tags.iter().cloned().collect()))
                 .protocol_type(ProtocolType::Http)
                 .send()
                 .await
@@ -373,8 +491,10 @@ pub(crate) async fn apply(
             rest_api_id,
             region,
             route,
+            headers,
         } => {
             let rest_api_id = resolve(rest_api_id, &created.rest_api, "rest api")?;
+            let mappings = mappings(headers, created)?;
             let integration = client
                 .create_integration()
                 .api_id(api(api_id)?)
@@ -382,10 +502,26 @@ pub(crate) async fn apply(
                 .integration_method("POST")
                 .integration_uri(target(&rest_api_id, region, route))
                 .payload_format_version("1.0")
+                .set_request_parameters(Some(mappings))
                 .send()
                 .await
                 .map_err(aws("apigatewayv2:CreateIntegration"))?;
             created.integration = integration.integration_id().map(str::to_string);
+        }
+        Op::UpdateIntegration {
+            api_id,
+            integration_id,
+            headers,
+        } => {
+            let mappings = mappings(headers, created)?;
+            client
+                .update_integration()
+                .api_id(api(api_id)?)
+                .integration_id(integration_id)
+                .set_request_parameters(Some(mappings))
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:UpdateIntegration"))?;
         }
         Op::PutRoute {
             api_id,
@@ -419,16 +555,43 @@ pub(crate) async fn apply(
                 .await
                 .map_err(aws("apigatewayv2:CreateRoute"))?;
         }
-        Op::CreateStage { api_id } => {
+        Op::CreateStage { api_id, access_log } => {
             client
                 .create_stage()
                 .api_id(api(api_id)?)
                 .stage_name(STAGE)
                 .auto_deploy(true)
+                .access_log_settings(access_log_settings(access_log))
                 .send()
                 .await
                 .map_err(aws("apigatewayv2:CreateStage"))?;
         }
+        Op::SetAccessLog { api_id, access_log } => {
+            client
+                .update_stage()
+                .api_id(api(api_id)?)
+                .stage_name(STAGE)
+                .access_log_settings(access_log_settings(access_log))
+                .send()
+                .await
+                .map_err(aws("apigatewayv2:UpdateStage"))?;
+        }
     }
     Ok(())
+}
+
+/// The parameter mappings of `headers`, with the secret generated earlier in this apply.
+fn mappings(
+    headers: &Headers,
+    created: &Created,
+) -> Result<std::collections::HashMap<String, String>, DeployError> {
+    headers
+        .mappings(created.edge_secret.as_deref())
+        .map(|m| m.into_iter().collect())
+        .ok_or_else(|| {
+            DeployError::Invalid(
+                "no front door secret: the step creating the REST API's stage variable did not run"
+                    .into(),
+            )
+        })
 }

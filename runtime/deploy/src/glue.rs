@@ -5,16 +5,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::{
-    Column, DatabaseInput, JobCommand, JobUpdate, StorageDescriptor, Table, TableInput,
+    Column, DatabaseInput, ExecutionProperty, JobCommand, JobUpdate, StorageDescriptor, Table,
+    TableInput, WorkerType,
 };
+use aws_sdk_s3::primitives::ByteStream;
 use contract_support::manifest::{Origin, TableDef};
+use serde_json::Value;
 
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid, short_hash};
 
 const GLUE_VERSION: &str = "5.0";
 
 /// What exists in the catalog and the job, as far as the plan compares it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Current {
     pub database: bool,
     /// Table name → table, for the tables that exist.
@@ -22,11 +25,44 @@ pub struct Current {
     pub job: Option<JobState>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableState {
     pub parameters: HashMap<String, String>,
     /// (name, type), in order.
     pub columns: Vec<(String, String)>,
+    /// The Iceberg metadata the entry's `metadata_location` points to, read back from S3;
+    /// `None` when the entry has no such parameter or the file is gone.
+    pub metadata: Option<Value>,
+}
+
+impl TableState {
+    fn metadata_location(&self) -> Option<&str> {
+        self.parameters.get(METADATA_LOCATION).map(String::as_str)
+    }
+}
+
+/// The Glue table parameter Iceberg's catalogs (Java, pyiceberg) load a table from.
+pub const METADATA_LOCATION: &str = "metadata_location";
+/// The one before it, set on every commit.
+pub const PREVIOUS_METADATA_LOCATION: &str = "previous_metadata_location";
+
+/// What a create or update of an Iceberg table's catalog entry does with its metadata file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metadata {
+    /// The entry's metadata is current: keep pointing at it (an update of the entry must not
+    /// drop the parameters Iceberg loads the table from).
+    Keep {
+        location: String,
+        previous: Option<String>,
+    },
+    /// Write the metadata of a new, empty table under `location` (the table's directory).
+    New { table: TableDef, location: String },
+    /// Write the next metadata file: `previous` evolved to `table`.
+    Evolve {
+        table: TableDef,
+        previous: Box<Value>,
+        previous_location: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +71,32 @@ pub struct JobState {
     pub glue_version: Option<String>,
     pub role: Option<String>,
     pub arguments: BTreeMap<String, String>,
+    pub size: JobSize,
+}
+
+/// How big a job runs, how long, how often it is retried, how many runs at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSize {
+    pub worker_type: String,
+    pub workers: i32,
+    /// Minutes; `None`: Glue's default (a streaming job is restarted after 7 days).
+    pub timeout_minutes: Option<i32>,
+    pub max_retries: i32,
+    pub max_concurrent_runs: i32,
+}
+
+impl Default for JobSize {
+    /// The reference stack's: two G.1X workers, one run at a time (a second run of a
+    /// streaming job would read the stream twice), one retry.
+    fn default() -> JobSize {
+        JobSize {
+            worker_type: "G.1X".into(),
+            workers: 2,
+            timeout_minutes: None,
+            max_retries: 1,
+            max_concurrent_runs: 1,
+        }
+    }
 }
 
 /// The job as it should be.
@@ -44,6 +106,8 @@ pub struct JobSpec {
     pub role: String,
     pub script_location: String,
     pub arguments: BTreeMap<String, String>,
+    pub size: JobSize,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,17 +119,20 @@ pub enum Op {
     CreateTable {
         database: String,
         input: Box<TableInput>,
+        /// For Iceberg tables: the metadata the entry points to.
+        iceberg: Option<Metadata>,
     },
     UpdateTable {
         database: String,
         input: Box<TableInput>,
+        iceberg: Option<Metadata>,
     },
     CreateJob(JobSpec),
     UpdateJob(JobSpec),
 }
 
 /// The names of the contract's tables: events, quarantine, stream.
-fn table_names(desired: &Desired) -> [String; 3] {
+pub(crate) fn table_names(desired: &Desired) -> [String; 3] {
     let manifest = desired.manifest;
     [
         manifest.table.name.clone(),
@@ -80,6 +147,7 @@ fn stream_table_name(desired: &Desired) -> String {
 
 pub async fn read(
     client: &Client,
+    s3: &aws_sdk_s3::Client,
     config: &DeployConfig,
     desired: &Desired,
 ) -> Result<Current, DeployError> {
@@ -100,7 +168,11 @@ pub async fn read(
                 .await;
             let table = found("glue:GetTable", got, |e| e.is_entity_not_found_exception())?;
             if let Some(table) = table.and_then(|t| t.table) {
-                tables.insert(name, table_state(&table));
+                let mut state = table_state(&table);
+                if let Some(location) = state.metadata_location() {
+                    state.metadata = read_metadata(s3, location).await?;
+                }
+                tables.insert(name, state);
             }
         }
     }
@@ -120,6 +192,19 @@ pub async fn read(
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            size: JobSize {
+                worker_type: job
+                    .worker_type()
+                    .map(|w| w.as_str().to_string())
+                    .unwrap_or_default(),
+                workers: job.number_of_workers().unwrap_or_default(),
+                timeout_minutes: job.timeout(),
+                max_retries: job.max_retries(),
+                max_concurrent_runs: job
+                    .execution_property()
+                    .map(|e| e.max_concurrent_runs())
+                    .unwrap_or_default(),
+            },
         });
     Ok(Current {
         database: present.is_some(),
@@ -132,7 +217,41 @@ fn table_state(table: &Table) -> TableState {
     TableState {
         parameters: table.parameters().cloned().unwrap_or_default(),
         columns: columns(table.storage_descriptor()),
+        metadata: None,
     }
+}
+
+/// `s3://bucket/key` → (bucket, key).
+pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("s3://")?.split_once('/')
+}
+
+/// The Iceberg metadata file at `location`; `None` when the object does not exist.
+async fn read_metadata(
+    s3: &aws_sdk_s3::Client,
+    location: &str,
+) -> Result<Option<Value>, DeployError> {
+    let Some((bucket, key)) = split_s3_url(location) else {
+        return Err(DeployError::Invalid(format!(
+            "glue table parameter {METADATA_LOCATION} = {location}: not an s3:// URL; fix or drop the parameter"
+        )));
+    };
+    let got = s3.get_object().bucket(bucket).key(key).send().await;
+    let Some(object) = found("s3:GetObject", got, |e| e.is_no_such_key())? else {
+        return Ok(None);
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| DeployError::Aws {
+            call: "s3:GetObject",
+            message: format!("{location}: {e}"),
+        })?
+        .into_bytes();
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| DeployError::Invalid(format!("{location}: not Iceberg metadata JSON: {e}")))
 }
 
 fn columns(descriptor: Option<&StorageDescriptor>) -> Vec<(String, String)> {
@@ -167,23 +286,44 @@ pub fn plan(
             }),
         });
     }
+    let events = desired.manifest.events_table();
+    let quarantine = desired.manifest.quarantine_table();
     let inputs = [
-        desired.iceberg_table_input(config, &desired.manifest.events_table())?,
-        desired.iceberg_table_input(config, &desired.manifest.quarantine_table())?,
-        desired.stream_table_input(config)?,
+        (desired.iceberg_table_input(config, &events)?, Some(events)),
+        (
+            desired.iceberg_table_input(config, &quarantine)?,
+            Some(quarantine),
+        ),
+        (desired.stream_table_input(config)?, None),
     ];
-    for input in inputs {
+    for (input, definition) in inputs {
         let name = input.name().to_string();
+        let location = input
+            .storage_descriptor()
+            .and_then(|s| s.location())
+            .unwrap_or_default()
+            .to_string();
         let (action, op) = match current.tables.get(&name) {
             None => (
                 Action::Create,
                 Op::CreateTable {
                     database: database.clone(),
                     input: Box::new(input),
+                    iceberg: definition.map(|table| Metadata::New { table, location }),
                 },
             ),
             Some(table) => {
-                let differs = table_differences(&input, table);
+                let mut differs = table_differences(&input, table);
+                let iceberg = match definition {
+                    Some(definition) => Some(plan_metadata(
+                        &format!("{database}.{name}"),
+                        definition,
+                        location,
+                        table,
+                        &mut differs,
+                    )?),
+                    None => None,
+                };
                 if differs.is_empty() {
                     continue;
                 }
@@ -192,6 +332,7 @@ pub fn plan(
                     Op::UpdateTable {
                         database: database.clone(),
                         input: Box::new(input),
+                        iceberg,
                     },
                 )
             }
@@ -204,6 +345,42 @@ pub fn plan(
     }
     plan_job(config, desired, current.job.as_ref(), steps);
     Ok(())
+}
+
+/// What becomes of an existing Iceberg table's metadata: kept when it matches the definition,
+/// evolved when the contract changed compatibly (what changes is added to `differs`), written
+/// anew when the entry has none (a catalog entry without metadata is no Iceberg table).
+fn plan_metadata(
+    table_name: &str,
+    definition: TableDef,
+    location: String,
+    table: &TableState,
+    differs: &mut Vec<String>,
+) -> Result<Metadata, DeployError> {
+    let (Some(metadata), Some(current)) = (&table.metadata, table.metadata_location()) else {
+        differs.push("iceberg metadata missing".into());
+        return Ok(Metadata::New {
+            table: definition,
+            location,
+        });
+    };
+    let changes = definition.metadata_changes(metadata).map_err(|reason| {
+        DeployError::Invalid(format!(
+            "glue table {table_name}: the contract change cannot be applied to the Iceberg table: {reason}"
+        ))
+    })?;
+    if changes.is_empty() {
+        return Ok(Metadata::Keep {
+            location: current.to_string(),
+            previous: table.parameters.get(PREVIOUS_METADATA_LOCATION).cloned(),
+        });
+    }
+    differs.extend(changes.into_iter().map(|c| format!("iceberg {c}")));
+    Ok(Metadata::Evolve {
+        table: definition,
+        previous: Box::new(metadata.clone()),
+        previous_location: current.to_string(),
+    })
 }
 
 /// What differs between a table and its input: parameters it lacks or has other values of
@@ -236,9 +413,11 @@ fn plan_job(
 ) {
     let spec = JobSpec {
         name: desired.job(config),
-        role: config.glue_role(),
+        role: crate::iam::role_arn(config, desired, crate::iam::Kind::Glue),
         script_location: format!("s3://{}/{}", config.bucket(), desired.script_key(config)),
         arguments: desired.job_arguments(config).into_iter().collect(),
+        size: config.job_size.clone(),
+        tags: desired.tags(config),
     };
     let resource = format!("glue job {}", spec.name);
     let Some(job) = current else {
@@ -262,6 +441,14 @@ fn plan_job(
     if job.arguments != spec.arguments {
         differs.push("arguments".into());
     }
+    // A job without a timeout reads back as Glue's default: only a set timeout is compared.
+    let size_differs = JobSize {
+        timeout_minutes: spec.size.timeout_minutes.or(job.size.timeout_minutes),
+        ..spec.size.clone()
+    } != job.size;
+    if size_differs {
+        differs.push("size, timeout, retries or concurrency".into());
+    }
     if !differs.is_empty() {
         steps.push(Step {
             resource,
@@ -271,7 +458,7 @@ fn plan_job(
     }
 }
 
-pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
+pub async fn apply(client: &Client, s3: &aws_sdk_s3::Client, op: &Op) -> Result<(), DeployError> {
     match op {
         Op::CreateDatabase { name } => {
             let input = DatabaseInput::builder()
@@ -285,20 +472,30 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .await
                 .map_err(aws("glue:CreateDatabase"))?;
         }
-        Op::CreateTable { database, input } => {
+        Op::CreateTable {
+            database,
+            input,
+            iceberg,
+        } => {
+            let input = with_metadata(s3, input, iceberg.as_ref()).await?;
             client
                 .create_table()
                 .database_name(database)
-                .table_input(TableInput::clone(input))
+                .table_input(input)
                 .send()
                 .await
                 .map_err(aws("glue:CreateTable"))?;
         }
-        Op::UpdateTable { database, input } => {
+        Op::UpdateTable {
+            database,
+            input,
+            iceberg,
+        } => {
+            let input = with_metadata(s3, input, iceberg.as_ref()).await?;
             client
                 .update_table()
                 .database_name(database)
-                .table_input(TableInput::clone(input))
+                .table_input(input)
                 .send()
                 .await
                 .map_err(aws("glue:UpdateTable"))?;
@@ -311,6 +508,12 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .command(command(spec))
                 .glue_version(GLUE_VERSION)
                 .set_default_arguments(Some(arguments(spec)))
+                .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
+                .number_of_workers(spec.size.workers)
+                .set_timeout(spec.size.timeout_minutes)
+                .max_retries(spec.size.max_retries)
+                .execution_property(execution(spec))
+                .set_tags(Some(spec.tags.iter().cloned().collect()))
                 .send()
                 .await
                 .map_err(aws("glue:CreateJob"))?;
@@ -321,6 +524,11 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .command(command(spec))
                 .glue_version(GLUE_VERSION)
                 .set_default_arguments(Some(arguments(spec)))
+                .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
+                .number_of_workers(spec.size.workers)
+                .set_timeout(spec.size.timeout_minutes)
+                .max_retries(spec.size.max_retries)
+                .execution_property(execution(spec))
                 .build();
             client
                 .update_job()
@@ -334,11 +542,96 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Writes the metadata file a step needs (if any) and returns the table input pointing at it.
+async fn with_metadata(
+    s3: &aws_sdk_s3::Client,
+    input: &TableInput,
+    iceberg: Option<&Metadata>,
+) -> Result<TableInput, DeployError> {
+    let Some(iceberg) = iceberg else {
+        return Ok(input.clone());
+    };
+    let (location, previous) = match iceberg {
+        Metadata::Keep { location, previous } => (location.clone(), previous.clone()),
+        Metadata::New { table, location } => {
+            let uuid = uuid::Uuid::new_v4();
+            let metadata = table.initial_metadata(location, &uuid.to_string(), now_ms());
+            let file = format!("{location}/metadata/00000-{uuid}.metadata.json");
+            put_metadata(s3, &file, &metadata).await?;
+            (file, None)
+        }
+        Metadata::Evolve {
+            table,
+            previous,
+            previous_location,
+        } => {
+            let metadata = table
+                .evolved_metadata(previous, previous_location, now_ms())
+                .map_err(DeployError::Invalid)?;
+            let file = next_metadata_file(previous_location, &uuid::Uuid::new_v4().to_string())
+                .ok_or_else(|| {
+                    DeployError::Invalid(format!(
+                        "{previous_location}: not an Iceberg metadata file name (NNNNN-uuid.metadata.json)"
+                    ))
+                })?;
+            put_metadata(s3, &file, &metadata).await?;
+            (file, Some(previous_location.clone()))
+        }
+    };
+    let mut parameters = input.parameters().cloned().unwrap_or_default();
+    parameters.insert(METADATA_LOCATION.to_string(), location);
+    if let Some(previous) = previous {
+        parameters.insert(PREVIOUS_METADATA_LOCATION.to_string(), previous);
+    }
+    let mut input = input.clone();
+    input.parameters = Some(parameters);
+    Ok(input)
+}
+
+async fn put_metadata(
+    s3: &aws_sdk_s3::Client,
+    file: &str,
+    metadata: &Value,
+) -> Result<(), DeployError> {
+    let (bucket, key) = split_s3_url(file)
+        .ok_or_else(|| DeployError::Invalid(format!("{file}: not an s3:// URL")))?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(metadata.to_string().into_bytes()))
+        .send()
+        .await
+        .map_err(aws("s3:PutObject"))?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The file after `…/metadata/00003-<uuid>.metadata.json`: `…/metadata/00004-<new>.metadata.json`
+/// (Iceberg's own numbering, so readers and tools order the files as they expect).
+pub fn next_metadata_file(previous: &str, uuid: &str) -> Option<String> {
+    let (dir, name) = previous.rsplit_once('/')?;
+    let (version, _) = name.split_once('-')?;
+    let version: u64 = version.parse().ok()?;
+    Some(format!("{dir}/{:05}-{uuid}.metadata.json", version + 1))
+}
+
 fn command(spec: &JobSpec) -> JobCommand {
     JobCommand::builder()
         .name("gluestreaming")
         .script_location(&spec.script_location)
         .python_version("3")
+        .build()
+}
+
+fn execution(spec: &JobSpec) -> ExecutionProperty {
+    ExecutionProperty::builder()
+        .max_concurrent_runs(spec.size.max_concurrent_runs)
         .build()
 }
 
@@ -374,6 +667,20 @@ impl Desired {
             (
                 "--contractc-fingerprint".to_string(),
                 self.manifest.source.fingerprint.clone(),
+            ),
+            // Operations: job metrics, logs while it runs, and the Spark UI's event logs.
+            ("--enable-metrics".to_string(), "true".to_string()),
+            (
+                "--enable-continuous-cloudwatch-log".to_string(),
+                "true".to_string(),
+            ),
+            ("--enable-spark-ui".to_string(), "true".to_string()),
+            (
+                "--spark-event-logs-path".to_string(),
+                format!(
+                    "s3://{bucket}/{}/{}/spark-events/",
+                    c.prefix, self.manifest.name
+                ),
             ),
         ])
     }

@@ -1,18 +1,37 @@
-//! The Kinesis stream (on demand) the REST API writes to and the Glue job reads.
+//! The Kinesis stream (on demand, KMS-encrypted with the AWS-managed key) the REST API writes
+//! to and the Glue job reads.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
+use aws_sdk_kinesis::types::{EncryptionType, StreamMode, StreamModeDetails, StreamStatus};
 
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid};
+
+/// The AWS-managed key for Kinesis, as the reference stack uses (no key policy to manage, and
+/// producers and consumers need no KMS permission of their own).
+pub const KMS_KEY: &str = "alias/aws/kinesis";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
     pub stream: bool,
+    /// Server-side encryption with KMS is on.
+    pub encrypted: bool,
+    /// As Kinesis reports it (`ACTIVE`, `CREATING`, …), for `status`.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    CreateStream { name: String },
+    /// Create, wait until active, tag, encrypt.
+    CreateStream {
+        name: String,
+        tags: Vec<(String, String)>,
+    },
+    StartEncryption {
+        name: String,
+    },
 }
 
 pub async fn read(client: &Client, stream: &str) -> Result<Current, DeployError> {
@@ -21,38 +40,107 @@ pub async fn read(client: &Client, stream: &str) -> Result<Current, DeployError>
         .stream_name(stream)
         .send()
         .await;
-    let stream = found("kinesis:DescribeStreamSummary", summary, |e| {
+    let summary = found("kinesis:DescribeStreamSummary", summary, |e| {
         e.is_resource_not_found_exception()
     })?;
+    let encrypted = summary
+        .as_ref()
+        .and_then(|s| s.stream_description_summary())
+        .and_then(|d| d.encryption_type())
+        == Some(&EncryptionType::Kms);
+    let status = summary
+        .as_ref()
+        .and_then(|s| s.stream_description_summary())
+        .map(|d| d.stream_status().as_str().to_string())
+        .unwrap_or_default();
     Ok(Current {
-        stream: stream.is_some(),
+        stream: summary.is_some(),
+        encrypted,
+        status,
     })
 }
 
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
-    if current.stream {
-        return;
-    }
     let name = desired.stream(config);
-    steps.push(Step {
-        resource: format!("kinesis stream {name}"),
-        action: Action::Create,
-        op: crate::Op::Kinesis(Op::CreateStream { name }),
-    });
+    if !current.stream {
+        steps.push(Step {
+            resource: format!("kinesis stream {name} (on demand, KMS {KMS_KEY})"),
+            action: Action::Create,
+            op: crate::Op::Kinesis(Op::CreateStream {
+                name,
+                tags: desired.tags(config),
+            }),
+        });
+    } else if !current.encrypted {
+        steps.push(Step {
+            resource: format!("kinesis stream {name} (on demand, KMS {KMS_KEY})"),
+            action: Action::Update(vec!["server-side encryption".into()]),
+            op: crate::Op::Kinesis(Op::StartEncryption { name }),
+        });
+    }
 }
 
 pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
-    let Op::CreateStream { name } = op;
-    let mode = StreamModeDetails::builder()
-        .stream_mode(StreamMode::OnDemand)
-        .build()
-        .map_err(invalid)?;
+    match op {
+        Op::CreateStream { name, tags } => {
+            let mode = StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .map_err(invalid)?;
+            client
+                .create_stream()
+                .stream_name(name)
+                .stream_mode_details(mode)
+                .send()
+                .await
+                .map_err(aws("kinesis:CreateStream"))?;
+            // A stream takes tags and encryption only once it is active.
+            wait_active(client, name).await?;
+            let tags: HashMap<String, String> = tags.iter().cloned().collect();
+            client
+                .add_tags_to_stream()
+                .stream_name(name)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(aws("kinesis:AddTagsToStream"))?;
+            start_encryption(client, name).await?;
+        }
+        Op::StartEncryption { name } => start_encryption(client, name).await?,
+    }
+    Ok(())
+}
+
+async fn start_encryption(client: &Client, name: &str) -> Result<(), DeployError> {
     client
-        .create_stream()
+        .start_stream_encryption()
         .stream_name(name)
-        .stream_mode_details(mode)
+        .encryption_type(EncryptionType::Kms)
+        .key_id(KMS_KEY)
         .send()
         .await
-        .map_err(aws("kinesis:CreateStream"))?;
+        .map_err(aws("kinesis:StartStreamEncryption"))?;
     Ok(())
+}
+
+/// Polls until the stream is active (on-demand streams take seconds to a minute).
+async fn wait_active(client: &Client, name: &str) -> Result<(), DeployError> {
+    for _ in 0..60 {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .map_err(aws("kinesis:DescribeStreamSummary"))?;
+        let status = summary
+            .stream_description_summary()
+            .map(|d| d.stream_status().clone());
+        if status == Some(StreamStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Err(DeployError::Invalid(format!(
+        "kinesis stream {name} is not active after 2 minutes: run deploy --apply again"
+    )))
 }

@@ -12,9 +12,12 @@
 //! [`Desired`] without any call, and [`apply`] makes the calls each [`Step`] carries. One
 //! module per resource kind holds its read, its part of the plan and its apply.
 
+pub mod destroy;
 pub mod edge;
 pub mod glue;
+pub mod iam;
 pub mod kinesis;
+pub mod logs;
 pub mod rest_api;
 pub mod s3;
 
@@ -118,26 +121,19 @@ pub struct DeployConfig {
     /// The issuer the JWT authorizer trusts for contracts using the dev identity provider
     /// (which does not run on AWS); without it their authorizer is left out, with a note.
     pub dev_issuer: Option<String>,
+    /// Glue job size, timeout, retries and concurrency.
+    pub job_size: glue::JobSize,
 }
 
 impl DeployConfig {
+    /// The artifacts bucket.
+    pub fn bucket_name(&self) -> String {
+        self.bucket()
+    }
     fn bucket(&self) -> String {
         self.bucket
             .clone()
             .unwrap_or_else(|| format!("{}-artifacts", self.prefix))
-    }
-    fn glue_role(&self) -> String {
-        self.glue_role_arn.clone().unwrap_or_else(|| {
-            format!("arn:aws:iam::{}:role/{}-glue", self.account_id, self.prefix)
-        })
-    }
-    fn api_role(&self) -> String {
-        self.api_role_arn.clone().unwrap_or_else(|| {
-            format!(
-                "arn:aws:iam::{}:role/{}-apigateway",
-                self.account_id, self.prefix
-            )
-        })
     }
 }
 
@@ -148,6 +144,9 @@ pub struct Clients {
     pub glue: aws_sdk_glue::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub apigatewayv2: aws_sdk_apigatewayv2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -180,6 +179,9 @@ impl Clients {
             glue: aws_sdk_glue::Client::new(&shared),
             apigateway: aws_sdk_apigateway::Client::new(&shared),
             apigatewayv2: aws_sdk_apigatewayv2::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
+            sts: aws_sdk_sts::Client::new(&shared),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
         }
     }
 }
@@ -190,6 +192,8 @@ pub enum Action {
     Create,
     /// The resource exists but differs (drift, or a changed contract): what differs.
     Update(Vec<String>),
+    /// `deploy --destroy`.
+    Delete,
 }
 
 impl Action {
@@ -216,11 +220,14 @@ pub struct Step {
 /// `None` where an earlier step of the same plan creates the resource).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
+    Iam(iam::Op),
+    Logs(logs::Op),
     S3(s3::Op),
     Kinesis(kinesis::Op),
     Glue(glue::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
+    Destroy(destroy::Op),
 }
 
 /// What `apply` would do for one contract, in order, and notes on what it leaves out.
@@ -233,6 +240,8 @@ pub struct Plan {
 /// What exists on AWS for one contract, as plain data (read by [`read`], planned by [`plan`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Current {
+    pub iam: iam::Current,
+    pub logs: logs::Current,
     pub s3: s3::Current,
     pub kinesis: kinesis::Current,
     pub glue: glue::Current,
@@ -251,6 +260,8 @@ struct Created {
     edge_api: Option<String>,
     authorizer: Option<String>,
     integration: Option<String>,
+    /// The front door's secret, when this apply generated it.
+    edge_secret: Option<String>,
 }
 
 /// Picks the id known when planning, else the one an earlier step created.
@@ -273,9 +284,11 @@ pub async fn read(
     desired: &Desired,
 ) -> Result<Current, DeployError> {
     Ok(Current {
+        iam: iam::read(&clients.iam, config, desired).await?,
+        logs: logs::read(clients, config, desired).await?,
         s3: s3::read(&clients.s3, &config.bucket(), &desired.script_key(config)).await?,
         kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
-        glue: glue::read(&clients.glue, config, desired).await?,
+        glue: glue::read(&clients.glue, &clients.s3, config, desired).await?,
         rest_api: rest_api::read(&clients.apigateway, config, desired).await?,
         edge: match edge::issuer(config, desired) {
             Some(_) => edge::read(&clients.apigatewayv2, config, desired).await?,
@@ -291,20 +304,18 @@ pub fn plan(
     current: &Current,
 ) -> Result<Plan, DeployError> {
     let mut plan = Plan::default();
+    // Roles first: the job and the integration name them.
+    iam::plan(config, desired, &current.iam, &mut plan.steps);
+    // Log groups and the account's logging role before the stages that log to them.
+    logs::plan(config, desired, &current.logs, &mut plan.steps);
     s3::plan(config, desired, &current.s3, &mut plan.steps);
     kinesis::plan(config, desired, &current.kinesis, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
-    let rest_api_id = rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
+    let rest_api = rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
     // The front door: an HTTP API whose JWT authorizer checks the token (REST APIs have no JWT
     // authorizer type) and forwards to the REST API, which validates the body and puts the
     // record on the stream.
-    edge::plan(
-        config,
-        desired,
-        rest_api_id,
-        current.edge.as_ref(),
-        &mut plan,
-    );
+    edge::plan(config, desired, rest_api, current.edge.as_ref(), &mut plan);
     Ok(plan)
 }
 
@@ -323,11 +334,14 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
     let mut created = Created::default();
     for step in &plan.steps {
         match &step.op {
+            Op::Iam(op) => iam::apply(&clients.iam, op).await?,
+            Op::Logs(op) => logs::apply(clients, op).await?,
             Op::S3(op) => s3::apply(&clients.s3, op).await?,
             Op::Kinesis(op) => kinesis::apply(&clients.kinesis, op).await?,
-            Op::Glue(op) => glue::apply(&clients.glue, op).await?,
+            Op::Glue(op) => glue::apply(&clients.glue, &clients.s3, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
+            Op::Destroy(op) => destroy::apply(clients, op).await?,
         }
     }
     Ok(())
@@ -375,7 +389,7 @@ impl Desired {
         })
     }
 
-    fn stream(&self, c: &DeployConfig) -> String {
+    pub(crate) fn stream(&self, c: &DeployConfig) -> String {
         format!("{}-{}", c.prefix, self.manifest.name)
     }
     fn script_key(&self, c: &DeployConfig) -> String {
@@ -395,6 +409,13 @@ impl Desired {
     }
     fn model_json(&self) -> Value {
         serde_json::from_str(&self.model).unwrap_or_default()
+    }
+    /// The tags every resource of the contract's stack carries.
+    pub(crate) fn tags(&self, c: &DeployConfig) -> Vec<(String, String)> {
+        vec![
+            ("contractc:contract".to_string(), self.manifest.name.clone()),
+            ("contractc:prefix".to_string(), c.prefix.clone()),
+        ]
     }
     fn stream_arn(&self, c: &DeployConfig) -> String {
         format!(
@@ -434,6 +455,19 @@ fn resource_path(route: &str) -> (String, String) {
     }
 }
 
+/// The account the credentials belong to (STS GetCallerIdentity): ARNs are built with it.
+pub async fn account_id(clients: &Clients) -> Result<String, DeployError> {
+    let identity = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(aws("sts:GetCallerIdentity"))?;
+    identity.account().map(str::to_string).ok_or_else(|| {
+        DeployError::Invalid("sts:GetCallerIdentity named no account: pass --account-id".into())
+    })
+}
+
 /// Starts the contract's Glue job; returns the run id.
 pub async fn start_job(
     clients: &Clients,
@@ -450,80 +484,128 @@ pub async fn start_job(
     Ok(run.job_run_id().unwrap_or_default().to_string())
 }
 
-/// One line per resource and the last job run.
-pub async fn status(clients: &Clients, config: &DeployConfig, desired: &Desired) -> Vec<String> {
+/// The URLs clients and operators use: the public front door (when the contract has one) and
+/// the REST API behind it.
+pub fn endpoints(config: &DeployConfig, desired: &Desired, current: &Current) -> Vec<String> {
+    let route = &desired.manifest.ingest.route;
+    let region = &config.region;
     let mut lines = Vec::new();
-    let present = |ok: bool| if ok { "present" } else { "missing" };
-    let bucket = config.bucket();
-    lines.push(format!(
-        "s3 bucket {bucket}: {}",
-        present(
-            clients
-                .s3
-                .head_bucket()
-                .bucket(&bucket)
-                .send()
-                .await
-                .is_ok()
-        )
-    ));
-    let stream = desired.stream(config);
-    let stream_status = clients
-        .kinesis
-        .describe_stream_summary()
-        .stream_name(&stream)
-        .send()
-        .await
-        .ok()
-        .and_then(|s| {
-            s.stream_description_summary
-                .map(|d| d.stream_status.as_str().to_string())
-        });
-    lines.push(format!(
-        "kinesis stream {stream}: {}",
-        stream_status.unwrap_or_else(|| "missing".into())
-    ));
-    for table in [
-        desired.manifest.table.name.clone(),
-        desired.manifest.quarantine_table_name(),
-    ] {
-        let ok = clients
-            .glue
-            .get_table()
-            .database_name(&desired.manifest.table.database)
-            .name(&table)
-            .send()
-            .await
-            .is_ok();
+    if let Some(edge) = &current.edge {
         lines.push(format!(
-            "glue table {}.{table}: {}",
-            &desired.manifest.table.database,
-            present(ok)
+            "endpoint (public, JWT): POST https://{}.execute-api.{region}.amazonaws.com{route}",
+            edge.api_id
+        ));
+    }
+    if let Some(api) = &current.rest_api {
+        lines.push(format!(
+            "endpoint (validating, front door only): POST {}",
+            edge::target(&api.id, region, route)
+        ));
+    }
+    lines
+}
+
+/// One line per resource, the last job run and the endpoints. Reads as `deploy` does, so a
+/// read that fails (denied, throttled) is an error naming the call, never "missing".
+pub async fn status(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Vec<String>, DeployError> {
+    let current = read(clients, config, desired).await?;
+    let present = |ok: bool| if ok { "present" } else { "missing" };
+    let mut lines = Vec::new();
+    for (kind, role) in [
+        (iam::Kind::Glue, &current.iam.glue),
+        (iam::Kind::ApiGateway, &current.iam.api),
+    ] {
+        let arn = iam::role_arn(config, desired, kind);
+        let state = match (role, iam::managed(config, kind)) {
+            (_, false) => "given, not managed",
+            (Some(_), true) => "present",
+            (None, true) => "missing",
+        };
+        lines.push(format!("iam role {arn}: {state}"));
+    }
+    let settings = &current.s3.settings;
+    lines.push(format!(
+        "s3 bucket {}: {}{}",
+        config.bucket(),
+        present(current.s3.bucket),
+        if current.s3.bucket {
+            format!(
+                " (versioned: {}, public access blocked: {}, encrypted: {})",
+                settings.versioned, settings.public_access_blocked, settings.encrypted
+            )
+        } else {
+            String::new()
+        }
+    ));
+    lines.push(format!(
+        "kinesis stream {}: {}{}",
+        desired.stream(config),
+        if current.kinesis.stream {
+            current.kinesis.status.as_str()
+        } else {
+            "missing"
+        },
+        if current.kinesis.encrypted {
+            ", KMS-encrypted"
+        } else {
+            ""
+        }
+    ));
+    let database = &desired.manifest.table.database;
+    for name in glue::table_names(desired) {
+        let table = current.glue.tables.get(&name);
+        let metadata = table
+            .and_then(|t| t.parameters.get(glue::METADATA_LOCATION))
+            .map(|m| format!(", iceberg metadata {m}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "glue table {database}.{name}: {}{metadata}",
+            present(table.is_some())
         ));
     }
     let job = desired.job(config);
-    let last_run = clients
+    let runs = clients
         .glue
         .get_job_runs()
         .job_name(&job)
         .max_results(1)
         .send()
-        .await
-        .ok()
-        .and_then(|r| {
-            r.job_runs().first().map(|run| {
-                format!(
-                    "{} {}",
-                    run.id().unwrap_or_default(),
-                    run.job_run_state().map(|s| s.as_str()).unwrap_or("?")
-                )
-            })
-        });
+        .await;
+    let last_run = match found("glue:GetJobRuns", runs, |e| {
+        e.is_entity_not_found_exception()
+    })? {
+        Some(runs) => runs.job_runs().first().map(|run| {
+            format!(
+                "{} {}",
+                run.id().unwrap_or_default(),
+                run.job_run_state().map(|s| s.as_str()).unwrap_or("?")
+            )
+        }),
+        None => None,
+    };
     lines.push(format!(
-        "glue job {job}: last run {}",
+        "glue job {job}: {}, last run {}",
+        present(current.glue.job.is_some()),
         last_run.unwrap_or_else(|| "none".into())
     ));
-    lines
+    lines.push(format!(
+        "api gateway rest api {}: {}",
+        desired.api(config),
+        present(current.rest_api.is_some())
+    ));
+    if edge::issuer(config, desired).is_some() {
+        lines.push(format!(
+            "api gateway http api {}-edge: {}",
+            desired.api(config),
+            present(current.edge.is_some())
+        ));
+    }
+    lines.extend(endpoints(config, desired, &current));
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -20,11 +20,14 @@ struct Cli {
 enum Command {
     /// Deploy the generated stack to AWS: plan, apply, start the Glue job
     #[command(
-        long_about = "Deploy every contract's generated stack to AWS: an S3 bucket with the \
-Glue script, a Kinesis stream (on demand), the Glue database, the Iceberg events and quarantine \
-tables and the stream table, the Glue 5.0 streaming job, and an API Gateway REST API with the \
-request model, a body validator and the Kinesis integration. --plan prints what would change and \
-changes nothing; --apply makes it so; both are idempotent.\n\nWith --plan --detailed-exitcode: \
+        long_about = "Deploy every contract's generated stack to AWS: least-privilege IAM roles, \
+an S3 bucket (versioned, private, encrypted) with the Glue script, a KMS-encrypted Kinesis stream \
+(on demand), the Glue database, the Iceberg events and quarantine tables (metadata in S3, \
+registered in Glue, evolved with the contract) and the stream table, the Glue 5.0 streaming job, \
+an API Gateway REST API with the request model, a body validator, the Kinesis integration and \
+its responses, the JWT front door (HTTP API) with its shared secret, and access logs. --plan \
+prints what would change and changes nothing; --apply makes it so; both are idempotent. \
+--destroy plans or applies the tear-down.\n\nWith --plan --detailed-exitcode: \
 exit 0 when there is nothing to change, 2 when there is, 1 on error. Credentials come from the \
 standard AWS chain; nothing secret is printed."
     )]
@@ -88,13 +91,16 @@ struct AwsArgs {
     /// S3 bucket for scripts, checkpoints and the warehouse (default: PREFIX-artifacts)
     #[arg(long)]
     bucket: Option<String>,
-    /// IAM role the Glue job runs as (default: arn:aws:iam::ACCOUNT:role/PREFIX-glue)
+    /// IAM role the Glue job runs as (default: the role PREFIX-<contract>-glue, created and
+    /// kept least-privilege by deploy)
     #[arg(long)]
     glue_role_arn: Option<String>,
-    /// IAM role API Gateway uses to write to Kinesis (default: arn:aws:iam::ACCOUNT:role/PREFIX-apigateway)
+    /// IAM role API Gateway uses to write to Kinesis (default: the role
+    /// PREFIX-<contract>-apigateway, created and kept least-privilege by deploy)
     #[arg(long)]
     api_role_arn: Option<String>,
-    /// Account id for the default role and stream ARNs (default: AWS_ACCOUNT_ID, else 123456789012)
+    /// Account id for role, stream and catalog ARNs (default: AWS_ACCOUNT_ID, else the
+    /// credentials' account from STS GetCallerIdentity)
     #[arg(long)]
     account_id: Option<String>,
     /// Where `contractc build` wrote the artefacts
@@ -103,6 +109,18 @@ struct AwsArgs {
     /// Issuer URL the JWT authorizer trusts for contracts using the dev identity provider
     #[arg(long)]
     issuer_url: Option<String>,
+    /// Glue worker type of each job
+    #[arg(long, default_value = "G.1X")]
+    glue_worker_type: String,
+    /// Glue workers of each job
+    #[arg(long, default_value_t = 2)]
+    glue_workers: i32,
+    /// Glue job timeout in minutes (default: Glue's; a streaming job restarts after 7 days)
+    #[arg(long)]
+    glue_timeout_minutes: Option<i32>,
+    /// Glue job retries after a failed run
+    #[arg(long, default_value_t = 1)]
+    glue_max_retries: i32,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +139,17 @@ struct DeployArgs {
     /// Start each contract's Glue job run after applying
     #[arg(long)]
     start_job: bool,
+    /// With --plan: print what would be deleted; with --apply: delete it (every contract's
+    /// resources, then the bucket)
+    #[arg(long)]
+    destroy: bool,
+    /// With --destroy: delete the bucket even when it holds table data
+    #[arg(long, requires = "destroy")]
+    force_delete_data: bool,
+    /// Write the IAM policy the deploying identity needs to FILE (with --plan/--apply: and
+    /// go on; alone: only that)
+    #[arg(long, value_name = "FILE")]
+    policy_out: Option<PathBuf>,
 }
 
 fn deploy_config(args: &AwsArgs) -> contract_deploy::DeployConfig {
@@ -136,26 +165,62 @@ fn deploy_config(args: &AwsArgs) -> contract_deploy::DeployConfig {
         bucket: args.bucket.clone(),
         glue_role_arn: args.glue_role_arn.clone(),
         api_role_arn: args.api_role_arn.clone(),
+        // Empty: asked from STS once the clients exist (`with_account`).
         account_id: args
             .account_id
             .clone()
             .or_else(|| std::env::var("AWS_ACCOUNT_ID").ok())
-            .unwrap_or_else(|| "123456789012".into()),
+            .unwrap_or_default(),
         generated: args.generated.clone(),
         static_credentials: None,
         dev_issuer: args.issuer_url.clone(),
+        job_size: contract_deploy::glue::JobSize {
+            worker_type: args.glue_worker_type.clone(),
+            workers: args.glue_workers,
+            timeout_minutes: args.glue_timeout_minutes,
+            max_retries: args.glue_max_retries,
+            // One run at a time: two runs of a streaming job would read the stream twice.
+            max_concurrent_runs: 1,
+        },
     }
 }
 
+/// The clients, and the config with its account id (from STS when none was given).
+async fn with_account(
+    mut config: contract_deploy::DeployConfig,
+) -> Result<(contract_deploy::Clients, contract_deploy::DeployConfig), String> {
+    let clients = contract_deploy::Clients::new(&config).await;
+    if config.account_id.is_empty() {
+        config.account_id = contract_deploy::account_id(&clients)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((clients, config))
+}
+
 fn deploy(args: DeployArgs) -> ExitCode {
-    use contract_deploy::{Action, Clients, Desired, apply, plan_contract, start_job};
-    if !args.plan && !args.apply {
-        eprintln!("error: give --plan or --apply");
+    use contract_deploy::{Action, Desired, apply, plan_contract, start_job};
+    if !args.plan && !args.apply && args.policy_out.is_none() {
+        eprintln!("error: give --plan, --apply or --policy-out FILE");
         return ExitCode::from(2);
     }
-    let config = deploy_config(&args.aws);
     let result = block_on(async {
-        let clients = Clients::new(&config).await;
+        let (clients, config) = with_account(deploy_config(&args.aws)).await?;
+        if let Some(path) = &args.policy_out {
+            let policy = contract_deploy::iam::deployer_policy(&config);
+            let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
+            std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+            println!(
+                "wrote the deploying identity's IAM policy to {}",
+                path.display()
+            );
+            if !args.plan && !args.apply {
+                return Ok(0);
+            }
+        }
+        if args.destroy {
+            return destroy(&clients, &config, &args).await;
+        }
         let mut changes = 0;
         for contract in contract_validators::ALL {
             let desired =
@@ -178,9 +243,19 @@ fn deploy(args: DeployArgs) -> ExitCode {
                     Action::Update(what) => {
                         println!("~ update {} ({})", step.resource, what.join(", "))
                     }
+                    Action::Delete => println!("- delete {}", step.resource),
                 }
             }
             changes += plan.steps.len();
+            if args.apply {
+                // Read again: the ids of what this apply created.
+                let current = contract_deploy::read(&clients, &config, &desired)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                for line in contract_deploy::endpoints(&config, &desired, &current) {
+                    println!("{name}: {line}");
+                }
+            }
             if args.apply && args.start_job {
                 let run = start_job(&clients, &config, &desired)
                     .await
@@ -211,16 +286,61 @@ fn deploy(args: DeployArgs) -> ExitCode {
     }
 }
 
+/// `--destroy`: plans every contract's deletions and the bucket's, prints them, and (with
+/// `--apply`) deletes. A refused bucket stops it before anything is deleted.
+async fn destroy(
+    clients: &contract_deploy::Clients,
+    config: &contract_deploy::DeployConfig,
+    args: &DeployArgs,
+) -> Result<usize, String> {
+    use contract_deploy::{Desired, destroy, read};
+    let mut plans = Vec::new();
+    for contract in contract_validators::ALL {
+        let name = &contract.manifest().name;
+        let desired =
+            Desired::load(contract.manifest(), &config.generated).map_err(|e| e.to_string())?;
+        let current = read(clients, config, &desired)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        plans.push(destroy::plan(config, &desired, &current));
+    }
+    let contents = destroy::read_bucket(&clients.s3, &config.bucket_name())
+        .await
+        .map_err(|e| e.to_string())?;
+    let bucket = destroy::plan_bucket(config, contents.as_ref(), args.force_delete_data)
+        .map_err(|e| e.to_string())?;
+    let mut plan = contract_deploy::Plan::default();
+    for part in plans {
+        plan.steps.extend(part.steps);
+        plan.notes.extend(part.notes);
+    }
+    plan.steps.extend(bucket);
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    for step in &plan.steps {
+        println!("- delete {}", step.resource);
+    }
+    if args.apply {
+        contract_deploy::apply(clients, &plan)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(plan.steps.len())
+}
+
 fn status(args: AwsArgs) -> ExitCode {
-    use contract_deploy::{Clients, Desired, status};
-    let config = deploy_config(&args);
+    use contract_deploy::{Desired, status};
     let result = block_on(async {
-        let clients = Clients::new(&config).await;
+        let (clients, config) = with_account(deploy_config(&args)).await?;
         for contract in contract_validators::ALL {
             let desired =
                 Desired::load(contract.manifest(), &config.generated).map_err(|e| e.to_string())?;
             println!("{}:", contract.manifest().name);
-            for line in status(&clients, &config, &desired).await {
+            let lines = status(&clients, &config, &desired)
+                .await
+                .map_err(|e| format!("{}: {e}", contract.manifest().name))?;
+            for line in lines {
                 println!("  {line}");
             }
         }

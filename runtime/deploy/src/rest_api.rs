@@ -1,10 +1,13 @@
 //! The API Gateway REST API: the request model, a body validator, the route's resources, the
 //! POST method, its Kinesis integration, and a deployment to the route's stage.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_apigateway::Client;
-use aws_sdk_apigateway::types::IntegrationType;
+use aws_sdk_apigateway::types::{
+    GatewayResponseType, IntegrationType, Op as PatchOp, PatchOperation,
+};
+use contract_support::manifest::EDGE_SECRET_STAGE_VARIABLE;
 use serde_json::Value;
 
 use crate::{
@@ -27,6 +30,36 @@ pub struct Current {
     pub method: Option<MethodState>,
     pub integration: Option<IntegrationState>,
     pub has_deployment: bool,
+    /// The front door's shared secret: the stage variable the request template compares the
+    /// `x-contractc-edge` header with (`None`: the stage or the variable does not exist).
+    pub edge_secret: Option<String>,
+    /// The gateway response for bodies the model refuses (`None`: API Gateway's default).
+    pub bad_request_body: Option<GatewayResponse>,
+    /// The stage's access log settings: (destination ARN, format).
+    pub access_log: Option<(String, String)>,
+}
+
+/// Method responses (status → response parameter → required) and integration responses
+/// (status → response) of the POST method.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Responses {
+    pub method: BTreeMap<String, BTreeMap<String, bool>>,
+    pub integration: BTreeMap<String, IntegrationResponse>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationResponse {
+    /// `None`: the default response (any status no pattern matches).
+    pub selection_pattern: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+    pub templates: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayResponse {
+    pub status: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+    pub templates: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +67,7 @@ pub struct MethodState {
     /// The model of `application/json` bodies.
     pub model: Option<String>,
     pub validator_id: Option<String>,
+    pub responses: BTreeMap<String, BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +75,7 @@ pub struct IntegrationState {
     pub uri: String,
     /// The `application/json` request template.
     pub template: Option<String>,
+    pub responses: BTreeMap<String, IntegrationResponse>,
 }
 
 /// One call (or delete-and-create pair) on the REST API. `api_id` and the other ids are `None`
@@ -50,6 +85,7 @@ pub enum Op {
     CreateApi {
         name: String,
         description: String,
+        tags: Vec<(String, String)>,
     },
     PutModel {
         api_id: Option<String>,
@@ -84,10 +120,47 @@ pub enum Op {
         credentials: String,
         template: String,
     },
+    /// Method and integration responses (existing ones are deleted first: API Gateway does
+    /// not replace them in place).
+    PutResponses {
+        api_id: Option<String>,
+        resource_id: Option<String>,
+        resource_path: String,
+        responses: Responses,
+        existing: Responses,
+    },
+    PutGatewayResponse {
+        api_id: Option<String>,
+        response: GatewayResponse,
+    },
     CreateDeployment {
         api_id: Option<String>,
         stage: String,
+        /// The secret the stage has: a deployment must keep its variables.
+        edge_secret: Option<String>,
+        /// The access log settings the stage has, set again after deploying for the same
+        /// reason (`None`: a `SetAccessLog` step follows).
+        access_log: Option<(String, String)>,
     },
+    SetAccessLog {
+        api_id: Option<String>,
+        stage: String,
+        destination: String,
+        format: String,
+    },
+    /// Generates the front door's secret and sets it as the stage's variable.
+    CreateEdgeSecret {
+        api_id: Option<String>,
+        stage: String,
+    },
+}
+
+/// What the REST API's plan hands on to the edge's: the API's id and the front door's secret
+/// (`None`: created by this plan's apply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Planned {
+    pub api_id: Option<String>,
+    pub edge_secret: Option<String>,
 }
 
 pub async fn read(
@@ -156,6 +229,35 @@ pub async fn read(
         .send()
         .await
         .map_err(aws("apigateway:GetDeployments"))?;
+    let (stage, _) = resource_path(&desired.manifest.ingest.route);
+    let got = client
+        .get_stage()
+        .rest_api_id(&id)
+        .stage_name(&stage)
+        .send()
+        .await;
+    let stage_state = found("apigateway:GetStage", got, |e| e.is_not_found_exception())?;
+    let edge_secret = stage_state
+        .as_ref()
+        .and_then(|s| s.variables()?.get(EDGE_SECRET_STAGE_VARIABLE).cloned());
+    let access_log = stage_state
+        .as_ref()
+        .and_then(|s| s.access_log_settings())
+        .and_then(|a| Some((a.destination_arn()?.to_string(), a.format()?.to_string())));
+    let got = client
+        .get_gateway_response()
+        .rest_api_id(&id)
+        .response_type(GatewayResponseType::BadRequestBody)
+        .send()
+        .await;
+    let bad_request_body = found("apigateway:GetGatewayResponse", got, |e| {
+        e.is_not_found_exception()
+    })?
+    .map(|r| GatewayResponse {
+        status: r.status_code().map(str::to_string),
+        parameters: sorted(r.response_parameters()),
+        templates: sorted(r.response_templates()),
+    });
     Ok(Some(Current {
         id,
         model_schema,
@@ -164,7 +266,15 @@ pub async fn read(
         method,
         integration,
         has_deployment: !deployments.items().is_empty(),
+        edge_secret,
+        bad_request_body,
+        access_log,
     }))
+}
+
+fn sorted<V: Clone>(map: Option<&HashMap<String, V>>) -> BTreeMap<String, V> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 /// The POST method of a resource and its integration.
@@ -189,6 +299,14 @@ async fn read_method(
             .and_then(|r| r.get("application/json"))
             .cloned(),
         validator_id: method.request_validator_id().map(str::to_string),
+        responses: method
+            .method_responses()
+            .map(|r| {
+                r.iter()
+                    .map(|(status, m)| (status.clone(), sorted(m.response_parameters())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let got = client
         .get_integration()
@@ -209,18 +327,39 @@ async fn read_method(
                 .request_templates()
                 .and_then(|t| t.get("application/json"))
                 .cloned(),
+            responses: i
+                .integration_responses()
+                .map(|r| {
+                    r.iter()
+                        .map(|(status, r)| {
+                            (
+                                status.clone(),
+                                IntegrationResponse {
+                                    selection_pattern: r
+                                        .selection_pattern()
+                                        .filter(|p| !p.is_empty())
+                                        .map(str::to_string),
+                                    parameters: sorted(r.response_parameters()),
+                                    templates: sorted(r.response_templates()),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     });
     Ok((Some(method), integration))
 }
 
-/// Plans the REST API; returns its id when it exists already (`None`: the plan creates it).
+/// Plans the REST API; returns its id when it exists already (`None`: the plan creates it)
+/// and the front door's secret when the stage has one.
 pub fn plan(
     config: &DeployConfig,
     desired: &Desired,
     current: Option<&Current>,
     steps: &mut Vec<Step>,
-) -> Option<String> {
+) -> Planned {
     let name = desired.api(config);
     let mut push = |resource: String, action: Action, op: Op| {
         steps.push(Step {
@@ -236,6 +375,7 @@ pub fn plan(
             Op::CreateApi {
                 name: name.clone(),
                 description: format!("contractc: {}", desired.manifest.name),
+                tags: desired.tags(config),
             },
         );
     }
@@ -339,6 +479,19 @@ pub fn plan(
     );
     let integration_ok = integration
         .is_some_and(|i| i.uri == uri && i.template.as_deref() == Some(template.as_str()));
+    // A new integration comes without responses, a new method without method responses.
+    let mut existing = Responses {
+        method: have
+            .method
+            .as_ref()
+            .filter(|_| method_ok)
+            .map(|m| m.responses.clone())
+            .unwrap_or_default(),
+        integration: integration
+            .filter(|_| integration_ok)
+            .map(|i| i.responses.clone())
+            .unwrap_or_default(),
+    };
     if !integration_ok {
         changed = true;
         push(
@@ -347,25 +500,188 @@ pub fn plan(
             Op::PutIntegration {
                 api_id: api_id.clone(),
                 resource_id,
-                resource_path: path,
+                resource_path: path.clone(),
                 uri,
-                credentials: config.api_role(),
+                credentials: crate::iam::role_arn(config, desired, crate::iam::Kind::ApiGateway),
                 template,
             },
         );
     }
 
+    let responses = desired.responses();
+    if existing != responses {
+        changed = true;
+        let exists = !existing.method.is_empty() || !existing.integration.is_empty();
+        push(
+            format!("api gateway responses POST {name}{path} (200, 500)"),
+            Action::for_existing(exists, "method or integration responses"),
+            Op::PutResponses {
+                api_id: api_id.clone(),
+                resource_id: have.resources.get(&path).cloned(),
+                resource_path: path.clone(),
+                responses,
+                existing: std::mem::take(&mut existing),
+            },
+        );
+    }
+
+    let bad_request_body = bad_request_body();
+    if have.bad_request_body.as_ref() != Some(&bad_request_body) {
+        changed = true;
+        push(
+            format!(
+                "api gateway gateway response {name} BAD_REQUEST_BODY (400 with the model's errors)"
+            ),
+            Action::for_existing(have.bad_request_body.is_some(), "status or template"),
+            Op::PutGatewayResponse {
+                api_id: api_id.clone(),
+                response: bad_request_body,
+            },
+        );
+    }
+
+    let access_log = (
+        crate::logs::group_arn(config, desired, false),
+        crate::logs::REST_FORMAT.to_string(),
+    );
+    let access_log_ok = have.access_log.as_ref() == Some(&access_log);
     if changed || !have.has_deployment {
         push(
             format!("api gateway deployment {name} stage {stage}"),
             Action::Create,
             Op::CreateDeployment {
                 api_id: api_id.clone(),
+                stage: stage.clone(),
+                edge_secret: have.edge_secret.clone(),
+                access_log: access_log_ok.then(|| access_log.clone()),
+            },
+        );
+    }
+    if !access_log_ok {
+        push(
+            format!(
+                "api gateway stage {name}/{stage} access log → {}",
+                access_log.0
+            ),
+            Action::for_existing(have.access_log.is_some(), "access log settings"),
+            Op::SetAccessLog {
+                api_id: api_id.clone(),
+                stage: stage.clone(),
+                destination: access_log.0,
+                format: access_log.1,
+            },
+        );
+    }
+    if have.edge_secret.is_none() {
+        // Shown as a create only: the value is never printed.
+        push(
+            format!(
+                "api gateway stage variable {name}/{stage} {EDGE_SECRET_STAGE_VARIABLE} (front door secret)"
+            ),
+            Action::Create,
+            Op::CreateEdgeSecret {
+                api_id: api_id.clone(),
                 stage,
             },
         );
     }
-    api_id
+    Planned {
+        api_id,
+        edge_secret: have.edge_secret.clone(),
+    }
+}
+
+/// The CORS headers the reference's Lambda answers with, as method response parameters.
+const CORS_HEADERS: [(&str, &str); 2] = [
+    ("Access-Control-Allow-Origin", "'*'"),
+    ("Access-Control-Allow-Credentials", "'true'"),
+];
+
+/// The body of a refused event: API Gateway's message and the model's validation errors.
+/// `escapeJavaScript` keeps double quotes in the errors from breaking the JSON; its `\'` is no
+/// JSON escape, so it is turned back into `'` (AWS's documented idiom).
+pub const BAD_REQUEST_BODY_TEMPLATE: &str = "{\"message\": $context.error.messageString, \"errors\": \"$util.escapeJavaScript($context.error.validationErrorString).replaceAll(\"\\\\'\",\"'\")\"}";
+
+/// A Kinesis failure (any 4xx or 5xx from PutRecord: throttling, a missing record) is the
+/// API's 500, so clients retry instead of taking the event as added.
+pub const FAILURE_PATTERN: &str = "[45]\\d{2}";
+pub const FAILURE_BODY: &str = "\"Failed to add event\"";
+
+pub(crate) fn bad_request_body() -> GatewayResponse {
+    GatewayResponse {
+        status: Some("400".into()),
+        parameters: CORS_HEADERS
+            .iter()
+            .map(|(h, v)| (format!("gatewayresponse.header.{h}"), v.to_string()))
+            .collect(),
+        templates: BTreeMap::from([(
+            "application/json".to_string(),
+            BAD_REQUEST_BODY_TEMPLATE.to_string(),
+        )]),
+    }
+}
+
+impl Desired {
+    /// The POST method's responses: the generated integration responses (the default one
+    /// answers 200 "Successfully added event" with the CORS headers) and a 500 for Kinesis
+    /// failures, with method responses declaring their headers.
+    pub(crate) fn responses(&self) -> Responses {
+        let route = self.manifest.ingest.route.as_str();
+        let generated =
+            &self.openapi["paths"][route]["post"]["x-amazon-apigateway-integration"]["responses"];
+        let mut integration: BTreeMap<String, IntegrationResponse> = BTreeMap::new();
+        if let Some(responses) = generated.as_object() {
+            for (pattern, response) in responses {
+                let Some(status) = response["statusCode"].as_str() else {
+                    continue;
+                };
+                integration.insert(
+                    status.to_string(),
+                    IntegrationResponse {
+                        selection_pattern: (pattern != "default").then(|| pattern.clone()),
+                        parameters: string_map(&response["responseParameters"]),
+                        templates: string_map(&response["responseTemplates"]),
+                    },
+                );
+            }
+        }
+        let cors: BTreeMap<String, String> = CORS_HEADERS
+            .iter()
+            .map(|(h, v)| (format!("method.response.header.{h}"), v.to_string()))
+            .collect();
+        integration
+            .entry("500".into())
+            .or_insert(IntegrationResponse {
+                selection_pattern: Some(FAILURE_PATTERN.into()),
+                parameters: cors,
+                templates: BTreeMap::from([(
+                    "application/json".to_string(),
+                    FAILURE_BODY.to_string(),
+                )]),
+            });
+        let method = integration
+            .iter()
+            .map(|(status, r)| {
+                let headers = r.parameters.keys().map(|k| (k.clone(), false)).collect();
+                (status.clone(), headers)
+            })
+            .collect();
+        Responses {
+            method,
+            integration,
+        }
+    }
+}
+
+fn string_map(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) async fn apply(
@@ -375,11 +691,16 @@ pub(crate) async fn apply(
 ) -> Result<(), DeployError> {
     let api = |known: &Option<String>| resolve(known, &created.rest_api, "rest api");
     match op {
-        Op::CreateApi { name, description } => {
+        Op::CreateApi {
+            name,
+            description,
+            tags,
+        } => {
             let api = client
                 .create_rest_api()
                 .name(name)
                 .description(description)
+                .set_tags(Some(tags.iter().cloned().collect()))
                 .send()
                 .await
                 .map_err(aws("apigateway:CreateRestApi"))?;
@@ -518,15 +839,173 @@ pub(crate) async fn apply(
                 .await
                 .map_err(aws("apigateway:PutIntegration"))?;
         }
-        Op::CreateDeployment { api_id, stage } => {
+        Op::PutResponses {
+            api_id,
+            resource_id,
+            resource_path,
+            responses,
+            existing,
+        } => {
+            let api_id = api(api_id)?;
+            let resource_id = resolve(
+                resource_id,
+                &created.resources.get(resource_path).cloned(),
+                "resource",
+            )?;
+            put_responses(client, &api_id, &resource_id, responses, existing).await?;
+        }
+        Op::PutGatewayResponse { api_id, response } => {
+            client
+                .put_gateway_response()
+                .rest_api_id(api(api_id)?)
+                .response_type(GatewayResponseType::BadRequestBody)
+                .set_status_code(response.status.clone())
+                .set_response_parameters(Some(response.parameters.clone().into_iter().collect()))
+                .set_response_templates(Some(response.templates.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(aws("apigateway:PutGatewayResponse"))?;
+        }
+        Op::CreateDeployment {
+            api_id,
+            stage,
+            edge_secret,
+            access_log,
+        } => {
+            // Deploying to a stage may reset its variables (moto does): pass the secret along.
+            let secret = edge_secret.clone().or_else(|| created.edge_secret.clone());
             client
                 .create_deployment()
                 .rest_api_id(api(api_id)?)
                 .stage_name(stage)
+                .set_variables(
+                    secret.map(|s| HashMap::from([(EDGE_SECRET_STAGE_VARIABLE.to_string(), s)])),
+                )
                 .send()
                 .await
                 .map_err(aws("apigateway:CreateDeployment"))?;
+            if let Some((destination, format)) = access_log {
+                set_access_log(client, &api(api_id)?, stage, destination, format).await?;
+            }
+        }
+        Op::SetAccessLog {
+            api_id,
+            stage,
+            destination,
+            format,
+        } => set_access_log(client, &api(api_id)?, stage, destination, format).await?,
+        Op::CreateEdgeSecret { api_id, stage } => {
+            let secret = new_secret();
+            let patch = PatchOperation::builder()
+                .op(PatchOp::Replace)
+                .path(format!("/variables/{EDGE_SECRET_STAGE_VARIABLE}"))
+                .value(&secret)
+                .build();
+            client
+                .update_stage()
+                .rest_api_id(api(api_id)?)
+                .stage_name(stage)
+                .patch_operations(patch)
+                .send()
+                .await
+                .map_err(aws("apigateway:UpdateStage"))?;
+            created.edge_secret = Some(secret);
         }
     }
+    Ok(())
+}
+
+/// 244 random bits (two v4 uuids), hex: only the front door and the REST API's stage know it.
+fn new_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Replaces the POST method's responses: old integration responses, then old method responses
+/// are deleted (an integration response needs its method response), then the new ones put.
+async fn put_responses(
+    client: &Client,
+    api_id: &str,
+    resource_id: &str,
+    responses: &Responses,
+    existing: &Responses,
+) -> Result<(), DeployError> {
+    for status in existing.integration.keys() {
+        client
+            .delete_integration_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method("POST")
+            .status_code(status)
+            .send()
+            .await
+            .map_err(aws("apigateway:DeleteIntegrationResponse"))?;
+    }
+    for status in existing.method.keys() {
+        client
+            .delete_method_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method("POST")
+            .status_code(status)
+            .send()
+            .await
+            .map_err(aws("apigateway:DeleteMethodResponse"))?;
+    }
+    for (status, headers) in &responses.method {
+        client
+            .put_method_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method("POST")
+            .status_code(status)
+            .set_response_parameters(Some(headers.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(aws("apigateway:PutMethodResponse"))?;
+    }
+    for (status, response) in &responses.integration {
+        client
+            .put_integration_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method("POST")
+            .status_code(status)
+            .set_selection_pattern(response.selection_pattern.clone())
+            .set_response_parameters(Some(response.parameters.clone().into_iter().collect()))
+            .set_response_templates(Some(response.templates.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(aws("apigateway:PutIntegrationResponse"))?;
+    }
+    Ok(())
+}
+
+async fn set_access_log(
+    client: &Client,
+    api_id: &str,
+    stage: &str,
+    destination: &str,
+    format: &str,
+) -> Result<(), DeployError> {
+    let patch = |path: &str, value: &str| {
+        PatchOperation::builder()
+            .op(PatchOp::Replace)
+            .path(path)
+            .value(value)
+            .build()
+    };
+    client
+        .update_stage()
+        .rest_api_id(api_id)
+        .stage_name(stage)
+        .patch_operations(patch("/accessLogSettings/destinationArn", destination))
+        .patch_operations(patch("/accessLogSettings/format", format))
+        .send()
+        .await
+        .map_err(aws("apigateway:UpdateStage"))?;
     Ok(())
 }

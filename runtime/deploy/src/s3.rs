@@ -1,21 +1,48 @@
-//! The artifacts bucket and the Glue script object in it.
+//! The artifacts bucket (versioned, public access blocked, encrypted by default, tagged) and
+//! the Glue script object in it.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    VersioningConfiguration,
+};
 
-use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found};
+use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid};
 
 /// What exists: the bucket, and the script's bytes when the object exists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
     pub bucket: bool,
     pub script: Option<Vec<u8>>,
+    /// The bucket's settings, when it exists.
+    pub settings: BucketSettings,
+}
+
+/// The bucket settings deploy keeps: a table's files are never lost to an overwrite or a
+/// delete (versioning), never public, always encrypted at rest, and tagged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketSettings {
+    pub versioned: bool,
+    pub public_access_blocked: bool,
+    pub encrypted: bool,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     CreateBucket {
         bucket: String,
+        /// Outside us-east-1 a bucket must name its region (its location constraint).
+        region: String,
+    },
+    /// Versioning, public access block, default encryption and tags (each an idempotent put).
+    ConfigureBucket {
+        bucket: String,
+        tags: Vec<(String, String)>,
     },
     PutObject {
         bucket: String,
@@ -30,6 +57,7 @@ pub async fn read(client: &Client, bucket: &str, key: &str) -> Result<Current, D
         // No bucket, no object in it.
         return Ok(Current::default());
     }
+    let settings = read_settings(client, bucket).await?;
     let object = client.get_object().bucket(bucket).key(key).send().await;
     let script = match found("s3:GetObject", object, |e| e.is_no_such_key())? {
         Some(object) => Some(
@@ -49,7 +77,112 @@ pub async fn read(client: &Client, bucket: &str, key: &str) -> Result<Current, D
     Ok(Current {
         bucket: true,
         script,
+        settings,
     })
+}
+
+/// Whether a failed read means "not configured" (S3 answers those with an error code).
+fn unset<E: ProvideErrorMetadata>(code: &'static str) -> impl Fn(&E) -> bool {
+    move |e| e.code() == Some(code)
+}
+
+async fn read_settings(client: &Client, bucket: &str) -> Result<BucketSettings, DeployError> {
+    let versioned = read_versioning(client, bucket).await?;
+    let got = client.get_public_access_block().bucket(bucket).send().await;
+    let block = found(
+        "s3:GetPublicAccessBlock",
+        got,
+        unset("NoSuchPublicAccessBlockConfiguration"),
+    )?;
+    let public_access_blocked = block
+        .and_then(|b| b.public_access_block_configuration)
+        .is_some_and(|c| {
+            [
+                c.block_public_acls,
+                c.ignore_public_acls,
+                c.block_public_policy,
+                c.restrict_public_buckets,
+            ]
+            .iter()
+            .all(|v| *v == Some(true))
+        });
+    let got = client.get_bucket_encryption().bucket(bucket).send().await;
+    let encryption = found(
+        "s3:GetBucketEncryption",
+        got,
+        unset("ServerSideEncryptionConfigurationNotFoundError"),
+    )?;
+    let encrypted = encryption
+        .and_then(|e| e.server_side_encryption_configuration)
+        .is_some_and(|c| !c.rules.is_empty());
+    let got = client.get_bucket_tagging().bucket(bucket).send().await;
+    let mut tags: Vec<(String, String)> = found("s3:GetBucketTagging", got, unset("NoSuchTagSet"))?
+        .map(|t| {
+            t.tag_set
+                .into_iter()
+                .map(|tag| (tag.key, tag.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    Ok(BucketSettings {
+        versioned,
+        public_access_blocked,
+        encrypted,
+        tags,
+    })
+}
+
+/// Whether the bucket's versioning is enabled.
+async fn read_versioning(client: &Client, bucket: &str) -> Result<bool, DeployError> {
+    match client.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(versioning) => Ok(versioning.status() == Some(&BucketVersioningStatus::Enabled)),
+        // moto 5.2.5 answers 200 with the root element `GetBucketVersioningResponse` (S3's is
+        // `VersioningConfiguration`), which the SDK cannot decode: a 200 is an answer, so
+        // read the status from the body the SDK kept.
+        Err(error)
+            if error
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 200) =>
+        {
+            let body = error
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            Ok(body.contains("<Status>Enabled</Status>"))
+        }
+        Err(error) => Err(aws("s3:GetBucketVersioning")(error)),
+    }
+}
+
+/// What the bucket should have.
+pub(crate) fn wanted_settings(config: &DeployConfig) -> BucketSettings {
+    BucketSettings {
+        versioned: true,
+        public_access_blocked: true,
+        encrypted: true,
+        // The bucket serves every contract of the prefix: it carries the prefix's tag only.
+        tags: vec![("contractc:prefix".to_string(), config.prefix.clone())],
+    }
+}
+
+/// What differs in the bucket's settings (tags: only deploy's own are compared).
+fn setting_differences(have: &BucketSettings, want: &BucketSettings) -> Vec<String> {
+    let mut differs = Vec::new();
+    if have.versioned != want.versioned {
+        differs.push("versioning".to_string());
+    }
+    if have.public_access_blocked != want.public_access_blocked {
+        differs.push("public access block".into());
+    }
+    if have.encrypted != want.encrypted {
+        differs.push("default encryption".into());
+    }
+    if !want.tags.iter().all(|t| have.tags.contains(t)) {
+        differs.push("tags".into());
+    }
+    differs
 }
 
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
@@ -60,6 +193,29 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
             action: Action::Create,
             op: crate::Op::S3(Op::CreateBucket {
                 bucket: bucket.clone(),
+                region: config.region.clone(),
+            }),
+        });
+    }
+    let want = wanted_settings(config);
+    let differs = if current.bucket {
+        setting_differences(&current.settings, &want)
+    } else {
+        Vec::new()
+    };
+    if !current.bucket || !differs.is_empty() {
+        steps.push(Step {
+            resource: format!(
+                "s3 bucket {bucket} settings (versioning, public access block, encryption, tags)"
+            ),
+            action: if current.bucket {
+                Action::Update(differs)
+            } else {
+                Action::Create
+            },
+            op: crate::Op::S3(Op::ConfigureBucket {
+                bucket: bucket.clone(),
+                tags: want.tags,
             }),
         });
     }
@@ -84,14 +240,22 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
 
 pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
     match op {
-        Op::CreateBucket { bucket } => {
+        Op::CreateBucket { bucket, region } => {
+            // us-east-1 is the one region that takes no constraint (AWS refuses one naming it).
+            let configuration = (region != "us-east-1").then(|| {
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                    .build()
+            });
             client
                 .create_bucket()
                 .bucket(bucket)
+                .set_create_bucket_configuration(configuration)
                 .send()
                 .await
                 .map_err(aws("s3:CreateBucket"))?;
         }
+        Op::ConfigureBucket { bucket, tags } => configure(client, bucket, tags).await?,
         Op::PutObject { bucket, key, body } => {
             client
                 .put_object()
@@ -103,5 +267,73 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .map_err(aws("s3:PutObject"))?;
         }
     }
+    Ok(())
+}
+
+async fn configure(
+    client: &Client,
+    bucket: &str,
+    tags: &[(String, String)],
+) -> Result<(), DeployError> {
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws("s3:PutBucketVersioning"))?;
+    client
+        .put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws("s3:PutPublicAccessBlock"))?;
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::Aes256)
+        .build()
+        .map_err(invalid)?;
+    let encryption = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(by_default)
+                .build(),
+        )
+        .build()
+        .map_err(invalid)?;
+    client
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(encryption)
+        .send()
+        .await
+        .map_err(aws("s3:PutBucketEncryption"))?;
+    let tag_set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(invalid)?;
+    client
+        .put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(aws("s3:PutBucketTagging"))?;
     Ok(())
 }

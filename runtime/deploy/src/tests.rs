@@ -8,6 +8,8 @@ use aws_sdk_s3::primitives::SdkBody;
 use aws_sdk_s3::types::error::NotFound;
 use serde_json::json;
 
+use contract_support::manifest::TableDef;
+
 use super::*;
 
 fn config() -> DeployConfig {
@@ -23,6 +25,7 @@ fn config() -> DeployConfig {
         generated: PathBuf::from("generated"),
         static_credentials: None,
         dev_issuer: Some("https://id.example.com".into()),
+        job_size: glue::JobSize::default(),
     }
 }
 
@@ -38,14 +41,38 @@ fn desired() -> Desired {
         script: b"print('job')\n".to_vec(),
         model: json!({"title": "TestEvent", "type": "object"}).to_string(),
         openapi: json!({"paths": {route: {"post": {"x-amazon-apigateway-integration": {
-            "requestTemplates": {"application/json": "{\"StreamName\": \"${stream_name}\"}"}
+            "requestTemplates": {"application/json": "{\"StreamName\": \"${stream_name}\"}"},
+            "responses": {"default": {
+                "statusCode": "200",
+                "responseParameters": {"method.response.header.Access-Control-Allow-Origin": "'*'"},
+                "responseTemplates": {"application/json": "\"Successfully added event\""}
+            }}
         }}}}}),
     }
 }
 
-fn table_state(input: &aws_sdk_glue::types::TableInput) -> glue::TableState {
+/// The metadata file `deploy` would have written for a table, at a fixed place.
+fn metadata_file(definition: &TableDef) -> String {
+    format!(
+        "s3://contractc-artifacts/warehouse/{}.db/{}/metadata/00000-u.metadata.json",
+        definition.database, definition.name
+    )
+}
+
+/// A table as read back: Iceberg tables (`definition` given) with their metadata file.
+fn table_state(
+    input: &aws_sdk_glue::types::TableInput,
+    definition: Option<&TableDef>,
+) -> glue::TableState {
+    let mut parameters = input.parameters().cloned().unwrap_or_default();
+    let metadata = definition.map(|d| {
+        parameters.insert(glue::METADATA_LOCATION.into(), metadata_file(d));
+        let location = metadata_file(d).replace("/metadata/00000-u.metadata.json", "");
+        d.initial_metadata(&location, "u", 1)
+    });
     glue::TableState {
-        parameters: input.parameters().cloned().unwrap_or_default(),
+        parameters,
+        metadata,
         columns: input
             .storage_descriptor()
             .map(|s| {
@@ -63,17 +90,38 @@ fn table_state(input: &aws_sdk_glue::types::TableInput) -> glue::TableState {
     }
 }
 
+/// The front door's secret in the hand-made read states.
+const SECRET: &str = "s3cr3t";
+
+/// The headers the edge should set: each enrichment claim from the token, and the secret.
+fn forwarded(d: &Desired, secret: &str) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = d
+        .manifest
+        .enrichment_claims()
+        .into_iter()
+        .map(|claim| {
+            (
+                format!("overwrite:header.x-contractc-claim-{claim}"),
+                format!("$context.authorizer.claims.{claim}"),
+            )
+        })
+        .collect();
+    map.insert("overwrite:header.x-contractc-edge".into(), secret.into());
+    map
+}
+
 /// Everything deployed exactly as `desired` says, as a read would see it.
 fn deployed(c: &DeployConfig, d: &Desired) -> Current {
+    let (events, quarantine) = (d.manifest.events_table(), d.manifest.quarantine_table());
     let tables = [
-        d.iceberg_table_input(c, &d.manifest.events_table()),
-        d.iceberg_table_input(c, &d.manifest.quarantine_table()),
-        d.stream_table_input(c),
+        (d.iceberg_table_input(c, &events), Some(&events)),
+        (d.iceberg_table_input(c, &quarantine), Some(&quarantine)),
+        (d.stream_table_input(c), None),
     ]
     .into_iter()
-    .map(|input| {
+    .map(|(input, definition)| {
         let input = input.expect("table input");
-        (input.name().to_string(), table_state(&input))
+        (input.name().to_string(), table_state(&input, definition))
     })
     .collect();
     let (_, path) = resource_path(&d.manifest.ingest.route);
@@ -84,20 +132,41 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         resources.insert(walked.clone(), format!("res{walked}"));
     }
     let auth = &d.manifest.ingest.auth;
+    let role = |kind| {
+        Some(iam::RoleState {
+            trust: Some(iam::trust_policy(kind)),
+            policy: Some(iam::role_policy(c, d, kind)),
+        })
+    };
     Current {
+        iam: iam::Current {
+            glue: role(iam::Kind::Glue),
+            api: role(iam::Kind::ApiGateway),
+        },
+        logs: logs::Current {
+            groups: vec![logs::group_name(c, d, false), logs::group_name(c, d, true)],
+            account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
+            logs_role: false,
+        },
         s3: s3::Current {
             bucket: true,
             script: Some(d.script.clone()),
+            settings: s3::wanted_settings(c),
         },
-        kinesis: kinesis::Current { stream: true },
+        kinesis: kinesis::Current {
+            stream: true,
+            encrypted: true,
+            status: "ACTIVE".into(),
+        },
         glue: glue::Current {
             database: true,
             tables,
             job: Some(glue::JobState {
                 script_location: Some(format!("s3://{}/{}", c.bucket(), d.script_key(c))),
                 glue_version: Some("5.0".into()),
-                role: Some(c.glue_role()),
+                role: Some(iam::role_arn(c, d, iam::Kind::Glue)),
                 arguments: d.job_arguments(c).into_iter().collect::<BTreeMap<_, _>>(),
+                size: glue::JobSize::default(),
             }),
         },
         rest_api: Some(rest_api::Current {
@@ -108,12 +177,17 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             method: Some(rest_api::MethodState {
                 model: Some(d.model_name()),
                 validator_id: Some("validator".into()),
+                responses: d.responses().method,
             }),
             integration: Some(rest_api::IntegrationState {
                 uri: "arn:aws:apigateway:us-east-1:kinesis:action/PutRecord".into(),
                 template: Some(format!("{{\"StreamName\": \"{}\"}}", d.stream(c))),
+                responses: d.responses().integration,
             }),
             has_deployment: true,
+            edge_secret: Some(SECRET.into()),
+            bad_request_body: Some(rest_api::bad_request_body()),
+            access_log: Some((logs::group_arn(c, d, false), logs::REST_FORMAT.to_string())),
         }),
         edge: Some(edge::Current {
             api_id: "edge".into(),
@@ -129,14 +203,16 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
                 issuer: c.dev_issuer.clone(),
                 audience: vec![auth.audience.clone()],
             }),
-            integrations: vec![(
-                "integration".into(),
-                format!(
+            integrations: vec![edge::IntegrationState {
+                id: "integration".into(),
+                uri: format!(
                     "https://api.execute-api.us-east-1.amazonaws.com/{}",
                     d.manifest.ingest.route.trim_start_matches('/')
                 ),
-            )],
+                request_parameters: forwarded(d, SECRET),
+            }],
             default_stage: true,
+            access_log: Some((logs::group_arn(c, d, true), logs::EDGE_FORMAT.to_string())),
         }),
     }
 }
@@ -148,6 +224,7 @@ fn shown(plan: &Plan) -> Vec<String> {
         .map(|step| match &step.action {
             Action::Create => format!("+ create {}", step.resource),
             Action::Update(what) => format!("~ update {} ({})", step.resource, what.join(", ")),
+            Action::Delete => format!("- delete {}", step.resource),
         })
         .collect()
 }
@@ -187,7 +264,8 @@ fn nothing_deployed_plans_every_resource_as_a_create() {
             "s3 object s3://contractc-artifacts/contractc/{}/streaming_job.py",
             d.manifest.name
         ),
-        format!("kinesis stream {name}"),
+        format!("kinesis stream {name} (on demand, KMS alias/aws/kinesis)"),
+        "s3 bucket contractc-artifacts settings (versioning, public access block, encryption, tags)".to_string(),
         format!("glue database {database}"),
         format!("glue table {database}.{}", d.manifest.table.name),
         format!(
@@ -203,7 +281,7 @@ fn nothing_deployed_plans_every_resource_as_a_create() {
         format!("api gateway kinesis integration {name}{path}"),
         format!("api gateway deployment {name} stage {stage}"),
         format!("api gateway http api {name}-edge"),
-        format!("api gateway http api {name}-edge stage $default (auto-deploy)"),
+        format!("api gateway http api {name}-edge stage $default (auto-deploy, access log)"),
     ] {
         assert!(
             resources.contains(&expected),
@@ -306,14 +384,22 @@ fn missing_stages_are_planned_alone() {
         shown(&plan),
         [
             format!("+ create api gateway deployment {name} stage prod"),
-            format!("+ create api gateway http api {name}-edge stage $default (auto-deploy)"),
+            format!(
+                "+ create api gateway http api {name}-edge stage $default (auto-deploy, access log)"
+            ),
         ]
     );
     assert_eq!(
         plan.steps[0].op,
         Op::RestApi(rest_api::Op::CreateDeployment {
             api_id: Some("api".into()),
-            stage: "prod".into()
+            stage: "prod".into(),
+            edge_secret: Some(SECRET.into()),
+            // Kept through the redeployment.
+            access_log: Some((
+                logs::group_arn(&config(), &desired(), false),
+                logs::REST_FORMAT.to_string(),
+            )),
         })
     );
 }
@@ -353,6 +439,8 @@ fn a_partial_apply_plans_only_what_is_missing() {
     let full = deployed(&c, &d);
     // An earlier apply stopped after the REST API's first resources.
     let mut current = Current {
+        iam: full.iam.clone(),
+        logs: full.logs.clone(),
         s3: full.s3.clone(),
         kinesis: full.kinesis.clone(),
         glue: glue::Current {
@@ -455,4 +543,501 @@ fn only_not_found_reads_as_absent() {
     );
     let error = failed.expect_err("a failed read is an error").to_string();
     assert_eq!(error, "s3:HeadBucket: Forbidden: no entry");
+}
+
+/// The first contract with one more optional envelope field (a compatible change).
+fn with_added_field(required: bool) -> Desired {
+    let mut manifest = desired().manifest.clone();
+    let id = manifest
+        .events_table()
+        .columns
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("columns")
+        + 100;
+    manifest.fields.push(contract_support::manifest::Field {
+        name: "added_note".into(),
+        id,
+        ty: contract_support::manifest::Type::String,
+        required,
+        description: None,
+        pii: false,
+        rules: Vec::new(),
+    });
+    Desired {
+        manifest: Box::leak(Box::new(manifest)),
+        ..desired()
+    }
+}
+
+#[test]
+fn new_iceberg_tables_get_their_metadata_written_where_iceberg_looks() {
+    let plan = planned(&Current::default());
+    let d = desired();
+    let metadata: Vec<&glue::Metadata> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Glue(glue::Op::CreateTable { iceberg, .. }) => iceberg.as_ref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metadata.len(), 2, "events and quarantine: {metadata:#?}");
+    let events = d.manifest.events_table();
+    assert!(metadata.contains(&&glue::Metadata::New {
+        location: format!(
+            "s3://contractc-artifacts/warehouse/{}.db/{}",
+            events.database, events.name
+        ),
+        table: events,
+    }));
+}
+
+#[test]
+fn a_catalog_entry_without_metadata_gets_its_metadata() {
+    let d = desired();
+    let mut current = deployed(&config(), &d);
+    let table = current
+        .glue
+        .tables
+        .get_mut(&d.manifest.table.name)
+        .expect("events table");
+    table.parameters.remove(glue::METADATA_LOCATION);
+    table.metadata = None;
+    let plan = planned(&current);
+    assert_eq!(
+        shown(&plan),
+        [format!(
+            "~ update glue table {}.{} (iceberg metadata missing)",
+            d.manifest.table.database, d.manifest.table.name
+        )]
+    );
+    assert!(matches!(
+        &plan.steps[0].op,
+        Op::Glue(glue::Op::UpdateTable {
+            iceberg: Some(glue::Metadata::New { .. }),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_new_optional_column_evolves_the_iceberg_table() {
+    let c = config();
+    let current = deployed(&c, &desired());
+    let changed = with_added_field(false);
+    let plan = plan(&c, &changed, &current).expect("plan");
+    let (database, table) = (
+        &changed.manifest.table.database,
+        &changed.manifest.table.name,
+    );
+    assert_eq!(
+        shown(&plan),
+        [
+            format!(
+                "~ update glue table {database}.{table} (parameter contractc.definition-sha, columns, iceberg add column added_note)"
+            ),
+            format!("~ update glue table {database}.{table}_stream (columns)"),
+        ]
+    );
+    let Op::Glue(glue::Op::UpdateTable {
+        iceberg:
+            Some(glue::Metadata::Evolve {
+                table: definition,
+                previous,
+                previous_location,
+            }),
+        ..
+    }) = &plan.steps[0].op
+    else {
+        panic!("not an evolution: {:#?}", plan.steps[0].op);
+    };
+    let next = definition
+        .evolved_metadata(previous, previous_location, 2)
+        .expect("evolves");
+    // The old schema stays, the new one is current, every field keeps its id.
+    assert_eq!(next["schemas"].as_array().map(Vec::len), Some(2));
+    assert_eq!(next["current-schema-id"], 1);
+    let ids = |schema: &serde_json::Value| -> Vec<(String, u64)> {
+        schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap_or_default().to_string(),
+                    f["id"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let old = ids(&next["schemas"][0]);
+    let new = ids(&next["schemas"][1]);
+    assert!(old.iter().all(|f| new.contains(f)), "{old:?} vs {new:?}");
+    assert_eq!(new.len(), old.len() + 1);
+    assert_eq!(
+        next["metadata-log"][0]["metadata-file"].as_str(),
+        Some(previous_location.as_str())
+    );
+    assert_eq!(next["last-updated-ms"], 2);
+    // And the evolved table is what the contract says: nothing more to change.
+    assert_eq!(definition.metadata_changes(&next), Ok(Vec::new()));
+}
+
+#[test]
+fn incompatible_table_changes_stop_the_plan_with_the_reason() {
+    let c = config();
+    let current = deployed(&c, &desired());
+    let error = plan(&c, &with_added_field(true), &current)
+        .expect_err("a new required column cannot be added")
+        .to_string();
+    assert!(
+        error.contains("added_note") && error.contains("required"),
+        "{error}"
+    );
+
+    // The table has a column the contract dropped.
+    let evolved = deployed(&c, &with_added_field(false));
+    let error = plan(&c, &desired(), &evolved)
+        .expect_err("dropping a column is not applied")
+        .to_string();
+    assert!(
+        error.contains("added_note") && error.contains("not in the contract"),
+        "{error}"
+    );
+}
+
+#[test]
+fn metadata_files_are_numbered_as_iceberg_numbers_them() {
+    assert_eq!(
+        glue::next_metadata_file("s3://b/w/db.db/t/metadata/00000-a.metadata.json", "b"),
+        Some("s3://b/w/db.db/t/metadata/00001-b.metadata.json".into())
+    );
+    assert_eq!(
+        glue::next_metadata_file("s3://b/t/metadata.json", "b"),
+        None
+    );
+    assert_eq!(
+        glue::split_s3_url("s3://bucket/a/b.json"),
+        Some(("bucket", "a/b.json"))
+    );
+}
+
+#[test]
+fn a_new_api_gets_responses_a_bad_request_body_and_a_front_door_secret() {
+    let plan = planned(&Current::default());
+    let d = desired();
+    let name = format!("contractc-{}", d.manifest.name);
+    let (stage, path) = resource_path(&d.manifest.ingest.route);
+    let resources: Vec<&str> = plan.steps.iter().map(|s| s.resource.as_str()).collect();
+    let position = |wanted: &str| {
+        resources
+            .iter()
+            .position(|r| *r == wanted)
+            .unwrap_or_else(|| panic!("{wanted} missing from {resources:#?}"))
+    };
+    let responses = position(&format!(
+        "api gateway responses POST {name}{path} (200, 500)"
+    ));
+    let gateway = position(&format!(
+        "api gateway gateway response {name} BAD_REQUEST_BODY (400 with the model's errors)"
+    ));
+    let deployment = position(&format!("api gateway deployment {name} stage {stage}"));
+    let secret = position(&format!(
+        "api gateway stage variable {name}/{stage} contractc_edge_secret (front door secret)"
+    ));
+    // Responses before the deployment that publishes them; the secret on the stage it makes;
+    // the edge (which needs the secret) after it.
+    assert!(responses < deployment && gateway < deployment && deployment < secret);
+    let integration = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.op, Op::Edge(edge::Op::CreateIntegration { .. })))
+        .expect("edge integration");
+    assert!(secret < integration);
+    let Op::Edge(edge::Op::CreateIntegration { headers, .. }) = &plan.steps[integration].op else {
+        unreachable!()
+    };
+    assert_eq!(
+        headers.secret, None,
+        "the secret is made when applying, never planned"
+    );
+    assert_eq!(headers.mappings(Some(SECRET)), Some(forwarded(&d, SECRET)));
+    assert_eq!(headers.mappings(None), None);
+}
+
+#[test]
+fn responses_answer_like_the_reference() {
+    let responses = desired().responses();
+    let ok = &responses.integration["200"];
+    assert_eq!(ok.selection_pattern, None, "the default response");
+    assert_eq!(
+        ok.templates["application/json"],
+        "\"Successfully added event\""
+    );
+    let failed = &responses.integration["500"];
+    assert_eq!(
+        failed.selection_pattern.as_deref(),
+        Some(rest_api::FAILURE_PATTERN)
+    );
+    for status in ["200", "500"] {
+        assert_eq!(
+            responses.method[status].get("method.response.header.Access-Control-Allow-Origin"),
+            Some(&false),
+            "{status}"
+        );
+    }
+    assert!(
+        rest_api::bad_request_body().templates["application/json"]
+            .contains("$context.error.validationErrorString")
+    );
+}
+
+#[test]
+fn a_stage_without_the_secret_gets_one_and_the_edge_forwards_it() {
+    let mut current = deployed(&config(), &desired());
+    if let Some(api) = current.rest_api.as_mut() {
+        api.edge_secret = None;
+    }
+    let d = desired();
+    let name = format!("contractc-{}", d.manifest.name);
+    let plan = planned(&current);
+    assert_eq!(
+        shown(&plan),
+        [
+            format!(
+                "+ create api gateway stage variable {name}/prod contractc_edge_secret (front door secret)"
+            ),
+            format!(
+                "~ update api gateway http api {name}-edge integration integration headers (claims {:?}, front door secret) (forwarded headers)",
+                d.manifest.enrichment_claims()
+            ),
+        ]
+    );
+    assert!(matches!(
+        &plan.steps[1].op,
+        Op::Edge(edge::Op::UpdateIntegration { headers, .. }) if headers.secret.is_none()
+    ));
+}
+
+#[test]
+fn a_client_cannot_keep_its_own_claim_headers() {
+    // An integration that forwards the client's headers untouched is drift.
+    let mut current = deployed(&config(), &desired());
+    if let Some(edge) = current.edge.as_mut() {
+        edge.integrations[0].request_parameters.clear();
+    }
+    let plan = planned(&current);
+    assert_eq!(plan.steps.len(), 1, "{:#?}", shown(&plan));
+    assert!(matches!(
+        &plan.steps[0].op,
+        Op::Edge(edge::Op::UpdateIntegration { headers, .. })
+            if headers.mappings(None) == Some(forwarded(&desired(), SECRET))
+    ));
+}
+
+#[test]
+fn missing_integration_responses_are_put_and_deployed() {
+    let mut current = deployed(&config(), &desired());
+    if let Some(integration) = current
+        .rest_api
+        .as_mut()
+        .and_then(|a| a.integration.as_mut())
+    {
+        integration.responses.clear();
+    }
+    let name = format!("contractc-{}", desired().manifest.name);
+    let (_, path) = resource_path(&desired().manifest.ingest.route);
+    assert_eq!(
+        shown(&planned(&current)),
+        [
+            format!(
+                "~ update api gateway responses POST {name}{path} (200, 500) (method or integration responses)"
+            ),
+            format!("+ create api gateway deployment {name} stage prod"),
+        ]
+    );
+}
+
+#[test]
+fn roles_come_first_and_are_scoped_to_the_contract() {
+    let c = config();
+    let d = desired();
+    let plan = planned(&Current::default());
+    let name = format!("contractc-{}", d.manifest.name);
+    assert_eq!(
+        shown(&plan)[..4],
+        [
+            format!("+ create iam role {name}-glue"),
+            format!("+ create iam role {name}-glue policy contractc"),
+            format!("+ create iam role {name}-apigateway"),
+            format!("+ create iam role {name}-apigateway policy contractc"),
+        ]
+    );
+    let glue = iam::role_policy(&c, &d, iam::Kind::Glue).to_string();
+    assert!(glue.contains(&d.stream_arn(&c)), "{glue}");
+    assert!(
+        glue.contains(&format!(
+            "arn:aws:s3:::contractc-artifacts/warehouse/{}.db/{}/*",
+            d.manifest.table.database, d.manifest.table.name
+        )),
+        "{glue}"
+    );
+    // The one wildcard resource is CloudWatch metrics, which has no resource ARNs; it is
+    // limited to Glue's namespace.
+    assert_eq!(glue.matches("\"Resource\":\"*\"").count(), 1, "{glue}");
+    assert!(glue.contains("\"cloudwatch:namespace\":\"Glue\""), "{glue}");
+}
+
+#[test]
+fn given_role_arns_are_used_and_not_managed() {
+    let mut c = config();
+    c.glue_role_arn = Some("arn:aws:iam::1:role/mine".into());
+    c.api_role_arn = Some("arn:aws:iam::1:role/api".into());
+    let d = desired();
+    let plan = plan(&c, &d, &Current::default()).expect("plan");
+    assert!(!shown(&plan).iter().any(|s| s.contains("iam role")));
+    assert!(plan.steps.iter().any(|s| matches!(
+        &s.op,
+        Op::Glue(glue::Op::CreateJob(spec)) if spec.role == "arn:aws:iam::1:role/mine"
+    )));
+    assert!(plan.steps.iter().any(|s| matches!(
+        &s.op,
+        Op::RestApi(rest_api::Op::PutIntegration { credentials, .. }) if credentials == "arn:aws:iam::1:role/api"
+    )));
+}
+
+#[test]
+fn a_widened_role_policy_is_put_back() {
+    let mut current = deployed(&config(), &desired());
+    if let Some(role) = current.iam.api.as_mut() {
+        role.policy =
+            Some(json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+    }
+    let name = format!("contractc-{}", desired().manifest.name);
+    assert_eq!(
+        shown(&planned(&current)),
+        [format!(
+            "~ update iam role {name}-apigateway policy contractc (permissions)"
+        )]
+    );
+    assert_eq!(iam::policy_json("%7B%22a%22%3A1%7D"), Some(json!({"a": 1})));
+}
+
+#[test]
+fn an_unencrypted_stream_and_an_unversioned_bucket_are_fixed() {
+    let mut current = deployed(&config(), &desired());
+    current.kinesis.encrypted = false;
+    current.s3.settings.versioned = false;
+    current.s3.settings.tags.clear();
+    let name = format!("contractc-{}", desired().manifest.name);
+    assert_eq!(
+        shown(&planned(&current)),
+        [
+            "~ update s3 bucket contractc-artifacts settings (versioning, public access block, encryption, tags) (versioning, tags)".to_string(),
+            format!("~ update kinesis stream {name} (on demand, KMS alias/aws/kinesis) (server-side encryption)"),
+        ]
+    );
+}
+
+#[test]
+fn destroy_takes_the_door_down_first_and_the_roles_last() {
+    let c = config();
+    let d = desired();
+    let plan = destroy::plan(&c, &d, &deployed(&c, &d));
+    let shown = shown(&plan);
+    let name = format!("contractc-{}", d.manifest.name);
+    assert_eq!(
+        shown.first(),
+        Some(&format!("- delete api gateway http api {name}-edge"))
+    );
+    assert_eq!(
+        shown.last(),
+        Some(&format!("- delete iam role {name}-apigateway"))
+    );
+    assert!(shown.contains(&format!("- delete kinesis stream {name}")));
+    assert!(shown.contains(&format!("- delete glue job {name}")));
+    assert_eq!(
+        shown.iter().filter(|s| s.contains("glue table")).count(),
+        3,
+        "{shown:#?}"
+    );
+    assert_eq!(
+        plan.notes.len(),
+        1,
+        "the database is kept: {:?}",
+        plan.notes
+    );
+    // Nothing deployed, nothing to delete.
+    assert!(destroy::plan(&c, &d, &Current::default()).steps.is_empty());
+}
+
+#[test]
+fn destroy_refuses_a_bucket_with_table_data_unless_forced() {
+    let c = config();
+    let with_data = destroy::BucketContents {
+        objects: 5,
+        table_data: 2,
+    };
+    let refused = destroy::plan_bucket(&c, Some(&with_data), false)
+        .expect_err("table data is not deleted without --force-delete-data")
+        .to_string();
+    assert!(
+        refused.contains("--force-delete-data") && refused.contains("2 table data"),
+        "{refused}"
+    );
+    let forced = destroy::plan_bucket(&c, Some(&with_data), true).expect("forced");
+    assert!(matches!(
+        forced.map(|s| s.op),
+        Some(Op::Destroy(destroy::Op::EmptyAndDeleteBucket { .. }))
+    ));
+    let metadata_only = destroy::BucketContents {
+        objects: 3,
+        table_data: 0,
+    };
+    assert!(
+        destroy::plan_bucket(&c, Some(&metadata_only), false)
+            .expect("no data")
+            .is_some()
+    );
+    assert_eq!(
+        destroy::plan_bucket(&c, None, false).expect("no bucket"),
+        None
+    );
+}
+
+#[test]
+fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
+    let c = config();
+    let d = desired();
+    let plan = planned(&Current::default());
+    let name = format!("contractc-{}", d.manifest.name);
+    let lines = shown(&plan);
+    for expected in [
+        format!("+ create cloudwatch log group /aws/apigateway/{name} (30 days)"),
+        format!("+ create cloudwatch log group /aws/apigateway/{name}-edge (30 days)"),
+        "+ create api gateway account cloudwatch role arn:aws:iam::123456789012:role/contractc-apigateway-logs".to_string(),
+        format!("+ create api gateway stage {name}/prod access log → {}", logs::group_arn(&c, &d, false)),
+    ] {
+        assert!(lines.contains(&expected), "{expected} missing from {lines:#?}");
+    }
+    // The role is created with its policy and set on the account.
+    assert!(plan.steps.iter().any(|s| matches!(
+        &s.op,
+        Op::Logs(logs::Op::SetAccountRole { create: true, .. })
+    )));
+
+    // An account with a role keeps it; a stage without settings gets them.
+    let mut current = deployed(&c, &d);
+    if let Some(api) = current.rest_api.as_mut() {
+        api.access_log = None;
+    }
+    assert_eq!(
+        shown(&planned(&current)),
+        [format!(
+            "+ create api gateway stage {name}/prod access log → {}",
+            logs::group_arn(&c, &d, false)
+        )]
+    );
 }

@@ -471,6 +471,228 @@ impl Type {
     }
 }
 
+/// Iceberg table metadata (format version 2) from a [`TableDef`]: the file a catalog entry's
+/// `metadata_location` points to. Pure: the caller picks the table uuid and the time, so the
+/// same function serves `deploy` (S3 + Glue) and local catalogs.
+impl TableDef {
+    /// The metadata of a new, empty table at `location` (`s3://…/db.db/table`): the contract's
+    /// schema with its field ids, partition spec, sort order and properties.
+    pub fn initial_metadata(
+        &self,
+        location: &str,
+        table_uuid: &str,
+        last_updated_ms: i64,
+    ) -> Value {
+        let create = self.create_request();
+        let schema = create["schema"].clone();
+        let spec = create["partition-spec"].clone();
+        // Iceberg numbers partition fields from 1000; 999 means "none yet".
+        let last_partition_id = self
+            .partition
+            .iter()
+            .map(|p| i64::from(p.field_id))
+            .max()
+            .unwrap_or(999);
+        let mut sort_orders = vec![json!({ "order-id": 0, "fields": [] })];
+        let mut default_order = 0;
+        if let Some(order) = create.get("write-order") {
+            default_order = order["order-id"].as_i64().unwrap_or(1);
+            sort_orders.push(order.clone());
+        }
+        json!({
+            "format-version": 2,
+            "table-uuid": table_uuid,
+            "location": location,
+            "last-sequence-number": 0,
+            "last-updated-ms": last_updated_ms,
+            "last-column-id": max_field_id(&schema),
+            "current-schema-id": 0,
+            "schemas": [schema],
+            "default-spec-id": 0,
+            "partition-specs": [spec],
+            "last-partition-id": last_partition_id,
+            "default-sort-order-id": default_order,
+            "sort-orders": sort_orders,
+            "properties": self.properties,
+            "snapshots": [],
+            "snapshot-log": [],
+            "metadata-log": [],
+            "refs": {},
+        })
+    }
+
+    /// What it takes to bring a table with `metadata` to this definition: one line per added
+    /// column and per property that differs; empty when nothing does. A change Iceberg cannot
+    /// make in place without rewriting or breaking readers (a column removed, renamed, retyped
+    /// or made required, a new required column, another partition spec) is an error with the
+    /// reason.
+    pub fn metadata_changes(&self, metadata: &Value) -> Result<Vec<String>, String> {
+        let current = current_schema(metadata)?;
+        let have = fields_by_id(current);
+        let want = fields_by_id(&self.create_request()["schema"]);
+        for (id, field) in &have {
+            let name = field["name"].as_str().unwrap_or_default();
+            let Some(wanted) = want.get(id) else {
+                return Err(format!(
+                    "column `{name}` (id {id}) is not in the contract: dropping columns is not applied automatically"
+                ));
+            };
+            if wanted["name"] != field["name"] {
+                return Err(format!(
+                    "column id {id} is `{name}` in the table but {} in the contract: renames are not applied automatically",
+                    wanted["name"]
+                ));
+            }
+            if without_docs(&wanted["type"]) != without_docs(&field["type"]) {
+                return Err(format!(
+                    "column `{name}` (id {id}) changes type: migrate the table first"
+                ));
+            }
+            if wanted["required"] == json!(true) && field["required"] != json!(true) {
+                return Err(format!(
+                    "column `{name}` (id {id}) is optional in the table but required in the contract"
+                ));
+            }
+        }
+        let mut changes = Vec::new();
+        for (id, field) in &want {
+            if have.contains_key(id) {
+                continue;
+            }
+            let name = field["name"].as_str().unwrap_or_default();
+            if field["required"] == json!(true) {
+                return Err(format!(
+                    "new column `{name}` (id {id}) is required: old rows have no value for it"
+                ));
+            }
+            changes.push(format!("add column {name}"));
+        }
+        let spec = default_spec(metadata);
+        let wanted_spec = &self.create_request()["partition-spec"]["fields"];
+        if spec.map(|s| &s["fields"]) != Some(wanted_spec) {
+            return Err(
+                "the partition spec differs: repartitioning is not applied automatically".into(),
+            );
+        }
+        for (key, value) in &self.properties {
+            if metadata["properties"].get(key).and_then(Value::as_str) != Some(value.as_str()) {
+                changes.push(format!("property {key}"));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The metadata after `previous` (stored at `previous_location`), evolved to this definition
+    /// the Iceberg way: the contract's schema appended under a new schema id (fields keep their
+    /// ids) and made current, the properties set, the previous file logged; snapshots and
+    /// history kept. Errors as [`TableDef::metadata_changes`].
+    pub fn evolved_metadata(
+        &self,
+        previous: &Value,
+        previous_location: &str,
+        last_updated_ms: i64,
+    ) -> Result<Value, String> {
+        self.metadata_changes(previous)?;
+        let mut next = previous.clone();
+        let current = current_schema(previous)?;
+        let same_fields = fields_by_id(current) == fields_by_id(&self.create_request()["schema"]);
+        if !same_fields {
+            let schema_id = previous["schemas"]
+                .as_array()
+                .and_then(|s| s.iter().filter_map(|s| s["schema-id"].as_i64()).max())
+                .unwrap_or(0)
+                + 1;
+            let mut schema = self.create_request()["schema"].clone();
+            schema["schema-id"] = json!(schema_id);
+            let last_column_id =
+                max_field_id(&schema).max(previous["last-column-id"].as_i64().unwrap_or(0));
+            if let Some(schemas) = next["schemas"].as_array_mut() {
+                schemas.push(schema);
+            }
+            next["current-schema-id"] = json!(schema_id);
+            next["last-column-id"] = json!(last_column_id);
+        }
+        let properties = next["properties"]
+            .as_object_mut()
+            .ok_or("metadata without properties")?;
+        for (key, value) in &self.properties {
+            properties.insert(key.clone(), json!(value));
+        }
+        let logged = json!({
+            "metadata-file": previous_location,
+            "timestamp-ms": previous["last-updated-ms"].as_i64().unwrap_or(0),
+        });
+        match next["metadata-log"].as_array_mut() {
+            Some(log) => log.push(logged),
+            None => next["metadata-log"] = json!([logged]),
+        }
+        next["last-updated-ms"] = json!(last_updated_ms);
+        Ok(next)
+    }
+}
+
+/// The schema a table's metadata names as current.
+fn current_schema(metadata: &Value) -> Result<&Value, String> {
+    let id = metadata["current-schema-id"]
+        .as_i64()
+        .ok_or("metadata without current-schema-id")?;
+    metadata["schemas"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["schema-id"].as_i64() == Some(id)))
+        .ok_or_else(|| format!("metadata without its current schema {id}"))
+}
+
+/// The partition spec a table's metadata names as default.
+fn default_spec(metadata: &Value) -> Option<&Value> {
+    let id = metadata["default-spec-id"].as_i64()?;
+    metadata["partition-specs"]
+        .as_array()?
+        .iter()
+        .find(|s| s["spec-id"].as_i64() == Some(id))
+}
+
+/// A schema's top-level fields by id, docs left out (a changed description is no schema change).
+fn fields_by_id(schema: &Value) -> BTreeMap<i64, Value> {
+    schema["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| Some((f["id"].as_i64()?, without_docs(f))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn without_docs(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "doc")
+                .map(|(k, v)| (k.clone(), without_docs(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_docs).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The highest field id in a schema, nested ids included (Iceberg's `last-column-id`).
+fn max_field_id(value: &Value) -> i64 {
+    match value {
+        Value::Object(map) => {
+            let own = ["id", "element-id", "key-id", "value-id"]
+                .iter()
+                .filter_map(|k| map.get(*k)?.as_i64())
+                .max()
+                .unwrap_or(0);
+            map.values().map(max_field_id).max().unwrap_or(0).max(own)
+        }
+        Value::Array(items) => items.iter().map(max_field_id).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

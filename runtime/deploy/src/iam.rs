@@ -1,0 +1,456 @@
+//! The two IAM roles of a contract's stack, each with one least-privilege inline policy: the
+//! Glue job's (read this contract's stream, its script and checkpoints, write its tables) and
+//! API Gateway's (put records on this contract's stream). A role given by `--glue-role-arn` or
+//! `--api-role-arn` is used as it is and not managed here.
+
+use aws_sdk_iam::Client;
+use serde_json::{Value, json};
+
+use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found};
+
+/// The name of the inline policy deploy manages on each role.
+pub const POLICY_NAME: &str = "contractc";
+
+/// Which role: what runs as it, and so what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Glue,
+    ApiGateway,
+}
+
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Glue => "glue",
+            Kind::ApiGateway => "apigateway",
+        }
+    }
+    fn service(self) -> &'static str {
+        match self {
+            Kind::Glue => "glue.amazonaws.com",
+            Kind::ApiGateway => "apigateway.amazonaws.com",
+        }
+    }
+}
+
+/// What exists of one managed role.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleState {
+    pub trust: Option<Value>,
+    pub policy: Option<Value>,
+}
+
+/// The managed roles that exist (`None`: absent, or not managed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Current {
+    pub glue: Option<RoleState>,
+    pub api: Option<RoleState>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    CreateRole {
+        name: String,
+        trust: Value,
+        tags: Vec<(String, String)>,
+    },
+    UpdateTrust {
+        name: String,
+        trust: Value,
+    },
+    PutPolicy {
+        name: String,
+        policy: Value,
+    },
+}
+
+/// The name of a managed role of the contract.
+pub fn role_name(config: &DeployConfig, desired: &Desired, kind: Kind) -> String {
+    format!(
+        "{}-{}-{}",
+        config.prefix,
+        desired.manifest.name,
+        kind.suffix()
+    )
+}
+
+/// The ARN the stack uses for a role: the one given, else the managed one's.
+pub fn role_arn(config: &DeployConfig, desired: &Desired, kind: Kind) -> String {
+    let given = match kind {
+        Kind::Glue => &config.glue_role_arn,
+        Kind::ApiGateway => &config.api_role_arn,
+    };
+    given.clone().unwrap_or_else(|| {
+        format!(
+            "arn:aws:iam::{}:role/{}",
+            config.account_id,
+            role_name(config, desired, kind)
+        )
+    })
+}
+
+/// Whether deploy manages the role (no ARN was given for it).
+pub(crate) fn managed(config: &DeployConfig, kind: Kind) -> bool {
+    match kind {
+        Kind::Glue => config.glue_role_arn.is_none(),
+        Kind::ApiGateway => config.api_role_arn.is_none(),
+    }
+}
+
+pub async fn read(
+    client: &Client,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Current, DeployError> {
+    let mut current = Current::default();
+    for kind in [Kind::Glue, Kind::ApiGateway] {
+        if !managed(config, kind) {
+            continue;
+        }
+        let state = read_role(client, &role_name(config, desired, kind)).await?;
+        match kind {
+            Kind::Glue => current.glue = state,
+            Kind::ApiGateway => current.api = state,
+        }
+    }
+    Ok(current)
+}
+
+async fn read_role(client: &Client, name: &str) -> Result<Option<RoleState>, DeployError> {
+    let got = client.get_role().role_name(name).send().await;
+    let Some(role) = found("iam:GetRole", got, |e| e.is_no_such_entity_exception())? else {
+        return Ok(None);
+    };
+    let trust = role
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .and_then(policy_json);
+    let got = client
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await;
+    let policy = found("iam:GetRolePolicy", got, |e| {
+        e.is_no_such_entity_exception()
+    })?
+    .and_then(|p| policy_json(p.policy_document()));
+    Ok(Some(RoleState { trust, policy }))
+}
+
+/// A policy document as IAM returns it: URL-encoded JSON on AWS, plain JSON from some emulators.
+pub fn policy_json(document: &str) -> Option<Value> {
+    serde_json::from_str(document)
+        .ok()
+        .or_else(|| serde_json::from_str(&percent_decode(document)?).ok())
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
+    for (kind, have) in [
+        (Kind::Glue, current.glue.as_ref()),
+        (Kind::ApiGateway, current.api.as_ref()),
+    ] {
+        if !managed(config, kind) {
+            continue;
+        }
+        let name = role_name(config, desired, kind);
+        let trust = trust_policy(kind);
+        let policy = role_policy(config, desired, kind);
+        let mut push = |what: &str, action: Action, op: Op| {
+            steps.push(Step {
+                resource: format!("iam role {name}{what}"),
+                action,
+                op: crate::Op::Iam(op),
+            })
+        };
+        match have {
+            None => push(
+                "",
+                Action::Create,
+                Op::CreateRole {
+                    name: name.clone(),
+                    trust,
+                    tags: desired.tags(config),
+                },
+            ),
+            Some(role) if role.trust.as_ref() != Some(&trust) => push(
+                "",
+                Action::Update(vec!["trust policy".into()]),
+                Op::UpdateTrust {
+                    name: name.clone(),
+                    trust,
+                },
+            ),
+            Some(_) => {}
+        }
+        if have.and_then(|r| r.policy.as_ref()) != Some(&policy) {
+            push(
+                &format!(" policy {POLICY_NAME}"),
+                Action::for_existing(have.is_some_and(|r| r.policy.is_some()), "permissions"),
+                Op::PutPolicy {
+                    name: name.clone(),
+                    policy,
+                },
+            );
+        }
+    }
+}
+
+/// Who may assume the role: the one service that runs as it.
+pub fn trust_policy(kind: Kind) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": kind.service()},
+            "Action": "sts:AssumeRole",
+        }],
+    })
+}
+
+/// What the role may do, scoped to this contract's stream, bucket prefixes and tables.
+pub fn role_policy(config: &DeployConfig, desired: &Desired, kind: Kind) -> Value {
+    let stream = desired.stream_arn(config);
+    match kind {
+        Kind::ApiGateway => json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": ["kinesis:PutRecord", "kinesis:PutRecords"],
+                "Resource": stream,
+            }],
+        }),
+        Kind::Glue => glue_policy(config, desired, &stream),
+    }
+}
+
+fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value {
+    let bucket = config.bucket();
+    let contract = &desired.manifest.name;
+    let database = &desired.manifest.table.database;
+    let own = format!("{}/{contract}/", config.prefix);
+    let tables: Vec<String> = crate::glue::table_names(desired)
+        .iter()
+        .map(|t| format!("warehouse/{database}.db/{t}/"))
+        .collect();
+    let mut objects: Vec<String> = vec![format!("arn:aws:s3:::{bucket}/{own}*")];
+    objects.extend(tables.iter().map(|t| format!("arn:aws:s3:::{bucket}/{t}*")));
+    let mut prefixes: Vec<String> = vec![format!("{own}*")];
+    prefixes.extend(tables.iter().map(|t| format!("{t}*")));
+    let (region, account) = (&config.region, &config.account_id);
+    let mut catalog = vec![
+        format!("arn:aws:glue:{region}:{account}:catalog"),
+        format!("arn:aws:glue:{region}:{account}:database/{database}"),
+    ];
+    catalog.extend(
+        crate::glue::table_names(desired)
+            .iter()
+            .map(|t| format!("arn:aws:glue:{region}:{account}:table/{database}/{t}")),
+    );
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ScriptCheckpointsTables",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": objects,
+            },
+            {
+                "Sid": "ListOwnPrefixes",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Condition": {"StringLike": {"s3:prefix": prefixes}},
+            },
+            {
+                "Sid": "ReadStream",
+                "Effect": "Allow",
+                "Action": [
+                    "kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                    "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards",
+                    "kinesis:SubscribeToShard",
+                ],
+                "Resource": stream,
+            },
+            {
+                "Sid": "CatalogTables",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable",
+                    "glue:GetPartitions",
+                ],
+                "Resource": catalog,
+            },
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!("arn:aws:logs:{region}:{account}:log-group:/aws-glue/*"),
+            },
+            {
+                "Sid": "Metrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            },
+        ],
+    })
+}
+
+pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
+    match op {
+        Op::CreateRole { name, trust, tags } => {
+            let tags = tags
+                .iter()
+                .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(crate::invalid)?;
+            client
+                .create_role()
+                .role_name(name)
+                .assume_role_policy_document(trust.to_string())
+                .description("contractc: managed by contract-deploy")
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(aws("iam:CreateRole"))?;
+        }
+        Op::UpdateTrust { name, trust } => {
+            client
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(trust.to_string())
+                .send()
+                .await
+                .map_err(aws("iam:UpdateAssumeRolePolicy"))?;
+        }
+        Op::PutPolicy { name, policy } => {
+            client
+                .put_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .map_err(aws("iam:PutRolePolicy"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The policy the deploying identity needs for `deploy --apply`, `status` and `--start-job`,
+/// scoped to the prefix's resources where the service allows it.
+pub fn deployer_policy(config: &DeployConfig) -> Value {
+    let (region, account, prefix) = (&config.region, &config.account_id, &config.prefix);
+    let bucket = config.bucket();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Identity", "Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+            {
+                "Sid": "Bucket",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
+                    "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                    "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
+                    "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+                    "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+                    "s3:GetBucketTagging", "s3:PutBucketTagging",
+                ],
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            },
+            {
+                "Sid": "Streams",
+                "Effect": "Allow",
+                "Action": [
+                    "kinesis:CreateStream", "kinesis:DeleteStream", "kinesis:DescribeStreamSummary",
+                    "kinesis:StartStreamEncryption", "kinesis:AddTagsToStream",
+                ],
+                "Resource": format!("arn:aws:kinesis:{region}:{account}:stream/{prefix}-*"),
+            },
+            {
+                "Sid": "Catalog",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable",
+                    "glue:UpdateTable", "glue:DeleteTable",
+                ],
+                "Resource": [
+                    format!("arn:aws:glue:{region}:{account}:catalog"),
+                    format!("arn:aws:glue:{region}:{account}:database/*"),
+                    format!("arn:aws:glue:{region}:{account}:table/*/*"),
+                ],
+            },
+            {
+                "Sid": "Jobs",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:DeleteJob",
+                    "glue:StartJobRun", "glue:GetJobRuns", "glue:TagResource",
+                ],
+                "Resource": format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
+            },
+            {
+                "Sid": "Apis",
+                "Effect": "Allow",
+                "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
+                "Resource": [
+                    format!("arn:aws:apigateway:{region}::/restapis"),
+                    format!("arn:aws:apigateway:{region}::/restapis/*"),
+                    format!("arn:aws:apigateway:{region}::/apis"),
+                    format!("arn:aws:apigateway:{region}::/apis/*"),
+                    format!("arn:aws:apigateway:{region}::/tags/*"),
+                    format!("arn:aws:apigateway:{region}::/account"),
+                ],
+            },
+            {
+                "Sid": "AccessLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:DescribeLogGroups", "logs:CreateLogGroup", "logs:DeleteLogGroup",
+                    "logs:PutRetentionPolicy", "logs:TagResource", "logs:CreateLogDelivery",
+                    "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+                    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "Roles",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                    "iam:TagRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+                    "iam:PassRole",
+                ],
+                "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*"),
+            },
+        ],
+    })
+}

@@ -1,0 +1,232 @@
+//! API access logs: one CloudWatch Logs group per API (the REST API's and the edge's), and the
+//! account setting REST APIs need to write logs at all (API Gateway's CloudWatch role). The
+//! stages' access log settings are planned with their APIs (rest_api.rs, edge.rs).
+
+use aws_sdk_apigateway::types::{Op as PatchOp, PatchOperation};
+use aws_sdk_cloudwatchlogs::Client;
+use serde_json::{Value, json};
+
+use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, iam};
+
+/// How long access logs are kept.
+pub const RETENTION_DAYS: i32 = 30;
+
+/// One access log line of the REST API, as JSON: who, what, the answer, and why a body was
+/// refused (the model's errors). No claims: they identify players.
+pub const REST_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","httpMethod":"$context.httpMethod","resourcePath":"$context.resourcePath","status":"$context.status","responseLength":"$context.responseLength","integrationStatus":"$context.integration.status","error":"$context.error.message","validationErrors":"$context.error.validationErrorString"}"#;
+
+/// One access log line of the edge (HTTP API), as JSON, with why the authorizer refused.
+pub const EDGE_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","routeKey":"$context.routeKey","status":"$context.status","responseLength":"$context.responseLength","integrationStatus":"$context.integrationStatus","authorizerError":"$context.authorizer.error"}"#;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    /// The log groups of the contract's APIs that exist.
+    pub groups: Vec<String>,
+    /// API Gateway's CloudWatch role of the account (region), if one is set.
+    pub account_role: Option<String>,
+    /// Whether the role deploy would set exists.
+    pub logs_role: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    CreateLogGroup {
+        name: String,
+        tags: Vec<(String, String)>,
+    },
+    /// API Gateway's CloudWatch role: the role (created when missing), then the account setting.
+    SetAccountRole {
+        name: String,
+        arn: String,
+        create: bool,
+        policy: Value,
+    },
+}
+
+/// The log group of the REST API (`edge`: of the HTTP API in front).
+pub fn group_name(config: &DeployConfig, desired: &Desired, edge: bool) -> String {
+    let suffix = if edge { "-edge" } else { "" };
+    format!("/aws/apigateway/{}{suffix}", desired.api(config))
+}
+
+/// A log group's ARN as access log settings take it (no `:*`).
+pub fn group_arn(config: &DeployConfig, desired: &Desired, edge: bool) -> String {
+    format!(
+        "arn:aws:logs:{}:{}:log-group:{}",
+        config.region,
+        config.account_id,
+        group_name(config, desired, edge)
+    )
+}
+
+/// The role API Gateway writes REST API logs with (one per prefix: the setting is per account
+/// and region).
+fn logs_role_name(config: &DeployConfig) -> String {
+    format!("{}-apigateway-logs", config.prefix)
+}
+
+pub async fn read(
+    clients: &crate::Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+) -> Result<Current, DeployError> {
+    let mut groups = Vec::new();
+    for edge in [false, true] {
+        let name = group_name(config, desired, edge);
+        let listed = clients
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(&name)
+            .send()
+            .await
+            .map_err(aws("logs:DescribeLogGroups"))?;
+        if listed
+            .log_groups()
+            .iter()
+            .any(|g| g.log_group_name() == Some(name.as_str()))
+        {
+            groups.push(name);
+        }
+    }
+    let account = clients
+        .apigateway
+        .get_account()
+        .send()
+        .await
+        .map_err(aws("apigateway:GetAccount"))?;
+    let got = clients
+        .iam
+        .get_role()
+        .role_name(logs_role_name(config))
+        .send()
+        .await;
+    let logs_role = found("iam:GetRole", got, |e| e.is_no_such_entity_exception())?.is_some();
+    Ok(Current {
+        groups,
+        account_role: account
+            .cloudwatch_role_arn()
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+        logs_role,
+    })
+}
+
+pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
+    for edge in [false, true] {
+        if edge && crate::edge::issuer(config, desired).is_none() {
+            continue;
+        }
+        let name = group_name(config, desired, edge);
+        if !current.groups.contains(&name) {
+            steps.push(Step {
+                resource: format!("cloudwatch log group {name} ({RETENTION_DAYS} days)"),
+                action: Action::Create,
+                op: crate::Op::Logs(Op::CreateLogGroup {
+                    name,
+                    tags: desired.tags(config),
+                }),
+            });
+        }
+    }
+    // An account that has a role keeps it: it is shared by every REST API of the account.
+    if current.account_role.is_none() {
+        let name = logs_role_name(config);
+        let arn = format!("arn:aws:iam::{}:role/{name}", config.account_id);
+        steps.push(Step {
+            resource: format!("api gateway account cloudwatch role {arn}"),
+            action: Action::Create,
+            op: crate::Op::Logs(Op::SetAccountRole {
+                name,
+                arn,
+                create: !current.logs_role,
+                policy: logs_policy(config),
+            }),
+        });
+    }
+}
+
+/// What API Gateway may do with the account role: write to API Gateway's log groups.
+pub fn logs_policy(config: &DeployConfig) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents",
+                "logs:FilterLogEvents",
+            ],
+            "Resource": format!(
+                "arn:aws:logs:{}:{}:log-group:*",
+                config.region, config.account_id
+            ),
+        }],
+    })
+}
+
+pub async fn apply(clients: &crate::Clients, op: &Op) -> Result<(), DeployError> {
+    match op {
+        Op::CreateLogGroup { name, tags } => create_group(&clients.logs, name, tags).await?,
+        Op::SetAccountRole {
+            name,
+            arn,
+            create,
+            policy,
+        } => {
+            if *create {
+                iam::apply(
+                    &clients.iam,
+                    &iam::Op::CreateRole {
+                        name: name.clone(),
+                        trust: iam::trust_policy(iam::Kind::ApiGateway),
+                        tags: Vec::new(),
+                    },
+                )
+                .await?;
+            }
+            iam::apply(
+                &clients.iam,
+                &iam::Op::PutPolicy {
+                    name: name.clone(),
+                    policy: policy.clone(),
+                },
+            )
+            .await?;
+            let patch = PatchOperation::builder()
+                .op(PatchOp::Replace)
+                .path("/cloudwatchRoleArn")
+                .value(arn)
+                .build();
+            clients
+                .apigateway
+                .update_account()
+                .patch_operations(patch)
+                .send()
+                .await
+                .map_err(aws("apigateway:UpdateAccount"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn create_group(
+    client: &Client,
+    name: &str,
+    tags: &[(String, String)],
+) -> Result<(), DeployError> {
+    client
+        .create_log_group()
+        .log_group_name(name)
+        .set_tags(Some(tags.iter().cloned().collect()))
+        .send()
+        .await
+        .map_err(aws("logs:CreateLogGroup"))?;
+    client
+        .put_retention_policy()
+        .log_group_name(name)
+        .retention_in_days(RETENTION_DAYS)
+        .send()
+        .await
+        .map_err(aws("logs:PutRetentionPolicy"))?;
+    Ok(())
+}
