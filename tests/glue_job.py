@@ -216,7 +216,7 @@ class Serve:
         self.data_dir = data_dir
         self.log = open(data_dir + ".log", "w")
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir, "--commit-interval-ms", "200"],
+            [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir, "--commit-interval-ms", "200", "--dev-mint-scopes", "--guests-per-minute", "0"],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             cwd=tempfile.gettempdir(),

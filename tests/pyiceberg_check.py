@@ -11,6 +11,8 @@ EXPECTATIONS maps "database.table" to checks:
                                          no value of `column` appears twice
   {"codes": {"pattern": 2}}              rows of a quarantine table whose violation_codes hold each code
   {"null_counts": {"level": 2}}          rows where a column is null
+  {"prefix_exactly_once": ["m01"], "prefix_length": 3, "column": "event_data"}
+                                         each listed prefix starts exactly one value of `column`
 Prints what it found; exits 1 if any check fails.
 """
 
@@ -51,6 +53,15 @@ def main(argv):
             missing = [v for v in checks.get("exactly_once", []) if found[v] != 1]
             if missing:
                 failures.append("%s: %d acknowledged values missing, e.g. %s" % (name, len(missing), missing[:5]))
+        if "prefix_exactly_once" in checks:
+            column, length = checks["column"], checks["prefix_length"]
+            found = collections.Counter((r[column] or "")[:length] for r in rows)
+            wrong = [p for p in checks["prefix_exactly_once"] if found[p] != 1]
+            if wrong:
+                failures.append("%s: %d prefixes not exactly once, e.g. %s" % (name, len(wrong), [(p, found[p]) for p in wrong[:5]]))
+            extra = sorted(set(found) - set(checks["prefix_exactly_once"]))
+            if extra:
+                failures.append("%s: %d unexpected values, e.g. %s" % (name, len(extra), extra[:5]))
         if "null_counts" in checks:
             for column, n in checks["null_counts"].items():
                 found = sum(1 for r in rows if r.get(column) is None)

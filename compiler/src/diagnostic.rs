@@ -119,6 +119,7 @@ codes! {
     InvalidIssuer = "C0603", Error, "an issuer that is neither `dev` nor an http(s) URL";
     EmptyScopes = "C0604", Error, "no scope would ever be allowed";
     EmptyAudience = "C0605", Error, "an empty audience";
+    BatchLimitOutOfRange = "C0606", Error, "`max_batch_events` outside 1..=100000";
     // Enrichment.
     UnknownEnrichmentSource = "C0700", Error, "an enrichment source the runtime does not provide";
     EnrichmentCollision = "C0701", Error, "an enrichment column with the name of a field";

@@ -792,6 +792,26 @@ fn compare_ingest(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
             "a relaxation",
         );
     }
+    if ni.max_batch_events != oi.max_batch_events {
+        let tighter = ni.max_batch_events < oi.max_batch_events;
+        b.push(
+            "ingest limit",
+            format!(
+                "max_batch_events {} → {}",
+                oi.max_batch_events, ni.max_batch_events
+            ),
+            &[if tighter {
+                Class::BreaksProducers
+            } else {
+                Class::Safe
+            }],
+            if tighter {
+                "batches that fit before may now be refused (413)"
+            } else {
+                "a relaxation"
+            },
+        );
+    }
     let strictness = |u: UnknownFields| match u {
         UnknownFields::Drop => 0,
         UnknownFields::Warn => 1,

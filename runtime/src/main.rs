@@ -45,6 +45,8 @@ DATA_DIR/warehouse with a SQLite catalog at DATA_DIR/catalog.db (catalog name `c
         /// Public base URL of this server, used as the dev issuer (default http://LISTEN)
         #[arg(long)]
         public_url: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Synthetic telemetry from a contract: valid events, and labelled invalid ones
     #[command(
@@ -85,17 +87,16 @@ fn main() -> ExitCode {
             commit_interval_ms,
             commit_rows,
             public_url,
+            limits,
         } => {
             if let Err(code) = check_fresh() {
                 return code;
             }
-            let config = ServeConfig {
-                listen,
-                data_dir,
-                commit_interval: Duration::from_millis(commit_interval_ms),
-                commit_rows,
-                public_url,
-            };
+            let mut config = ServeConfig::new(listen, data_dir);
+            config.commit_interval = Duration::from_millis(commit_interval_ms);
+            config.commit_rows = commit_rows;
+            config.public_url = public_url;
+            limits.apply(&mut config);
             match block_on(async {
                 // Install the handlers before anything else, so a signal during startup still
                 // ends in a graceful shutdown (flush) rather than the default kill.
@@ -113,6 +114,52 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth(args),
         Command::Deploy { .. } => moved("deploy"),
         Command::Status { .. } => moved("status"),
+    }
+}
+
+/// What `serve` bounds, so one client cannot take it down (docs/security.md).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Connections served at once; more are closed on accept
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers (also closes idle ones)
+    #[arg(long, default_value_t = 30)]
+    header_timeout_s: u64,
+    /// Seconds a request body may take to arrive
+    #[arg(long, default_value_t = 30)]
+    body_timeout_s: u64,
+    /// Batch requests judged at once
+    #[arg(long, default_value_t = 4)]
+    concurrent_batches: usize,
+    /// An origin allowed to send credentialed browser requests (repeatable)
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// New guests one client address may create per minute (0: no limit)
+    #[arg(long, default_value_t = 1200)]
+    guests_per_minute: u32,
+    /// New guests one client address may create at once
+    #[arg(long, default_value_t = 100)]
+    guest_burst: u32,
+    /// Days an unused guest is remembered
+    #[arg(long, default_value_t = 30)]
+    guest_ttl_days: u64,
+    /// Development only (loopback): let `login-as-guest?scope=authenticated` mint that scope
+    #[arg(long)]
+    dev_mint_scopes: bool,
+}
+
+impl LimitArgs {
+    fn apply(self, config: &mut ServeConfig) {
+        config.connections.max_connections = self.max_connections;
+        config.connections.header_timeout = Duration::from_secs(self.header_timeout_s);
+        config.body_timeout = Duration::from_secs(self.body_timeout_s);
+        config.concurrent_batches = self.concurrent_batches;
+        config.cors.allowed_origins = self.cors_origins;
+        config.guests.new_per_minute = self.guests_per_minute;
+        config.guests.burst = self.guest_burst;
+        config.guests.ttl = Duration::from_secs(self.guest_ttl_days * 24 * 3600);
+        config.dev_mint_scopes = self.dev_mint_scopes;
     }
 }
 

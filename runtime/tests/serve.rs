@@ -5,11 +5,11 @@
 //! without it the tests that need it fail with a message saying so.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,124 +17,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("contract-runtime-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    data_dir: PathBuf,
-}
-
-impl Server {
-    fn start(data_dir: &Path, port: u16) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.with_extension("log"))
-            .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(["--commit-interval-ms", "300"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("contract-runtime starts");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            data_dir: data_dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            // Ready when /healthz answers (the port is bound before startup work ends).
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                use std::io::{Read, Write};
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = stream
-                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                let mut answer = String::new();
-                let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1 200") {
-                    return server;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "the server did not listen within 60 s; see {}",
-            data_dir.with_extension("log").display()
-        );
-    }
-
-    /// SIGTERM and wait: the server flushes everything acknowledged before exiting.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "graceful shutdown failed: {status}");
-    }
-
-    /// SIGKILL: no chance to flush.
-    fn crash(mut self) {
-        self.child.kill().expect("kill -9");
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> String {
-    std::env::var("CONTRACTC_PYTHON").unwrap_or_else(|_| {
-        panic!("CONTRACTC_PYTHON is not set: run tests/run.sh, or point it at a Python with pyiceberg installed")
-    })
-}
-
-/// Runs tests/pyiceberg_check.py with `expectations`; panics with its output on failure.
-fn pyiceberg_check(data_dir: &Path, expectations: Value) {
-    let file = data_dir.with_extension("expect.json");
-    std::fs::write(&file, expectations.to_string()).expect("write expectations");
-    let output = Command::new(python())
-        .arg(repo().join("tests/pyiceberg_check.py"))
-        .arg(data_dir)
-        .arg(&file)
-        .output()
-        .expect("python runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "pyiceberg check failed:\n{text}");
-    println!("{text}");
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
+use common::{Server, client, free_port, pyiceberg_check, repo, temp_dir};
 
 async fn login(base: &str) -> Value {
     let response = client()

@@ -178,6 +178,7 @@ bake_struct!(Ingest {
     route,
     batch_route,
     max_body_bytes,
+    max_batch_events,
     unknown_fields,
     auth
 });

@@ -29,6 +29,8 @@ pub use names::variant_ident;
 /// API Gateway refuses payloads over 10 MiB.
 pub const MAX_BODY_LIMIT: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+pub const MAX_BATCH_EVENTS_LIMIT: u64 = 100_000;
+pub const DEFAULT_MAX_BATCH_EVENTS: u64 = 500;
 
 /// Checks one parsed contract. Returns the IR when there is no error, with all diagnostics.
 pub fn check_contract(parsed: &Parsed) -> (Option<Contract>, Vec<Diagnostic>) {
@@ -324,6 +326,21 @@ impl<'a> Checker<'a> {
                 DEFAULT_MAX_BODY_BYTES
             }
         };
+        let max_batch_events = match ingest.max_batch_events {
+            None => DEFAULT_MAX_BATCH_EVENTS,
+            Some(n) if (1..=MAX_BATCH_EVENTS_LIMIT as i64).contains(&n) => n as u64,
+            Some(n) => {
+                self.emit(
+                    self.diag(
+                        Code::BatchLimitOutOfRange,
+                        format!("max_batch_events {n} is out of range"),
+                    )
+                    .at(self.span("/ingest/max_batch_events"), "must be 1..=100000")
+                    .help("a batch answer lists every event's verdict: keep batches small"),
+                );
+                DEFAULT_MAX_BATCH_EVENTS
+            }
+        };
         let unknown_fields = match ingest.unknown_fields.as_deref() {
             Some("quarantine") => UnknownFields::Quarantine,
             Some("warn") => UnknownFields::Warn,
@@ -370,6 +387,7 @@ impl<'a> Checker<'a> {
             route: ingest.route.clone(),
             batch_route: ingest.batch_route.clone(),
             max_body_bytes,
+            max_batch_events,
             unknown_fields,
             auth: Auth {
                 issuer,

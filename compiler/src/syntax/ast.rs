@@ -143,6 +143,7 @@ pub struct IngestDoc {
     pub route: String,
     pub batch_route: Option<String>,
     pub max_body_bytes: Option<i64>,
+    pub max_batch_events: Option<i64>,
     pub unknown_fields: Option<String>,
     pub auth: AuthDoc,
 }

@@ -546,6 +546,7 @@ contract_support::manifest::Manifest {
         route: String::from("/prod/put-record"),
         batch_route: Some(String::from("/prod/put-records")),
         max_body_bytes: 65536u64,
+        max_batch_events: 500u64,
         unknown_fields: contract_support::manifest::UnknownFields::Reject,
         auth: contract_support::manifest::Auth {
             issuer: contract_support::manifest::Issuer::Dev,

@@ -1821,6 +1821,7 @@ contract_support::manifest::Manifest {
         route: String::from("/prod/match-events"),
         batch_route: Some(String::from("/prod/match-events/batch")),
         max_body_bytes: 1048576u64,
+        max_batch_events: 500u64,
         unknown_fields: contract_support::manifest::UnknownFields::Quarantine,
         auth: contract_support::manifest::Auth {
             issuer: contract_support::manifest::Issuer::Dev,

@@ -164,6 +164,7 @@ mod tests {
                 route: "/prod/x".into(),
                 batch_route: None,
                 max_body_bytes: 1024,
+                max_batch_events: 10,
                 unknown_fields: crate::UnknownFields::Reject,
                 auth: crate::Auth {
                     issuer: crate::Issuer::Dev,

@@ -337,6 +337,8 @@ pub struct Ingest {
     pub route: String,
     pub batch_route: Option<String>,
     pub max_body_bytes: u64,
+    /// Most events one batch request may carry.
+    pub max_batch_events: u64,
     pub unknown_fields: UnknownFields,
     pub auth: Auth,
 }

@@ -43,12 +43,52 @@ pub enum IdentityError {
     Key(String),
 }
 
+/// A token's audience: one, or several (RFC 7519 allows both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// One audience as a string, several as an array.
+    fn of(audiences: &[String]) -> Audience {
+        match audiences {
+            [one] => Audience::One(one.clone()),
+            many => Audience::Many(many.to_vec()),
+        }
+    }
+}
+
+/// How the dev identity provider treats guests.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestPolicy {
+    /// New guests one client address may create per minute; 0: no limit. The reference's
+    /// client logs in anew for every event, 10 to 20 times a second.
+    pub new_per_minute: u32,
+    /// New guests one client address may create at once.
+    pub burst: u32,
+    /// A guest that has not logged in for this long is forgotten.
+    pub ttl: Duration,
+}
+
+impl Default for GuestPolicy {
+    fn default() -> Self {
+        GuestPolicy {
+            new_per_minute: 1200,
+            burst: 100,
+            ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// The claims of an access token (the reference's, plus the key id repeated).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub iss: String,
-    pub aud: String,
+    pub aud: Audience,
     pub scope: String,
     pub iat: u64,
     pub nbf: u64,
@@ -150,21 +190,33 @@ pub enum LoginError {
 pub struct DevIdentity {
     /// Issuer base URL, without a trailing slash.
     pub issuer: String,
-    pub audience: String,
+    /// Every audience of the contracts that trust this provider: its tokens name them all.
+    pub audiences: Vec<String>,
     current: SigningKey,
     previous: Option<SigningKey>,
-    guests: RwLock<HashMap<String, String>>,
+    guests: RwLock<HashMap<String, Guest>>,
     guests_path: PathBuf,
     guests_file: std::sync::Mutex<std::fs::File>,
     decoding: HashMap<String, DecodingKey>,
+    policy: GuestPolicy,
+}
+
+/// A guest: the hash of its secret and when it last logged in (seconds since the epoch).
+#[derive(Debug, Clone)]
+struct Guest {
+    hash: String,
+    seen: u64,
 }
 
 impl DevIdentity {
-    /// Loads (or creates) the keys under `dir/keys` and the guests in `dir/guests.log`.
+    /// Loads (or creates) the keys under `dir/keys` and the guests in `dir/guests.log`,
+    /// forgetting guests unused for longer than the policy's time to live (the log is
+    /// rewritten without them).
     pub fn open(
         dir: &Path,
         issuer: String,
-        audience: String,
+        audiences: Vec<String>,
+        policy: GuestPolicy,
     ) -> Result<DevIdentity, IdentityError> {
         let current = load_or_create_key(&dir.join("keys/current.pem"))?;
         let previous_path = dir.join("keys/previous.pem");
@@ -178,14 +230,34 @@ impl DevIdentity {
             path: guests_path.clone(),
             source,
         };
+        let now = now_seconds();
         let mut guests = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(&guests_path) {
             for line in text.lines() {
-                if let Some((user, hash)) = line.split_once(' ') {
-                    guests.insert(user.to_string(), hash.to_string());
-                }
+                let mut parts = line.split(' ');
+                let (Some(user), Some(hash)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                // Lines of older logs have no time: they count from now.
+                let seen = parts.next().and_then(|t| t.parse().ok()).unwrap_or(now);
+                guests.insert(
+                    user.to_string(),
+                    Guest {
+                        hash: hash.to_string(),
+                        seen,
+                    },
+                );
             }
         }
+        guests.retain(|_, g: &mut Guest| g.seen + policy.ttl.as_secs() >= now);
+        let mut compacted: Vec<String> = guests
+            .iter()
+            .map(|(user, g)| format!("{user} {} {}\n", g.hash, g.seen))
+            .collect();
+        compacted.sort();
+        let partial = guests_path.with_extension("log.partial");
+        std::fs::write(&partial, compacted.concat()).map_err(io)?;
+        std::fs::rename(&partial, &guests_path).map_err(io)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -198,12 +270,13 @@ impl DevIdentity {
         Ok(DevIdentity {
             decoding,
             issuer,
-            audience,
+            audiences,
             current,
             previous,
             guests: RwLock::new(guests),
             guests_path,
             guests_file: std::sync::Mutex::new(file),
+            policy,
         })
     }
 
@@ -245,7 +318,7 @@ impl DevIdentity {
         let claims = Claims {
             sub: sub.to_string(),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::of(&self.audiences),
             scope: scope.to_string(),
             iat: now,
             nbf: now,
@@ -274,9 +347,14 @@ impl DevIdentity {
             (None, Some(_)) => return Err(LoginError::WrongSecret),
             (Some(user), Some(secret)) => {
                 let known = self.guests.read().ok().and_then(|g| g.get(user).cloned());
-                if known.as_deref() != Some(hash_secret(secret).as_str()) {
+                let alive = known.as_ref().is_some_and(|g| {
+                    g.hash == hash_secret(secret)
+                        && g.seen + self.policy.ttl.as_secs() >= now_seconds()
+                });
+                if !alive {
                     return Err(LoginError::WrongSecret);
                 }
+                self.remember(user, secret);
                 (user.to_string(), secret.to_string())
             }
         };
@@ -296,16 +374,23 @@ impl DevIdentity {
         })
     }
 
+    /// Records a guest's login (new, or returning: its time to live starts again).
     fn remember(&self, user_id: &str, secret: &str) {
         let hash = hash_secret(secret);
+        let seen = now_seconds();
         if let Ok(mut file) = self.guests_file.lock() {
             // Not fsynced: losing a guest on a crash only means that guest logs in anew.
-            if let Err(error) = writeln!(file, "{user_id} {hash}") {
+            if let Err(error) = writeln!(file, "{user_id} {hash} {seen}") {
                 tracing::warn!(%error, path = %self.guests_path.display(), "cannot persist a guest");
             }
         }
         if let Ok(mut guests) = self.guests.write() {
-            guests.insert(user_id.to_string(), hash);
+            guests.insert(user_id.to_string(), Guest { hash, seen });
+            // Forget expired guests now and then, so memory follows the live ones.
+            if guests.len().is_power_of_two() {
+                let ttl = self.policy.ttl.as_secs();
+                guests.retain(|_, g| g.seen + ttl >= seen);
+            }
         }
     }
 }
@@ -417,11 +502,12 @@ impl Verifier {
         let raw = header
             .ok_or_else(|| AuthError::Unauthorized("no Authorization header".into()))?
             .trim();
-        let token = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .unwrap_or(raw)
-            .trim();
+        // The scheme is case-insensitive (RFC 9110); the reference's client sends no scheme.
+        let token = match raw.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest,
+            _ => raw,
+        }
+        .trim();
         let cached = self
             .verified
             .lock()

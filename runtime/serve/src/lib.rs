@@ -8,6 +8,8 @@
 //!
 //! It links the generated validators and nothing of the compiler or of AWS.
 
+pub mod cors;
+pub mod http;
 pub mod identity;
 pub mod lake;
 pub mod metrics;

@@ -12,6 +12,9 @@ pub struct Metrics {
     pub unauthorized: IntCounterVec,
     pub buffered: IntGaugeVec,
     pub commit_seconds: HistogramVec,
+    /// Refused by a limit: `connection` (the cap), `guest_login` (rate), `batch_events`,
+    /// `body_size`, `body_timeout`.
+    pub limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -58,12 +61,21 @@ impl Metrics {
             &["table"],
         )
         .expect("valid metric");
+        let limited = IntCounterVec::new(
+            Opts::new(
+                "contractc_limited_total",
+                "Connections and requests refused by a limit, by limit",
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(violations.clone()),
             Box::new(unauthorized.clone()),
             Box::new(buffered.clone()),
             Box::new(commit_seconds.clone()),
+            Box::new(limited.clone()),
         ] {
             registry
                 .register(collector)
@@ -76,6 +88,7 @@ impl Metrics {
             unauthorized,
             buffered,
             commit_seconds,
+            limited,
         }
     }
 

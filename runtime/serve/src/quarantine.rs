@@ -48,6 +48,11 @@ impl QuarantineBatch {
         self.rows.is_empty()
     }
 
+    /// Drops every row (a rebuild from the log refills the batch).
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
+
     /// Builds the batch and starts empty again. Columns are matched to the table's schema by
     /// their Iceberg field ids (`contract_manifest::quarantine`), the one definition of the
     /// quarantine table, so a reordered or renamed column cannot receive the wrong values.

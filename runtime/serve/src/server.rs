@@ -8,26 +8,32 @@
 //! replayed, so an acknowledged event lands exactly once.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contract_support::json::Parser;
 use contract_support::manifest::{Issuer, Manifest};
-use contract_support::{AnyContract, Context, Enrichment, EventBuffer, Verdict, Violation};
+use contract_support::{
+    AnyContract, Code, Context, Enrichment, EventBuffer, Policy, Verdict, Violation,
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use iceberg::TableIdent;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::identity::{AuthError, DevIdentity, KeySource, LoginError, Verifier};
+use crate::cors::CorsPolicy;
+use crate::http::ConnectionLimits;
+use crate::identity::{AuthError, DevIdentity, GuestPolicy, KeySource, LoginError, Verifier};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use crate::quarantine::{QuarantineBatch, Row};
@@ -44,6 +50,38 @@ pub struct ServeConfig {
     pub commit_rows: usize,
     /// The dev identity provider's issuer URL (default `http://{listen}`).
     pub public_url: Option<String>,
+    /// Connection cap and header deadline.
+    pub connections: ConnectionLimits,
+    /// How long a request body may take to arrive once its headers have.
+    pub body_timeout: Duration,
+    /// Batch requests judged at once (each holds up to its body in memory).
+    pub concurrent_batches: usize,
+    /// Origins allowed to send credentials.
+    pub cors: CorsPolicy,
+    /// Development only: lets `/prod/login-as-guest?scope=authenticated` mint the
+    /// `authenticated` scope. Refused unless `listen` is a loopback address.
+    pub dev_mint_scopes: bool,
+    /// Guest logins per client address, and how long an unused guest lives.
+    pub guests: GuestPolicy,
+}
+
+impl ServeConfig {
+    /// The defaults `contract-runtime serve` starts with.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            listen,
+            data_dir,
+            commit_interval: Duration::from_secs(2),
+            commit_rows: 100_000,
+            public_url: None,
+            connections: ConnectionLimits::default(),
+            body_timeout: Duration::from_secs(30),
+            concurrent_batches: 4,
+            cors: CorsPolicy::default(),
+            dev_mint_scopes: false,
+            guests: GuestPolicy::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +96,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What one contract holds between commits.
@@ -91,32 +131,20 @@ struct AppState {
     metrics: Metrics,
     flush_now: Notify,
     commit_rows: usize,
+    body_timeout: Duration,
+    batches: tokio::sync::Semaphore,
+    dev_mint_scopes: bool,
+    /// New guests per client address (None: unlimited).
+    guest_logins: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Held (read) while events are buffered; a rebuild from the log takes it (write).
+    gate: std::sync::RwLock<()>,
+    wal_dir: PathBuf,
 }
-
-/// A judged event: its verdict, its violations, and the log's durability acknowledgement.
-type Judged = (
-    Verdict,
-    Vec<Violation>,
-    tokio::sync::oneshot::Receiver<Result<(), String>>,
-);
 
 const SUCCESS_BODY: &str = "\"Successfully added event\"";
 
-fn cors(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
-    response
-}
-
 fn message(status: StatusCode, text: impl Into<String>) -> Response {
-    cors((status, axum::Json(json!({ "message": text.into() }))).into_response())
+    (status, axum::Json(json!({ "message": text.into() }))).into_response()
 }
 
 fn now_micros() -> i64 {
@@ -125,36 +153,87 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Who sent an event, as far as enrichment needs: the token's subject and the other claims the
+/// contract enriches from. Logged with the event, so a replay enriches it the same way.
+#[derive(Debug, Clone, Default)]
+struct Caller {
+    subject: Option<String>,
+    claims: Vec<(String, String)>,
+}
+
+impl Caller {
+    fn of(claims: &crate::identity::Claims, manifest: &Manifest) -> Caller {
+        let wanted = manifest.enrichment_claims();
+        Caller {
+            subject: Some(claims.sub.clone()),
+            claims: claims
+                .extra
+                .iter()
+                .filter(|(name, _)| name.as_str() != "sub" && wanted.contains(&name.as_str()))
+                .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// The verdict on one event: `too_large` past the contract's limit (inside a batch; a single
+/// event that large is refused before it is read), else the validator's.
+fn validate(
+    buffer: Option<&mut Box<dyn EventBuffer>>,
+    spec: &dyn AnyContract,
+    parser: &mut Parser,
+    body: &[u8],
+    ctx: &Context,
+    enrichment: &Enrichment<'_>,
+) -> (Verdict, Vec<Violation>) {
+    let limit = max_body_bytes(spec.manifest());
+    if body.len() > limit {
+        return (
+            Verdict::Reject,
+            vec![Violation {
+                code: Code::TooLarge,
+                path: "$".into(),
+                policy: Policy::Reject,
+                message: format!("the event has {} bytes; the limit is {limit}", body.len()),
+            }],
+        );
+    }
+    match buffer {
+        Some(buffer) => buffer.validate_into(parser, body, ctx, enrichment),
+        None => spec.judge(parser, body, ctx),
+    }
+}
+
+/// The verdicts on a group of events, and the log's acknowledgement of the whole group.
+type Judged = (
+    Vec<(Verdict, Vec<Violation>)>,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+);
+
 impl AppState {
-    /// Validates, buffers and logs one event; returns its verdict, violations and the log ack.
+    /// Validates, buffers and logs a group of events (one request's): their verdicts, and one
+    /// acknowledgement for the group, which the log writes all or nothing. `ids[i]` is event
+    /// `i`'s request id.
     fn judge(
         &self,
         index: usize,
-        body: &[u8],
+        bodies: &[&[u8]],
+        ids: &[String],
         received_micros: i64,
-        request_id: &str,
-        claims: Option<&crate::identity::Claims>,
+        caller: &Caller,
     ) -> Result<Judged, wal::WalError> {
         let state = &self.contracts[index];
         let manifest = state.manifest;
-        let string_claims: Vec<(&str, &str)> = claims
-            .map(|c| {
-                c.extra
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let enrichment = Enrichment {
-            ingest_time_micros: received_micros,
-            contract_version: &manifest.version,
-            request_id,
-            jwt_sub: claims.map(|c| c.sub.as_str()),
-            jwt_claims: &string_claims,
-        };
+        let string_claims: Vec<(&str, &str)> = caller
+            .claims
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let ctx = Context {
             ingest_time_micros: received_micros,
         };
+        // While the log is rebuilt after a failed write, no event may be buffered.
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let mut buffers = state.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let Buffers {
             parser,
@@ -162,15 +241,38 @@ impl AppState {
             quarantine,
             last_lsn,
         } = &mut *buffers;
-        let (verdict, violations) = events.validate_into(parser, body, &ctx, &enrichment);
-        if verdict != Verdict::Accept {
-            quarantine.push(Row {
+        let mut verdicts = Vec::with_capacity(bodies.len());
+        let mut records = Vec::with_capacity(bodies.len());
+        for (body, request_id) in bodies.iter().zip(ids) {
+            let enrichment = Enrichment {
+                ingest_time_micros: received_micros,
+                contract_version: &manifest.version,
+                request_id,
+                jwt_sub: caller.subject.as_deref(),
+                jwt_claims: &string_claims,
+            };
+            let (verdict, violations) =
+                validate(Some(events), state.spec, parser, body, &ctx, &enrichment);
+            if verdict != Verdict::Accept {
+                quarantine.push(Row {
+                    received_micros,
+                    request_id: request_id.clone(),
+                    verdict,
+                    violations: violations.clone(),
+                    raw_payload: String::from_utf8_lossy(body).into_owned(),
+                    player_id: caller.subject.clone(),
+                });
+            }
+            self.metrics.record(&manifest.name, verdict, &violations);
+            verdicts.push((verdict, violations));
+            records.push(Record {
+                lsn: 0,
+                contract: manifest.name.clone(),
                 received_micros,
-                request_id: request_id.to_string(),
-                verdict,
-                violations: violations.clone(),
-                raw_payload: String::from_utf8_lossy(body).into_owned(),
-                player_id: claims.map(|c| c.sub.clone()),
+                request_id: request_id.clone(),
+                player_id: caller.subject.clone(),
+                claims: caller.claims.clone(),
+                body: body.to_vec(),
             });
         }
         let buffered = events.len() + quarantine.len();
@@ -178,18 +280,15 @@ impl AppState {
         // LSNs in the order they were buffered, which the commit LSN relies on.
         let ack = {
             let mut next = self.next_lsn.lock().unwrap_or_else(|p| p.into_inner());
-            let lsn = *next;
-            *next += 1;
-            *last_lsn = lsn;
-            self.last_assigned.store(lsn, Ordering::Release);
-            self.wal.append(Record {
-                lsn,
-                contract: manifest.name.clone(),
-                received_micros,
-                request_id: request_id.to_string(),
-                player_id: claims.map(|c| c.sub.clone()),
-                body: body.to_vec(),
-            })?
+            for record in &mut records {
+                record.lsn = *next;
+                *next += 1;
+            }
+            if let Some(last) = records.last() {
+                *last_lsn = last.lsn;
+                self.last_assigned.store(last.lsn, Ordering::Release);
+            }
+            self.wal.append(records)?
         };
         drop(buffers);
         self.metrics
@@ -199,9 +298,22 @@ impl AppState {
         if buffered >= self.commit_rows {
             self.flush_now.notify_one();
         }
-        self.metrics.record(&manifest.name, verdict, &violations);
-        Ok((verdict, violations, ack))
+        Ok((verdicts, ack))
     }
+}
+
+/// The answer to events the log could not store: try again later (nothing was kept).
+fn unavailable(state: &AppState) -> Response {
+    // The buffered rows of a failed write must not reach the tables: rebuild from the log.
+    state.flush_now.notify_one();
+    let mut response = message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the event could not be stored (is the disk full?); nothing was kept: retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 fn violations_json(violations: &[Violation]) -> serde_json::Value {
@@ -271,12 +383,12 @@ fn check_content_type(headers: &HeaderMap, batch: bool) -> Result<(), Response> 
     }
 }
 
-fn too_large(manifest: &Manifest) -> Response {
+fn too_large(what: &str, limit: usize, manifest: &Manifest) -> Response {
     message(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
-            "the body exceeds the limit of {} bytes of contract {}",
-            manifest.ingest.max_body_bytes, manifest.name
+            "the {what} exceeds the limit of {limit} bytes of contract {}",
+            manifest.name
         ),
     )
 }
@@ -285,45 +397,128 @@ fn max_body_bytes(manifest: &Manifest) -> usize {
     usize::try_from(manifest.ingest.max_body_bytes).unwrap_or(usize::MAX)
 }
 
+/// The most a batch body may weigh: its events at their limit, within 16 MiB (a batch is held
+/// in memory while it is judged).
+fn max_batch_bytes(manifest: &Manifest) -> usize {
+    const CEILING: usize = 16 << 20;
+    max_body_bytes(manifest)
+        .saturating_mul(usize::try_from(manifest.ingest.max_batch_events).unwrap_or(usize::MAX))
+        .min(CEILING)
+}
+
+/// An answer given before the request's body was read: the connection is closed after it, so
+/// no client reuses a connection with an unread body in it.
+fn before_body(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads a body of at most `limit` bytes within the body deadline. A declared length over the
+/// limit is refused before a byte of the body is read.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    over_limit: impl Fn() -> Response,
+) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        state
+            .metrics
+            .limited
+            .with_label_values(&["body_size"])
+            .inc();
+        return Err(before_body(over_limit()));
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(
+        state.body_timeout,
+        http_body_util::BodyExt::collect(limited),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            state
+                .metrics
+                .limited
+                .with_label_values(&["body_size"])
+                .inc();
+            Err(before_body(over_limit()))
+        }
+        Ok(Err(error)) => Err(message(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {error}"),
+        )),
+        Err(_) => {
+            state
+                .metrics
+                .limited
+                .with_label_values(&["body_timeout"])
+                .inc();
+            Err(before_body(message(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
+            )))
+        }
+    }
+}
+
+/// The token is checked before the body is read: an unauthenticated client cannot make the
+/// server hold an upload.
 async fn ingest_one(
     state: Arc<AppState>,
     index: usize,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Response {
     let received = now_micros();
     let claims = match authenticate(&state, index, &headers).await {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(response) => return before_body(response),
     };
     let manifest = state.contracts[index].manifest;
-    let body = match body {
-        Ok(body) => body,
-        Err(_) => return too_large(manifest),
-    };
-    if body.len() > max_body_bytes(manifest) {
-        return too_large(manifest);
-    }
     if let Err(response) = check_content_type(&headers, false) {
-        return response;
+        return before_body(response);
     }
+    let limit = max_body_bytes(manifest);
+    let body = match read_body(&state, &headers, body, limit, || {
+        too_large("body", limit, manifest)
+    })
+    .await
+    {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let request_id = uuid::Uuid::now_v7().to_string();
-    let (verdict, violations, ack) =
-        match state.judge(index, &body, received, &request_id, Some(&claims)) {
-            Ok(judged) => judged,
-            Err(error) => {
-                tracing::error!(%error, "cannot log the event");
-                return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
-            }
-        };
-    match ack.await {
-        Ok(Ok(())) => {}
-        _ => return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed"),
+    let caller = Caller::of(&claims, manifest);
+    let ids = [request_id.clone()];
+    let (mut verdicts, ack) = match state.judge(index, &[&body], &ids, received, &caller) {
+        Ok(judged) => judged,
+        Err(error) => {
+            tracing::error!(%error, "cannot log the event");
+            return unavailable(&state);
+        }
+    };
+    if !matches!(ack.await, Ok(Ok(()))) {
+        return unavailable(&state);
     }
+    let Some((verdict, violations)) = verdicts.pop() else {
+        return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
+    };
     match verdict {
         // Quarantined events are acknowledged: the producer did nothing a retry would fix.
         Verdict::Accept | Verdict::Quarantine => {
-            let mut response = cors((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], SUCCESS_BODY).into_response());
+            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], SUCCESS_BODY).into_response();
             response.headers_mut().insert("x-contract-verdict", HeaderValue::from_static(verdict.as_str()));
             if !violations.is_empty() {
                 let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
@@ -333,141 +528,251 @@ async fn ingest_one(
             }
             response
         }
-        Verdict::Reject => cors(
-            (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({
-                    "message": format!("the event breaks contract {} {}", manifest.name, manifest.version),
-                    "request_id": request_id,
-                    "violations": violations_json(&violations),
-                })),
-            )
-                .into_response(),
-        ),
+        Verdict::Reject => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({
+                "message": format!("the event breaks contract {} {}", manifest.name, manifest.version),
+                "request_id": request_id,
+                "violations": violations_json(&violations),
+            })),
+        )
+            .into_response(),
     }
 }
 
-/// Splits a batch body into events: a JSON array, or newline-delimited JSON.
-fn split_batch(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let items: Vec<Box<serde_json::value::RawValue>> = serde_json::from_slice(body)
-            .map_err(|e| format!("the batch is not a JSON array: {e}"))?;
-        Ok(items
-            .into_iter()
-            .map(|raw| raw.get().as_bytes().to_vec())
-            .collect())
-    } else {
-        Ok(body
+/// How a batch body is framed: by its content type (NDJSON, or a JSON array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchFormat {
+    Array,
+    Lines,
+}
+
+fn batch_format(headers: &HeaderMap) -> BatchFormat {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match essence.as_deref() {
+        Some("application/x-ndjson" | "application/ndjson") => BatchFormat::Lines,
+        _ => BatchFormat::Array,
+    }
+}
+
+/// Splits a batch body into events.
+fn split_batch(body: &[u8], format: BatchFormat) -> Result<Vec<&[u8]>, String> {
+    match format {
+        BatchFormat::Array => {
+            let items: Vec<&serde_json::value::RawValue> =
+                serde_json::from_slice(body).map_err(|e| {
+                    format!(
+                        "the batch is not a JSON array ({e}); send NDJSON as application/x-ndjson"
+                    )
+                })?;
+            Ok(items.into_iter().map(|raw| raw.get().as_bytes()).collect())
+        }
+        BatchFormat::Lines => Ok(body
             .split(|b| *b == b'\n')
             .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(<[u8]>::to_vec)
-            .collect())
+            .collect()),
     }
+}
+
+/// An answer lists at most this many violations per event (and how many more there were),
+/// so its size is bounded by the batch's event limit.
+const VIOLATIONS_PER_EVENT: usize = 10;
+
+fn batch_result(index: usize, verdict: Verdict, violations: &[Violation]) -> serde_json::Value {
+    let shown = &violations[..violations.len().min(VIOLATIONS_PER_EVENT)];
+    let mut result =
+        json!({ "index": index, "verdict": verdict, "violations": violations_json(shown) });
+    if violations.len() > shown.len() {
+        result["more_violations"] = json!(violations.len() - shown.len());
+    }
+    result
 }
 
 async fn ingest_batch(
     state: Arc<AppState>,
     index: usize,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Response {
     let received = now_micros();
     let claims = match authenticate(&state, index, &headers).await {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(response) => return before_body(response),
     };
     let manifest = state.contracts[index].manifest;
-    let Ok(body) = body else {
-        return too_large(manifest);
-    };
     if let Err(response) = check_content_type(&headers, true) {
-        return response;
+        return before_body(response);
     }
-    let events = match split_batch(&body) {
-        Ok(events) => events,
+    // Batches wait their turn: each holds its body and its answer in memory.
+    let Ok(_turn) = state.batches.acquire().await else {
+        return message(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let limit = max_batch_bytes(manifest);
+    let body = match read_body(&state, &headers, body, limit, || {
+        too_large("batch", limit, manifest)
+    })
+    .await
+    {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let max_events = usize::try_from(manifest.ingest.max_batch_events).unwrap_or(usize::MAX);
+    let count = match split_batch(&body, batch_format(&headers)) {
+        Ok(events) => events.len(),
         Err(error) => return message(StatusCode::BAD_REQUEST, error),
     };
-    let request_id = uuid::Uuid::now_v7().to_string();
-    let mut results = Vec::with_capacity(events.len());
-    let mut acks = Vec::with_capacity(events.len());
-    let (mut accepted, mut quarantined, mut rejected) = (0usize, 0usize, 0usize);
-    for (i, event) in events.iter().enumerate() {
-        let event_id = format!("{request_id}-{i}");
-        if event.len() > max_body_bytes(manifest) {
-            rejected += 1;
-            results.push(json!({ "index": i, "verdict": "reject", "violations": [{
-                "code": "too_large", "path": "$", "policy": "reject",
-                "message": format!("the event exceeds the limit of {} bytes", max_body_bytes(manifest)) }] }));
-            continue;
-        }
-        match state.judge(index, event, received, &event_id, Some(&claims)) {
-            Ok((verdict, violations, ack)) => {
-                acks.push(ack);
-                match verdict {
-                    Verdict::Accept => accepted += 1,
-                    Verdict::Quarantine => quarantined += 1,
-                    Verdict::Reject => rejected += 1,
-                }
-                results.push(json!({ "index": i, "verdict": verdict, "violations": violations_json(&violations) }));
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot log the event");
-                return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
-            }
-        }
+    if count > max_events {
+        state
+            .metrics
+            .limited
+            .with_label_values(&["batch_events"])
+            .inc();
+        return message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the batch has {count} events; contract {} takes at most {max_events} per batch",
+                manifest.name
+            ),
+        );
     }
-    for ack in acks {
-        if !matches!(ack.await, Ok(Ok(()))) {
+    let caller = Caller::of(&claims, manifest);
+    let format = batch_format(&headers);
+    // Judging is CPU work: off the async workers, so health checks and small requests are not
+    // held up behind a large batch.
+    let judged = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            judge_batch(&state, index, &body, format, received, &caller)
+        })
+        .await
+    };
+    let (request_id, results, ack, tally) = match judged {
+        Ok(Ok(judged)) => judged,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot log the batch");
+            return unavailable(&state);
+        }
+        Err(error) => {
+            tracing::error!(%error, "the batch task failed");
             return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
         }
+    };
+    // The batch is logged all or nothing: an error means none of it was kept.
+    if !matches!(ack.await, Ok(Ok(()))) {
+        return unavailable(&state);
     }
-    cors(
-        (
-            StatusCode::OK,
-            axum::Json(json!({
-                "request_id": request_id,
-                "accepted": accepted,
-                "quarantined": quarantined,
-                "rejected": rejected,
-                "results": results,
-            })),
-        )
-            .into_response(),
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "request_id": request_id,
+            "accepted": tally[0],
+            "quarantined": tally[1],
+            "rejected": tally[2],
+            "results": results,
+        })),
     )
+        .into_response()
+}
+
+type BatchJudged = (
+    String,
+    Vec<serde_json::Value>,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+    [usize; 3],
+);
+
+fn judge_batch(
+    state: &AppState,
+    index: usize,
+    body: &[u8],
+    format: BatchFormat,
+    received: i64,
+    caller: &Caller,
+) -> Result<BatchJudged, wal::WalError> {
+    let events = split_batch(body, format).unwrap_or_default();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let ids: Vec<String> = (0..events.len())
+        .map(|i| format!("{request_id}-{i}"))
+        .collect();
+    let (verdicts, ack) = state.judge(index, &events, &ids, received, caller)?;
+    let mut results = Vec::with_capacity(events.len());
+    let mut tally = [0usize; 3];
+    for (i, (verdict, violations)) in verdicts.iter().enumerate() {
+        tally[match verdict {
+            Verdict::Accept => 0,
+            Verdict::Quarantine => 1,
+            Verdict::Reject => 2,
+        }] += 1;
+        results.push(batch_result(i, *verdict, violations));
+    }
+    Ok((request_id, results, ack, tally))
 }
 
 async fn login_as_guest(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    // Development only: `?scope=authenticated` mints what an identity-provider login would,
-    // for contracts that do not admit guests (synth uses it).
     let scope = match query.get("scope").map(String::as_str) {
         None | Some("guest") => "guest",
-        Some("authenticated") => "authenticated",
-        Some(_) => {
-            return cors(
-                (
-                    StatusCode::BAD_REQUEST,
-                    "scope must be guest or authenticated",
-                )
-                    .into_response(),
+        // Development only, and only when asked for at start (loopback): otherwise anyone
+        // could mint what only a real identity provider should grant.
+        Some("authenticated") if state.dev_mint_scopes => "authenticated",
+        Some("authenticated") => {
+            return message(
+                StatusCode::FORBIDDEN,
+                "guests get the guest scope; minting `authenticated` is off (start serve with \
+                 --dev-mint-scopes, loopback only)",
             );
         }
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "scope must be guest or authenticated",
+            )
+                .into_response();
+        }
     };
+    let returning = query.contains_key("user_id");
+    // New guests cost a record and two RSA signatures: a client may create only so many.
+    let throttled = state
+        .guest_logins
+        .as_ref()
+        .is_some_and(|limiter| limiter.check_key(&peer.ip()).is_err());
+    if !returning && throttled {
+        state
+            .metrics
+            .limited
+            .with_label_values(&["guest_login"])
+            .inc();
+        let mut response = message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many new guests from this address; log in as the guest you have (user_id and guest_secret)",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
     match state.dev.login_as_guest(
         query.get("user_id").map(String::as_str),
         query.get("guest_secret").map(String::as_str),
         scope,
     ) {
-        Ok(login) => cors(axum::Json(login).into_response()),
+        Ok(login) => axum::Json(login).into_response(),
         Err(LoginError::MissingSecret) => {
-            cors((StatusCode::BAD_REQUEST, "Missing guest_secret").into_response())
+            (StatusCode::BAD_REQUEST, "Missing guest_secret").into_response()
         }
-        Err(LoginError::WrongSecret) => {
-            cors((StatusCode::UNAUTHORIZED, "Unauthorized").into_response())
-        }
+        Err(LoginError::WrongSecret) => (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
     }
 }
 
@@ -487,7 +792,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-fn router(state: Arc<AppState>) -> Router {
+fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
     let mut router = Router::new()
         .route("/prod/login-as-guest", get(login_as_guest))
         .route("/.well-known/jwks.json", get(jwks))
@@ -497,34 +802,28 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics));
+    // Bodies are read by the handlers themselves, after authentication, within the
+    // contract's limit: axum's default limit would read them first.
     for (index, contract) in state.contracts.iter().enumerate() {
-        // Room above the limit so an oversized body gets our 413 message, not a reset.
-        let limit = DefaultBodyLimit::max(
-            max_body_bytes(contract.manifest)
-                .saturating_mul(2)
-                .max(1024),
-        );
-        let single = move |State(state): State<Arc<AppState>>, headers: HeaderMap, body| {
+        let single = move |State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body| {
             ingest_one(state, index, headers, body)
         };
-        router = router.route(
-            contract.manifest.ingest.route.as_str(),
-            post(single).layer(limit),
-        );
+        router = router.route(contract.manifest.ingest.route.as_str(), post(single));
         if let Some(batch_route) = contract.manifest.ingest.batch_route.as_deref() {
-            // A batch may hold many events: allow 100 events' worth.
-            let batch_limit = DefaultBodyLimit::max(
-                max_body_bytes(contract.manifest)
-                    .saturating_mul(100)
-                    .min(64 << 20),
-            );
-            let batch = move |State(state): State<Arc<AppState>>, headers: HeaderMap, body| {
-                ingest_batch(state, index, headers, body)
-            };
-            router = router.route(batch_route, post(batch).layer(batch_limit));
+            let batch =
+                move |State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body| {
+                    ingest_batch(state, index, headers, body)
+                };
+            router = router.route(batch_route, post(batch));
         }
     }
-    router.with_state(state)
+    router
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors),
+            crate::cors::layer,
+        ))
 }
 
 /// Commits every contract's buffered events and quarantined rows. Returns the LSN below
@@ -532,13 +831,30 @@ fn router(state: Arc<AppState>) -> Router {
 async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     let safe_point = state.last_assigned.load(Ordering::Acquire);
     let mut all_ok = true;
+    let mut taken = Vec::with_capacity(state.contracts.len());
     for contract in &state.contracts {
-        let (events, quarantine, lsn) = {
-            let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
-            let events = (!buffers.events.is_empty()).then(|| buffers.events.finish());
-            let quarantine = (!buffers.quarantine.is_empty()).then(|| buffers.quarantine.finish());
-            (events, quarantine, buffers.last_lsn)
-        };
+        let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let events = (!buffers.events.is_empty()).then(|| buffers.events.finish());
+        let quarantine = (!buffers.quarantine.is_empty()).then(|| buffers.quarantine.finish());
+        taken.push((events, quarantine, buffers.last_lsn));
+    }
+    // Commit these rows only once the log holds them: after a failed write some were never
+    // acknowledged, and an event answered with an error must never reach a table.
+    if let Ok(barrier) = state.wal.barrier() {
+        let _ = barrier.await;
+    }
+    if state.wal.take_failure() {
+        drop(taken);
+        match rebuild_from_log(state, lake).await {
+            Ok(kept) => tracing::warn!(
+                kept,
+                "a log write failed: the buffers were rebuilt from the log"
+            ),
+            Err(error) => tracing::error!(%error, "cannot rebuild the buffers from the log"),
+        }
+        return None;
+    }
+    for (contract, (events, quarantine, lsn)) in state.contracts.iter().zip(taken) {
         state
             .metrics
             .buffered
@@ -586,6 +902,36 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
         .await;
     }
     all_ok.then_some(safe_point)
+}
+
+/// Throws away what is buffered and buffers again what the log holds above each table's
+/// committed LSN: the events of a failed write are gone, everything acknowledged is back.
+async fn rebuild_from_log(state: &AppState, lake: &Lake) -> Result<usize, ServeError> {
+    let mut committed = HashMap::new();
+    for contract in &state.contracts {
+        for table in [&contract.events_table, &contract.quarantine_table] {
+            committed.insert(table.clone(), lake.committed_lsn(table).await?);
+        }
+    }
+    tokio::task::block_in_place(|| {
+        // No event is buffered until the rebuild is done…
+        let _gate = state.gate.write().unwrap_or_else(|p| p.into_inner());
+        // …and every write queued before that is on disk or failed (and cut off).
+        let barrier = state.wal.barrier()?;
+        let _ = barrier.blocking_recv();
+        state.wal.take_failure();
+        for contract in &state.contracts {
+            let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
+            buffers.events = contract.spec.event_buffer();
+            buffers.quarantine.clear();
+            buffers.last_lsn = 0;
+            for unsent in [&contract.unsent_events, &contract.unsent_quarantine] {
+                unsent.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            }
+        }
+        let records = wal::read_records(&state.wal_dir)?;
+        Ok(replay(state, &records, &committed))
+    })
 }
 
 /// Commits `batch` together with any batches an earlier commit failed to write, recording
@@ -647,12 +993,17 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
         let ctx = Context {
             ingest_time_micros: record.received_micros,
         };
+        let claims: Vec<(&str, &str)> = record
+            .claims
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let enrichment = Enrichment {
             ingest_time_micros: record.received_micros,
             contract_version: &contract.manifest.version,
             request_id: &record.request_id,
             jwt_sub: record.player_id.as_deref(),
-            jwt_claims: &[],
+            jwt_claims: &claims,
         };
         let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let Buffers {
@@ -666,11 +1017,15 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
             .get(&contract.quarantine_table)
             .copied()
             .unwrap_or(0);
-        let (verdict, violations) = if record.lsn > events_done {
-            events.validate_into(parser, &record.body, &ctx, &enrichment)
-        } else {
-            contract.spec.judge(parser, &record.body, &ctx)
-        };
+        let buffer = (record.lsn > events_done).then_some(events);
+        let (verdict, violations) = validate(
+            buffer,
+            contract.spec,
+            parser,
+            &record.body,
+            &ctx,
+            &enrichment,
+        );
         if verdict == Verdict::Accept && record.lsn > events_done {
             replayed += 1;
         }
@@ -690,12 +1045,45 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
     replayed
 }
 
+impl crate::http::ConnectionEvents for AppState {
+    fn refused(&self) {
+        self.metrics
+            .limited
+            .with_label_values(&["connection"])
+            .inc();
+    }
+}
+
+/// New guests per client address (None: no limit).
+fn guest_quota(policy: &GuestPolicy) -> Option<Quota> {
+    let per_minute = NonZeroU32::new(policy.new_per_minute)?;
+    let burst = NonZeroU32::new(policy.burst).unwrap_or(NonZeroU32::MIN);
+    Some(Quota::per_minute(per_minute).allow_burst(burst))
+}
+
+/// Creates the data directory readable by its owner only, and makes every file the process
+/// creates from now on (log, keys, guests, catalog, Parquet) owner-only too: the events are
+/// players' data.
+fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+}
+
 /// Runs the server until `shutdown` resolves; flushes before returning.
 pub async fn serve(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    if config.dev_mint_scopes && !config.listen.ip().is_loopback() {
+        return Err(ServeError::Config(format!(
+            "--dev-mint-scopes lets anyone mint the `authenticated` scope: it is for development \
+             on loopback only, not for {}",
+            config.listen
+        )));
+    }
+    private_data_dir(&config.data_dir)?;
     let lake = Arc::new(Lake::open(&config.data_dir).await?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
@@ -704,20 +1092,26 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
     let issuer = issuer.trim_end_matches('/').to_string();
-    let dev_audience = contract_validators::ALL
+    // The dev identity provider issues tokens for every contract that trusts it.
+    let mut dev_audiences: Vec<String> = contract_validators::ALL
         .iter()
         .map(|c| &c.manifest().ingest.auth)
-        .find(|a| a.issuer == Issuer::Dev)
-        .map_or("gamebackend", |a| a.audience.as_str())
-        .to_string();
+        .filter(|a| a.issuer == Issuer::Dev)
+        .map(|a| a.audience.clone())
+        .collect();
+    dev_audiences.sort();
+    dev_audiences.dedup();
     let data_dir = config.data_dir.clone();
+    let guests = config.guests;
     let dev = {
         let issuer = issuer.clone();
         // RSA key generation is CPU work: keep it off the async workers.
         Arc::new(
-            tokio::task::spawn_blocking(move || DevIdentity::open(&data_dir, issuer, dev_audience))
-                .await
-                .map_err(std::io::Error::other)??,
+            tokio::task::spawn_blocking(move || {
+                DevIdentity::open(&data_dir, issuer, dev_audiences, guests)
+            })
+            .await
+            .map_err(std::io::Error::other)??,
         )
     };
 
@@ -797,6 +1191,12 @@ pub async fn serve(
         metrics: Metrics::new(),
         flush_now: Notify::new(),
         commit_rows: config.commit_rows,
+        body_timeout: config.body_timeout,
+        batches: tokio::sync::Semaphore::new(config.concurrent_batches.max(1)),
+        dev_mint_scopes: config.dev_mint_scopes,
+        guest_logins: guest_quota(&config.guests).map(RateLimiter::keyed),
+        gate: std::sync::RwLock::new(()),
+        wal_dir: wal_dir.clone(),
     });
     let replayed = replay(&state, &records, &committed);
     if replayed > 0 {
@@ -829,6 +1229,11 @@ pub async fn serve(
                 {
                     tracing::warn!(%error, "cannot truncate the write-ahead log");
                 }
+                // Forget addresses whose quota has refilled: the limiter's memory follows the
+                // clients of the last minute, not every client ever seen.
+                if let Some(limiter) = &state.guest_logins {
+                    limiter.retain_recent();
+                }
             }
         })
     };
@@ -843,9 +1248,16 @@ pub async fn serve(
             "route"
         );
     }
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let events: Arc<dyn crate::http::ConnectionEvents> = state.clone();
+    crate::http::serve(
+        listener,
+        router(state.clone(), config.cors.clone()),
+        config.connections,
+        events,
+        shutdown,
+        config.body_timeout,
+    )
+    .await;
     let _ = stop_flusher.send(true);
     if let Err(error) = flusher.await {
         tracing::error!(%error, "the flusher failed");

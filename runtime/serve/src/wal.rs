@@ -8,11 +8,14 @@
 //! exactly once.
 //!
 //! Format: segments `wal/NNNNNNNNNNNNNNNNNNNN.log` named by their first LSN; a record is
-//! `u32 length | u32 crc32(payload) | payload`. A torn tail (a crash mid-write) fails its
-//! checksum and is cut off on open.
+//! `u32 length | u32 crc32(payload) | payload`. The length's top bit marks the second payload
+//! format (with the token's claims); records of the first format still replay. A torn tail
+//! (a crash mid-write) fails its checksum and is cut off on open. A damaged record elsewhere
+//! (a flipped bit) is skipped: replay looks for the next frame whose checksum holds and goes on
+//! from there, so one bad record never takes the intact ones after it along.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -22,6 +25,8 @@ use tokio::sync::oneshot;
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Records larger than this are corruption, not events (bodies are capped far lower).
 const MAX_RECORD_BYTES: u32 = 64 * 1024 * 1024;
+/// Set in a frame's length word: the payload has the second format.
+const FORMAT_2: u32 = 1 << 31;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -49,7 +54,11 @@ pub struct Record {
     /// Microseconds since the epoch when the runtime received the event (its ingest time).
     pub received_micros: i64,
     pub request_id: String,
+    /// The token's subject (`jwt.sub`).
     pub player_id: Option<String>,
+    /// The token's other string claims the contract enriches from, so a replayed event gets
+    /// the same enrichment as it would have had.
+    pub claims: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -68,15 +77,20 @@ impl Record {
             }
             None => out.push(0),
         }
+        out.extend_from_slice(&(self.claims.len() as u32).to_le_bytes());
+        for (name, value) in &self.claims {
+            put_bytes(out, name.as_bytes());
+            put_bytes(out, value.as_bytes());
+        }
         put_bytes(out, &self.body);
         let payload = &out[start + 8..];
-        let len = payload.len() as u32;
+        let len = payload.len() as u32 | FORMAT_2;
         let crc = crc32fast::hash(payload);
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     }
 
-    fn decode(payload: &[u8]) -> Option<Record> {
+    fn decode(payload: &[u8], format_2: bool) -> Option<Record> {
         let mut r = payload;
         let lsn = u64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
         let received_micros = i64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
@@ -86,13 +100,26 @@ impl Record {
             1 => Some(String::from_utf8(get_bytes(&mut r)?.to_vec()).ok()?),
             _ => None,
         };
+        let mut claims = Vec::new();
+        if format_2 {
+            let count = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?);
+            for _ in 0..count {
+                let name = String::from_utf8(get_bytes(&mut r)?.to_vec()).ok()?;
+                let value = String::from_utf8(get_bytes(&mut r)?.to_vec()).ok()?;
+                claims.push((name, value));
+            }
+        }
         let body = get_bytes(&mut r)?.to_vec();
+        if !r.is_empty() {
+            return None;
+        }
         Some(Record {
             lsn,
             contract,
             received_micros,
             request_id,
             player_id,
+            claims,
             body,
         })
     }
@@ -138,47 +165,98 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     Ok(out)
 }
 
-/// Reads every intact record, in LSN order, cutting a torn tail off the last segment.
+/// The record framed at the start of `bytes`, with its frame length, if its checksum holds
+/// and it decodes.
+fn frame_at(bytes: &[u8]) -> Option<(Record, usize)> {
+    let header = bytes.get(..8)?;
+    let word = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let len = word & !FORMAT_2;
+    if len > MAX_RECORD_BYTES {
+        return None;
+    }
+    let payload = bytes.get(8..8 + len as usize)?;
+    if crc32fast::hash(payload) != crc {
+        return None;
+    }
+    Record::decode(payload, word & FORMAT_2 != 0).map(|record| (record, 8 + len as usize))
+}
+
+/// What one segment holds: its intact records, how many damaged stretches were skipped, and
+/// where its readable part ends (a torn tail starts there).
+struct Segment {
+    records: Vec<Record>,
+    skipped: usize,
+    end: usize,
+}
+
+fn read_segment(bytes: &[u8]) -> Segment {
+    let mut records: Vec<Record> = Vec::new();
+    let mut skipped = 0;
+    let mut at = 0;
+    let mut end = 0;
+    while at < bytes.len() {
+        if let Some((record, len)) = frame_at(&bytes[at..]) {
+            at += len;
+            end = at;
+            records.push(record);
+            continue;
+        }
+        // Damage: find the next frame that holds (a later LSN, a valid checksum), if any.
+        let last = records.last().map(|r| r.lsn);
+        let next = (at + 1..bytes.len())
+            .find(|&i| frame_at(&bytes[i..]).is_some_and(|(r, _)| last.is_none_or(|l| r.lsn > l)));
+        match next {
+            Some(i) => {
+                skipped += 1;
+                at = i;
+            }
+            None => break,
+        }
+    }
+    Segment {
+        records,
+        skipped,
+        end,
+    }
+}
+
+/// Reads every intact record, in LSN order, changing nothing (for a rebuild while the writer
+/// runs).
+pub fn read_records(dir: &Path) -> Result<Vec<Record>, WalError> {
+    let mut records = Vec::new();
+    for (_, path) in segments(dir)? {
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        records.extend(read_segment(&bytes).records);
+    }
+    records.sort_by_key(|r| r.lsn);
+    Ok(records)
+}
+
+/// Reads every intact record, in LSN order: skips damaged records whose successors are intact,
+/// and cuts a torn tail off the last segment.
 pub fn replay(dir: &Path) -> Result<Vec<Record>, WalError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut records = Vec::new();
     let all = segments(dir)?;
     for (i, (_, path)) in all.iter().enumerate() {
-        let file = File::open(path).map_err(io(path))?;
-        let mut reader = BufReader::new(file);
-        let mut good_bytes: u64 = 0;
-        loop {
-            let mut header = [0u8; 8];
-            if reader.read_exact(&mut header).is_err() {
-                break;
-            }
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            if len > MAX_RECORD_BYTES {
-                break;
-            }
-            let mut payload = vec![0u8; len as usize];
-            if reader.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
-                break;
-            }
-            match Record::decode(&payload) {
-                Some(record) => records.push(record),
-                None => break,
-            }
-            good_bytes += 8 + u64::from(len);
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let segment = read_segment(&bytes);
+        if segment.skipped > 0 {
+            tracing::error!(path = %path.display(), skipped = segment.skipped, kept = segment.records.len(), "damaged write-ahead log records skipped; the intact ones after them are replayed");
         }
-        let size = std::fs::metadata(path).map_err(io(path))?.len();
-        if good_bytes < size {
+        records.extend(segment.records);
+        if segment.end < bytes.len() {
             if i + 1 == all.len() {
-                tracing::warn!(path = %path.display(), kept = good_bytes, size, "cutting a torn write-ahead log tail");
+                tracing::warn!(path = %path.display(), kept = segment.end, size = bytes.len(), "cutting a torn write-ahead log tail");
                 let file = OpenOptions::new()
                     .write(true)
                     .open(path)
                     .map_err(io(path))?;
-                file.set_len(good_bytes).map_err(io(path))?;
+                file.set_len(segment.end as u64).map_err(io(path))?;
                 file.sync_all().map_err(io(path))?;
             } else {
-                tracing::error!(path = %path.display(), "corrupt record inside an older write-ahead log segment; skipping the rest of it");
+                tracing::error!(path = %path.display(), "unreadable end of an older write-ahead log segment");
             }
         }
     }
@@ -202,41 +280,66 @@ pub fn truncate(dir: &Path, committed: u64) -> Result<usize, WalError> {
     Ok(removed)
 }
 
+/// Records written together, all or nothing, and their one acknowledgement.
 struct Pending {
-    record: Record,
+    records: Vec<Record>,
     ack: oneshot::Sender<Result<(), String>>,
+}
+
+enum Message {
+    Append(Pending),
+    /// Acknowledged once everything queued before it is written (or has failed).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// The writer side: hand records in LSN order, await their durability.
 #[derive(Clone)]
 pub struct Wal {
-    tx: mpsc::Sender<Pending>,
+    tx: mpsc::Sender<Message>,
+    /// Set when a write failed: events were buffered that the log does not hold.
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Wal {
     /// Starts the writer thread; new records go to a fresh segment starting at `next_lsn`.
     pub fn open(dir: &Path, next_lsn: u64) -> Result<Wal, WalError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let (tx, rx) = mpsc::channel::<Pending>();
-        let mut writer = Writer::new(dir.to_path_buf(), next_lsn)?;
+        let (tx, rx) = mpsc::channel::<Message>();
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut writer = Writer::new(dir.to_path_buf(), next_lsn, failed.clone())?;
         std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(io(dir))?;
-        Ok(Wal { tx })
+        Ok(Wal { tx, failed })
     }
 
-    /// Queues `record`; the returned receiver resolves once it is on disk. Callers must queue
-    /// records in LSN order (the runtime does so under its per-contract lock).
+    /// Queues `records`, written all or nothing; the returned receiver resolves once they are
+    /// on disk (or failed, and are not). Callers queue a contract's records in LSN order (the
+    /// runtime does so under its per-contract lock).
     pub fn append(
         &self,
-        record: Record,
+        records: Vec<Record>,
     ) -> Result<oneshot::Receiver<Result<(), String>>, WalError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Pending { record, ack })
+            .send(Message::Append(Pending { records, ack }))
             .map_err(|_| WalError::Stopped)?;
         Ok(done)
+    }
+
+    /// Resolves once everything queued so far is written or has failed.
+    pub fn barrier(&self) -> Result<oneshot::Receiver<()>, WalError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Message::Barrier(ack))
+            .map_err(|_| WalError::Stopped)?;
+        Ok(done)
+    }
+
+    /// Whether a write failed since the last call (and clears it).
+    pub fn take_failure(&self) -> bool {
+        self.failed.swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 }
 
@@ -247,10 +350,15 @@ struct Writer {
     size: u64,
     next_lsn: u64,
     buffer: Vec<u8>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
-    fn new(dir: PathBuf, next_lsn: u64) -> Result<Writer, WalError> {
+    fn new(
+        dir: PathBuf,
+        next_lsn: u64,
+        failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Writer, WalError> {
         let path = dir.join(segment_name(next_lsn));
         let file = OpenOptions::new()
             .create(true)
@@ -266,33 +374,68 @@ impl Writer {
             size,
             next_lsn,
             buffer: Vec::with_capacity(1 << 20),
+            failed,
         })
     }
 
-    fn run(&mut self, rx: mpsc::Receiver<Pending>) {
-        while let Ok(first) = rx.recv() {
-            // Group commit: everything queued meanwhile shares one fsync.
+    fn run(&mut self, rx: mpsc::Receiver<Message>) {
+        let mut next = rx.recv().ok();
+        while let Some(message) = next.take() {
+            let first = match message {
+                Message::Barrier(ack) => {
+                    let _ = ack.send(());
+                    next = rx.recv().ok();
+                    continue;
+                }
+                Message::Append(pending) => pending,
+            };
+            // Group commit: everything queued meanwhile shares one fsync (up to a barrier).
             let mut group = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                group.push(more);
-                if group.len() >= 65_536 {
-                    break;
+            while group.len() < 65_536 {
+                match rx.try_recv() {
+                    Ok(Message::Append(more)) => group.push(more),
+                    Ok(barrier @ Message::Barrier(_)) => {
+                        next = Some(barrier);
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
             let result = self.write_group(&group).map_err(|e| e.to_string());
             if let Err(error) = &result {
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Release);
                 tracing::error!(%error, "write-ahead log write failed; the events are not acknowledged");
             }
             for pending in group {
                 let _ = pending.ack.send(result.clone());
             }
+            if next.is_none() {
+                next = rx.recv().ok();
+            }
         }
         let _ = self.file.sync_all();
     }
 
+    /// Writes a group and fsyncs it. On failure (a full disk, an I/O error) the segment is cut
+    /// back to where the group began, so no part of an unacknowledged group is ever replayed.
     fn write_group(&mut self, group: &[Pending]) -> Result<(), WalError> {
+        let result = self.try_write_group(group);
+        if result.is_err()
+            && let Err(error) = self.file.set_len(self.size)
+        {
+            tracing::error!(%error, path = %self.path.display(), "cannot cut a failed write off the write-ahead log");
+        }
+        result
+    }
+
+    fn try_write_group(&mut self, group: &[Pending]) -> Result<(), WalError> {
         if self.size >= SEGMENT_BYTES {
-            let first = group.first().map_or(self.next_lsn, |p| p.record.lsn);
+            let first = group
+                .iter()
+                .flat_map(|p| p.records.first())
+                .next()
+                .map_or(self.next_lsn, |r| r.lsn);
             self.path = self.dir.join(segment_name(first));
             self.file = OpenOptions::new()
                 .create(true)
@@ -303,9 +446,9 @@ impl Writer {
             sync_dir(&self.dir)?;
         }
         self.buffer.clear();
-        for pending in group {
-            pending.record.encode(&mut self.buffer);
-            self.next_lsn = pending.record.lsn + 1;
+        for record in group.iter().flat_map(|p| &p.records) {
+            record.encode(&mut self.buffer);
+            self.next_lsn = record.lsn + 1;
         }
         self.file.write_all(&self.buffer).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
@@ -330,6 +473,11 @@ mod tests {
             received_micros: 1_700_000_000_000_000 + lsn as i64,
             request_id: format!("r{lsn}"),
             player_id: lsn.is_multiple_of(2).then(|| "p".to_string()),
+            claims: if lsn.is_multiple_of(3) {
+                vec![("team".to_string(), format!("t{lsn}"))]
+            } else {
+                Vec::new()
+            },
             body: format!("{{\"n\": {lsn}}}").into_bytes(),
         }
     }
@@ -345,7 +493,7 @@ mod tests {
         let dir = temp_dir("order");
         let wal = Wal::open(&dir, 1).unwrap();
         let acks: Vec<_> = (1..=100)
-            .map(|lsn| wal.append(record(lsn)).unwrap())
+            .map(|lsn| wal.append(vec![record(lsn)]).unwrap())
             .collect();
         for ack in acks {
             ack.await.unwrap().unwrap();
@@ -360,7 +508,11 @@ mod tests {
         let dir = temp_dir("torn");
         let wal = Wal::open(&dir, 1).unwrap();
         for lsn in 1..=3 {
-            wal.append(record(lsn)).unwrap().await.unwrap().unwrap();
+            wal.append(vec![record(lsn)])
+                .unwrap()
+                .await
+                .unwrap()
+                .unwrap();
         }
         let (_, path) = segments(&dir).unwrap().pop().unwrap();
         let len = std::fs::metadata(&path).unwrap().len();
@@ -369,7 +521,7 @@ mod tests {
         assert_eq!(replay(&dir).unwrap().len(), 2);
         // The cut is permanent: appending after it yields a clean log.
         let wal = Wal::open(&dir, 3).unwrap();
-        wal.append(record(3)).unwrap().await.unwrap().unwrap();
+        wal.append(vec![record(3)]).unwrap().await.unwrap().unwrap();
         assert_eq!(
             replay(&dir)
                 .unwrap()
@@ -379,5 +531,56 @@ mod tests {
             [1, 2, 3]
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_record_costs_only_itself() {
+        let dir = temp_dir("flip");
+        let wal = Wal::open(&dir, 1).unwrap();
+        for lsn in 1..=100 {
+            wal.append(vec![record(lsn)])
+                .unwrap()
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let (_, path) = segments(&dir).unwrap().pop().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Flip one bit in the payload of an early record, then one in a length word.
+        bytes[8 * 2 + 40] ^= 0x10;
+        let len = bytes.len();
+        bytes[len / 2] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let replayed = replay(&dir).unwrap();
+        assert!(
+            replayed.len() >= 97,
+            "{} of 100 records replayed",
+            replayed.len()
+        );
+        let lsns: Vec<u64> = replayed.iter().map(|r| r.lsn).collect();
+        assert!(lsns.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            lsns.last(),
+            Some(&100),
+            "the records after the damage survive"
+        );
+        for r in &replayed {
+            assert_eq!(r, &record(r.lsn), "a replayed record is intact");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_of_the_first_format_still_replay() {
+        let mut out = Vec::new();
+        let mut old = record(7);
+        old.claims.clear();
+        old.encode(&mut out);
+        // Rewrite as the first format: no claims count, no format bit.
+        let payload_v2 = out[8..].to_vec();
+        let claims_at = payload_v2.len() - (4 + old.body.len()) - 4;
+        let mut payload = payload_v2[..claims_at].to_vec();
+        payload.extend_from_slice(&payload_v2[claims_at + 4..]);
+        assert_eq!(Record::decode(&payload, false), Some(old));
     }
 }

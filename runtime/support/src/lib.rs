@@ -70,6 +70,8 @@ pub enum Code {
     OneOf,
     NotBefore,
     NotAfter,
+    /// An event larger than the contract's `max_body_bytes` (inside a batch).
+    TooLarge,
 }
 
 impl Code {
@@ -89,6 +91,7 @@ impl Code {
         Code::OneOf,
         Code::NotBefore,
         Code::NotAfter,
+        Code::TooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl Code {
             Code::OneOf => "one_of",
             Code::NotBefore => "not_before",
             Code::NotAfter => "not_after",
+            Code::TooLarge => "too_large",
         }
     }
 

@@ -141,6 +141,8 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency.max(1))
+        // Below serve's idle deadline (30 s by default), so a reused connection is open.
+        .pool_idle_timeout(Duration::from_secs(20))
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap_or_default();

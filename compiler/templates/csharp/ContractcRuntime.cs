@@ -1,0 +1,1299 @@
+// The client runtime the contract's types use: the server's violation vocabulary, JSON
+// writing and exact reading, timestamp formats, guest identity, retry, the persistent queue and
+// the sender. No dependency beyond the engine: UnityWebRequest inside Unity, HttpClient outside.
+
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Text;
+using System.Threading.Tasks;
+#if UNITY_2019_1_OR_NEWER
+using UnityEngine;
+using UnityEngine.Networking;
+#else
+using System.Net.Http;
+#endif
+
+namespace __NAMESPACE__
+{
+    /// <summary>What a broken rule does, as the server decides it (the strictest one wins).</summary>
+    public enum Policy
+    {
+        Reject,
+        Quarantine,
+        Warn,
+    }
+
+    /// <summary>One broken rule: the same code, path, policy and message the server reports.</summary>
+    public sealed class Violation
+    {
+        public readonly string Code;
+        public readonly string Path;
+        public readonly Policy Policy;
+        public readonly string Message;
+
+        public Violation(string code, string path, Policy policy, string message)
+        {
+            Code = code;
+            Path = path;
+            Policy = policy;
+            Message = message;
+        }
+
+        public override string ToString()
+        {
+            return Path + ": " + Code + ": " + Message;
+        }
+    }
+
+    /// <summary>Collects violations with the current JSON path, as the server's validator does.</summary>
+    public sealed class Checker
+    {
+        public readonly List<Violation> Violations = new List<Violation>();
+        private readonly List<object> segments = new List<object>();
+
+        public void EnterKey(string key)
+        {
+            segments.Add(key);
+        }
+
+        public void EnterIndex(int index)
+        {
+            segments.Add(index);
+        }
+
+        public void Leave()
+        {
+            segments.RemoveAt(segments.Count - 1);
+        }
+
+        /// <summary><c>$.players[2].skill</c>; keys that are not identifiers are quoted.</summary>
+        public string PathOf(string field)
+        {
+            var path = new StringBuilder("$");
+            foreach (var segment in segments)
+            {
+                if (segment is int)
+                {
+                    path.Append('[').Append(((int)segment).ToString(CultureInfo.InvariantCulture)).Append(']');
+                }
+                else
+                {
+                    PushKey(path, (string)segment);
+                }
+            }
+            if (field != null)
+            {
+                PushKey(path, field);
+            }
+            return path.ToString();
+        }
+
+        private static void PushKey(StringBuilder path, string key)
+        {
+            var plain = key.Length > 0;
+            foreach (var c in key)
+            {
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+                {
+                    plain = false;
+                }
+            }
+            if (plain)
+            {
+                path.Append('.').Append(key);
+                return;
+            }
+            path.Append("[\"");
+            foreach (var c in key)
+            {
+                if (c == '"') path.Append("\\\"");
+                else if (c == '\\') path.Append("\\\\");
+                else if (c < 0x20) path.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                else path.Append(c);
+            }
+            path.Append("\"]");
+        }
+
+        public void Report(string code, string field, Policy policy, string message)
+        {
+            Violations.Add(new Violation(code, PathOf(field), policy, message));
+        }
+
+        /// <summary>Whether the server would refuse the event (a violation with policy reject).</summary>
+        public static bool Rejects(List<Violation> violations)
+        {
+            foreach (var v in violations)
+            {
+                if (v.Policy == Policy.Reject) return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Checks shared by the generated validators.</summary>
+    public static class Rules
+    {
+        /// <summary>Characters (Unicode scalar values), as every engine counts lengths.</summary>
+        public static int CharLength(string text)
+        {
+            var n = 0;
+            for (var i = 0; i < text.Length; i++)
+            {
+                if (!char.IsLowSurrogate(text[i]) || i == 0 || !char.IsHighSurrogate(text[i - 1])) n++;
+            }
+            return n;
+        }
+
+        /// <summary>A string quoted for messages, as the server quotes it.</summary>
+        public static string Quote(string text)
+        {
+            return Json.Quote(text);
+        }
+
+        /// <summary>The value at <paramref name="scale"/>, or false after reporting out_of_range.</summary>
+        public static bool CheckDecimal(Checker cx, string field, decimal value, int precision, int scale)
+        {
+            var text = value.ToString(CultureInfo.InvariantCulture);
+            var negative = text.StartsWith("-", StringComparison.Ordinal);
+            if (negative) text = text.Substring(1);
+            var point = text.IndexOf('.');
+            var intPart = point < 0 ? text : text.Substring(0, point);
+            var fracPart = point < 0 ? "" : text.Substring(point + 1).TrimEnd('0');
+            if (fracPart.Length > scale)
+            {
+                cx.Report("out_of_range", field, Policy.Reject, "more than " + scale + " digits after the point");
+                return false;
+            }
+            var digits = (intPart + fracPart.PadRight(scale, '0')).TrimStart('0');
+            if (digits.Length > precision)
+            {
+                cx.Report("out_of_range", field, Policy.Reject, "does not fit decimal(" + precision + "," + scale + ")");
+                return false;
+            }
+            return true;
+        }
+
+        /// <summary>A finite double, or false after reporting.</summary>
+        public static bool CheckDouble(Checker cx, string field, double value)
+        {
+            if (double.IsNaN(value) || double.IsInfinity(value))
+            {
+                cx.Report("wrong_type", field, Policy.Reject, "expected number, found a non-finite value");
+                return false;
+            }
+            return true;
+        }
+
+        /// <summary>Microseconds since the epoch of a wall-clock time (its fields read as UTC).</summary>
+        public static long Micros(DateTime value)
+        {
+            return (value.Ticks - Epoch.Ticks) / 10;
+        }
+
+        public static long Micros(DateTimeOffset value)
+        {
+            return (value.UtcTicks - Epoch.Ticks) / 10;
+        }
+
+        /// <summary>Microseconds since the epoch of a date's midnight.</summary>
+        public static long DateMicros(DateTime value)
+        {
+            return Micros(value.Date);
+        }
+
+        public static readonly DateTime Epoch = new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+    }
+
+    /// <summary>One piece of a <c>timestamp</c> format: a specifier or literal text.</summary>
+    public struct FormatItem
+    {
+        /// <summary><c>Y m d H M S f</c> (<c>f</c> = <c>%.f</c>), or <c>\0</c> for a literal.</summary>
+        public readonly char Spec;
+        public readonly string Literal;
+
+        private FormatItem(char spec, string literal)
+        {
+            Spec = spec;
+            Literal = literal;
+        }
+
+        public static FormatItem Of(char spec)
+        {
+            return new FormatItem(spec, null);
+        }
+
+        public static FormatItem Text(string literal)
+        {
+            return new FormatItem('\0', literal);
+        }
+    }
+
+    /// <summary>Timestamp formats: strict parsing (fixed widths, real calendar days) and writing.</summary>
+    public static class Timestamps
+    {
+        private static int? Digits(string text, int at, int n)
+        {
+            if (at + n > text.Length) return null;
+            var value = 0;
+            for (var i = at; i < at + n; i++)
+            {
+                if (text[i] < '0' || text[i] > '9') return null;
+                value = value * 10 + (text[i] - '0');
+            }
+            return value;
+        }
+
+        /// <summary>The whole text against the items: a wall-clock time (UTC kind), or null.</summary>
+        public static DateTime? Parse(string text, FormatItem[] items)
+        {
+            int at = 0, year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+            long ticks = 0;
+            foreach (var item in items)
+            {
+                if (item.Spec == '\0')
+                {
+                    if (string.CompareOrdinal(text, at, item.Literal, 0, item.Literal.Length) != 0 || at + item.Literal.Length > text.Length) return null;
+                    at += item.Literal.Length;
+                    continue;
+                }
+                if (item.Spec == 'f')
+                {
+                    if (at < text.Length && text[at] == '.')
+                    {
+                        var end = at + 1;
+                        while (end < text.Length && text[end] >= '0' && text[end] <= '9') end++;
+                        var n = end - at - 1;
+                        if (n == 0 || n > 9) return null;
+                        var kept = Math.Min(n, 6);
+                        ticks = Digits(text, at + 1, kept).Value * (long)Math.Pow(10, 6 - kept) * 10;
+                        at = end;
+                    }
+                    continue;
+                }
+                var width = item.Spec == 'Y' ? 4 : 2;
+                var value = Digits(text, at, width);
+                if (value == null) return null;
+                at += width;
+                switch (item.Spec)
+                {
+                    case 'Y': year = value.Value; break;
+                    case 'm': month = value.Value; break;
+                    case 'd': day = value.Value; break;
+                    case 'H': hour = value.Value; break;
+                    case 'M': minute = value.Value; break;
+                    default: second = value.Value; break;
+                }
+            }
+            if (at != text.Length || year < 1 || month < 1 || month > 12 || day < 1 || day > DateTime.DaysInMonth(year, month)) return null;
+            if (hour > 23 || minute > 59 || second > 59) return null;
+            return new DateTime(year, month, day, hour, minute, second, DateTimeKind.Utc).AddTicks(ticks);
+        }
+
+        /// <summary>RFC 3339 with <c>Z</c> or an offset, or null.</summary>
+        public static DateTimeOffset? ParseRfc3339(string text)
+        {
+            if (text.Length < 20) return null;
+            var sep = text[10];
+            if (sep != 'T' && sep != 't' && sep != ' ') return null;
+            string local;
+            var offsetMinutes = 0;
+            var last = text[text.Length - 1];
+            if (last == 'Z' || last == 'z')
+            {
+                local = text.Substring(0, text.Length - 1);
+            }
+            else
+            {
+                var zone = text.Length - 6;
+                var sign = text[zone] == '+' ? 1 : text[zone] == '-' ? -1 : 0;
+                var h = Digits(text, zone + 1, 2);
+                var m = Digits(text, zone + 4, 2);
+                if (sign == 0 || text[zone + 3] != ':' || h == null || m == null || h > 23 || m > 59) return null;
+                local = text.Substring(0, zone);
+                offsetMinutes = sign * (h.Value * 60 + m.Value);
+            }
+            var items = new[]
+            {
+                FormatItem.Of('Y'), FormatItem.Text("-"), FormatItem.Of('m'), FormatItem.Text("-"), FormatItem.Of('d'),
+                FormatItem.Text(sep.ToString()), FormatItem.Of('H'), FormatItem.Text(":"), FormatItem.Of('M'),
+                FormatItem.Text(":"), FormatItem.Of('S'), FormatItem.Of('f'),
+            };
+            var wall = Parse(local, items);
+            if (wall == null) return null;
+            return new DateTimeOffset(DateTime.SpecifyKind(wall.Value, DateTimeKind.Unspecified), TimeSpan.FromMinutes(offsetMinutes));
+        }
+
+        /// <summary>A wall-clock time written with a contract's format (fractions: microseconds).</summary>
+        public static string Format(DateTime value, FormatItem[] items)
+        {
+            var out_ = new StringBuilder();
+            foreach (var item in items)
+            {
+                switch (item.Spec)
+                {
+                    case '\0': out_.Append(item.Literal); break;
+                    case 'Y': out_.Append(value.Year.ToString("D4", CultureInfo.InvariantCulture)); break;
+                    case 'm': out_.Append(value.Month.ToString("D2", CultureInfo.InvariantCulture)); break;
+                    case 'd': out_.Append(value.Day.ToString("D2", CultureInfo.InvariantCulture)); break;
+                    case 'H': out_.Append(value.Hour.ToString("D2", CultureInfo.InvariantCulture)); break;
+                    case 'M': out_.Append(value.Minute.ToString("D2", CultureInfo.InvariantCulture)); break;
+                    case 'S': out_.Append(value.Second.ToString("D2", CultureInfo.InvariantCulture)); break;
+                    default: out_.Append(Fraction(value.Ticks)); break;
+                }
+            }
+            return out_.ToString();
+        }
+
+        private static string Fraction(long ticks)
+        {
+            var micros = (ticks % TimeSpan.TicksPerSecond) / 10;
+            if (micros == 0) return "";
+            return "." + micros.ToString("D6", CultureInfo.InvariantCulture).TrimEnd('0');
+        }
+
+        /// <summary>RFC 3339 in UTC: <c>2024-02-22T03:03:02.5Z</c>.</summary>
+        public static string FormatRfc3339(DateTimeOffset value)
+        {
+            var utc = value.UtcDateTime;
+            return utc.ToString("yyyy'-'MM'-'dd'T'HH':'mm':'ss", CultureInfo.InvariantCulture) + Fraction(utc.Ticks) + "Z";
+        }
+
+        /// <summary>The local wall-clock time, for a <c>timestamp</c> field of client-local time.</summary>
+        public static DateTime LocalWallClock()
+        {
+            return DateTime.SpecifyKind(DateTime.Now, DateTimeKind.Utc);
+        }
+    }
+
+    /// <summary>A JSON number with the digits it was written with.</summary>
+    public sealed class JsonNumber
+    {
+        public readonly string Text;
+
+        public JsonNumber(string text)
+        {
+            Text = text;
+        }
+    }
+
+    /// <summary>A JSON object: keys in order, no duplicates.</summary>
+    public sealed class JsonObject : Dictionary<string, object>
+    {
+        public object Get(string key)
+        {
+            object value;
+            return TryGetValue(key, out value) ? value : Json.Absent;
+        }
+    }
+
+    /// <summary>A body the contract's types cannot hold.</summary>
+    public sealed class DecodeException : Exception
+    {
+        public DecodeException(string message) : base(message)
+        {
+        }
+    }
+
+    /// <summary>JSON writing (escaping quotes, backslashes and control characters) and exact parsing.</summary>
+    public static class Json
+    {
+        /// <summary>Stands for an absent key (distinct from null).</summary>
+        public static readonly object Absent = new object();
+
+        public static string Quote(string text)
+        {
+            var out_ = new StringBuilder("\"");
+            foreach (var c in text)
+            {
+                switch (c)
+                {
+                    case '"': out_.Append("\\\""); break;
+                    case '\\': out_.Append("\\\\"); break;
+                    case '\n': out_.Append("\\n"); break;
+                    case '\r': out_.Append("\\r"); break;
+                    case '\t': out_.Append("\\t"); break;
+                    case '\b': out_.Append("\\b"); break;
+                    case '\f': out_.Append("\\f"); break;
+                    default:
+                        if (c < 0x20) out_.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                        else out_.Append(c);
+                        break;
+                }
+            }
+            return out_.Append('"').ToString();
+        }
+
+        public static string Number(double value)
+        {
+            return value.ToString("R", CultureInfo.InvariantCulture);
+        }
+
+        public static string Number(float value)
+        {
+            return ((double)value).ToString("R", CultureInfo.InvariantCulture);
+        }
+
+        public static string Number(long value)
+        {
+            return value.ToString(CultureInfo.InvariantCulture);
+        }
+
+        public static string Bool(bool value)
+        {
+            return value ? "true" : "false";
+        }
+
+        /// <summary>Parses JSON: objects as <see cref="JsonObject"/>, arrays as lists, numbers as <see cref="JsonNumber"/>.</summary>
+        public static object Parse(string text)
+        {
+            var at = 0;
+            var value = ParseValue(text, ref at);
+            SkipWhitespace(text, ref at);
+            if (at != text.Length) throw new DecodeException("invalid JSON: trailing characters at " + at);
+            return value;
+        }
+
+        private static void SkipWhitespace(string text, ref int at)
+        {
+            while (at < text.Length && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) at++;
+        }
+
+        private static object ParseValue(string text, ref int at)
+        {
+            SkipWhitespace(text, ref at);
+            if (at >= text.Length) throw new DecodeException("invalid JSON: expected a value at " + at);
+            var c = text[at];
+            if (c == '{')
+            {
+                at++;
+                var obj = new JsonObject();
+                SkipWhitespace(text, ref at);
+                if (at < text.Length && text[at] == '}')
+                {
+                    at++;
+                    return obj;
+                }
+                while (true)
+                {
+                    SkipWhitespace(text, ref at);
+                    if (at >= text.Length || text[at] != '"') throw new DecodeException("invalid JSON: expected a key at " + at);
+                    var key = ParseString(text, ref at);
+                    if (obj.ContainsKey(key)) throw new DecodeException("duplicate key " + Quote(key));
+                    SkipWhitespace(text, ref at);
+                    if (at >= text.Length || text[at] != ':') throw new DecodeException("invalid JSON: expected ':' at " + at);
+                    at++;
+                    obj[key] = ParseValue(text, ref at);
+                    SkipWhitespace(text, ref at);
+                    if (at < text.Length && text[at] == ',') { at++; continue; }
+                    if (at < text.Length && text[at] == '}') { at++; return obj; }
+                    throw new DecodeException("invalid JSON: expected ',' or '}' at " + at);
+                }
+            }
+            if (c == '[')
+            {
+                at++;
+                var list = new List<object>();
+                SkipWhitespace(text, ref at);
+                if (at < text.Length && text[at] == ']')
+                {
+                    at++;
+                    return list;
+                }
+                while (true)
+                {
+                    list.Add(ParseValue(text, ref at));
+                    SkipWhitespace(text, ref at);
+                    if (at < text.Length && text[at] == ',') { at++; continue; }
+                    if (at < text.Length && text[at] == ']') { at++; return list; }
+                    throw new DecodeException("invalid JSON: expected ',' or ']' at " + at);
+                }
+            }
+            if (c == '"') return ParseString(text, ref at);
+            if (string.CompareOrdinal(text, at, "true", 0, 4) == 0) { at += 4; return true; }
+            if (string.CompareOrdinal(text, at, "false", 0, 5) == 0) { at += 5; return false; }
+            if (string.CompareOrdinal(text, at, "null", 0, 4) == 0) { at += 4; return null; }
+            var start = at;
+            if (at < text.Length && text[at] == '-') at++;
+            var intStart = at;
+            while (at < text.Length && text[at] >= '0' && text[at] <= '9') at++;
+            if (at == intStart || (text[intStart] == '0' && at - intStart > 1)) throw new DecodeException("invalid JSON: expected a value at " + start);
+            if (at < text.Length && text[at] == '.')
+            {
+                at++;
+                var fracStart = at;
+                while (at < text.Length && text[at] >= '0' && text[at] <= '9') at++;
+                if (at == fracStart) throw new DecodeException("invalid JSON: bad number at " + start);
+            }
+            if (at < text.Length && (text[at] == 'e' || text[at] == 'E'))
+            {
+                at++;
+                if (at < text.Length && (text[at] == '+' || text[at] == '-')) at++;
+                var expStart = at;
+                while (at < text.Length && text[at] >= '0' && text[at] <= '9') at++;
+                if (at == expStart) throw new DecodeException("invalid JSON: bad number at " + start);
+            }
+            return new JsonNumber(text.Substring(start, at - start));
+        }
+
+        private static string ParseString(string text, ref int at)
+        {
+            var out_ = new StringBuilder();
+            at++;
+            while (true)
+            {
+                if (at >= text.Length) throw new DecodeException("invalid JSON: unterminated string");
+                var c = text[at++];
+                if (c == '"') return out_.ToString();
+                if (c < 0x20) throw new DecodeException("invalid JSON: control character in a string");
+                if (c != '\\')
+                {
+                    out_.Append(c);
+                    continue;
+                }
+                if (at >= text.Length) throw new DecodeException("invalid JSON: unterminated string");
+                var e = text[at++];
+                switch (e)
+                {
+                    case '"': out_.Append('"'); break;
+                    case '\\': out_.Append('\\'); break;
+                    case '/': out_.Append('/'); break;
+                    case 'b': out_.Append('\b'); break;
+                    case 'f': out_.Append('\f'); break;
+                    case 'n': out_.Append('\n'); break;
+                    case 'r': out_.Append('\r'); break;
+                    case 't': out_.Append('\t'); break;
+                    case 'u':
+                        int code;
+                        if (at + 4 > text.Length || !int.TryParse(text.Substring(at, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out code))
+                        {
+                            throw new DecodeException("invalid JSON: bad \\u escape");
+                        }
+                        out_.Append((char)code);
+                        at += 4;
+                        break;
+                    default:
+                        throw new DecodeException("invalid JSON: bad escape");
+                }
+            }
+        }
+    }
+
+    /// <summary>Readers from parsed JSON into the contract's types; each throws <see cref="DecodeException"/>.</summary>
+    public static class Read
+    {
+        private static string Kind(object value)
+        {
+            if (value == Json.Absent) return "nothing";
+            if (value == null) return "null";
+            if (value is JsonNumber) return "number";
+            if (value is JsonObject) return "object";
+            if (value is List<object>) return "array";
+            if (value is bool) return "boolean";
+            return "string";
+        }
+
+        private static DecodeException Expected(string what, object value)
+        {
+            return new DecodeException("expected " + what + ", found " + Kind(value));
+        }
+
+        /// <summary>An object whose keys are all allowed (null: any key, the contract drops unknown ones).</summary>
+        public static JsonObject Object(object value, string[] allowed)
+        {
+            var obj = value as JsonObject;
+            if (obj == null) throw Expected("object", value);
+            if (allowed != null)
+            {
+                foreach (var key in obj.Keys)
+                {
+                    if (Array.IndexOf(allowed, key) < 0) throw new DecodeException(Json.Quote(key) + " is not a field here");
+                }
+            }
+            return obj;
+        }
+
+        public static bool Present(object value)
+        {
+            return value != Json.Absent && value != null;
+        }
+
+        public static object Required(object value)
+        {
+            if (!Present(value)) throw Expected("a value", value);
+            return value;
+        }
+
+        public static string String(object value)
+        {
+            var s = value as string;
+            if (s == null) throw Expected("string", value);
+            return s;
+        }
+
+        public static bool Bool(object value)
+        {
+            if (!(value is bool)) throw Expected("boolean", value);
+            return (bool)value;
+        }
+
+        private static string NumberText(object value)
+        {
+            var n = value as JsonNumber;
+            if (n == null) throw Expected("number", value);
+            return n.Text;
+        }
+
+        public static double Double(object value)
+        {
+            return double.Parse(NumberText(value), NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+
+        public static float Float(object value)
+        {
+            var d = Double(value);
+            if (Math.Abs(d) > float.MaxValue) throw new DecodeException("does not fit a float");
+            return (float)d;
+        }
+
+        public static long Long(object value)
+        {
+            var text = NumberText(value);
+            long n;
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out n)) return n;
+            decimal d;
+            if (decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out d) && d == decimal.Truncate(d) && d >= long.MinValue && d <= long.MaxValue)
+            {
+                return (long)d;
+            }
+            throw new DecodeException("not a long: " + text);
+        }
+
+        public static int Int(object value)
+        {
+            var n = Long(value);
+            if (n < int.MinValue || n > int.MaxValue) throw new DecodeException("does not fit an int");
+            return (int)n;
+        }
+
+        public static decimal Decimal(object value)
+        {
+            var text = value is string ? (string)value : NumberText(value);
+            decimal d;
+            if (!decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out d)) throw new DecodeException("not a decimal a System.Decimal holds: " + text);
+            return d;
+        }
+
+        public static Guid Uuid(object value)
+        {
+            var s = String(value);
+            Guid g;
+            if (s.Length != 36 || !Guid.TryParseExact(s, "D", out g)) throw new DecodeException("not a uuid");
+            return g;
+        }
+
+        public static DateTime Date(object value)
+        {
+            var d = Timestamps.Parse(String(value), new[] { FormatItem.Of('Y'), FormatItem.Text("-"), FormatItem.Of('m'), FormatItem.Text("-"), FormatItem.Of('d') });
+            if (d == null) throw new DecodeException("not a date a DateTime holds");
+            return d.Value;
+        }
+
+        public static DateTime Timestamp(object value, FormatItem[] format)
+        {
+            var t = Timestamps.Parse(String(value), format);
+            if (t == null) throw new DecodeException("not a timestamp a DateTime holds");
+            return t.Value;
+        }
+
+        public static DateTimeOffset TimestampTz(object value)
+        {
+            var t = Timestamps.ParseRfc3339(String(value));
+            if (t == null) throw new DecodeException("not a timestamp a DateTimeOffset holds");
+            return t.Value;
+        }
+
+        public static List<T> List<T>(object value, Func<object, T> item)
+        {
+            var list = value as List<object>;
+            if (list == null) throw Expected("array", value);
+            var out_ = new List<T>();
+            foreach (var v in list) out_.Add(item(v));
+            return out_;
+        }
+
+        public static Dictionary<string, T> Map<T>(object value, Func<object, T> item)
+        {
+            var obj = value as JsonObject;
+            if (obj == null) throw Expected("object", value);
+            var out_ = new Dictionary<string, T>();
+            foreach (var kv in obj) out_[kv.Key] = item(kv.Value);
+            return out_;
+        }
+    }
+
+    /// <summary>Writers of JSON arrays and objects from typed values.</summary>
+    public static class Write
+    {
+        public static string List<T>(IList<T> values, Func<T, string> item)
+        {
+            var parts = new List<string>();
+            foreach (var v in values) parts.Add(item(v));
+            return "[" + string.Join(",", parts.ToArray()) + "]";
+        }
+
+        public static string Map<T>(IDictionary<string, T> values, Func<T, string> item)
+        {
+            var parts = new List<string>();
+            foreach (var kv in values) parts.Add(Json.Quote(kv.Key) + ":" + item(kv.Value));
+            return "{" + string.Join(",", parts.ToArray()) + "}";
+        }
+    }
+
+    /// <summary>An event of one contract.</summary>
+    public interface IContractEvent
+    {
+        /// <summary>The JSON body the server expects.</summary>
+        string ToJson();
+
+        /// <summary>Every violation the server would report, judged at ingest time <paramref name="nowUtc"/>.</summary>
+        List<Violation> Validate(DateTime nowUtc);
+    }
+
+    /// <summary>What a generated module tells the client about its contract.</summary>
+    public sealed class ContractInfo
+    {
+        public string Name;
+        public string Version;
+        public string Route;
+        public string BatchRoute;
+        public int MaxBatchEvents;
+    }
+
+    /// <summary>An event the client refused before sending: it breaks a rule the server would reject.</summary>
+    public sealed class ContractViolationException : Exception
+    {
+        public readonly List<Violation> Violations;
+
+        public ContractViolationException(List<Violation> violations)
+            : base(string.Join("; ", violations.ConvertAll(v => v.ToString()).ToArray()))
+        {
+            Violations = violations;
+        }
+    }
+
+    /// <summary>An HTTP answer the client does not retry (4xx), or the last one after every retry.</summary>
+    public sealed class HttpException : Exception
+    {
+        public readonly int Status;
+        public readonly string Body;
+
+        public HttpException(int status, string body) : base("HTTP " + status + ": " + body)
+        {
+            Status = status;
+            Body = body;
+        }
+    }
+
+    /// <summary>An HTTP answer: status and body text.</summary>
+    public sealed class HttpAnswer
+    {
+        public readonly int Status;
+        public readonly string Body;
+
+        public HttpAnswer(int status, string body)
+        {
+            Status = status;
+            Body = body;
+        }
+    }
+
+    /// <summary>How requests travel: UnityWebRequest in the engine, HttpClient outside, a fake in tests.
+    /// A network failure is an exception; any HTTP answer is returned.</summary>
+    public interface IHttpTransport
+    {
+        Task<HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body);
+    }
+
+#if UNITY_2019_1_OR_NEWER
+    /// <summary>The engine's transport.</summary>
+    public sealed class UnityWebRequestTransport : IHttpTransport
+    {
+        public Task<HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body)
+        {
+            var request = new UnityWebRequest(url, method);
+            request.downloadHandler = new DownloadHandlerBuffer();
+            if (body != null)
+            {
+                request.uploadHandler = new UploadHandlerRaw(Encoding.UTF8.GetBytes(body));
+                request.SetRequestHeader("Content-Type", contentType);
+            }
+            foreach (var header in headers) request.SetRequestHeader(header.Key, header.Value);
+            var done = new TaskCompletionSource<HttpAnswer>();
+            request.SendWebRequest().completed += _ =>
+            {
+                if (request.responseCode == 0)
+                {
+                    done.SetException(new IOException(request.error ?? "network error"));
+                }
+                else
+                {
+                    done.SetResult(new HttpAnswer((int)request.responseCode, request.downloadHandler.text));
+                }
+                request.Dispose();
+            };
+            return done.Task;
+        }
+    }
+
+    /// <summary>Keeps identity and queue in PlayerPrefs (WebGL builds have no file system).</summary>
+    public sealed class PlayerPrefsStore : IKeyValueStore
+    {
+        public string Get(string key)
+        {
+            return PlayerPrefs.HasKey(key) ? PlayerPrefs.GetString(key) : null;
+        }
+
+        public void Set(string key, string value)
+        {
+            PlayerPrefs.SetString(key, value);
+            PlayerPrefs.Save();
+        }
+    }
+#else
+    /// <summary>The transport outside the engine: tools, dedicated servers, tests.</summary>
+    public sealed class HttpClientTransport : IHttpTransport
+    {
+        private static readonly HttpClient Client = new HttpClient();
+
+        public async Task<HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body)
+        {
+            using (var request = new HttpRequestMessage(new HttpMethod(method), url))
+            {
+                if (body != null) request.Content = new StringContent(body, Encoding.UTF8, contentType);
+                if (body != null) request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+                foreach (var header in headers) request.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                using (var response = await Client.SendAsync(request))
+                {
+                    var text = await response.Content.ReadAsStringAsync();
+                    return new HttpAnswer((int)response.StatusCode, text);
+                }
+            }
+        }
+    }
+#endif
+
+    /// <summary>Where the client keeps its identity and queue.</summary>
+    public interface IKeyValueStore
+    {
+        string Get(string key);
+        void Set(string key, string value);
+    }
+
+    /// <summary>Keeps nothing across restarts.</summary>
+    public sealed class MemoryStore : IKeyValueStore
+    {
+        private readonly Dictionary<string, string> values = new Dictionary<string, string>();
+
+        public string Get(string key)
+        {
+            string value;
+            return values.TryGetValue(key, out value) ? value : null;
+        }
+
+        public void Set(string key, string value)
+        {
+            values[key] = value;
+        }
+    }
+
+    /// <summary>One JSON file, replaced atomically (write, then rename) on every change.</summary>
+    public sealed class FileStore : IKeyValueStore
+    {
+        private readonly string path;
+        private readonly Dictionary<string, string> values = new Dictionary<string, string>();
+
+        public FileStore(string path)
+        {
+            this.path = path;
+            if (File.Exists(path))
+            {
+                var obj = Read.Object(Json.Parse(File.ReadAllText(path, Encoding.UTF8)), null);
+                foreach (var kv in obj) values[kv.Key] = Read.String(kv.Value);
+            }
+        }
+
+        public string Get(string key)
+        {
+            string value;
+            return values.TryGetValue(key, out value) ? value : null;
+        }
+
+        public void Set(string key, string value)
+        {
+            values[key] = value;
+            var parts = new List<string>();
+            foreach (var kv in values) parts.Add(Json.Quote(kv.Key) + ":" + Json.Quote(kv.Value));
+            var tmp = path + ".tmp";
+            File.WriteAllText(tmp, "{" + string.Join(",", parts.ToArray()) + "}", new UTF8Encoding(false));
+            if (File.Exists(path)) File.Replace(tmp, path, null);
+            else File.Move(tmp, path);
+        }
+    }
+
+    /// <summary>Client settings.</summary>
+    public sealed class ClientOptions
+    {
+        /// <summary>Base of the API, ending in <c>/</c>: <c>https://host/prod/</c>.</summary>
+        public string BaseUrl;
+        /// <summary>Base of the identity service; default <see cref="BaseUrl"/>.</summary>
+        public string LoginBaseUrl;
+        public IKeyValueStore Store = new MemoryStore();
+        public IHttpTransport Transport;
+        /// <summary>Queue bound in events; the oldest are dropped first when full (and counted).</summary>
+        public int MaxQueuedEvents = 1000;
+        /// <summary>Attempts per request on network errors and 5xx (never on 4xx).</summary>
+        public int MaxAttempts = 5;
+        public int BaseBackoffMs = 200;
+        public int MaxBackoffMs = 10000;
+        public int RefreshMarginSeconds = 60;
+        /// <summary>Extra query for <c>login-as-guest</c>, e.g. <c>scope=authenticated</c>.</summary>
+        public string LoginQuery = "";
+        public Func<double> Random;
+        public Func<int, Task> Sleep;
+        public Func<DateTime> UtcNow;
+    }
+
+    /// <summary>What a flush did.</summary>
+    public sealed class FlushResult
+    {
+        public int Sent;
+        public int Accepted;
+        public int Quarantined;
+        public int Rejected;
+        public int Remaining;
+    }
+
+    /// <summary>
+    /// Sends one contract's events: validates each locally (an event the server would reject is
+    /// refused and never sent), logs in as a guest and keeps the identity, refreshes the token
+    /// before it expires, retries network errors and 5xx with exponential backoff and jitter, and
+    /// queues events in a bounded persistent queue flushed in batches.
+    /// </summary>
+    public sealed class ContractClient<E> where E : IContractEvent
+    {
+        private readonly ContractInfo contract;
+        private readonly ClientOptions options;
+        private readonly IHttpTransport transport;
+        private readonly Func<double> random;
+        private readonly Func<int, Task> sleep;
+        private readonly Func<DateTime> utcNow;
+        private readonly object queueLock = new object();
+
+        public ContractClient(ContractInfo contract, ClientOptions options)
+        {
+            this.contract = contract;
+            this.options = options;
+#if UNITY_2019_1_OR_NEWER
+            transport = options.Transport ?? new UnityWebRequestTransport();
+#else
+            transport = options.Transport ?? new HttpClientTransport();
+#endif
+            var rng = new System.Random();
+            random = options.Random ?? (() => rng.NextDouble());
+            sleep = options.Sleep ?? (ms => Task.Delay(ms));
+            utcNow = options.UtcNow ?? (() => DateTime.UtcNow);
+        }
+
+        private string Key(string name)
+        {
+            return "contractc." + contract.Name + "." + name;
+        }
+
+        /// <summary>The guest's user id once logged in, else null.</summary>
+        public string UserId
+        {
+            get
+            {
+                var saved = options.Store.Get(Key("identity"));
+                return saved == null ? null : Read.String(Read.Object(Json.Parse(saved), null).Get("user_id"));
+            }
+        }
+
+        public int Queued
+        {
+            get { lock (queueLock) { return LoadQueue().Items.Count; } }
+        }
+
+        public int Dropped
+        {
+            get { lock (queueLock) { return LoadQueue().Dropped; } }
+        }
+
+        /// <summary>Validates locally; throws <see cref="ContractViolationException"/> on a rejection.</summary>
+        public List<Violation> Check(E e)
+        {
+            var violations = e.Validate(utcNow());
+            if (Checker.Rejects(violations)) throw new ContractViolationException(violations);
+            return violations;
+        }
+
+        /// <summary>Sends one event now; throws <see cref="HttpException"/> on a 4xx or after the last retry.</summary>
+        public Task<HttpAnswer> SendAsync(E e)
+        {
+            Check(e);
+            return PostAsync(contract.Route, "application/json", e.ToJson());
+        }
+
+        /// <summary>Sends events in one batch request (NDJSON); the answer holds a verdict per event.</summary>
+        public Task<HttpAnswer> SendBatchAsync(IList<E> events)
+        {
+            var lines = new List<string>();
+            foreach (var e in events)
+            {
+                Check(e);
+                lines.Add(e.ToJson());
+            }
+            return PostAsync(BatchRoute(), "application/x-ndjson", string.Join("\n", lines.ToArray()));
+        }
+
+        /// <summary>Validates and queues an event (persisted at once); <see cref="FlushAsync"/> sends the queue.</summary>
+        public void Enqueue(E e)
+        {
+            Check(e);
+            lock (queueLock)
+            {
+                var queue = LoadQueue();
+                queue.Items.Add(new KeyValuePair<long, string>(queue.Next, e.ToJson()));
+                queue.Next++;
+                while (queue.Items.Count > options.MaxQueuedEvents)
+                {
+                    queue.Items.RemoveAt(0);
+                    queue.Dropped++;
+                }
+                SaveQueue(queue);
+            }
+        }
+
+        /// <summary>
+        /// Sends the queue in batches. Events leave the queue once the server answered for them; on
+        /// a network error or 5xx after the last retry they stay for the next flush.
+        /// </summary>
+        public async Task<FlushResult> FlushAsync()
+        {
+            var result = new FlushResult();
+            var size = Math.Max(1, Math.Min(contract.MaxBatchEvents, 100));
+            while (true)
+            {
+                List<KeyValuePair<long, string>> batch;
+                lock (queueLock)
+                {
+                    var queue = LoadQueue();
+                    batch = queue.Items.GetRange(0, Math.Min(size, queue.Items.Count));
+                }
+                if (batch.Count == 0) break;
+                var bodies = batch.ConvertAll(i => i.Value).ToArray();
+                var answer = await PostAsync(BatchRoute(), "application/x-ndjson", string.Join("\n", bodies));
+                var obj = Read.Object(Json.Parse(answer.Body), null);
+                result.Sent += batch.Count;
+                result.Accepted += Count(obj, "accepted");
+                result.Quarantined += Count(obj, "quarantined");
+                result.Rejected += Count(obj, "rejected");
+                lock (queueLock)
+                {
+                    var queue = LoadQueue();
+                    var done = new HashSet<long>(batch.ConvertAll(i => i.Key));
+                    queue.Items.RemoveAll(i => done.Contains(i.Key));
+                    SaveQueue(queue);
+                }
+            }
+            result.Remaining = Queued;
+            return result;
+        }
+
+        /// <summary>Flushes before quitting (call from <c>OnApplicationQuit</c>; the queue survives anyway).</summary>
+        public Task<FlushResult> CloseAsync()
+        {
+            return FlushAsync();
+        }
+
+        private static int Count(JsonObject obj, string key)
+        {
+            var v = obj.Get(key);
+            return v is JsonNumber ? (int)Read.Long(v) : 0;
+        }
+
+        private string BatchRoute()
+        {
+            if (contract.BatchRoute == null) throw new InvalidOperationException("contract " + contract.Name + " has no batch route");
+            return contract.BatchRoute;
+        }
+
+        private sealed class Queue
+        {
+            public long Next;
+            public int Dropped;
+            public List<KeyValuePair<long, string>> Items = new List<KeyValuePair<long, string>>();
+        }
+
+        private Queue LoadQueue()
+        {
+            var queue = new Queue();
+            var saved = options.Store.Get(Key("queue"));
+            if (saved == null) return queue;
+            var obj = Read.Object(Json.Parse(saved), null);
+            queue.Next = Read.Long(obj.Get("next"));
+            queue.Dropped = (int)Read.Long(obj.Get("dropped"));
+            foreach (var item in Read.List(obj.Get("items"), v => v))
+            {
+                var entry = Read.Object(item, null);
+                queue.Items.Add(new KeyValuePair<long, string>(Read.Long(entry.Get("id")), Read.String(entry.Get("body"))));
+            }
+            return queue;
+        }
+
+        private void SaveQueue(Queue queue)
+        {
+            var items = queue.Items.ConvertAll(i => "{\"id\":" + i.Key + ",\"body\":" + Json.Quote(i.Value) + "}");
+            options.Store.Set(Key("queue"), "{\"next\":" + queue.Next + ",\"dropped\":" + queue.Dropped + ",\"items\":[" + string.Join(",", items.ToArray()) + "]}");
+        }
+
+        private string Url(string baseUrl, string path)
+        {
+            return new Uri(new Uri(baseUrl), path).ToString();
+        }
+
+        private Dictionary<string, string> Headers(string token)
+        {
+            var headers = new Dictionary<string, string>();
+            headers["X-Contract-Version"] = contract.Version;
+            if (token != null) headers["Authorization"] = token;
+            return headers;
+        }
+
+        /// <summary>One request with retries on network errors and 5xx; a 401 once re-authenticates.</summary>
+        private async Task<HttpAnswer> PostAsync(string route, string contentType, string body)
+        {
+            var reauthenticated = false;
+            while (true)
+            {
+                var token = await TokenAsync();
+                var answer = await WithRetryAsync("POST", Url(options.BaseUrl, route), Headers(token), contentType, body);
+                if (answer.Status == 401 && !reauthenticated)
+                {
+                    reauthenticated = true;
+                    options.Store.Set(Key("tokens"), "null");
+                    continue;
+                }
+                if (answer.Status != 200) throw new HttpException(answer.Status, answer.Body);
+                return answer;
+            }
+        }
+
+        private async Task<HttpAnswer> WithRetryAsync(string method, string url, Dictionary<string, string> headers, string contentType, string body)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                Exception failure;
+                try
+                {
+                    var answer = await transport.SendAsync(method, url, headers, contentType, body);
+                    if (answer.Status < 500) return answer;
+                    failure = new HttpException(answer.Status, answer.Body);
+                }
+                catch (HttpException)
+                {
+                    throw;
+                }
+                catch (Exception error)
+                {
+                    failure = error;
+                }
+                if (attempt >= options.MaxAttempts) throw failure;
+                var ceiling = Math.Min(options.MaxBackoffMs, options.BaseBackoffMs * Math.Pow(2, attempt - 1));
+                await sleep((int)Math.Floor(random() * ceiling));
+            }
+        }
+
+        private long NowMs()
+        {
+            return (utcNow().Ticks - Rules.Epoch.Ticks) / TimeSpan.TicksPerMillisecond;
+        }
+
+        /// <summary>A token valid for at least the refresh margin: the saved one, a refreshed one, or a login.</summary>
+        private async Task<string> TokenAsync()
+        {
+            var margin = options.RefreshMarginSeconds * 1000L;
+            var now = NowMs();
+            var saved = options.Store.Get(Key("tokens"));
+            if (saved != null && saved != "null")
+            {
+                var tokens = Read.Object(Json.Parse(saved), null);
+                if (Read.Long(tokens.Get("auth_expires_at")) - margin > now) return Read.String(tokens.Get("auth_token"));
+                if (Read.Long(tokens.Get("refresh_expires_at")) - margin > now)
+                {
+                    var refreshed = await RefreshAsync(Read.String(tokens.Get("refresh_token")), Read.Long(tokens.Get("refresh_expires_at")));
+                    if (refreshed != null) return refreshed;
+                }
+            }
+            return await LoginAsync();
+        }
+
+        private async Task<string> RefreshAsync(string refreshToken, long refreshExpiresAt)
+        {
+            var url = Url(options.LoginBaseUrl ?? options.BaseUrl, "refresh-access-token") + "?refresh_token=" + Uri.EscapeDataString(refreshToken);
+            try
+            {
+                var answer = await WithRetryAsync("GET", url, Headers(null), null, null);
+                if (answer.Status != 200) return null;
+                return AcceptTokens(answer.Body, refreshToken, refreshExpiresAt);
+            }
+            catch (Exception)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>Logs in as a guest: the saved guest if there is one, else a new guest whose identity is kept.</summary>
+        public async Task<string> LoginAsync()
+        {
+            var query = new List<string>();
+            if (!string.IsNullOrEmpty(options.LoginQuery)) query.Add(options.LoginQuery);
+            var saved = options.Store.Get(Key("identity"));
+            if (saved != null)
+            {
+                var identity = Read.Object(Json.Parse(saved), null);
+                query.Add("user_id=" + Uri.EscapeDataString(Read.String(identity.Get("user_id"))));
+                query.Add("guest_secret=" + Uri.EscapeDataString(Read.String(identity.Get("guest_secret"))));
+            }
+            var url = Url(options.LoginBaseUrl ?? options.BaseUrl, "login-as-guest") + (query.Count == 0 ? "" : "?" + string.Join("&", query.ToArray()));
+            var answer = await WithRetryAsync("GET", url, Headers(null), null, null);
+            if (answer.Status != 200) throw new HttpException(answer.Status, answer.Body);
+            var body = Read.Object(Json.Parse(answer.Body), null);
+            var user = body.Get("user_id") as string;
+            var secret = body.Get("guest_secret") as string;
+            if (user != null && secret != null)
+            {
+                options.Store.Set(Key("identity"), "{\"user_id\":" + Json.Quote(user) + ",\"guest_secret\":" + Json.Quote(secret) + "}");
+            }
+            return AcceptTokens(answer.Body, null, 0);
+        }
+
+        private string AcceptTokens(string text, string previousRefresh, long previousRefreshExpiresAt)
+        {
+            var body = Read.Object(Json.Parse(text), null);
+            var token = body.Get("auth_token") as string;
+            if (token == null) throw new HttpException(200, text);
+            var now = NowMs();
+            var refresh = body.Get("refresh_token") as string ?? previousRefresh ?? "";
+            var authIn = body.Get("auth_token_expires_in") is JsonNumber ? Read.Long(body.Get("auth_token_expires_in")) : 900;
+            var refreshAt = body.Get("refresh_token_expires_in") is JsonNumber
+                ? now + Read.Long(body.Get("refresh_token_expires_in")) * 1000
+                : previousRefreshExpiresAt;
+            options.Store.Set(Key("tokens"), "{\"auth_token\":" + Json.Quote(token) + ",\"refresh_token\":" + Json.Quote(refresh)
+                + ",\"auth_expires_at\":" + (now + authIn * 1000) + ",\"refresh_expires_at\":" + refreshAt + "}");
+            return token;
+        }
+    }
+}
