@@ -174,9 +174,12 @@ struct SynthArgs {
     /// Full URL of the single-event route (default: the contract's route on 127.0.0.1:8080)
     #[arg(long)]
     backend_endpoint: Option<String>,
-    /// How many events to generate
-    #[arg(long, default_value_t = 100)]
-    max_count: usize,
+    /// How many events to generate (default 100, or no limit with --duration)
+    #[arg(long)]
+    max_count: Option<u64>,
+    /// Send for this long, e.g. 10m or 30s (with --max-count: whichever comes first)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
     /// Print the events instead of sending them
     #[arg(long)]
     dry_run: bool,
@@ -210,7 +213,7 @@ struct SynthArgs {
 }
 
 fn synth(args: SynthArgs) -> ExitCode {
-    use contract_synth::{Generator, SendOptions, send};
+    use contract_synth::{Generator, SendOptions, Source, send};
 
     if let Err(code) = check_fresh() {
         return code;
@@ -231,33 +234,28 @@ fn synth(args: SynthArgs) -> ExitCode {
         // This hour: the same seed gives the same events all hour long.
         secs - secs.rem_euclid(3600)
     });
-    let mut generator = Generator::new(contract, args.seed, args.invalid_ratio, now);
-    let mut events: Vec<_> = (0..args.max_count)
-        .map(|_| generator.next_event())
-        .collect();
-    if args.batch.is_some() {
+    let count = match (args.max_count, args.duration) {
+        (None, None) => Some(100),
+        (count, _) => count,
+    };
+    let batched = args.batch.is_some();
+    // Events are drawn as they are sent: memory stays flat whatever the count or duration.
+    let events = Generator::new(contract, args.seed, args.invalid_ratio, now)
         // A blank body has no NDJSON line to travel in.
-        events.retain(|e| !e.body.trim().is_empty());
-    }
-    if let Some(path) = &args.out {
-        let lines: String = events
-            .iter()
-            .map(|e| {
-                serde_json::json!({ "body": e.body, "expect": e.expect, "label": e.label })
-                    .to_string()
-                    + "\n"
-            })
-            .collect();
-        if let Err(error) = std::fs::write(path, lines) {
-            eprintln!("error: cannot write {}: {error}", path.display());
-            return ExitCode::from(1);
-        }
-    }
+        .filter(move |e| !batched || !e.body.trim().is_empty());
+    let out = match &args.out {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!("error: cannot write {}: {error}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let mut source = Source::new(events, count, args.duration, out);
     if args.dry_run {
-        for e in &events {
-            println!("{}", e.body);
-        }
-        return ExitCode::SUCCESS;
+        return print_events(&mut source);
     }
     let backend = args
         .backend_endpoint
@@ -285,18 +283,47 @@ fn synth(args: SynthArgs) -> ExitCode {
         batch: args.batch,
         reuse_token: args.reuse_token,
         console: args.console,
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && args.max_count >= 1000,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && count.is_none_or(|n| n >= 1000),
     };
-    let summary = match block_on(send(events, options)) {
+    let summary = match block_on(send(source, options, count)) {
         Ok(summary) => summary,
         Err(code) => return code,
     };
     eprint!("{}", summary.render());
-    if summary.mismatches.is_empty() && summary.failed == 0 {
+    if summary.mismatch_count == 0 && summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `--dry-run`: prints the events as they are made, and how fast they were made.
+fn print_events(source: &mut contract_synth::Source) -> ExitCode {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut made = 0u64;
+    loop {
+        let (_, events) = source.take(1024);
+        if events.is_empty() {
+            break;
+        }
+        for e in &events {
+            if writeln!(out, "{}", e.body).is_err() {
+                return ExitCode::SUCCESS; // the reader went away (a pipe into `head`)
+            }
+        }
+        made += events.len() as u64;
+    }
+    let _ = out.flush();
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "generated {made} events in {seconds:.2} s: {:.0} events/s",
+        made as f64 / seconds
+    );
+    ExitCode::SUCCESS
 }
 
 /// The built contract named `wanted`, or built from the file `wanted`.

@@ -105,3 +105,60 @@ fn valid_events_pass_and_labelled_ones_fail_as_labelled() {
         );
     }
 }
+
+fn synth_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_contract-runtime"))
+        .arg("synth")
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("synth runs")
+}
+
+#[test]
+fn synth_streams_a_count_or_a_duration_and_writes_its_labels() {
+    let counted = synth_cli(&["--dry-run", "--max-count", "7", "--seed", "3"]);
+    assert!(counted.status.success());
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).lines().count(), 7);
+    let stderr = String::from_utf8_lossy(&counted.stderr);
+    assert!(
+        stderr.contains("generated 7 events") && stderr.contains("events/s"),
+        "{stderr}"
+    );
+
+    let started = std::time::Instant::now();
+    let timed = synth_cli(&[
+        "--dry-run",
+        "--duration",
+        "1s",
+        "--contract",
+        "match_events",
+    ]);
+    assert!(timed.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&timed.stdout).lines().count() > 10);
+
+    let out = std::env::temp_dir().join(format!("synth-out-{}.ndjson", std::process::id()));
+    let labelled = synth_cli(&[
+        "--dry-run",
+        "--max-count",
+        "50",
+        "--invalid-ratio",
+        "0.5",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(labelled.status.success());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .expect("out file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["label"].is_string() && !l["expect"].as_array().expect("codes").is_empty())
+    );
+    let _ = std::fs::remove_file(&out);
+}

@@ -310,9 +310,7 @@ pub fn string_codes(s: &str, rules: &[Rule]) -> Vec<&'static str> {
         let fails = match &r.kind {
             RuleKind::MinLength(n) => len < *n,
             RuleKind::MaxLength(n) => len > *n,
-            RuleKind::Pattern(p) => {
-                !regex::Regex::new(&format!("^(?:{p})$")).is_ok_and(|re| re.is_match(s))
-            }
+            RuleKind::Pattern(p) => !anchored(p).is_some_and(|re| re.is_match(s)),
             RuleKind::OneOf(values) => !values.contains(&Literal::String(s.to_string())),
             _ => false,
         };
@@ -321,6 +319,24 @@ pub fn string_codes(s: &str, rules: &[Rule]) -> Vec<&'static str> {
         }
     }
     codes
+}
+
+/// The full-match regex of a rule's pattern, compiled once per pattern (a contract has few;
+/// `synth` checks every string it makes against them).
+fn anchored(pattern: &str) -> Option<std::sync::Arc<regex::Regex>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut compiled = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| {
+            regex::Regex::new(&format!("^(?:{pattern})$"))
+                .ok()
+                .map(Arc::new)
+        })
+        .clone()
 }
 
 fn render(event: &Map<String, Value>) -> String {

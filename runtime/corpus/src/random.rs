@@ -23,7 +23,8 @@ pub struct SynthEvent {
     pub label: Option<String>,
 }
 
-/// Generates `count` events: valid ones, and a share `invalid_ratio` of labelled invalid ones.
+/// Generates events without end: valid ones, and a share `invalid_ratio` of labelled invalid
+/// ones. Also an [`Iterator`], so a caller takes as many as it needs, one at a time.
 pub struct Generator<'c> {
     contract: &'c Contract,
     rng: StdRng,
@@ -31,6 +32,8 @@ pub struct Generator<'c> {
     invalid_ratio: f64,
     /// Ingest time the events are made valid for (seconds since the epoch).
     now: i64,
+    /// String generators for the contract's patterns, by pattern.
+    patterns: std::collections::HashMap<String, Option<rand_regex::Regex>>,
 }
 
 impl<'c> Generator<'c> {
@@ -47,6 +50,7 @@ impl<'c> Generator<'c> {
             invalid,
             invalid_ratio,
             now,
+            patterns: std::collections::HashMap::new(),
         }
     }
 
@@ -214,6 +218,14 @@ impl<'c> Generator<'c> {
         }
     }
 
+    /// A generator of strings matching `pattern`, compiled once per pattern.
+    fn pattern_generator(&mut self, pattern: &str) -> Option<rand_regex::Regex> {
+        self.patterns
+            .entry(pattern.to_string())
+            .or_insert_with(|| rand_regex::Regex::compile(pattern, 12).ok())
+            .clone()
+    }
+
     fn element(&mut self, e: &Element) -> Value {
         self.value(&e.ty, &e.rules)
     }
@@ -228,7 +240,7 @@ impl<'c> Generator<'c> {
     /// A string passing every string rule: from the pattern when there is one.
     fn string(&mut self, rules: &[Rule]) -> String {
         if let Some(pattern) = contract_manifest::pattern(rules)
-            && let Ok(generator) = rand_regex::Regex::compile(pattern, 12)
+            && let Some(generator) = self.pattern_generator(pattern)
         {
             for _ in 0..50 {
                 let s: String = self.rng.sample(&generator);
@@ -270,4 +282,12 @@ fn time_window(rules: &[Rule], now: i64) -> (i64, i64) {
     let lo = lo.map_or(i64::MIN / 2, |lo| lo + 60);
     let hi = hi.map_or(i64::MAX / 2, |hi| hi - 60);
     (lo, hi.max(lo))
+}
+
+impl Iterator for Generator<'_> {
+    type Item = SynthEvent;
+
+    fn next(&mut self) -> Option<SynthEvent> {
+        Some(self.next_event())
+    }
 }

@@ -476,10 +476,12 @@ pub struct Verifier {
     /// token for up to 15 minutes; checking the RSA signature once per token instead of once
     /// per request is what API Gateway's authorizer cache does too. `exp`/`nbf` and the scope
     /// are still checked on every request.
-    verified: std::sync::Mutex<HashMap<String, Claims>>,
+    /// A bounded concurrent cache (S3-FIFO): a churn of one-use tokens evicts old entries
+    /// instead of growing memory, and frequently used tokens stay.
+    verified: quick_cache::sync::Cache<String, Claims>,
 }
 
-/// Entries kept before the cache starts over (a bound, not a tuning knob).
+/// Verified tokens kept (a bound on memory, not a tuning knob).
 const VERIFIED_CACHE_ENTRIES: usize = 100_000;
 
 impl Verifier {
@@ -488,7 +490,7 @@ impl Verifier {
             issuer,
             audience,
             keys,
-            verified: std::sync::Mutex::new(HashMap::new()),
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
         }
     }
 
@@ -508,11 +510,7 @@ impl Verifier {
             _ => raw,
         }
         .trim();
-        let cached = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|c| c.get(token).cloned());
+        let cached = self.verified.get(token);
         let claims = match cached {
             Some(claims) => {
                 let now = now_seconds();
@@ -523,12 +521,7 @@ impl Verifier {
             }
             None => {
                 let claims = self.verify_signature(token).await?;
-                if let Ok(mut cache) = self.verified.lock() {
-                    if cache.len() >= VERIFIED_CACHE_ENTRIES {
-                        cache.clear();
-                    }
-                    cache.insert(token.to_string(), claims.clone());
-                }
+                self.verified.insert(token.to_string(), claims.clone());
                 claims
             }
         };

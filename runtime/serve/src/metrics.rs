@@ -15,6 +15,9 @@ pub struct Metrics {
     /// Refused by a limit: `connection` (the cap), `guest_login` (rate), `batch_events`,
     /// `body_size`, `body_timeout`.
     pub limited: IntCounterVec,
+    /// Bytes of write-ahead log on disk (acknowledged events not yet committed, and the
+    /// segment being written).
+    pub wal_bytes: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -69,6 +72,9 @@ impl Metrics {
             &["limit"],
         )
         .expect("valid metric");
+        let wal_bytes =
+            prometheus::IntGauge::new("contractc_wal_bytes", "Bytes of write-ahead log on disk")
+                .expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(violations.clone()),
@@ -76,6 +82,7 @@ impl Metrics {
             Box::new(buffered.clone()),
             Box::new(commit_seconds.clone()),
             Box::new(limited.clone()),
+            Box::new(wal_bytes.clone()),
         ] {
             registry
                 .register(collector)
@@ -89,6 +96,7 @@ impl Metrics {
             buffered,
             commit_seconds,
             limited,
+            wal_bytes,
         }
     }
 

@@ -1229,6 +1229,12 @@ pub async fn serve(
                 {
                     tracing::warn!(%error, "cannot truncate the write-ahead log");
                 }
+                if let Ok(bytes) = wal::size(&wal_dir) {
+                    state
+                        .metrics
+                        .wal_bytes
+                        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                }
                 // Forget addresses whose quota has refilled: the limiter's memory follows the
                 // clients of the last minute, not every client ever seen.
                 if let Some(limiter) = &state.guest_logins {

@@ -264,6 +264,15 @@ pub fn replay(dir: &Path) -> Result<Vec<Record>, WalError> {
     Ok(records)
 }
 
+/// Bytes of log on disk.
+pub fn size(dir: &Path) -> Result<u64, WalError> {
+    let mut total = 0;
+    for (_, path) in segments(dir)? {
+        total += std::fs::metadata(&path).map_err(io(&path))?.len();
+    }
+    Ok(total)
+}
+
 /// Deletes segments whose records are all at or below `committed` (every table has them).
 pub fn truncate(dir: &Path, committed: u64) -> Result<usize, WalError> {
     let all = segments(dir)?;

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 pub use contract_corpus::random::{Generator, SynthEvent};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A run's tally, printed at the end.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Summary {
     pub sent: u64,
     pub accepted: u64,
@@ -18,9 +18,34 @@ pub struct Summary {
     pub rejected: u64,
     pub failed: u64,
     pub rejected_by_code: std::collections::BTreeMap<String, u64>,
+    /// The first mismatches (at most [`MISMATCHES_KEPT`]), and how many there were.
     pub mismatches: Vec<String>,
-    pub latencies: Vec<Duration>,
+    pub mismatch_count: u64,
+    /// Request latencies in microseconds: a histogram, so memory does not grow with the run.
+    pub latencies: hdrhistogram::Histogram<u64>,
     pub elapsed: Duration,
+}
+
+/// Mismatches kept for the report (all are counted).
+pub const MISMATCHES_KEPT: usize = 100;
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            sent: 0,
+            accepted: 0,
+            quarantined: 0,
+            rejected: 0,
+            failed: 0,
+            rejected_by_code: Default::default(),
+            mismatches: Vec::new(),
+            mismatch_count: 0,
+            // 1 µs to 10 min, 3 significant digits.
+            latencies: hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)
+                .expect("constant bounds are valid"),
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 impl Summary {
@@ -28,10 +53,36 @@ impl Summary {
         if self.latencies.is_empty() {
             return Duration::ZERO;
         }
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted[index.min(sorted.len() - 1)]
+        Duration::from_micros(self.latencies.value_at_quantile(p))
+    }
+
+    fn record_latency(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latencies.saturating_record(micros.max(1));
+    }
+
+    fn mismatch(&mut self, text: String) {
+        self.mismatch_count += 1;
+        if self.mismatches.len() < MISMATCHES_KEPT {
+            self.mismatches.push(text);
+        }
+    }
+
+    /// Adds a worker's tally to this one.
+    fn merge(&mut self, other: Summary) {
+        self.sent += other.sent;
+        self.accepted += other.accepted;
+        self.quarantined += other.quarantined;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        for (code, n) in other.rejected_by_code {
+            *self.rejected_by_code.entry(code).or_default() += n;
+        }
+        self.mismatch_count += other.mismatch_count;
+        let room = MISMATCHES_KEPT.saturating_sub(self.mismatches.len());
+        self.mismatches
+            .extend(other.mismatches.into_iter().take(room));
+        let _ = self.latencies.add(&other.latencies);
     }
 
     pub fn render(&self) -> String {
@@ -58,7 +109,7 @@ impl Summary {
         }
         out.push_str(&format!(
             "mismatches against labels: {}\n",
-            self.mismatches.len()
+            self.mismatch_count
         ));
         for m in self.mismatches.iter().take(10) {
             out.push_str(&format!("  {m}\n"));
@@ -120,24 +171,78 @@ struct Outcome {
 }
 
 /// Sends `events` and tallies the answers against their labels.
-pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// Where the events come from: drawn one request's worth at a time, never all at once, so
+/// memory stays constant whatever the count or duration.
+pub struct Source {
+    events: Box<dyn Iterator<Item = SynthEvent> + Send>,
+    /// Events left to send (None: no count limit).
+    remaining: Option<u64>,
+    /// Stop drawing after this instant (None: no time limit).
+    until: Option<std::time::Instant>,
+    /// Every drawn event is also written here, as NDJSON (`--out`).
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    drawn: u64,
+}
 
-    let events = Arc::new(events);
-    let next = Arc::new(AtomicUsize::new(0));
+impl Source {
+    pub fn new(
+        events: impl Iterator<Item = SynthEvent> + Send + 'static,
+        count: Option<u64>,
+        duration: Option<Duration>,
+        out: Option<std::fs::File>,
+    ) -> Source {
+        Source {
+            events: Box::new(events),
+            remaining: count,
+            until: duration.map(|d| std::time::Instant::now() + d),
+            out: out.map(std::io::BufWriter::new),
+            drawn: 0,
+        }
+    }
+
+    /// Up to `n` events, and the number drawn before them; empty when the source is done.
+    pub fn take(&mut self, n: usize) -> (u64, Vec<SynthEvent>) {
+        let first = self.drawn;
+        if self.until.is_some_and(|t| std::time::Instant::now() >= t) {
+            return (first, Vec::new());
+        }
+        let n = self
+            .remaining
+            .map_or(n, |r| n.min(usize::try_from(r).unwrap_or(n)));
+        let events: Vec<SynthEvent> = self.events.by_ref().take(n).collect();
+        if let Some(r) = &mut self.remaining {
+            *r -= events.len() as u64;
+        }
+        self.drawn += events.len() as u64;
+        if let Some(out) = &mut self.out {
+            use std::io::Write;
+            for e in &events {
+                let line = json!({ "body": e.body, "expect": e.expect, "label": e.label });
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        (first, events)
+    }
+}
+
+pub async fn send(source: Source, options: SendOptions, total: Option<u64>) -> Summary {
+    use std::sync::{Arc, Mutex};
+
+    let source = Arc::new(Mutex::new(source));
     let chunk = options.batch.unwrap_or(1).max(1);
-    let progress = if options.progress {
-        let bar = indicatif::ProgressBar::new(events.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
+    let progress = match (options.progress, total) {
+        (true, Some(total)) => {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        (true, None) => indicatif::ProgressBar::new_spinner(),
+        (false, _) => indicatif::ProgressBar::hidden(),
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency.max(1))
@@ -149,9 +254,8 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
     let started = std::time::Instant::now();
     let mut workers = Vec::new();
     for _ in 0..options.concurrency.max(1) {
-        let (events, next, options, client, progress) = (
-            events.clone(),
-            next.clone(),
+        let (source, options, client, progress) = (
+            source.clone(),
             options.clone(),
             client.clone(),
             progress.clone(),
@@ -160,11 +264,10 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
             let mut summary = Summary::default();
             let mut token: Option<String> = None;
             loop {
-                let start = next.fetch_add(chunk, Ordering::Relaxed);
-                if start >= events.len() {
+                let (start, slice) = source.lock().unwrap_or_else(|p| p.into_inner()).take(chunk);
+                if slice.is_empty() {
                     break;
                 }
-                let end = (start + chunk).min(events.len());
                 if let Some(rate) = options.rate {
                     let due = started + Duration::from_secs_f64(start as f64 / rate);
                     tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
@@ -173,23 +276,22 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
                     token = login(&client, &options.login_endpoint, &options.scope).await;
                 }
                 let Some(jwt) = token.clone() else {
-                    summary.failed += (end - start) as u64;
-                    summary.sent += (end - start) as u64;
-                    progress.inc((end - start) as u64);
+                    summary.failed += slice.len() as u64;
+                    summary.sent += slice.len() as u64;
+                    progress.inc(slice.len() as u64);
                     continue;
                 };
-                let slice = &events[start..end];
                 if options.console {
-                    for e in slice {
+                    for e in &slice {
                         println!("{}", e.body);
                     }
                 }
                 let sent_at = std::time::Instant::now();
                 let outcomes = match (&options.batch, &options.batch_endpoint) {
-                    (Some(_), Some(url)) => post_batch(&client, url, &jwt, slice).await,
+                    (Some(_), Some(url)) => post_batch(&client, url, &jwt, &slice).await,
                     _ => vec![post_one(&client, &options.backend_endpoint, &jwt, &slice[0]).await],
                 };
-                summary.latencies.push(sent_at.elapsed());
+                summary.record_latency(sent_at.elapsed());
                 for (event, outcome) in slice.iter().zip(outcomes) {
                     summary.sent += 1;
                     match outcome {
@@ -205,12 +307,12 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
                                 *summary.rejected_by_code.entry(code.clone()).or_default() += 1;
                             }
                             if let Some(m) = check_answer(event, o.status, &o.codes) {
-                                summary.mismatches.push(m);
+                                summary.mismatch(m);
                             }
                         }
                     }
                 }
-                progress.inc((end - start) as u64);
+                progress.inc(slice.len() as u64);
             }
             summary
         }));
@@ -218,16 +320,7 @@ pub async fn send(events: Vec<SynthEvent>, options: SendOptions) -> Summary {
     let mut total = Summary::default();
     for worker in workers {
         if let Ok(s) = worker.await {
-            total.sent += s.sent;
-            total.accepted += s.accepted;
-            total.quarantined += s.quarantined;
-            total.rejected += s.rejected;
-            total.failed += s.failed;
-            for (code, n) in s.rejected_by_code {
-                *total.rejected_by_code.entry(code).or_default() += n;
-            }
-            total.mismatches.extend(s.mismatches);
-            total.latencies.extend(s.latencies);
+            total.merge(s);
         }
     }
     progress.finish_and_clear();
