@@ -720,3 +720,61 @@ async fn a_full_disk_refuses_with_503_keeps_nothing_refused_and_recovers() {
             "prefix_exactly_once": prefixes, "column": "event_data", "prefix_length": 7 } }),
     );
 }
+
+/// The reference's SDKs refresh their access token before it expires: a refresh token buys a
+/// new one of the same scope, and is never an access token itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_tokens_buy_new_access_tokens_and_nothing_else() {
+    let dir = temp_dir("attack-refresh");
+    let port = free_port();
+    let server = Server::start_with(&dir.join("data"), port, &[]);
+    let login: Value = client()
+        .get(format!("{}/prod/login-as-guest", server.base))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let refresh = login["refresh_token"].as_str().expect("refresh token");
+    // A refresh token is not an access token.
+    let misuse = client()
+        .post(format!("{}/prod/put-record", server.base))
+        .header("Authorization", refresh)
+        .body(game_event("x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(misuse.status(), 401);
+    let refreshed: Value = client()
+        .get(format!("{}/prod/refresh-access-token", server.base))
+        .query(&[("refresh_token", refresh)])
+        .send()
+        .await
+        .expect("refresh")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(refreshed["user_id"], login["user_id"]);
+    assert_eq!(refreshed["auth_token_expires_in"], 900);
+    let token = refreshed["auth_token"].as_str().expect("new access token");
+    let sent = client()
+        .post(format!("{}/prod/put-record", server.base))
+        .header("Authorization", token)
+        .body(game_event("x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(sent.status(), 200);
+    // An access token does not refresh; neither does garbage.
+    for bad in [login["auth_token"].as_str().expect("token"), "garbage"] {
+        let refused = client()
+            .get(format!("{}/prod/refresh-access-token", server.base))
+            .query(&[("refresh_token", bad)])
+            .send()
+            .await
+            .expect("refresh");
+        assert_eq!(refused.status(), 401);
+    }
+    server.stop();
+}

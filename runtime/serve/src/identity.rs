@@ -31,6 +31,10 @@ use sha2::{Digest, Sha256};
 pub const TOKEN_TTL: u64 = 900;
 /// Seconds a refresh token lives (six days, the reference's).
 pub const REFRESH_TTL: u64 = 6 * 24 * 3600;
+/// The audience and scope of refresh tokens (the reference's).
+const REFRESH_AUDIENCE: &str = "refresh";
+/// The refresh token's claim naming the scope of the access tokens it buys.
+const ACCESS_TOKEN_SCOPE: &str = "access_token_scope";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -179,6 +183,16 @@ pub struct Login {
     pub refresh_token_expires_in: u64,
 }
 
+/// The answer to a token refresh, shaped as the reference's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub user_id: String,
+    pub auth_token: String,
+    pub refresh_token: String,
+    pub auth_token_expires_in: u64,
+    pub refresh_token_expires_in: u64,
+}
+
 /// Why a guest login failed (the reference answers 400 and 401 in plain text).
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginError {
@@ -312,21 +326,105 @@ impl DevIdentity {
         scope: &str,
         ttl: u64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_claims(
+            sub,
+            Audience::of(&self.audiences),
+            scope,
+            ttl,
+            HashMap::new(),
+        )
+    }
+
+    /// Signs a refresh token, shaped as the reference's: audience and scope `refresh`, and the
+    /// scope of the access tokens it may be exchanged for in `access_token_scope`. Its
+    /// audience keeps it from ever passing as an access token.
+    fn sign_refresh(
+        &self,
+        sub: &str,
+        access_scope: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let extra = HashMap::from([(
+            ACCESS_TOKEN_SCOPE.to_string(),
+            serde_json::Value::from(access_scope),
+        )]);
+        self.sign_claims(
+            sub,
+            Audience::One(REFRESH_AUDIENCE.into()),
+            REFRESH_AUDIENCE,
+            REFRESH_TTL,
+            extra,
+        )
+    }
+
+    fn sign_claims(
+        &self,
+        sub: &str,
+        aud: Audience,
+        scope: &str,
+        ttl: u64,
+        extra: HashMap<String, serde_json::Value>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = now_seconds();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.current.kid.clone());
         let claims = Claims {
             sub: sub.to_string(),
             iss: self.issuer.clone(),
-            aud: Audience::of(&self.audiences),
+            aud,
             scope: scope.to_string(),
             iat: now,
             nbf: now,
             exp: now + ttl,
             kid: Some(self.current.kid.clone()),
-            extra: HashMap::new(),
+            extra,
         };
         jsonwebtoken::encode(&header, &claims, &self.current.encoding)
+    }
+
+    /// `GET refresh-access-token?refresh_token=…`: a valid refresh token of a guest this
+    /// provider still knows buys a new access token of the same scope and a new refresh token.
+    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, LoginError> {
+        let header =
+            jsonwebtoken::decode_header(refresh_token).map_err(|_| LoginError::WrongSecret)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding_key(kid))
+            .ok_or(LoginError::WrongSecret)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[REFRESH_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let claims = jsonwebtoken::decode::<Claims>(refresh_token, &key, &validation)
+            .map_err(|_| LoginError::WrongSecret)?
+            .claims;
+        let scope = claims
+            .extra
+            .get(ACCESS_TOKEN_SCOPE)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| matches!(*s, "guest" | "authenticated"))
+            .ok_or(LoginError::WrongSecret)?
+            .to_string();
+        let known = self
+            .guests
+            .read()
+            .ok()
+            .is_some_and(|g| g.contains_key(&claims.sub));
+        if !known {
+            return Err(LoginError::WrongSecret);
+        }
+        Ok(Refreshed {
+            auth_token: self
+                .sign(&claims.sub, &scope, TOKEN_TTL)
+                .map_err(|_| LoginError::WrongSecret)?,
+            refresh_token: self
+                .sign_refresh(&claims.sub, &scope)
+                .map_err(|_| LoginError::WrongSecret)?,
+            user_id: claims.sub,
+            auth_token_expires_in: TOKEN_TTL,
+            refresh_token_expires_in: REFRESH_TTL,
+        })
     }
 
     /// A new guest (no arguments) or a returning one.
@@ -362,7 +460,7 @@ impl DevIdentity {
             .sign(&user_id, scope, TOKEN_TTL)
             .map_err(|_| LoginError::WrongSecret)?;
         let refresh_token = self
-            .sign(&user_id, "refresh", REFRESH_TTL)
+            .sign_refresh(&user_id, scope)
             .map_err(|_| LoginError::WrongSecret)?;
         Ok(Login {
             user_id,

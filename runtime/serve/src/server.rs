@@ -776,6 +776,19 @@ async fn login_as_guest(
     }
 }
 
+async fn refresh_access_token(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(token) = query.get("refresh_token") else {
+        return (StatusCode::UNAUTHORIZED, "Missing refresh_token").into_response();
+    };
+    match state.dev.refresh(token) {
+        Ok(refreshed) => axum::Json(refreshed).into_response(),
+        Err(_) => (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
+    }
+}
+
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(state.dev.jwks()).into_response()
 }
@@ -795,6 +808,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
     let mut router = Router::new()
         .route("/prod/login-as-guest", get(login_as_guest))
+        .route("/prod/refresh-access-token", get(refresh_access_token))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",
