@@ -80,6 +80,27 @@ GLUE_LOG="$(mktemp)"
 (cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$GLUE_LOG"
 
+step "generated clients (TypeScript, C#, C++): strict compiles, conformance, against serve"
+missing=()
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+command -v mcs >/dev/null || missing+=(mono-mcs)
+command -v mono >/dev/null || missing+=(mono-runtime)
+[ -n "$(find /usr/lib/mono -name System.Net.Http.dll -print -quit 2>/dev/null)" ] || missing+=(libmono-system-net-http4.0-cil)
+command -v g++ >/dev/null || missing+=(g++)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing ${missing[*]} and apt-get unavailable: install them" >&2
+        exit 1
+    fi
+fi
+CLIENTS_LOG="$(mktemp)"
+tests/clients/run.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS" | tee "$CLIENTS_LOG"
+
 step "summary"
 # One closing line for everything: Rust tests (all crates) plus the PySpark conformance cases.
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$CARGO_TEST_LOG" | awk '{s+=$1} END {print s+0}')
@@ -90,6 +111,9 @@ spark_failed=${spark_cases#* }
 glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG")
 glue_passed=${glue_cases% *}
 glue_failed=${glue_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed)) passed, $((failed + spark_failed + glue_failed)) failed"
+clients_cases=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CLIENTS_LOG")
+clients_passed=${clients_cases% *}
+clients_failed=${clients_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed)) failed"

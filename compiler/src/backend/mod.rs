@@ -8,12 +8,15 @@
 pub mod apigateway;
 pub mod athena;
 mod bake;
+pub mod cpp;
+pub mod csharp;
 pub mod docs;
 pub mod dqdl;
 pub mod glue;
 pub mod iceberg;
 mod messages;
 pub mod rust;
+pub mod typescript;
 
 use crate::ir::{ContractSet, Valid};
 
@@ -73,6 +76,9 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(dqdl::emit(set));
     files.extend(glue::emit(set));
     files.extend(docs::emit(set));
+    files.extend(typescript::emit(set));
+    files.extend(csharp::emit(set));
+    files.extend(cpp::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
 }

@@ -36,7 +36,7 @@ use iceberg_catalog_sql::{
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The catalog name readers must use (rows in the SQL catalog are keyed by it).
 pub const CATALOG_NAME: &str = "contractc";
@@ -105,7 +105,6 @@ impl Lake {
 
     /// Creates the namespace and the table `definition` describes unless the table exists.
     pub async fn ensure_table(&self, definition: &TableDef) -> Result<TableIdent, LakeError> {
-        let create = definition.create_request();
         let database = definition.database.as_str();
         let name = definition.name.clone();
         let namespace = NamespaceIdent::new(database.to_string());
@@ -119,7 +118,7 @@ impl Lake {
             return Ok(ident);
         }
         let location = self.warehouse.join(format!("{database}.db")).join(&name);
-        let metadata = initial_metadata(&create, &file_url(&location)).map_err(|message| {
+        let metadata = initial_metadata(definition, &file_url(&location)).map_err(|message| {
             LakeError::Definition {
                 table: name.clone(),
                 message,
@@ -452,61 +451,14 @@ fn columns_by_id(schema: &Value) -> std::collections::BTreeMap<i64, ColumnShape>
     out
 }
 
-fn max_field_id(value: &Value) -> i64 {
-    match value {
-        Value::Object(map) => {
-            let own = ["id", "element-id", "key-id", "value-id"]
-                .iter()
-                .filter_map(|k| map.get(*k)?.as_i64())
-                .max()
-                .unwrap_or(0);
-            map.values().map(max_field_id).max().unwrap_or(0).max(own)
-        }
-        Value::Array(items) => items.iter().map(max_field_id).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 /// Format-version 2 metadata of a new, empty table, from a `CreateTableRequest`.
-fn initial_metadata(create: &Value, location: &str) -> Result<TableMetadata, String> {
-    let schema = create.get("schema").cloned().ok_or("no schema")?;
-    let spec = create
-        .get("partition-spec")
-        .cloned()
-        .unwrap_or(json!({ "spec-id": 0, "fields": [] }));
-    let last_partition_id = spec["fields"]
-        .as_array()
-        .and_then(|f| f.iter().filter_map(|p| p["field-id"].as_i64()).max())
-        .unwrap_or(999);
-    let mut sort_orders = vec![json!({ "order-id": 0, "fields": [] })];
-    let mut default_order = 0;
-    if let Some(order) = create.get("write-order") {
-        default_order = order["order-id"].as_i64().unwrap_or(1);
-        sort_orders.push(order.clone());
-    }
+/// A new table's first metadata, with the definition's own field ids (`deploy` writes the same
+/// document to S3), parsed by iceberg-rust, which checks it.
+fn initial_metadata(definition: &TableDef, location: &str) -> Result<TableMetadata, String> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let metadata = json!({
-        "format-version": 2,
-        "table-uuid": uuid::Uuid::new_v4().to_string(),
-        "location": location,
-        "last-sequence-number": 0,
-        "last-updated-ms": now_ms,
-        "last-column-id": max_field_id(&schema),
-        "current-schema-id": schema.get("schema-id").and_then(Value::as_i64).unwrap_or(0),
-        "schemas": [schema],
-        "default-spec-id": spec.get("spec-id").and_then(Value::as_i64).unwrap_or(0),
-        "partition-specs": [spec],
-        "last-partition-id": last_partition_id,
-        "default-sort-order-id": default_order,
-        "sort-orders": sort_orders,
-        "properties": create.get("properties").cloned().unwrap_or(json!({})),
-        "snapshots": [],
-        "snapshot-log": [],
-        "metadata-log": [],
-        "refs": {},
-    });
+    let metadata = definition.initial_metadata(location, &uuid::Uuid::new_v4().to_string(), now_ms);
     serde_json::from_value(metadata).map_err(|e| e.to_string())
 }
 
@@ -520,7 +472,7 @@ mod tests {
             let manifest = contract.manifest();
             for table in [manifest.events_table(), manifest.quarantine_table()] {
                 let create = table.create_request();
-                let metadata = initial_metadata(&create, "file:///tmp/t").unwrap();
+                let metadata = initial_metadata(&table, "file:///tmp/t").unwrap();
                 let schema = metadata.current_schema();
                 for field in create["schema"]["fields"].as_array().unwrap() {
                     let id = field["id"].as_i64().unwrap() as i32;

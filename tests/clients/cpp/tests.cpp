@@ -1,0 +1,497 @@
+// Tests of the generated C++17 core (engine-free), built with g++ -std=c++17 -Wall -Wextra -Werror
+// and libcurl. Usage:
+//   tests conformance CORPUS_DIR         every expressible corpus case gets the labelled codes
+//   tests unit                           retry, refresh, queue bound, version header (fake transport)
+//   tests e2e BASE_URL STATE_DIR         against a real `contract-runtime serve`
+//   tests queue-fill STATE_DIR N         enqueue N events offline, printing each id once queued
+//   tests queue-resume BASE_URL STATE_DIR PRINTED_FILE   after a kill -9 of queue-fill: nothing
+//                                        lost, nothing sent twice
+// Each suite prints `ok - name` / `FAIL - name: reason` and ends with `<suite>: N passed, M failed`.
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "contracts/all_types/all_types.hpp"
+#include "contracts/game_events/contractc_curl.hpp"
+#include "contracts/game_events/game_events.hpp"
+#include "contracts/match_events/contractc_curl.hpp"
+#include "contracts/match_events/match_events.hpp"
+#include "contracts/minimal/minimal.hpp"
+#include "contracts/player_profiles/player_profiles.hpp"
+
+namespace game = contractc_game_events;
+namespace match = contractc_match_events;
+namespace grt = contractc_game_events::rt;
+
+static int passed = 0;
+static int failed = 0;
+
+template <class F>
+void test(const std::string& name, F body) {
+    try {
+        body();
+        ++passed;
+        std::cout << "ok - " << name << std::endl;
+    } catch (const std::exception& e) {
+        ++failed;
+        std::cout << "FAIL - " << name << ": " << e.what() << std::endl;
+    }
+}
+
+static void check(bool condition, const std::string& message) {
+    if (!condition) throw std::runtime_error(message);
+}
+
+template <class T>
+std::string show(const std::vector<T>& v) {
+    std::ostringstream out;
+    for (std::size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+    return "[" + out.str() + "]";
+}
+
+template <class A, class B>
+void expect_eq(const A& expected, const B& actual, const std::string& what) {
+    if (!(expected == actual)) {
+        std::ostringstream out;
+        out << what << ": expected " << expected << ", got " << actual;
+        throw std::runtime_error(out.str());
+    }
+}
+
+static void equal_list(const std::vector<std::string>& expected, const std::vector<std::string>& actual, const std::string& what) {
+    if (expected != actual) throw std::runtime_error(what + ": expected " + show(expected) + ", got " + show(actual));
+}
+
+// ----- conformance ---------------------------------------------------------------------------
+
+// The ingest time the labels assume (contract_corpus::REFERENCE_TIME_MICROS).
+static const std::int64_t REFERENCE = 1708603200000000LL;
+
+template <class V>
+std::vector<std::string> distinct_codes(const std::vector<V>& violations) {
+    std::set<std::string> codes;
+    for (const auto& v : violations) codes.insert(v.code);
+    return {codes.begin(), codes.end()};
+}
+
+template <class NS_DECODE, class NS_VALIDATE, class NS_JSON>
+void conformance_of(const std::string& name, const std::string& corpus, NS_DECODE decode, NS_VALIDATE validate, NS_JSON to_json) {
+    std::ifstream in(corpus + "/" + name + ".ndjson");
+    check(static_cast<bool>(in), "no corpus for " + name);
+    std::string line;
+    std::size_t expressible = 0, total = 0;
+    const std::set<std::string> shape = {"missing", "wrong_type", "unknown_field", "duplicate_field", "invalid_json"};
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        ++total;
+        const grt::Json c = grt::parse_json(line);
+        const std::string case_name = grt::read::string(*c.get("name"));
+        const std::string body = grt::read::string(*c.get("body"));
+        std::set<std::string> label_set;
+        for (const auto& code : c.get("codes")->items) label_set.insert(code.text);
+        const std::vector<std::string> labels(label_set.begin(), label_set.end());
+        std::vector<std::string> codes;
+        std::string error;
+        try {
+            codes = distinct_codes(validate(decode(body), REFERENCE));
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        if (!error.empty()) {
+            test(name + ": " + case_name + ": not expressible only for shape errors", [&] {
+                check(!labels.empty(), "a valid event cannot be written with the types (" + error + ")");
+                std::set<std::string> allowed = shape;
+                // Also impossible to write: an unknown variant (literal discriminator), an
+                // unparseable timestamp (rt::Timestamp), an integer outside int32/int64.
+                if (error.rfind("unknown ", 0) == 0) allowed.insert("one_of");
+                if (error.find("timestamp") != std::string::npos) allowed.insert("invalid_format");
+                if (error.find("does not fit") != std::string::npos || error.rfind("not a long", 0) == 0) allowed.insert("out_of_range");
+                for (const auto& l : labels) check(allowed.count(l) == 1, "label " + l + " is not a shape error (" + error + ")");
+            });
+            continue;
+        }
+        ++expressible;
+        test(name + ": " + case_name, [&] {
+            equal_list(labels, codes, "codes");
+            equal_list(labels, distinct_codes(validate(decode(to_json(decode(body))), REFERENCE)), "codes after to_json/decode");
+        });
+    }
+    std::cout << "# " << name << ": " << expressible << " of " << total << " cases expressible" << std::endl;
+}
+
+#define CONFORMANCE(NS, NAME)                                                                                   \
+    conformance_of(                                                                                             \
+        NAME, corpus, [](const std::string& b) { return NS::decode(b); },                                      \
+        [](const NS::Event& e, std::int64_t t) { return NS::validate(e, t); },                                  \
+        [](const NS::Event& e) { return NS::to_json(e); })
+
+static void conformance(const std::string& corpus) {
+    CONFORMANCE(contractc_all_types, "all_types");
+    CONFORMANCE(contractc_game_events, "game_events");
+    CONFORMANCE(contractc_match_events, "match_events");
+    CONFORMANCE(contractc_minimal, "minimal");
+    CONFORMANCE(contractc_player_profiles, "player_profiles");
+}
+
+// ----- unit: a scripted transport ------------------------------------------------------------
+
+struct Call {
+    std::string method, url, content_type, body;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string header(const std::string& name) const {
+        for (const auto& h : headers)
+            if (h.first == name) return h.second;
+        return "";
+    }
+};
+
+class FakeTransport : public grt::Transport {
+public:
+    std::vector<Call> calls;
+    std::function<grt::HttpAnswer(const Call&)> script;
+
+    grt::HttpAnswer send(const std::string& method, const std::string& url,
+                         const std::vector<std::pair<std::string, std::string>>& headers, const std::string& content_type,
+                         const std::string& body) override {
+        calls.push_back(Call{method, url, content_type, body, headers});
+        if (url.find("/login-as-guest") != std::string::npos) {
+            return {200, R"({"user_id":"11111111-1111-4111-8111-111111111111","guest_secret":"secret","auth_token":"token-1","refresh_token":"refresh-1","auth_token_expires_in":900,"refresh_token_expires_in":518400})"};
+        }
+        return script(calls.back());
+    }
+
+    std::size_t posts(const std::string& suffix) const {
+        return static_cast<std::size_t>(std::count_if(calls.begin(), calls.end(), [&](const Call& c) {
+            return c.url.size() >= suffix.size() && c.url.compare(c.url.size() - suffix.size(), suffix.size(), suffix) == 0;
+        }));
+    }
+};
+
+static std::string fresh_dir(const std::string& name) {
+    static int n = 0;
+    const std::string dir = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/contractc-cpp-unit-" +
+                            std::to_string(::getpid()) + "-" + name + "-" + std::to_string(++n);
+    check(std::system(("mkdir -p '" + dir + "'").c_str()) == 0, "mkdir " + dir);
+    return dir;
+}
+
+static grt::Options options(const std::string& dir, std::vector<int>* sleeps, std::function<std::int64_t()> now = {}) {
+    grt::Options o;
+    o.base_url = "http://game.test/prod/";
+    o.state_dir = dir;
+    o.random = [] { return 0.5; };
+    o.sleep = [sleeps](int ms) {
+        if (sleeps) sleeps->push_back(ms);
+    };
+    if (now) o.now_ms = now;
+    return o;
+}
+
+static game::Event login_event(const std::string& id) {
+    return game::LoginEvent(id, grt::Timestamp{grt::now_utc().micros - 3600LL * 1000000});
+}
+
+static void unit() {
+    test("retries network errors and 5xx with growing jittered backoff, then succeeds", [] {
+        FakeTransport t;
+        int n = 0;
+        t.script = [&](const Call&) -> grt::HttpAnswer {
+            ++n;
+            if (n == 1) throw grt::NetworkError("connection refused");
+            if (n == 2) return {503, "busy"};
+            return {200, "\"Successfully added event\""};
+        };
+        std::vector<int> sleeps;
+        auto client = game::make_client(options(fresh_dir("retry"), &sleeps), t);
+        expect_eq(200, client.send(login_event("e1")).status, "status");
+        expect_eq(3u, t.posts("/prod/put-record"), "put-record calls");
+        expect_eq(std::string("[100,200]"), show(sleeps), "backoff");
+    });
+    test("never retries a 4xx", [] {
+        FakeTransport t;
+        t.script = [](const Call&) { return grt::HttpAnswer{400, "{\"message\":\"bad\"}"}; };
+        auto client = game::make_client(options(fresh_dir("4xx"), nullptr), t);
+        int status = 0;
+        try {
+            client.send(login_event("e1"));
+        } catch (const grt::HttpError& e) {
+            status = e.status;
+        }
+        expect_eq(400, status, "HttpError status");
+        expect_eq(1u, t.posts("/prod/put-record"), "put-record calls");
+    });
+    test("gives up after max_attempts on a persistent 5xx", [] {
+        FakeTransport t;
+        t.script = [](const Call&) { return grt::HttpAnswer{502, "bad gateway"}; };
+        auto o = options(fresh_dir("5xx"), nullptr);
+        o.max_attempts = 3;
+        auto client = game::make_client(o, t);
+        int status = 0;
+        try {
+            client.send(login_event("e1"));
+        } catch (const grt::HttpError& e) {
+            status = e.status;
+        }
+        expect_eq(502, status, "HttpError status");
+        expect_eq(3u, t.posts("/prod/put-record"), "attempts");
+    });
+    test("an invalid event is refused locally and never sent", [] {
+        FakeTransport t;
+        t.script = [](const Call&) { return grt::HttpAnswer{200, "\"ok\""}; };
+        auto client = game::make_client(options(fresh_dir("invalid"), nullptr), t);
+        std::vector<std::string> got;
+        try {
+            client.send(game::LoginEvent("a b", grt::Timestamp{grt::now_utc().micros}));
+        } catch (const grt::ContractViolation& e) {
+            for (const auto& v : e.violations) got.push_back(v.code + " " + v.path + " " + grt::policy_name(v.policy));
+        }
+        equal_list({"pattern $.event_id reject"}, got, "violations");
+        expect_eq(0u, t.calls.size(), "requests");
+    });
+    test("refreshes the token before it expires; logs in again when the refresh is refused", [] {
+        FakeTransport t;
+        std::int64_t clock = grt::now_utc().micros / 1000;
+        bool refresh_ok = true;
+        t.script = [&](const Call& c) -> grt::HttpAnswer {
+            if (c.url.find("/refresh-access-token") != std::string::npos) {
+                return refresh_ok ? grt::HttpAnswer{200, R"({"auth_token":"token-2","auth_token_expires_in":900})"}
+                                  : grt::HttpAnswer{401, R"({"message":"Unauthorized"})"};
+            }
+            return {200, "\"ok\""};
+        };
+        auto client = game::make_client(options(fresh_dir("refresh"), nullptr, [&] { return clock; }), t);
+        client.send(login_event("e1"));
+        expect_eq(std::string("token-1"), t.calls.at(1).header("Authorization"), "first token");
+        clock += 845000;
+        client.send(login_event("e2"));
+        expect_eq(std::string("http://game.test/prod/refresh-access-token?refresh_token=refresh-1"), t.calls.at(2).url, "refresh");
+        expect_eq(std::string("token-2"), t.calls.at(3).header("Authorization"), "refreshed token");
+        clock += 900000;
+        refresh_ok = false;
+        client.send(login_event("e3"));
+        std::vector<std::string> urls;
+        for (std::size_t i = 4; i < t.calls.size(); ++i) urls.push_back(t.calls[i].url);
+        equal_list({"http://game.test/prod/refresh-access-token?refresh_token=refresh-1",
+                    "http://game.test/prod/login-as-guest?user_id=11111111-1111-4111-8111-111111111111&guest_secret=secret",
+                    "http://game.test/prod/put-record"},
+                   urls, "refused refresh, then the returning guest's login");
+    });
+    test("every request carries X-Contract-Version", [] {
+        FakeTransport t;
+        t.script = [](const Call& c) {
+            return c.url.find("/put-records") != std::string::npos
+                       ? grt::HttpAnswer{200, R"({"accepted":2,"quarantined":0,"rejected":0,"results":[]})"}
+                       : grt::HttpAnswer{200, "\"ok\""};
+        };
+        auto client = game::make_client(options(fresh_dir("version"), nullptr), t);
+        client.send(login_event("e1"));
+        client.send_batch({login_event("e2"), login_event("e3")});
+        expect_eq(3u, t.calls.size(), "calls");
+        for (const auto& c : t.calls) expect_eq(std::string("1.0.0"), c.header("X-Contract-Version"), "header on " + c.url);
+    });
+    test("the queue is bounded: the oldest events are dropped first and counted, across restarts", [] {
+        FakeTransport t;
+        t.script = [](const Call&) { return grt::HttpAnswer{200, R"({"accepted":2,"quarantined":0,"rejected":0,"results":[]})"}; };
+        const std::string dir = fresh_dir("bound");
+        auto o = options(dir, nullptr);
+        o.max_queued_events = 2;
+        {
+            auto client = game::make_client(o, t);
+            client.enqueue(login_event("e1"));
+            client.enqueue(login_event("e2"));
+            client.enqueue(login_event("e3"));
+        }
+        auto client = game::make_client(o, t);
+        expect_eq(2u, client.queued(), "queued");
+        expect_eq(1u, client.dropped(), "dropped");
+        auto result = client.flush();
+        expect_eq(2u, result.accepted, "accepted");
+        expect_eq(0u, result.remaining, "remaining");
+        const Call& batch = t.calls.back();
+        check(batch.body.find("\"e1\"") == std::string::npos && batch.body.find("\"e3\"") != std::string::npos,
+              "batch " + batch.body);
+        expect_eq(std::string("application/x-ndjson"), batch.content_type, "content type");
+    });
+    test("a failed flush keeps the events for the next one", [] {
+        FakeTransport t;
+        bool up = false;
+        t.script = [&](const Call&) -> grt::HttpAnswer {
+            if (!up) throw grt::NetworkError("offline");
+            return {200, R"({"accepted":1,"quarantined":0,"rejected":0,"results":[]})"};
+        };
+        auto o = options(fresh_dir("offline"), nullptr);
+        o.max_attempts = 2;
+        auto client = game::make_client(o, t);
+        client.enqueue(login_event("e1"));
+        bool threw = false;
+        try {
+            client.flush();
+        } catch (const grt::NetworkError&) {
+            threw = true;
+        }
+        check(threw, "the offline flush fails");
+        expect_eq(1u, client.queued(), "still queued");
+        up = true;
+        expect_eq(1u, client.flush().accepted, "second flush");
+        expect_eq(0u, client.queued(), "empty");
+    });
+    test("JSON writing escapes quotes, backslashes and control characters and keeps UTF-8", [] {
+        game::LoginEvent e("e1", grt::make_timestamp(2024, 2, 22, 3, 3, 2));
+        e.event_data = std::string("quote \" backslash \\ tab \t newline \n bell \x07 \xC3\xA9 \xF0\x9F\x90\xA2");
+        const std::string json = game::to_json(game::Event(e));
+        expect_eq(std::string(R"({"event_id":"e1","event_type":"Login","updated_at":"2024-02-22 03:03:02","event_data":"quote \" backslash \\ tab \t newline \n bell \u0007 é 🐢"})"),
+              json, "json");
+        const auto back = std::get<game::LoginEvent>(game::decode(json));
+        expect_eq(*e.event_data, *back.event_data, "round trip");
+    });
+}
+
+// ----- end to end ------------------------------------------------------------------------------
+
+static void end_to_end(const std::string& base, const std::string& state) {
+    grt::CurlTransport transport(10000);
+    auto opts = [&](const std::string& name) {
+        grt::Options o;
+        o.base_url = base;
+        o.state_dir = state + "/" + name;
+        check(std::system(("mkdir -p '" + o.state_dir + "'").c_str()) == 0, "mkdir");
+        return o;
+    };
+    const grt::Timestamp wall = grt::local_wall_clock();
+    int n = 0;
+    auto next = [&] {
+        game::LoginEvent e("cpp-" + std::to_string(++n), wall);
+        e.event_data = "c++ \"client\" \xC3\xA9 \xF0\x9F\x90\xA2 " + std::to_string(n);
+        return game::Event(e);
+    };
+    test("guest login keeps user_id and guest_secret; a returning guest gets the same user", [&] {
+        auto first = game::make_client(opts("login"), transport);
+        first.login();
+        const auto user = first.user_id();
+        check(user && user->size() == 36, "user_id");
+        auto again = game::make_client(opts("login"), transport);
+        again.login();
+        expect_eq(*user, *again.user_id(), "returning guest");
+    });
+    auto client = game::make_client(opts("game"), transport);
+    test("a single event lands: 200 \"Successfully added event\"", [&] {
+        game::NewGameEvent e("cpp-single", wall);
+        e.event_data = "first event";
+        const auto answer = client.send(e);
+        expect_eq(200, answer.status, "status");
+        expect_eq(std::string("\"Successfully added event\""), answer.body, "body");
+    });
+    test("a batch lands: every event accepted", [&] {
+        const auto answer = client.send_batch({next(), next(), next()});
+        const auto body = grt::parse_json(answer.body);
+        expect_eq(std::string("3 0 0"), body.get("accepted")->text + " " + body.get("quarantined")->text + " " + body.get("rejected")->text,
+              "accepted quarantined rejected");
+    });
+    test("an invalid event is refused locally with the server's code and path, and never sent", [&] {
+        std::vector<std::string> got;
+        try {
+            client.send(game::EndGameEvent("not valid!", wall));
+        } catch (const grt::ContractViolation& e) {
+            for (const auto& v : e.violations) got.push_back(v.code + " " + v.path);
+        }
+        equal_list({"pattern $.event_id"}, got, "violations");
+    });
+    test("match_events (scope authenticated): single and batch", [&] {
+        match::rt::CurlTransport mt(10000);
+        match::rt::Options o;
+        o.base_url = base;
+        o.state_dir = state + "/match";
+        o.login_query = "scope=authenticated";
+        check(std::system(("mkdir -p '" + o.state_dir + "'").c_str()) == 0, "mkdir");
+        auto m = match::make_client(o, mt);
+        auto started = [](const std::string& id) {
+            match::Build build("1.2.3");
+            build.platform = "pc";
+            match::PlayersItem a("123e4567-e89b-12d3-a456-426614174000");
+            a.skill = 1200.5;
+            return match::Event(match::MatchStartedEvent(id, match::rt::now_utc(), "m-0123456789ab", "eu-west", build, "harbour",
+                                                         {a, match::PlayersItem("123e4567-e89b-12d3-a456-426614174001")}));
+        };
+        expect_eq(200, m.send(started("6f1c2d3e-0000-4000-8000-0000000000c1")).status, "single");
+        match::MatchEndedEvent ended("6f1c2d3e-0000-4000-8000-0000000000c3", match::rt::now_utc(), "m-0123456789ab", "us-east",
+                                     match::Build("1.2.3"), 1800, {{"alice", 10}, {"bob", 12}});
+        ended.prize_pool = "1500.25";
+        const auto answer = m.send_batch({started("6f1c2d3e-0000-4000-8000-0000000000c2"), match::Event(ended)});
+        expect_eq(std::string("2"), match::rt::parse_json(answer.body).get("accepted")->text, "accepted");
+    });
+}
+
+// ----- the persistent queue across kill -9 -----------------------------------------------------
+
+class Offline : public grt::Transport {
+public:
+    grt::HttpAnswer send(const std::string&, const std::string&, const std::vector<std::pair<std::string, std::string>>&,
+                         const std::string&, const std::string&) override {
+        throw grt::NetworkError("offline");
+    }
+};
+
+static void queue_fill(const std::string& state, int count) {
+    Offline offline;
+    grt::Options o;
+    o.base_url = "http://127.0.0.1:9/prod/";
+    o.state_dir = state;
+    o.max_queued_events = 100000;
+    auto client = game::make_client(o, offline);
+    const grt::Timestamp wall = grt::local_wall_clock();
+    for (int i = 0; i < count; ++i) {
+        const std::string id = "kill-" + std::to_string(i);
+        client.enqueue(game::LoginEvent(id, wall));
+        std::cout << id << std::endl;  // only once the journal has it
+    }
+}
+
+static void queue_resume(const std::string& base, const std::string& state, const std::string& printed_file) {
+    std::ifstream in(printed_file);
+    std::vector<std::string> printed;
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) printed.push_back(line);
+    grt::CurlTransport transport(10000);
+    grt::Options o;
+    o.base_url = base;
+    o.state_dir = state;
+    o.max_queued_events = 100000;
+    test("kill -9 while enqueueing: every acknowledged event is still queued, none twice", [&] {
+        auto client = game::make_client(o, transport);
+        check(printed.size() > 0, "the child printed nothing before the kill");
+        const std::size_t queued = client.queued();
+        check(queued >= printed.size() && queued <= printed.size() + 1,
+              "queued " + std::to_string(queued) + " for " + std::to_string(printed.size()) + " acknowledged");
+        const auto result = client.flush();
+        expect_eq(queued, result.sent, "sent");
+        expect_eq(queued, result.accepted, "accepted by serve");
+        expect_eq(0u, client.queued(), "queue empty after the flush");
+    });
+    test("after the restart and flush, nothing is sent again", [&] {
+        auto client = game::make_client(o, transport);
+        expect_eq(0u, client.queued(), "queued after a second restart");
+        expect_eq(0u, client.flush().sent, "sent by a second flush");
+    });
+}
+
+int main(int argc, char** argv) {
+    const std::string suite = argc > 1 ? argv[1] : "";
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (suite == "conformance" && argc == 3) conformance(argv[2]);
+    else if (suite == "unit") unit();
+    else if (suite == "e2e" && argc == 4) end_to_end(argv[2], argv[3]);
+    else if (suite == "queue-fill" && argc == 4) {
+        queue_fill(argv[2], std::atoi(argv[3]));
+        return 0;
+    } else if (suite == "queue-resume" && argc == 5) queue_resume(argv[2], argv[3], argv[4]);
+    else {
+        std::cerr << "usage: tests conformance DIR | unit | e2e BASE STATE | queue-fill STATE N | queue-resume BASE STATE FILE\n";
+        return 2;
+    }
+    std::cout << "cpp " << suite << ": " << passed << " passed, " << failed << " failed" << std::endl;
+    return failed == 0 ? 0 : 1;
+}

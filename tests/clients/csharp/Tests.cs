@@ -1,0 +1,425 @@
+// Tests of the generated C# (Unity) client, compiled with Mono outside the engine (HttpClient):
+//   Tests.exe conformance CORPUS_DIR   every expressible corpus case gets the labelled codes
+//   Tests.exe unit                     retry, refresh, queue bound, version header (fake transport)
+//   Tests.exe e2e BASE_URL STATE_DIR   against a real `contract-runtime serve`
+// Each prints `ok - name` / `FAIL - name: reason` and ends with `<suite>: N passed, M failed`.
+
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using Game = Contractc.GameEvents;
+using Match = Contractc.MatchEvents;
+
+public static class Tests
+{
+    private static int passed;
+    private static int failed;
+
+    private static void Test(string name, Action body)
+    {
+        try
+        {
+            body();
+            passed++;
+            Console.WriteLine("ok - " + name);
+        }
+        catch (Exception error)
+        {
+            failed++;
+            var inner = error is AggregateException && error.InnerException != null ? error.InnerException : error;
+            Console.WriteLine("FAIL - " + name + ": " + inner.GetType().Name + ": " + inner.Message);
+        }
+    }
+
+    private static void Assert(bool condition, string message)
+    {
+        if (!condition) throw new Exception(message);
+    }
+
+    private static void Equal<T>(T expected, T actual, string what)
+    {
+        if (!EqualityComparer<T>.Default.Equals(expected, actual)) throw new Exception(what + ": expected " + expected + ", got " + actual);
+    }
+
+    private static void EqualSeq(IEnumerable<string> expected, IEnumerable<string> actual, string what)
+    {
+        var e = string.Join(",", expected.ToArray());
+        var a = string.Join(",", actual.ToArray());
+        if (e != a) throw new Exception(what + ": expected [" + e + "], got [" + a + "]");
+    }
+
+    public static int Main(string[] args)
+    {
+        var suite = args.Length > 0 ? args[0] : "";
+        switch (suite)
+        {
+            case "conformance": Conformance(args[1]); break;
+            case "unit": Unit(); break;
+            case "e2e": EndToEnd(args[1], args[2]); break;
+            default:
+                Console.Error.WriteLine("usage: Tests.exe conformance DIR | unit | e2e BASE_URL STATE_DIR");
+                return 2;
+        }
+        Console.WriteLine("csharp " + suite + ": " + passed + " passed, " + failed + " failed");
+        return failed == 0 ? 0 : 1;
+    }
+
+    // ----- conformance ---------------------------------------------------------------------------
+
+    // The ingest time the labels assume (contract_corpus::REFERENCE_TIME_MICROS).
+    private static readonly DateTime Reference = new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddTicks(1708603200000000L * 10);
+
+    private sealed class Module
+    {
+        public Func<string, string[]> Codes;
+        public Func<string, string> RoundTrip;
+    }
+
+    private static string[] Distinct(IEnumerable<string> codes)
+    {
+        return codes.Distinct().OrderBy(c => c, StringComparer.Ordinal).ToArray();
+    }
+
+    private static Module Of<E>(Func<string, E> decode, Func<E, DateTime, IEnumerable<string>> codes, Func<E, string> json)
+    {
+        return new Module
+        {
+            Codes = text => Distinct(codes(decode(text), Reference)),
+            RoundTrip = text => json(decode(text)),
+        };
+    }
+
+    private static void Conformance(string corpus)
+    {
+        var modules = new Dictionary<string, Module>
+        {
+            { "game_events", Of(Game.GameEventsContract.Decode, (e, t) => e.Validate(t).Select(v => v.Code), e => e.ToJson()) },
+            { "match_events", Of(Match.MatchEventsContract.Decode, (e, t) => e.Validate(t).Select(v => v.Code), e => e.ToJson()) },
+            { "all_types", Of(Contractc.AllTypes.AllTypesContract.Decode, (e, t) => e.Validate(t).Select(v => v.Code), e => e.ToJson()) },
+            { "minimal", Of(Contractc.Minimal.MinimalContract.Decode, (e, t) => e.Validate(t).Select(v => v.Code), e => e.ToJson()) },
+            { "player_profiles", Of(Contractc.PlayerProfiles.PlayerProfilesContract.Decode, (e, t) => e.Validate(t).Select(v => v.Code), e => e.ToJson()) },
+        };
+        var shape = new[] { "missing", "wrong_type", "unknown_field", "duplicate_field", "invalid_json" };
+        var report = new List<string>();
+        foreach (var entry in modules)
+        {
+            var module = entry.Value;
+            var lines = File.ReadAllLines(Path.Combine(corpus, entry.Key + ".ndjson")).Where(l => l.Length > 0).ToArray();
+            var expressible = 0;
+            foreach (var line in lines)
+            {
+                var c = Game.Read.Object(Game.Json.Parse(line), null);
+                var name = Game.Read.String(c.Get("name"));
+                var body = Game.Read.String(c.Get("body"));
+                var labels = Distinct(Game.Read.List(c.Get("codes"), Game.Read.String));
+                string[] codes;
+                try
+                {
+                    codes = module.Codes(body);
+                }
+                catch (Exception error)
+                {
+                    Test(entry.Key + ": " + name + ": not expressible only for shape errors", () =>
+                    {
+                        Assert(error.GetType().Name == "DecodeException", "decode threw " + error);
+                        Assert(labels.Length > 0, "a valid event cannot be written with the types");
+                        var allowed = new List<string>(shape);
+                        // The types also make these impossible: an unknown variant or a value outside an
+                        // enum (one_of), an unparseable date, timestamp or uuid (invalid_format), an
+                        // integer outside the C# type (out_of_range).
+                        if (error.Message.StartsWith("unknown ", StringComparison.Ordinal) || error.Message.Contains("is not one of")) allowed.Add("one_of");
+                        if (error.Message.Contains("DateTime") || error.Message.Contains("uuid")) allowed.Add("invalid_format");
+                        if (error.Message.StartsWith("does not fit", StringComparison.Ordinal) || error.Message.StartsWith("not a long", StringComparison.Ordinal)) allowed.Add("out_of_range");
+                        var other = labels.Where(l => !allowed.Contains(l)).ToArray();
+                        Assert(other.Length == 0, "labels " + string.Join(",", labels) + " are not shape errors (" + error.Message + ")");
+                    });
+                    continue;
+                }
+                expressible++;
+                var caseName = entry.Key + ": " + name;
+                var got = codes;
+                Test(caseName, () =>
+                {
+                    EqualSeq(labels, got, "codes");
+                    EqualSeq(labels, module.Codes(module.RoundTrip(body)), "codes after ToJson/Decode");
+                });
+            }
+            report.Add("# " + entry.Key + ": " + expressible + " of " + lines.Length + " cases expressible");
+        }
+        foreach (var line in report) Console.WriteLine(line);
+    }
+
+    // ----- unit: a scripted transport --------------------------------------------------------------
+
+    private sealed class Call
+    {
+        public string Method;
+        public string Url;
+        public Dictionary<string, string> Headers;
+        public string ContentType;
+        public string Body;
+    }
+
+    private sealed class FakeTransport : Game.IHttpTransport
+    {
+        public readonly List<Call> Calls = new List<Call>();
+        public Func<Call, Game.HttpAnswer> Script;
+
+        public Task<Game.HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body)
+        {
+            var call = new Call { Method = method, Url = url, Headers = new Dictionary<string, string>(headers), ContentType = contentType, Body = body };
+            Calls.Add(call);
+            if (url.Contains("/login-as-guest"))
+            {
+                return Task.FromResult(new Game.HttpAnswer(200, "{\"user_id\":\"11111111-1111-4111-8111-111111111111\",\"guest_secret\":\"secret\",\"auth_token\":\"token-1\",\"refresh_token\":\"refresh-1\",\"auth_token_expires_in\":900,\"refresh_token_expires_in\":518400}"));
+            }
+            var source = new TaskCompletionSource<Game.HttpAnswer>();
+            try
+            {
+                source.SetResult(Script(call));
+            }
+            catch (Exception error)
+            {
+                source.SetException(error);
+            }
+            return source.Task;
+        }
+    }
+
+    private static Game.Event Login(string id)
+    {
+        return new Game.LoginEvent(id, DateTime.UtcNow.Date);
+    }
+
+    private static Game.ContractClient<Game.Event> Client(FakeTransport transport, List<int> sleeps, Game.IKeyValueStore store = null, Func<DateTime> now = null, int maxQueued = 1000, int attempts = 5)
+    {
+        return Game.GameEventsContract.CreateClient(new Game.ClientOptions
+        {
+            BaseUrl = "http://game.test/prod/",
+            Transport = transport,
+            Store = store ?? new Game.MemoryStore(),
+            Random = () => 0.5,
+            Sleep = ms => { sleeps.Add(ms); return Task.FromResult(0); },
+            UtcNow = now,
+            MaxQueuedEvents = maxQueued,
+            MaxAttempts = attempts,
+        });
+    }
+
+    private static int Posts(FakeTransport t, string suffix)
+    {
+        return t.Calls.Count(c => c.Url.EndsWith(suffix, StringComparison.Ordinal));
+    }
+
+    private static Exception Thrown(Func<Task> action)
+    {
+        try
+        {
+            action().Wait();
+        }
+        catch (AggregateException error)
+        {
+            return error.InnerException;
+        }
+        catch (Exception error)
+        {
+            return error;
+        }
+        return null;
+    }
+
+    private static void Unit()
+    {
+        Test("retries network errors and 5xx with growing jittered backoff, then succeeds", () =>
+        {
+            var n = 0;
+            var t = new FakeTransport();
+            t.Script = call =>
+            {
+                n++;
+                if (n == 1) throw new IOException("connection refused");
+                if (n == 2) return new Game.HttpAnswer(503, "busy");
+                return new Game.HttpAnswer(200, "\"Successfully added event\"");
+            };
+            var sleeps = new List<int>();
+            var answer = Client(t, sleeps).SendAsync(Login("e1")).Result;
+            Equal(200, answer.Status, "status");
+            Equal(3, Posts(t, "/prod/put-record"), "put-record calls");
+            EqualSeq(new[] { "100", "200" }, sleeps.Select(s => s.ToString()), "backoff");
+        });
+        Test("never retries a 4xx", () =>
+        {
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(400, "{\"message\":\"bad\"}") };
+            var error = Thrown(() => Client(t, new List<int>()).SendAsync(Login("e1")));
+            Assert(error is Game.HttpException && ((Game.HttpException)error).Status == 400, "expected HttpException 400, got " + error);
+            Equal(1, Posts(t, "/prod/put-record"), "put-record calls");
+        });
+        Test("gives up after MaxAttempts on a persistent 5xx", () =>
+        {
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(502, "bad gateway") };
+            var error = Thrown(() => Client(t, new List<int>(), attempts: 3).SendAsync(Login("e1")));
+            Assert(error is Game.HttpException && ((Game.HttpException)error).Status == 502, "expected HttpException 502, got " + error);
+            Equal(3, Posts(t, "/prod/put-record"), "attempts");
+        });
+        Test("an invalid event is refused locally and never sent", () =>
+        {
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(200, "\"ok\"") };
+            var error = Thrown(() => Client(t, new List<int>()).SendAsync(new Game.LoginEvent("a b", DateTime.UtcNow)));
+            Assert(error is Game.ContractViolationException, "expected ContractViolationException, got " + error);
+            var v = ((Game.ContractViolationException)error).Violations;
+            EqualSeq(new[] { "pattern $.event_id Reject" }, v.Select(x => x.Code + " " + x.Path + " " + x.Policy), "violations");
+            Equal(0, t.Calls.Count, "requests");
+        });
+        Test("refreshes the token before it expires; logs in again when the refresh is refused", () =>
+        {
+            var clock = DateTime.UtcNow;
+            var refreshOk = true;
+            var t = new FakeTransport();
+            t.Script = call =>
+            {
+                if (call.Url.Contains("/refresh-access-token"))
+                {
+                    return refreshOk ? new Game.HttpAnswer(200, "{\"auth_token\":\"token-2\",\"auth_token_expires_in\":900}") : new Game.HttpAnswer(401, "{\"message\":\"Unauthorized\"}");
+                }
+                return new Game.HttpAnswer(200, "\"ok\"");
+            };
+            var client = Client(t, new List<int>(), now: () => clock);
+            client.SendAsync(Login("e1")).Wait();
+            Equal("token-1", t.Calls[1].Headers["Authorization"], "first token");
+            clock = clock.AddSeconds(845);
+            client.SendAsync(Login("e2")).Wait();
+            Equal("http://game.test/prod/refresh-access-token?refresh_token=refresh-1", t.Calls[2].Url, "refresh call");
+            Equal("token-2", t.Calls[3].Headers["Authorization"], "refreshed token");
+            clock = clock.AddSeconds(900);
+            refreshOk = false;
+            client.SendAsync(Login("e3")).Wait();
+            EqualSeq(
+                new[]
+                {
+                    "http://game.test/prod/refresh-access-token?refresh_token=refresh-1",
+                    "http://game.test/prod/login-as-guest?user_id=11111111-1111-4111-8111-111111111111&guest_secret=secret",
+                    "http://game.test/prod/put-record",
+                },
+                t.Calls.Skip(4).Select(c => c.Url),
+                "refused refresh, then the returning guest's login");
+        });
+        Test("every request carries X-Contract-Version", () =>
+        {
+            var t = new FakeTransport
+            {
+                Script = call => call.Url.EndsWith("/put-records", StringComparison.Ordinal)
+                    ? new Game.HttpAnswer(200, "{\"accepted\":2,\"quarantined\":0,\"rejected\":0,\"results\":[]}")
+                    : new Game.HttpAnswer(200, "\"ok\""),
+            };
+            var client = Client(t, new List<int>());
+            client.SendAsync(Login("e1")).Wait();
+            client.SendBatchAsync(new[] { Login("e2"), Login("e3") }).Wait();
+            Equal(3, t.Calls.Count, "calls");
+            foreach (var call in t.Calls) Equal("1.0.0", call.Headers["X-Contract-Version"], "header on " + call.Url);
+        });
+        Test("the queue is bounded: the oldest events are dropped first and counted", () =>
+        {
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(200, "{\"accepted\":2,\"quarantined\":0,\"rejected\":0,\"results\":[]}") };
+            var client = Client(t, new List<int>(), maxQueued: 2);
+            client.Enqueue(Login("e1"));
+            client.Enqueue(Login("e2"));
+            client.Enqueue(Login("e3"));
+            Equal(2, client.Queued, "queued");
+            Equal(1, client.Dropped, "dropped");
+            var result = client.FlushAsync().Result;
+            Equal(2, result.Accepted, "accepted");
+            Equal(0, result.Remaining, "remaining");
+            var batch = t.Calls.First(c => c.Url.EndsWith("/put-records", StringComparison.Ordinal));
+            EqualSeq(new[] { "e2", "e3" }, batch.Body.Split('\n').Select(l => Game.Read.String(Game.Read.Object(Game.Json.Parse(l), null).Get("event_id"))), "batch");
+            Equal("application/x-ndjson", batch.ContentType, "content type");
+        });
+        Test("a failed flush keeps the events for the next one", () =>
+        {
+            var up = false;
+            var t = new FakeTransport();
+            t.Script = call =>
+            {
+                if (!up) throw new IOException("offline");
+                return new Game.HttpAnswer(200, "{\"accepted\":1,\"quarantined\":0,\"rejected\":0,\"results\":[]}");
+            };
+            var client = Client(t, new List<int>(), attempts: 2);
+            client.Enqueue(Login("e1"));
+            Assert(Thrown(() => client.FlushAsync()) is IOException, "the offline flush fails");
+            Equal(1, client.Queued, "still queued");
+            up = true;
+            Equal(1, client.FlushAsync().Result.Accepted, "second flush");
+            Equal(0, client.Queued, "empty");
+        });
+    }
+
+    // ----- end to end -----------------------------------------------------------------------------
+
+    private static void EndToEnd(string baseUrl, string stateDir)
+    {
+        var wallClock = Game.Timestamps.LocalWallClock();
+        var n = 0;
+        Func<Game.Event> next = () =>
+        {
+            n++;
+            return new Game.LoginEvent("cs-" + n, wallClock) { EventData = "c# \"client\" é 🐢 " + n };
+        };
+        Func<string, Game.FileStore> store = name => new Game.FileStore(Path.Combine(stateDir, name + ".json"));
+        Func<string, Game.ContractClient<Game.Event>> client = name => Game.GameEventsContract.CreateClient(new Game.ClientOptions { BaseUrl = baseUrl, Store = store(name) });
+
+        Test("guest login keeps user_id and guest_secret; a returning guest gets the same user", () =>
+        {
+            var first = client("login");
+            first.LoginAsync().Wait();
+            var user = first.UserId;
+            Assert(user != null && user.Length == 36, "user_id " + user);
+            var again = client("login");
+            again.LoginAsync().Wait();
+            Equal(user, again.UserId, "returning guest");
+        });
+        var c = client("game");
+        Test("a single event lands: 200 \"Successfully added event\"", () =>
+        {
+            var answer = c.SendAsync(new Game.NewGameEvent("cs-single", wallClock) { EventData = "first event" }).Result;
+            Equal(200, answer.Status, "status");
+            Equal("\"Successfully added event\"", answer.Body, "body");
+        });
+        Test("a batch lands: every event accepted", () =>
+        {
+            var answer = c.SendBatchAsync(new[] { next(), next(), next() }).Result;
+            var body = Game.Read.Object(Game.Json.Parse(answer.Body), null);
+            EqualSeq(new[] { "3", "0", "0" }, new[] { "accepted", "quarantined", "rejected" }.Select(k => ((Game.JsonNumber)body.Get(k)).Text), "accepted, quarantined, rejected");
+        });
+        Test("an invalid event is refused locally with the server's code and path, and never sent", () =>
+        {
+            var error = Thrown(() => c.SendAsync(new Game.EndGameEvent("not valid!", wallClock)));
+            Assert(error is Game.ContractViolationException, "expected ContractViolationException, got " + error);
+            EqualSeq(new[] { "pattern $.event_id" }, ((Game.ContractViolationException)error).Violations.Select(v => v.Code + " " + v.Path), "violations");
+        });
+        Test("queued events survive a client that dies without flushing", () =>
+        {
+            var dying = client("queue");
+            for (var i = 0; i < 5; i++) dying.Enqueue(next());
+            var revived = client("queue");
+            Equal(5, revived.Queued, "queued after restart");
+            var result = revived.CloseAsync().Result;
+            Equal(5, result.Accepted, "accepted");
+            Equal(0, revived.Queued, "queue empty");
+        });
+        Test("match_events (scope authenticated): single and batch", () =>
+        {
+            var m = Match.MatchEventsContract.CreateClient(new Match.ClientOptions { BaseUrl = baseUrl, LoginQuery = "scope=authenticated" });
+            Func<Match.Event> started = () => new Match.MatchStartedEvent(
+                Guid.NewGuid(), DateTimeOffset.UtcNow, "m-0123456789ab", Match.Region.EuWest,
+                new Match.Build("1.2.3") { Platform = Match.Platform.Pc }, "harbour",
+                new List<Match.PlayersItem> { new Match.PlayersItem(Guid.NewGuid()) { Skill = 1200.5 }, new Match.PlayersItem(Guid.NewGuid()) });
+            Equal(200, m.SendAsync(started()).Result.Status, "single");
+            var ended = new Match.MatchEndedEvent(Guid.NewGuid(), DateTimeOffset.UtcNow, "m-0123456789ab", Match.Region.UsEast, new Match.Build("1.2.3"), 1800,
+                new Dictionary<string, long> { { "alice", 10 }, { "bob", 12 } }) { PrizePool = 1500.25m };
+            var answer = m.SendBatchAsync(new[] { started(), ended }).Result;
+            var body = Match.Read.Object(Match.Json.Parse(answer.Body), null);
+            Equal("2", ((Match.JsonNumber)body.Get("accepted")).Text, "accepted");
+        });
+    }
+}
