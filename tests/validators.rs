@@ -154,6 +154,7 @@ fn batches_carry_iceberg_field_ids() {
         request_id: "req-1",
         jwt_sub: Some("player-1"),
         jwt_claims: &[],
+        client_contract_version: Some("1.0.0"),
     };
     for i in 0..3 {
         let body = format!(
@@ -170,7 +171,16 @@ fn batches_carry_iceberg_field_ids() {
         .iter()
         .map(|f| f.metadata()["PARQUET:field_id"].as_str())
         .collect();
-    assert_eq!(ids, ["1", "2", "3", "4", "100", "101", "102", "103"]);
+    assert_eq!(ids, ["1", "2", "3", "4", "100", "101", "102", "103", "104"]);
+    // The enrichments are filled from the request: the client's version among them.
+    let client_version = records
+        .column_by_name("client_version")
+        .expect("client_version column");
+    let client_version = client_version
+        .as_any()
+        .downcast_ref::<contract_support::arrow_array::StringArray>()
+        .expect("strings");
+    assert_eq!(client_version.value(0), "1.0.0");
     assert!(batch.is_empty());
 
     let mut batch = match_events::BatchBuilder::new();

@@ -132,11 +132,24 @@ fn diff_gates_on_versions_and_breaking_changes() {
     let dir = std::env::temp_dir().join(format!("contractc-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let base = std::fs::read_to_string(root().join("contracts/game_events.yaml")).unwrap();
+    // The sample contract at another version (whatever version it is at now).
+    let at_version = |version: &str| -> String {
+        base.lines()
+            .map(|line| {
+                if line.starts_with("version:") {
+                    format!("version: {version}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
     let breaking_minor = dir.join("breaking_minor.yaml");
     std::fs::write(
         &breaking_minor,
-        base.replace("version: 1.0.0", "version: 1.1.0")
-            .replace("    Killed Enemy:\n", ""),
+        at_version("1.99.0").replace("    Killed Enemy:\n", ""),
     )
     .unwrap();
     let out = contractc(&[
@@ -151,8 +164,7 @@ fn diff_gates_on_versions_and_breaking_changes() {
     let breaking_major = dir.join("breaking_major.yaml");
     std::fs::write(
         &breaking_major,
-        base.replace("version: 1.0.0", "version: 2.0.0")
-            .replace("    Killed Enemy:\n", ""),
+        at_version("99.0.0").replace("    Killed Enemy:\n", ""),
     )
     .unwrap();
     let path = breaking_major.to_str().unwrap();

@@ -480,6 +480,7 @@ async fn replayed_rows_keep_their_player_and_files_are_private() {
     let response = client()
         .post(format!("{}/prod/put-record", server.base))
         .header("Authorization", &token)
+        .header("X-Contract-Version", "1.0.0-client")
         .body(game_event("x"))
         .send()
         .await
@@ -489,9 +490,12 @@ async fn replayed_rows_keep_their_player_and_files_are_private() {
     let server = Server::start_with(&data, port, &["--commit-interval-ms", "300"]);
     tokio::time::sleep(Duration::from_millis(800)).await;
     server.stop();
+    // The row keeps the player and the client's contract version through the replay.
     pyiceberg_check(
         &data,
-        json!({ "analytics_events_db.events_table": { "rows": 1, "null_counts": { "player_id": 0 } } }),
+        json!({ "analytics_events_db.events_table": {
+            "rows": 1, "null_counts": { "player_id": 0 },
+            "exactly_once": ["1.0.0-client"], "column": "client_version" } }),
     );
     let mut checked = 0;
     let mut pending = vec![data.clone()];

@@ -353,13 +353,14 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
             ),
             403,
         ),
+        // A refresh token's audience is `refresh`: it is no access token at all.
         (
             "the refresh token",
             guest["refresh_token"]
                 .as_str()
                 .expect("refresh")
                 .to_string(),
-            403,
+            401,
         ),
         ("valid raw", valid.clone(), 200),
         ("valid bearer", format!("Bearer {valid}"), 200),

@@ -281,7 +281,8 @@ pub fn format_regex(items: &[FormatItem]) -> String {
 ///
 /// ```json
 /// {"contractc": 1, "request_id": "…", "received_at_ms": 1700000000000,
-///  "claims": {"sub": "<base64>"}, "body": "<base64 of the request body>"}
+///  "claims": {"sub": "<base64>"}, "client_contract_version": "<base64>",
+///  "body": "<base64 of the request body>"}
 /// ```
 ///
 /// The body and the claims travel base64-encoded, so no text a client controls needs JSON
@@ -304,8 +305,10 @@ pub fn stream_record_template(c: &Contract, partition_key: &str) -> String {
             "${{q}}{claim}${{q}}:${{q}}$util.base64Encode($claim{i})${{q}}"
         ));
     }
+    // The client's generated-from contract version (informational: the client's word).
+    out.push_str("#set($client = '')\n#set($client = $headers.get('x-contract-version'))\n");
     out.push_str(&format!(
-        "#set($record = \"{{${{q}}contractc${{q}}:1,${{q}}request_id${{q}}:${{q}}$context.requestId${{q}},${{q}}received_at_ms${{q}}:$context.requestTimeEpoch,${{q}}claims${{q}}:{{{}}},${{q}}body${{q}}:${{q}}$util.base64Encode($input.body)${{q}}}}\")\n",
+        "#set($record = \"{{${{q}}contractc${{q}}:1,${{q}}request_id${{q}}:${{q}}$context.requestId${{q}},${{q}}received_at_ms${{q}}:$context.requestTimeEpoch,${{q}}claims${{q}}:{{{}}},${{q}}client_contract_version${{q}}:${{q}}$util.base64Encode($client)${{q}},${{q}}body${{q}}:${{q}}$util.base64Encode($input.body)${{q}}}}\")\n",
         claims.join(",")
     ));
     // Quiet references (`$!x`) render an absent value as "", so "no secret configured" and

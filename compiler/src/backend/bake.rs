@@ -353,6 +353,7 @@ impl Bake for EnrichmentSource {
             EnrichmentSource::RequestId => e("RequestId", None),
             EnrichmentSource::JwtSub => e("JwtSub", None),
             EnrichmentSource::JwtClaim(claim) => e("JwtClaim", Some(claim.bake())),
+            EnrichmentSource::ClientContractVersion => e("ClientContractVersion", None),
         }
     }
 }

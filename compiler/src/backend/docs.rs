@@ -201,6 +201,9 @@ fn page(c: &Contract) -> String {
                 EnrichmentSource::RequestId => "request id".to_string(),
                 EnrichmentSource::JwtSub => "JWT `sub`".to_string(),
                 EnrichmentSource::JwtClaim(claim) => format!("JWT `{claim}`"),
+                EnrichmentSource::ClientContractVersion => {
+                    "the client's `X-Contract-Version` header".to_string()
+                }
             };
             out.push_str(&format!("| `{}` | {} | {from} |\n", e.name, e.id));
         }

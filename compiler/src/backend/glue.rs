@@ -95,6 +95,9 @@ fn script(c: &Contract) -> String {
                 EnrichmentSource::ContractVersion => "F.lit(CONTRACT_VERSION)".to_string(),
                 EnrichmentSource::RequestId => "F.col(\"request_id\")".to_string(),
                 EnrichmentSource::JwtSub => "F.col(\"claims\")[\"sub\"]".to_string(),
+                EnrichmentSource::ClientContractVersion => {
+                    "F.col(\"client_contract_version\")".to_string()
+                }
                 EnrichmentSource::JwtClaim(claim) => {
                     format!("F.col(\"claims\")[{}]", py_str(claim))
                 }

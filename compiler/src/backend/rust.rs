@@ -1213,6 +1213,9 @@ impl<'c> Gen<'c> {
                         EnrichmentSource::JwtClaim(claim) => {
                             quote!(#b.append_option(enrichment.claim(#claim));)
                         }
+                        EnrichmentSource::ClientContractVersion => {
+                            quote!(#b.append_option(enrichment.client_contract_version);)
+                        }
                     }
                 }
             };

@@ -454,7 +454,13 @@ impl<'a> Checker<'a> {
         fields: &[crate::ir::Field],
         ids: &mut fields::IdRegistry,
     ) -> Vec<Enrichment> {
-        const SOURCES: &[&str] = &["ingest_time", "contract_version", "request_id", "jwt.sub"];
+        const SOURCES: &[&str] = &[
+            "ingest_time",
+            "contract_version",
+            "request_id",
+            "jwt.sub",
+            "client_contract_version",
+        ];
         let mut out: Vec<Enrichment> = Vec::new();
         for (i, e) in doc.enrich.iter().enumerate() {
             let pointer = format!("/enrich/{i}");
@@ -492,6 +498,7 @@ impl<'a> Checker<'a> {
                 "contract_version" => Some(EnrichmentSource::ContractVersion),
                 "request_id" => Some(EnrichmentSource::RequestId),
                 "jwt.sub" => Some(EnrichmentSource::JwtSub),
+                "client_contract_version" => Some(EnrichmentSource::ClientContractVersion),
                 other => match other.strip_prefix("jwt.") {
                     Some(claim) if names::is_claim_name(claim) => {
                         Some(EnrichmentSource::JwtClaim(claim.to_string()))
@@ -508,7 +515,7 @@ impl<'a> Checker<'a> {
                             );
                         d = match closest(other, SOURCES.iter().copied()) {
                             Some(best) => d.help(format!("did you mean `{best}`?")),
-                            None => d.help("sources are ingest_time, contract_version, request_id, jwt.sub and jwt.<claim>"),
+                            None => d.help("sources are ingest_time, contract_version, request_id, jwt.sub, jwt.<claim> and client_contract_version"),
                         };
                         self.emit(d);
                         None

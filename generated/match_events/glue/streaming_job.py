@@ -11,7 +11,8 @@ Job arguments: --stream_arn, --checkpoint_location, --window_seconds (default 10
 
 Each stream record is the envelope the API's mapping template puts: the request body and what
 the job needs from the request (its id and time, the verified token's claims), base64-encoded:
-{"contractc": 1, "request_id", "received_at_ms", "claims": {name: base64}, "body": base64}.
+{"contractc": 1, "request_id", "received_at_ms", "claims": {name: base64},
+"client_contract_version": base64, "body": base64}.
 
 `process_batch(spark, batch, batch_id, catalog)` is one micro-batch, exactly as the streaming
 query calls it; it is importable without Glue (tests run it under plain PySpark with Iceberg).
@@ -392,6 +393,8 @@ def transform(records: DataFrame):
     quarantine) DataFrames shaped like the tables."""
     if "claims" not in records.columns:
         records = records.withColumn("claims", F.create_map().cast("map<string,string>"))
+    if "client_contract_version" not in records.columns:
+        records = records.withColumn("client_contract_version", F.lit(None).cast("string"))
     df = judge(records)
     e = F.col("_e")
     events = df.filter(F.col("_rank") <= POLICY_RANK["warn"]).select(*_columns(e))
@@ -422,6 +425,7 @@ ENVELOPE = T.StructType(
         T.StructField("request_id", T.StringType()),
         T.StructField("received_at_ms", T.LongType()),
         T.StructField("claims", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("client_contract_version", T.StringType()),
         T.StructField("body", T.StringType()),
     ]
 )
@@ -446,6 +450,9 @@ def records(batch: DataFrame) -> DataFrame:
         .alias("ingest_time"),
         F.when(wrapped, envelope["request_id"]).otherwise(F.col("sequenceNumber")).alias("request_id"),
         F.when(wrapped, claims).otherwise(F.create_map().cast("map<string,string>")).alias("claims"),
+        F.when(wrapped & (F.coalesce(envelope["client_contract_version"], F.lit("")) != ""),
+               F.unbase64(envelope["client_contract_version"]).cast("string"))
+        .alias("client_contract_version"),
     )
 
 

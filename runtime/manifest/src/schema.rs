@@ -388,6 +388,9 @@ pub enum EnrichmentSource {
     JwtSub,
     /// Another string claim of the JWT.
     JwtClaim(String),
+    /// The contract version the client was generated from (its `X-Contract-Version` header):
+    /// which build produced an event. The client's word, not checked.
+    ClientContractVersion,
 }
 
 impl Enrichment {
@@ -408,6 +411,7 @@ impl EnrichmentSource {
             EnrichmentSource::RequestId => "request_id".into(),
             EnrichmentSource::JwtSub => "jwt.sub".into(),
             EnrichmentSource::JwtClaim(claim) => format!("jwt.{claim}"),
+            EnrichmentSource::ClientContractVersion => "client_contract_version".into(),
         }
     }
 }

@@ -159,10 +159,16 @@ fn now_micros() -> i64 {
 struct Caller {
     subject: Option<String>,
     claims: Vec<(String, String)>,
+    /// The contract version the client was generated from (`X-Contract-Version`).
+    client_version: Option<String>,
 }
 
+/// The log records the client's contract version among the claims under this name, which no
+/// JWT claim can have (claim names are identifiers).
+const CLIENT_VERSION_KEY: &str = "contractc.client_contract_version";
+
 impl Caller {
-    fn of(claims: &crate::identity::Claims, manifest: &Manifest) -> Caller {
+    fn of(claims: &crate::identity::Claims, manifest: &Manifest, headers: &HeaderMap) -> Caller {
         let wanted = manifest.enrichment_claims();
         Caller {
             subject: Some(claims.sub.clone()),
@@ -172,8 +178,25 @@ impl Caller {
                 .filter(|(name, _)| name.as_str() != "sub" && wanted.contains(&name.as_str()))
                 .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
                 .collect(),
+            client_version: client_version(headers),
         }
     }
+
+    /// The claims as the log keeps them (the client's version included).
+    fn logged_claims(&self) -> Vec<(String, String)> {
+        let mut claims = self.claims.clone();
+        if let Some(version) = &self.client_version {
+            claims.push((CLIENT_VERSION_KEY.to_string(), version.clone()));
+        }
+        claims
+    }
+}
+
+/// The client's `X-Contract-Version`: a short printable value, else none.
+fn client_version(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-contract-version")?.to_str().ok()?.trim();
+    (!value.is_empty() && value.len() <= 64 && value.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| value.to_string())
 }
 
 /// The verdict on one event: `too_large` past the contract's limit (inside a batch; a single
@@ -229,6 +252,7 @@ impl AppState {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let logged_claims = caller.logged_claims();
         let ctx = Context {
             ingest_time_micros: received_micros,
         };
@@ -250,6 +274,7 @@ impl AppState {
                 request_id,
                 jwt_sub: caller.subject.as_deref(),
                 jwt_claims: &string_claims,
+                client_contract_version: caller.client_version.as_deref(),
             };
             let (verdict, violations) =
                 validate(Some(events), state.spec, parser, body, &ctx, &enrichment);
@@ -271,7 +296,7 @@ impl AppState {
                 received_micros,
                 request_id: request_id.clone(),
                 player_id: caller.subject.clone(),
-                claims: caller.claims.clone(),
+                claims: logged_claims.clone(),
                 body: body.to_vec(),
             });
         }
@@ -500,7 +525,7 @@ async fn ingest_one(
         Err(response) => return response,
     };
     let request_id = uuid::Uuid::now_v7().to_string();
-    let caller = Caller::of(&claims, manifest);
+    let caller = Caller::of(&claims, manifest, &headers);
     let ids = [request_id.clone()];
     let (mut verdicts, ack) = match state.judge(index, &[&body], &ids, received, &caller) {
         Ok(judged) => judged,
@@ -644,7 +669,7 @@ async fn ingest_batch(
             ),
         );
     }
-    let caller = Caller::of(&claims, manifest);
+    let caller = Caller::of(&claims, manifest, &headers);
     let format = batch_format(&headers);
     // Judging is CPU work: off the async workers, so health checks and small requests are not
     // held up behind a large batch.
@@ -1010,14 +1035,21 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
         let claims: Vec<(&str, &str)> = record
             .claims
             .iter()
+            .filter(|(k, _)| k != CLIENT_VERSION_KEY)
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let client_contract_version = record
+            .claims
+            .iter()
+            .find(|(k, _)| k == CLIENT_VERSION_KEY)
+            .map(|(_, v)| v.as_str());
         let enrichment = Enrichment {
             ingest_time_micros: record.received_micros,
             contract_version: &contract.manifest.version,
             request_id: &record.request_id,
             jwt_sub: record.player_id.as_deref(),
             jwt_claims: &claims,
+            client_contract_version,
         };
         let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let Buffers {

@@ -209,6 +209,8 @@ pub struct Enrichment<'a> {
     pub jwt_sub: Option<&'a str>,
     /// Other string claims of the JWT, by name.
     pub jwt_claims: &'a [(&'a str, &'a str)],
+    /// The client's `X-Contract-Version` header, when it sent one.
+    pub client_contract_version: Option<&'a str>,
 }
 
 impl<'a> Enrichment<'a> {

@@ -291,7 +291,7 @@ static void unit() {
         client.send(login_event("e1"));
         client.send_batch({login_event("e2"), login_event("e3")});
         expect_eq(3u, t.calls.size(), "calls");
-        for (const auto& c : t.calls) expect_eq(std::string("1.0.0"), c.header("X-Contract-Version"), "header on " + c.url);
+        for (const auto& c : t.calls) expect_eq(std::string("1.1.0"), c.header("X-Contract-Version"), "header on " + c.url);
     });
     test("the queue is bounded: the oldest events are dropped first and counted, across restarts", [] {
         FakeTransport t;

@@ -317,7 +317,7 @@ public static class Tests
             client.SendAsync(Login("e1")).Wait();
             client.SendBatchAsync(new[] { Login("e2"), Login("e3") }).Wait();
             Equal(3, t.Calls.Count, "calls");
-            foreach (var call in t.Calls) Equal("1.0.0", call.Headers["X-Contract-Version"], "header on " + call.Url);
+            foreach (var call in t.Calls) Equal("1.1.0", call.Headers["X-Contract-Version"], "header on " + call.Url);
         });
         Test("the queue is bounded: the oldest events are dropped first and counted", () =>
         {

@@ -177,7 +177,7 @@ await test("every request carries X-Contract-Version", async () => {
   await c.send(event("e1"));
   await c.sendBatch([event("e2"), event("e3")]);
   assert(calls.length === 3, `calls ${calls.length}`);
-  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.0.0", `header on ${call.url}`);
+  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.1.0", `header on ${call.url}`);
 });
 
 await test("the queue is bounded: the oldest events are dropped first and counted", async () => {
