@@ -9,6 +9,17 @@ ROOT="$PWD"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Installs the Debian packages named in the array `missing` (empty: nothing to do).
+install_missing() {
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing ${missing[*]} and apt-get unavailable: install them" >&2
+        exit 1
+    fi
+}
+
 step "toolchain"
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2
@@ -25,14 +36,7 @@ step "system packages (Java for Spark, jarjar for the Iceberg runtime's Jackson)
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/jarjar.jar ] || missing+=(libjarjar-java)
-if [ ${#missing[@]} -gt 0 ]; then
-    if command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-    else
-        echo "missing ${missing[*]} and apt-get unavailable: install them" >&2
-        exit 1
-    fi
-fi
+install_missing
 java -version 2>&1 | head -1
 
 step "python venv (pyspark, pyiceberg, moto)"
@@ -90,14 +94,7 @@ command -v mono >/dev/null || missing+=(mono-runtime)
 [ -n "$(find /usr/lib/mono -name System.Net.Http.dll -print -quit 2>/dev/null)" ] || missing+=(libmono-system-net-http4.0-cil)
 command -v g++ >/dev/null || missing+=(g++)
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-    if command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-    else
-        echo "missing ${missing[*]} and apt-get unavailable: install them" >&2
-        exit 1
-    fi
-fi
+install_missing
 CLIENTS_LOG="$(mktemp)"
 tests/clients/run.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS" | tee "$CLIENTS_LOG"
 

@@ -2,24 +2,18 @@
 //! the runtime wrote, in place, keeping the contract's field id; old rows read as NULL in the new
 //! column and new rows carry values (checked with pyiceberg). Incompatible changes are refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch};
+use common::{pyiceberg_check, temp_dir};
 use contract_serve::lake::{Lake, LakeError};
 use contract_support::json::Parser;
 use contract_support::manifest::{Column, Origin, TableDef, Type};
 use contract_support::{Context, Contract, Enrichment};
 use contract_validators::game_events;
 use serde_json::json;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("contract-runtime-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// Two accepted game events as a batch of the contract's current schema.
 fn batch() -> RecordBatch {
@@ -139,27 +133,10 @@ async fn adding_an_optional_field_evolves_the_table_in_place() {
         .expect("append new rows");
     assert_eq!(lake.committed_lsn(&ident).await.expect("lsn"), 2);
 
-    let python = std::env::var("CONTRACTC_PYTHON")
-        .expect("CONTRACTC_PYTHON (a Python with pyiceberg): run tests/run.sh");
-    let expect = dir.with_extension("expect.json");
-    std::fs::write(
-        &expect,
-        json!({ "analytics_events_db.events_table": { "rows": 4, "null_counts": { "level": 2 } } })
-            .to_string(),
-    )
-    .expect("write");
-    let output = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyiceberg_check.py"))
-        .arg(&dir)
-        .arg(&expect)
-        .output()
-        .expect("python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let text = pyiceberg_check(
+        &dir,
+        json!({ "analytics_events_db.events_table": { "rows": 4, "null_counts": { "level": 2 } } }),
     );
-    assert!(output.status.success(), "{text}");
     // The contract's ids, with the new column's 5 after `event_data` (4).
     let mut ids: Vec<u32> = events_table().columns.iter().map(|c| c.id).collect();
     ids.insert(4, 5);

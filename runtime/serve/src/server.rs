@@ -498,8 +498,21 @@ async fn read_body(
     }
 }
 
-/// The token is checked before the body is read: an unauthenticated client cannot make the
-/// server hold an upload.
+/// What is checked before a body is read, the token first: an unauthenticated client cannot
+/// make the server hold an upload. A refusal closes the connection (the body stays unread).
+async fn admit(
+    state: &AppState,
+    index: usize,
+    headers: &HeaderMap,
+    batch: bool,
+) -> Result<crate::identity::Claims, Response> {
+    let claims = authenticate(state, index, headers)
+        .await
+        .map_err(before_body)?;
+    check_content_type(headers, batch).map_err(before_body)?;
+    Ok(claims)
+}
+
 async fn ingest_one(
     state: Arc<AppState>,
     index: usize,
@@ -507,14 +520,11 @@ async fn ingest_one(
     body: Body,
 ) -> Response {
     let received = now_micros();
-    let claims = match authenticate(&state, index, &headers).await {
+    let claims = match admit(&state, index, &headers, false).await {
         Ok(claims) => claims,
-        Err(response) => return before_body(response),
+        Err(response) => return response,
     };
     let manifest = state.contracts[index].manifest;
-    if let Err(response) = check_content_type(&headers, false) {
-        return before_body(response);
-    }
     let limit = max_body_bytes(manifest);
     let body = match read_body(&state, &headers, body, limit, || {
         too_large("body", limit, manifest)
@@ -629,14 +639,11 @@ async fn ingest_batch(
     body: Body,
 ) -> Response {
     let received = now_micros();
-    let claims = match authenticate(&state, index, &headers).await {
+    let claims = match admit(&state, index, &headers, true).await {
         Ok(claims) => claims,
-        Err(response) => return before_body(response),
+        Err(response) => return response,
     };
     let manifest = state.contracts[index].manifest;
-    if let Err(response) = check_content_type(&headers, true) {
-        return before_body(response);
-    }
     // Batches wait their turn: each holds its body and its answer in memory.
     let Ok(_turn) = state.batches.acquire().await else {
         return message(StatusCode::SERVICE_UNAVAILABLE, "shutting down");

@@ -139,8 +139,9 @@ pub fn python() -> String {
     })
 }
 
-/// Runs tests/pyiceberg_check.py with `expectations`; panics with its output on failure.
-pub fn pyiceberg_check(data_dir: &Path, expectations: Value) {
+/// Runs tests/pyiceberg_check.py with `expectations`; panics with its output on failure, and
+/// returns it (what it found) otherwise.
+pub fn pyiceberg_check(data_dir: &Path, expectations: Value) -> String {
     let file = data_dir.with_extension("expect.json");
     std::fs::write(&file, expectations.to_string()).expect("write expectations");
     let output = Command::new(python())
@@ -156,6 +157,7 @@ pub fn pyiceberg_check(data_dir: &Path, expectations: Value) {
     );
     assert!(output.status.success(), "pyiceberg check failed:\n{text}");
     println!("{text}");
+    text
 }
 
 pub fn client() -> reqwest::Client {
