@@ -84,6 +84,9 @@ impl Contract {
             enrichments: self.enrichments.clone(),
             table: self.table.clone(),
             ingest: self.ingest.clone(),
+            // Rendered by the docs backend, which the IR does not depend on: the Rust backend
+            // fills it in when it bakes the manifest.
+            docs: String::new(),
         }
     }
 

@@ -187,3 +187,46 @@ fn iceberg_definitions_use_contract_ids() {
         "variant payload columns are optional in the table"
     );
 }
+
+/// The batch model's item limit: the contract's `max_batch_events`, but never more than one
+/// Kinesis `PutRecords` takes (500), so an over-large batch is the model's 400, not a 500.
+#[test]
+fn batch_model_limits_items_to_the_contract_and_to_put_records() {
+    let dir = std::env::temp_dir().join(format!("contractc-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let minimal = std::fs::read_to_string(root().join("tests/fixtures/minimal/contract.yaml"))
+        .expect("minimal fixture");
+    for (limit, expected) in [(7u64, 7u64), (2000, 500)] {
+        let text = minimal.replace(
+            "  route: /minimal\n",
+            &format!(
+                "  route: /minimal\n  batch_route: /minimal/batch\n  max_batch_events: {limit}\n"
+            ),
+        );
+        assert_ne!(text, minimal, "the fixture's ingest section changed");
+        let path = dir.join(format!("limit_{limit}.yaml"));
+        std::fs::write(&path, text).expect("write contract");
+        let files = build(&[path]);
+        let model = files
+            .iter()
+            .find(|f| f.path == "minimal/apigateway/batch-request-model.json")
+            .expect("a batch model");
+        let model: serde_json::Value = serde_json::from_str(&model.contents).expect("JSON");
+        assert_eq!(model["maxItems"], expected, "max_batch_events {limit}");
+        assert_eq!(model["minItems"], 1);
+        assert_eq!(model["items"]["title"], "MinimalEvent");
+        let openapi = files
+            .iter()
+            .find(|f| f.path == "minimal/apigateway/openapi.json")
+            .expect("openapi");
+        let openapi: serde_json::Value = serde_json::from_str(&openapi.contents).expect("JSON");
+        let integration =
+            &openapi["paths"]["/minimal/batch"]["post"]["x-amazon-apigateway-integration"];
+        assert_eq!(
+            integration["uri"],
+            "arn:aws:apigateway:${region}:kinesis:action/PutRecords"
+        );
+        assert_eq!(openapi["components"]["schemas"]["MinimalEventBatch"], model);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

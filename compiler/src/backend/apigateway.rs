@@ -21,6 +21,12 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
             format!("{}/apigateway/request-model.json", c.name),
             super::pretty_json(&request_model(c)),
         ));
+        if c.ingest.batch_route.is_some() {
+            files.push(GeneratedFile::new(
+                format!("{}/apigateway/batch-request-model.json", c.name),
+                super::pretty_json(&batch_request_model(c)),
+            ));
+        }
         files.push(GeneratedFile::new(
             format!("{}/apigateway/openapi.json", c.name),
             super::pretty_json(&openapi(c)),
@@ -292,33 +298,12 @@ pub fn format_regex(items: &[FormatItem]) -> String {
 /// door's secret (one that reached this API around the front door) renders no `Data`, so
 /// Kinesis refuses it and nothing is put.
 pub fn stream_record_template(c: &Contract, partition_key: &str) -> String {
-    let manifest = c.manifest();
-    let mut out = String::new();
-    out.push_str("#set($q = '\"')\n");
-    out.push_str("#set($headers = $input.params().header)\n");
-    let mut claims = Vec::new();
-    for (i, claim) in manifest.enrichment_claims().iter().enumerate() {
-        let header = contract_manifest::claim_header(claim);
-        out.push_str(&format!("#set($claim{i} = '')\n"));
-        out.push_str(&format!("#set($claim{i} = $headers.get('{header}'))\n"));
-        claims.push(format!(
-            "${{q}}{claim}${{q}}:${{q}}$util.base64Encode($claim{i})${{q}}"
-        ));
-    }
-    // The client's generated-from contract version (informational: the client's word).
-    out.push_str("#set($client = '')\n#set($client = $headers.get('x-contract-version'))\n");
+    let mut out = request_prelude(c);
     out.push_str(&format!(
-        "#set($record = \"{{${{q}}contractc${{q}}:1,${{q}}request_id${{q}}:${{q}}$context.requestId${{q}},${{q}}received_at_ms${{q}}:$context.requestTimeEpoch,${{q}}claims${{q}}:{{{}}},${{q}}client_contract_version${{q}}:${{q}}$util.base64Encode($client)${{q}},${{q}}body${{q}}:${{q}}$util.base64Encode($input.body)${{q}}}}\")\n",
-        claims.join(",")
+        "#set($record = \"{}\")\n",
+        envelope(c, "$context.requestId", "$input.body")
     ));
-    // Quiet references (`$!x`) render an absent value as "", so "no secret configured" and
-    // "no secret presented" never compare equal by both being null.
-    out.push_str(&format!(
-        "#set($secret = \"$!stageVariables.{}\")\n#set($presented = \"$!headers.get('{}')\")\n",
-        contract_manifest::EDGE_SECRET_STAGE_VARIABLE,
-        contract_manifest::EDGE_SECRET_HEADER,
-    ));
-    out.push_str("#if($secret != '' && $presented == $secret)\n");
+    out.push_str(&front_door_check());
     out.push_str(&format!(
         "{{\"StreamName\": \"${{stream_name}}\", \"Data\": \"$util.base64Encode($record)\", \"PartitionKey\": \"{partition_key}\"}}\n"
     ));
@@ -327,6 +312,167 @@ pub fn stream_record_template(c: &Contract, partition_key: &str) -> String {
     out.push_str("#end\n");
     out
 }
+
+/// The mapping template of the batch route's Kinesis integration: one `PutRecords` request
+/// with one record per event of the array, each record the envelope the single route puts
+/// (`stream_record_template`), its request id the request's with the event's index
+/// (`<requestId>-<i>`, as `serve` names a batch's events) and its body that one event as API
+/// Gateway writes it back (`$input.json`), so the Glue job reads batch records unchanged. The
+/// partition key is the event's request id: a batch spreads over the shards. Without the front
+/// door's secret the request has no records, which Kinesis refuses.
+pub fn stream_records_template(c: &Contract) -> String {
+    let mut out = request_prelude(c);
+    out.push_str(&front_door_check());
+    out.push_str("{\"StreamName\": \"${stream_name}\", \"Records\": [\n");
+    out.push_str("#foreach($event in $input.path('$'))\n");
+    // Formal references: VTL identifiers may contain `-`, so `$context.requestId-` would read
+    // as a property of that name.
+    out.push_str("#set($id = \"${context.requestId}-${foreach.index}\")\n");
+    // `$[i]` is JSONPath, not a reference: `$[` starts no VTL reference.
+    out.push_str("#set($body = $input.json(\"$[$foreach.index]\"))\n");
+    out.push_str(&format!(
+        "#set($record = \"{}\")\n",
+        envelope(c, "$id", "$body")
+    ));
+    out.push_str(
+        "{\"Data\": \"$util.base64Encode($record)\", \"PartitionKey\": \"$id\"}#if($foreach.hasNext),#end\n",
+    );
+    out.push_str("#end\n");
+    out.push_str("]}\n");
+    out.push_str("#else\n");
+    out.push_str("{\"StreamName\": \"${stream_name}\", \"Records\": []}\n");
+    out.push_str("#end\n");
+    out
+}
+
+/// What both request templates read from the request before building envelopes: the claim
+/// headers (`$claim0`, …) and the client's contract version header (`$client`).
+fn request_prelude(c: &Contract) -> String {
+    let manifest = c.manifest();
+    let mut out = String::new();
+    out.push_str("#set($q = '\"')\n");
+    out.push_str("#set($headers = $input.params().header)\n");
+    for (i, claim) in manifest.enrichment_claims().iter().enumerate() {
+        let header = contract_manifest::claim_header(claim);
+        out.push_str(&format!("#set($claim{i} = '')\n"));
+        out.push_str(&format!("#set($claim{i} = $headers.get('{header}'))\n"));
+    }
+    // The client's generated-from contract version (informational: the client's word).
+    out.push_str("#set($client = '')\n#set($client = $headers.get('x-contract-version'))\n");
+    out
+}
+
+/// The envelope of one stream record as a VTL string literal's contents (`${q}` is a double
+/// quote): `request_id` and `body` are VTL expressions.
+fn envelope(c: &Contract, request_id: &str, body: &str) -> String {
+    let claims: Vec<String> = c
+        .manifest()
+        .enrichment_claims()
+        .iter()
+        .enumerate()
+        .map(|(i, claim)| format!("${{q}}{claim}${{q}}:${{q}}$util.base64Encode($claim{i})${{q}}"))
+        .collect();
+    format!(
+        "{{${{q}}contractc${{q}}:1,${{q}}request_id${{q}}:${{q}}{request_id}${{q}},${{q}}received_at_ms${{q}}:$context.requestTimeEpoch,${{q}}claims${{q}}:{{{}}},${{q}}client_contract_version${{q}}:${{q}}$util.base64Encode($client)${{q}},${{q}}body${{q}}:${{q}}$util.base64Encode({body})${{q}}}}",
+        claims.join(",")
+    )
+}
+
+/// Opens the `#if` that renders records only for requests carrying the front door's secret.
+fn front_door_check() -> String {
+    // Quiet references (`$!x`) render an absent value as "", so "no secret configured" and
+    // "no secret presented" never compare equal by both being null.
+    format!(
+        "#set($secret = \"$!stageVariables.{}\")\n#set($presented = \"$!headers.get('{}')\")\n#if($secret != '' && $presented == $secret)\n",
+        contract_manifest::EDGE_SECRET_STAGE_VARIABLE,
+        contract_manifest::EDGE_SECRET_HEADER,
+    )
+}
+
+/// Kinesis `PutRecords` takes at most this many records per call: a larger batch could never
+/// be put, so the batch model refuses it (400) instead of every such request failing (500).
+pub const PUT_RECORDS_MAX: u64 = 500;
+
+/// The model's name of the batch route's body.
+pub fn batch_model_name(c: &Contract) -> String {
+    model_name(c) + "Batch"
+}
+
+/// The draft-04 JSON Schema of a batch: an array of 1 to `max_batch_events` events (at most
+/// `PUT_RECORDS_MAX`), each as the event model. An empty batch is refused here (Kinesis takes
+/// no empty `PutRecords`).
+pub fn batch_request_model(c: &Contract) -> Value {
+    let mut item = request_model(c);
+    if let Some(item) = item.as_object_mut() {
+        item.remove("$schema");
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": batch_model_name(c),
+        "description": format!(
+            "A batch of contract {} {} events: a JSON array, each item as the event model {}.",
+            c.name, c.version, model_name(c)
+        ),
+        "type": "array",
+        "minItems": 1,
+        "maxItems": c.ingest.max_batch_events.min(PUT_RECORDS_MAX),
+        "items": item,
+    })
+}
+
+/// The CORS headers the reference's Lambda answers with.
+fn cors_parameters() -> Value {
+    json!({
+        "method.response.header.Access-Control-Allow-Origin": "'*'",
+        "method.response.header.Access-Control-Allow-Credentials": "'true'"
+    })
+}
+
+/// A Kinesis failure (any 4xx or 5xx of the call: throttling, no records) is the API's 500,
+/// so clients retry instead of taking the events as added.
+pub const FAILURE_PATTERN: &str = "[45]\\d{2}";
+
+/// The integration responses of a route: the default (Kinesis answered 200) with `ok` as its
+/// template, and the 500 for Kinesis failures with `failed` as its body.
+fn integration_responses(ok: &str, failed: &str) -> Value {
+    json!({
+        "default": {
+            "statusCode": "200",
+            "responseParameters": cors_parameters(),
+            "responseTemplates": { "application/json": ok }
+        },
+        FAILURE_PATTERN: {
+            "statusCode": "500",
+            "responseParameters": cors_parameters(),
+            "responseTemplates": { "application/json": failed }
+        }
+    })
+}
+
+/// The batch route's answer to a `PutRecords` Kinesis took: one result per event, in order
+/// (`added`, or `failed` with Kinesis' error code and message), and the counts. A batch with
+/// any failed record is a 500 (with the same body), so a client that only looks at the status
+/// sends it again instead of losing events; one that reads the results can resend the failed
+/// ones only.
+pub const BATCH_RESPONSE_TEMPLATE: &str = concat!(
+    "#set($answer = $input.path('$'))\n",
+    "#set($failed = 0)\n",
+    "#set($failed = $answer.FailedRecordCount)\n",
+    "#set($added = $answer.Records.size() - $failed)\n",
+    "#if($failed > 0)\n",
+    "#set($context.responseOverride.status = 500)\n",
+    "#end\n",
+    "{\"request_id\": \"$context.requestId\", \"added\": $added, \"failed\": $failed, \"results\": [\n",
+    "#foreach($record in $answer.Records)\n",
+    "#if(\"$!record.ErrorCode\" == \"\")\n",
+    "{\"index\": $foreach.index, \"result\": \"added\"}",
+    "#else\n",
+    "{\"index\": $foreach.index, \"result\": \"failed\", \"error\": \"$util.escapeJavaScript(\"$!record.ErrorCode\").replaceAll(\"\\\\'\",\"'\")\", \"message\": \"$util.escapeJavaScript(\"$!record.ErrorMessage\").replaceAll(\"\\\\'\",\"'\")\"}",
+    "#end\n",
+    "#if($foreach.hasNext),#end\n",
+    "#end\n",
+    "]}\n",
+);
 
 /// OpenAPI 3 for the ingest route(s), with API Gateway's extensions: the model, a request
 /// validator, the JWT authorizer settings and the Kinesis integration. `${...}` placeholders
@@ -354,7 +500,8 @@ pub fn openapi(c: &Contract) -> Value {
                 "400": { "description": "The event breaks the contract" },
                 "401": { "description": "Unauthorized" },
                 "403": { "description": "The token lacks an allowed scope" },
-                "413": { "description": "Body over the contract's limit" }
+                "413": { "description": "Body over the contract's limit" },
+                "500": { "description": "Kinesis refused the event" }
             },
             "x-amazon-apigateway-request-validator": "body-only",
             "x-amazon-apigateway-integration": {
@@ -366,19 +513,18 @@ pub fn openapi(c: &Contract) -> Value {
                 "requestTemplates": {
                     "application/json": stream_record_template(c, &partition_key)
                 },
-                "responses": { "default": {
-                    "statusCode": "200",
-                    "responseParameters": {
-                        "method.response.header.Access-Control-Allow-Origin": "'*'",
-                        "method.response.header.Access-Control-Allow-Credentials": "'true'"
-                    },
-                    "responseTemplates": { "application/json": "\"Successfully added event\"" }
-                } }
+                "responses": integration_responses("\"Successfully added event\"", "\"Failed to add event\"")
             }
         }
     });
     let mut paths = serde_json::Map::new();
     paths.insert(c.ingest.route.clone(), single);
+    let mut schemas = serde_json::Map::new();
+    schemas.insert(model.clone(), request_model(c));
+    if let Some(route) = &c.ingest.batch_route {
+        paths.insert(route.clone(), batch_path(c));
+        schemas.insert(batch_model_name(c), batch_request_model(c));
+    }
     json!({
         "openapi": "3.0.1",
         "info": {
@@ -388,7 +534,7 @@ pub fn openapi(c: &Contract) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": { model.clone(): request_model(c) },
+            "schemas": schemas,
             "securitySchemes": {
                 "jwt": {
                     "type": "apiKey",
@@ -408,5 +554,41 @@ pub fn openapi(c: &Contract) -> Value {
         },
         "x-amazon-apigateway-minimum-compression-size": -1,
         "x-contractc": { "contract": c.name, "fingerprint": c.source.fingerprint, "max_body_bytes": c.ingest.max_body_bytes }
+    })
+}
+
+/// The batch route: a JSON array of events, validated by the batch model, put with one
+/// `PutRecords`, answered with a result per event.
+fn batch_path(c: &Contract) -> Value {
+    let model = batch_model_name(c);
+    json!({
+        "post": {
+            "operationId": format!("put{model}"),
+            "summary": format!("Ingest a batch of `{}` events (a JSON array)", c.name),
+            "security": [{ "jwt": c.ingest.auth.scopes }],
+            "requestBody": {
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{model}") } } }
+            },
+            "responses": {
+                "200": { "description": "Every event was added to the stream: a result per event", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "400": { "description": "An event breaks the contract, or the batch is empty or over its limit" },
+                "401": { "description": "Unauthorized" },
+                "403": { "description": "The token lacks an allowed scope" },
+                "500": { "description": "Kinesis refused the batch or some of its events: a result per event when it answered" }
+            },
+            "x-amazon-apigateway-request-validator": "body-only",
+            "x-amazon-apigateway-integration": {
+                "type": "aws",
+                "httpMethod": "POST",
+                "uri": "arn:aws:apigateway:${region}:kinesis:action/PutRecords",
+                "credentials": "${api_role_arn}",
+                "passthroughBehavior": "never",
+                "requestTemplates": {
+                    "application/json": stream_records_template(c)
+                },
+                "responses": integration_responses(BATCH_RESPONSE_TEMPLATE, "\"Failed to add events\"")
+            }
+        }
     })
 }

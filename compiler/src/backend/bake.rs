@@ -115,7 +115,8 @@ bake_struct!(Manifest {
     variants,
     enrichments,
     table,
-    ingest
+    ingest,
+    docs
 });
 bake_struct!(Source { path, fingerprint });
 bake_struct!(Field {

@@ -1183,6 +1183,11 @@ impl<'c> Module<'c> {
             "            MaxBatchEvents = {},",
             c.ingest.max_batch_events
         );
+        let _ = writeln!(
+            out,
+            "            MaxBodyBytes = {},",
+            c.ingest.max_body_bytes
+        );
         let _ = writeln!(out, "        }};\n");
         let _ = writeln!(
             out,
@@ -1360,4 +1365,17 @@ struct EventShape<'v> {
     fields: Vec<(Field, bool)>,
     variant: Option<&'v Variant>,
     discriminator: Option<&'v str>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runtime splits batches into requests the deployed API takes (Kinesis `PutRecords`).
+    #[test]
+    fn batch_requests_fit_the_deployed_api() {
+        let line = format!(
+            "public const int MaxEventsPerRequest = {};",
+            super::super::apigateway::PUT_RECORDS_MAX
+        );
+        assert!(super::RUNTIME.contains(&line), "{line}");
+    }
 }

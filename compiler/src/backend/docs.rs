@@ -122,7 +122,8 @@ fn field_rows(fields: &[Field], prefix: &str, out: &mut String) {
     }
 }
 
-fn page(c: &Contract) -> String {
+/// One contract's page (also baked into its manifest as `docs`).
+pub(crate) fn page(c: &Contract) -> String {
     let mut out = super::header("<!--", &c.source.path).trim_end().to_string() + " -->\n\n";
     out.push_str(&format!("# `{}` {}\n\n", c.name, c.version));
     out.push_str(&format!("Owner: {}", c.owner));

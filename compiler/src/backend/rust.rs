@@ -294,7 +294,10 @@ impl<'c> Gen<'c> {
 
     /// The manifest and the `Contract` trait implementation the runtime uses.
     fn spec_items(&self) -> TokenStream {
-        let manifest = bake_manifest(&self.contract.manifest());
+        let manifest = bake_manifest(&contract_manifest::Manifest {
+            docs: super::docs::page(self.contract),
+            ..self.contract.manifest()
+        });
         quote! {
             /// The contract as the runtime sees it: schema, tables, routes, auth, fingerprint.
             pub static MANIFEST: std::sync::LazyLock<contract_support::Manifest> =

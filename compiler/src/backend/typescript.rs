@@ -924,11 +924,11 @@ impl<'c> Module<'c> {
         let _ = writeln!(out, "import * as rt from \"./contractc-runtime.js\";\n");
         let _ = writeln!(
             out,
-            "export {{ ContractClient, ContractViolationError, DecodeError, FileStore, HttpError, MemoryStore, localWallClock, verdictOf, webStorage }} from \"./contractc-runtime.js\";"
+            "export {{ BatchError, ContractClient, ContractViolationError, DecodeError, FileStore, HttpError, MemoryStore, localWallClock, verdictOf, webStorage }} from \"./contractc-runtime.js\";"
         );
         let _ = writeln!(
             out,
-            "export type {{ ClientOptions, FlushResult, KeyValueStore, SendResult, Violation }} from \"./contractc-runtime.js\";\n"
+            "export type {{ BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, SendResult, Violation }} from \"./contractc-runtime.js\";\n"
         );
         let _ = writeln!(out, "/** The contract's name. */");
         let _ = writeln!(out, "export const NAME = {};", lit(&c.name));
@@ -1112,5 +1112,18 @@ fn type_uses_now(ty: &Type) -> bool {
         }
         Type::Struct(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runtime splits batches into requests the deployed API takes (Kinesis `PutRecords`).
+    #[test]
+    fn batch_requests_fit_the_deployed_api() {
+        let line = format!(
+            "export const MAX_EVENTS_PER_BATCH_REQUEST = {};",
+            super::super::apigateway::PUT_RECORDS_MAX
+        );
+        assert!(super::RUNTIME.contains(&line), "{line}");
     }
 }

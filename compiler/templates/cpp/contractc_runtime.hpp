@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <exception>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -797,6 +798,7 @@ struct ContractInfo {
     std::string route;
     std::string batch_route;
     std::size_t max_batch_events = 500;
+    std::size_t max_body_bytes = 65536;
     std::function<std::vector<Violation>(const E&, std::int64_t)> validate;
     std::function<std::string(const E&)> to_json;
 };
@@ -820,9 +822,126 @@ struct Options {
     std::function<std::int64_t()> now_ms;
 };
 
-struct FlushResult {
-    std::size_t sent = 0, accepted = 0, quarantined = 0, rejected = 0, remaining = 0;
+/// The most events one batch request carries: Kinesis `PutRecords` takes 500 records, so the
+/// deployed API's batch model refuses more (`serve` takes the contract's `max_batch_events`).
+constexpr std::size_t max_events_per_batch_request = 500;
+
+/// The most bytes one batch request's body (the JSON array) weighs, unless a single event is
+/// larger: one `PutRecords` call takes 5 MiB, and the deployed API puts each event base64-encoded
+/// (4/3 of its size) in an envelope; API Gateway takes 10 MB per request, `serve`
+/// `max_body_bytes × max_batch_events` (at most 16 MiB).
+constexpr std::size_t max_batch_request_bytes = 3000000;
+
+/// How many of `bodies` (from `first`) one batch request carries: at most `max_events`, and no
+/// more than `max_bytes` of JSON array (always at least one event).
+template <class It, class Body>
+std::size_t batch_length(It first, It last, Body body, std::size_t max_events, std::size_t max_bytes) {
+    std::size_t bytes = 1;  // `[` and `]`, less the comma the first event does not need
+    std::size_t n = 0;
+    for (; first != last && n < max_events; ++first) {
+        const std::size_t next = bytes + body(*first).size() + 1;
+        if (n > 0 && next > max_bytes) break;
+        bytes = next;
+        ++n;
+    }
+    return n;
+}
+
+/// What became of one event of a batch. accepted, quarantined, rejected: `serve`'s verdict.
+/// added: the deployed API put it in the stream (its verdict comes later, from the Glue job).
+/// failed: not acknowledged after the last attempt (or not sent: an earlier request failed).
+enum class BatchOutcome { accepted, quarantined, rejected, added, failed };
+
+struct BatchEventResult {
+    BatchOutcome outcome = BatchOutcome::failed;
+    /// Why it failed: the deployed API's error code and message, or the last failure.
+    std::string error;
 };
+
+/// Counts by outcome; `sent` is every event the server answered for (all but failed).
+struct BatchCounts {
+    std::size_t sent = 0, accepted = 0, quarantined = 0, rejected = 0, added = 0;
+
+    void count(BatchOutcome outcome) {
+        switch (outcome) {
+            case BatchOutcome::accepted: ++accepted; break;
+            case BatchOutcome::quarantined: ++quarantined; break;
+            case BatchOutcome::rejected: ++rejected; break;
+            case BatchOutcome::added: ++added; break;
+            case BatchOutcome::failed: return;
+        }
+        ++sent;
+    }
+};
+
+/// What a flush did, and what is left queued.
+struct FlushResult : BatchCounts {
+    std::size_t remaining = 0;
+};
+
+/// What `send_batch` did: counts by outcome, and one result per event in the order given.
+struct BatchResult : BatchCounts {
+    std::size_t failed = 0;
+    std::vector<BatchEventResult> results;
+
+    void add(const BatchEventResult& r) {
+        results.push_back(r);
+        if (r.outcome == BatchOutcome::failed) ++failed;
+        count(r.outcome);
+    }
+};
+
+/// A batch not every event of which was acknowledged: `result` says which were; `status` is the
+/// last HTTP status (0 after a network error) and `what()` says why.
+struct BatchError : std::runtime_error {
+    BatchError(BatchResult r, int status, const std::string& why)
+        : std::runtime_error(std::to_string(r.failed) + " of " + std::to_string(r.results.size()) + " events not sent: " + why),
+          result(std::move(r)), status(status) {}
+    BatchResult result;
+    int status;
+};
+
+/// One result per event of the request (`count`) from `serve`'s `{"results": [{"index",
+/// "verdict", ...}]}` or the deployed API's `{"results": [{"index", "result": "added" | "failed",
+/// "error", "message"}]}`; nothing when the answer has no such list (a plain 5xx, a proxy's page).
+inline std::optional<std::vector<BatchEventResult>> read_batch_results(const std::string& body, std::size_t count) {
+    Json parsed;
+    try {
+        parsed = parse_json(body);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    const Json* list = parsed.get("results");
+    if (list == nullptr || list->kind != Json::Kind::Array || list->items.size() != count) return std::nullopt;
+    std::vector<std::optional<BatchEventResult>> read(count);
+    auto text = [](const Json& entry, const char* key) -> std::string {
+        const Json* v = entry.get(key);
+        return v != nullptr && v->kind == Json::Kind::String ? v->text : std::string();
+    };
+    for (std::size_t position = 0; position < count; ++position) {
+        const Json& entry = list->items[position];
+        if (entry.kind != Json::Kind::Object) return std::nullopt;
+        std::size_t index = position;
+        if (const Json* n = entry.get("index"); n != nullptr && n->kind == Json::Kind::Number) {
+            if (n->text.empty() || n->text.size() > 9 || n->text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+            index = static_cast<std::size_t>(std::stoul(n->text));
+        }
+        if (index >= count || read[index]) return std::nullopt;
+        const std::string verdict = text(entry, "verdict");
+        const std::string result = text(entry, "result");
+        BatchEventResult r;
+        if (verdict == "accept") r.outcome = BatchOutcome::accepted;
+        else if (verdict == "quarantine") r.outcome = BatchOutcome::quarantined;
+        else if (verdict == "reject") r.outcome = BatchOutcome::rejected;
+        else if (result == "added") r.outcome = BatchOutcome::added;
+        else if (result == "failed") r.error = text(entry, "error") + ": " + text(entry, "message");
+        else return std::nullopt;
+        read[index] = r;
+    }
+    std::vector<BatchEventResult> out;
+    for (auto& r : read) out.push_back(*r);
+    return out;
+}
 
 /// Files replaced atomically (write, then rename).
 inline void write_file(const std::string& path, const std::string& text) {
@@ -913,15 +1032,35 @@ public:
         return post(contract_.route, "application/json", contract_.to_json(event));
     }
 
-    /// Sends events in one batch request (NDJSON).
-    HttpAnswer send_batch(const std::vector<E>& events) {
-        std::string body;
+    /// Sends events now to the batch route: JSON arrays of at most `max_batch_events` (and 500)
+    /// events and 3 MB per request. Events the server did not acknowledge (a network error, a 5xx, or a
+    /// record the deployed API failed) are sent again, alone, with backoff; an acknowledged one
+    /// never is. Throws BatchError (its `result` says what became of each event) when some event
+    /// was still not acknowledged after the last attempt or on a 4xx.
+    BatchResult send_batch(const std::vector<E>& events) {
+        std::vector<std::string> bodies;
         for (const auto& e : events) {
             check(e);
-            if (!body.empty()) body += "\n";
-            body += contract_.to_json(e);
+            bodies.push_back(contract_.to_json(e));
         }
-        return post(contract_.batch_route, "application/x-ndjson", body);
+        const std::string& route = batch_route();
+        BatchResult result;
+        std::optional<Delivery> failed;
+        for (std::size_t start = 0; start < bodies.size();) {
+            const auto from = bodies.begin() + static_cast<std::ptrdiff_t>(start);
+            const std::size_t n = batch_length_of(from, bodies.end(), [](const std::string& b) -> const std::string& { return b; });
+            const std::vector<std::string> chunk(from, from + static_cast<std::ptrdiff_t>(n));
+            start += n;
+            if (failed) {
+                for (std::size_t i = 0; i < chunk.size(); ++i) result.add({BatchOutcome::failed, "not sent"});
+                continue;
+            }
+            Delivery delivery = deliver(route, chunk, [](const std::vector<std::size_t>&) {});
+            for (const auto& r : delivery.results) result.add(r);
+            if (delivery.failure) failed = std::move(delivery);
+        }
+        if (failed) throw BatchError(std::move(result), failed->status, failed->why);
+        return result;
     }
 
     /// Validates and queues an event; it is in the journal file when this returns.
@@ -939,31 +1078,34 @@ public:
         append(record);
     }
 
-    /// Sends the queue in batches; events leave it once the server answered for them.
+    /// Sends the queue in batches; events leave it once the server answered for them. Throws the
+    /// last failure (HttpError, NetworkError) when some event is still not acknowledged: those
+    /// stay queued, the acknowledged ones are gone.
     FlushResult flush() {
         FlushResult result;
-        const std::size_t size = std::max<std::size_t>(1, std::min<std::size_t>(contract_.max_batch_events, 100));
+        const std::string& route = batch_route();
         while (!items_.empty()) {
-            const std::size_t n = std::min(size, items_.size());
-            std::string body;
-            for (std::size_t i = 0; i < n; ++i) {
-                if (i > 0) body += "\n";
-                body += items_[i].second;
+            const std::size_t n = batch_length_of(items_.begin(), items_.end(), [](const auto& i) -> const std::string& { return i.second; });
+            const std::vector<std::pair<std::uint64_t, std::string>> batch(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(n));
+            std::vector<std::string> bodies;
+            for (const auto& item : batch) bodies.push_back(item.second);
+            // Acknowledged events leave the journal as soon as their answer is in, before any retry
+            // of the others: a crash in between never sends them twice.
+            Delivery delivery = deliver(route, bodies, [&](const std::vector<std::size_t>& done) {
+                std::string record;
+                for (std::size_t k : done) {
+                    const std::uint64_t id = batch[k].first;
+                    record += "-" + std::to_string(id) + "\n";
+                    items_.erase(std::remove_if(items_.begin(), items_.end(), [&](const auto& i) { return i.first == id; }),
+                                 items_.end());
+                }
+                append(record);
+            });
+            for (const auto& r : delivery.results) result.count(r.outcome);
+            if (delivery.failure) {
+                compact();
+                std::rethrow_exception(delivery.failure);
             }
-            HttpAnswer answer = post(contract_.batch_route, "application/x-ndjson", body);
-            Json parsed = parse_json(answer.body);
-            auto count = [&](const char* key) -> std::size_t {
-                const Json* v = parsed.get(key);
-                return v != nullptr && v->kind == Json::Kind::Number ? static_cast<std::size_t>(std::stoll(v->text)) : 0;
-            };
-            result.sent += n;
-            result.accepted += count("accepted");
-            result.quarantined += count("quarantined");
-            result.rejected += count("rejected");
-            std::string record;
-            for (std::size_t i = 0; i < n; ++i) record += "-" + std::to_string(items_[i].first) + "\n";
-            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(n));
-            append(record);
         }
         compact();
         result.remaining = items_.size();
@@ -1055,8 +1197,109 @@ private:
         write_file(path("queue"), text);
     }
 
+    const std::string& batch_route() const {
+        if (contract_.batch_route.empty()) throw std::runtime_error("contract " + contract_.name + " has no batch route");
+        return contract_.batch_route;
+    }
+
+    /// How many events (from `first`) the next batch request carries: within the contract's limits
+    /// and the deployed API's.
+    template <class It, class Body>
+    std::size_t batch_length_of(It first, It last, Body body) const {
+        const std::size_t events = std::max<std::size_t>(1, std::min(contract_.max_batch_events, max_events_per_batch_request));
+        const std::size_t bytes = std::min(max_batch_request_bytes, std::max<std::size_t>(1, contract_.max_body_bytes) * events);
+        return batch_length(first, last, body, events, bytes);
+    }
+
+    /// The wait before attempt `attempt + 1`: full jitter under a doubling ceiling.
+    int backoff_ms(int attempt) const {
+        const double ceiling = std::min<double>(options_.max_backoff_ms, options_.base_backoff_ms * std::pow(2.0, attempt - 1));
+        return static_cast<int>(std::floor(options_.random() * ceiling));
+    }
+
+    struct Delivery {
+        std::vector<BatchEventResult> results;
+        /// The last failure when some event was not acknowledged, else null.
+        std::exception_ptr failure;
+        int status = 0;
+        std::string why;
+    };
+
+    /// Sends `bodies` (encoded events, at most `batch_length_of()`) as one JSON array, then what is not
+    /// acknowledged yet, until every event is or the attempts run out: a network error or a 5xx
+    /// without per-event results is retried whole, the events of a failed record alone, with the
+    /// backoff of `with_retry`; a 4xx stops (a 401 first re-authenticates once). `acknowledged`
+    /// gets the indexes of each answer's acknowledged events as it comes in. Never throws.
+    template <class F>
+    Delivery deliver(const std::string& route, const std::vector<std::string>& bodies, F acknowledged) {
+        Delivery d;
+        d.results.resize(bodies.size());
+        std::vector<std::size_t> pending;
+        for (std::size_t i = 0; i < bodies.size(); ++i) pending.push_back(i);
+        bool reauthenticated = false;
+        auto fail = [&](int status, const std::string& why) {
+            d.status = status;
+            d.why = why;
+            d.failure = std::make_exception_ptr(HttpError(status, why));
+        };
+        for (int attempt = 1;; ++attempt) {
+            std::optional<HttpAnswer> answer;
+            try {
+                const std::string tok = token();
+                std::string array = "[";
+                for (std::size_t k = 0; k < pending.size(); ++k) array += (k > 0 ? "," : "") + bodies[pending[k]];
+                array += "]";
+                answer = transport_.send("POST", resolve(options_.base_url, route), headers(tok), "application/json", array);
+            } catch (const NetworkError& error) {
+                d.failure = std::current_exception();
+                d.status = 0;
+                d.why = error.what();
+            } catch (const std::exception& error) {
+                // A refused login (retried already): another try would be refused too.
+                d.failure = std::current_exception();
+                const auto* http = dynamic_cast<const HttpError*>(&error);
+                d.status = http != nullptr ? http->status : 0;
+                d.why = error.what();
+                break;
+            }
+            if (answer) {
+                if (answer->status == 401 && !reauthenticated) {
+                    reauthenticated = true;
+                    std::remove(path("tokens.json").c_str());
+                    --attempt;
+                    continue;
+                }
+                if (answer->status != 200 && answer->status < 500) {
+                    fail(answer->status, answer->body);
+                    break;
+                }
+                // A 200 without readable results acknowledged the whole request.
+                auto read = read_batch_results(answer->body, pending.size());
+                if (!read && answer->status == 200) read = std::vector<BatchEventResult>(pending.size(), {BatchOutcome::added, ""});
+                if (!read) {
+                    fail(answer->status, answer->body);
+                } else {
+                    std::vector<std::size_t> done, still;
+                    for (std::size_t k = 0; k < read->size(); ++k) {
+                        d.results[pending[k]] = (*read)[k];
+                        ((*read)[k].outcome == BatchOutcome::failed ? still : done).push_back(pending[k]);
+                    }
+                    if (!done.empty()) acknowledged(done);
+                    pending = still;
+                    if (!still.empty()) fail(answer->status, answer->body);
+                }
+            }
+            if (pending.empty()) return Delivery{std::move(d.results), nullptr, 0, ""};
+            if (attempt >= options_.max_attempts) break;
+            options_.sleep(backoff_ms(attempt));
+        }
+        for (std::size_t i : pending) {
+            if (d.results[i].error.empty()) d.results[i].error = d.why;
+        }
+        return d;
+    }
+
     HttpAnswer post(const std::string& route, const std::string& content_type, const std::string& body) {
-        if (route.empty()) throw std::runtime_error("contract " + contract_.name + " has no batch route");
         bool reauthenticated = false;
         for (;;) {
             const std::string tok = token();
@@ -1081,8 +1324,7 @@ private:
             } catch (const NetworkError&) {
                 if (attempt >= options_.max_attempts) throw;
             }
-            const double ceiling = std::min<double>(options_.max_backoff_ms, options_.base_backoff_ms * std::pow(2.0, attempt - 1));
-            options_.sleep(static_cast<int>(std::floor(options_.random() * ceiling)));
+            options_.sleep(backoff_ms(attempt));
         }
     }
 

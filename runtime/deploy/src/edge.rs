@@ -10,6 +10,7 @@ use aws_sdk_apigatewayv2::types::{
 };
 use contract_support::manifest::{EDGE_SECRET_HEADER, Issuer, claim_header};
 
+use crate::tags::{self, Tags};
 use crate::{
     Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found, resolve,
     resource_path,
@@ -54,14 +55,15 @@ const STAGE: &str = "$default";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
     pub api_id: String,
-    /// The route of the contract's ingest path.
-    pub route: Option<RouteState>,
-    /// The authorizer that route uses.
+    /// Route key (`POST /prod/put-record`) → route, for the contract's ingest routes.
+    pub routes: BTreeMap<String, RouteState>,
+    /// The authorizer the single-event route uses (else the batch route's).
     pub authorizer: Option<AuthorizerState>,
     pub integrations: Vec<IntegrationState>,
     pub default_stage: bool,
     /// The `$default` stage's access log settings: (destination ARN, format).
     pub access_log: Option<(String, String)>,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,6 +98,10 @@ pub enum Op {
         name: String,
         tags: Vec<(String, String)>,
     },
+    Tag {
+        arn: String,
+        change: tags::Change,
+    },
     PutAuthorizer {
         api_id: Option<String>,
         /// The authorizer to delete first.
@@ -118,6 +124,8 @@ pub enum Op {
     },
     PutRoute {
         api_id: Option<String>,
+        /// The contract's route: finds the integration created for it by this apply.
+        route: String,
         /// The route to delete first.
         replace: Option<String>,
         route_key: String,
@@ -139,8 +147,17 @@ fn name(config: &DeployConfig, desired: &Desired) -> String {
     format!("{}-edge", desired.api(config))
 }
 
-fn route_key(desired: &Desired) -> String {
-    format!("POST {}", desired.manifest.ingest.route)
+fn route_key(route: &str) -> String {
+    format!("POST {route}")
+}
+
+/// The contract's ingest routes the front door forwards: the single-event route and the
+/// batch route, when the contract has one.
+fn ingest_routes(desired: &Desired) -> Vec<String> {
+    let ingest = &desired.manifest.ingest;
+    std::iter::once(ingest.route.clone())
+        .chain(ingest.batch_route.clone())
+        .collect()
 }
 
 /// The issuer the authorizer trusts; `None` for the dev identity provider without
@@ -169,35 +186,46 @@ pub async fn read(
         .send()
         .await
         .map_err(aws("apigatewayv2:GetApis"))?;
-    let Some(api_id) = apis
+    let Some(api) = apis
         .items()
         .iter()
         .find(|a| a.name() == Some(name.as_str()))
-        .and_then(|a| a.api_id().map(str::to_string))
     else {
         return Ok(None);
     };
+    let api_id = api.api_id().unwrap_or_default().to_string();
+    let tags = tags::from_map(api.tags());
     let routes = client
         .get_routes()
         .api_id(&api_id)
         .send()
         .await
         .map_err(aws("apigatewayv2:GetRoutes"))?;
-    let key = route_key(desired);
-    let route = routes
+    let keys: Vec<String> = ingest_routes(desired)
+        .iter()
+        .map(|r| route_key(r))
+        .collect();
+    let routes: BTreeMap<String, RouteState> = routes
         .items()
         .iter()
-        .find(|r| r.route_key() == Some(key.as_str()))
-        .map(|r| RouteState {
-            id: r.route_id().unwrap_or_default().to_string(),
-            jwt: r.authorization_type() == Some(&AuthorizationType::Jwt),
-            authorizer_id: r.authorizer_id().map(str::to_string),
-            scopes: r.authorization_scopes().to_vec(),
-            target: r.target().map(str::to_string),
-        });
-    // The authorizer is found through the route that uses it (listing authorizers is a call
+        .filter_map(|r| {
+            let key = r.route_key().filter(|k| keys.iter().any(|w| w == k))?;
+            let state = RouteState {
+                id: r.route_id().unwrap_or_default().to_string(),
+                jwt: r.authorization_type() == Some(&AuthorizationType::Jwt),
+                authorizer_id: r.authorizer_id().map(str::to_string),
+                scopes: r.authorization_scopes().to_vec(),
+                target: r.target().map(str::to_string),
+            };
+            Some((key.to_string(), state))
+        })
+        .collect();
+    // The authorizer is found through the routes that use it (listing authorizers is a call
     // some emulators lack).
-    let authorizer = match route.as_ref().and_then(|r| r.authorizer_id.as_deref()) {
+    let used = keys
+        .iter()
+        .find_map(|k| routes.get(k)?.authorizer_id.as_deref());
+    let authorizer = match used {
         Some(id) => read_authorizer(client, &api_id, id).await?,
         None => None,
     };
@@ -237,11 +265,12 @@ pub async fn read(
         .and_then(|a| Some((a.destination_arn()?.to_string(), a.format()?.to_string())));
     Ok(Some(Current {
         api_id,
-        route,
+        routes,
         authorizer,
         integrations,
         default_stage,
         access_log,
+        tags,
     }))
 }
 
@@ -296,15 +325,27 @@ pub fn plan(
             op: crate::Op::Edge(op),
         })
     };
-    if current.is_none() {
-        push(
+    match current {
+        None => push(
             format!("api gateway http api {name}"),
             Action::Create,
             Op::CreateApi {
                 name: name.clone(),
                 tags: desired.tags(config),
             },
-        );
+        ),
+        Some(api) => {
+            if let Some(change) = tags::change(&desired.tags(config), &api.tags) {
+                push(
+                    format!("api gateway http api {name}"),
+                    Action::Update(vec![change.describe()]),
+                    Op::Tag {
+                        arn: format!("arn:aws:apigateway:{}::/apis/{}", config.region, api.api_id),
+                        change,
+                    },
+                );
+            }
+        }
     }
     // Plan against an empty API when it does not exist: everything in it gets created.
     let empty = Current::default();
@@ -334,10 +375,6 @@ pub fn plan(
         None
     };
 
-    let route = desired.manifest.ingest.route.clone();
-    let wanted = rest_api_id
-        .as_deref()
-        .map(|id| target(id, &config.region, &route));
     let headers = Headers {
         claims: desired
             .manifest
@@ -347,64 +384,71 @@ pub fn plan(
             .collect(),
         secret: rest_api.edge_secret,
     };
-    let existing = wanted
-        .as_ref()
-        .and_then(|wanted| have.integrations.iter().find(|i| &i.uri == wanted));
-    let integration_id = existing.map(|i| i.id.clone());
-    if let Some(existing) = existing
-        && headers.mappings(None).as_ref() != Some(&existing.request_parameters)
-    {
-        push(
-            format!(
-                "api gateway http api {name} integration {} headers (claims {:?}, front door secret)",
-                existing.id, headers.claims
-            ),
-            Action::Update(vec!["forwarded headers".into()]),
-            Op::UpdateIntegration {
-                api_id: api_id.clone(),
-                integration_id: existing.id.clone(),
-                headers: headers.clone(),
-            },
-        );
-    }
-    if integration_id.is_none() {
-        let shown = wanted.unwrap_or_else(|| target("<new rest api>", &config.region, &route));
-        push(
-            format!("api gateway http api {name} integration → {shown}"),
-            Action::Create,
-            Op::CreateIntegration {
-                api_id: api_id.clone(),
-                rest_api_id,
-                region: config.region.clone(),
-                route,
-                headers,
-            },
-        );
-    }
-
     let scopes: Vec<String> = auth.scopes.iter().map(|s| s.to_string()).collect();
-    let key = route_key(desired);
-    let route_ok = have.route.as_ref().is_some_and(|r| {
-        r.jwt
-            && authorizer_id.is_some()
-            && r.authorizer_id == authorizer_id
-            && r.scopes == scopes
-            && integration_id.is_some()
-            && r.target == integration_id.as_ref().map(|i| format!("integrations/{i}"))
-    });
-    if !route_ok {
-        push(
-            format!("api gateway http api {name} route {key} (JWT, scopes {scopes:?})"),
-            Action::for_existing(have.route.is_some(), "authorizer, scopes or target"),
-            Op::PutRoute {
-                api_id: api_id.clone(),
-                replace: have.route.as_ref().map(|r| r.id.clone()),
-                route_key: key,
-                authorizer_id,
-                scopes,
-                integration_id,
-            },
-        );
+    for route in ingest_routes(desired) {
+        let wanted = rest_api_id
+            .as_deref()
+            .map(|id| target(id, &config.region, &route));
+        let existing = wanted
+            .as_ref()
+            .and_then(|wanted| have.integrations.iter().find(|i| &i.uri == wanted));
+        let integration_id = existing.map(|i| i.id.clone());
+        if let Some(existing) = existing
+            && headers.mappings(None).as_ref() != Some(&existing.request_parameters)
+        {
+            push(
+                format!(
+                    "api gateway http api {name} integration {} headers (claims {:?}, front door secret)",
+                    existing.id, headers.claims
+                ),
+                Action::Update(vec!["forwarded headers".into()]),
+                Op::UpdateIntegration {
+                    api_id: api_id.clone(),
+                    integration_id: existing.id.clone(),
+                    headers: headers.clone(),
+                },
+            );
+        }
+        if integration_id.is_none() {
+            let shown = wanted.unwrap_or_else(|| target("<new rest api>", &config.region, &route));
+            push(
+                format!("api gateway http api {name} integration → {shown}"),
+                Action::Create,
+                Op::CreateIntegration {
+                    api_id: api_id.clone(),
+                    rest_api_id: rest_api_id.clone(),
+                    region: config.region.clone(),
+                    route: route.clone(),
+                    headers: headers.clone(),
+                },
+            );
+        }
+
+        let key = route_key(&route);
+        let existing_route = have.routes.get(&key);
+        let route_ok = existing_route.is_some_and(|r| {
+            r.jwt
+                && authorizer_id.is_some()
+                && r.authorizer_id == authorizer_id
+                && r.scopes == scopes
+                && integration_id.is_some()
+                && r.target == integration_id.as_ref().map(|i| format!("integrations/{i}"))
+        });
+        if !route_ok {
+            push(
+                format!("api gateway http api {name} route {key} (JWT, scopes {scopes:?})"),
+                Action::for_existing(existing_route.is_some(), "authorizer, scopes or target"),
+                Op::PutRoute {
+                    api_id: api_id.clone(),
+                    route,
+                    replace: existing_route.map(|r| r.id.clone()),
+                    route_key: key,
+                    authorizer_id: authorizer_id.clone(),
+                    scopes: scopes.clone(),
+                    integration_id,
+                },
+            );
+        }
     }
 
     let access_log = (
@@ -454,6 +498,7 @@ pub(crate) async fn apply(
                 .map_err(aws("apigatewayv2:CreateApi"))?;
             created.edge_api = api.api_id().map(str::to_string);
         }
+        Op::Tag { arn, change } => tag(client, arn, change).await?,
         Op::PutAuthorizer {
             api_id,
             replace,
@@ -506,7 +551,9 @@ pub(crate) async fn apply(
                 .send()
                 .await
                 .map_err(aws("apigatewayv2:CreateIntegration"))?;
-            created.integration = integration.integration_id().map(str::to_string);
+            if let Some(id) = integration.integration_id() {
+                created.integrations.insert(route.clone(), id.to_string());
+            }
         }
         Op::UpdateIntegration {
             api_id,
@@ -525,6 +572,7 @@ pub(crate) async fn apply(
         }
         Op::PutRoute {
             api_id,
+            route,
             replace,
             route_key,
             authorizer_id,
@@ -533,7 +581,11 @@ pub(crate) async fn apply(
         } => {
             let api_id = api(api_id)?;
             let authorizer_id = resolve(authorizer_id, &created.authorizer, "JWT authorizer")?;
-            let integration_id = resolve(integration_id, &created.integration, "integration")?;
+            let integration_id = resolve(
+                integration_id,
+                &created.integrations.get(route).cloned(),
+                "integration",
+            )?;
             if let Some(id) = replace {
                 client
                     .delete_route()
@@ -594,4 +646,27 @@ fn mappings(
                     .into(),
             )
         })
+}
+
+/// Brings the HTTP API's tags to the wanted ones.
+async fn tag(client: &Client, arn: &str, change: &tags::Change) -> Result<(), DeployError> {
+    if !change.set.is_empty() {
+        client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(change.set.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(aws("apigatewayv2:TagResource"))?;
+    }
+    if !change.remove.is_empty() {
+        client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(change.remove.clone()))
+            .send()
+            .await
+            .map_err(aws("apigatewayv2:UntagResource"))?;
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use contract_support::manifest::{Origin, TableDef};
 use serde_json::Value;
 
+use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid, short_hash};
 
 const GLUE_VERSION: &str = "5.0";
@@ -72,6 +73,7 @@ pub struct JobState {
     pub role: Option<String>,
     pub arguments: BTreeMap<String, String>,
     pub size: JobSize,
+    pub tags: Tags,
 }
 
 /// How big a job runs, how long, how often it is retried, how many runs at once.
@@ -129,6 +131,10 @@ pub enum Op {
     },
     CreateJob(JobSpec),
     UpdateJob(JobSpec),
+    TagJob {
+        arn: String,
+        change: tags::Change,
+    },
 }
 
 /// The names of the contract's tables: events, quarantine, stream.
@@ -177,40 +183,71 @@ pub async fn read(
         }
     }
     let got = client.get_job().job_name(desired.job(config)).send().await;
-    let job = found("glue:GetJob", got, |e| e.is_entity_not_found_exception())?
+    let job = match found("glue:GetJob", got, |e| e.is_entity_not_found_exception())?
         .and_then(|j| j.job)
-        .map(|job| JobState {
-            script_location: job
-                .command()
-                .and_then(|c| c.script_location())
-                .map(str::to_string),
-            glue_version: job.glue_version().map(str::to_string),
-            role: job.role().map(str::to_string),
-            arguments: job
-                .default_arguments()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            size: JobSize {
-                worker_type: job
-                    .worker_type()
-                    .map(|w| w.as_str().to_string())
-                    .unwrap_or_default(),
-                workers: job.number_of_workers().unwrap_or_default(),
-                timeout_minutes: job.timeout(),
-                max_retries: job.max_retries(),
-                max_concurrent_runs: job
-                    .execution_property()
-                    .map(|e| e.max_concurrent_runs())
-                    .unwrap_or_default(),
-            },
-        });
+    {
+        Some(job) => {
+            let tags = read_tags(client, &job_arn(config, desired)).await?;
+            Some(job_state(&job, tags))
+        }
+        None => None,
+    };
     Ok(Current {
         database: present.is_some(),
         tables,
         job,
     })
+}
+
+/// The job's ARN, as Glue's tagging calls take it.
+fn job_arn(config: &DeployConfig, desired: &Desired) -> String {
+    format!(
+        "arn:aws:glue:{}:{}:job/{}",
+        config.region,
+        config.account_id,
+        desired.job(config)
+    )
+}
+
+async fn read_tags(client: &Client, arn: &str) -> Result<Tags, DeployError> {
+    let got = client
+        .get_tags()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(aws("glue:GetTags"))?;
+    Ok(tags::from_map(got.tags()))
+}
+
+fn job_state(job: &aws_sdk_glue::types::Job, tags: Tags) -> JobState {
+    JobState {
+        script_location: job
+            .command()
+            .and_then(|c| c.script_location())
+            .map(str::to_string),
+        glue_version: job.glue_version().map(str::to_string),
+        role: job.role().map(str::to_string),
+        arguments: job
+            .default_arguments()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        size: JobSize {
+            worker_type: job
+                .worker_type()
+                .map(|w| w.as_str().to_string())
+                .unwrap_or_default(),
+            workers: job.number_of_workers().unwrap_or_default(),
+            timeout_minutes: job.timeout(),
+            max_retries: job.max_retries(),
+            max_concurrent_runs: job
+                .execution_property()
+                .map(|e| e.max_concurrent_runs())
+                .unwrap_or_default(),
+        },
+        tags,
+    }
 }
 
 fn table_state(table: &Table) -> TableState {
@@ -449,6 +486,17 @@ fn plan_job(
     if size_differs {
         differs.push("size, timeout, retries or concurrency".into());
     }
+    // Tags are their own calls: `UpdateJob` takes none.
+    if let Some(change) = tags::change(&spec.tags, &job.tags) {
+        steps.push(Step {
+            resource: resource.clone(),
+            action: Action::Update(vec![change.describe()]),
+            op: crate::Op::Glue(Op::TagJob {
+                arn: job_arn(config, desired),
+                change,
+            }),
+        });
+    }
     if !differs.is_empty() {
         steps.push(Step {
             resource,
@@ -517,6 +565,26 @@ pub async fn apply(client: &Client, s3: &aws_sdk_s3::Client, op: &Op) -> Result<
                 .send()
                 .await
                 .map_err(aws("glue:CreateJob"))?;
+        }
+        Op::TagJob { arn, change } => {
+            if !change.set.is_empty() {
+                client
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags_to_add(Some(change.set.iter().cloned().collect()))
+                    .send()
+                    .await
+                    .map_err(aws("glue:TagResource"))?;
+            }
+            if !change.remove.is_empty() {
+                client
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tags_to_remove(Some(change.remove.clone()))
+                    .send()
+                    .await
+                    .map_err(aws("glue:UntagResource"))?;
+            }
         }
         Op::UpdateJob(spec) => {
             let update = JobUpdate::builder()

@@ -6,6 +6,7 @@
 use aws_sdk_iam::Client;
 use serde_json::{Value, json};
 
+use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found};
 
 /// The name of the inline policy deploy manages on each role.
@@ -38,6 +39,7 @@ impl Kind {
 pub struct RoleState {
     pub trust: Option<Value>,
     pub policy: Option<Value>,
+    pub tags: Tags,
 }
 
 /// The managed roles that exist (`None`: absent, or not managed).
@@ -61,6 +63,10 @@ pub enum Op {
     PutPolicy {
         name: String,
         policy: Value,
+    },
+    Tag {
+        name: String,
+        change: tags::Change,
     },
 }
 
@@ -125,6 +131,16 @@ async fn read_role(client: &Client, name: &str) -> Result<Option<RoleState>, Dep
         .role()
         .and_then(|r| r.assume_role_policy_document())
         .and_then(policy_json);
+    // GetRole answers with the role's tags (at most 50, all of them).
+    let tags = role
+        .role()
+        .map(|r| {
+            r.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
     let got = client
         .get_role_policy()
         .role_name(name)
@@ -135,7 +151,11 @@ async fn read_role(client: &Client, name: &str) -> Result<Option<RoleState>, Dep
         e.is_no_such_entity_exception()
     })?
     .and_then(|p| policy_json(p.policy_document()));
-    Ok(Some(RoleState { trust, policy }))
+    Ok(Some(RoleState {
+        trust,
+        policy,
+        tags,
+    }))
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON on AWS, plain JSON from some emulators.
@@ -206,6 +226,16 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
                 },
             ),
             Some(_) => {}
+        }
+        if let Some(change) = have.and_then(|r| tags::change(&desired.tags(config), &r.tags)) {
+            push(
+                "",
+                Action::Update(vec![change.describe()]),
+                Op::Tag {
+                    name: name.clone(),
+                    change,
+                },
+            );
         }
         if have.and_then(|r| r.policy.as_ref()) != Some(&policy) {
             push(
@@ -350,6 +380,7 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .await
                 .map_err(aws("iam:UpdateAssumeRolePolicy"))?;
         }
+        Op::Tag { name, change } => tag(client, name, change).await?,
         Op::PutPolicy { name, policy } => {
             client
                 .put_role_policy()
@@ -360,6 +391,35 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .await
                 .map_err(aws("iam:PutRolePolicy"))?;
         }
+    }
+    Ok(())
+}
+
+/// Brings a role's tags to the wanted ones.
+async fn tag(client: &Client, name: &str, change: &tags::Change) -> Result<(), DeployError> {
+    if !change.set.is_empty() {
+        let set = change
+            .set
+            .iter()
+            .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(crate::invalid)?;
+        client
+            .tag_role()
+            .role_name(name)
+            .set_tags(Some(set))
+            .send()
+            .await
+            .map_err(aws("iam:TagRole"))?;
+    }
+    if !change.remove.is_empty() {
+        client
+            .untag_role()
+            .role_name(name)
+            .set_tag_keys(Some(change.remove.clone()))
+            .send()
+            .await
+            .map_err(aws("iam:UntagRole"))?;
     }
     Ok(())
 }
@@ -392,6 +452,7 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Action": [
                     "kinesis:CreateStream", "kinesis:DeleteStream", "kinesis:DescribeStreamSummary",
                     "kinesis:StartStreamEncryption", "kinesis:AddTagsToStream",
+                    "kinesis:ListTagsForStream", "kinesis:RemoveTagsFromStream",
                 ],
                 "Resource": format!("arn:aws:kinesis:{region}:{account}:stream/{prefix}-*"),
             },
@@ -414,6 +475,7 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Action": [
                     "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:DeleteJob",
                     "glue:StartJobRun", "glue:GetJobRuns", "glue:TagResource",
+                    "glue:UntagResource", "glue:GetTags",
                 ],
                 "Resource": format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
             },
@@ -435,7 +497,8 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Effect": "Allow",
                 "Action": [
                     "logs:DescribeLogGroups", "logs:CreateLogGroup", "logs:DeleteLogGroup",
-                    "logs:PutRetentionPolicy", "logs:TagResource", "logs:CreateLogDelivery",
+                    "logs:PutRetentionPolicy", "logs:TagResource", "logs:UntagResource",
+                    "logs:ListTagsForResource", "logs:CreateLogDelivery",
                     "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
                     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
                 ],
@@ -446,7 +509,7 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Effect": "Allow",
                 "Action": [
                     "iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
-                    "iam:TagRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+                    "iam:TagRole", "iam:UntagRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
                     "iam:PassRole",
                 ],
                 "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*"),

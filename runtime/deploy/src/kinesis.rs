@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::types::{EncryptionType, StreamMode, StreamModeDetails, StreamStatus};
 
+use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid};
 
 /// The AWS-managed key for Kinesis, as the reference stack uses (no key policy to manage, and
@@ -20,6 +21,7 @@ pub struct Current {
     pub encrypted: bool,
     /// As Kinesis reports it (`ACTIVE`, `CREATING`, …), for `status`.
     pub status: String,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,10 @@ pub enum Op {
     },
     StartEncryption {
         name: String,
+    },
+    Tag {
+        name: String,
+        change: tags::Change,
     },
 }
 
@@ -53,11 +59,36 @@ pub async fn read(client: &Client, stream: &str) -> Result<Current, DeployError>
         .and_then(|s| s.stream_description_summary())
         .map(|d| d.stream_status().as_str().to_string())
         .unwrap_or_default();
+    let tags = match summary {
+        Some(_) => read_tags(client, stream).await?,
+        None => Tags::new(),
+    };
     Ok(Current {
         stream: summary.is_some(),
         encrypted,
         status,
+        tags,
     })
+}
+
+async fn read_tags(client: &Client, stream: &str) -> Result<Tags, DeployError> {
+    let listed = client
+        .list_tags_for_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(aws("kinesis:ListTagsForStream"))?;
+    // A stream has at most 50 tags, and one call lists them all.
+    Ok(listed
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
 }
 
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
@@ -71,11 +102,20 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
                 tags: desired.tags(config),
             }),
         });
-    } else if !current.encrypted {
+        return;
+    }
+    if !current.encrypted {
         steps.push(Step {
             resource: format!("kinesis stream {name} (on demand, KMS {KMS_KEY})"),
             action: Action::Update(vec!["server-side encryption".into()]),
-            op: crate::Op::Kinesis(Op::StartEncryption { name }),
+            op: crate::Op::Kinesis(Op::StartEncryption { name: name.clone() }),
+        });
+    }
+    if let Some(change) = tags::change(&desired.tags(config), &current.tags) {
+        steps.push(Step {
+            resource: format!("kinesis stream {name}"),
+            action: Action::Update(vec![change.describe()]),
+            op: crate::Op::Kinesis(Op::Tag { name, change }),
         });
     }
 }
@@ -107,6 +147,26 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
             start_encryption(client, name).await?;
         }
         Op::StartEncryption { name } => start_encryption(client, name).await?,
+        Op::Tag { name, change } => {
+            if !change.set.is_empty() {
+                client
+                    .add_tags_to_stream()
+                    .stream_name(name)
+                    .set_tags(Some(change.set.iter().cloned().collect()))
+                    .send()
+                    .await
+                    .map_err(aws("kinesis:AddTagsToStream"))?;
+            }
+            if !change.remove.is_empty() {
+                client
+                    .remove_tags_from_stream()
+                    .stream_name(name)
+                    .set_tag_keys(Some(change.remove.clone()))
+                    .send()
+                    .await
+                    .map_err(aws("kinesis:RemoveTagsFromStream"))?;
+            }
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod kinesis;
 pub mod logs;
 pub mod rest_api;
 pub mod s3;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +59,7 @@ where
 {
     let code = error.code().unwrap_or_default();
     let message = error.message().unwrap_or_default();
+    let status = error.raw_response().map(|r| r.status().as_u16());
     // Emulators answer unimplemented calls with an HTML 500 or a NotImplemented code.
     let body = error
         .raw_response()
@@ -69,7 +71,8 @@ where
         || body.contains("<!doctype html")
     {
         format!("not supported by this endpoint (the call {call} is not implemented)")
-    } else if code.contains("AccessDenied") {
+    } else if code.contains("AccessDenied") || (code.is_empty() && status == Some(403)) {
+        // S3 answers a denied HEAD with a bare 403: no body, so no code.
         format!("access denied: the credentials lack the permission for {call}")
     } else if !code.is_empty() || !message.is_empty() {
         [code, message]
@@ -77,6 +80,9 @@ where
             .filter(|part| !part.is_empty())
             .collect::<Vec<_>>()
             .join(": ")
+    } else if let Some(status) = status {
+        // A service answer without a code (a HEAD's error has no body): the status is all.
+        format!("HTTP {status} without an error code")
     } else {
         // No service error (timeout, connection refused, …): the error chain says what failed.
         DisplayErrorContext(error).to_string()
@@ -259,7 +265,8 @@ struct Created {
     resources: HashMap<String, String>,
     edge_api: Option<String>,
     authorizer: Option<String>,
-    integration: Option<String>,
+    /// The contract's route → the edge integration created for it.
+    integrations: HashMap<String, String>,
     /// The front door's secret, when this apply generated it.
     edge_secret: Option<String>,
 }
@@ -351,6 +358,8 @@ pub struct Desired {
     pub manifest: &'static Manifest,
     pub script: Vec<u8>,
     pub model: String,
+    /// The batch route's model (`None`: the contract has no batch route).
+    pub batch_model: Option<String>,
     pub openapi: Value,
 }
 
@@ -380,11 +389,30 @@ impl Desired {
             )));
         }
         let model = String::from_utf8_lossy(&read("apigateway/request-model.json")?).into_owned();
-        let openapi = serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
+        let openapi: Value =
+            serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
+        let batch_model = match &manifest.ingest.batch_route {
+            None => None,
+            Some(route) => {
+                if !openapi["paths"][route.as_str()].is_object() {
+                    return Err(DeployError::Invalid(format!(
+                        "{}: {} has no batch route {route}: run `cargo run -p contractc -- build`",
+                        manifest.name,
+                        generated
+                            .join(&manifest.name)
+                            .join("apigateway/openapi.json")
+                            .display()
+                    )));
+                }
+                let text = read("apigateway/batch-request-model.json")?;
+                Some(String::from_utf8_lossy(&text).into_owned())
+            }
+        };
         Ok(Desired {
             manifest,
             script,
             model,
+            batch_model,
             openapi,
         })
     }
@@ -401,15 +429,6 @@ impl Desired {
     fn api(&self, c: &DeployConfig) -> String {
         format!("{}-{}", c.prefix, self.manifest.name)
     }
-    fn model_name(&self) -> String {
-        self.model_json()["title"]
-            .as_str()
-            .unwrap_or("Event")
-            .to_string()
-    }
-    fn model_json(&self) -> Value {
-        serde_json::from_str(&self.model).unwrap_or_default()
-    }
     /// The tags every resource of the contract's stack carries.
     pub(crate) fn tags(&self, c: &DeployConfig) -> Vec<(String, String)> {
         vec![
@@ -424,15 +443,6 @@ impl Desired {
             c.account_id,
             self.stream(c)
         )
-    }
-
-    fn request_template(&self) -> String {
-        let route = self.manifest.ingest.route.as_str();
-        self.openapi["paths"][route]["post"]["x-amazon-apigateway-integration"]["requestTemplates"]
-            ["application/json"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
     }
 }
 

@@ -6,6 +6,9 @@ use aws_sdk_apigateway::types::{Op as PatchOp, PatchOperation};
 use aws_sdk_cloudwatchlogs::Client;
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
+use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, iam};
 
 /// How long access logs are kept.
@@ -22,6 +25,8 @@ pub const EDGE_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$contex
 pub struct Current {
     /// The log groups of the contract's APIs that exist.
     pub groups: Vec<String>,
+    /// Group name → its tags, for the groups that exist.
+    pub tags: BTreeMap<String, Tags>,
     /// API Gateway's CloudWatch role of the account (region), if one is set.
     pub account_role: Option<String>,
     /// Whether the role deploy would set exists.
@@ -33,6 +38,10 @@ pub enum Op {
     CreateLogGroup {
         name: String,
         tags: Vec<(String, String)>,
+    },
+    TagLogGroup {
+        arn: String,
+        change: tags::Change,
     },
     /// API Gateway's CloudWatch role: the role (created when missing), then the account setting.
     SetAccountRole {
@@ -71,6 +80,7 @@ pub async fn read(
     desired: &Desired,
 ) -> Result<Current, DeployError> {
     let mut groups = Vec::new();
+    let mut tags = BTreeMap::new();
     for edge in [false, true] {
         let name = group_name(config, desired, edge);
         let listed = clients
@@ -85,6 +95,15 @@ pub async fn read(
             .iter()
             .any(|g| g.log_group_name() == Some(name.as_str()))
         {
+            let arn = group_arn(config, desired, edge);
+            let listed = clients
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .map_err(aws("logs:ListTagsForResource"))?;
+            tags.insert(name.clone(), tags::from_map(listed.tags()));
             groups.push(name);
         }
     }
@@ -103,6 +122,7 @@ pub async fn read(
     let logs_role = found("iam:GetRole", got, |e| e.is_no_such_entity_exception())?.is_some();
     Ok(Current {
         groups,
+        tags,
         account_role: account
             .cloudwatch_role_arn()
             .filter(|a| !a.is_empty())
@@ -124,6 +144,18 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
                 op: crate::Op::Logs(Op::CreateLogGroup {
                     name,
                     tags: desired.tags(config),
+                }),
+            });
+            continue;
+        }
+        let have = current.tags.get(&name).cloned().unwrap_or_default();
+        if let Some(change) = tags::change(&desired.tags(config), &have) {
+            steps.push(Step {
+                resource: format!("cloudwatch log group {name}"),
+                action: Action::Update(vec![change.describe()]),
+                op: crate::Op::Logs(Op::TagLogGroup {
+                    arn: group_arn(config, desired, edge),
+                    change,
                 }),
             });
         }
@@ -167,6 +199,28 @@ pub fn logs_policy(config: &DeployConfig) -> Value {
 pub async fn apply(clients: &crate::Clients, op: &Op) -> Result<(), DeployError> {
     match op {
         Op::CreateLogGroup { name, tags } => create_group(&clients.logs, name, tags).await?,
+        Op::TagLogGroup { arn, change } => {
+            if !change.set.is_empty() {
+                clients
+                    .logs
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(change.set.iter().cloned().collect()))
+                    .send()
+                    .await
+                    .map_err(aws("logs:TagResource"))?;
+            }
+            if !change.remove.is_empty() {
+                clients
+                    .logs
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(change.remove.clone()))
+                    .send()
+                    .await
+                    .map_err(aws("logs:UntagResource"))?;
+            }
+        }
         Op::SetAccountRole {
             name,
             arn,

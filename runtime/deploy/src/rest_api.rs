@@ -1,7 +1,7 @@
 //! The API Gateway REST API: the request model, a body validator, the route's resources, the
 //! POST method, its Kinesis integration, and a deployment to the route's stage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::types::{
@@ -10,6 +10,7 @@ use aws_sdk_apigateway::types::{
 use contract_support::manifest::EDGE_SECRET_STAGE_VARIABLE;
 use serde_json::Value;
 
+use crate::tags::{self, Tags};
 use crate::{
     Action, Created, DeployConfig, DeployError, Desired, Step, aws, found, resolve, resource_path,
 };
@@ -21,14 +22,13 @@ const VALIDATOR: &str = "body-only";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
     pub id: String,
-    /// The schema of the contract's model, when the model exists.
-    pub model_schema: Option<String>,
+    /// Model name → schema, for every model of the API.
+    pub models: HashMap<String, String>,
     pub validator_id: Option<String>,
     /// Resource path → id, for every resource of the API.
     pub resources: HashMap<String, String>,
-    /// The POST method on the route's resource.
-    pub method: Option<MethodState>,
-    pub integration: Option<IntegrationState>,
+    /// Resource path → its POST method and integration, for the routes' resources that exist.
+    pub routes: HashMap<String, RouteState>,
     pub has_deployment: bool,
     /// The front door's shared secret: the stage variable the request template compares the
     /// `x-contractc-edge` header with (`None`: the stage or the variable does not exist).
@@ -37,6 +37,27 @@ pub struct Current {
     pub bad_request_body: Option<GatewayResponse>,
     /// The stage's access log settings: (destination ARN, format).
     pub access_log: Option<(String, String)>,
+    pub tags: Tags,
+}
+
+/// The POST method of one route's resource and its integration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteState {
+    pub method: Option<MethodState>,
+    pub integration: Option<IntegrationState>,
+}
+
+/// One ingest route of the REST API as the generated artefacts describe it: the single-event
+/// route (`PutRecord`) and, when the contract has one, the batch route (`PutRecords`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RouteSpec {
+    /// The contract's route (`/prod/put-record`): its first segment is the stage.
+    pub route: String,
+    pub model_name: String,
+    /// The model's schema, as generated.
+    pub model: String,
+    /// The Kinesis action of the integration.
+    pub action: &'static str,
 }
 
 /// Method responses (status → response parameter → required) and integration responses
@@ -86,6 +107,11 @@ pub enum Op {
         name: String,
         description: String,
         tags: Vec<(String, String)>,
+    },
+    Tag {
+        api_id: String,
+        region: String,
+        change: tags::Change,
     },
     PutModel {
         api_id: Option<String>,
@@ -175,26 +201,27 @@ pub async fn read(
         .send()
         .await
         .map_err(aws("apigateway:GetRestApis"))?;
-    let Some(id) = apis
+    let Some(api) = apis
         .items()
         .iter()
         .find(|a| a.name() == Some(name.as_str()))
-        .and_then(|a| a.id().map(str::to_string))
     else {
         return Ok(None);
     };
-    let model_name = desired.model_name();
-    let models = client
+    let id = api.id().unwrap_or_default().to_string();
+    let tags = tags::from_map(api.tags());
+    let listed = client
         .get_models()
         .rest_api_id(&id)
+        .limit(500)
         .send()
         .await
         .map_err(aws("apigateway:GetModels"))?;
-    let model_schema = models
+    let models = listed
         .items()
         .iter()
-        .find(|m| m.name() == Some(model_name.as_str()))
-        .and_then(|m| m.schema().map(str::to_string));
+        .filter_map(|m| Some((m.name()?.to_string(), m.schema()?.to_string())))
+        .collect();
     let validators = client
         .get_request_validators()
         .rest_api_id(&id)
@@ -218,11 +245,20 @@ pub async fn read(
         .iter()
         .filter_map(|r| Some((r.path()?.to_string(), r.id()?.to_string())))
         .collect();
-    let (_, path) = resource_path(&desired.manifest.ingest.route);
-    let (method, integration) = match resources.get(&path) {
-        Some(resource_id) => read_method(client, &id, resource_id).await?,
-        None => (None, None),
-    };
+    let mut routes = HashMap::new();
+    for spec in desired.rest_routes() {
+        let (_, path) = resource_path(&spec.route);
+        if let Some(resource_id) = resources.get(&path) {
+            let (method, integration) = read_method(client, &id, resource_id).await?;
+            routes.insert(
+                path,
+                RouteState {
+                    method,
+                    integration,
+                },
+            );
+        }
+    }
     let deployments = client
         .get_deployments()
         .rest_api_id(&id)
@@ -260,15 +296,15 @@ pub async fn read(
     });
     Ok(Some(Current {
         id,
-        model_schema,
+        models,
         validator_id,
         resources,
-        method,
-        integration,
+        routes,
         has_deployment: !deployments.items().is_empty(),
         edge_secret,
         bad_request_body,
         access_log,
+        tags,
     }))
 }
 
@@ -361,15 +397,16 @@ pub fn plan(
     steps: &mut Vec<Step>,
 ) -> Planned {
     let name = desired.api(config);
-    let mut push = |resource: String, action: Action, op: Op| {
+    let push = |steps: &mut Vec<Step>, resource: String, action: Action, op: Op| {
         steps.push(Step {
             resource,
             action,
             op: crate::Op::RestApi(op),
         })
     };
-    if current.is_none() {
-        push(
+    match current {
+        None => push(
+            steps,
             format!("api gateway rest api {name}"),
             Action::Create,
             Op::CreateApi {
@@ -377,7 +414,21 @@ pub fn plan(
                 description: format!("contractc: {}", desired.manifest.name),
                 tags: desired.tags(config),
             },
-        );
+        ),
+        Some(api) => {
+            if let Some(change) = tags::change(&desired.tags(config), &api.tags) {
+                push(
+                    steps,
+                    format!("api gateway rest api {name}"),
+                    Action::Update(vec![change.describe()]),
+                    Op::Tag {
+                        api_id: api.id.clone(),
+                        region: config.region.clone(),
+                        change,
+                    },
+                );
+            }
+        }
     }
     // Plan against an empty API when it does not exist: everything in it gets created.
     let empty = Current::default();
@@ -386,30 +437,10 @@ pub fn plan(
     // Anything changed needs a new deployment to take effect.
     let mut changed = current.is_none();
 
-    let model_name = desired.model_name();
-    let same_model = have
-        .model_schema
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        == Some(desired.model_json());
-    if !same_model {
-        changed = true;
-        let replace = have.model_schema.is_some();
-        push(
-            format!("api gateway model {model_name}"),
-            Action::for_existing(replace, "model schema"),
-            Op::PutModel {
-                api_id: api_id.clone(),
-                name: model_name.clone(),
-                schema: desired.model.clone(),
-                replace,
-            },
-        );
-    }
-
     if have.validator_id.is_none() {
         changed = true;
         push(
+            steps,
             format!("api gateway request validator {name}/{VALIDATOR}"),
             Action::Create,
             Op::CreateValidator {
@@ -418,7 +449,133 @@ pub fn plan(
         );
     }
 
-    let (stage, path) = resource_path(&desired.manifest.ingest.route);
+    // Resources created by this plan (a batch route may sit under the single route's).
+    let mut planned = HashSet::new();
+    for spec in desired.rest_routes() {
+        let mut route_steps = Vec::new();
+        plan_route(
+            config,
+            desired,
+            &spec,
+            have,
+            &api_id,
+            &mut planned,
+            &mut route_steps,
+        );
+        changed |= !route_steps.is_empty();
+        steps.extend(route_steps);
+    }
+
+    let bad_request_body = bad_request_body();
+    if have.bad_request_body.as_ref() != Some(&bad_request_body) {
+        changed = true;
+        push(
+            steps,
+            format!(
+                "api gateway gateway response {name} BAD_REQUEST_BODY (400 with the model's errors)"
+            ),
+            Action::for_existing(have.bad_request_body.is_some(), "status or template"),
+            Op::PutGatewayResponse {
+                api_id: api_id.clone(),
+                response: bad_request_body,
+            },
+        );
+    }
+
+    let (stage, _) = resource_path(&desired.manifest.ingest.route);
+    let access_log = (
+        crate::logs::group_arn(config, desired, false),
+        crate::logs::REST_FORMAT.to_string(),
+    );
+    let access_log_ok = have.access_log.as_ref() == Some(&access_log);
+    if changed || !have.has_deployment {
+        push(
+            steps,
+            format!("api gateway deployment {name} stage {stage}"),
+            Action::Create,
+            Op::CreateDeployment {
+                api_id: api_id.clone(),
+                stage: stage.clone(),
+                edge_secret: have.edge_secret.clone(),
+                access_log: access_log_ok.then(|| access_log.clone()),
+            },
+        );
+    }
+    if !access_log_ok {
+        push(
+            steps,
+            format!(
+                "api gateway stage {name}/{stage} access log → {}",
+                access_log.0
+            ),
+            Action::for_existing(have.access_log.is_some(), "access log settings"),
+            Op::SetAccessLog {
+                api_id: api_id.clone(),
+                stage: stage.clone(),
+                destination: access_log.0,
+                format: access_log.1,
+            },
+        );
+    }
+    if have.edge_secret.is_none() {
+        // Shown as a create only: the value is never printed.
+        push(
+            steps,
+            format!(
+                "api gateway stage variable {name}/{stage} {EDGE_SECRET_STAGE_VARIABLE} (front door secret)"
+            ),
+            Action::Create,
+            Op::CreateEdgeSecret {
+                api_id: api_id.clone(),
+                stage,
+            },
+        );
+    }
+    Planned {
+        api_id,
+        edge_secret: have.edge_secret.clone(),
+    }
+}
+
+/// Plans one route: its model, the resources of its path, the POST method, the Kinesis
+/// integration and the responses. `planned` holds the resource paths earlier routes of this
+/// plan create.
+fn plan_route(
+    config: &DeployConfig,
+    desired: &Desired,
+    spec: &RouteSpec,
+    have: &Current,
+    api_id: &Option<String>,
+    planned: &mut HashSet<String>,
+    steps: &mut Vec<Step>,
+) {
+    let name = desired.api(config);
+    let mut push = |resource: String, action: Action, op: Op| {
+        steps.push(Step {
+            resource,
+            action,
+            op: crate::Op::RestApi(op),
+        })
+    };
+    let model_name = spec.model_name.clone();
+    let existing_model = have.models.get(&model_name);
+    let same_model = existing_model.and_then(|s| serde_json::from_str::<Value>(s).ok())
+        == serde_json::from_str::<Value>(&spec.model).ok();
+    if !same_model {
+        let replace = existing_model.is_some();
+        push(
+            format!("api gateway model {model_name}"),
+            Action::for_existing(replace, "model schema"),
+            Op::PutModel {
+                api_id: api_id.clone(),
+                name: model_name.clone(),
+                schema: spec.model.clone(),
+                replace,
+            },
+        );
+    }
+
+    let (_, path) = resource_path(&spec.route);
     // The root resource comes with the API.
     let mut parent_id = have.resources.get("/").cloned();
     let mut parent_path = "/".to_string();
@@ -426,8 +583,7 @@ pub fn plan(
     for segment in path.trim_start_matches('/').split('/') {
         walked = format!("{walked}/{segment}");
         let existing = have.resources.get(&walked).cloned();
-        if existing.is_none() {
-            changed = true;
+        if existing.is_none() && planned.insert(walked.clone()) {
             push(
                 format!("api gateway resource {name}{walked}"),
                 Action::Create,
@@ -445,16 +601,17 @@ pub fn plan(
     }
     let resource_id = parent_id;
 
-    let method_ok = have.method.as_ref().is_some_and(|m| {
+    let route = have.routes.get(&path);
+    let method = route.and_then(|r| r.method.as_ref());
+    let method_ok = method.is_some_and(|m| {
         m.model.as_deref() == Some(model_name.as_str())
             && m.validator_id.is_some()
             && m.validator_id == have.validator_id
     });
     // Replacing the method drops its integration.
-    let mut integration = have.integration.as_ref();
+    let mut integration = route.and_then(|r| r.integration.as_ref());
     if !method_ok {
-        changed = true;
-        let replace = have.method.is_some();
+        let replace = method.is_some();
         integration = None;
         push(
             format!("api gateway method POST {name}{path}"),
@@ -471,19 +628,17 @@ pub fn plan(
     }
 
     let template = desired
-        .request_template()
+        .request_template(&spec.route)
         .replace("${stream_name}", &desired.stream(config));
     let uri = format!(
-        "arn:aws:apigateway:{}:kinesis:action/PutRecord",
-        config.region
+        "arn:aws:apigateway:{}:kinesis:action/{}",
+        config.region, spec.action
     );
     let integration_ok = integration
         .is_some_and(|i| i.uri == uri && i.template.as_deref() == Some(template.as_str()));
     // A new integration comes without responses, a new method without method responses.
-    let mut existing = Responses {
-        method: have
-            .method
-            .as_ref()
+    let existing = Responses {
+        method: method
             .filter(|_| method_ok)
             .map(|m| m.responses.clone())
             .unwrap_or_default(),
@@ -493,9 +648,11 @@ pub fn plan(
             .unwrap_or_default(),
     };
     if !integration_ok {
-        changed = true;
         push(
-            format!("api gateway kinesis integration {name}{path}"),
+            format!(
+                "api gateway kinesis integration {name}{path} ({})",
+                spec.action
+            ),
             Action::for_existing(integration.is_some(), "integration"),
             Op::PutIntegration {
                 api_id: api_id.clone(),
@@ -508,86 +665,24 @@ pub fn plan(
         );
     }
 
-    let responses = desired.responses();
+    let responses = desired.responses(&spec.route);
     if existing != responses {
-        changed = true;
         let exists = !existing.method.is_empty() || !existing.integration.is_empty();
+        let statuses: Vec<&str> = responses.integration.keys().map(String::as_str).collect();
         push(
-            format!("api gateway responses POST {name}{path} (200, 500)"),
+            format!(
+                "api gateway responses POST {name}{path} ({})",
+                statuses.join(", ")
+            ),
             Action::for_existing(exists, "method or integration responses"),
             Op::PutResponses {
                 api_id: api_id.clone(),
                 resource_id: have.resources.get(&path).cloned(),
-                resource_path: path.clone(),
+                resource_path: path,
                 responses,
-                existing: std::mem::take(&mut existing),
+                existing,
             },
         );
-    }
-
-    let bad_request_body = bad_request_body();
-    if have.bad_request_body.as_ref() != Some(&bad_request_body) {
-        changed = true;
-        push(
-            format!(
-                "api gateway gateway response {name} BAD_REQUEST_BODY (400 with the model's errors)"
-            ),
-            Action::for_existing(have.bad_request_body.is_some(), "status or template"),
-            Op::PutGatewayResponse {
-                api_id: api_id.clone(),
-                response: bad_request_body,
-            },
-        );
-    }
-
-    let access_log = (
-        crate::logs::group_arn(config, desired, false),
-        crate::logs::REST_FORMAT.to_string(),
-    );
-    let access_log_ok = have.access_log.as_ref() == Some(&access_log);
-    if changed || !have.has_deployment {
-        push(
-            format!("api gateway deployment {name} stage {stage}"),
-            Action::Create,
-            Op::CreateDeployment {
-                api_id: api_id.clone(),
-                stage: stage.clone(),
-                edge_secret: have.edge_secret.clone(),
-                access_log: access_log_ok.then(|| access_log.clone()),
-            },
-        );
-    }
-    if !access_log_ok {
-        push(
-            format!(
-                "api gateway stage {name}/{stage} access log → {}",
-                access_log.0
-            ),
-            Action::for_existing(have.access_log.is_some(), "access log settings"),
-            Op::SetAccessLog {
-                api_id: api_id.clone(),
-                stage: stage.clone(),
-                destination: access_log.0,
-                format: access_log.1,
-            },
-        );
-    }
-    if have.edge_secret.is_none() {
-        // Shown as a create only: the value is never printed.
-        push(
-            format!(
-                "api gateway stage variable {name}/{stage} {EDGE_SECRET_STAGE_VARIABLE} (front door secret)"
-            ),
-            Action::Create,
-            Op::CreateEdgeSecret {
-                api_id: api_id.clone(),
-                stage,
-            },
-        );
-    }
-    Planned {
-        api_id,
-        edge_secret: have.edge_secret.clone(),
     }
 }
 
@@ -601,11 +696,6 @@ const CORS_HEADERS: [(&str, &str); 2] = [
 /// `escapeJavaScript` keeps double quotes in the errors from breaking the JSON; its `\'` is no
 /// JSON escape, so it is turned back into `'` (AWS's documented idiom).
 pub const BAD_REQUEST_BODY_TEMPLATE: &str = "{\"message\": $context.error.messageString, \"errors\": \"$util.escapeJavaScript($context.error.validationErrorString).replaceAll(\"\\\\'\",\"'\")\"}";
-
-/// A Kinesis failure (any 4xx or 5xx from PutRecord: throttling, a missing record) is the
-/// API's 500, so clients retry instead of taking the event as added.
-pub const FAILURE_PATTERN: &str = "[45]\\d{2}";
-pub const FAILURE_BODY: &str = "\"Failed to add event\"";
 
 pub(crate) fn bad_request_body() -> GatewayResponse {
     GatewayResponse {
@@ -622,15 +712,51 @@ pub(crate) fn bad_request_body() -> GatewayResponse {
 }
 
 impl Desired {
-    /// The POST method's responses: the generated integration responses (the default one
-    /// answers 200 "Successfully added event" with the CORS headers) and a 500 for Kinesis
-    /// failures, with method responses declaring their headers.
-    pub(crate) fn responses(&self) -> Responses {
-        let route = self.manifest.ingest.route.as_str();
-        let generated =
-            &self.openapi["paths"][route]["post"]["x-amazon-apigateway-integration"]["responses"];
+    /// The REST API's routes: the single-event route and, when the contract has one, the
+    /// batch route.
+    pub(crate) fn rest_routes(&self) -> Vec<RouteSpec> {
+        let title = |model: &str| {
+            serde_json::from_str::<Value>(model)
+                .ok()
+                .and_then(|m| m["title"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "Event".to_string())
+        };
+        let mut routes = vec![RouteSpec {
+            route: self.manifest.ingest.route.clone(),
+            model_name: title(&self.model),
+            model: self.model.clone(),
+            action: "PutRecord",
+        }];
+        if let (Some(route), Some(model)) = (&self.manifest.ingest.batch_route, &self.batch_model) {
+            routes.push(RouteSpec {
+                route: route.clone(),
+                model_name: title(model),
+                model: model.clone(),
+                action: "PutRecords",
+            });
+        }
+        routes
+    }
+
+    /// The generated Kinesis integration of a route.
+    fn integration(&self, route: &str) -> &Value {
+        &self.openapi["paths"][route]["post"]["x-amazon-apigateway-integration"]
+    }
+
+    /// The `application/json` request template of a route's integration, as generated.
+    pub(crate) fn request_template(&self, route: &str) -> String {
+        self.integration(route)["requestTemplates"]["application/json"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A route's POST responses: the generated integration responses (the default one for
+    /// what Kinesis took, `[45]\d{2}` for what it refused), with method responses declaring
+    /// their headers.
+    pub(crate) fn responses(&self, route: &str) -> Responses {
         let mut integration: BTreeMap<String, IntegrationResponse> = BTreeMap::new();
-        if let Some(responses) = generated.as_object() {
+        if let Some(responses) = self.integration(route)["responses"].as_object() {
             for (pattern, response) in responses {
                 let Some(status) = response["statusCode"].as_str() else {
                     continue;
@@ -645,20 +771,6 @@ impl Desired {
                 );
             }
         }
-        let cors: BTreeMap<String, String> = CORS_HEADERS
-            .iter()
-            .map(|(h, v)| (format!("method.response.header.{h}"), v.to_string()))
-            .collect();
-        integration
-            .entry("500".into())
-            .or_insert(IntegrationResponse {
-                selection_pattern: Some(FAILURE_PATTERN.into()),
-                parameters: cors,
-                templates: BTreeMap::from([(
-                    "application/json".to_string(),
-                    FAILURE_BODY.to_string(),
-                )]),
-            });
         let method = integration
             .iter()
             .map(|(status, r)| {
@@ -708,6 +820,18 @@ pub(crate) async fn apply(
             if let Some(root) = api.root_resource_id() {
                 created.resources.insert("/".into(), root.to_string());
             }
+        }
+        Op::Tag {
+            api_id,
+            region,
+            change,
+        } => {
+            tag(
+                client,
+                &format!("arn:aws:apigateway:{region}::/restapis/{api_id}"),
+                change,
+            )
+            .await?
         }
         Op::PutModel {
             api_id,
@@ -1007,5 +1131,28 @@ async fn set_access_log(
         .send()
         .await
         .map_err(aws("apigateway:UpdateStage"))?;
+    Ok(())
+}
+
+/// Brings an API Gateway resource's tags to the wanted ones.
+async fn tag(client: &Client, arn: &str, change: &tags::Change) -> Result<(), DeployError> {
+    if !change.set.is_empty() {
+        client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(change.set.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(aws("apigateway:TagResource"))?;
+    }
+    if !change.remove.is_empty() {
+        client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(change.remove.clone()))
+            .send()
+            .await
+            .map_err(aws("apigateway:UntagResource"))?;
+    }
     Ok(())
 }

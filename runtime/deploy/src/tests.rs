@@ -29,25 +29,48 @@ fn config() -> DeployConfig {
     }
 }
 
-/// The first contract compiled in, with small stand-ins for its generated artefacts.
+/// A route's generated integration, stood in: its request template and the two responses.
+fn integration_stub(template: &str, ok: &str) -> serde_json::Value {
+    json!({"x-amazon-apigateway-integration": {
+        "requestTemplates": {"application/json": template},
+        "responses": {
+            "default": {
+                "statusCode": "200",
+                "responseParameters": {"method.response.header.Access-Control-Allow-Origin": "'*'"},
+                "responseTemplates": {"application/json": ok}
+            },
+            "[45]\\d{2}": {
+                "statusCode": "500",
+                "selectionPattern": "[45]\\d{2}",
+                "responseParameters": {"method.response.header.Access-Control-Allow-Origin": "'*'"},
+                "responseTemplates": {"application/json": "\"Failed to add event\""}
+            }
+        }
+    }})
+}
+
+/// The first contract compiled in (it has a batch route), with small stand-ins for its
+/// generated artefacts.
 fn desired() -> Desired {
     let manifest = contract_validators::ALL
         .first()
         .expect("a contract is compiled in")
         .manifest();
     let route = manifest.ingest.route.clone();
+    let batch = manifest
+        .ingest
+        .batch_route
+        .clone()
+        .expect("the first contract has a batch route");
     Desired {
         manifest,
         script: b"print('job')\n".to_vec(),
         model: json!({"title": "TestEvent", "type": "object"}).to_string(),
-        openapi: json!({"paths": {route: {"post": {"x-amazon-apigateway-integration": {
-            "requestTemplates": {"application/json": "{\"StreamName\": \"${stream_name}\"}"},
-            "responses": {"default": {
-                "statusCode": "200",
-                "responseParameters": {"method.response.header.Access-Control-Allow-Origin": "'*'"},
-                "responseTemplates": {"application/json": "\"Successfully added event\""}
-            }}
-        }}}}}),
+        batch_model: Some(json!({"title": "TestEventBatch", "type": "array"}).to_string()),
+        openapi: json!({"paths": {
+            route: {"post": integration_stub("{\"StreamName\": \"${stream_name}\"}", "\"Successfully added event\"")},
+            batch: {"post": integration_stub("{\"StreamName\": \"${stream_name}\", \"Records\": []}", "{\"results\": []}")},
+        }}),
     }
 }
 
@@ -124,18 +147,80 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         (input.name().to_string(), table_state(&input, definition))
     })
     .collect();
-    let (_, path) = resource_path(&d.manifest.ingest.route);
+    let specs = d.rest_routes();
     let mut resources = HashMap::from([("/".to_string(), "root".to_string())]);
-    let mut walked = String::new();
-    for segment in path.trim_start_matches('/').split('/') {
-        walked = format!("{walked}/{segment}");
-        resources.insert(walked.clone(), format!("res{walked}"));
+    let mut routes = HashMap::new();
+    for spec in &specs {
+        let (_, path) = resource_path(&spec.route);
+        let mut walked = String::new();
+        for segment in path.trim_start_matches('/').split('/') {
+            walked = format!("{walked}/{segment}");
+            resources.insert(walked.clone(), format!("res{walked}"));
+        }
+        let responses = d.responses(&spec.route);
+        let template = d
+            .request_template(&spec.route)
+            .replace("${stream_name}", &d.stream(c));
+        routes.insert(
+            path,
+            rest_api::RouteState {
+                method: Some(rest_api::MethodState {
+                    model: Some(spec.model_name.clone()),
+                    validator_id: Some("validator".into()),
+                    responses: responses.method,
+                }),
+                integration: Some(rest_api::IntegrationState {
+                    uri: format!(
+                        "arn:aws:apigateway:us-east-1:kinesis:action/{}",
+                        spec.action
+                    ),
+                    template: Some(template),
+                    responses: responses.integration,
+                }),
+            },
+        );
+    }
+    let models = specs
+        .iter()
+        .map(|s| (s.model_name.clone(), s.model.clone()))
+        .collect();
+    let tags: tags::Tags = d.tags(c).into_iter().collect();
+    let edge_routes = [
+        Some(&d.manifest.ingest.route),
+        d.manifest.ingest.batch_route.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .enumerate();
+    let mut edge_route_states = BTreeMap::new();
+    let mut edge_integrations = Vec::new();
+    for (i, route) in edge_routes {
+        let id = format!("integration{i}");
+        edge_route_states.insert(
+            format!("POST {route}"),
+            edge::RouteState {
+                id: format!("route{i}"),
+                jwt: true,
+                authorizer_id: Some("authorizer".into()),
+                scopes: d.manifest.ingest.auth.scopes.clone(),
+                target: Some(format!("integrations/{id}")),
+            },
+        );
+        edge_integrations.push(edge::IntegrationState {
+            id,
+            uri: format!(
+                "https://api.execute-api.us-east-1.amazonaws.com/{}",
+                route.trim_start_matches('/')
+            ),
+            request_parameters: forwarded(d, SECRET),
+        });
     }
     let auth = &d.manifest.ingest.auth;
     let role = |kind| {
         Some(iam::RoleState {
             trust: Some(iam::trust_policy(kind)),
             policy: Some(iam::role_policy(c, d, kind)),
+            tags: tags.clone(),
         })
     };
     Current {
@@ -145,6 +230,10 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         },
         logs: logs::Current {
             groups: vec![logs::group_name(c, d, false), logs::group_name(c, d, true)],
+            tags: [false, true]
+                .into_iter()
+                .map(|edge| (logs::group_name(c, d, edge), tags.clone()))
+                .collect(),
             account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
             logs_role: false,
         },
@@ -157,6 +246,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             stream: true,
             encrypted: true,
             status: "ACTIVE".into(),
+            tags: tags.clone(),
         },
         glue: glue::Current {
             database: true,
@@ -167,52 +257,33 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
                 role: Some(iam::role_arn(c, d, iam::Kind::Glue)),
                 arguments: d.job_arguments(c).into_iter().collect::<BTreeMap<_, _>>(),
                 size: glue::JobSize::default(),
+                tags: tags.clone(),
             }),
         },
         rest_api: Some(rest_api::Current {
             id: "api".into(),
-            model_schema: Some(d.model.clone()),
+            models,
             validator_id: Some("validator".into()),
             resources,
-            method: Some(rest_api::MethodState {
-                model: Some(d.model_name()),
-                validator_id: Some("validator".into()),
-                responses: d.responses().method,
-            }),
-            integration: Some(rest_api::IntegrationState {
-                uri: "arn:aws:apigateway:us-east-1:kinesis:action/PutRecord".into(),
-                template: Some(format!("{{\"StreamName\": \"{}\"}}", d.stream(c))),
-                responses: d.responses().integration,
-            }),
+            routes,
             has_deployment: true,
             edge_secret: Some(SECRET.into()),
             bad_request_body: Some(rest_api::bad_request_body()),
             access_log: Some((logs::group_arn(c, d, false), logs::REST_FORMAT.to_string())),
+            tags: tags.clone(),
         }),
         edge: Some(edge::Current {
             api_id: "edge".into(),
-            route: Some(edge::RouteState {
-                id: "route".into(),
-                jwt: true,
-                authorizer_id: Some("authorizer".into()),
-                scopes: auth.scopes.clone(),
-                target: Some("integrations/integration".into()),
-            }),
+            routes: edge_route_states,
             authorizer: Some(edge::AuthorizerState {
                 id: "authorizer".into(),
                 issuer: c.dev_issuer.clone(),
                 audience: vec![auth.audience.clone()],
             }),
-            integrations: vec![edge::IntegrationState {
-                id: "integration".into(),
-                uri: format!(
-                    "https://api.execute-api.us-east-1.amazonaws.com/{}",
-                    d.manifest.ingest.route.trim_start_matches('/')
-                ),
-                request_parameters: forwarded(d, SECRET),
-            }],
+            integrations: edge_integrations,
             default_stage: true,
             access_log: Some((logs::group_arn(c, d, true), logs::EDGE_FORMAT.to_string())),
+            tags,
         }),
     }
 }
@@ -257,6 +328,8 @@ fn nothing_deployed_plans_every_resource_as_a_create() {
     let name = format!("contractc-{}", d.manifest.name);
     let database = &d.manifest.table.database;
     let (stage, path) = resource_path(&d.manifest.ingest.route);
+    let batch_route = d.manifest.ingest.batch_route.clone().expect("batch route");
+    let (_, batch_path) = resource_path(&batch_route);
     let resources: Vec<String> = plan.steps.iter().map(|s| s.resource.clone()).collect();
     for expected in [
         "s3 bucket contractc-artifacts".to_string(),
@@ -278,7 +351,15 @@ fn nothing_deployed_plans_every_resource_as_a_create() {
         "api gateway model TestEvent".to_string(),
         format!("api gateway request validator {name}/body-only"),
         format!("api gateway method POST {name}{path}"),
-        format!("api gateway kinesis integration {name}{path}"),
+        format!("api gateway kinesis integration {name}{path} (PutRecord)"),
+        "api gateway model TestEventBatch".to_string(),
+        format!("api gateway method POST {name}{batch_path}"),
+        format!("api gateway kinesis integration {name}{batch_path} (PutRecords)"),
+        format!("api gateway responses POST {name}{batch_path} (200, 500)"),
+        format!(
+            "api gateway http api {name}-edge route POST {} (JWT, scopes {:?})",
+            batch_route, d.manifest.ingest.auth.scopes
+        ),
         format!("api gateway deployment {name} stage {stage}"),
         format!("api gateway http api {name}-edge"),
         format!("api gateway http api {name}-edge stage $default (auto-deploy, access log)"),
@@ -357,7 +438,10 @@ fn changed_table_columns_plan_a_table_update() {
 fn changed_model_plans_its_update_and_a_redeployment() {
     let mut current = deployed(&config(), &desired());
     if let Some(api) = current.rest_api.as_mut() {
-        api.model_schema = Some(json!({"title": "TestEvent"}).to_string());
+        api.models.insert(
+            "TestEvent".into(),
+            json!({"title": "TestEvent"}).to_string(),
+        );
     }
     let name = format!("contractc-{}", desired().manifest.name);
     assert_eq!(
@@ -416,6 +500,8 @@ fn another_issuer_replaces_the_authorizer_and_its_route() {
         actions,
         [
             &Action::Update(vec!["issuer or audience".into()]),
+            // The single-event route and the batch route.
+            &Action::Update(vec!["authorizer, scopes or target".into()]),
             &Action::Update(vec!["authorizer, scopes or target".into()]),
         ],
         "{:#?}",
@@ -449,8 +535,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
         },
         rest_api: full.rest_api.clone().map(|api| rest_api::Current {
             resources: HashMap::from([("/".to_string(), "root".to_string())]),
-            method: None,
-            integration: None,
+            routes: HashMap::new(),
             has_deployment: false,
             ..api
         }),
@@ -769,7 +854,8 @@ fn a_new_api_gets_responses_a_bad_request_body_and_a_front_door_secret() {
 
 #[test]
 fn responses_answer_like_the_reference() {
-    let responses = desired().responses();
+    let d = desired();
+    let responses = d.responses(&d.manifest.ingest.route);
     let ok = &responses.integration["200"];
     assert_eq!(ok.selection_pattern, None, "the default response");
     assert_eq!(
@@ -777,10 +863,7 @@ fn responses_answer_like_the_reference() {
         "\"Successfully added event\""
     );
     let failed = &responses.integration["500"];
-    assert_eq!(
-        failed.selection_pattern.as_deref(),
-        Some(rest_api::FAILURE_PATTERN)
-    );
+    assert_eq!(failed.selection_pattern.as_deref(), Some("[45]\\d{2}"));
     for status in ["200", "500"] {
         assert_eq!(
             responses.method[status].get("method.response.header.Access-Control-Allow-Origin"),
@@ -810,7 +893,12 @@ fn a_stage_without_the_secret_gets_one_and_the_edge_forwards_it() {
                 "+ create api gateway stage variable {name}/prod contractc_edge_secret (front door secret)"
             ),
             format!(
-                "~ update api gateway http api {name}-edge integration integration headers (claims {:?}, front door secret) (forwarded headers)",
+                "~ update api gateway http api {name}-edge integration integration0 headers (claims {:?}, front door secret) (forwarded headers)",
+                d.manifest.enrichment_claims()
+            ),
+            // The batch route's integration forwards the same headers.
+            format!(
+                "~ update api gateway http api {name}-edge integration integration1 headers (claims {:?}, front door secret) (forwarded headers)",
                 d.manifest.enrichment_claims()
             ),
         ]
@@ -840,15 +928,16 @@ fn a_client_cannot_keep_its_own_claim_headers() {
 #[test]
 fn missing_integration_responses_are_put_and_deployed() {
     let mut current = deployed(&config(), &desired());
+    let (_, path) = resource_path(&desired().manifest.ingest.route);
     if let Some(integration) = current
         .rest_api
         .as_mut()
-        .and_then(|a| a.integration.as_mut())
+        .and_then(|a| a.routes.get_mut(&path))
+        .and_then(|r| r.integration.as_mut())
     {
         integration.responses.clear();
     }
     let name = format!("contractc-{}", desired().manifest.name);
-    let (_, path) = resource_path(&desired().manifest.ingest.route);
     assert_eq!(
         shown(&planned(&current)),
         [
@@ -1039,5 +1128,138 @@ fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
             "+ create api gateway stage {name}/prod access log → {}",
             logs::group_arn(&c, &d, false)
         )]
+    );
+}
+
+/// Someone edited the tags of every tagged resource: each shows as a tag update, and only
+/// deploy's own keys are touched.
+#[test]
+fn edited_tags_are_planned_back_on_every_tagged_resource() {
+    let c = config();
+    let d = desired();
+    let mut current = deployed(&c, &d);
+    let edited: tags::Tags = [
+        ("contractc:contract", "renamed"),
+        ("contractc:stale", "x"),
+        ("team", "analytics"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for role in [current.iam.glue.as_mut(), current.iam.api.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        role.tags = edited.clone();
+    }
+    for tags in current.logs.tags.values_mut() {
+        *tags = edited.clone();
+    }
+    current.kinesis.tags = edited.clone();
+    if let Some(job) = current.glue.job.as_mut() {
+        job.tags = edited.clone();
+    }
+    if let Some(api) = current.rest_api.as_mut() {
+        api.tags = edited.clone();
+    }
+    if let Some(edge) = current.edge.as_mut() {
+        edge.tags = edited.clone();
+    }
+    let plan = planned(&current);
+    let name = format!("contractc-{}", d.manifest.name);
+    // The renamed contract tag is set back, the missing prefix tag added, the stale one of
+    // deploy's own removed; `team` is someone else's.
+    let what = format!(
+        "(tags contractc:contract={} contractc:prefix=contractc -contractc:stale)",
+        d.manifest.name
+    );
+    assert_eq!(
+        shown(&plan),
+        [
+            format!("~ update iam role {name}-glue {what}"),
+            format!("~ update iam role {name}-apigateway {what}"),
+            format!("~ update cloudwatch log group /aws/apigateway/{name} {what}"),
+            format!("~ update cloudwatch log group /aws/apigateway/{name}-edge {what}"),
+            format!("~ update kinesis stream {name} {what}"),
+            format!("~ update glue job {name} {what}"),
+            format!("~ update api gateway rest api {name} {what}"),
+            format!("~ update api gateway http api {name}-edge {what}"),
+        ],
+    );
+    // Tags need no redeployment, and each step carries the ARN its tagging call takes.
+    assert!(plan.steps.iter().any(|s| s.op
+        == Op::Glue(glue::Op::TagJob {
+            arn: format!("arn:aws:glue:us-east-1:123456789012:job/{name}"),
+            change: tags::Change {
+                set: d.tags(&c),
+                remove: vec!["contractc:stale".into()],
+            },
+        })));
+    assert!(plan.steps.iter().any(|s| matches!(&s.op,
+        Op::Edge(edge::Op::Tag { arn, .. }) if arn == "arn:aws:apigateway:us-east-1::/apis/edge")));
+    assert!(plan.steps.iter().any(|s| matches!(&s.op,
+        Op::Logs(logs::Op::TagLogGroup { arn, .. }) if *arn == logs::group_arn(&c, &d, true))));
+}
+
+#[test]
+fn a_missing_batch_route_is_planned_alone_with_its_door() {
+    let c = config();
+    let d = desired();
+    let mut current = deployed(&c, &d);
+    let batch = d.manifest.ingest.batch_route.clone().expect("batch route");
+    let (_, path) = resource_path(&batch);
+    if let Some(api) = current.rest_api.as_mut() {
+        api.routes.remove(&path);
+        api.resources.remove(&path);
+        api.models.remove("TestEventBatch");
+    }
+    if let Some(edge) = current.edge.as_mut() {
+        edge.routes.remove(&format!("POST {batch}"));
+        edge.integrations.truncate(1);
+    }
+    let name = format!("contractc-{}", d.manifest.name);
+    let plan = planned(&current);
+    assert_eq!(
+        shown(&plan),
+        [
+            "+ create api gateway model TestEventBatch".to_string(),
+            format!("+ create api gateway resource {name}{path}"),
+            format!("+ create api gateway method POST {name}{path}"),
+            format!("+ create api gateway kinesis integration {name}{path} (PutRecords)"),
+            format!("+ create api gateway responses POST {name}{path} (200, 500)"),
+            format!("+ create api gateway deployment {name} stage prod"),
+            format!(
+                "+ create api gateway http api {name}-edge integration → https://api.execute-api.us-east-1.amazonaws.com{batch}"
+            ),
+            format!(
+                "+ create api gateway http api {name}-edge route POST {batch} (JWT, scopes {:?})",
+                d.manifest.ingest.auth.scopes
+            ),
+        ]
+    );
+    // The integration: PutRecords with the batch template, the stream's name filled in.
+    assert!(plan.steps.iter().any(|s| s.op
+        == Op::RestApi(rest_api::Op::PutIntegration {
+            api_id: Some("api".into()),
+            resource_id: None,
+            resource_path: path.clone(),
+            uri: "arn:aws:apigateway:us-east-1:kinesis:action/PutRecords".into(),
+            credentials: iam::role_arn(&c, &d, iam::Kind::ApiGateway),
+            template: format!("{{\"StreamName\": \"{}\", \"Records\": []}}", d.stream(&c)),
+        })));
+    // The edge's route uses the integration created for the batch route in the same apply.
+    assert!(plan.steps.iter().any(|s| matches!(&s.op,
+        Op::Edge(edge::Op::PutRoute { route, integration_id: None, .. }) if *route == batch)));
+}
+
+#[test]
+fn a_bare_403_reads_as_access_denied_in_one_line() {
+    let bare = HeadBucketError::generic(aws_sdk_s3::error::ErrorMetadata::builder().build());
+    let failed = found::<(), _>("s3:HeadBucket", Err(head_bucket_failure(bare, 403)), |e| {
+        e.is_not_found()
+    });
+    assert_eq!(
+        failed.expect_err("an error").to_string(),
+        "s3:HeadBucket: access denied: the credentials lack the permission for s3:HeadBucket"
     );
 }

@@ -152,6 +152,7 @@ mod tests {
             fields: Vec::new(),
             variants: None,
             enrichments: Vec::new(),
+            docs: String::new(),
             table: Table {
                 database: "db".into(),
                 name: name.into(),

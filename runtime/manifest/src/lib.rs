@@ -31,6 +31,10 @@ pub struct Manifest {
     pub enrichments: Vec<Enrichment>,
     pub table: Table,
     pub ingest: Ingest,
+    /// The contract's documentation page (Markdown), as `contractc build` writes it to
+    /// `<name>/README.md`: baked here so the runtime can show it (the quality console)
+    /// without reading files or re-rendering the contract.
+    pub docs: String,
 }
 
 /// The request header the JWT front door sets to a verified claim, overwriting whatever a

@@ -195,6 +195,81 @@ static game::Event login_event(const std::string& id) {
     return game::LoginEvent(id, grt::Timestamp{grt::now_utc().micros - 3600LL * 1000000});
 }
 
+static std::vector<game::Event> login_events(const std::vector<std::string>& ids) {
+    std::vector<game::Event> events;
+    for (const auto& id : ids) events.push_back(login_event(id));
+    return events;
+}
+
+/// The event ids of a batch request; fails unless its body is a JSON array.
+static std::vector<std::string> ids(const Call& c) {
+    const grt::Json parsed = grt::parse_json(c.body);
+    check(parsed.kind == grt::Json::Kind::Array, "batch body is not a JSON array: " + c.body);
+    std::vector<std::string> out;
+    for (const auto& e : parsed.items) out.push_back(e.get("event_id")->text);
+    return out;
+}
+
+/// Every batch request as `[e1,e2]`, space-separated.
+static std::string requests(const FakeTransport& t) {
+    std::string out;
+    for (const auto& c : t.calls) {
+        if (c.url.find("/prod/put-records") == std::string::npos) continue;
+        std::string one;
+        for (const auto& id : ids(c)) one += (one.empty() ? "" : ",") + id;
+        out += (out.empty() ? "[" : " [") + one + "]";
+    }
+    return out;
+}
+
+static bool contains(const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+/// `serve`'s batch answer: every event accepted, but the ids in `rejected`.
+static grt::HttpAnswer serve_answer(const Call& c, const std::vector<std::string>& rejected = {}) {
+    std::string results;
+    const auto events = ids(c);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        results += (i > 0 ? "," : "") + std::string("{\"index\":") + std::to_string(i) + ",\"verdict\":\"" +
+                   (contains(rejected, events[i]) ? "reject" : "accept") + "\",\"violations\":[]}";
+    }
+    return {200, "{\"request_id\":\"r\",\"results\":[" + results + "]}"};
+}
+
+/// The deployed API's batch answer: every event added, but the ids in `failing` (then a 500).
+static grt::HttpAnswer aws_answer(const Call& c, const std::vector<std::string>& failing = {}) {
+    std::string results;
+    std::size_t failed = 0;
+    const auto events = ids(c);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        results += (i > 0 ? "," : "") + std::string("{\"index\":") + std::to_string(i);
+        if (contains(failing, events[i])) {
+            ++failed;
+            results += R"(,"result":"failed","error":"ProvisionedThroughputExceededException","message":"Rate exceeded"})";
+        } else {
+            results += R"(,"result":"added"})";
+        }
+    }
+    return {failed > 0 ? 500 : 200, "{\"request_id\":\"r\",\"added\":" + std::to_string(events.size() - failed) +
+                                         ",\"failed\":" + std::to_string(failed) + ",\"results\":[" + results + "]}"};
+}
+
+static game::Client client_with_limit(const grt::Options& o, grt::Transport& t, std::size_t max_batch_events,
+                                      std::size_t max_body_bytes = 0) {
+    auto info = game::contract();
+    info.max_batch_events = max_batch_events;
+    if (max_body_bytes > 0) info.max_body_bytes = max_body_bytes;
+    return game::Client(info, o, t);
+}
+
+static std::string outcomes(const std::vector<grt::BatchEventResult>& results) {
+    static const char* names[] = {"accepted", "quarantined", "rejected", "added", "failed"};
+    std::string out;
+    for (const auto& r : results) out += (out.empty() ? "" : " ") + std::string(names[static_cast<int>(r.outcome)]);
+    return out;
+}
+
 static void unit() {
     test("retries network errors and 5xx with growing jittered backoff, then succeeds", [] {
         FakeTransport t;
@@ -283,19 +358,17 @@ static void unit() {
     test("every request carries X-Contract-Version", [] {
         FakeTransport t;
         t.script = [](const Call& c) {
-            return c.url.find("/put-records") != std::string::npos
-                       ? grt::HttpAnswer{200, R"({"accepted":2,"quarantined":0,"rejected":0,"results":[]})"}
-                       : grt::HttpAnswer{200, "\"ok\""};
+            return c.url.find("/put-records") != std::string::npos ? serve_answer(c) : grt::HttpAnswer{200, "\"ok\""};
         };
         auto client = game::make_client(options(fresh_dir("version"), nullptr), t);
         client.send(login_event("e1"));
         client.send_batch({login_event("e2"), login_event("e3")});
         expect_eq(3u, t.calls.size(), "calls");
-        for (const auto& c : t.calls) expect_eq(std::string("1.1.0"), c.header("X-Contract-Version"), "header on " + c.url);
+        for (const auto& c : t.calls) expect_eq(std::string("1.1.1"), c.header("X-Contract-Version"), "header on " + c.url);
     });
     test("the queue is bounded: the oldest events are dropped first and counted, across restarts", [] {
         FakeTransport t;
-        t.script = [](const Call&) { return grt::HttpAnswer{200, R"({"accepted":2,"quarantined":0,"rejected":0,"results":[]})"}; };
+        t.script = [](const Call& c) { return serve_answer(c); };
         const std::string dir = fresh_dir("bound");
         auto o = options(dir, nullptr);
         o.max_queued_events = 2;
@@ -312,16 +385,15 @@ static void unit() {
         expect_eq(2u, result.accepted, "accepted");
         expect_eq(0u, result.remaining, "remaining");
         const Call& batch = t.calls.back();
-        check(batch.body.find("\"e1\"") == std::string::npos && batch.body.find("\"e3\"") != std::string::npos,
-              "batch " + batch.body);
-        expect_eq(std::string("application/x-ndjson"), batch.content_type, "content type");
+        equal_list({"e2", "e3"}, ids(batch), "batch");
+        expect_eq(std::string("application/json"), batch.content_type, "content type");
     });
     test("a failed flush keeps the events for the next one", [] {
         FakeTransport t;
         bool up = false;
-        t.script = [&](const Call&) -> grt::HttpAnswer {
+        t.script = [&](const Call& c) -> grt::HttpAnswer {
             if (!up) throw grt::NetworkError("offline");
-            return {200, R"({"accepted":1,"quarantined":0,"rejected":0,"results":[]})"};
+            return serve_answer(c);
         };
         auto o = options(fresh_dir("offline"), nullptr);
         o.max_attempts = 2;
@@ -339,6 +411,126 @@ static void unit() {
         expect_eq(1u, client.flush().accepted, "second flush");
         expect_eq(0u, client.queued(), "empty");
     });
+    test("a batch goes out as JSON arrays of at most max_batch_events; verdicts map back to their events", [] {
+        FakeTransport t;
+        t.script = [](const Call& c) { return serve_answer(c, {"e3"}); };
+        auto client = client_with_limit(options(fresh_dir("split"), nullptr), t, 2);
+        const auto result = client.send_batch(login_events({"e1", "e2", "e3", "e4", "e5"}));
+        expect_eq(std::string("[e1,e2] [e3,e4] [e5]"), requests(t), "requests");
+        for (const auto& c : t.calls) {
+            if (c.url.find("/put-records") != std::string::npos) expect_eq(std::string("application/json"), c.content_type, "content type");
+        }
+        expect_eq(std::string("accepted accepted rejected accepted accepted"), outcomes(result.results), "per event");
+        expect_eq(std::string("5 4 1 0"), std::to_string(result.sent) + " " + std::to_string(result.accepted) + " " +
+                                             std::to_string(result.rejected) + " " + std::to_string(result.failed), "counts");
+    });
+    test("never more than 500 events per request, whatever the contract allows", [] {
+        FakeTransport t;
+        t.script = [](const Call& c) { return serve_answer(c); };
+        auto o = options(fresh_dir("cap"), nullptr);
+        o.max_queued_events = 2000;
+        auto client = client_with_limit(o, t, 1000);
+        for (int i = 0; i < 501; ++i) client.enqueue(login_event("q" + std::to_string(i)));
+        const auto result = client.flush();
+        std::vector<std::string> sizes;
+        for (const auto& c : t.calls) {
+            if (c.url.find("/put-records") != std::string::npos) sizes.push_back(std::to_string(ids(c).size()));
+        }
+        equal_list({"500", "1"}, sizes, "request sizes");
+        expect_eq(501u, result.accepted, "accepted");
+        expect_eq(0u, result.remaining, "remaining");
+    });
+    test("a batch request stays within max_body_bytes x max_batch_events bytes (and 3 MB)", [] {
+        FakeTransport t;
+        t.script = [](const Call& c) { return serve_answer(c); };
+        auto client = client_with_limit(options(fresh_dir("bytes"), nullptr), t, 10, 40);
+        std::vector<std::string> all;
+        for (int i = 0; i < 10; ++i) all.push_back("e" + std::to_string(i));
+        const auto result = client.send_batch(login_events(all));
+        std::vector<std::string> sent;
+        std::size_t requests = 0;
+        for (const auto& c : t.calls) {
+            if (c.url.find("/put-records") == std::string::npos) continue;
+            ++requests;
+            check(c.body.size() <= 400, "a request of " + std::to_string(c.body.size()) + " bytes");
+            for (const auto& id : ids(c)) sent.push_back(id);
+        }
+        check(requests > 1, "one request");
+        equal_list(all, sent, "every event once, in order");
+        expect_eq(10u, result.accepted, "accepted");
+        const std::vector<std::string> big(40, std::string(100000, 'x'));
+        auto self = [](const std::string& b) -> const std::string& { return b; };
+        expect_eq(1u, grt::batch_length(big.begin(), big.begin() + 1, self, 500, 100), "an event over the limit goes alone");
+        expect_eq(29u, grt::batch_length(big.begin(), big.end(), self, 500, grt::max_batch_request_bytes), "3 MB");
+    });
+    test("the deployed API's answer: a failed record is sent again alone, an added one never", [] {
+        FakeTransport t;
+        std::vector<std::string> failing = {"e2"};
+        t.script = [&](const Call& c) {
+            auto answer = aws_answer(c, failing);
+            failing.clear();
+            return answer;
+        };
+        std::vector<int> sleeps;
+        auto client = game::make_client(options(fresh_dir("aws"), &sleeps), t);
+        const auto result = client.send_batch(login_events({"e1", "e2", "e3"}));
+        expect_eq(std::string("[e1,e2,e3] [e2]"), requests(t), "requests");
+        expect_eq(std::string("[100]"), show(sleeps), "backoff before the retry");
+        expect_eq(std::string("added added added"), outcomes(result.results), "per event");
+        expect_eq(std::string("3 3 0"), std::to_string(result.sent) + " " + std::to_string(result.added) + " " + std::to_string(result.failed), "counts");
+    });
+    test("a record that keeps failing: send_batch throws BatchError saying which events were added", [] {
+        FakeTransport t;
+        t.script = [](const Call& c) { return aws_answer(c, {"e2"}); };
+        auto o = options(fresh_dir("aws-fail"), nullptr);
+        o.max_attempts = 3;
+        auto client = game::make_client(o, t);
+        bool threw = false;
+        try {
+            client.send_batch(login_events({"e1", "e2", "e3"}));
+        } catch (const grt::BatchError& e) {
+            threw = true;
+            expect_eq(std::string("added failed added"), outcomes(e.result.results), "per event");
+            check(e.result.results[1].error.rfind("ProvisionedThroughputExceededException", 0) == 0, "error " + e.result.results[1].error);
+            expect_eq(500, e.status, "status");
+        }
+        check(threw, "BatchError thrown");
+        expect_eq(std::string("[e1,e2,e3] [e2] [e2]"), requests(t), "requests");
+    });
+    test("flush against the deployed API: added events leave the journal, a failing one stays, across restarts", [] {
+        FakeTransport t;
+        std::vector<std::string> failing = {"e2"};
+        t.script = [&](const Call& c) { return aws_answer(c, failing); };
+        auto o = options(fresh_dir("aws-flush"), nullptr);
+        o.max_attempts = 2;
+        {
+            auto client = game::make_client(o, t);
+            for (const auto& id : {"e1", "e2", "e3"}) client.enqueue(login_event(id));
+            int status = 0;
+            try {
+                client.flush();
+            } catch (const grt::HttpError& e) {
+                status = e.status;
+            }
+            expect_eq(500, status, "HttpError status");
+            expect_eq(1u, client.queued(), "still queued");
+        }
+        failing.clear();
+        auto client = game::make_client(o, t);
+        expect_eq(1u, client.queued(), "queued after a restart");
+        const auto result = client.flush();
+        expect_eq(std::string("1 1 0"), std::to_string(result.sent) + " " + std::to_string(result.added) + " " + std::to_string(result.remaining), "sent added remaining");
+        expect_eq(std::string("[e1,e2,e3] [e2] [e2]"), requests(t), "requests: nothing added is sent again");
+    });
+    test("a 5xx without results (\"Failed to add events\") sends the whole batch again", [] {
+        FakeTransport t;
+        int n = 0;
+        t.script = [&](const Call& c) { return ++n == 1 ? grt::HttpAnswer{500, "\"Failed to add events\""} : aws_answer(c); };
+        auto client = game::make_client(options(fresh_dir("aws-5xx"), nullptr), t);
+        const auto result = client.send_batch(login_events({"e1", "e2"}));
+        expect_eq(std::string("[e1,e2] [e1,e2]"), requests(t), "requests");
+        expect_eq(2u, result.added, "added");
+    });
     test("JSON writing escapes quotes, backslashes and control characters and keeps UTF-8", [] {
         game::LoginEvent e("e1", grt::make_timestamp(2024, 2, 22, 3, 3, 2));
         e.event_data = std::string("quote \" backslash \\ tab \t newline \n bell \x07 \xC3\xA9 \xF0\x9F\x90\xA2");
@@ -352,8 +544,22 @@ static void unit() {
 
 // ----- end to end ------------------------------------------------------------------------------
 
+/// The libcurl transport, recording what was sent.
+class Recording : public grt::Transport {
+public:
+    std::vector<Call> calls;
+    grt::CurlTransport inner{10000};
+
+    grt::HttpAnswer send(const std::string& method, const std::string& url,
+                         const std::vector<std::pair<std::string, std::string>>& headers, const std::string& content_type,
+                         const std::string& body) override {
+        calls.push_back(Call{method, url, content_type, body, headers});
+        return inner.send(method, url, headers, content_type, body);
+    }
+};
+
 static void end_to_end(const std::string& base, const std::string& state) {
-    grt::CurlTransport transport(10000);
+    Recording transport;
     auto opts = [&](const std::string& name) {
         grt::Options o;
         o.base_url = base;
@@ -387,9 +593,21 @@ static void end_to_end(const std::string& base, const std::string& state) {
     });
     test("a batch lands: every event accepted", [&] {
         const auto answer = client.send_batch({next(), next(), next()});
-        const auto body = grt::parse_json(answer.body);
-        expect_eq(std::string("3 0 0"), body.get("accepted")->text + " " + body.get("quarantined")->text + " " + body.get("rejected")->text,
-              "accepted quarantined rejected");
+        expect_eq(std::string("3 0 0 0"), std::to_string(answer.accepted) + " " + std::to_string(answer.quarantined) + " " +
+                                               std::to_string(answer.rejected) + " " + std::to_string(answer.failed),
+                  "accepted quarantined rejected failed");
+        expect_eq(std::string("accepted accepted accepted"), outcomes(answer.results), "per event");
+    });
+    test("a batch goes out as a JSON array (application/json), as the deployed API takes it", [&] {
+        std::size_t batches = 0;
+        for (const auto& c : transport.calls) {
+            if (c.url.find("/prod/put-records") == std::string::npos) continue;
+            ++batches;
+            expect_eq(std::string("application/json"), c.content_type, "content type");
+            const auto n = ids(c).size();
+            check(n >= 1 && n <= 500, "events in the array: " + std::to_string(n));
+        }
+        check(batches > 0, "no batch request recorded");
     });
     test("an invalid event is refused locally with the server's code and path, and never sent", [&] {
         std::vector<std::string> got;
@@ -421,7 +639,7 @@ static void end_to_end(const std::string& base, const std::string& state) {
                                      match::Build("1.2.3"), 1800, {{"alice", 10}, {"bob", 12}});
         ended.prize_pool = "1500.25";
         const auto answer = m.send_batch({started("6f1c2d3e-0000-4000-8000-0000000000c2"), match::Event(ended)});
-        expect_eq(std::string("2"), match::rt::parse_json(answer.body).get("accepted")->text, "accepted");
+        expect_eq(2u, answer.accepted, "accepted");
     });
 }
 

@@ -193,9 +193,14 @@ public static class Tests
         return new Game.LoginEvent(id, DateTime.UtcNow.Date);
     }
 
-    private static Game.ContractClient<Game.Event> Client(FakeTransport transport, List<int> sleeps, Game.IKeyValueStore store = null, Func<DateTime> now = null, int maxQueued = 1000, int attempts = 5)
+    private static Game.ContractClient<Game.Event> Client(FakeTransport transport, List<int> sleeps, Game.IKeyValueStore store = null, Func<DateTime> now = null, int maxQueued = 1000, int attempts = 5, int maxBatchEvents = 0, int maxBodyBytes = 0)
     {
-        return Game.GameEventsContract.CreateClient(new Game.ClientOptions
+        var info = Game.GameEventsContract.Info;
+        if (maxBatchEvents > 0)
+        {
+            info = new Game.ContractInfo { Name = info.Name, Version = info.Version, Route = info.Route, BatchRoute = info.BatchRoute, MaxBatchEvents = maxBatchEvents, MaxBodyBytes = maxBodyBytes > 0 ? maxBodyBytes : info.MaxBodyBytes };
+        }
+        return new Game.ContractClient<Game.Event>(info, new Game.ClientOptions
         {
             BaseUrl = "http://game.test/prod/",
             Transport = transport,
@@ -206,6 +211,42 @@ public static class Tests
             MaxQueuedEvents = maxQueued,
             MaxAttempts = attempts,
         });
+    }
+
+    /// <summary>The event ids of a batch request; fails unless its body is a JSON array.</summary>
+    private static List<string> Ids(Call call)
+    {
+        var list = Game.Json.Parse(call.Body) as List<object>;
+        Assert(list != null, "batch body is not a JSON array: " + call.Body);
+        return list.Select(e => Game.Read.String(Game.Read.Object(e, null).Get("event_id"))).ToList();
+    }
+
+    private static List<Call> Batches(FakeTransport t)
+    {
+        return t.Calls.Where(c => c.Url.EndsWith("/prod/put-records", StringComparison.Ordinal)).ToList();
+    }
+
+    private static string Requests(FakeTransport t)
+    {
+        return string.Join(" ", Batches(t).Select(c => "[" + string.Join(",", Ids(c).ToArray()) + "]").ToArray());
+    }
+
+    /// <summary>serve's batch answer: every event accepted, but the ids in <paramref name="rejected"/>.</summary>
+    private static Game.HttpAnswer ServeAnswer(Call call, params string[] rejected)
+    {
+        var results = Ids(call).Select((id, i) => "{\"index\":" + i + ",\"verdict\":\"" + (rejected.Contains(id) ? "reject" : "accept") + "\",\"violations\":[]}");
+        return new Game.HttpAnswer(200, "{\"request_id\":\"r\",\"results\":[" + string.Join(",", results.ToArray()) + "]}");
+    }
+
+    /// <summary>The deployed API's batch answer: every event added, but the ids in <paramref name="failing"/> (then a 500).</summary>
+    private static Game.HttpAnswer AwsAnswer(Call call, params string[] failing)
+    {
+        var ids = Ids(call);
+        var results = ids.Select((id, i) => failing.Contains(id)
+            ? "{\"index\":" + i + ",\"result\":\"failed\",\"error\":\"ProvisionedThroughputExceededException\",\"message\":\"Rate exceeded\"}"
+            : "{\"index\":" + i + ",\"result\":\"added\"}");
+        var failed = ids.Count(failing.Contains);
+        return new Game.HttpAnswer(failed > 0 ? 500 : 200, "{\"request_id\":\"r\",\"added\":" + (ids.Count - failed) + ",\"failed\":" + failed + ",\"results\":[" + string.Join(",", results.ToArray()) + "]}");
     }
 
     private static int Posts(FakeTransport t, string suffix)
@@ -309,19 +350,17 @@ public static class Tests
         {
             var t = new FakeTransport
             {
-                Script = call => call.Url.EndsWith("/put-records", StringComparison.Ordinal)
-                    ? new Game.HttpAnswer(200, "{\"accepted\":2,\"quarantined\":0,\"rejected\":0,\"results\":[]}")
-                    : new Game.HttpAnswer(200, "\"ok\""),
+                Script = call => call.Url.EndsWith("/put-records", StringComparison.Ordinal) ? ServeAnswer(call) : new Game.HttpAnswer(200, "\"ok\""),
             };
             var client = Client(t, new List<int>());
             client.SendAsync(Login("e1")).Wait();
             client.SendBatchAsync(new[] { Login("e2"), Login("e3") }).Wait();
             Equal(3, t.Calls.Count, "calls");
-            foreach (var call in t.Calls) Equal("1.1.0", call.Headers["X-Contract-Version"], "header on " + call.Url);
+            foreach (var call in t.Calls) Equal("1.1.1", call.Headers["X-Contract-Version"], "header on " + call.Url);
         });
         Test("the queue is bounded: the oldest events are dropped first and counted", () =>
         {
-            var t = new FakeTransport { Script = call => new Game.HttpAnswer(200, "{\"accepted\":2,\"quarantined\":0,\"rejected\":0,\"results\":[]}") };
+            var t = new FakeTransport { Script = call => ServeAnswer(call) };
             var client = Client(t, new List<int>(), maxQueued: 2);
             client.Enqueue(Login("e1"));
             client.Enqueue(Login("e2"));
@@ -332,8 +371,8 @@ public static class Tests
             Equal(2, result.Accepted, "accepted");
             Equal(0, result.Remaining, "remaining");
             var batch = t.Calls.First(c => c.Url.EndsWith("/put-records", StringComparison.Ordinal));
-            EqualSeq(new[] { "e2", "e3" }, batch.Body.Split('\n').Select(l => Game.Read.String(Game.Read.Object(Game.Json.Parse(l), null).Get("event_id"))), "batch");
-            Equal("application/x-ndjson", batch.ContentType, "content type");
+            EqualSeq(new[] { "e2", "e3" }, Ids(batch), "batch");
+            Equal("application/json", batch.ContentType, "content type");
         });
         Test("a failed flush keeps the events for the next one", () =>
         {
@@ -342,7 +381,7 @@ public static class Tests
             t.Script = call =>
             {
                 if (!up) throw new IOException("offline");
-                return new Game.HttpAnswer(200, "{\"accepted\":1,\"quarantined\":0,\"rejected\":0,\"results\":[]}");
+                return ServeAnswer(call);
             };
             var client = Client(t, new List<int>(), attempts: 2);
             client.Enqueue(Login("e1"));
@@ -352,6 +391,103 @@ public static class Tests
             Equal(1, client.FlushAsync().Result.Accepted, "second flush");
             Equal(0, client.Queued, "empty");
         });
+        Test("a batch goes out as JSON arrays of at most MaxBatchEvents; verdicts map back to their events", () =>
+        {
+            var t = new FakeTransport { Script = call => ServeAnswer(call, "e3") };
+            var result = Client(t, new List<int>(), maxBatchEvents: 2).SendBatchAsync(new[] { "e1", "e2", "e3", "e4", "e5" }.Select(Login).ToList()).Result;
+            Equal("[e1,e2] [e3,e4] [e5]", Requests(t), "requests");
+            foreach (var call in Batches(t)) Equal("application/json", call.ContentType, "content type");
+            EqualSeq(new[] { "Accepted", "Accepted", "Rejected", "Accepted", "Accepted" }, result.Results.Select(r => r.Outcome.ToString()), "per event");
+            EqualSeq(new[] { "5", "4", "1", "0" }, new[] { result.Sent, result.Accepted, result.Rejected, result.Failed }.Select(x => x.ToString()), "sent, accepted, rejected, failed");
+        });
+        Test("never more than 500 events per request, whatever the contract allows", () =>
+        {
+            var t = new FakeTransport { Script = call => ServeAnswer(call) };
+            var client = Client(t, new List<int>(), maxQueued: 2000, maxBatchEvents: 1000);
+            for (var i = 0; i < 501; i++) client.Enqueue(Login("q" + i));
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "500", "1" }, Batches(t).Select(c => Ids(c).Count.ToString()), "request sizes");
+            Equal(501, result.Accepted, "accepted");
+            Equal(0, result.Remaining, "remaining");
+        });
+        Test("a batch request stays within max_body_bytes × max_batch_events bytes (and 3 MB)", () =>
+        {
+            var t = new FakeTransport { Script = call => ServeAnswer(call) };
+            var all = Enumerable.Range(0, 10).Select(i => "e" + i).ToList();
+            var result = Client(t, new List<int>(), maxBatchEvents: 10, maxBodyBytes: 40).SendBatchAsync(all.Select(Login).ToList()).Result;
+            Assert(Batches(t).Count > 1, "one request");
+            foreach (var call in Batches(t)) Assert(System.Text.Encoding.UTF8.GetByteCount(call.Body) <= 400, "a request of " + call.Body.Length + " bytes");
+            EqualSeq(all, Batches(t).SelectMany(Ids), "every event once, in order");
+            Equal(10, result.Accepted, "accepted");
+            var big = new string('x', 100000);
+            Equal(1, Game.Batches.Length(new[] { big }, 500, 100), "an event over the limit goes alone");
+            Equal(29, Game.Batches.Length(Enumerable.Repeat(big, 40).ToList(), 500, Game.Batches.MaxRequestBytes), "3 MB");
+        });
+        Test("the deployed API's answer: a failed record is sent again alone, an added one never", () =>
+        {
+            var failing = new[] { "e2" };
+            var t = new FakeTransport();
+            t.Script = call =>
+            {
+                var answer = AwsAnswer(call, failing);
+                failing = new string[0];
+                return answer;
+            };
+            var sleeps = new List<int>();
+            var result = Client(t, sleeps).SendBatchAsync(new[] { Login("e1"), Login("e2"), Login("e3") }).Result;
+            Equal("[e1,e2,e3] [e2]", Requests(t), "requests");
+            EqualSeq(new[] { "100" }, sleeps.Select(x => x.ToString()), "backoff before the retry");
+            EqualSeq(new[] { "Added", "Added", "Added" }, result.Results.Select(r => r.Outcome.ToString()), "per event");
+            EqualSeq(new[] { "3", "3", "0" }, new[] { result.Sent, result.Added, result.Failed }.Select(x => x.ToString()), "sent, added, failed");
+        });
+        Test("a record that keeps failing: SendBatchAsync throws BatchException saying which events were added", () =>
+        {
+            var t = new FakeTransport { Script = call => AwsAnswer(call, "e2") };
+            var error = Thrown(() => Client(t, new List<int>(), attempts: 3).SendBatchAsync(new[] { Login("e1"), Login("e2"), Login("e3") }));
+            Assert(error is Game.BatchException, "expected BatchException, got " + error);
+            var batch = (Game.BatchException)error;
+            EqualSeq(new[] { "Added", "Failed", "Added" }, batch.Result.Results.Select(r => r.Outcome.ToString()), "per event");
+            Assert(batch.Result.Results[1].Error.StartsWith("ProvisionedThroughputExceededException", StringComparison.Ordinal), "error " + batch.Result.Results[1].Error);
+            Assert(batch.InnerException is Game.HttpException && ((Game.HttpException)batch.InnerException).Status == 500, "inner " + batch.InnerException);
+            Equal("[e1,e2,e3] [e2] [e2]", Requests(t), "requests");
+        });
+        Test("flush against the deployed API: added events leave the queue, a failing one stays", () =>
+        {
+            var failing = new[] { "e2" };
+            var t = new FakeTransport();
+            t.Script = call => AwsAnswer(call, failing);
+            var client = Client(t, new List<int>(), attempts: 2);
+            foreach (var id in new[] { "e1", "e2", "e3" }) client.Enqueue(Login(id));
+            var error = Thrown(() => client.FlushAsync());
+            Assert(error is Game.HttpException && ((Game.HttpException)error).Status == 500, "expected HttpException 500, got " + error);
+            Equal(1, client.Queued, "still queued");
+            failing = new string[0];
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "1", "1", "0" }, new[] { result.Sent, result.Added, result.Remaining }.Select(x => x.ToString()), "sent, added, remaining");
+            Equal("[e1,e2,e3] [e2] [e2]", Requests(t), "requests: nothing added is sent again");
+        });
+        Test("a 5xx without results (\"Failed to add events\") sends the whole batch again", () =>
+        {
+            var n = 0;
+            var t = new FakeTransport();
+            t.Script = call => ++n == 1 ? new Game.HttpAnswer(500, "\"Failed to add events\"") : AwsAnswer(call);
+            var result = Client(t, new List<int>()).SendBatchAsync(new[] { Login("e1"), Login("e2") }).Result;
+            Equal("[e1,e2] [e1,e2]", Requests(t), "requests");
+            Equal(2, result.Added, "added");
+        });
+    }
+
+    /// <summary>The real transport, recording what was sent.</summary>
+    private sealed class RecordingTransport : Game.IHttpTransport
+    {
+        public readonly List<Call> Calls = new List<Call>();
+        private readonly Game.HttpClientTransport inner = new Game.HttpClientTransport();
+
+        public Task<Game.HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body)
+        {
+            lock (Calls) Calls.Add(new Call { Method = method, Url = url, ContentType = contentType, Body = body });
+            return inner.SendAsync(method, url, headers, contentType, body);
+        }
     }
 
     // ----- end to end -----------------------------------------------------------------------------
@@ -366,7 +502,8 @@ public static class Tests
             return new Game.LoginEvent("cs-" + n, wallClock) { EventData = "c# \"client\" é 🐢 " + n };
         };
         Func<string, Game.FileStore> store = name => new Game.FileStore(Path.Combine(stateDir, name + ".json"));
-        Func<string, Game.ContractClient<Game.Event>> client = name => Game.GameEventsContract.CreateClient(new Game.ClientOptions { BaseUrl = baseUrl, Store = store(name) });
+        var recording = new RecordingTransport();
+        Func<string, Game.ContractClient<Game.Event>> client = name => Game.GameEventsContract.CreateClient(new Game.ClientOptions { BaseUrl = baseUrl, Store = store(name), Transport = recording });
 
         Test("guest login keeps user_id and guest_secret; a returning guest gets the same user", () =>
         {
@@ -388,8 +525,19 @@ public static class Tests
         Test("a batch lands: every event accepted", () =>
         {
             var answer = c.SendBatchAsync(new[] { next(), next(), next() }).Result;
-            var body = Game.Read.Object(Game.Json.Parse(answer.Body), null);
-            EqualSeq(new[] { "3", "0", "0" }, new[] { "accepted", "quarantined", "rejected" }.Select(k => ((Game.JsonNumber)body.Get(k)).Text), "accepted, quarantined, rejected");
+            EqualSeq(new[] { "3", "0", "0", "0" }, new[] { answer.Accepted, answer.Quarantined, answer.Rejected, answer.Failed }.Select(x => x.ToString()), "accepted, quarantined, rejected, failed");
+            EqualSeq(new[] { "Accepted", "Accepted", "Accepted" }, answer.Results.Select(r => r.Outcome.ToString()), "per event");
+        });
+        Test("a batch goes out as a JSON array (application/json), as the deployed API takes it", () =>
+        {
+            var batches = recording.Calls.Where(x => x.Url.EndsWith("/prod/put-records", StringComparison.Ordinal)).ToList();
+            Assert(batches.Count > 0, "no batch request recorded");
+            foreach (var b in batches)
+            {
+                Equal("application/json", b.ContentType, "content type");
+                var list = Game.Json.Parse(b.Body) as List<object>;
+                Assert(list != null && list.Count >= 1 && list.Count <= 500, "body is not a JSON array of 1..500: " + b.Body);
+            }
         });
         Test("an invalid event is refused locally with the server's code and path, and never sent", () =>
         {
@@ -418,8 +566,7 @@ public static class Tests
             var ended = new Match.MatchEndedEvent(Guid.NewGuid(), DateTimeOffset.UtcNow, "m-0123456789ab", Match.Region.UsEast, new Match.Build("1.2.3"), 1800,
                 new Dictionary<string, long> { { "alice", 10 }, { "bob", 12 } }) { PrizePool = 1500.25m };
             var answer = m.SendBatchAsync(new[] { started(), ended }).Result;
-            var body = Match.Read.Object(Match.Json.Parse(answer.Body), null);
-            Equal("2", ((Match.JsonNumber)body.Get("accepted")).Text, "accepted");
+            Equal(2, answer.Accepted, "accepted");
         });
     }
 }

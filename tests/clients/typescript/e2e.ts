@@ -14,12 +14,13 @@ const [baseUrl, stateDir] = process.argv.slice(2);
 if (baseUrl === undefined || stateDir === undefined) throw new Error("usage: e2e.js BASE_URL STATE_DIR");
 
 /** `fetch` that records what was sent, to prove what never was. */
-const sent: { url: string; body: string; version: string | null }[] = [];
+const sent: { url: string; body: string; version: string | null; contentType: string | null }[] = [];
 const recordingFetch = (async (input: string | URL | Request, init?: RequestInit) => {
   sent.push({
     url: String(input),
     body: typeof init?.body === "string" ? init.body : "",
     version: new Headers(init?.headers).get("X-Contract-Version"),
+    contentType: new Headers(init?.headers).get("Content-Type"),
   });
   return fetch(input, init);
 }) as typeof fetch;
@@ -59,9 +60,18 @@ await test("a single event lands: 200 \"Successfully added event\"", async () =>
 
 await test("a batch lands: every event accepted", async () => {
   const answer = await client.sendBatch([loginEvent(), loginEvent(), loginEvent()]);
-  assertEqual(answer.status, 200, "status");
-  const body = answer.body as { accepted: number; quarantined: number; rejected: number };
-  assertEqual([body.accepted, body.quarantined, body.rejected], [3, 0, 0], "accepted, quarantined, rejected");
+  assertEqual([answer.accepted, answer.quarantined, answer.rejected, answer.failed], [3, 0, 0, 0], "accepted, quarantined, rejected, failed");
+  assertEqual(answer.results.map((r) => r.outcome), ["accepted", "accepted", "accepted"], "per event");
+});
+
+await test("a batch goes out as a JSON array (application/json), as the deployed API takes it", () => {
+  const batches = sent.filter((s) => s.url.endsWith("/prod/put-records"));
+  assert(batches.length > 0, "no batch request recorded");
+  for (const b of batches) {
+    assertEqual(b.contentType, "application/json", "content type");
+    const parsed = JSON.parse(b.body) as unknown;
+    assert(Array.isArray(parsed) && parsed.length >= 1 && parsed.length <= 500, `body is not a JSON array of 1..500: ${b.body.slice(0, 80)}`);
+  }
 });
 
 await test("an invalid event is refused locally with the server's code and path, and never sent", async () => {
@@ -132,8 +142,7 @@ await test("match_events (scope authenticated): single and batch", async () => {
     prize_pool: "1500.25",
   });
   const batch = await m.sendBatch([started("6f1c2d3e-0000-4000-8000-000000000002"), ended]);
-  const body = batch.body as { accepted: number; rejected: number; quarantined: number };
-  assertEqual([batch.status, body.accepted, body.quarantined, body.rejected], [200, 2, 0, 0], "batch");
+  assertEqual([batch.sent, batch.accepted, batch.quarantined, batch.rejected], [2, 2, 0, 0], "batch");
 });
 
 await test("every request carried X-Contract-Version", () => {

@@ -3,6 +3,8 @@
 // refresh is refused), the bounded queue (oldest dropped first, counted), and the contract
 // version header on every request.
 import {
+  BatchError,
+  CONTRACT,
   ContractClient,
   ContractViolationError,
   HttpError,
@@ -11,6 +13,7 @@ import {
   makeLoginEvent,
   type Event,
 } from "./contracts/game_events/game_events.js";
+import * as rt from "./contracts/game_events/contractc-runtime.js";
 import { assert, assertEqual, finish, test } from "./harness.js";
 
 interface Call {
@@ -57,20 +60,58 @@ function fake(script: Script): { fetch: typeof fetch; calls: Call[] } {
   return { fetch: fetchFn as typeof fetch, calls };
 }
 
-function client(script: Script, extra: Partial<ConstructorParameters<typeof ContractClient>[1]> = {}) {
+function client(
+  script: Script,
+  extra: Partial<ConstructorParameters<typeof ContractClient>[1]> = {},
+  maxBatchEvents?: number,
+  maxBodyBytes: number = CONTRACT.maxBodyBytes,
+) {
   const f = fake(script);
   const sleeps: number[] = [];
-  const c = createClient({
+  const options = {
     baseUrl: "http://game.test/prod/",
     fetch: f.fetch,
-    sleep: async (ms) => {
+    sleep: async (ms: number) => {
       sleeps.push(ms);
     },
     random: () => 0.5,
     ...extra,
-  });
+  };
+  const c =
+    maxBatchEvents === undefined ? createClient(options) : new ContractClient({ ...CONTRACT, maxBatchEvents, maxBodyBytes }, options);
   return { client: c, calls: f.calls, sleeps };
 }
+
+/** The event ids of a batch request; fails unless its body is a JSON array. */
+function ids(call: Call): string[] {
+  const parsed = JSON.parse(call.body) as unknown;
+  assert(Array.isArray(parsed), `batch body is not a JSON array: ${call.body}`);
+  return (parsed as { event_id: string }[]).map((e) => e.event_id);
+}
+
+/** `serve`'s batch answer: every event accepted, but the ids in `rejected`. */
+function serveAnswer(call: Call, rejected: string[] = []): Response {
+  const results = ids(call).map((id, index) =>
+    rejected.includes(id)
+      ? { index, verdict: "reject", violations: [{ code: "pattern", path: "$.event_id", policy: "reject", message: "no" }] }
+      : { index, verdict: "accept", violations: [] },
+  );
+  const n = (v: string): number => results.filter((r) => r.verdict === v).length;
+  return json(200, { request_id: "r", accepted: n("accept"), quarantined: 0, rejected: n("reject"), results });
+}
+
+/** The deployed API's batch answer: every event added, but the ids in `failing` (then a 500). */
+function awsAnswer(call: Call, failing: string[] = []): Response {
+  const results = ids(call).map((id, index) =>
+    failing.includes(id)
+      ? { index, result: "failed", error: "ProvisionedThroughputExceededException", message: "Rate exceeded" }
+      : { index, result: "added" },
+  );
+  const failed = results.filter((r) => r.result === "failed").length;
+  return json(failed > 0 ? 500 : 200, { request_id: "r", added: results.length - failed, failed, results });
+}
+
+const batchCalls = (calls: Call[]): Call[] => calls.filter((x) => x.url.endsWith("/prod/put-records"));
 
 const now = new Date();
 function event(id: string): Event {
@@ -171,21 +212,16 @@ await test("refreshes the token before it expires; logs in again when the refres
 });
 
 await test("every request carries X-Contract-Version", async () => {
-  const { client: c, calls } = client((call) =>
-    call.url.endsWith("/put-records") ? json(200, { accepted: 2, quarantined: 0, rejected: 0, results: [] }) : json(200, "ok"),
-  );
+  const { client: c, calls } = client((call) => (call.url.endsWith("/put-records") ? serveAnswer(call) : json(200, "ok")));
   await c.send(event("e1"));
   await c.sendBatch([event("e2"), event("e3")]);
   assert(calls.length === 3, `calls ${calls.length}`);
-  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.1.0", `header on ${call.url}`);
+  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.1.1", `header on ${call.url}`);
 });
 
 await test("the queue is bounded: the oldest events are dropped first and counted", async () => {
   const store = new MemoryStore();
-  const { client: c, calls } = client(
-    () => json(200, { accepted: 2, quarantined: 0, rejected: 0, results: [] }),
-    { store, maxQueuedEvents: 2 },
-  );
+  const { client: c, calls } = client(serveAnswer, { store, maxQueuedEvents: 2 });
   c.enqueue(event("e1"));
   c.enqueue(event("e2"));
   c.enqueue(event("e3"));
@@ -194,15 +230,15 @@ await test("the queue is bounded: the oldest events are dropped first and counte
   assertEqual([result.sent, result.accepted, result.remaining], [2, 2, 0], "flush");
   const sent = calls.find((x) => x.url.endsWith("/put-records"));
   assert(sent !== undefined, "a batch was sent");
-  assertEqual(sent.body.split("\n").map((l) => (JSON.parse(l) as { event_id: string }).event_id), ["e2", "e3"], "batch");
-  assertEqual(sent.headers["content-type"], "application/x-ndjson", "content type");
+  assertEqual(ids(sent), ["e2", "e3"], "batch");
+  assertEqual(sent.headers["content-type"], "application/json", "content type");
 });
 
 await test("a failed flush keeps the events for the next one", async () => {
   let up = false;
   const store = new MemoryStore();
   const { client: c } = client(
-    () => (up ? json(200, { accepted: 1, quarantined: 0, rejected: 0, results: [] }) : new TypeError("offline")),
+    (call) => (up ? serveAnswer(call) : new TypeError("offline")),
     { store, maxAttempts: 2 },
   );
   c.enqueue(event("e1"));
@@ -217,6 +253,96 @@ await test("a failed flush keeps the events for the next one", async () => {
   up = true;
   const result = await c.flush();
   assertEqual([result.accepted, result.remaining], [1, 0], "second flush");
+});
+
+await test("a batch goes out as JSON arrays of at most maxBatchEvents; verdicts map back to their events", async () => {
+  const { client: c, calls } = client((call) => serveAnswer(call, ["e3"]), {}, 2);
+  const result = await c.sendBatch(["e1", "e2", "e3", "e4", "e5"].map(event));
+  assertEqual(batchCalls(calls).map(ids), [["e1", "e2"], ["e3", "e4"], ["e5"]], "requests");
+  for (const call of batchCalls(calls)) assertEqual(call.headers["content-type"], "application/json", "content type");
+  assertEqual(result.results.map((r) => r.outcome), ["accepted", "accepted", "rejected", "accepted", "accepted"], "per event");
+  assertEqual([result.sent, result.accepted, result.rejected, result.failed], [5, 4, 1, 0], "counts");
+});
+
+await test("never more than 500 events per request, whatever the contract allows", async () => {
+  const store = new MemoryStore();
+  const { client: c, calls } = client(serveAnswer, { store, maxQueuedEvents: 2000 }, 1000);
+  for (let i = 0; i < 501; i += 1) c.enqueue(event(`q${i}`));
+  const result = await c.flush();
+  assertEqual(batchCalls(calls).map((x) => ids(x).length), [500, 1], "request sizes");
+  assertEqual([result.sent, result.accepted, result.remaining], [501, 501, 0], "flush");
+});
+
+await test("a batch request stays within max_body_bytes × max_batch_events bytes (and 3 MB)", async () => {
+  const { client: c, calls } = client(serveAnswer, {}, 10, 40);
+  const all = ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9"];
+  const result = await c.sendBatch(all.map(event));
+  const requests = batchCalls(calls);
+  assert(requests.length > 1, `one request of ${requests[0]?.body.length ?? 0} bytes`);
+  for (const r of requests) assert(Buffer.byteLength(r.body) <= 400, `a request of ${Buffer.byteLength(r.body)} bytes`);
+  assertEqual(requests.flatMap(ids), all, "every event once, in order");
+  assertEqual(result.accepted, 10, "accepted");
+  assertEqual(rt.batchLength(["x".repeat(100_000)], 500, 100), 1, "an event over the limit goes alone");
+  assertEqual(rt.batchLength(Array.from({ length: 40 }, () => "x".repeat(100_000)), 500, rt.MAX_BATCH_REQUEST_BYTES), 29, "3 MB");
+});
+
+await test("the deployed API's answer: a failed record is sent again alone, an added one never", async () => {
+  let failing = ["e2"];
+  const { client: c, calls, sleeps } = client((call) => {
+    const answer = awsAnswer(call, failing);
+    failing = [];
+    return answer;
+  });
+  const result = await c.sendBatch(["e1", "e2", "e3"].map(event));
+  assertEqual(batchCalls(calls).map(ids), [["e1", "e2", "e3"], ["e2"]], "requests");
+  assertEqual(sleeps, [100], "backoff before the retry");
+  assertEqual(result.results.map((r) => r.outcome), ["added", "added", "added"], "per event");
+  assertEqual([result.sent, result.added, result.accepted, result.failed], [3, 3, 0, 0], "counts");
+});
+
+await test("a record that keeps failing: sendBatch throws BatchError saying which events were added", async () => {
+  const { client: c, calls } = client((call) => awsAnswer(call, ["e2"]), { maxAttempts: 3 });
+  let error: unknown = null;
+  try {
+    await c.sendBatch(["e1", "e2", "e3"].map(event));
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof BatchError, `expected BatchError, got ${String(error)}`);
+  assertEqual(error.result.results.map((r) => r.outcome), ["added", "failed", "added"], "per event");
+  assert(error.result.results[1]?.error?.startsWith("ProvisionedThroughputExceededException") === true, `error ${error.result.results[1]?.error}`);
+  assert(error.failure instanceof HttpError && error.failure.status === 500, `failure ${String(error.failure)}`);
+  assertEqual(batchCalls(calls).map(ids), [["e1", "e2", "e3"], ["e2"], ["e2"]], "requests");
+});
+
+await test("flush against the deployed API: added events leave the queue, a failing one stays", async () => {
+  const store = new MemoryStore();
+  let failing = ["e2"];
+  const { client: c, calls } = client((call) => awsAnswer(call, failing), { store, maxAttempts: 2 });
+  for (const id of ["e1", "e2", "e3"]) c.enqueue(event(id));
+  let error: unknown = null;
+  try {
+    await c.flush();
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof HttpError && error.status === 500, `expected HttpError 500, got ${String(error)}`);
+  assertEqual(c.queued, 1, "still queued");
+  failing = [];
+  const result = await c.flush();
+  assertEqual([result.sent, result.added, result.remaining], [1, 1, 0], "second flush");
+  assertEqual(batchCalls(calls).map(ids), [["e1", "e2", "e3"], ["e2"], ["e2"]], "requests: nothing added is sent again");
+});
+
+await test("a 5xx without results (\"Failed to add events\") sends the whole batch again", async () => {
+  let n = 0;
+  const { client: c, calls } = client((call) => {
+    n += 1;
+    return n === 1 ? json(500, "Failed to add events") : awsAnswer(call);
+  });
+  const result = await c.sendBatch(["e1", "e2"].map(event));
+  assertEqual(batchCalls(calls).map(ids), [["e1", "e2"], ["e1", "e2"]], "requests");
+  assertEqual([result.sent, result.added], [2, 2], "counts");
 });
 
 finish("typescript unit");

@@ -670,13 +670,122 @@ export interface SendResult {
   body: unknown;
 }
 
-/** What `flush` did. */
+/** What `flush` did: events the server answered for (`sent`), by answer, and what is left queued. */
 export interface FlushResult {
   sent: number;
   accepted: number;
   quarantined: number;
   rejected: number;
+  /** Taken by the deployed API (API Gateway → Kinesis), which gives no verdict (Glue judges later). */
+  added: number;
   remaining: number;
+}
+
+/**
+ * The most events one batch request carries: Kinesis `PutRecords` takes 500 records, so the
+ * deployed API's batch model refuses more (`serve` takes up to the contract's `max_batch_events`).
+ */
+export const MAX_EVENTS_PER_BATCH_REQUEST = 500;
+
+/**
+ * The most bytes one batch request's body (the JSON array) weighs, unless a single event is
+ * larger: one `PutRecords` call takes 5 MiB, and the deployed API puts each event base64-encoded
+ * (4/3 of its size) in an envelope; API Gateway takes 10 MB per request, `serve`
+ * `max_body_bytes × max_batch_events` (at most 16 MiB).
+ */
+export const MAX_BATCH_REQUEST_BYTES = 3_000_000;
+
+const utf8 = new TextEncoder();
+
+/**
+ * How many of `bodies` (from the first) one batch request carries: at most `maxEvents`, and no
+ * more than `maxBytes` of JSON array (always at least one event).
+ */
+export function batchLength(bodies: readonly string[], maxEvents: number, maxBytes: number): number {
+  let bytes = 1; // `[` and `]`, less the comma the first event does not need
+  let n = 0;
+  for (const body of bodies) {
+    if (n >= maxEvents) break;
+    const next = bytes + utf8.encode(body).length + 1;
+    if (n > 0 && next > maxBytes) break;
+    bytes = next;
+    n += 1;
+  }
+  return n;
+}
+
+/**
+ * What became of one event of a batch. `accepted`, `quarantined`, `rejected`: `serve`'s verdict.
+ * `added`: the deployed API put it in the stream (its verdict comes later, from the Glue job).
+ * `failed`: not acknowledged after the last attempt (or not sent: an earlier request failed).
+ */
+export type BatchOutcome = "accepted" | "quarantined" | "rejected" | "added" | "failed";
+
+export interface BatchEventResult {
+  outcome: BatchOutcome;
+  /** Why it failed: the deployed API's error code and message, or the last failure. */
+  error?: string;
+}
+
+/** What `sendBatch` did: counts by outcome, and one result per event in the order given. */
+export interface BatchResult {
+  /** Events the server answered for (every outcome but `failed`). */
+  sent: number;
+  accepted: number;
+  quarantined: number;
+  rejected: number;
+  added: number;
+  failed: number;
+  results: BatchEventResult[];
+}
+
+/**
+ * A batch not every event of which was acknowledged: `result` says which were, `failure` why not
+ * (an `HttpError`: a 4xx, or the last 5xx; or the network error).
+ */
+export class BatchError extends Error {
+  constructor(
+    readonly result: BatchResult,
+    readonly failure: unknown,
+  ) {
+    super(`${result.failed} of ${result.results.length} events not sent: ${failure instanceof Error ? failure.message : String(failure)}`);
+    this.name = "BatchError";
+  }
+}
+
+/**
+ * Reads a batch answer as one result per event of the request (`count` of them), whichever
+ * server gave it: `serve`'s `{"results": [{"index", "verdict", ...}]}` or the deployed API's
+ * `{"results": [{"index", "result": "added" | "failed", "error", "message"}]}`. Null when the
+ * answer has no such list (a plain 5xx, a proxy's page).
+ */
+export function readBatchResults(body: unknown, count: number): BatchEventResult[] | null {
+  const results = (body as { results?: unknown } | null)?.results;
+  if (body === null || typeof body !== "object" || !Array.isArray(results) || results.length !== count) return null;
+  const out: (BatchEventResult | undefined)[] = new Array<BatchEventResult | undefined>(count).fill(undefined);
+  for (const [position, entry] of results.entries()) {
+    const e = (entry ?? {}) as { index?: unknown; verdict?: unknown; result?: unknown; error?: unknown; message?: unknown };
+    const index = typeof e.index === "number" && Number.isInteger(e.index) ? e.index : position;
+    if (index < 0 || index >= count || out[index] !== undefined) return null;
+    if (e.verdict === "accept") out[index] = { outcome: "accepted" };
+    else if (e.verdict === "quarantine") out[index] = { outcome: "quarantined" };
+    else if (e.verdict === "reject") out[index] = { outcome: "rejected" };
+    else if (e.result === "added") out[index] = { outcome: "added" };
+    else if (e.result === "failed") out[index] = { outcome: "failed", error: `${String(e.error ?? "")}: ${String(e.message ?? "")}` };
+    else return null;
+  }
+  return out.every((r) => r !== undefined) ? (out as BatchEventResult[]) : null;
+}
+
+function emptyBatchResult(): BatchResult {
+  return { sent: 0, accepted: 0, quarantined: 0, rejected: 0, added: 0, failed: 0, results: [] };
+}
+
+/** Counts one event's outcome. */
+function tally(result: { sent: number; accepted: number; quarantined: number; rejected: number; added: number }, outcome: BatchOutcome): void {
+  if (outcome === "failed") return;
+  result.sent += 1;
+  result[outcome] += 1;
 }
 
 interface Identity {
@@ -769,11 +878,35 @@ export class ContractClient<E> {
     return this.post(this.contract.route, "application/json", this.contract.encode(event));
   }
 
-  /** Sends events in one batch request now; the answer holds a verdict per event. */
-  async sendBatch(events: readonly E[]): Promise<SendResult> {
+  /**
+   * Sends events now to the batch route: JSON arrays of at most `maxBatchEvents` (and 500) events
+   * and 3 MB per request. Events the server did not acknowledge (a network error, a 5xx, or a record the
+   * deployed API failed) are sent again, alone, with backoff; an acknowledged one never is.
+   * Throws `BatchError` (its `result` says what became of each event) when some event was still
+   * not acknowledged after the last attempt or on a 4xx.
+   */
+  async sendBatch(events: readonly E[]): Promise<BatchResult> {
     for (const event of events) this.check(event);
-    const body = events.map((e) => this.contract.encode(e)).join("\n");
-    return this.post(this.batchRoute(), "application/x-ndjson", body);
+    const route = this.batchRoute();
+    const bodies = events.map((e) => this.contract.encode(e));
+    const result = emptyBatchResult();
+    let failure: unknown = null;
+    for (let start = 0; start < bodies.length; ) {
+      const chunk = bodies.slice(start, start + this.batchLength(bodies.slice(start)));
+      start += chunk.length;
+      const outcome =
+        failure === null
+          ? await this.deliver(route, chunk, () => undefined)
+          : { results: chunk.map((): BatchEventResult => ({ outcome: "failed", error: "not sent" })), failure };
+      for (const r of outcome.results) {
+        tally(result, r.outcome);
+        if (r.outcome === "failed") result.failed += 1;
+        result.results.push(r);
+      }
+      failure = outcome.failure;
+    }
+    if (failure !== null) throw new BatchError(result, failure);
+    return result;
   }
 
   /** Validates and queues an event (persisted); `flush` sends the queue. */
@@ -810,22 +943,26 @@ export class ContractClient<E> {
   }
 
   private async flushQueue(): Promise<FlushResult> {
-    const result: FlushResult = { sent: 0, accepted: 0, quarantined: 0, rejected: 0, remaining: 0 };
-    const batchSize = Math.max(1, Math.min(this.contract.maxBatchEvents, 100));
+    const result: FlushResult = { sent: 0, accepted: 0, quarantined: 0, rejected: 0, added: 0, remaining: 0 };
+    const route = this.batchRoute();
     for (;;) {
-      const queue = this.loadQueue();
-      const batch = queue.items.slice(0, batchSize);
+      const items = this.loadQueue().items.slice(0, MAX_EVENTS_PER_BATCH_REQUEST);
+      const batch = items.slice(0, this.batchLength(items.map((i) => i.body)));
       if (batch.length === 0) break;
-      const answer = await this.post(this.batchRoute(), "application/x-ndjson", batch.map((i) => i.body).join("\n"));
-      const body = answer.body as { accepted?: number; quarantined?: number; rejected?: number };
-      result.sent += batch.length;
-      result.accepted += body.accepted ?? 0;
-      result.quarantined += body.quarantined ?? 0;
-      result.rejected += body.rejected ?? 0;
-      const done = new Set(batch.map((i) => i.id));
-      const current = this.loadQueue();
-      current.items = current.items.filter((i) => !done.has(i.id));
-      this.saveQueue(current);
+      // Acknowledged events leave the queue as soon as their answer is in, before any retry of
+      // the others: a crash in between never sends them twice.
+      const outcome = await this.deliver(
+        route,
+        batch.map((i) => i.body),
+        (done) => {
+          const ids = new Set(done.map((k) => batch[k]?.id));
+          const current = this.loadQueue();
+          current.items = current.items.filter((i) => !ids.has(i.id));
+          this.saveQueue(current);
+        },
+      );
+      for (const r of outcome.results) tally(result, r.outcome);
+      if (outcome.failure !== null) throw outcome.failure;
     }
     result.remaining = this.loadQueue().items.length;
     return result;
@@ -834,6 +971,79 @@ export class ContractClient<E> {
   private batchRoute(): string {
     if (this.contract.batchRoute === null) throw new Error(`contract ${this.contract.name} has no batch route`);
     return this.contract.batchRoute;
+  }
+
+  /** How many of `bodies` the next batch request carries: within the contract's limits and the deployed API's. */
+  private batchLength(bodies: readonly string[]): number {
+    const events = Math.max(1, Math.min(this.contract.maxBatchEvents, MAX_EVENTS_PER_BATCH_REQUEST));
+    const bytes = Math.min(MAX_BATCH_REQUEST_BYTES, this.contract.maxBodyBytes * events);
+    return batchLength(bodies, events, bytes);
+  }
+
+  /**
+   * Sends `bodies` (encoded events, at most `batchLength()`) as one JSON array, then what is not
+   * acknowledged yet, until every event is or the attempts run out: a network error or a 5xx
+   * without per-event results is retried whole, the events of a failed record alone, with the
+   * backoff of `withRetry`; a 4xx stops (a 401 first re-authenticates once). `acknowledged` gets
+   * the indexes of each answer's acknowledged events as it comes in. Never throws: `failure` is
+   * the last failure when some event was not acknowledged, else null.
+   */
+  private async deliver(
+    route: string,
+    bodies: readonly string[],
+    acknowledged: (indexes: number[]) => void,
+  ): Promise<{ results: BatchEventResult[]; failure: unknown }> {
+    const results: BatchEventResult[] = bodies.map(() => ({ outcome: "failed" }));
+    let pending = bodies.map((_, i) => i);
+    const attempts = this.options.maxAttempts ?? 5;
+    let reauthenticated = false;
+    let failure: unknown = null;
+    for (let attempt = 1; ; attempt += 1) {
+      let answer: SendResult | null = null;
+      try {
+        const token = await this.token();
+        answer = await this.request(route, token, "application/json", `[${pending.map((i) => bodies[i]).join(",")}]`);
+      } catch (error) {
+        failure = error;
+        // A login that failed was retried already: only a network error is worth another try.
+        if (error instanceof HttpError) break;
+      }
+      if (answer !== null) {
+        if (answer.status === 401 && !reauthenticated) {
+          reauthenticated = true;
+          this.setTokens(null);
+          attempt -= 1;
+          continue;
+        }
+        if (answer.status !== 200 && answer.status < 500) {
+          failure = new HttpError(answer.status, answer.body);
+          break;
+        }
+        // A 200 without readable results acknowledged the whole request.
+        let read = readBatchResults(answer.body, pending.length);
+        if (read === null && answer.status === 200) read = pending.map((): BatchEventResult => ({ outcome: "added" }));
+        if (read === null) {
+          failure = new HttpError(answer.status, answer.body);
+        } else {
+          const done: number[] = [];
+          const still: number[] = [];
+          read.forEach((r, k) => {
+            const i = pending[k] ?? 0;
+            results[i] = r;
+            (r.outcome === "failed" ? still : done).push(i);
+          });
+          if (done.length > 0) acknowledged(done);
+          pending = still;
+          if (still.length > 0) failure = new HttpError(answer.status, answer.body);
+        }
+      }
+      if (pending.length === 0) return { results, failure: null };
+      if (attempt >= attempts) break;
+      await this.sleep(this.backoffMs(attempt));
+    }
+    const why = failure instanceof Error ? failure.message : String(failure);
+    for (const i of pending) results[i] = { outcome: "failed", error: results[i]?.error ?? why };
+    return { results, failure };
   }
 
   private loadQueue(): Queue {
@@ -851,6 +1061,40 @@ export class ContractClient<E> {
 
   private loginUrl(path: string): string {
     return new URL(path, this.options.loginBaseUrl ?? this.options.baseUrl).toString();
+  }
+
+  /** One POST, no retry: the answer (any status), or throws on a network error. */
+  private async request(route: string, token: string, contentType: string, body: string): Promise<SendResult> {
+    return this.answerOf(
+      await this.fetchFn(this.url(route), {
+        method: "POST",
+        headers: {
+          Authorization: token,
+          "Content-Type": contentType,
+          "X-Contract-Version": this.contract.version,
+        },
+        body,
+      }),
+    );
+  }
+
+  /** A response's status and body (JSON when it parses, else the text). */
+  private async answerOf(response: Response): Promise<SendResult> {
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // a plain-text answer stays text
+    }
+    return { status: response.status, body };
+  }
+
+  /** The wait before attempt `attempt + 1`: full jitter under a doubling ceiling. */
+  private backoffMs(attempt: number): number {
+    const base = this.options.baseBackoffMs ?? 200;
+    const cap = this.options.maxBackoffMs ?? 10_000;
+    return Math.floor(this.random() * Math.min(cap, base * 2 ** (attempt - 1)));
   }
 
   /** One request with retries on network errors and 5xx; 401 once re-authenticates. */
@@ -881,27 +1125,17 @@ export class ContractClient<E> {
 
   private async withRetry(request: () => Promise<Response>): Promise<SendResult> {
     const attempts = this.options.maxAttempts ?? 5;
-    const base = this.options.baseBackoffMs ?? 200;
-    const cap = this.options.maxBackoffMs ?? 10_000;
     for (let attempt = 1; ; attempt += 1) {
       let failure: unknown;
       try {
-        const response = await request();
-        const text = await response.text();
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // a plain-text answer stays text
-        }
-        if (response.status < 500) return { status: response.status, body };
-        failure = new HttpError(response.status, body);
+        const answer = await this.answerOf(await request());
+        if (answer.status < 500) return answer;
+        failure = new HttpError(answer.status, answer.body);
       } catch (error) {
         failure = error;
       }
       if (attempt >= attempts) throw failure;
-      const ceiling = Math.min(cap, base * 2 ** (attempt - 1));
-      await this.sleep(Math.floor(this.random() * ceiling));
+      await this.sleep(this.backoffMs(attempt));
     }
   }
 

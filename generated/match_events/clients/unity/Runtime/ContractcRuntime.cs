@@ -770,6 +770,7 @@ namespace Contractc.MatchEvents
         public string Route;
         public string BatchRoute;
         public int MaxBatchEvents;
+        public int MaxBodyBytes;
     }
 
     /// <summary>An event the client refused before sending: it breaks a rule the server would reject.</summary>
@@ -966,14 +967,164 @@ namespace Contractc.MatchEvents
         public Func<DateTime> UtcNow;
     }
 
-    /// <summary>What a flush did.</summary>
+    /// <summary>What a flush did: events the server answered for (<see cref="Sent"/>), by answer, and what is left queued.</summary>
     public sealed class FlushResult
     {
         public int Sent;
         public int Accepted;
         public int Quarantined;
         public int Rejected;
+        /// <summary>Taken by the deployed API (API Gateway → Kinesis), which gives no verdict (Glue judges later).</summary>
+        public int Added;
         public int Remaining;
+
+        internal void Count(BatchOutcome outcome)
+        {
+            if (outcome == BatchOutcome.Failed) return;
+            Sent++;
+            if (outcome == BatchOutcome.Accepted) Accepted++;
+            else if (outcome == BatchOutcome.Quarantined) Quarantined++;
+            else if (outcome == BatchOutcome.Rejected) Rejected++;
+            else Added++;
+        }
+    }
+
+    /// <summary>
+    /// What became of one event of a batch. Accepted, Quarantined, Rejected: <c>serve</c>'s verdict.
+    /// Added: the deployed API put it in the stream (its verdict comes later, from the Glue job).
+    /// Failed: not acknowledged after the last attempt (or not sent: an earlier request failed).
+    /// </summary>
+    public enum BatchOutcome
+    {
+        Accepted,
+        Quarantined,
+        Rejected,
+        Added,
+        Failed,
+    }
+
+    /// <summary>One event's result in a batch.</summary>
+    public sealed class BatchEventResult
+    {
+        public BatchOutcome Outcome;
+        /// <summary>Why it failed: the deployed API's error code and message, or the last failure.</summary>
+        public string Error;
+    }
+
+    /// <summary>What <c>SendBatchAsync</c> did: counts by outcome, and one result per event in the order given.</summary>
+    public sealed class BatchResult
+    {
+        /// <summary>Events the server answered for (every outcome but Failed).</summary>
+        public int Sent;
+        public int Accepted;
+        public int Quarantined;
+        public int Rejected;
+        public int Added;
+        public int Failed;
+        public List<BatchEventResult> Results = new List<BatchEventResult>();
+
+        internal void Add(BatchEventResult r)
+        {
+            Results.Add(r);
+            if (r.Outcome == BatchOutcome.Failed) Failed++;
+            else Sent++;
+            if (r.Outcome == BatchOutcome.Accepted) Accepted++;
+            else if (r.Outcome == BatchOutcome.Quarantined) Quarantined++;
+            else if (r.Outcome == BatchOutcome.Rejected) Rejected++;
+            else if (r.Outcome == BatchOutcome.Added) Added++;
+        }
+    }
+
+    /// <summary>A batch not every event of which was acknowledged: <see cref="Result"/> says which were,
+    /// <c>InnerException</c> why not (an <see cref="HttpException"/> or a network error).</summary>
+    public sealed class BatchException : Exception
+    {
+        public readonly BatchResult Result;
+
+        public BatchException(BatchResult result, Exception cause)
+            : base(result.Failed + " of " + result.Results.Count + " events not sent: " + cause.Message, cause)
+        {
+            Result = result;
+        }
+    }
+
+    /// <summary>Batch requests and their answers, whichever server gave them.</summary>
+    public static class Batches
+    {
+        /// <summary>The most events one batch request carries: Kinesis <c>PutRecords</c> takes 500 records,
+        /// so the deployed API's batch model refuses more (<c>serve</c> takes the contract's <c>max_batch_events</c>).</summary>
+        public const int MaxEventsPerRequest = 500;
+
+        /// <summary>The most bytes one batch request's body (the JSON array) weighs, unless a single event
+        /// is larger: one <c>PutRecords</c> call takes 5 MiB, and the deployed API puts each event
+        /// base64-encoded (4/3 of its size) in an envelope; API Gateway takes 10 MB per request,
+        /// <c>serve</c> <c>max_body_bytes × max_batch_events</c> (at most 16 MiB).</summary>
+        public const int MaxRequestBytes = 3000000;
+
+        /// <summary>How many of <paramref name="bodies"/> (from the first) one batch request carries: at most
+        /// <paramref name="maxEvents"/>, and no more than <paramref name="maxBytes"/> of JSON array (always at least one).</summary>
+        public static int Length(IList<string> bodies, int maxEvents, long maxBytes)
+        {
+            long bytes = 1; // `[` and `]`, less the comma the first event does not need
+            var n = 0;
+            foreach (var body in bodies)
+            {
+                if (n >= maxEvents) break;
+                var next = bytes + Encoding.UTF8.GetByteCount(body) + 1;
+                if (n > 0 && next > maxBytes) break;
+                bytes = next;
+                n++;
+            }
+            return n;
+        }
+
+        /// <summary>
+        /// One result per event of the request (<paramref name="count"/>) from <c>serve</c>'s
+        /// <c>{"results": [{"index", "verdict", ...}]}</c> or the deployed API's
+        /// <c>{"results": [{"index", "result": "added" | "failed", "error", "message"}]}</c>; null
+        /// when the answer has no such list (a plain 5xx, a proxy's page).
+        /// </summary>
+        public static List<BatchEventResult> ReadResults(string body, int count)
+        {
+            JsonObject obj;
+            try
+            {
+                obj = Json.Parse(body) as JsonObject;
+            }
+            catch (Exception)
+            {
+                return null;
+            }
+            var list = obj == null ? null : obj.Get("results") as List<object>;
+            if (list == null || list.Count != count) return null;
+            var read = new BatchEventResult[count];
+            for (var position = 0; position < count; position++)
+            {
+                var entry = list[position] as JsonObject;
+                if (entry == null) return null;
+                var index = position;
+                var n = entry.Get("index") as JsonNumber;
+                if (n != null)
+                {
+                    int k;
+                    if (!int.TryParse(n.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out k) || k < 0 || k >= count) return null;
+                    index = k;
+                }
+                if (read[index] != null) return null;
+                var verdict = entry.Get("verdict") as string;
+                var result = entry.Get("result") as string;
+                if (verdict == "accept") read[index] = new BatchEventResult { Outcome = BatchOutcome.Accepted };
+                else if (verdict == "quarantine") read[index] = new BatchEventResult { Outcome = BatchOutcome.Quarantined };
+                else if (verdict == "reject") read[index] = new BatchEventResult { Outcome = BatchOutcome.Rejected };
+                else if (result == "added") read[index] = new BatchEventResult { Outcome = BatchOutcome.Added };
+                else if (result == "failed")
+                {
+                    read[index] = new BatchEventResult { Outcome = BatchOutcome.Failed, Error = (entry.Get("error") as string) + ": " + (entry.Get("message") as string) };
+                }
+                else return null;
+            }
+            return new List<BatchEventResult>(read);
+        }
     }
 
     /// <summary>
@@ -1047,16 +1198,43 @@ namespace Contractc.MatchEvents
             return PostAsync(contract.Route, "application/json", e.ToJson());
         }
 
-        /// <summary>Sends events in one batch request (NDJSON); the answer holds a verdict per event.</summary>
-        public Task<HttpAnswer> SendBatchAsync(IList<E> events)
+        /// <summary>
+        /// Sends events now to the batch route: JSON arrays of at most <c>MaxBatchEvents</c> (and 500)
+        /// events and 3 MB per request. Events the server did not acknowledge (a network error, a 5xx, or a
+        /// record the deployed API failed) are sent again, alone, with backoff; an acknowledged one
+        /// never is. Throws <see cref="BatchException"/> (its <c>Result</c> says what became of each
+        /// event) when some event was still not acknowledged after the last attempt or on a 4xx.
+        /// </summary>
+        public Task<BatchResult> SendBatchAsync(IList<E> events)
         {
-            var lines = new List<string>();
+            var bodies = new List<string>();
             foreach (var e in events)
             {
                 Check(e);
-                lines.Add(e.ToJson());
+                bodies.Add(e.ToJson());
             }
-            return PostAsync(BatchRoute(), "application/x-ndjson", string.Join("\n", lines.ToArray()));
+            return SendBodiesAsync(BatchRoute(), bodies);
+        }
+
+        private async Task<BatchResult> SendBodiesAsync(string route, List<string> bodies)
+        {
+            var result = new BatchResult();
+            Exception failure = null;
+            for (var start = 0; start < bodies.Count; )
+            {
+                var chunk = bodies.GetRange(start, BatchLength(bodies.GetRange(start, bodies.Count - start)));
+                start += chunk.Count;
+                if (failure != null)
+                {
+                    for (var i = 0; i < chunk.Count; i++) result.Add(new BatchEventResult { Outcome = BatchOutcome.Failed, Error = "not sent" });
+                    continue;
+                }
+                var delivery = await DeliverAsync(route, chunk, done => { });
+                foreach (var r in delivery.Results) result.Add(r);
+                failure = delivery.Failure;
+            }
+            if (failure != null) throw new BatchException(result, failure);
+            return result;
         }
 
         /// <summary>Validates and queues an event (persisted at once); <see cref="FlushAsync"/> sends the queue.</summary>
@@ -1084,30 +1262,31 @@ namespace Contractc.MatchEvents
         public async Task<FlushResult> FlushAsync()
         {
             var result = new FlushResult();
-            var size = Math.Max(1, Math.Min(contract.MaxBatchEvents, 100));
+            var route = BatchRoute();
             while (true)
             {
                 List<KeyValuePair<long, string>> batch;
                 lock (queueLock)
                 {
                     var queue = LoadQueue();
-                    batch = queue.Items.GetRange(0, Math.Min(size, queue.Items.Count));
+                    batch = queue.Items.GetRange(0, Math.Min(Batches.MaxEventsPerRequest, queue.Items.Count));
                 }
+                batch = batch.GetRange(0, BatchLength(batch.ConvertAll(i => i.Value)));
                 if (batch.Count == 0) break;
-                var bodies = batch.ConvertAll(i => i.Value).ToArray();
-                var answer = await PostAsync(BatchRoute(), "application/x-ndjson", string.Join("\n", bodies));
-                var obj = Read.Object(Json.Parse(answer.Body), null);
-                result.Sent += batch.Count;
-                result.Accepted += Count(obj, "accepted");
-                result.Quarantined += Count(obj, "quarantined");
-                result.Rejected += Count(obj, "rejected");
-                lock (queueLock)
+                // Acknowledged events leave the queue as soon as their answer is in, before any retry
+                // of the others: a crash in between never sends them twice.
+                var delivery = await DeliverAsync(route, batch.ConvertAll(i => i.Value), done =>
                 {
-                    var queue = LoadQueue();
-                    var done = new HashSet<long>(batch.ConvertAll(i => i.Key));
-                    queue.Items.RemoveAll(i => done.Contains(i.Key));
-                    SaveQueue(queue);
-                }
+                    lock (queueLock)
+                    {
+                        var queue = LoadQueue();
+                        var ids = new HashSet<long>(done.ConvertAll(k => batch[k].Key));
+                        queue.Items.RemoveAll(i => ids.Contains(i.Key));
+                        SaveQueue(queue);
+                    }
+                });
+                foreach (var r in delivery.Results) result.Count(r.Outcome);
+                if (delivery.Failure != null) throw delivery.Failure;
             }
             result.Remaining = Queued;
             return result;
@@ -1119,16 +1298,116 @@ namespace Contractc.MatchEvents
             return FlushAsync();
         }
 
-        private static int Count(JsonObject obj, string key)
-        {
-            var v = obj.Get(key);
-            return v is JsonNumber ? (int)Read.Long(v) : 0;
-        }
-
         private string BatchRoute()
         {
             if (contract.BatchRoute == null) throw new InvalidOperationException("contract " + contract.Name + " has no batch route");
             return contract.BatchRoute;
+        }
+
+        /// <summary>How many of <paramref name="bodies"/> the next batch request carries: within the contract's limits and the deployed API's.</summary>
+        private int BatchLength(IList<string> bodies)
+        {
+            var events = Math.Max(1, Math.Min(contract.MaxBatchEvents, Batches.MaxEventsPerRequest));
+            var bytes = Math.Min(Batches.MaxRequestBytes, (long)Math.Max(1, contract.MaxBodyBytes) * events);
+            return Batches.Length(bodies, events, bytes);
+        }
+
+        private sealed class Delivery
+        {
+            public BatchEventResult[] Results;
+            public Exception Failure;
+        }
+
+        /// <summary>
+        /// Sends <paramref name="bodies"/> (encoded events, at most <see cref="BatchLength"/>) as one JSON
+        /// array, then what is not acknowledged yet, until every event is or the attempts run out: a
+        /// network error or a 5xx without per-event results is retried whole, the events of a failed
+        /// record alone, with the backoff of <c>WithRetryAsync</c>; a 4xx stops (a 401 first
+        /// re-authenticates once). <paramref name="acknowledged"/> gets the indexes of each answer's
+        /// acknowledged events as it comes in. Never throws: <c>Failure</c> is the last failure when
+        /// some event was not acknowledged, else null.
+        /// </summary>
+        private async Task<Delivery> DeliverAsync(string route, List<string> bodies, Action<List<int>> acknowledged)
+        {
+            var results = new BatchEventResult[bodies.Count];
+            var pending = new List<int>();
+            for (var i = 0; i < bodies.Count; i++)
+            {
+                results[i] = new BatchEventResult { Outcome = BatchOutcome.Failed };
+                pending.Add(i);
+            }
+            var reauthenticated = false;
+            Exception failure = null;
+            for (var attempt = 1; ; attempt++)
+            {
+                HttpAnswer answer = null;
+                try
+                {
+                    var token = await TokenAsync();
+                    var array = "[" + string.Join(",", pending.ConvertAll(i => bodies[i]).ToArray()) + "]";
+                    answer = await transport.SendAsync("POST", Url(options.BaseUrl, route), Headers(token), "application/json", array);
+                }
+                catch (HttpException error)
+                {
+                    // A refused login (retried already): another try would be refused too.
+                    failure = error;
+                    break;
+                }
+                catch (Exception error)
+                {
+                    failure = error;
+                }
+                if (answer != null)
+                {
+                    if (answer.Status == 401 && !reauthenticated)
+                    {
+                        reauthenticated = true;
+                        options.Store.Set(Key("tokens"), "null");
+                        attempt--;
+                        continue;
+                    }
+                    if (answer.Status != 200 && answer.Status < 500)
+                    {
+                        failure = new HttpException(answer.Status, answer.Body);
+                        break;
+                    }
+                    // A 200 without readable results acknowledged the whole request.
+                    var read = Batches.ReadResults(answer.Body, pending.Count);
+                    if (read == null && answer.Status == 200) read = pending.ConvertAll(i => new BatchEventResult { Outcome = BatchOutcome.Added });
+                    if (read == null)
+                    {
+                        failure = new HttpException(answer.Status, answer.Body);
+                    }
+                    else
+                    {
+                        var done = new List<int>();
+                        var still = new List<int>();
+                        for (var k = 0; k < read.Count; k++)
+                        {
+                            results[pending[k]] = read[k];
+                            (read[k].Outcome == BatchOutcome.Failed ? still : done).Add(pending[k]);
+                        }
+                        if (done.Count > 0) acknowledged(done);
+                        pending = still;
+                        if (still.Count > 0) failure = new HttpException(answer.Status, answer.Body);
+                    }
+                }
+                if (pending.Count == 0) return new Delivery { Results = results, Failure = null };
+                if (attempt >= options.MaxAttempts) break;
+                await sleep(BackoffMs(attempt));
+            }
+            foreach (var i in pending)
+            {
+                if (results[i].Error == null) results[i].Error = failure.Message;
+            }
+            return new Delivery { Results = results, Failure = failure };
+        }
+
+        /// <summary>The wait before attempt <paramref name="attempt"/> + 1: full jitter under a doubling ceiling.</summary>
+        private int BackoffMs(int attempt)
+        {
+            var ceiling = Math.Min(options.MaxBackoffMs, options.BaseBackoffMs * Math.Pow(2, attempt - 1));
+            return (int)Math.Floor(random() * ceiling);
         }
 
         private sealed class Queue
@@ -1212,8 +1491,7 @@ namespace Contractc.MatchEvents
                     failure = error;
                 }
                 if (attempt >= options.MaxAttempts) throw failure;
-                var ceiling = Math.Min(options.MaxBackoffMs, options.BaseBackoffMs * Math.Pow(2, attempt - 1));
-                await sleep((int)Math.Floor(random() * ceiling));
+                await sleep(BackoffMs(attempt));
             }
         }
 

@@ -23,6 +23,7 @@ namespace Contractc.MatchEvents
             Route = "/prod/match-events",
             BatchRoute = "/prod/match-events/batch",
             MaxBatchEvents = 500,
+            MaxBodyBytes = 1048576,
         };
 
         /// <summary>A client: <c>CreateClient(new ClientOptions { BaseUrl = "https://host/prod/" })</c>.</summary>

@@ -420,6 +420,7 @@ inline rt::ContractInfo<Event> contract() {
     info.route = "/prod/match-events";
     info.batch_route = "/prod/match-events/batch";
     info.max_batch_events = 500;
+    info.max_body_bytes = 1048576;
     info.validate = [](const Event& e, std::int64_t now) { return validate(e, now); };
     info.to_json = [](const Event& e) { return to_json(e); };
     return info;

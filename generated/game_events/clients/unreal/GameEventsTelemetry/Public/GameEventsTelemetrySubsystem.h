@@ -18,7 +18,7 @@ struct FGameEventsTelemetryViolation
     UPROPERTY(BlueprintReadOnly) FString Message;
 };
 
-/** Sends `game_events` events (contract version 1.1.0). */
+/** Sends `game_events` events (contract version 1.1.1). */
 UCLASS()
 class UGameEventsTelemetrySubsystem : public UGameInstanceSubsystem
 {
@@ -33,7 +33,8 @@ public:
     UFUNCTION(BlueprintCallable, Category = "Telemetry")
     bool Enqueue(const FString& EventJson, TArray<FGameEventsTelemetryViolation>& Violations);
 
-    /** Sends the queue in batches (blocking: call from a worker or on quit). */
+    /** Sends the queue in batches (blocking: call from a worker or on quit). Returns how many
+     *  events the server answered for, or -1 when some could not be sent (they stay queued). */
     UFUNCTION(BlueprintCallable, Category = "Telemetry")
     int32 Flush();
 

@@ -78,7 +78,7 @@ int32 UMatchEventsTelemetrySubsystem::Flush()
     if (!Client.IsValid()) return 0;
     try
     {
-        return static_cast<int32>(Client->Client->flush().accepted);
+        return static_cast<int32>(Client->Client->flush().sent);
     }
     catch (const std::exception&)
     {
