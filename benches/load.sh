@@ -3,7 +3,7 @@
 # (the same binary, release build). Prints events/s and p50/p99 latency for:
 #   1. single-event requests with JWTs (one token per sender, verified on every request),
 #   2. the same at half the measured rate (the p99 target is for half load),
-#   3. batches of 1000 events (NDJSON) into Iceberg.
+#   3. batches of 500 events (NDJSON; the contracts' default `max_batch_events`) into Iceberg.
 # Targets (2-core machine): >= 20k single-event req/s, >= 100k events/s batched, p99 < 50 ms at
 # half load. Usage: benches/load.sh [EVENTS]   (default 200000)
 set -euo pipefail
@@ -31,8 +31,8 @@ echo
 echo "== single-event requests at half load ($HALF req/s)"
 synth --max-count $(( HALF * 10 )) --concurrency 64 --rate "$HALF"
 echo
-echo "== batches of 1000 events, 4 senders, $(( EVENTS * 5 )) events"
-synth --max-count $(( EVENTS * 5 )) --concurrency 4 --batch 1000
+echo "== batches of 500 events, 4 senders, $(( EVENTS * 5 )) events"
+synth --max-count $(( EVENTS * 5 )) --concurrency 4 --batch 500
 sleep 3
 echo
 grep -E "committed" "$DATA.log" | tail -3 | sed 's/\x1b\[[0-9;]*m//g'

@@ -13,10 +13,14 @@ EXPECTATIONS maps "database.table" to checks:
   {"null_counts": {"level": 2}}          rows where a column is null
   {"prefix_exactly_once": ["m01"], "prefix_length": 3, "column": "event_data"}
                                          each listed prefix starts exactly one value of `column`
+  {"max_files": N, "max_snapshots": M}   data files of the current snapshot / snapshots retained
+  {"digest": true}                       prints "digest NAME HEX": a hash of every row's values,
+                                         independent of row and file order
 Prints what it found; exits 1 if any check fails.
 """
 
 import collections
+import hashlib
 import json
 import sys
 
@@ -37,6 +41,16 @@ def main(argv):
         table = catalog.load_table(name)
         rows = table.scan().to_arrow().to_pylist()
         print("%s: %d rows, field ids %s" % (name, len(rows), [f.field_id for f in table.schema().fields]))
+        files = len(list(table.scan().plan_files()))
+        snapshots = len(table.metadata.snapshots)
+        print("%s: %d data files, %d snapshots" % (name, files, snapshots))
+        if "max_files" in checks and files > checks["max_files"]:
+            failures.append("%s: %d data files, expected at most %d" % (name, files, checks["max_files"]))
+        if "max_snapshots" in checks and snapshots > checks["max_snapshots"]:
+            failures.append("%s: %d snapshots, expected at most %d" % (name, snapshots, checks["max_snapshots"]))
+        if checks.get("digest"):
+            canonical = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+            print("digest %s %s" % (name, hashlib.sha256("\n".join(canonical).encode()).hexdigest()))
         if "rows" in checks and len(rows) != checks["rows"]:
             failures.append("%s: %d rows, expected %d" % (name, len(rows), checks["rows"]))
         if "partition_counts" in checks:

@@ -98,6 +98,17 @@ install_missing
 CLIENTS_LOG="$(mktemp)"
 tests/clients/run.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS" | tee "$CLIENTS_LOG"
 
+step "quality console in a real browser (headless Chromium driven by selenium)"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+install_missing
+CONSOLE_LOG="$(mktemp)"
+"$VENV/bin/python" tests/console_browser.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" | tee "$CONSOLE_LOG"
+
+step "soak, short mode (benches/soak.sh --short on the debug build: figures, no assertions)"
+CONTRACT_RUNTIME="${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" benches/soak.sh --short
+
 step "summary"
 # One closing line for everything: Rust tests (all crates) plus the PySpark conformance cases.
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$CARGO_TEST_LOG" | awk '{s+=$1} END {print s+0}')
@@ -111,6 +122,9 @@ glue_failed=${glue_cases#* }
 clients_cases=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CLIENTS_LOG")
 clients_passed=${clients_cases% *}
 clients_failed=${clients_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed)) failed"
+console_cases=$(sed -n 's/^console browser: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CONSOLE_LOG")
+console_passed=${console_cases% *}
+console_failed=${console_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed + console_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed + console_failed)) failed"

@@ -25,9 +25,11 @@ enum Command {
     #[command(
         long_about = "Start the local stack: one HTTP server with each contract's ingest \
 routes (single and batch), the development identity provider (/prod/login-as-guest, \
-/.well-known/jwks.json), /healthz and /metrics. Events are validated by the generated validators, \
-logged to a write-ahead log (fsynced before the answer), and committed to Iceberg tables in \
-DATA_DIR/warehouse with a SQLite catalog at DATA_DIR/catalog.db (catalog name `contractc`)."
+/.well-known/jwks.json), /healthz, /metrics and the quality console (/console/). Events are \
+validated by the generated validators, logged to a write-ahead log (fsynced before the answer), \
+and committed to Iceberg tables in DATA_DIR/warehouse with a SQLite catalog at \
+DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are maintained \
+(compaction, snapshot expiry, unreferenced files; see docs/operations.md)."
     )]
     Serve {
         /// Address to listen on
@@ -45,8 +47,14 @@ DATA_DIR/warehouse with a SQLite catalog at DATA_DIR/catalog.db (catalog name `c
         /// Public base URL of this server, used as the dev issuer (default http://LISTEN)
         #[arg(long)]
         public_url: Option<String>,
+        /// Token that opens the quality console (/console/); needed beyond loopback, where the
+        /// console is refused without one
+        #[arg(long)]
+        console_token: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        maintenance: MaintenanceArgs,
     },
     /// Synthetic telemetry from a contract: valid events, and labelled invalid ones
     #[command(
@@ -57,6 +65,29 @@ codes it must produce, and the summary counts the server's answers that disagree
 Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch, --reuse-token)."
     )]
     Synth(SynthArgs),
+    /// Compact, expire snapshots and delete unreferenced files now (serve does it on its own)
+    #[command(
+        long_about = "One maintenance run over every contract's tables under DATA_DIR, the same \
+run `serve` makes every --maintenance-interval-s: compact small data files per partition, merge \
+manifests, expire old snapshots, delete files nothing references. Safe beside a running `serve` \
+(a run that loses a race with a commit is skipped). Prints each table's figures before and after."
+    )]
+    Maintain {
+        /// Where `serve` keeps its catalog and warehouse
+        #[arg(long, default_value = ".data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        maintenance: MaintenanceArgs,
+    },
+    /// Move quarantined events that this build's contract accepts into the events table
+    #[command(
+        long_about = "After a fix to a too-strict rule: re-judge the contract's quarantined and \
+refused events (their stored raw payloads) with the validator built into this binary, move those \
+that pass into the events table exactly once (a ledger in DATA_DIR/catalog.db marks them), and \
+report what still fails, by violation code and path. Safe next to a running `serve` on the same \
+data directory; running it again moves nothing more."
+    )]
+    Replay(ReplayArgs),
     /// Moved to `contract-deploy deploy` (kept so the old command says where it went)
     #[command(hide = true, disable_help_flag = true)]
     Deploy {
@@ -87,7 +118,9 @@ fn main() -> ExitCode {
             commit_interval_ms,
             commit_rows,
             public_url,
+            console_token,
             limits,
+            maintenance,
         } => {
             if let Err(code) = check_fresh() {
                 return code;
@@ -96,7 +129,9 @@ fn main() -> ExitCode {
             config.commit_interval = Duration::from_millis(commit_interval_ms);
             config.commit_rows = commit_rows;
             config.public_url = public_url;
+            config.console_token = console_token;
             limits.apply(&mut config);
+            config.maintenance = maintenance.schedule();
             match block_on(async {
                 // Install the handlers before anything else, so a signal during startup still
                 // ends in a graceful shutdown (flush) rather than the default kill.
@@ -112,8 +147,86 @@ fn main() -> ExitCode {
             }
         }
         Command::Synth(args) => synth(args),
+        Command::Maintain {
+            data_dir,
+            maintenance,
+        } => maintain(&data_dir, maintenance),
+        Command::Replay(args) => replay(args),
         Command::Deploy { .. } => moved("deploy"),
         Command::Status { .. } => moved("status"),
+    }
+}
+
+/// Table maintenance (docs/operations.md); what it may do per table is in the table's
+/// properties (`history.expire.*`, `write.target-file-size-bytes`).
+#[derive(clap::Args)]
+struct MaintenanceArgs {
+    /// Seconds between maintenance runs in `serve` (0: never)
+    #[arg(long, default_value_t = 60)]
+    maintenance_interval_s: u64,
+    /// Seconds an unreferenced file must have existed before it is deleted
+    #[arg(long, default_value_t = 300)]
+    orphan_grace_s: u64,
+    /// Expire snapshots older than this many seconds in every table (overrides the tables'
+    /// history.expire.max-snapshot-age-ms; default 10 minutes)
+    #[arg(long)]
+    max_snapshot_age_s: Option<u64>,
+}
+
+impl MaintenanceArgs {
+    fn schedule(&self) -> contract_serve::maintenance::Schedule {
+        contract_serve::maintenance::Schedule {
+            every: Duration::from_secs(self.maintenance_interval_s),
+            orphan_grace: Duration::from_secs(self.orphan_grace_s),
+            max_snapshot_age: self.max_snapshot_age_s.map(Duration::from_secs),
+        }
+    }
+}
+
+fn maintain(data_dir: &std::path::Path, args: MaintenanceArgs) -> ExitCode {
+    let schedule = args.schedule();
+    let runs = match block_on(contract_serve::maintenance::maintain_once(
+        data_dir, &schedule,
+    )) {
+        Err(code) => return code,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+        Ok(Ok(runs)) => runs,
+    };
+    let mut failed = false;
+    for run in runs {
+        let (b, a) = (&run.before, &run.after);
+        match &run.outcome {
+            Ok(report) => println!(
+                "{}: compacted {} files into {}, expired {} snapshots, deleted {} files ({} bytes); \
+                 data files {} -> {}, snapshots {} -> {}, rows {} -> {}, metadata {} -> {} bytes",
+                run.table,
+                report.compacted_files,
+                report.written_files,
+                report.expired_snapshots,
+                report.deleted_orphans,
+                report.deleted_bytes,
+                b.data_files,
+                a.data_files,
+                b.snapshots,
+                a.snapshots,
+                b.rows,
+                a.rows,
+                b.metadata_bytes,
+                a.metadata_bytes
+            ),
+            Err(error) => {
+                failed = true;
+                eprintln!("error: {}: {error}", run.table);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -296,6 +409,82 @@ fn synth(args: SynthArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Where `serve` keeps its catalog and warehouse
+    #[arg(long, default_value = ".data")]
+    data_dir: PathBuf,
+    /// The contract whose quarantine to replay (one built into this binary)
+    #[arg(long)]
+    contract: String,
+    /// Only events received since then: an RFC 3339 time (2024-05-01T00:00:00Z) or a
+    /// duration ago (24h, 7d)
+    #[arg(long, value_parser = since_micros)]
+    since: Option<i64>,
+    /// Only events stored with this violation code (e.g. pattern, not_before)
+    #[arg(long, value_parser = violation_code)]
+    code: Option<contract_support::Code>,
+    /// Judge and report only: nothing is written
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    use contract_serve::replay::{Filter, ReplayOptions};
+
+    if let Err(code) = check_fresh() {
+        return code;
+    }
+    let options = ReplayOptions {
+        contract: args.contract,
+        filter: Filter {
+            since_micros: args.since,
+            code: args.code,
+        },
+        dry_run: args.dry_run,
+    };
+    let report = match block_on(contract_serve::replay::replay(&args.data_dir, &options)) {
+        Err(code) => return code,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+        Ok(Ok(report)) => report,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--since`: an RFC 3339 time, or a duration before now; as microseconds since the epoch.
+fn since_micros(text: &str) -> Result<i64, String> {
+    let time = match humantime::parse_duration(text) {
+        Ok(ago) => std::time::SystemTime::now()
+            .checked_sub(ago)
+            .ok_or_else(|| format!("{text} ago is before the epoch"))?,
+        Err(_) => humantime::parse_rfc3339_weak(text)
+            .map_err(|e| format!("{text:?} is neither an RFC 3339 time nor a duration ({e})"))?,
+    };
+    let micros = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{text} is before the epoch"))?
+        .as_micros();
+    i64::try_from(micros).map_err(|_| format!("{text} is too far in the future"))
+}
+
+fn violation_code(text: &str) -> Result<contract_support::Code, String> {
+    contract_support::Code::parse(text).ok_or_else(|| format!("no violation code {text:?}"))
 }
 
 /// `--dry-run`: prints the events as they are made, and how fast they were made.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Server, client, free_port, pyiceberg_check, temp_dir};
+use common::{Server, client, free_port, guest_token, pyiceberg_check, temp_dir};
 use serde_json::{Value, json};
 
 /// A valid game event of now (its time rule allows 30 days back), carrying `data`.
@@ -25,18 +25,6 @@ fn game_event(data: &str) -> String {
         "event_data": data,
     })
     .to_string()
-}
-
-async fn guest_token(base: &str) -> String {
-    let login: Value = client()
-        .get(format!("{base}/prod/login-as-guest"))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login JSON");
-    login["auth_token"].as_str().expect("token").to_string()
 }
 
 /// Sends `head` (and nothing more) on a fresh connection; returns the connection.

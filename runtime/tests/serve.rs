@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Server, client, free_port, pyiceberg_check, repo, temp_dir};
+use common::{Server, client, free_port, local_now, pyiceberg_check, repo, temp_dir};
 
 async fn login(base: &str) -> Value {
     let response = client()
@@ -29,22 +29,6 @@ async fn login(base: &str) -> Value {
         .expect("login");
     assert_eq!(response.status(), 200);
     response.json().await.expect("login JSON")
-}
-
-fn local_now() -> String {
-    // The reference client sends local time; UTC is a valid local time.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = contract_corpus::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 const EVENT_TYPES: [&str; 5] = ["Login", "Logout", "New Game", "Resume Game", "End Game"];

@@ -58,18 +58,55 @@ pub enum LakeError {
     Incompatible { table: String, reason: String },
     #[error("catalog database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("maintenance of {table}: {message}")]
+    Maintenance { table: String, message: String },
 }
 
 pub struct Lake {
-    catalog: SqlCatalog,
-    warehouse: PathBuf,
-    /// The catalog's SQLite URI (schema evolution swaps the metadata pointer itself).
-    catalog_uri: String,
+    pub(crate) catalog: SqlCatalog,
+    pub(crate) warehouse: PathBuf,
+    /// The catalog's SQLite URI (schema evolution and maintenance swap the metadata pointer
+    /// themselves).
+    pub(crate) catalog_uri: String,
+    pool: tokio::sync::OnceCell<sqlx::SqlitePool>,
+}
+
+/// How a commit's pointer swap ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    Done,
+    /// Another commit moved the pointer first: nothing changed; retry on the new state.
+    Conflict,
+    /// The [`SwapRecord`] refused (its reason): nothing changed.
+    Refused(String),
+}
+
+/// What a commit writes to the catalog database in the same transaction as its pointer swap
+/// (replay's ledger rows): the snapshot is the table's with it, or neither is.
+#[async_trait::async_trait]
+pub trait SwapRecord: Send + Sync {
+    /// Runs right before the swap (tests make another writer commit there).
+    async fn before_swap(&self) {}
+
+    /// Writes in the swap's transaction; `Some(reason)` refuses the commit (rolled back).
+    async fn record(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        snapshot_id: Option<i64>,
+    ) -> Result<Option<String>, sqlx::Error>;
 }
 
 fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
 }
+
+/// The local path of a `file://` location (the warehouse is local).
+pub(crate) fn local_path(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
+}
+
+/// Data files roll over at this size when a commit writes them (Iceberg's default target).
+pub(crate) const DEFAULT_TARGET_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
 impl Lake {
     /// Opens (creating if needed) the catalog at `dir/catalog.db` and warehouse `dir/warehouse`.
@@ -100,6 +137,7 @@ impl Lake {
             catalog,
             warehouse,
             catalog_uri,
+            pool: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -231,17 +269,34 @@ impl Lake {
         .add_current_schema(schema)?
         .build()?
         .metadata;
-        let location = table
-            .metadata()
-            .location()
-            .trim_start_matches("file://")
-            .to_string();
-        let path = PathBuf::from(location).join("metadata").join(format!(
-            "{:05}-{}.metadata.json",
-            metadata.last_sequence_number() + 1,
-            uuid::Uuid::new_v4()
-        ));
-        let bytes = serde_json::to_vec(&metadata).map_err(|e| LakeError::Definition {
+        if self.swap_metadata(ident, previous, &metadata, None).await? != Swap::Done {
+            return Err(incompatible(
+                "the table changed while its schema was being evolved; try again".into(),
+            ));
+        }
+        tracing::info!(table = %ident, ?added, "evolved the table schema in place");
+        Ok(added)
+    }
+
+    /// Writes `metadata` as the table's next metadata file and points the catalog at it, the
+    /// optimistic way the SQL catalog commits: the pointer only moves if it still is `previous`.
+    /// `record` writes in the same SQLite transaction (replay's ledger) and may refuse the
+    /// commit. On a conflict or refusal the written file is an orphan (maintenance deletes it).
+    pub(crate) async fn swap_metadata(
+        &self,
+        ident: &TableIdent,
+        previous: Option<String>,
+        metadata: &TableMetadata,
+        record: Option<&dyn SwapRecord>,
+    ) -> Result<Swap, LakeError> {
+        let path = local_path(metadata.location())
+            .join("metadata")
+            .join(format!(
+                "{:05}-{}.metadata.json",
+                metadata.last_sequence_number(),
+                uuid::Uuid::now_v7()
+            ));
+        let bytes = serde_json::to_vec(metadata).map_err(|e| LakeError::Definition {
             table: ident.to_string(),
             message: e.to_string(),
         })?;
@@ -249,9 +304,11 @@ impl Lake {
             path: path.clone(),
             source,
         })?;
-        // The same optimistic pointer swap the SQL catalog does on commit: it only succeeds if
-        // nobody committed in between.
-        let pool = sqlx::SqlitePool::connect(&self.catalog_uri).await?;
+        if let Some(record) = record {
+            record.before_swap().await;
+        }
+        let pool = self.pool().await?;
+        let mut tx = pool.begin().await?;
         let swapped = sqlx::query(
             "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
@@ -262,16 +319,34 @@ impl Lake {
         .bind(ident.namespace().join("."))
         .bind(ident.name())
         .bind(previous)
-        .execute(&pool)
+        .execute(&mut *tx)
         .await?;
-        pool.close().await;
         if swapped.rows_affected() != 1 {
-            return Err(incompatible(
-                "the table changed while its schema was being evolved; try again".into(),
-            ));
+            tx.rollback().await?;
+            return Ok(Swap::Conflict);
         }
-        tracing::info!(table = %ident, ?added, "evolved the table schema in place");
-        Ok(added)
+        if let Some(record) = record
+            && let Some(reason) = record
+                .record(&mut tx, metadata.current_snapshot_id())
+                .await?
+        {
+            tx.rollback().await?;
+            return Ok(Swap::Refused(reason));
+        }
+        tx.commit().await?;
+        Ok(Swap::Done)
+    }
+
+    /// The catalog database, for the runtime's own commits (one pool per lake).
+    async fn pool(&self) -> Result<&sqlx::SqlitePool, LakeError> {
+        Ok(self
+            .pool
+            .get_or_try_init(|| sqlx::SqlitePool::connect(&self.catalog_uri))
+            .await?)
+    }
+
+    pub async fn exists(&self, ident: &TableIdent) -> Result<bool, LakeError> {
+        Ok(self.catalog.table_exists(ident).await?)
     }
 
     pub async fn load(&self, ident: &TableIdent) -> Result<Table, LakeError> {
@@ -292,7 +367,7 @@ impl Lake {
         lsn: u64,
     ) -> Result<usize, LakeError> {
         let table = self.load(ident).await?;
-        let files = write_data_files(&table, batches).await?;
+        let files = write_data_files(&table, batches, DEFAULT_TARGET_FILE_BYTES).await?;
         let count = files.len();
         let tx = Transaction::new(&table);
         let tx = tx
@@ -319,7 +394,7 @@ impl Lake {
     }
 }
 
-fn committed_lsn(metadata: &TableMetadata) -> u64 {
+pub(crate) fn committed_lsn(metadata: &TableMetadata) -> u64 {
     let mut snapshots: Vec<_> = metadata.snapshots().collect();
     snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
     snapshots
@@ -333,10 +408,30 @@ fn committed_lsn(metadata: &TableMetadata) -> u64 {
         .unwrap_or(0)
 }
 
-async fn write_data_files(
+/// Writes `batches` as Parquet data files of the table (split by partition), each up to
+/// `target_bytes`. Nothing is committed.
+pub(crate) async fn write_data_files(
     table: &Table,
     batches: Vec<RecordBatch>,
+    target_bytes: u64,
 ) -> Result<Vec<DataFile>, LakeError> {
+    write_data_stream(
+        table,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+        target_bytes,
+    )
+    .await
+}
+
+/// [`write_data_files`] from a stream: rewrites (compaction, upsert) hold one batch at a
+/// time, not a whole partition.
+pub(crate) async fn write_data_stream(
+    table: &Table,
+    batches: impl futures::Stream<Item = Result<RecordBatch, iceberg::Error>>,
+    target_bytes: u64,
+) -> Result<Vec<DataFile>, LakeError> {
+    use futures::TryStreamExt;
+    let mut batches = std::pin::pin!(batches);
     let metadata = table.metadata();
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().clone();
@@ -351,8 +446,9 @@ async fn write_data_files(
         None,
         DataFileFormat::Parquet,
     );
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+    let rolling = RollingFileWriterBuilder::new(
         parquet,
+        usize::try_from(target_bytes).unwrap_or(usize::MAX),
         table.file_io().clone(),
         locations,
         names,
@@ -360,15 +456,15 @@ async fn write_data_files(
     let data_files = DataFileWriterBuilder::new(rolling);
     if spec.is_unpartitioned() {
         let mut writer = data_files.build(None).await?;
-        for batch in batches {
+        while let Some(batch) = batches.try_next().await? {
             writer.write(batch).await?;
         }
         Ok(writer.close().await?)
     } else {
         let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)?;
         let mut fanout: FanoutWriter<_> = FanoutWriter::new(data_files);
-        for batch in &batches {
-            for (key, part) in splitter.split(batch)? {
+        while let Some(batch) = batches.try_next().await? {
+            for (key, part) in splitter.split(&batch)? {
                 fanout.write(key, part).await?;
             }
         }

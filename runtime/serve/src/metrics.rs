@@ -100,6 +100,14 @@ impl Metrics {
         }
     }
 
+    /// Adds collectors owned elsewhere (maintenance's table figures) to `/metrics`.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     pub fn record(&self, contract: &str, verdict: Verdict, violations: &[Violation]) {
         self.events
             .with_label_values(&[contract, verdict.as_str()])

@@ -31,6 +31,7 @@ use iceberg::TableIdent;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::console::{Console, ServedContract};
 use crate::cors::CorsPolicy;
 use crate::http::ConnectionLimits;
 use crate::identity::{AuthError, DevIdentity, GuestPolicy, KeySource, LoginError, Verifier};
@@ -63,6 +64,11 @@ pub struct ServeConfig {
     pub dev_mint_scopes: bool,
     /// Guest logins per client address, and how long an unused guest lives.
     pub guests: GuestPolicy,
+    /// The token that opens the quality console (`/console/`); without one the console is open
+    /// on loopback and refused beyond it.
+    pub console_token: Option<String>,
+    /// Table maintenance (compaction, snapshot expiry, orphan files) between commits.
+    pub maintenance: crate::maintenance::Schedule,
 }
 
 impl ServeConfig {
@@ -80,6 +86,8 @@ impl ServeConfig {
             cors: CorsPolicy::default(),
             dev_mint_scopes: false,
             guests: GuestPolicy::default(),
+            console_token: None,
+            maintenance: crate::maintenance::Schedule::default(),
         }
     }
 }
@@ -139,6 +147,7 @@ struct AppState {
     /// Held (read) while events are buffered; a rebuild from the log takes it (write).
     gate: std::sync::RwLock<()>,
     wal_dir: PathBuf,
+    console: Arc<Console>,
 }
 
 const SUCCESS_BODY: &str = "\"Successfully added event\"";
@@ -201,7 +210,7 @@ fn client_version(headers: &HeaderMap) -> Option<String> {
 
 /// The verdict on one event: `too_large` past the contract's limit (inside a batch; a single
 /// event that large is refused before it is read), else the validator's.
-fn validate(
+pub(crate) fn validate(
     buffer: Option<&mut Box<dyn EventBuffer>>,
     spec: &dyn AnyContract,
     parser: &mut Parser,
@@ -289,6 +298,15 @@ impl AppState {
                 });
             }
             self.metrics.record(&manifest.name, verdict, &violations);
+            self.console.record(
+                index,
+                received_micros,
+                request_id,
+                verdict,
+                &violations,
+                body,
+                caller.client_version.as_deref(),
+            );
             verdicts.push((verdict, violations));
             records.push(Record {
                 lsn: 0,
@@ -847,7 +865,8 @@ fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
             get(openid_configuration),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(crate::console::router(state.console.clone()));
     // Bodies are read by the handlers themselves, after authentication, within the
     // contract's limit: axum's default limit would read them first.
     for (index, contract) in state.contracts.iter().enumerate() {
@@ -907,7 +926,7 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             .with_label_values(&[contract.manifest.name.as_str()])
             .set(0);
         let events = match events.map(|batch| match contract.manifest.upsert() {
-            // Upsert tables get one row per key per commit (see upsert.rs for across commits).
+            // One row per key in the batch first: less to hold, and to look up in the table.
             Some(upsert) => crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by),
             None => Ok(batch),
         }) {
@@ -932,6 +951,7 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             state,
             lake,
             &contract.events_table,
+            contract.manifest.upsert(),
             &contract.unsent_events,
             events,
             lsn,
@@ -941,6 +961,7 @@ async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             state,
             lake,
             &contract.quarantine_table,
+            None,
             &contract.unsent_quarantine,
             quarantine,
             lsn,
@@ -983,10 +1004,12 @@ async fn rebuild_from_log(state: &AppState, lake: &Lake) -> Result<usize, ServeE
 /// Commits `batch` together with any batches an earlier commit failed to write, recording
 /// `lsn`. On failure everything goes back to `unsent` for the next flush: a later commit must
 /// never record an LSN above rows that are not in the table, or a restart would skip them.
+/// An upsert table's commit replaces the versions it supersedes (upsert.rs).
 async fn commit(
     state: &AppState,
     lake: &Lake,
     table: &TableIdent,
+    upsert: Option<contract_support::manifest::Upsert<'_>>,
     unsent: &Mutex<Vec<arrow_array::RecordBatch>>,
     batch: Option<arrow_array::RecordBatch>,
     lsn: u64,
@@ -999,7 +1022,14 @@ async fn commit(
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let started = Instant::now();
     for attempt in 1..=5 {
-        match lake.append(table, batches.clone(), lsn).await {
+        let written = match upsert {
+            Some(upsert) => {
+                lake.upsert_batches(table, batches.clone(), lsn, upsert)
+                    .await
+            }
+            None => lake.append(table, batches.clone(), lsn).await,
+        };
+        match written {
             Ok(files) => {
                 let seconds = started.elapsed().as_secs_f64();
                 state
@@ -1008,6 +1038,7 @@ async fn commit(
                     .with_label_values(&[&table.to_string()])
                     .observe(seconds);
                 tracing::info!(%table, rows, files, lsn, seconds, "committed");
+                state.console.committed(table);
                 return true;
             }
             Err(error) => {
@@ -1170,6 +1201,7 @@ pub async fn serve(
 
     let mut contracts = Vec::new();
     let mut committed = HashMap::new();
+    let mut maintained = Vec::new();
     for spec in contract_validators::ALL.iter().copied() {
         let manifest = spec.manifest();
         let events_definition = manifest.events_table();
@@ -1180,7 +1212,10 @@ pub async fn serve(
         if !added.is_empty() {
             tracing::info!(table = %events_table, ?added, version = %manifest.version, "added columns for the new contract version");
         }
-        let quarantine_table = lake.ensure_table(&manifest.quarantine_table()).await?;
+        let quarantine_definition = manifest.quarantine_table();
+        let quarantine_table = lake.ensure_table(&quarantine_definition).await?;
+        maintained.push((events_table.clone(), events_definition.properties.clone()));
+        maintained.push((quarantine_table.clone(), quarantine_definition.properties));
         committed.insert(
             events_table.clone(),
             lake.committed_lsn(&events_table).await?,
@@ -1235,13 +1270,25 @@ pub async fn serve(
         .max()
         .unwrap_or(0);
     let wal = Wal::open(&wal_dir, highest + 1)?;
+    let metrics = Metrics::new();
+    let console = Arc::new(Console::new(
+        contracts.iter().map(|c| ServedContract {
+            manifest: c.manifest,
+            events_table: c.events_table.clone(),
+            quarantine_table: c.quarantine_table.clone(),
+        }),
+        lake.clone(),
+        &metrics,
+        config.listen,
+        config.console_token.as_deref(),
+    ));
     let state = Arc::new(AppState {
         contracts,
         dev,
         wal,
         next_lsn: Mutex::new(highest + 1),
         last_assigned: AtomicU64::new(highest),
-        metrics: Metrics::new(),
+        metrics,
         flush_now: Notify::new(),
         commit_rows: config.commit_rows,
         body_timeout: config.body_timeout,
@@ -1250,6 +1297,7 @@ pub async fn serve(
         guest_logins: guest_quota(&config.guests).map(RateLimiter::keyed),
         gate: std::sync::RwLock::new(()),
         wal_dir: wal_dir.clone(),
+        console,
     });
     let replayed = replay(&state, &records, &committed);
     if replayed > 0 {
@@ -1261,10 +1309,15 @@ pub async fn serve(
     if let Some(safe) = flush(&state, &lake).await {
         wal::truncate(&wal_dir, safe)?;
     }
+    // Everything logged before this start is in the lake now; from here on the console
+    // counts live, and reads what came before from the lake.
+    state.console.load_history(now_micros());
 
     // Stopping the flusher is a request, not an abort: a commit cut off midway would leave its
     // events out of both the table and the buffers until the next start replays them.
     let (stop_flusher, mut flusher_stopped) = tokio::sync::watch::channel(false);
+    let mut maintainer =
+        crate::maintenance::Maintainer::new(config.maintenance, maintained, &state.metrics);
     let flusher = {
         let state = state.clone();
         let lake = lake.clone();
@@ -1288,6 +1341,9 @@ pub async fn serve(
                         .wal_bytes
                         .set(i64::try_from(bytes).unwrap_or(i64::MAX));
                 }
+                // Between commits, in this task: maintenance never runs beside a commit of
+                // ours, and events keep being acknowledged (into the log) while it runs.
+                maintainer.run_if_due(&lake).await;
                 // Forget addresses whose quota has refilled: the limiter's memory follows the
                 // clients of the last minute, not every client ever seen.
                 if let Some(limiter) = &state.guest_logins {

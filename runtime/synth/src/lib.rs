@@ -287,10 +287,28 @@ pub async fn send(source: Source, options: SendOptions, total: Option<u64>) -> S
                     }
                 }
                 let sent_at = std::time::Instant::now();
-                let outcomes = match (&options.batch, &options.batch_endpoint) {
-                    (Some(_), Some(url)) => post_batch(&client, url, &jwt, &slice).await,
-                    _ => vec![post_one(&client, &options.backend_endpoint, &jwt, &slice[0]).await],
+                let send = |jwt: String| {
+                    let (client, options, slice) = (&client, &options, &slice);
+                    async move {
+                        match (&options.batch, &options.batch_endpoint) {
+                            (Some(_), Some(url)) => post_batch(client, url, &jwt, slice).await,
+                            _ => vec![
+                                post_one(client, &options.backend_endpoint, &jwt, &slice[0]).await,
+                            ],
+                        }
+                    }
                 };
+                let mut outcomes = send(jwt).await;
+                // A reused token expires during a long run (`--duration`): log in again and
+                // send the slice once more (a 401 is answered before the body is read, so
+                // nothing of it was kept).
+                let expired = outcomes.iter().flatten().any(|o| o.status == 401);
+                if options.reuse_token && expired {
+                    token = login(&client, &options.login_endpoint, &options.scope).await;
+                    if let Some(jwt) = token.clone() {
+                        outcomes = send(jwt).await;
+                    }
+                }
                 summary.record_latency(sent_at.elapsed());
                 for (event, outcome) in slice.iter().zip(outcomes) {
                     summary.sent += 1;

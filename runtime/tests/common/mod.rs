@@ -169,3 +169,45 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// A guest's token from the dev identity provider (`scope`: the scope to ask for, which
+/// `--dev-mint-scopes` lets a guest have).
+pub async fn guest_token_with(base: &str, scope: Option<&str>) -> String {
+    let query = scope.map(|s| format!("?scope={s}")).unwrap_or_default();
+    let login: Value = client()
+        .get(format!("{base}/prod/login-as-guest{query}"))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login JSON");
+    login["auth_token"].as_str().expect("token").to_string()
+}
+
+/// A guest's token with the default scope.
+pub async fn guest_token(base: &str) -> String {
+    guest_token_with(base, None).await
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time: game_events' `updated_at` format.
+pub fn wall_clock(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = contract_corpus::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Now as `wall_clock`: the reference client sends local time, and UTC is a valid local time.
+pub fn local_now() -> String {
+    wall_clock(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64,
+    )
+}
