@@ -421,7 +421,14 @@ async fn post_batch(
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     (0..events.len())
         .map(|i| {
-            let result = results.get(i)?;
+            let Some(result) = results.get(i) else {
+                // A refused request (401, 413, 503…) answers for all its events at once.
+                return (status != 200).then(|| Outcome {
+                    status,
+                    codes: Vec::new(),
+                    quarantined: false,
+                });
+            };
             let verdict = result["verdict"].as_str()?;
             let status = if verdict == "reject" { 400 } else { status };
             Some(Outcome {
