@@ -105,6 +105,9 @@ pub(crate) fn local_path(location: &str) -> PathBuf {
     PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
 }
 
+/// Rows per Parquet row group of the files the runtime writes.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Data files roll over at this size when a commit writes them (Iceberg's default target).
 pub(crate) const DEFAULT_TARGET_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -437,6 +440,9 @@ pub(crate) async fn write_data_stream(
     let spec = metadata.default_partition_spec().clone();
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        // A writer holds its open row group in memory, and a reader fetches a row group at a
+        // time: this bounds both for compaction's large files (the default is 1M rows).
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let parquet = ParquetWriterBuilder::new(properties, schema.clone());
     let locations = DefaultLocationGenerator::new(metadata)?;

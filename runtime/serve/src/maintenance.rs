@@ -192,13 +192,19 @@ impl Lake {
                 .or_default()
                 .push(file);
         }
-        let mut picked: HashSet<String> = HashSet::new();
-        for files in partitions.values() {
-            let sizes: Vec<u64> = files.iter().map(|f| f.entry.file_size_in_bytes()).collect();
-            for index in pick_tier(&sizes, policy) {
-                picked.insert(files[index].path().to_string());
-            }
-        }
+        // One set of files per partition: each is rewritten on its own, so one Parquet writer is
+        // open at a time (each holds up to a row group in memory).
+        let tiers: Vec<HashSet<String>> = partitions
+            .values()
+            .map(|files| {
+                let sizes: Vec<u64> = files.iter().map(|f| f.entry.file_size_in_bytes()).collect();
+                pick_tier(&sizes, policy)
+                    .into_iter()
+                    .map(|index| files[index].path().to_string())
+                    .collect::<HashSet<_>>()
+            })
+            .filter(|tier| !tier.is_empty())
+            .collect();
         let manifests = table
             .metadata()
             .current_snapshot()
@@ -209,34 +215,22 @@ impl Lake {
         };
         let specs: BTreeSet<i32> = live.iter().map(|f| f.spec_id).collect();
         // Nothing to compact and the manifests already merged: no snapshot for nothing.
-        if picked.is_empty() && manifest_count <= specs.len() {
+        if tiers.is_empty() && manifest_count <= specs.len() {
             return Ok((0, 0));
         }
+        let mut added = Vec::new();
+        for tier in &tiers {
+            added.extend(
+                self.rewrite_files(ident, &table, &live, tier, policy)
+                    .await?,
+            );
+        }
+        let picked: HashSet<String> = tiers.into_iter().flatten().collect();
         let expected_rows: u64 = live
             .iter()
             .filter(|f| picked.contains(f.path()))
             .map(|f| f.entry.record_count())
             .sum();
-        let added = if picked.is_empty() {
-            Vec::new()
-        } else {
-            let rows = std::sync::atomic::AtomicU64::new(0);
-            let batches = read_files(&table, &picked).await?.inspect_ok(|b| {
-                rows.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
-            });
-            let added = write_data_stream(&table, batches, policy.target_file_bytes).await?;
-            let rows = rows.into_inner();
-            // What was written is not committed unless every row was read.
-            if rows != expected_rows {
-                return Err(LakeError::Maintenance {
-                    table: ident.to_string(),
-                    message: format!(
-                        "compaction read {rows} rows from files whose manifests count {expected_rows}; nothing was changed"
-                    ),
-                });
-            }
-            added
-        };
         let written = added.len();
         let compacted = picked.len();
         let rewrite = Rewrite {
@@ -255,6 +249,39 @@ impl Lake {
             tracing::info!(table = %ident, "compaction lost a race with a commit; next run");
             Ok((0, 0))
         }
+    }
+
+    /// Writes the rows of `paths` again as files of up to the target size (streamed, one batch
+    /// at a time). Nothing is committed; if fewer rows come back than the manifests count, the
+    /// written files are left for orphan deletion and nothing changes.
+    async fn rewrite_files(
+        &self,
+        ident: &TableIdent,
+        table: &Table,
+        live: &[LiveFile],
+        paths: &HashSet<String>,
+        policy: &Policy,
+    ) -> Result<Vec<DataFile>, LakeError> {
+        let expected: u64 = live
+            .iter()
+            .filter(|f| paths.contains(f.path()))
+            .map(|f| f.entry.record_count())
+            .sum();
+        let rows = std::sync::atomic::AtomicU64::new(0);
+        let batches = read_files(table, paths).await?.inspect_ok(|b| {
+            rows.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        });
+        let written = write_data_stream(table, batches, policy.target_file_bytes).await?;
+        let rows = rows.into_inner();
+        if rows != expected {
+            return Err(LakeError::Maintenance {
+                table: ident.to_string(),
+                message: format!(
+                    "compaction read {rows} rows from files whose manifests count {expected}; nothing was changed"
+                ),
+            });
+        }
+        Ok(written)
     }
 
     /// Expires snapshots older than the policy's age, keeping the newest ones it names.
