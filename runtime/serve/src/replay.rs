@@ -14,15 +14,18 @@
 //! (`contractc_replayed`: contract and request id as primary key, run id, snapshot id). The
 //! commit's catalog pointer swap (the compare-and-swap on `metadata_location` that every writer
 //! of this catalog does) and the ledger rows of the moved events are written in **one SQLite
-//! transaction** ([`LedgerCatalog`]): either the snapshot is the table's and its rows are marked,
+//! transaction** ([`LedgerRecord`], written by `Lake::swap_metadata`): either the snapshot is the
+//! table's and its rows are marked,
 //! or neither. A run killed before that transaction leaves only unreferenced files (no reader
 //! sees them) and the next run moves the same rows; killed after, the next run finds them in the
 //! ledger. The ledger, not the snapshot summary, is the record (snapshots expire), though each
 //! replay snapshot also names its run (`contractc.replay-run`) for audit.
 //!
 //! Next to a running `serve`: a conflicting commit (either side) fails its compare-and-swap and is
-//! retried on the new table state, so neither overwrites the other. A replay snapshot carries no
-//! `contractc.wal-lsn`, so `serve`'s committed LSN stays that of its own newest commit. Two
+//! retried on the new table state, so neither overwrites the other. A replay snapshot carries the
+//! table's `contractc.wal-lsn` forward unchanged, so `serve`'s restart point stays that of its own
+//! newest commit. Upsert contracts are committed as `serve` commits them (copy-on-write: one row
+//! per key in the table afterwards). Two
 //! replays of one data directory exclude each other with a lock file (and the ledger's primary
 //! key would refuse the second commit anyway).
 //!
@@ -1132,6 +1135,83 @@ mod tests {
         );
         let moved = ledger.moved("game_events").await.expect("ledger");
         assert_eq!(moved, HashSet::from(["ours".to_string()]));
+    }
+
+    /// An upsert contract's replayed row replaces the table's older version of its key: one
+    /// row per key afterwards, as after a commit of `serve`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn replayed_rows_of_an_upsert_contract_keep_one_row_per_key() {
+        let matches = find_contract("match_events").expect("match_events is built");
+        let dir = std::env::temp_dir().join(format!("replay-upsert-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lake = Lake::open(&dir).await.expect("lake");
+        let ident = lake
+            .ensure_table(&matches.manifest().events_table())
+            .await
+            .expect("table");
+        let ledger = Ledger::connect(&lake).await.expect("ledger");
+        ledger.create().await.expect("ledger table");
+        let event = |occurred: &str, duration: u32| {
+            format!(
+                r#"{{"event_id": "123e4567-e89b-12d3-a456-426614174000", "kind": "match_ended",
+                    "occurred_at": "{occurred}", "match_id": "m-0123456789ab", "region": "eu-west",
+                    "build": {{"version": "1.2.3"}}, "duration_s": {duration}, "scores": {{"a": 1}}}}"#
+            )
+        };
+        let received = 1_708_603_200_000_000; // 2024-02-22 12:00:00 UTC
+        let moved = |id: &str, payload: String| Move {
+            request_id: id.into(),
+            row: row(Some(id), &payload, &["pattern"], received),
+        };
+        // The table holds the key's version of 11:00; the replayed one is of 11:30.
+        let older = events_batch(matches, &[moved("old", event("2024-02-22T11:00:00Z", 100))])
+            .expect("rows");
+        let upsert = matches.manifest().upsert().expect("an upsert contract");
+        lake.upsert(&ident, older, 1, upsert)
+            .await
+            .expect("serve's commit");
+        let newer = events_batch(matches, &[moved("new", event("2024-02-22T11:30:00Z", 200))])
+            .expect("rows");
+        let record = LedgerRecord::new("match_events", vec!["new"], "run");
+        commit(&lake, matches.manifest(), &ident, newer, &record)
+            .await
+            .expect("replay's commit");
+        let table = lake.load(&ident).await.expect("table");
+        let scan = table.scan().select(["duration_s"]).build().expect("scan");
+        let batches: Vec<RecordBatch> = scan
+            .to_arrow()
+            .await
+            .expect("read")
+            .try_collect()
+            .await
+            .expect("batches");
+        let durations: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let column = b.column(0).clone();
+                (0..b.num_rows()).map(move |i| arrow_cast_value(column.as_ref(), i))
+            })
+            .collect();
+        assert_eq!(
+            durations,
+            ["200"],
+            "one row for the key, the replayed (newer) one"
+        );
+    }
+
+    /// A cell of an integer column as text.
+    fn arrow_cast_value(column: &dyn Array, i: usize) -> String {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Int32Type, Int64Type};
+        column
+            .as_primitive_opt::<Int64Type>()
+            .map(|a| a.value(i).to_string())
+            .or_else(|| {
+                column
+                    .as_primitive_opt::<Int32Type>()
+                    .map(|a| a.value(i).to_string())
+            })
+            .unwrap_or_else(|| format!("{:?}", column.data_type()))
     }
 
     #[test]
