@@ -62,6 +62,14 @@ pub enum LakeError {
     Maintenance { table: String, message: String },
 }
 
+/// The catalog identifier of the table `definition` describes.
+pub fn table_ident(definition: &TableDef) -> TableIdent {
+    TableIdent::new(
+        NamespaceIdent::new(definition.database.clone()),
+        definition.name.clone(),
+    )
+}
+
 pub struct Lake {
     pub(crate) catalog: SqlCatalog,
     pub(crate) warehouse: PathBuf,
@@ -148,13 +156,13 @@ impl Lake {
     pub async fn ensure_table(&self, definition: &TableDef) -> Result<TableIdent, LakeError> {
         let database = definition.database.as_str();
         let name = definition.name.clone();
-        let namespace = NamespaceIdent::new(database.to_string());
-        if !self.catalog.namespace_exists(&namespace).await? {
+        let ident = table_ident(definition);
+        let namespace = ident.namespace();
+        if !self.catalog.namespace_exists(namespace).await? {
             self.catalog
-                .create_namespace(&namespace, HashMap::new())
+                .create_namespace(namespace, HashMap::new())
                 .await?;
         }
-        let ident = TableIdent::new(namespace, name.clone());
         if self.catalog.table_exists(&ident).await? {
             return Ok(ident);
         }

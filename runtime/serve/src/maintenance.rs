@@ -218,19 +218,15 @@ impl Lake {
         if tiers.is_empty() && manifest_count <= specs.len() {
             return Ok((0, 0));
         }
-        let mut added = Vec::new();
+        let (mut added, mut expected_rows) = (Vec::new(), 0);
         for tier in &tiers {
-            added.extend(
-                self.rewrite_files(ident, &table, &live, tier, policy)
-                    .await?,
-            );
+            let (files, rows) = self
+                .rewrite_files(ident, &table, &live, tier, policy)
+                .await?;
+            added.extend(files);
+            expected_rows += rows;
         }
         let picked: HashSet<String> = tiers.into_iter().flatten().collect();
-        let expected_rows: u64 = live
-            .iter()
-            .filter(|f| picked.contains(f.path()))
-            .map(|f| f.entry.record_count())
-            .sum();
         let written = added.len();
         let compacted = picked.len();
         let rewrite = Rewrite {
@@ -252,8 +248,9 @@ impl Lake {
     }
 
     /// Writes the rows of `paths` again as files of up to the target size (streamed, one batch
-    /// at a time). Nothing is committed; if fewer rows come back than the manifests count, the
-    /// written files are left for orphan deletion and nothing changes.
+    /// at a time); returns the files and their rows. Nothing is committed; if fewer rows come
+    /// back than the manifests count, the written files are left for orphan deletion and
+    /// nothing changes.
     async fn rewrite_files(
         &self,
         ident: &TableIdent,
@@ -261,7 +258,7 @@ impl Lake {
         live: &[LiveFile],
         paths: &HashSet<String>,
         policy: &Policy,
-    ) -> Result<Vec<DataFile>, LakeError> {
+    ) -> Result<(Vec<DataFile>, u64), LakeError> {
         let expected: u64 = live
             .iter()
             .filter(|f| paths.contains(f.path()))
@@ -281,7 +278,7 @@ impl Lake {
                 ),
             });
         }
-        Ok(written)
+        Ok((written, rows))
     }
 
     /// Expires snapshots older than the policy's age, keeping the newest ones it names.
@@ -596,10 +593,7 @@ pub async fn maintain_once(
     for contract in contract_validators::ALL {
         let manifest = contract.manifest();
         for definition in [manifest.events_table(), manifest.quarantine_table()] {
-            let table = TableIdent::new(
-                iceberg::NamespaceIdent::new(definition.database.clone()),
-                definition.name.clone(),
-            );
+            let table = crate::lake::table_ident(&definition);
             if !lake.exists(&table).await? {
                 continue;
             }

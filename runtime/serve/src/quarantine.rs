@@ -150,3 +150,24 @@ fn schema_error(field: &Field, expected: &str) -> ArrowError {
 fn arrow_buffer_offsets(offsets: &[i32]) -> arrow_buffer::OffsetBuffer<i32> {
     arrow_buffer::OffsetBuffer::new(arrow_buffer::ScalarBuffer::from(offsets.to_vec()))
 }
+
+/// A string cell of any of Arrow's string layouts (readers differ in which they return).
+pub(crate) fn string_at(
+    array: &dyn arrow_array::Array,
+    i: usize,
+) -> Result<Option<String>, String> {
+    use arrow_array::{LargeStringArray, StringViewArray};
+    if array.is_null(i) {
+        return Ok(None);
+    }
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<StringArray>() {
+        Ok(Some(a.value(i).to_string()))
+    } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
+        Ok(Some(a.value(i).to_string()))
+    } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
+        Ok(Some(a.value(i).to_string()))
+    } else {
+        Err(format!("{} is not a string column", array.data_type()))
+    }
+}

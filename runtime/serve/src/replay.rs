@@ -37,23 +37,21 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use arrow_array::{
-    Array, LargeListArray, LargeStringArray, ListArray, RecordBatch, StringArray, StringViewArray,
-    TimestampMicrosecondArray,
-};
+use arrow_array::{Array, LargeListArray, ListArray, RecordBatch, TimestampMicrosecondArray};
 use async_trait::async_trait;
 use contract_support::json::Parser;
 use contract_support::manifest::{EnrichmentSource, Manifest, Origin, TableDef, quarantine as q};
 use contract_support::{AnyContract, Code, Context, Enrichment, Verdict, Violation};
 use futures::TryStreamExt;
+use iceberg::TableIdent;
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
-use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use serde::Serialize;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::lake::{Lake, LakeError, Swap, SwapRecord};
+use crate::lake::{Lake, LakeError, Swap, SwapRecord, table_ident};
+use crate::quarantine::string_at;
 
 /// The ledger of moved rows, a table of the catalog database.
 pub const LEDGER_TABLE: &str = "contractc_replayed";
@@ -477,11 +475,8 @@ async fn open_existing(data_dir: &Path) -> Result<Lake, ReplayError> {
 }
 
 async fn existing_table(lake: &Lake, definition: &TableDef) -> Result<TableIdent, ReplayError> {
-    let ident = TableIdent::new(
-        NamespaceIdent::new(definition.database.clone()),
-        definition.name.clone(),
-    );
-    if !lake.catalog.table_exists(&ident).await? {
+    let ident = table_ident(definition);
+    if !lake.exists(&ident).await? {
         return Err(ReplayError::NoTable(ident.to_string()));
     }
     Ok(ident)
@@ -614,23 +609,6 @@ fn quarantine_rows(batch: &RecordBatch) -> Result<Vec<QuarantinedRow>, String> {
         });
     }
     Ok(rows)
-}
-
-/// A string cell of any of Arrow's string layouts (readers differ in which they return).
-fn string_at(array: &dyn Array, i: usize) -> Result<Option<String>, String> {
-    if array.is_null(i) {
-        return Ok(None);
-    }
-    let any = array.as_any();
-    if let Some(a) = any.downcast_ref::<StringArray>() {
-        Ok(Some(a.value(i).to_string()))
-    } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
-        Ok(Some(a.value(i).to_string()))
-    } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
-        Ok(Some(a.value(i).to_string()))
-    } else {
-        Err(format!("{} is not a string column", array.data_type()))
-    }
 }
 
 /// A list-of-strings cell.

@@ -5,8 +5,7 @@
 //! `raw_payload`).
 
 use arrow_array::{
-    Array, ArrayRef, LargeStringArray, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, ListArray, RecordBatch, StructArray, TimestampMicrosecondArray,
 };
 use contract_support::Verdict;
 use contract_support::manifest::quarantine as q;
@@ -223,15 +222,9 @@ fn violations_at(list: &ListArray, row: usize) -> Result<Vec<ShownViolation>, St
         .collect())
 }
 
+/// A string cell, or None (a null, or a column of another type: shown as empty).
 fn string_at(array: &ArrayRef, i: usize) -> Option<String> {
-    if array.is_null(i) {
-        return None;
-    }
-    if let Some(a) = array.as_any().downcast_ref::<StringArray>() {
-        return Some(a.value(i).to_string());
-    }
-    array
-        .as_any()
-        .downcast_ref::<LargeStringArray>()
-        .map(|a| a.value(i).to_string())
+    crate::quarantine::string_at(array.as_ref(), i)
+        .ok()
+        .flatten()
 }
