@@ -67,6 +67,13 @@ export CONTRACTC_PYTHON="$VENV/bin/python"
 CARGO_TEST_LOG="$(mktemp)"
 cargo test --workspace --locked 2>&1 | tee "$CARGO_TEST_LOG"
 
+step "README and docs commands, run as written (tests/docs_commands.py)"
+# Its own step, after cargo test built the binaries: a cargo run inside cargo test would wait on
+# the build directory's lock.
+DOCS_LOG="$(mktemp)"
+"$VENV/bin/python" tests/docs_commands.py --bin-dir "${CARGO_TARGET_DIR:-$ROOT/target}/debug" \
+    --python "$VENV/bin/python" | tee "$DOCS_LOG"
+
 step "generated Python compiles"
 mapfile -t SCRIPTS < <(ls generated/*/glue/streaming_job.py tests/fixtures/*/expected/*/glue/streaming_job.py)
 "$VENV/bin/python" -m py_compile "${SCRIPTS[@]}"
@@ -125,6 +132,9 @@ clients_failed=${clients_cases#* }
 console_cases=$(sed -n 's/^console browser: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CONSOLE_LOG")
 console_passed=${console_cases% *}
 console_failed=${console_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed + console_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed + console_failed)) failed"
+docs_cases=$(sed -n 's/^docs commands: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$DOCS_LOG")
+docs_passed=${docs_cases% *}
+docs_failed=${docs_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed + console_failed + docs_failed)) failed"
