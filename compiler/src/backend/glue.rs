@@ -36,12 +36,6 @@ struct RuleLine {
     policy: &'static str,
     /// A Python expression for the violation's message column: the Rust validator's text.
     message: String,
-    /// For messages that quote the value: the Spark expression of the value quoted…
-    #[serde(skip)]
-    quoted: Option<String>,
-    /// …and the text after it.
-    #[serde(skip)]
-    what: String,
     /// The top-level field the rule reads (rules on structurally broken fields are skipped).
     field: String,
 }
@@ -359,38 +353,22 @@ fn value_rules(
     let present = format!("{col}.isNotNull()");
     // Format checks: the text is there but does not parse.
     let typed_col = typed(ty, col);
-    // The Rust validator's message: the value in Rust's `{:?}` quoting, then what it is not.
-    let format_message = |what: &str| what.to_string();
     let format_check = match ty {
-        Type::Timestamp { format } => Some((
-            format!("{present} & {typed_col}.isNull()"),
-            format_message(&format!(" does not match the format {:?}", format.pattern)),
-        )),
-        Type::TimestampTz => Some((
-            format!("{present} & {typed_col}.isNull()"),
-            format_message(" is not an RFC 3339 timestamp"),
-        )),
-        Type::Date => Some((
-            format!("{present} & {typed_col}.isNull()"),
-            format_message(" is not a date (YYYY-MM-DD)"),
-        )),
-        Type::Uuid => Some((
-            format!(
-                "{present} & ~{col}.rlike(\"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}\\\\z\")"
-            ),
-            format_message(" is not a UUID"),
+        Type::Timestamp { .. } | Type::TimestampTz | Type::Date => {
+            Some(format!("{present} & {typed_col}.isNull()"))
+        }
+        Type::Uuid => Some(format!(
+            "{present} & ~{col}.rlike(\"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}\\\\z\")"
         )),
         _ => None,
     };
-    if let Some((check, what)) = format_check {
+    if let (Some(check), Some(message)) = (format_check, super::messages::format_message(ty)) {
         out.push(RuleLine {
             condition: guarded(condition, check),
             code: "invalid_format",
             path: path.into(),
             policy: "reject",
-            message: quoted_message(col, &what),
-            quoted: Some(col.to_string()),
-            what,
+            message: format!("F.lit({})", py_str(&message)),
             field: field.into(),
         });
     }
@@ -440,16 +418,9 @@ fn value_rules(
                 "F.lit({})",
                 py_str(&super::messages::rule_message(rule, ty))
             ),
-            quoted: None,
-            what: String::new(),
             field: field.into(),
         });
     }
-}
-
-/// `F.concat(_debug(value), F.lit(what))`: the value in Rust's `{:?}` quoting, then `what`.
-fn quoted_message(value: &str, what: &str) -> String {
-    format!("F.concat(_debug({value}), F.lit({}))", py_str(what))
 }
 
 fn length(ty: &Type, col: &str) -> String {
@@ -522,21 +493,8 @@ fn element_rules(
     nested_rules(&e.ty, "x", path, field, None, &mut inner);
     for line in inner {
         let exists = format!("F.exists({array}, lambda x: {})", line.condition);
-        // A message quoting the value quotes the first element that breaks the rule.
-        let quoted = line.quoted.as_ref().map(|q| {
-            format!(
-                "F.element_at(F.transform(F.filter({array}, lambda x: {}), lambda x: {q}), 1)",
-                line.condition
-            )
-        });
-        let message = match &quoted {
-            Some(q) => quoted_message(q, &line.what),
-            None => line.message.clone(),
-        };
         out.push(RuleLine {
             condition: guarded(condition, exists),
-            message,
-            quoted,
             ..line
         });
     }
@@ -555,11 +513,17 @@ fn shape(c: &Contract) -> Value {
                     json!({
                         "fields": case.fields.iter().map(|f| (f.name.clone(), json!({ "shape": type_shape(&f.ty), "required": f.required }))).collect::<serde_json::Map<_, _>>(),
                         "require": case.require,
+                        "not_in_variant": super::messages::not_in_variant(&case.value),
+                        "required_for_variant": super::messages::required_for_variant(&case.value),
                     }),
                 )
             })
             .collect();
-        root["variants"] = json!({ "discriminator": v.discriminator, "cases": cases });
+        root["variants"] = json!({
+            "discriminator": v.discriminator,
+            "cases": cases,
+            "unknown": super::messages::unknown_variant(&v.discriminator, &v.cases),
+        });
     }
     root
 }

@@ -1,8 +1,15 @@
 //! The message of each broken rule, the same text in every engine (the Rust validator and the
 //! Glue job write it into the quarantine table): the contract's own `message`, or one made
 //! from the rule.
+//!
+//! A message never quotes the event: it goes back to the client, into the quarantine table and
+//! onto the quality console, which masks `pii` fields in payloads but not in messages. It says
+//! what the value is not or breaks, showing only what the contract declares (bounds, formats,
+//! members); the violation's code and path say where. The runtime's own messages for values
+//! that do not parse (contract-support's `read`, which cannot link this crate) follow the rule
+//! word for word.
 
-use crate::ir::{Literal, Rule, RuleKind, Type};
+use crate::ir::{Literal, Rule, RuleKind, Type, Variant};
 
 /// What a violation of `rule` on a value of type `ty` says.
 pub fn rule_message(rule: &Rule, ty: &Type) -> String {
@@ -34,6 +41,39 @@ pub fn rule_message(rule: &Rule, ty: &Type) -> String {
             window_text(bound.offset_seconds, bound.skew_seconds as i64)
         ),
     }
+}
+
+/// What a value of `ty` that does not parse says, for the types read from a string by format.
+pub fn format_message(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Date => Some("is not a date (YYYY-MM-DD)".into()),
+        Type::Timestamp { format } => {
+            Some(format!("does not match the format {:?}", format.pattern))
+        }
+        Type::TimestampTz => Some("is not an RFC 3339 timestamp".into()),
+        Type::Uuid => Some("is not a UUID".into()),
+        _ => None,
+    }
+}
+
+/// What a discriminator value the contract does not declare says: the declared values, never
+/// the one sent.
+pub fn unknown_variant(discriminator: &str, cases: &[Variant]) -> String {
+    let allowed: Vec<String> = cases.iter().map(|c| format!("{:?}", c.value)).collect();
+    format!(
+        "is not a known {discriminator}: expected one of {}",
+        allowed.join(", ")
+    )
+}
+
+/// What a payload field of another variant says (`value` is the declared variant sent).
+pub fn not_in_variant(value: &str) -> String {
+    format!("not a field of variant {value:?}")
+}
+
+/// What a field the variant `value` requires says when it is absent or null.
+pub fn required_for_variant(value: &str) -> String {
+    format!("required for variant {value:?}")
 }
 
 fn length_unit(ty: &Type) -> &'static str {

@@ -770,7 +770,7 @@ impl<'c> Gen<'c> {
                 if is_payload && !case.fields.iter().any(|cf| cf.name == f.name) {
                     let index = Literal::usize_unsuffixed(i);
                     let key = &f.name;
-                    let message = format!("not a field of variant {value:?}");
+                    let message = super::messages::not_in_variant(value);
                     let report = self.unknown_field(quote!(#key), &message);
                     body.push(quote! { if seen[#index] { #report } });
                 }
@@ -778,14 +778,14 @@ impl<'c> Gen<'c> {
             for f in case.fields.iter().filter(|f| f.required) {
                 let index = index_of(&f.name);
                 let key = &f.name;
-                let message = format!("required for variant {value:?}");
+                let message = super::messages::required_for_variant(value);
                 body.push(quote! {
                     if !seen[#index] || nulls[#index] { cx.report(Code::Missing, Some(#key), Policy::Reject, #message); }
                 });
             }
             for name in &case.require {
                 let index = index_of(name);
-                let message = format!("required for variant {value:?}");
+                let message = super::messages::required_for_variant(value);
                 body.push(quote! {
                     if !seen[#index] || nulls[#index] { cx.report(Code::Missing, Some(#name), Policy::Reject, #message); }
                 });
@@ -833,16 +833,12 @@ impl<'c> Gen<'c> {
             };
             arms.push(quote! { Some(#value) => { #(#body)* #construct } });
         }
-        let allowed: Vec<String> = v.cases.iter().map(|c| format!("{:?}", c.value)).collect();
-        let message = format!(
-            "is not a known {disc}: expected one of {}",
-            allowed.join(", ")
-        );
+        let message = super::messages::unknown_variant(disc, &v.cases);
         quote! {
             let variant = match #disc_slot {
                 #(#arms)*
-                Some(other) => {
-                    cx.report(Code::OneOf, Some(#disc), Policy::Reject, format!("{other:?} {}", #message));
+                Some(_) => {
+                    cx.report(Code::OneOf, Some(#disc), Policy::Reject, #message);
                     None
                 }
                 None => None,

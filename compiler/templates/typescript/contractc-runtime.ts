@@ -162,7 +162,7 @@ export function checkDecimal(
 ): bigint | null {
   const parsed = parseDecimal(text, precision, scale);
   if (parsed === "syntax") {
-    cx.report("invalid_format", field, "reject", `${quote(text)} is not a decimal number`);
+    cx.report("invalid_format", field, "reject", "is not a decimal number");
     return null;
   }
   if (parsed === "too_precise") {
@@ -334,14 +334,14 @@ export function dateMicros(cx: Checker, field: string | null, value: Date): numb
 /** A `date` (`YYYY-MM-DD`): days since the epoch, or null after reporting. */
 export function checkDate(cx: Checker, field: string | null, text: string): number | null {
   const days = parseDate(text);
-  if (days === null) cx.report("invalid_format", field, "reject", `${quote(text)} is not a date (YYYY-MM-DD)`);
+  if (days === null) cx.report("invalid_format", field, "reject", "is not a date (YYYY-MM-DD)");
   return days;
 }
 
 /** A canonical UUID (any case), or false after reporting. */
 export function checkUuid(cx: Checker, field: string | null, text: string): boolean {
   const ok = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(text);
-  if (!ok) cx.report("invalid_format", field, "reject", `${quote(text)} is not a UUID`);
+  if (!ok) cx.report("invalid_format", field, "reject", "is not a UUID");
   return ok;
 }
 

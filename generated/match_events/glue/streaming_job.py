@@ -25,7 +25,6 @@ import decimal
 import json
 import re
 import sys
-import unicodedata
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -45,7 +44,7 @@ POLICY_RANK = {"warn": 1, "quarantine": 2, "reject": 3}
 # field's text and keeps one of two duplicate keys, so it cannot see these problems.
 # ---------------------------------------------------------------------------------------------
 
-SHAPE = json.loads("{\"t\":\"struct\",\"fields\":{\"event_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"kind\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"occurred_at\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"match_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"region\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"build\":{\"shape\":{\"t\":\"struct\",\"fields\":{\"version\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"platform\":{\"shape\":{\"t\":\"string\"},\"required\":false}}},\"required\":true},\"tags\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"string\"},\"nullable\":false},\"required\":false}},\"variants\":{\"discriminator\":\"kind\",\"cases\":{\"match_started\":{\"fields\":{\"map_name\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"players\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"struct\",\"fields\":{\"player_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"skill\":{\"shape\":{\"t\":\"number\"},\"required\":false}}},\"nullable\":false},\"required\":true}},\"require\":[]},\"match_ended\":{\"fields\":{\"duration_s\":{\"shape\":{\"t\":\"integer\",\"name\":\"an int\",\"min\":-2147483648,\"max\":2147483647},\"required\":true},\"scores\":{\"shape\":{\"t\":\"map\",\"values\":{\"t\":\"integer\",\"name\":\"a long\",\"min\":-9223372036854775808,\"max\":9223372036854775807},\"nullable\":false},\"required\":true},\"prize_pool\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":false}},\"require\":[]},\"player_purchased\":{\"fields\":{\"sku\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"price\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":true},\"purchased_on\":{\"shape\":{\"t\":\"string\"},\"required\":true}},\"require\":[]}}}}")
+SHAPE = json.loads("{\"t\":\"struct\",\"fields\":{\"event_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"kind\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"occurred_at\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"match_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"region\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"build\":{\"shape\":{\"t\":\"struct\",\"fields\":{\"version\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"platform\":{\"shape\":{\"t\":\"string\"},\"required\":false}}},\"required\":true},\"tags\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"string\"},\"nullable\":false},\"required\":false}},\"variants\":{\"discriminator\":\"kind\",\"cases\":{\"match_started\":{\"fields\":{\"map_name\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"players\":{\"shape\":{\"t\":\"list\",\"items\":{\"t\":\"struct\",\"fields\":{\"player_id\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"skill\":{\"shape\":{\"t\":\"number\"},\"required\":false}}},\"nullable\":false},\"required\":true}},\"require\":[],\"not_in_variant\":\"not a field of variant \\\"match_started\\\"\",\"required_for_variant\":\"required for variant \\\"match_started\\\"\"},\"match_ended\":{\"fields\":{\"duration_s\":{\"shape\":{\"t\":\"integer\",\"name\":\"an int\",\"min\":-2147483648,\"max\":2147483647},\"required\":true},\"scores\":{\"shape\":{\"t\":\"map\",\"values\":{\"t\":\"integer\",\"name\":\"a long\",\"min\":-9223372036854775808,\"max\":9223372036854775807},\"nullable\":false},\"required\":true},\"prize_pool\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":false}},\"require\":[],\"not_in_variant\":\"not a field of variant \\\"match_ended\\\"\",\"required_for_variant\":\"required for variant \\\"match_ended\\\"\"},\"player_purchased\":{\"fields\":{\"sku\":{\"shape\":{\"t\":\"string\"},\"required\":true},\"price\":{\"shape\":{\"t\":\"decimal\",\"precision\":12,\"scale\":2},\"required\":true},\"purchased_on\":{\"shape\":{\"t\":\"string\"},\"required\":true}},\"require\":[],\"not_in_variant\":\"not a field of variant \\\"player_purchased\\\"\",\"required_for_variant\":\"required for variant \\\"player_purchased\\\"\"}},\"unknown\":\"is not a known kind: expected one of \\\"match_started\\\", \\\"match_ended\\\", \\\"player_purchased\\\"\"}}")
 
 VIOLATION = T.StructType(
     [
@@ -57,27 +56,8 @@ VIOLATION = T.StructType(
 )
 
 # Messages are the Rust validator's, word for word: the quarantine tables of both engines
-# hold the same text.
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
-
-
-def rust_debug(text):
-    """`text` quoted as Rust's `{:?}` quotes a string."""
-    if text is None:
-        return None
-    out = ['"']
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Mn", "Me"):
-            out.append("\\u" + "{" + format(ord(ch), "x") + "}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-_debug = F.udf(rust_debug, T.StringType())
+# hold the same text. They never quote the event (the console masks `pii` fields in payloads,
+# not in messages): those naming a variant come with the shape, written by the compiler.
 
 
 def _wrong_type(expected, value, path):
@@ -202,7 +182,7 @@ _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 def _check_decimal(text, precision, scale, path, out):
     # The same grammar as the Rust validator (Python's Decimal would also take "1_000", " 1").
     if not _DECIMAL.fullmatch(text):
-        out.append(("invalid_format", path, "reject", "%s is not a decimal number" % rust_debug(text)))
+        out.append(("invalid_format", path, "reject", "is not a decimal number"))
         return
     number = decimal.Decimal(text)
     sign, digits, exponent = number.normalize().as_tuple() if number != 0 else (0, (0,), 0)
@@ -252,22 +232,18 @@ def _check_object(shape, members, path, out, bad):
         discriminator = variants["discriminator"]
         chosen = seen.get(discriminator)
         if isinstance(chosen, str) and chosen not in variants["cases"]:
-            known = ", ".join(rust_debug(c) for c in variants["cases"])
-            message = "%s is not a known %s: expected one of %s" % (rust_debug(chosen), discriminator, known)
-            out.append(("one_of", _key_path(path, discriminator), "reject", message))
+            out.append(("one_of", _key_path(path, discriminator), "reject", variants["unknown"]))
         elif isinstance(chosen, str):
             case = variants["cases"][chosen]
-            for_variant = "for variant %s" % rust_debug(chosen)
             for name in payload:
                 if name in seen and name not in case["fields"] and UNKNOWN_FIELDS != "drop":
-                    message = "not a field of variant %s" % rust_debug(chosen)
-                    out.append(("unknown_field", _key_path(path, name), UNKNOWN_FIELDS, message))
+                    out.append(("unknown_field", _key_path(path, name), UNKNOWN_FIELDS, case["not_in_variant"]))
             for name, spec in case["fields"].items():
                 if spec["required"] and seen.get(name) is None:
-                    out.append(("missing", _key_path(path, name), "reject", "required " + for_variant))
+                    out.append(("missing", _key_path(path, name), "reject", case["required_for_variant"]))
             for name in case["require"]:
                 if seen.get(name) is None:
-                    out.append(("missing", _key_path(path, name), "reject", "required " + for_variant))
+                    out.append(("missing", _key_path(path, name), "reject", case["required_for_variant"]))
                     if bad is not None:
                         bad.add(name)
 
@@ -299,8 +275,8 @@ EVENT_SCHEMA = T.StructType([T.StructField("event_id", T.StringType(), True), T.
 def _rules(e):
     """(broken condition, code, path, policy, message, field) for every rule of the contract."""
     return [
-        (e["event_id"].isNotNull() & ~e["event_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"), "invalid_format", "$.event_id", "reject", F.concat(_debug(e["event_id"]), F.lit(" is not a UUID")), "event_id"),
-        (e["occurred_at"].isNotNull() & F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX")).isNull(), "invalid_format", "$.occurred_at", "reject", F.concat(_debug(e["occurred_at"]), F.lit(" is not an RFC 3339 timestamp")), "occurred_at"),
+        (e["event_id"].isNotNull() & ~e["event_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"), "invalid_format", "$.event_id", "reject", F.lit("is not a UUID"), "event_id"),
+        (e["occurred_at"].isNotNull() & F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX")).isNull(), "invalid_format", "$.occurred_at", "reject", F.lit("is not an RFC 3339 timestamp"), "occurred_at"),
         (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) > (F.unix_micros(F.col("ingest_time")) + F.lit(300000000))), "not_after", "$.occurred_at", "reject", F.lit("must not be after ingest time + 5m skew"), "occurred_at"),
         (e["occurred_at"].isNotNull() & (F.unix_micros(F.coalesce(F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"), F.to_timestamp(F.upper(e["occurred_at"]), "yyyy-MM-dd HH:mm:ss[.SSSSSSSSS]XXX"))) < (F.unix_micros(F.col("ingest_time")) + F.lit(-605100000000))), "not_before", "$.occurred_at", "quarantine", F.lit("must not be before ingest time - 7days - 5m skew"), "occurred_at"),
         (e["match_id"].isNotNull() & (~e["match_id"].rlike("(?U)^(?:m-[0-9a-f]{12})\\z")), "pattern", "$.match_id", "reject", F.lit("must match the pattern \"m-[0-9a-f]{12}\""), "match_id"),
@@ -312,7 +288,7 @@ def _rules(e):
         ((e["kind"] == "match_started") & (e["map_name"].isNotNull() & (F.length(e["map_name"]) > 64)), "max_length", "$.map_name", "reject", F.lit("must have at most 64 characters"), "map_name"),
         ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) < 2)), "min_length", "$.players", "reject", F.lit("must have at least 2 items"), "players"),
         ((e["kind"] == "match_started") & (e["players"].isNotNull() & (F.size(e["players"]) > 100)), "max_length", "$.players", "reject", F.lit("must have at most 100 items"), "players"),
-        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"))), "invalid_format", "$.players[*].player_id", "reject", F.concat(_debug(F.element_at(F.transform(F.filter(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z")), lambda x: x["player_id"]), 1)), F.lit(" is not a UUID")), "players"),
+        ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["player_id"].isNotNull() & ~x["player_id"].rlike("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\z"))), "invalid_format", "$.players[*].player_id", "reject", F.lit("is not a UUID"), "players"),
         ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] < F.lit(0)))), "min", "$.players[*].skill", "reject", F.lit("must be at least 0"), "players"),
         ((e["kind"] == "match_started") & (F.exists(e["players"], lambda x: x["skill"].isNotNull() & (x["skill"] > F.lit(5000)))), "max", "$.players[*].skill", "reject", F.lit("must be at most 5000"), "players"),
         ((e["kind"] == "match_ended") & (e["duration_s"].isNotNull() & (e["duration_s"].cast("int") < F.lit(0))), "min", "$.duration_s", "reject", F.lit("must be at least 0"), "duration_s"),
@@ -321,7 +297,7 @@ def _rules(e):
         ((e["kind"] == "player_purchased") & (e["sku"].isNotNull() & (~e["sku"].rlike("(?U)^(?:[A-Z]{3}-[0-9]{4})\\z"))), "pattern", "$.sku", "reject", F.lit("must match the pattern \"[A-Z]{3}-[0-9]{4}\""), "sku"),
         ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) < F.lit(decimal.Decimal("0")).cast(T.DecimalType(38, 2)))), "min", "$.price", "reject", F.lit("must be at least 0"), "price"),
         ((e["kind"] == "player_purchased") & (e["price"].isNotNull() & (e["price"].cast(T.DecimalType(12, 2)) > F.lit(decimal.Decimal("10000")).cast(T.DecimalType(38, 2)))), "max", "$.price", "reject", F.lit("must be at most 10000"), "price"),
-        ((e["kind"] == "player_purchased") & (e["purchased_on"].isNotNull() & F.to_date(e["purchased_on"], "yyyy-MM-dd").isNull()), "invalid_format", "$.purchased_on", "reject", F.concat(_debug(e["purchased_on"]), F.lit(" is not a date (YYYY-MM-DD)")), "purchased_on"),
+        ((e["kind"] == "player_purchased") & (e["purchased_on"].isNotNull() & F.to_date(e["purchased_on"], "yyyy-MM-dd").isNull()), "invalid_format", "$.purchased_on", "reject", F.lit("is not a date (YYYY-MM-DD)"), "purchased_on"),
     ]
 
 

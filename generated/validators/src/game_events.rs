@@ -300,15 +300,12 @@ fn read_event<'a>(
         Some("End Game") => Some(Variant::EndGame),
         Some("CollectedItem") => Some(Variant::CollectedItem),
         Some("Killed Enemy") => Some(Variant::KilledEnemy),
-        Some(other) => {
+        Some(_) => {
             cx.report(
                 Code::OneOf,
                 Some("event_type"),
                 Policy::Reject,
-                format!(
-                    "{other:?} {}",
-                    "is not a known event_type: expected one of \"Login\", \"Logout\", \"New Game\", \"Resume Game\", \"End Game\", \"CollectedItem\", \"Killed Enemy\""
-                ),
+                "is not a known event_type: expected one of \"Login\", \"Logout\", \"New Game\", \"Resume Game\", \"End Game\", \"CollectedItem\", \"Killed Enemy\"",
             );
             None
         }

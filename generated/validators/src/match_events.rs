@@ -994,15 +994,12 @@ fn read_event<'a>(
                 _ => None,
             }
         }
-        Some(other) => {
+        Some(_) => {
             cx.report(
                 Code::OneOf,
                 Some("kind"),
                 Policy::Reject,
-                format!(
-                    "{other:?} {}",
-                    "is not a known kind: expected one of \"match_started\", \"match_ended\", \"player_purchased\""
-                ),
+                "is not a known kind: expected one of \"match_started\", \"match_ended\", \"player_purchased\"",
             );
             None
         }

@@ -2,6 +2,10 @@
 //!
 //! Generated validators call one of these per field. A wrong type never stops the walk, so an
 //! event with three problems gets three violations.
+//!
+//! Messages never quote the value: they reach the client, the quarantine table and the
+//! console (which masks `pii` fields in payloads, not in messages). They say what the value is
+//! not, in the compiler's words (`backend/messages.rs`), so every engine writes the same text.
 
 use simd_json::StaticNode;
 
@@ -150,7 +154,7 @@ pub fn decimal(
                 Code::InvalidFormat,
                 field,
                 Policy::Reject,
-                format!("{text:?} is not a decimal number"),
+                "is not a decimal number",
             );
             None
         }
@@ -183,7 +187,7 @@ pub fn date(value: Json<'_, '_>, cx: &mut Collector, field: Option<&str>) -> Opt
             Code::InvalidFormat,
             field,
             Policy::Reject,
-            format!("{s:?} is not a date (YYYY-MM-DD)"),
+            "is not a date (YYYY-MM-DD)",
         );
     }
     d
@@ -203,7 +207,7 @@ pub fn timestamp(
             Code::InvalidFormat,
             field,
             Policy::Reject,
-            format!("{s:?} does not match the format {format:?}"),
+            format!("does not match the format {format:?}"),
         );
     }
     t
@@ -217,7 +221,7 @@ pub fn timestamptz(value: Json<'_, '_>, cx: &mut Collector, field: Option<&str>)
             Code::InvalidFormat,
             field,
             Policy::Reject,
-            format!("{s:?} is not an RFC 3339 timestamp"),
+            "is not an RFC 3339 timestamp",
         );
     }
     t
@@ -228,12 +232,7 @@ pub fn uuid(value: Json<'_, '_>, cx: &mut Collector, field: Option<&str>) -> Opt
     let s = string(value, cx, field)?;
     let u = parse_uuid(s);
     if u.is_none() {
-        cx.report(
-            Code::InvalidFormat,
-            field,
-            Policy::Reject,
-            format!("{s:?} is not a UUID"),
-        );
+        cx.report(Code::InvalidFormat, field, Policy::Reject, "is not a UUID");
     }
     u
 }

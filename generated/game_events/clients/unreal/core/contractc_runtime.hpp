@@ -555,7 +555,7 @@ inline std::optional<std::int64_t> check_date(Checker& cx, const char* field, co
     static const std::vector<FormatItem> items = {{'Y', nullptr}, {0, "-"}, {'m', nullptr}, {0, "-"}, {'d', nullptr}};
     auto micros = parse_timestamp(text, items);
     if (!micros) {
-        cx.report("invalid_format", field, Policy::Reject, quote(text) + " is not a date (YYYY-MM-DD)");
+        cx.report("invalid_format", field, Policy::Reject, "is not a date (YYYY-MM-DD)");
         return std::nullopt;
     }
     return *micros / 86400000000LL;
@@ -563,7 +563,7 @@ inline std::optional<std::int64_t> check_date(Checker& cx, const char* field, co
 
 inline void check_uuid(Checker& cx, const char* field, const std::string& text) {
     static const std::regex re("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-    if (!std::regex_match(text, re)) cx.report("invalid_format", field, Policy::Reject, quote(text) + " is not a UUID");
+    if (!std::regex_match(text, re)) cx.report("invalid_format", field, Policy::Reject, "is not a UUID");
 }
 
 /// A finite number (a float within range), or false after reporting.
@@ -581,7 +581,7 @@ inline std::optional<long double> check_decimal(Checker& cx, const char* field, 
     static const std::regex re("^(-?)([0-9]+)(?:\\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$");
     std::smatch m;
     if (!std::regex_match(text, m, re)) {
-        cx.report("invalid_format", field, Policy::Reject, quote(text) + " is not a decimal number");
+        cx.report("invalid_format", field, Policy::Reject, "is not a decimal number");
         return std::nullopt;
     }
     const std::string int_part = m.str(2), frac_part = m.str(3);
