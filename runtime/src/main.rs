@@ -257,6 +257,13 @@ struct LimitArgs {
     /// Days an unused guest is remembered
     #[arg(long, default_value_t = 30)]
     guest_ttl_days: u64,
+    /// Token refreshes and returning-guest logins one client address may make per minute
+    /// (0: no limit); a player makes one per session and one per 15 minutes of play
+    #[arg(long, default_value_t = 1200)]
+    renewals_per_minute: u32,
+    /// Token refreshes and returning-guest logins one client address may make at once
+    #[arg(long, default_value_t = 200)]
+    renewal_burst: u32,
     /// Development only (loopback): let `login-as-guest?scope=authenticated` mint that scope
     #[arg(long)]
     dev_mint_scopes: bool,
@@ -272,6 +279,8 @@ impl LimitArgs {
         config.guests.new_per_minute = self.guests_per_minute;
         config.guests.burst = self.guest_burst;
         config.guests.ttl = Duration::from_secs(self.guest_ttl_days * 24 * 3600);
+        config.guests.renewals_per_minute = self.renewals_per_minute;
+        config.guests.renewal_burst = self.renewal_burst;
         config.dev_mint_scopes = self.dev_mint_scopes;
     }
 }

@@ -5,6 +5,10 @@
 //! reference's claims; `/.well-known/jwks.json` and `/.well-known/openid-configuration`
 //! publish the keys. Keys and guests live in the data directory, so tokens survive restarts.
 //!
+//! Refresh tokens rotate (see [`families`]): each refresh spends the token presented and answers
+//! with the next one of the login's family, which keeps the first token's expiry; a spent token
+//! presented again revokes the family.
+//!
 //! Verification is the gateway's: the `kid` picks a key from the JWKS, and `iss`, `aud`,
 //! `exp`/`nbf` and the scope are checked. Only RS256 is accepted, which refuses `alg: none`
 //! and HS256 tokens signed with the public key.
@@ -12,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -27,6 +31,10 @@ use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod families;
+
+use families::{Families, Spend, rewrite_log};
+
 /// Seconds an access token lives (the reference's).
 pub const TOKEN_TTL: u64 = 900;
 /// Seconds a refresh token lives (six days, the reference's).
@@ -35,6 +43,10 @@ pub const REFRESH_TTL: u64 = 6 * 24 * 3600;
 const REFRESH_AUDIENCE: &str = "refresh";
 /// The refresh token's claim naming the scope of the access tokens it buys.
 const ACCESS_TOKEN_SCOPE: &str = "access_token_scope";
+/// The refresh token's claim naming its family: the login that issued the first one.
+const REFRESH_FAMILY: &str = "refresh_family";
+/// The refresh token's claim counting the refreshes of its family before it (0: the login's).
+const REFRESH_GENERATION: &str = "refresh_generation";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -75,6 +87,12 @@ pub struct GuestPolicy {
     pub burst: u32,
     /// A guest that has not logged in for this long is forgotten.
     pub ttl: Duration,
+    /// Token refreshes and returning-guest logins one client address may make per minute
+    /// (each costs two RSA signatures); 0: no limit. A player makes one per session and one
+    /// per 15 minutes of play.
+    pub renewals_per_minute: u32,
+    /// Refreshes and returning logins one client address may make at once.
+    pub renewal_burst: u32,
 }
 
 impl Default for GuestPolicy {
@@ -83,6 +101,11 @@ impl Default for GuestPolicy {
             new_per_minute: 1200,
             burst: 100,
             ttl: Duration::from_secs(30 * 24 * 3600),
+            // As many as new guests: whatever players an address may create unthrottled
+            // renew their tokens unthrottled too, each at most once per session start and
+            // once per access token's life.
+            renewals_per_minute: 1200,
+            renewal_burst: 200,
         }
     }
 }
@@ -158,7 +181,7 @@ fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     // The OS RNG failing is not recoverable in any useful way for an identity provider.
     getrandom::fill(&mut buf).expect("the operating system's random number generator");
@@ -200,6 +223,19 @@ pub enum LoginError {
     WrongSecret,
 }
 
+/// Why a refresh was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefreshError {
+    /// Not a refresh token of this provider, expired, from before rotation, or of a guest
+    /// forgotten since.
+    Invalid,
+    /// Spent already (now or before): its login's family is revoked.
+    Revoked,
+    /// It buys a scope this server does not mint now (`authenticated` without
+    /// `--dev-mint-scopes`).
+    ScopeNotMinted(String),
+}
+
 /// The development identity provider.
 pub struct DevIdentity {
     /// Issuer base URL, without a trailing slash.
@@ -210,7 +246,9 @@ pub struct DevIdentity {
     previous: Option<SigningKey>,
     guests: RwLock<HashMap<String, Guest>>,
     guests_path: PathBuf,
-    guests_file: std::sync::Mutex<std::fs::File>,
+    guests_file: Mutex<std::fs::File>,
+    /// Refresh-token families: what was spent, what is revoked.
+    families: Mutex<Families>,
     decoding: HashMap<String, DecodingKey>,
     policy: GuestPolicy,
 }
@@ -222,10 +260,35 @@ struct Guest {
     seen: u64,
 }
 
+/// The guests of the log at `path` that logged in within `ttl` seconds of `now`.
+fn load_guests(path: &Path, ttl: u64, now: u64) -> HashMap<String, Guest> {
+    let mut guests = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(path) {
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let (Some(user), Some(hash)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            // Lines of older logs have no time: they count from now.
+            let seen = parts.next().and_then(|t| t.parse().ok()).unwrap_or(now);
+            guests.insert(
+                user.to_string(),
+                Guest {
+                    hash: hash.to_string(),
+                    seen,
+                },
+            );
+        }
+    }
+    guests.retain(|_, g: &mut Guest| g.seen + ttl >= now);
+    guests
+}
+
 impl DevIdentity {
-    /// Loads (or creates) the keys under `dir/keys` and the guests in `dir/guests.log`,
-    /// forgetting guests unused for longer than the policy's time to live (the log is
-    /// rewritten without them).
+    /// Loads (or creates) the keys under `dir/keys`, the guests in `dir/guests.log` and the
+    /// refresh-token families in `dir/refresh.log`, forgetting guests unused for longer than
+    /// the policy's time to live and families whose tokens expired (the logs are rewritten
+    /// without them).
     pub fn open(
         dir: &Path,
         issuer: String,
@@ -239,44 +302,21 @@ impl DevIdentity {
         } else {
             None
         };
-        let guests_path = dir.join("guests.log");
-        let io = |source| IdentityError::Io {
-            path: guests_path.clone(),
-            source,
-        };
         let now = now_seconds();
-        let mut guests = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(&guests_path) {
-            for line in text.lines() {
-                let mut parts = line.split(' ');
-                let (Some(user), Some(hash)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                // Lines of older logs have no time: they count from now.
-                let seen = parts.next().and_then(|t| t.parse().ok()).unwrap_or(now);
-                guests.insert(
-                    user.to_string(),
-                    Guest {
-                        hash: hash.to_string(),
-                        seen,
-                    },
-                );
-            }
-        }
-        guests.retain(|_, g: &mut Guest| g.seen + policy.ttl.as_secs() >= now);
+        let guests_path = dir.join("guests.log");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IdentityError::Io { path, source }
+        };
+        let guests = load_guests(&guests_path, policy.ttl.as_secs(), now);
         let mut compacted: Vec<String> = guests
             .iter()
             .map(|(user, g)| format!("{user} {} {}\n", g.hash, g.seen))
             .collect();
         compacted.sort();
-        let partial = guests_path.with_extension("log.partial");
-        std::fs::write(&partial, compacted.concat()).map_err(io)?;
-        std::fs::rename(&partial, &guests_path).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&guests_path)
-            .map_err(io)?;
+        let file = rewrite_log(&guests_path, compacted.concat()).map_err(io(&guests_path))?;
+        let families_path = dir.join("refresh.log");
+        let families = Families::open(&families_path, now).map_err(io(&families_path))?;
         let decoding = std::iter::once(&current)
             .chain(previous.as_ref())
             .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_jwk(&k.jwk).ok()?)))
@@ -289,7 +329,8 @@ impl DevIdentity {
             previous,
             guests: RwLock::new(guests),
             guests_path,
-            guests_file: std::sync::Mutex::new(file),
+            guests_file: Mutex::new(file),
+            families: Mutex::new(families),
             policy,
         })
     }
@@ -330,28 +371,39 @@ impl DevIdentity {
             sub,
             Audience::of(&self.audiences),
             scope,
-            ttl,
+            now_seconds() + ttl,
             HashMap::new(),
         )
     }
 
     /// Signs a refresh token, shaped as the reference's: audience and scope `refresh`, and the
     /// scope of the access tokens it may be exchanged for in `access_token_scope`. Its
-    /// audience keeps it from ever passing as an access token.
+    /// audience keeps it from ever passing as an access token. It names its family and
+    /// generation, and expires with its family (at `expires`).
     fn sign_refresh(
         &self,
         sub: &str,
         access_scope: &str,
+        family: &str,
+        generation: u64,
+        expires: u64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let extra = HashMap::from([(
-            ACCESS_TOKEN_SCOPE.to_string(),
-            serde_json::Value::from(access_scope),
-        )]);
+        let extra = HashMap::from([
+            (
+                ACCESS_TOKEN_SCOPE.to_string(),
+                serde_json::Value::from(access_scope),
+            ),
+            (REFRESH_FAMILY.to_string(), serde_json::Value::from(family)),
+            (
+                REFRESH_GENERATION.to_string(),
+                serde_json::Value::from(generation),
+            ),
+        ]);
         self.sign_claims(
             sub,
             Audience::One(REFRESH_AUDIENCE.into()),
             REFRESH_AUDIENCE,
-            REFRESH_TTL,
+            expires,
             extra,
         )
     }
@@ -361,7 +413,7 @@ impl DevIdentity {
         sub: &str,
         aud: Audience,
         scope: &str,
-        ttl: u64,
+        exp: u64,
         extra: HashMap<String, serde_json::Value>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = now_seconds();
@@ -374,57 +426,113 @@ impl DevIdentity {
             scope: scope.to_string(),
             iat: now,
             nbf: now,
-            exp: now + ttl,
+            exp,
             kid: Some(self.current.kid.clone()),
             extra,
         };
         jsonwebtoken::encode(&header, &claims, &self.current.encoding)
     }
 
-    /// `GET refresh-access-token?refresh_token=…`: a valid refresh token of a guest this
-    /// provider still knows buys a new access token of the same scope and a new refresh token.
-    pub fn refresh(&self, refresh_token: &str) -> Result<Refreshed, LoginError> {
-        let header =
-            jsonwebtoken::decode_header(refresh_token).map_err(|_| LoginError::WrongSecret)?;
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.decoding_key(kid))
-            .ok_or(LoginError::WrongSecret)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[REFRESH_AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
-        let claims = jsonwebtoken::decode::<Claims>(refresh_token, &key, &validation)
-            .map_err(|_| LoginError::WrongSecret)?
-            .claims;
+    /// `GET refresh-access-token?refresh_token=…`: the newest refresh token of a login, of a
+    /// guest this provider still knows, buys an access token of its scope — if that scope is
+    /// among `mintable`, the scopes the server grants now — and the login's next refresh
+    /// token, which expires when the login's first one does. The token presented is spent;
+    /// presenting a spent one revokes its login's family.
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        mintable: &[&str],
+    ) -> Result<Refreshed, RefreshError> {
+        let claims = self.verify_refresh(refresh_token)?;
         let scope = claims
             .extra
             .get(ACCESS_TOKEN_SCOPE)
             .and_then(serde_json::Value::as_str)
             .filter(|s| matches!(*s, "guest" | "authenticated"))
-            .ok_or(LoginError::WrongSecret)?
+            .ok_or(RefreshError::Invalid)?
             .to_string();
+        if !mintable.contains(&scope.as_str()) {
+            return Err(RefreshError::ScopeNotMinted(scope));
+        }
+        // Tokens from before rotation name no family: their holder logs in again.
+        let family = claims
+            .extra
+            .get(REFRESH_FAMILY)
+            .and_then(serde_json::Value::as_str)
+            .ok_or(RefreshError::Invalid)?;
+        let generation = claims
+            .extra
+            .get(REFRESH_GENERATION)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(RefreshError::Invalid)?;
         let known = self
             .guests
             .read()
             .ok()
             .is_some_and(|g| g.contains_key(&claims.sub));
         if !known {
-            return Err(LoginError::WrongSecret);
+            return Err(RefreshError::Invalid);
         }
+        self.spend(&claims.sub, family, generation, claims.exp)?;
+        let now = now_seconds();
+        let signed = |result: Result<String, _>| result.map_err(|_| RefreshError::Invalid);
         Ok(Refreshed {
-            auth_token: self
-                .sign(&claims.sub, &scope, TOKEN_TTL)
-                .map_err(|_| LoginError::WrongSecret)?,
-            refresh_token: self
-                .sign_refresh(&claims.sub, &scope)
-                .map_err(|_| LoginError::WrongSecret)?,
-            user_id: claims.sub,
+            auth_token: signed(self.sign(&claims.sub, &scope, TOKEN_TTL))?,
+            refresh_token: signed(self.sign_refresh(
+                &claims.sub,
+                &scope,
+                family,
+                generation + 1,
+                claims.exp,
+            ))?,
+            user_id: claims.sub.clone(),
             auth_token_expires_in: TOKEN_TTL,
-            refresh_token_expires_in: REFRESH_TTL,
+            refresh_token_expires_in: claims.exp.saturating_sub(now),
         })
+    }
+
+    /// Signature, issuer, audience `refresh` and expiry of a refresh token.
+    fn verify_refresh(&self, refresh_token: &str) -> Result<Claims, RefreshError> {
+        let header =
+            jsonwebtoken::decode_header(refresh_token).map_err(|_| RefreshError::Invalid)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding_key(kid))
+            .ok_or(RefreshError::Invalid)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[REFRESH_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<Claims>(refresh_token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| RefreshError::Invalid)
+    }
+
+    /// Spends one generation of a family (see [`families`]).
+    fn spend(
+        &self,
+        user_id: &str,
+        family: &str,
+        generation: u64,
+        expires: u64,
+    ) -> Result<(), RefreshError> {
+        let mut families = self.families.lock().map_err(|_| RefreshError::Invalid)?;
+        match families.spend(family, generation, expires, now_seconds()) {
+            Spend::Accepted => Ok(()),
+            Spend::Reused => {
+                tracing::warn!(
+                    user_id,
+                    generation,
+                    "a spent refresh token was presented again (stolen, or an answer lost): \
+                     its login's refresh tokens are revoked"
+                );
+                Err(RefreshError::Revoked)
+            }
+            Spend::Revoked => Err(RefreshError::Revoked),
+            Spend::Unknown => Err(RefreshError::Invalid),
+        }
     }
 
     /// A new guest (no arguments) or a returning one.
@@ -459,8 +567,15 @@ impl DevIdentity {
         let auth_token = self
             .sign(&user_id, scope, TOKEN_TTL)
             .map_err(|_| LoginError::WrongSecret)?;
+        // Each login starts a family of refresh tokens.
         let refresh_token = self
-            .sign_refresh(&user_id, scope)
+            .sign_refresh(
+                &user_id,
+                scope,
+                &random_token(16),
+                0,
+                now_seconds() + REFRESH_TTL,
+            )
             .map_err(|_| LoginError::WrongSecret)?;
         Ok(Login {
             user_id,

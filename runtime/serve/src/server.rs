@@ -34,7 +34,9 @@ use tokio::sync::Notify;
 use crate::console::{Console, ServedContract};
 use crate::cors::CorsPolicy;
 use crate::http::ConnectionLimits;
-use crate::identity::{AuthError, DevIdentity, GuestPolicy, KeySource, LoginError, Verifier};
+use crate::identity::{
+    AuthError, DevIdentity, GuestPolicy, KeySource, LoginError, RefreshError, Verifier,
+};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use crate::quarantine::{QuarantineBatch, Row};
@@ -144,6 +146,8 @@ struct AppState {
     dev_mint_scopes: bool,
     /// New guests per client address (None: unlimited).
     guest_logins: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Token refreshes and returning-guest logins per client address (None: unlimited).
+    token_renewals: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Held (read) while events are buffered; a rebuild from the log takes it (write).
     gate: std::sync::RwLock<()>,
     wal_dir: PathBuf,
@@ -792,25 +796,21 @@ async fn login_as_guest(
                 .into_response();
         }
     };
-    let returning = query.contains_key("user_id");
-    // New guests cost a record and two RSA signatures: a client may create only so many.
-    let throttled = state
-        .guest_logins
-        .as_ref()
-        .is_some_and(|limiter| limiter.check_key(&peer.ip()).is_err());
-    if !returning && throttled {
-        state
-            .metrics
-            .limited
-            .with_label_values(&["guest_login"])
-            .inc();
-        let mut response = message(
-            StatusCode::TOO_MANY_REQUESTS,
+    // A login costs two RSA signatures, a new guest a record too: a client may make only so
+    // many. New guests and returning ones have their own quota, so a flood of new guests does
+    // not lock out the players an address has.
+    let limited = if query.contains_key("user_id") {
+        renewal_limited(&state, peer.ip())
+    } else {
+        limited_by(
+            &state,
+            state.guest_logins.as_ref(),
+            peer.ip(),
+            "guest_login",
             "too many new guests from this address; log in as the guest you have (user_id and guest_secret)",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        )
+    };
+    if let Some(response) = limited {
         return response;
     }
     match state.dev.login_as_guest(
@@ -828,15 +828,67 @@ async fn login_as_guest(
 
 async fn refresh_access_token(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Some(response) = renewal_limited(&state, peer.ip()) {
+        return response;
+    }
     let Some(token) = query.get("refresh_token") else {
         return (StatusCode::UNAUTHORIZED, "Missing refresh_token").into_response();
     };
-    match state.dev.refresh(token) {
+    // A refresh grants no scope a login would not grant now: a token minted under
+    // --dev-mint-scopes buys nothing once serve runs without it.
+    let mintable: &[&str] = if state.dev_mint_scopes {
+        &["guest", "authenticated"]
+    } else {
+        &["guest"]
+    };
+    match state.dev.refresh(token, mintable) {
         Ok(refreshed) => axum::Json(refreshed).into_response(),
-        Err(_) => (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
+        Err(RefreshError::ScopeNotMinted(scope)) => message(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this refresh token buys the `{scope}` scope, which this server does not mint \
+                 now (start serve with --dev-mint-scopes, loopback only); log in again"
+            ),
+        ),
+        Err(RefreshError::Invalid | RefreshError::Revoked) => {
+            (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
+        }
     }
+}
+
+/// A 429 when `ip` has made too many refreshes and returning-guest logins.
+fn renewal_limited(state: &AppState, ip: IpAddr) -> Option<Response> {
+    limited_by(
+        state,
+        state.token_renewals.as_ref(),
+        ip,
+        "token_renewal",
+        "too many token refreshes and returning-guest logins from this address",
+    )
+}
+
+/// A 429, counted under `limit`, with the seconds until the quota allows one more (Retry-After),
+/// when `limiter` refuses `ip` one more request; None when it allows it (or there is none).
+fn limited_by(
+    state: &AppState,
+    limiter: Option<&DefaultKeyedRateLimiter<IpAddr>>,
+    ip: IpAddr,
+    limit: &str,
+    text: &str,
+) -> Option<Response> {
+    let limiter = limiter?;
+    let not_until = limiter.check_key(&ip).err()?;
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+    state.metrics.limited.with_label_values(&[limit]).inc();
+    let mut response = message(StatusCode::TOO_MANY_REQUESTS, text);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    Some(response)
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
@@ -1138,10 +1190,10 @@ impl crate::http::ConnectionEvents for AppState {
     }
 }
 
-/// New guests per client address (None: no limit).
-fn guest_quota(policy: &GuestPolicy) -> Option<Quota> {
-    let per_minute = NonZeroU32::new(policy.new_per_minute)?;
-    let burst = NonZeroU32::new(policy.burst).unwrap_or(NonZeroU32::MIN);
+/// A per-address quota of `per_minute` with bursts of `burst`; None (no limit) for 0.
+fn per_minute_quota(per_minute: u32, burst: u32) -> Option<Quota> {
+    let per_minute = NonZeroU32::new(per_minute)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     Some(Quota::per_minute(per_minute).allow_burst(burst))
 }
 
@@ -1294,7 +1346,13 @@ pub async fn serve(
         body_timeout: config.body_timeout,
         batches: tokio::sync::Semaphore::new(config.concurrent_batches.max(1)),
         dev_mint_scopes: config.dev_mint_scopes,
-        guest_logins: guest_quota(&config.guests).map(RateLimiter::keyed),
+        guest_logins: per_minute_quota(config.guests.new_per_minute, config.guests.burst)
+            .map(RateLimiter::keyed),
+        token_renewals: per_minute_quota(
+            config.guests.renewals_per_minute,
+            config.guests.renewal_burst,
+        )
+        .map(RateLimiter::keyed),
         gate: std::sync::RwLock::new(()),
         wal_dir: wal_dir.clone(),
         console,
@@ -1346,7 +1404,10 @@ pub async fn serve(
                 maintainer.run_if_due(&lake).await;
                 // Forget addresses whose quota has refilled: the limiter's memory follows the
                 // clients of the last minute, not every client ever seen.
-                if let Some(limiter) = &state.guest_logins {
+                for limiter in [&state.guest_logins, &state.token_renewals]
+                    .into_iter()
+                    .flatten()
+                {
                     limiter.retain_recent();
                 }
             }
