@@ -139,7 +139,6 @@ impl Checker<'_> {
         name: &str,
         ids: &mut IdRegistry,
     ) -> Option<Type> {
-        let type_pointer = format!("{pointer}/type");
         let ty = match shape.type_name.as_str() {
             "string" => Type::String,
             "boolean" => Type::Boolean,
@@ -153,106 +152,149 @@ impl Checker<'_> {
             },
             "timestamptz" => Type::TimestampTz,
             "uuid" => Type::Uuid,
-            "list" => {
-                let Some(items) = &shape.items else {
-                    return self.missing_nested(
-                        pointer,
-                        "list",
-                        "items",
-                        "items: { id: N, type: string }",
-                    );
-                };
-                Type::List(Box::new(self.element(
-                    items,
-                    &format!("{pointer}/items"),
-                    &format!("{name}[]"),
-                    ids,
-                )?))
-            }
-            "map" => {
-                let (Some(keys), Some(values)) = (&shape.keys, &shape.values) else {
-                    return self.missing_nested(
-                        pointer,
-                        "map",
-                        "keys` and `values",
-                        "keys: { id: N, type: string }, values: { id: M, type: long }",
-                    );
-                };
-                let key = self.element(
-                    keys,
-                    &format!("{pointer}/keys"),
-                    &format!("{name}.key"),
-                    ids,
-                );
-                let value = self.element(
-                    values,
-                    &format!("{pointer}/values"),
-                    &format!("{name}.value"),
-                    ids,
-                );
-                let key = key?;
-                if key.ty != Type::String {
-                    self.emit(
-                        self.diag(
-                            Code::MapKeyNotString,
-                            format!("map `{name}` has {} keys", key.ty.name()),
-                        )
-                        .at(self.span(&format!("{pointer}/keys/type")), "must be string")
-                        .help("events are JSON, whose object keys are always strings"),
-                    );
-                    return None;
-                }
-                Type::Map {
-                    key: Box::new(key),
-                    value: Box::new(value?),
-                }
-            }
-            "struct" => {
-                let Some(fields) = &shape.fields else {
-                    return self.missing_nested(
-                        pointer,
-                        "struct",
-                        "fields",
-                        "fields: [ { name: x, id: N, type: string } ]",
-                    );
-                };
-                let before = self.error_count();
-                let fields = self.fields(fields, &format!("{pointer}/fields"), ids);
-                if self.error_count() > before {
-                    return None;
-                }
-                Type::Struct(fields)
-            }
-            other => match parse_decimal(other) {
-                Some((precision, scale)) if (1..=38).contains(&precision) && scale <= precision => {
-                    Type::Decimal {
-                        precision: precision as u8,
-                        scale: scale as u8,
-                    }
-                }
-                Some((precision, scale)) => {
-                    self.emit(
-                        self.diag(Code::InvalidDecimal, format!("invalid decimal({precision},{scale})"))
-                            .at(self.span(&type_pointer), if !(1..=38).contains(&precision) { "precision must be 1..=38" } else { "scale cannot exceed precision" })
-                            .help("Iceberg decimals hold at most 38 digits, `scale` of them after the point"),
-                    );
-                    return None;
-                }
-                None => {
-                    let mut d = self
-                        .diag(Code::UnknownType, format!("unknown type `{other}`"))
-                        .at(self.span(&type_pointer), "not a contract type");
-                    if let Some(best) =
-                        closest(other, crate::syntax::schema::TYPE_NAMES.iter().copied())
-                    {
-                        d = d.help(format!("did you mean `{best}`?"));
-                    }
-                    self.emit(d);
-                    return None;
-                }
-            },
+            "list" => self.list_type(shape, pointer, name, ids)?,
+            "map" => self.map_type(shape, pointer, name, ids)?,
+            "struct" => self.struct_type(shape, pointer, ids)?,
+            other => self.decimal_type(other, &format!("{pointer}/type"))?,
         };
-        // Parameters that belong to other types are mistakes, not decoration.
+        self.no_misplaced_parameters(shape, &ty, pointer)
+            .then_some(ty)
+    }
+
+    /// A `list`: its `items` element.
+    fn list_type(
+        &mut self,
+        shape: &ShapeDoc,
+        pointer: &str,
+        name: &str,
+        ids: &mut IdRegistry,
+    ) -> Option<Type> {
+        let Some(items) = &shape.items else {
+            return self.missing_nested(pointer, "list", "items", "items: { id: N, type: string }");
+        };
+        let element = self.element(
+            items,
+            &format!("{pointer}/items"),
+            &format!("{name}[]"),
+            ids,
+        )?;
+        Some(Type::List(Box::new(element)))
+    }
+
+    /// A `map`: its `keys` and `values` elements, both checked before the keys' type is.
+    fn map_type(
+        &mut self,
+        shape: &ShapeDoc,
+        pointer: &str,
+        name: &str,
+        ids: &mut IdRegistry,
+    ) -> Option<Type> {
+        let (Some(keys), Some(values)) = (&shape.keys, &shape.values) else {
+            return self.missing_nested(
+                pointer,
+                "map",
+                "keys` and `values",
+                "keys: { id: N, type: string }, values: { id: M, type: long }",
+            );
+        };
+        let key = self.element(
+            keys,
+            &format!("{pointer}/keys"),
+            &format!("{name}.key"),
+            ids,
+        );
+        let value = self.element(
+            values,
+            &format!("{pointer}/values"),
+            &format!("{name}.value"),
+            ids,
+        );
+        let key = key?;
+        if key.ty != Type::String {
+            self.emit(
+                self.diag(
+                    Code::MapKeyNotString,
+                    format!("map `{name}` has {} keys", key.ty.name()),
+                )
+                .at(self.span(&format!("{pointer}/keys/type")), "must be string")
+                .help("events are JSON, whose object keys are always strings"),
+            );
+            return None;
+        }
+        Some(Type::Map {
+            key: Box::new(key),
+            value: Box::new(value?),
+        })
+    }
+
+    /// A `struct`: its member `fields`, none of them in error.
+    fn struct_type(
+        &mut self,
+        shape: &ShapeDoc,
+        pointer: &str,
+        ids: &mut IdRegistry,
+    ) -> Option<Type> {
+        let Some(fields) = &shape.fields else {
+            return self.missing_nested(
+                pointer,
+                "struct",
+                "fields",
+                "fields: [ { name: x, id: N, type: string } ]",
+            );
+        };
+        let before = self.error_count();
+        let fields = self.fields(fields, &format!("{pointer}/fields"), ids);
+        if self.error_count() > before {
+            return None;
+        }
+        Some(Type::Struct(fields))
+    }
+
+    /// Any other type name: a `decimal(P,S)` in range, else an error at `type_pointer`.
+    fn decimal_type(&mut self, type_name: &str, type_pointer: &str) -> Option<Type> {
+        match parse_decimal(type_name) {
+            Some((precision, scale)) if (1..=38).contains(&precision) && scale <= precision => {
+                Some(Type::Decimal {
+                    precision: precision as u8,
+                    scale: scale as u8,
+                })
+            }
+            Some((precision, scale)) => {
+                let why = if !(1..=38).contains(&precision) {
+                    "precision must be 1..=38"
+                } else {
+                    "scale cannot exceed precision"
+                };
+                self.emit(
+                    self.diag(
+                        Code::InvalidDecimal,
+                        format!("invalid decimal({precision},{scale})"),
+                    )
+                    .at(self.span(type_pointer), why)
+                    .help(
+                        "Iceberg decimals hold at most 38 digits, `scale` of them after the point",
+                    ),
+                );
+                None
+            }
+            None => {
+                let mut d = self
+                    .diag(Code::UnknownType, format!("unknown type `{type_name}`"))
+                    .at(self.span(type_pointer), "not a contract type");
+                if let Some(best) =
+                    closest(type_name, crate::syntax::schema::TYPE_NAMES.iter().copied())
+                {
+                    d = d.help(format!("did you mean `{best}`?"));
+                }
+                self.emit(d);
+                None
+            }
+        }
+    }
+
+    /// Whether `shape` gives only the parameters of its type `ty`, reporting each one that
+    /// belongs to another type: such parameters are mistakes, not decoration.
+    fn no_misplaced_parameters(&mut self, shape: &ShapeDoc, ty: &Type, pointer: &str) -> bool {
         let misplaced = [
             (
                 "format",
@@ -279,28 +321,33 @@ impl Checker<'_> {
         for (key, is_misplaced) in misplaced {
             if is_misplaced {
                 ok = false;
-                let (code, help) = if key == "format" {
-                    (
-                        Code::FormatOnNonTimestamp,
-                        "`format` describes how a `timestamp` (no zone) is written; timestamptz is always RFC 3339",
-                    )
-                } else {
-                    (
-                        Code::MisplacedNestedType,
-                        "`items` belongs to lists, `keys`/`values` to maps, `fields` to structs",
-                    )
-                };
-                self.emit(
-                    self.diag(code, format!("`{key}` on a field of type {}", ty.name()))
-                        .at(
-                            self.key_span(&format!("{pointer}/{key}")),
-                            format!("{} has no `{key}`", ty.name()),
-                        )
-                        .help(help),
-                );
+                self.misplaced_parameter(key, ty, pointer);
             }
         }
-        ok.then_some(ty)
+        ok
+    }
+
+    /// Reports `key` given on a field of type `ty`, which has no such parameter.
+    fn misplaced_parameter(&mut self, key: &str, ty: &Type, pointer: &str) {
+        let (code, help) = if key == "format" {
+            (
+                Code::FormatOnNonTimestamp,
+                "`format` describes how a `timestamp` (no zone) is written; timestamptz is always RFC 3339",
+            )
+        } else {
+            (
+                Code::MisplacedNestedType,
+                "`items` belongs to lists, `keys`/`values` to maps, `fields` to structs",
+            )
+        };
+        self.emit(
+            self.diag(code, format!("`{key}` on a field of type {}", ty.name()))
+                .at(
+                    self.key_span(&format!("{pointer}/{key}")),
+                    format!("{} has no `{key}`", ty.name()),
+                )
+                .help(help),
+        );
     }
 
     fn missing_nested<T>(

@@ -350,13 +350,36 @@ pub fn cases(c: &Contract) -> Vec<Case> {
 
 /// The labelled corpus with times relative to an ingest time of `reference` (seconds).
 pub fn cases_at(c: &Contract, reference: i64) -> Vec<Case> {
-    let mut cases = Vec::new();
     let variants: Vec<Option<&Variant>> = match &c.variants {
         Some(v) => v.cases.iter().map(Some).collect(),
         None => vec![None],
     };
-    let case = |name: String, body: String, codes: Vec<&'static str>, schema_expressible: bool| {
-        let mut codes = codes;
+    let mut cases = Vec::new();
+    for (variant_index, variant) in variants.into_iter().enumerate() {
+        let base = Base::new(c, variant, reference);
+        cases.push(base.case("valid", render(&base.event), vec![], true));
+        cases.extend(free_text_cases(c, &base));
+        for field in fields_under_test(c, variant) {
+            cases.extend(field_cases(c, &base, &field, reference));
+        }
+        cases.extend(unknown_field_case(c, &base));
+        cases.extend(duplicate_key_case(c, &base));
+        // Only the first variant for the whole-body cases.
+        if variant_index == 0 {
+            cases.extend(whole_body_cases());
+        }
+    }
+    cases
+}
+
+impl Case {
+    /// A case with its codes sorted and deduplicated.
+    fn labelled(
+        name: String,
+        body: String,
+        mut codes: Vec<&'static str>,
+        schema_expressible: bool,
+    ) -> Case {
         codes.sort_unstable();
         codes.dedup();
         Case {
@@ -365,219 +388,286 @@ pub fn cases_at(c: &Contract, reference: i64) -> Vec<Case> {
             codes,
             schema_expressible,
         }
-    };
+    }
+}
 
-    for (variant_index, variant) in variants.iter().enumerate() {
-        let base = valid_event_at(c, *variant, reference);
-        let label = variant
-            .map(|v| format!("[{}] ", v.value))
-            .unwrap_or_default();
-        cases.push(case(format!("{label}valid"), render(&base), vec![], true));
+/// The valid event of one variant, which its cases break, and the label their names start
+/// with (the variant's value in brackets; nothing without variants).
+struct Base {
+    event: Map<String, Value>,
+    label: String,
+}
 
-        // Valid with escapes and non-ASCII text in free-text strings.
-        let discriminator_name = c.variants.as_ref().map(|v| v.discriminator.clone());
-        for f in c.fields.iter().filter(|f| {
-            Some(&f.name) != discriminator_name.as_ref()
+impl Base {
+    fn new(c: &Contract, variant: Option<&Variant>, reference: i64) -> Base {
+        Base {
+            event: valid_event_at(c, variant, reference),
+            label: variant
+                .map(|v| format!("[{}] ", v.value))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A case named `what` after the label.
+    fn case(
+        &self,
+        what: &str,
+        body: String,
+        codes: Vec<&'static str>,
+        schema_expressible: bool,
+    ) -> Case {
+        let name = format!("{}{what}", self.label);
+        Case::labelled(name, body, codes, schema_expressible)
+    }
+
+    /// The body of the valid event with `field` set to `value`.
+    fn with(&self, field: &str, value: Value) -> String {
+        let mut event = self.event.clone();
+        event.insert(field.to_string(), value);
+        render(&event)
+    }
+
+    /// The body of the valid event without `field`.
+    fn without(&self, field: &str) -> String {
+        let mut event = self.event.clone();
+        event.remove(field);
+        render(&event)
+    }
+}
+
+/// Valid cases with escapes and non-ASCII text in the free-text strings (those limited by
+/// length only), the discriminator excepted.
+fn free_text_cases(c: &Contract, base: &Base) -> Vec<Case> {
+    let text = "Quote \" backslash \\ tab \t é 🐢 <script>*'";
+    let discriminator = c.variants.as_ref().map(|v| v.discriminator.as_str());
+    c.fields
+        .iter()
+        .filter(|f| {
+            Some(f.name.as_str()) != discriminator
                 && f.ty == Type::String
                 && f.rules
                     .iter()
                     .all(|r| matches!(r.kind, RuleKind::MaxLength(_)))
-        }) {
-            let mut e = base.clone();
-            let text = "Quote \" backslash \\ tab \t é 🐢 <script>*'";
-            if string_codes(text, &f.rules).is_empty() {
-                e.insert(f.name.clone(), json!(text));
-                cases.push(case(
-                    format!("{label}{}: escapes and unicode", f.name),
-                    render(&e),
-                    vec![],
-                    true,
-                ));
-            }
-        }
-
-        let mut fields: Vec<(&Field, bool, Vec<Rule>)> = c
-            .fields
-            .iter()
-            .map(|f| {
-                let extra = variant
-                    .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
-                    .map(|(_, r)| r.clone())
-                    .unwrap_or_default();
-                let required = f.required || variant.is_some_and(|v| v.require.contains(&f.name));
-                (f, required, f.rules.iter().cloned().chain(extra).collect())
-            })
-            .collect();
-        if let Some(v) = variant {
-            fields.extend(v.fields.iter().map(|f| (f, f.required, f.rules.clone())));
-        }
-        let discriminator = c.variants.as_ref().map(|v| v.discriminator.as_str());
-
-        for (f, required, rules) in &fields {
-            let name = &f.name;
-            if *required {
-                let mut e = base.clone();
-                e.remove(name.as_str());
-                cases.push(case(
-                    format!("{label}{name}: missing"),
-                    render(&e),
-                    vec!["missing"],
-                    true,
-                ));
-                let mut e = base.clone();
-                e.insert(name.clone(), Value::Null);
-                // Null in an always-required field is a wrong type; in a field only this variant
-                // requires (a payload field, or `require:`), it is a missing value.
-                let null_code = if f.required && c.fields.iter().any(|e| e.name == *name) {
-                    "wrong_type"
-                } else {
-                    "missing"
-                };
-                cases.push(case(
-                    format!("{label}{name}: null"),
-                    render(&e),
-                    vec![null_code],
-                    true,
-                ));
-            }
-            if Some(name.as_str()) == discriminator {
-                let mut e = base.clone();
-                e.insert(name.clone(), json!("Not A Known Variant"));
-                // With variants, the remaining payload fields cannot be judged: only one_of.
-                cases.push(case(
-                    format!("{label}{name}: unknown variant"),
-                    render(&e),
-                    vec!["one_of"],
-                    true,
-                ));
-                continue;
-            }
-            // Wrong JSON type.
-            let wrong = match f.ty {
-                Type::String
-                | Type::Date
-                | Type::Timestamp { .. }
-                | Type::TimestampTz
-                | Type::Uuid => json!(12345),
-                Type::Decimal { .. } => json!(true),
-                Type::List(_) => json!("not a list"),
-                Type::Map { .. } | Type::Struct(_) => json!(["not", "an", "object"]),
-                _ => json!("not a number"),
-            };
-            let mut e = base.clone();
-            e.insert(name.clone(), wrong);
-            cases.push(case(
-                format!("{label}{name}: wrong type"),
-                render(&e),
-                vec!["wrong_type"],
+                && string_codes(text, &f.rules).is_empty()
+        })
+        .map(|f| {
+            base.case(
+                &format!("{}: escapes and unicode", f.name),
+                base.with(&f.name, json!(text)),
+                vec![],
                 true,
-            ));
+            )
+        })
+        .collect()
+}
 
-            for rule in rules {
-                if let Some((value, codes, expressible)) = breaking_value(f, rule, rules, reference)
-                {
-                    let mut e = base.clone();
-                    e.insert(name.clone(), value);
-                    cases.push(case(
-                        format!("{label}{name}: breaks {}", rule.kind.key()),
-                        render(&e),
-                        codes,
-                        expressible,
-                    ));
-                }
-            }
-            // Format violations for typed strings.
-            let bad_format = match &f.ty {
-                Type::Timestamp { format } => {
-                    Some(render_timestamp(&format.items, (2024, 2, 30, 3, 3, 2)))
-                }
-                Type::Date => Some("2024-02-30".to_string()),
-                Type::TimestampTz => Some("2024-02-22 03:03:02".to_string()),
-                Type::Uuid => Some("123e4567-e89b-12d3-a456-42661417400Z".to_string()),
-                _ => None,
-            };
-            if let Some(bad) = bad_format {
-                let mut e = base.clone();
-                e.insert(name.clone(), json!(bad));
-                // Calendar validity (Feb 30) is beyond a draft-04 pattern.
-                let expressible = !matches!(f.ty, Type::Timestamp { .. } | Type::Date);
-                cases.push(case(
-                    format!("{label}{name}: invalid format"),
-                    render(&e),
-                    vec!["invalid_format"],
-                    expressible,
-                ));
-            }
-            if matches!(f.ty, Type::Int) {
-                let mut e = base.clone();
-                e.insert(name.clone(), json!(99_999_999_999_999_999_999f64));
-                cases.push(case(
-                    format!("{label}{name}: huge number"),
-                    render(&e),
-                    vec!["out_of_range"],
-                    true,
-                ));
-            }
-        }
+/// A field of one variant's events, with what that variant makes of it.
+struct FieldUnderTest<'a> {
+    field: &'a Field,
+    /// Required by the contract, or by the variant (`require:`, or a required payload field).
+    required: bool,
+    /// The field's rules and the variant's rules for it.
+    rules: Vec<Rule>,
+}
 
-        if c.ingest.unknown_fields != UnknownFields::Drop {
-            let mut e = base.clone();
-            e.insert("not_in_the_contract".into(), json!("x"));
-            let expressible = c.ingest.unknown_fields != UnknownFields::Warn;
-            cases.push(case(
-                format!("{label}extra field"),
-                render(&e),
-                vec!["unknown_field"],
-                expressible,
-            ));
-        }
-        // A duplicate key: JSON Schema sees only one of the values.
-        if let Some(first) = c.fields.first() {
-            let body = render(&base);
-            let dup = format!(
-                "{}, \"{}\": {}}}",
-                &body[..body.len() - 1],
-                first.name,
-                base.get(&first.name).cloned().unwrap_or(Value::Null)
-            );
-            cases.push(case(
-                format!("{label}duplicate key"),
-                dup,
-                vec!["duplicate_field"],
-                false,
-            ));
-        }
-        // Only the first variant for the whole-body cases.
-        if variant_index == 0 {
-            for (name, body) in [
-                ("array body", "[1, 2]"),
-                ("string body", "\"event\""),
-                ("null body", "null"),
-                ("number body", "42"),
-            ] {
-                cases.push(case(
-                    name.to_string(),
-                    body.to_string(),
-                    vec!["wrong_type"],
-                    true,
-                ));
+/// The contract's fields then the variant's payload fields.
+fn fields_under_test<'a>(c: &'a Contract, variant: Option<&'a Variant>) -> Vec<FieldUnderTest<'a>> {
+    let mut fields: Vec<FieldUnderTest> = c
+        .fields
+        .iter()
+        .map(|f| {
+            let extra = variant
+                .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default();
+            FieldUnderTest {
+                field: f,
+                required: f.required || variant.is_some_and(|v| v.require.contains(&f.name)),
+                rules: f.rules.iter().cloned().chain(extra).collect(),
             }
-            for (name, body) in [
-                ("truncated JSON", "{\"a\": "),
-                ("trailing garbage", "{} x"),
-                ("bare word", "event"),
-                ("empty body", ""),
-            ] {
-                cases.push(case(
-                    name.to_string(),
-                    body.to_string(),
-                    vec!["invalid_json"],
-                    true,
-                ));
-            }
-        }
+        })
+        .collect();
+    if let Some(v) = variant {
+        fields.extend(v.fields.iter().map(|f| FieldUnderTest {
+            field: f,
+            required: f.required,
+            rules: f.rules.clone(),
+        }));
     }
+    fields
+}
+
+/// The cases breaking one field of the valid event, one way each.
+fn field_cases(c: &Contract, base: &Base, field: &FieldUnderTest, reference: i64) -> Vec<Case> {
+    let mut cases = Vec::new();
+    if field.required {
+        cases.extend(absent_cases(c, base, field.field));
+    }
+    let name = &field.field.name;
+    if c.variants
+        .as_ref()
+        .is_some_and(|v| v.discriminator == *name)
+    {
+        // With variants, the remaining payload fields cannot be judged: only one_of.
+        cases.push(base.case(
+            &format!("{name}: unknown variant"),
+            base.with(name, json!("Not A Known Variant")),
+            vec!["one_of"],
+            true,
+        ));
+        return cases;
+    }
+    cases.push(wrong_type_case(base, field.field));
+    cases.extend(rule_cases(base, field, reference));
+    cases.extend(invalid_format_case(base, field.field));
+    cases.extend(huge_number_case(base, field.field));
     cases
+}
+
+/// A required field left out, and set to null.
+fn absent_cases(c: &Contract, base: &Base, f: &Field) -> [Case; 2] {
+    let name = &f.name;
+    // Null in an always-required field is a wrong type; in a field only this variant requires
+    // (a payload field, or `require:`), it is a missing value.
+    let null_code = if f.required && c.fields.iter().any(|e| e.name == *name) {
+        "wrong_type"
+    } else {
+        "missing"
+    };
+    [
+        base.case(
+            &format!("{name}: missing"),
+            base.without(name),
+            vec!["missing"],
+            true,
+        ),
+        base.case(
+            &format!("{name}: null"),
+            base.with(name, Value::Null),
+            vec![null_code],
+            true,
+        ),
+    ]
+}
+
+/// The field set to a value of the wrong JSON type.
+fn wrong_type_case(base: &Base, f: &Field) -> Case {
+    let wrong = match f.ty {
+        Type::String | Type::Date | Type::Timestamp { .. } | Type::TimestampTz | Type::Uuid => {
+            json!(12345)
+        }
+        Type::Decimal { .. } => json!(true),
+        Type::List(_) => json!("not a list"),
+        Type::Map { .. } | Type::Struct(_) => json!(["not", "an", "object"]),
+        _ => json!("not a number"),
+    };
+    base.case(
+        &format!("{}: wrong type", f.name),
+        base.with(&f.name, wrong),
+        vec!["wrong_type"],
+        true,
+    )
+}
+
+/// One case per rule of the field that a value can break.
+fn rule_cases(base: &Base, field: &FieldUnderTest, reference: i64) -> Vec<Case> {
+    let f = field.field;
+    field
+        .rules
+        .iter()
+        .filter_map(|rule| {
+            let (value, codes, expressible) = breaking_value(f, rule, &field.rules, reference)?;
+            Some(base.case(
+                &format!("{}: breaks {}", f.name, rule.kind.key()),
+                base.with(&f.name, value),
+                codes,
+                expressible,
+            ))
+        })
+        .collect()
+}
+
+/// A typed string (date, timestamp, uuid) in the wrong format.
+fn invalid_format_case(base: &Base, f: &Field) -> Option<Case> {
+    let bad = match &f.ty {
+        Type::Timestamp { format } => render_timestamp(&format.items, (2024, 2, 30, 3, 3, 2)),
+        Type::Date => "2024-02-30".to_string(),
+        Type::TimestampTz => "2024-02-22 03:03:02".to_string(),
+        Type::Uuid => "123e4567-e89b-12d3-a456-42661417400Z".to_string(),
+        _ => return None,
+    };
+    // Calendar validity (Feb 30) is beyond a draft-04 pattern.
+    let expressible = !matches!(f.ty, Type::Timestamp { .. } | Type::Date);
+    Some(base.case(
+        &format!("{}: invalid format", f.name),
+        base.with(&f.name, json!(bad)),
+        vec!["invalid_format"],
+        expressible,
+    ))
+}
+
+/// An `int` field set to a number past its range.
+fn huge_number_case(base: &Base, f: &Field) -> Option<Case> {
+    matches!(f.ty, Type::Int).then(|| {
+        base.case(
+            &format!("{}: huge number", f.name),
+            base.with(&f.name, json!(99_999_999_999_999_999_999f64)),
+            vec!["out_of_range"],
+            true,
+        )
+    })
+}
+
+/// A field the contract does not have, unless the contract drops such fields silently.
+fn unknown_field_case(c: &Contract, base: &Base) -> Option<Case> {
+    (c.ingest.unknown_fields != UnknownFields::Drop).then(|| {
+        let expressible = c.ingest.unknown_fields != UnknownFields::Warn;
+        base.case(
+            "extra field",
+            base.with("not_in_the_contract", json!("x")),
+            vec!["unknown_field"],
+            expressible,
+        )
+    })
+}
+
+/// The first field given twice: JSON Schema sees only one of the values.
+fn duplicate_key_case(c: &Contract, base: &Base) -> Option<Case> {
+    let first = c.fields.first()?;
+    let body = render(&base.event);
+    let duplicated = format!(
+        "{}, \"{}\": {}}}",
+        &body[..body.len() - 1],
+        first.name,
+        base.event.get(&first.name).cloned().unwrap_or(Value::Null)
+    );
+    Some(base.case("duplicate key", duplicated, vec!["duplicate_field"], false))
+}
+
+/// Bodies that are not a JSON object, or not JSON at all.
+fn whole_body_cases() -> Vec<Case> {
+    let not_objects = [
+        ("array body", "[1, 2]"),
+        ("string body", "\"event\""),
+        ("null body", "null"),
+        ("number body", "42"),
+    ];
+    let not_json = [
+        ("truncated JSON", "{\"a\": "),
+        ("trailing garbage", "{} x"),
+        ("bare word", "event"),
+        ("empty body", ""),
+    ];
+    let labelled = |code: &'static str| {
+        move |(name, body): (&str, &str)| {
+            Case::labelled(name.to_string(), body.to_string(), vec![code], true)
+        }
+    };
+    not_objects
+        .into_iter()
+        .map(labelled("wrong_type"))
+        .chain(not_json.into_iter().map(labelled("invalid_json")))
+        .collect()
 }
 
 /// A value breaking `rule` (and only rules with the same code), with the codes it produces.
