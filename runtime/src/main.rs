@@ -62,7 +62,9 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
 as the reference's test script does (its flags work too). Valid events are random but valid by \
 construction; with --invalid-ratio, invalid ones are mixed in, each labelled with the violation \
 codes it must produce, and the summary counts the server's answers that disagree with a label. \
-Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch, --reuse-token)."
+A pool of players (--players) sends them: each signs in once as a guest and renews its token \
+with its refresh token (or logs in again as the same guest), so a run creates no more guests than \
+it has players. Also the load tool of the runtime's benchmark (--rate, --concurrency, --batch)."
     )]
     Synth(SynthArgs),
     /// Compact, expire snapshots and delete unreferenced files now (serve does it on its own)
@@ -290,7 +292,8 @@ struct SynthArgs {
     /// The contract to generate from: its name, or the path of its file (built into this binary)
     #[arg(long, default_value = "game_events")]
     contract: String,
-    /// Base URL of the guest login, ending in `/` (`login-as-guest` is appended)
+    /// Base URL of the guest login, ending in `/` (`login-as-guest` and
+    /// `refresh-access-token` are appended)
     #[arg(long, default_value = "http://127.0.0.1:8080/prod/")]
     login_endpoint: String,
     /// Full URL of the single-event route (default: the contract's route on 127.0.0.1:8080)
@@ -317,8 +320,13 @@ struct SynthArgs {
     /// Send N events per request to the contract's batch route
     #[arg(long)]
     batch: Option<usize>,
-    /// One guest login per sender instead of one per request
-    #[arg(long)]
+    /// Players sending the events in turn, each a guest signing in once (the default stays
+    /// within a default serve's burst of new guests per address, twice over)
+    #[arg(long, default_value_t = contract_synth::DEFAULT_PLAYERS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    players: u32,
+    /// One player for the whole run (the same as --players 1)
+    #[arg(long, conflicts_with = "players")]
     reuse_token: bool,
     /// Share of invalid events (0 to 1), each breaking one rule
     #[arg(long, default_value_t = 0.0)]
@@ -403,7 +411,11 @@ fn synth(args: SynthArgs) -> ExitCode {
         rate: args.rate,
         concurrency: args.concurrency,
         batch: args.batch,
-        reuse_token: args.reuse_token,
+        players: if args.reuse_token {
+            1
+        } else {
+            args.players as usize
+        },
         console: args.console,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
             && count.is_none_or(|n| n >= 1000),

@@ -5,6 +5,8 @@ use contract_support::json::Parser;
 use contract_support::{Context, Manifest, Verdict};
 use contract_synth::Generator;
 
+mod common;
+
 /// A fixed ingest time (2026-01-15T10:00:00Z) keeps the test independent of the clock.
 const NOW: i64 = 1_768_471_200;
 
@@ -161,4 +163,74 @@ fn synth_streams_a_count_or_a_duration_and_writes_its_labels() {
             .any(|l| l["label"].is_string() && !l["expect"].as_array().expect("codes").is_empty())
     );
     let _ = std::fs::remove_file(&out);
+}
+
+/// The README's example, as a newcomer runs it, against `serve` as it starts by default (the
+/// per-address limit on new guests on): synth's players sign in once and renew their tokens,
+/// so no login is refused and every event gets an answer that agrees with its label.
+#[test]
+fn the_readme_example_runs_clean_against_a_default_serve() {
+    let dir = common::temp_dir("synth-readme");
+    let port = common::free_port();
+    let server = common::Server::start_with(&dir, port, &[]);
+    let output = synth_cli(&[
+        "--max-count",
+        "10000",
+        "--invalid-ratio",
+        "0.1",
+        "--login-endpoint",
+        &format!("http://127.0.0.1:{port}/prod/"),
+        "--backend-endpoint",
+        &format!("http://127.0.0.1:{port}/prod/put-record"),
+    ]);
+    let summary = String::from_utf8_lossy(&output.stderr);
+    println!("{summary}");
+    assert!(output.status.success(), "synth failed:\n{summary}");
+    assert!(summary.contains("sent 10000 "), "{summary}");
+    assert!(summary.contains("failed 0\n"), "{summary}");
+    assert!(
+        summary.contains("mismatches against labels: 0"),
+        "{summary}"
+    );
+    let new_guests: u64 = summary
+        .split_once("new guests")
+        .and_then(|(before, _)| before.split_whitespace().last()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count of new guests in:\n{summary}"));
+    assert!(
+        new_guests <= 100,
+        "more new guests than a default serve's burst:\n{summary}"
+    );
+    server.stop();
+}
+
+/// synth's players renew with `serve`'s own identity provider: a refused token is renewed with
+/// the refresh token, twice in a row (the second time with the refresh token the first refresh
+/// answered, since a refresh token may serve once), without a second sign-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn players_renew_their_tokens_with_serve_s_refresh_tokens() {
+    let dir = common::temp_dir("synth-players");
+    let port = common::free_port();
+    let server = common::Server::start_with(&dir, port, &[]);
+    let players = contract_synth::Players::new(
+        common::client(),
+        &format!("{}/prod/", server.base),
+        "guest",
+        1,
+    );
+    let (player, first) = players.token().await.expect("signed in");
+    let second = players
+        .renew_refused(player, &first)
+        .await
+        .expect("refreshed");
+    players
+        .renew_refused(player, &second)
+        .await
+        .expect("refreshed again");
+    let counts = players.counts();
+    assert_eq!(
+        (counts.new_guests, counts.refreshes, counts.returning_logins),
+        (1, 2, 0),
+        "{counts:?}"
+    );
+    server.stop();
 }

@@ -1,12 +1,17 @@
 //! `contract-runtime synth`: realistic test traffic from the contract itself.
 //!
 //! Events come from [`contract_corpus::random::Generator`] (valid by construction, or labelled
-//! invalid ones from the contract's corpus); this crate sends them as the reference's test
-//! client does and checks every answer against its label.
+//! invalid ones from the contract's corpus); this crate sends them on the reference's routes
+//! and checks every answer against its label. A pool of [`Players`] sends them: each signs in
+//! once and renews its token, as a game does (the reference's test client logs in anew for
+//! every event, which `serve`'s limit on new guests per address refuses after a burst).
+
+mod players;
 
 use std::time::Duration;
 
 pub use contract_corpus::random::{Generator, SynthEvent};
+pub use players::{DEFAULT_PLAYERS, PlayerCounts, Players};
 use serde_json::{Value, json};
 
 /// A run's tally, printed at the end.
@@ -24,6 +29,7 @@ pub struct Summary {
     /// Request latencies in microseconds: a histogram, so memory does not grow with the run.
     pub latencies: hdrhistogram::Histogram<u64>,
     pub elapsed: Duration,
+    pub players: PlayerCounts,
 }
 
 /// Mismatches kept for the report (all are counted).
@@ -44,6 +50,7 @@ impl Default for Summary {
             latencies: hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)
                 .expect("constant bounds are valid"),
             elapsed: Duration::ZERO,
+            players: PlayerCounts::default(),
         }
     }
 }
@@ -85,6 +92,29 @@ impl Summary {
         let _ = self.latencies.add(&other.latencies);
     }
 
+    /// Counts a request's answers (None: no answer) and checks them against the labels.
+    fn tally(&mut self, events: &[SynthEvent], outcomes: Vec<Option<Outcome>>) {
+        for (event, outcome) in events.iter().zip(outcomes) {
+            self.sent += 1;
+            let Some(o) = outcome else {
+                self.failed += 1;
+                continue;
+            };
+            match (o.status, o.quarantined) {
+                (200, false) => self.accepted += 1,
+                (200, true) => self.quarantined += 1,
+                (400, _) => self.rejected += 1,
+                _ => self.failed += 1,
+            }
+            for code in &o.codes {
+                *self.rejected_by_code.entry(code.clone()).or_default() += 1;
+            }
+            if let Some(m) = check_answer(event, o.status, &o.codes) {
+                self.mismatch(m);
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let rate = self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9);
         let mut out = format!(
@@ -99,6 +129,11 @@ impl Summary {
             self.percentile(0.5),
             self.percentile(0.99)
         );
+        let p = &self.players;
+        out.push_str(&format!(
+            "players {}: {} new guests, {} token refreshes, {} logins as a returning guest\n",
+            p.players, p.new_guests, p.refreshes, p.returning_logins
+        ));
         if !self.rejected_by_code.is_empty() {
             let codes: Vec<String> = self
                 .rejected_by_code
@@ -143,7 +178,7 @@ pub fn check_answer(event: &SynthEvent, status: u16, codes: &[String]) -> Option
 /// How to send the events.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
-    /// Base URL ending in `/`; `login-as-guest` is appended.
+    /// Base URL ending in `/`; `login-as-guest` and `refresh-access-token` are appended.
     pub login_endpoint: String,
     /// The scope to ask the dev identity provider for (`guest` unless the contract refuses it).
     pub scope: String,
@@ -156,8 +191,9 @@ pub struct SendOptions {
     pub concurrency: usize,
     /// Events per batch request (None: one event per request).
     pub batch: Option<usize>,
-    /// One guest login per worker instead of one per request (the reference logs in per event).
-    pub reuse_token: bool,
+    /// Players sending the events in turn, each signed in once ([`Players`]): at most this
+    /// many new guests per run.
+    pub players: usize,
     /// Print each event as it is sent.
     pub console: bool,
     pub progress: bool,
@@ -170,7 +206,6 @@ struct Outcome {
     quarantined: bool,
 }
 
-/// Sends `events` and tallies the answers against their labels.
 /// Where the events come from: drawn one request's worth at a time, never all at once, so
 /// memory stays constant whatever the count or duration.
 pub struct Source {
@@ -225,12 +260,50 @@ impl Source {
     }
 }
 
+/// Sends the events of `source` and tallies the answers against their labels.
 pub async fn send(source: Source, options: SendOptions, total: Option<u64>) -> Summary {
-    use std::sync::{Arc, Mutex};
+    let progress = progress_bar(options.progress, total);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency.max(1))
+        // Below serve's idle deadline (30 s by default), so a reused connection is open.
+        .pool_idle_timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default();
+    let players = Players::new(
+        client.clone(),
+        &options.login_endpoint,
+        &options.scope,
+        options.players,
+    );
+    let sender = std::sync::Arc::new(Sender {
+        source: std::sync::Mutex::new(source),
+        client,
+        players,
+        progress: progress.clone(),
+        started: std::time::Instant::now(),
+        options,
+    });
+    let workers: Vec<_> = (0..sender.options.concurrency.max(1))
+        .map(|_| {
+            let sender = sender.clone();
+            tokio::spawn(async move { sender.run().await })
+        })
+        .collect();
+    let mut total = Summary::default();
+    for worker in workers {
+        if let Ok(s) = worker.await {
+            total.merge(s);
+        }
+    }
+    progress.finish_and_clear();
+    total.elapsed = sender.started.elapsed();
+    total.players = sender.players.counts();
+    total
+}
 
-    let source = Arc::new(Mutex::new(source));
-    let chunk = options.batch.unwrap_or(1).max(1);
-    let progress = match (options.progress, total) {
+fn progress_bar(shown: bool, total: Option<u64>) -> indicatif::ProgressBar {
+    match (shown, total) {
         (true, Some(total)) => {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -243,119 +316,82 @@ pub async fn send(source: Source, options: SendOptions, total: Option<u64>) -> S
         }
         (true, None) => indicatif::ProgressBar::new_spinner(),
         (false, _) => indicatif::ProgressBar::hidden(),
-    };
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency.max(1))
-        // Below serve's idle deadline (30 s by default), so a reused connection is open.
-        .pool_idle_timeout(Duration::from_secs(20))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default();
-    let started = std::time::Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..options.concurrency.max(1) {
-        let (source, options, client, progress) = (
-            source.clone(),
-            options.clone(),
-            client.clone(),
-            progress.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut summary = Summary::default();
-            let mut token: Option<String> = None;
-            loop {
-                let (start, slice) = source.lock().unwrap_or_else(|p| p.into_inner()).take(chunk);
-                if slice.is_empty() {
-                    break;
-                }
-                if let Some(rate) = options.rate {
-                    let due = started + Duration::from_secs_f64(start as f64 / rate);
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-                }
-                if token.is_none() || !options.reuse_token {
-                    token = login(&client, &options.login_endpoint, &options.scope).await;
-                }
-                let Some(jwt) = token.clone() else {
-                    summary.failed += slice.len() as u64;
-                    summary.sent += slice.len() as u64;
-                    progress.inc(slice.len() as u64);
-                    continue;
-                };
-                if options.console {
-                    for e in &slice {
-                        println!("{}", e.body);
-                    }
-                }
-                let sent_at = std::time::Instant::now();
-                let send = |jwt: String| {
-                    let (client, options, slice) = (&client, &options, &slice);
-                    async move {
-                        match (&options.batch, &options.batch_endpoint) {
-                            (Some(_), Some(url)) => post_batch(client, url, &jwt, slice).await,
-                            _ => vec![
-                                post_one(client, &options.backend_endpoint, &jwt, &slice[0]).await,
-                            ],
-                        }
-                    }
-                };
-                let mut outcomes = send(jwt).await;
-                // A reused token expires during a long run (`--duration`): log in again and
-                // send the slice once more (a 401 is answered before the body is read, so
-                // nothing of it was kept).
-                let expired = outcomes.iter().flatten().any(|o| o.status == 401);
-                if options.reuse_token && expired {
-                    token = login(&client, &options.login_endpoint, &options.scope).await;
-                    if let Some(jwt) = token.clone() {
-                        outcomes = send(jwt).await;
-                    }
-                }
-                summary.record_latency(sent_at.elapsed());
-                for (event, outcome) in slice.iter().zip(outcomes) {
-                    summary.sent += 1;
-                    match outcome {
-                        None => summary.failed += 1,
-                        Some(o) => {
-                            match (o.status, o.quarantined) {
-                                (200, false) => summary.accepted += 1,
-                                (200, true) => summary.quarantined += 1,
-                                (400, _) => summary.rejected += 1,
-                                _ => summary.failed += 1,
-                            }
-                            for code in &o.codes {
-                                *summary.rejected_by_code.entry(code.clone()).or_default() += 1;
-                            }
-                            if let Some(m) = check_answer(event, o.status, &o.codes) {
-                                summary.mismatch(m);
-                            }
-                        }
-                    }
-                }
-                progress.inc(slice.len() as u64);
-            }
-            summary
-        }));
     }
-    let mut total = Summary::default();
-    for worker in workers {
-        if let Ok(s) = worker.await {
-            total.merge(s);
-        }
-    }
-    progress.finish_and_clear();
-    total.elapsed = started.elapsed();
-    total
 }
 
-async fn login(client: &reqwest::Client, login_endpoint: &str, scope: &str) -> Option<String> {
-    // The reference's URL exactly when a guest token will do.
-    let url = if scope == "guest" {
-        format!("{login_endpoint}login-as-guest")
-    } else {
-        format!("{login_endpoint}login-as-guest?scope={scope}")
-    };
-    let response = client.get(url).send().await.ok()?;
-    let body: Value = response.json().await.ok()?;
-    body["auth_token"].as_str().map(str::to_string)
+/// What the concurrent senders share.
+struct Sender {
+    source: std::sync::Mutex<Source>,
+    options: SendOptions,
+    client: reqwest::Client,
+    players: Players,
+    progress: indicatif::ProgressBar,
+    started: std::time::Instant,
+}
+
+impl Sender {
+    /// One sender: draws a request's worth of events at a time until the source is done.
+    async fn run(&self) -> Summary {
+        let chunk = self.options.batch.unwrap_or(1).max(1);
+        let mut summary = Summary::default();
+        loop {
+            let (start, slice) = self
+                .source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(chunk);
+            if slice.is_empty() {
+                break;
+            }
+            if let Some(rate) = self.options.rate {
+                let due = self.started + Duration::from_secs_f64(start as f64 / rate);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            }
+            let outcomes = self.send_as_a_player(&slice, &mut summary).await;
+            summary.tally(&slice, outcomes);
+            self.progress.inc(slice.len() as u64);
+        }
+        summary
+    }
+
+    /// Sends `slice` with the next player's token, and once more with a renewed one if it was
+    /// refused (an expired token: a 401 is answered before the body is read, so nothing of it
+    /// was kept). Records the latency of what was sent.
+    async fn send_as_a_player(
+        &self,
+        slice: &[SynthEvent],
+        summary: &mut Summary,
+    ) -> Vec<Option<Outcome>> {
+        let Some((player, token)) = self.players.token().await else {
+            return slice.iter().map(|_| None).collect();
+        };
+        if self.options.console {
+            for e in slice {
+                println!("{}", e.body);
+            }
+        }
+        let sent_at = std::time::Instant::now();
+        let mut outcomes = self.post(&token, slice).await;
+        if outcomes.iter().flatten().any(|o| o.status == 401)
+            && let Some(renewed) = self.players.renew_refused(player, &token).await
+        {
+            outcomes = self.post(&renewed, slice).await;
+        }
+        summary.record_latency(sent_at.elapsed());
+        outcomes
+    }
+
+    async fn post(&self, token: &str, slice: &[SynthEvent]) -> Vec<Option<Outcome>> {
+        match (&self.options.batch, &self.options.batch_endpoint) {
+            (Some(_), Some(url)) => post_batch(&self.client, url, token, slice).await,
+            _ => match slice.first() {
+                Some(event) => {
+                    vec![post_one(&self.client, &self.options.backend_endpoint, token, event).await]
+                }
+                None => Vec::new(),
+            },
+        }
+    }
 }
 
 async fn post_one(
