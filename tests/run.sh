@@ -67,6 +67,13 @@ export CONTRACTC_PYTHON="$VENV/bin/python"
 CARGO_TEST_LOG="$(mktemp)"
 cargo test --workspace --locked 2>&1 | tee "$CARGO_TEST_LOG"
 
+step "a kill -9 across a rebuild loses nothing acknowledged (runtime/tests/rebuild.rs)"
+# The second build is a copy of the workspace with game_events' rules changed, built beside it:
+# about a minute when the dependencies are built already, seconds when nothing changed.
+REBUILT_RUNTIME="$(tests/rebuilt_runtime.sh)"
+CONTRACTC_REBUILT_RUNTIME="$REBUILT_RUNTIME" cargo test --locked -p contract-runtime --test rebuild \
+    -- --ignored 2>&1 | tee -a "$CARGO_TEST_LOG"
+
 step "README and docs commands, run as written (tests/docs_commands.py)"
 # Its own step, after cargo test built the binaries: a cargo run inside cargo test would wait on
 # the build directory's lock.

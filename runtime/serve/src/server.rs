@@ -311,7 +311,6 @@ impl AppState {
                 body,
                 caller.client_version.as_deref(),
             );
-            verdicts.push((verdict, violations));
             records.push(Record {
                 lsn: 0,
                 contract: manifest.name.clone(),
@@ -320,7 +319,11 @@ impl AppState {
                 player_id: caller.subject.clone(),
                 claims: logged_claims.clone(),
                 body: body.to_vec(),
+                // What the answer says, so a restart routes it there whatever its build says.
+                acknowledged: Some(wal::Acknowledged::new(verdict, &violations)),
+                supersedes: None,
             });
+            verdicts.push((verdict, violations));
         }
         let buffered = events.len() + quarantine.len();
         // The log lock nests inside the contract lock: a contract's records get increasing
@@ -1049,7 +1052,11 @@ async fn rebuild_from_log(state: &AppState, lake: &Lake) -> Result<usize, ServeE
             }
         }
         let records = wal::read_records(&state.wal_dir)?;
-        Ok(replay(state, &records, &committed))
+        let replayed = replay(state, &records, &committed)?;
+        if let Some(ack) = replayed.relogged {
+            wal::acknowledged(ack.blocking_recv())?;
+        }
+        Ok(replayed.count)
     })
 }
 
@@ -1107,9 +1114,24 @@ async fn commit(
     false
 }
 
-/// Replays log records newer than each table's committed LSN into the buffers.
-fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, u64>) -> usize {
-    let mut replayed = 0;
+/// What a replay buffered, and the acknowledgement of the records it logged again
+/// (`wal::Route::Relog`): nothing may be committed before that resolves.
+struct Replayed {
+    count: usize,
+    relogged: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+}
+
+/// Replays log records newer than each table's committed LSN into the buffers, each to the
+/// table `wal::route` gives it (the verdict it was acknowledged with, when the log holds it).
+fn replay(
+    state: &AppState,
+    records: &[Record],
+    committed: &HashMap<TableIdent, u64>,
+) -> Result<Replayed, wal::WalError> {
+    let superseded: std::collections::HashSet<u64> =
+        records.iter().filter_map(|r| r.supersedes).collect();
+    let mut count = 0;
+    let mut relogged = Vec::new();
     for record in records {
         let Some(contract) = state
             .contracts
@@ -1148,37 +1170,70 @@ fn replay(state: &AppState, records: &[Record], committed: &HashMap<TableIdent, 
             quarantine,
             last_lsn,
         } = &mut *buffers;
-        let events_done = committed.get(&contract.events_table).copied().unwrap_or(0);
-        let quarantine_done = committed
-            .get(&contract.quarantine_table)
-            .copied()
-            .unwrap_or(0);
-        let buffer = (record.lsn > events_done).then_some(events);
-        let (verdict, violations) = validate(
-            buffer,
-            contract.spec,
-            parser,
-            &record.body,
-            &ctx,
-            &enrichment,
-        );
-        if verdict == Verdict::Accept && record.lsn > events_done {
-            replayed += 1;
-        }
-        if verdict != Verdict::Accept && record.lsn > quarantine_done {
-            quarantine.push(Row {
-                received_micros: record.received_micros,
-                request_id: record.request_id.clone(),
-                verdict,
-                violations,
-                raw_payload: String::from_utf8_lossy(&record.body).into_owned(),
-                player_id: record.player_id.clone(),
-            });
-            replayed += 1;
+        let tables = wal::Committed {
+            events: committed.get(&contract.events_table).copied().unwrap_or(0),
+            quarantine: committed
+                .get(&contract.quarantine_table)
+                .copied()
+                .unwrap_or(0),
+        };
+        let superseded = superseded.contains(&record.lsn);
+        // An acceptance above the events table's LSN is appended by the judgement itself, and
+        // routes to the events table (`wal::route` promises it).
+        let route = wal::route(record, tables, superseded, || {
+            let buffer = (record.lsn > tables.events).then_some(events);
+            validate(
+                buffer,
+                contract.spec,
+                parser,
+                &record.body,
+                &ctx,
+                &enrichment,
+            )
+        });
+        let row = |verdict, violations| Row {
+            received_micros: record.received_micros,
+            request_id: record.request_id.clone(),
+            verdict,
+            violations,
+            raw_payload: String::from_utf8_lossy(&record.body).into_owned(),
+            player_id: record.player_id.clone(),
+        };
+        match route {
+            wal::Route::Done => {}
+            wal::Route::Events => count += 1,
+            wal::Route::Quarantine(verdict, violations) => {
+                quarantine.push(row(verdict, violations));
+                count += 1;
+            }
+            wal::Route::Relog(verdict, violations) => {
+                quarantine.push(row(verdict, violations.clone()));
+                let lsn = state.assign_lsn();
+                tracing::warn!(contract = %record.contract, lsn = record.lsn, relogged = lsn, verdict = verdict.as_str(), "this build refuses an event acknowledged as accepted and not committed yet: it goes to the quarantine table");
+                relogged.push(record.relogged(lsn, verdict, violations));
+                *last_lsn = (*last_lsn).max(lsn);
+                count += 1;
+            }
         }
         *last_lsn = (*last_lsn).max(record.lsn);
     }
-    replayed
+    let relogged = if relogged.is_empty() {
+        None
+    } else {
+        Some(state.wal.append(relogged)?)
+    };
+    Ok(Replayed { count, relogged })
+}
+
+impl AppState {
+    /// The next LSN, for a record logged outside `judge` (nothing else is buffered meanwhile).
+    fn assign_lsn(&self) -> u64 {
+        let mut next = self.next_lsn.lock().unwrap_or_else(|p| p.into_inner());
+        let lsn = *next;
+        *next += 1;
+        self.last_assigned.store(lsn, Ordering::Release);
+        lsn
+    }
 }
 
 impl crate::http::ConnectionEvents for AppState {
@@ -1357,7 +1412,12 @@ pub async fn serve(
         wal_dir: wal_dir.clone(),
         console,
     });
-    let replayed = replay(&state, &records, &committed);
+    let replayed = replay(&state, &records, &committed)?;
+    // Records logged again must be durable before a commit could pass the ones they replace.
+    if let Some(ack) = replayed.relogged {
+        wal::acknowledged(ack.await)?;
+    }
+    let replayed = replayed.count;
     if replayed > 0 {
         tracing::info!(
             replayed,

@@ -8,25 +8,35 @@
 //! exactly once.
 //!
 //! Format: segments `wal/NNNNNNNNNNNNNNNNNNNN.log` named by their first LSN; a record is
-//! `u32 length | u32 crc32(payload) | payload`. The length's top bit marks the second payload
-//! format (with the token's claims); records of the first format still replay. A torn tail
-//! (a crash mid-write) fails its checksum and is cut off on open. A damaged record elsewhere
-//! (a flipped bit) is skipped: replay looks for the next frame whose checksum holds and goes on
-//! from there, so one bad record never takes the intact ones after it along.
+//! `u32 length | u32 crc32(payload) | payload`. The length's top two bits give the payload's
+//! format: the second (top bit) adds the token's claims, the third (both bits) adds the verdict
+//! the event was acknowledged with, its violations, and the record it supersedes, so a restart
+//! routes each event to the table its acknowledgement promised whatever the running build
+//! says (`route`). Records of the first two formats still replay. A torn tail (a crash
+//! mid-write) fails its checksum and is cut off on open. A damaged record elsewhere (a flipped
+//! bit) is skipped: replay looks for the next frame whose checksum holds and goes on from
+//! there, so one bad record never takes the intact ones after it along.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use contract_support::{Code, Policy, Verdict, Violation};
 use tokio::sync::oneshot;
+
+mod route;
+pub use route::{Committed, Route, route};
 
 /// Rotate segments past this size, so committed ones can be deleted.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Records larger than this are corruption, not events (bodies are capped far lower).
 const MAX_RECORD_BYTES: u32 = 64 * 1024 * 1024;
-/// Set in a frame's length word: the payload has the second format.
+/// Set in a frame's length word: the payload has the second format (or the third, with
+/// [`FORMAT_3`]).
 const FORMAT_2: u32 = 1 << 31;
+/// Set with [`FORMAT_2`]: the payload has the third format (the acknowledged verdict).
+const FORMAT_3: u32 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -37,6 +47,8 @@ pub enum WalError {
     },
     #[error("the write-ahead log writer has stopped")]
     Stopped,
+    #[error("the write-ahead log write failed: {0}")]
+    Failed(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
@@ -60,10 +72,83 @@ pub struct Record {
     /// the same enrichment as it would have had.
     pub claims: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// What the client was told; None in records of the first two formats, written before
+    /// the log kept it.
+    pub acknowledged: Option<Acknowledged>,
+    /// The LSN of the record this one replaces: an event acknowledged as accepted that a later
+    /// build refused before it was committed is logged again as quarantined (`Route::Relog`).
+    pub supersedes: Option<u64>,
+}
+
+/// The verdict an event was acknowledged with, and the violations its quarantine row holds
+/// (none for an accepted event: its warnings are not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub verdict: Verdict,
+    pub violations: Vec<Violation>,
+}
+
+impl Acknowledged {
+    pub fn new(verdict: Verdict, violations: &[Violation]) -> Acknowledged {
+        let violations = match verdict {
+            Verdict::Accept => Vec::new(),
+            Verdict::Quarantine | Verdict::Reject => violations.to_vec(),
+        };
+        Acknowledged {
+            verdict,
+            violations,
+        }
+    }
+}
+
+/// How a payload is laid out, from its frame's length word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    First,
+    Second,
+    Third,
+}
+
+impl Format {
+    fn of(word: u32) -> Option<Format> {
+        match (word & FORMAT_2 != 0, word & FORMAT_3 != 0) {
+            (false, false) => Some(Format::First),
+            (true, false) => Some(Format::Second),
+            (true, true) => Some(Format::Third),
+            (false, true) => None,
+        }
+    }
+
+    fn bits(self) -> u32 {
+        match self {
+            Format::First => 0,
+            Format::Second => FORMAT_2,
+            Format::Third => FORMAT_2 | FORMAT_3,
+        }
+    }
 }
 
 impl Record {
+    /// This event logged again under `lsn` as refused with `verdict`, replacing this record.
+    pub fn relogged(&self, lsn: u64, verdict: Verdict, violations: Vec<Violation>) -> Record {
+        Record {
+            lsn,
+            acknowledged: Some(Acknowledged {
+                verdict,
+                violations,
+            }),
+            supersedes: Some(self.lsn),
+            ..self.clone()
+        }
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_as(out, Format::Third);
+    }
+
+    /// Frames the record in `format` (tests write the older formats with it). A format that
+    /// cannot hold the verdict drops it.
+    fn encode_as(&self, out: &mut Vec<u8>, format: Format) {
         let start = out.len();
         out.extend_from_slice(&[0; 8]);
         out.extend_from_slice(&self.lsn.to_le_bytes());
@@ -77,20 +162,32 @@ impl Record {
             }
             None => out.push(0),
         }
-        out.extend_from_slice(&(self.claims.len() as u32).to_le_bytes());
-        for (name, value) in &self.claims {
-            put_bytes(out, name.as_bytes());
-            put_bytes(out, value.as_bytes());
+        if format != Format::First {
+            out.extend_from_slice(&(self.claims.len() as u32).to_le_bytes());
+            for (name, value) in &self.claims {
+                put_bytes(out, name.as_bytes());
+                put_bytes(out, value.as_bytes());
+            }
         }
         put_bytes(out, &self.body);
+        if format == Format::Third {
+            put_acknowledged(out, self.acknowledged.as_ref());
+            match self.supersedes {
+                Some(lsn) => {
+                    out.push(1);
+                    out.extend_from_slice(&lsn.to_le_bytes());
+                }
+                None => out.push(0),
+            }
+        }
         let payload = &out[start + 8..];
-        let len = payload.len() as u32 | FORMAT_2;
+        let len = payload.len() as u32 | format.bits();
         let crc = crc32fast::hash(payload);
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     }
 
-    fn decode(payload: &[u8], format_2: bool) -> Option<Record> {
+    fn decode(payload: &[u8], format: Format) -> Option<Record> {
         let mut r = payload;
         let lsn = u64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
         let received_micros = i64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
@@ -101,7 +198,7 @@ impl Record {
             _ => None,
         };
         let mut claims = Vec::new();
-        if format_2 {
+        if format != Format::First {
             let count = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?);
             for _ in 0..count {
                 let name = String::from_utf8(get_bytes(&mut r)?.to_vec()).ok()?;
@@ -110,6 +207,18 @@ impl Record {
             }
         }
         let body = get_bytes(&mut r)?.to_vec();
+        let (acknowledged, supersedes) = match format {
+            Format::Third => {
+                let acknowledged = get_acknowledged(&mut r)?;
+                let supersedes = match take(&mut r, 1)?[0] {
+                    0 => None,
+                    1 => Some(u64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?)),
+                    _ => return None,
+                };
+                (acknowledged, supersedes)
+            }
+            Format::First | Format::Second => (None, None),
+        };
         if !r.is_empty() {
             return None;
         }
@@ -121,8 +230,87 @@ impl Record {
             player_id,
             claims,
             body,
+            acknowledged,
+            supersedes,
         })
     }
+}
+
+fn verdict_byte(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Accept => 1,
+        Verdict::Quarantine => 2,
+        Verdict::Reject => 3,
+    }
+}
+
+fn verdict_of(byte: u8) -> Option<Verdict> {
+    match byte {
+        1 => Some(Verdict::Accept),
+        2 => Some(Verdict::Quarantine),
+        3 => Some(Verdict::Reject),
+        _ => None,
+    }
+}
+
+fn policy_byte(policy: Policy) -> u8 {
+    match policy {
+        Policy::Warn => 1,
+        Policy::Quarantine => 2,
+        Policy::Reject => 3,
+    }
+}
+
+fn policy_of(byte: u8) -> Option<Policy> {
+    match byte {
+        1 => Some(Policy::Warn),
+        2 => Some(Policy::Quarantine),
+        3 => Some(Policy::Reject),
+        _ => None,
+    }
+}
+
+/// `u8 verdict (0: none) | u32 count | count × (code, path, u8 policy, message)`.
+fn put_acknowledged(out: &mut Vec<u8>, acknowledged: Option<&Acknowledged>) {
+    let Some(acknowledged) = acknowledged else {
+        out.push(0);
+        return;
+    };
+    out.push(verdict_byte(acknowledged.verdict));
+    out.extend_from_slice(&(acknowledged.violations.len() as u32).to_le_bytes());
+    for violation in &acknowledged.violations {
+        // Codes by name: a code's name is stable, its position in the enum is not.
+        put_bytes(out, violation.code.as_str().as_bytes());
+        put_bytes(out, violation.path.as_bytes());
+        out.push(policy_byte(violation.policy));
+        put_bytes(out, violation.message.as_bytes());
+    }
+}
+
+/// The verdict part of a third-format payload: `Some(None)` when it holds none.
+fn get_acknowledged(r: &mut &[u8]) -> Option<Option<Acknowledged>> {
+    let verdict = match take(r, 1)?[0] {
+        0 => return Some(None),
+        byte => verdict_of(byte)?,
+    };
+    let count = u32::from_le_bytes(take(r, 4)?.try_into().ok()?);
+    let mut violations = Vec::new();
+    for _ in 0..count {
+        let code = Code::parse(std::str::from_utf8(get_bytes(r)?).ok()?)?;
+        let path = String::from_utf8(get_bytes(r)?.to_vec()).ok()?;
+        let policy = policy_of(take(r, 1)?[0])?;
+        let message = String::from_utf8(get_bytes(r)?.to_vec()).ok()?;
+        violations.push(Violation {
+            code,
+            path,
+            policy,
+            message,
+        });
+    }
+    Some(Some(Acknowledged {
+        verdict,
+        violations,
+    }))
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -171,7 +359,8 @@ fn frame_at(bytes: &[u8]) -> Option<(Record, usize)> {
     let header = bytes.get(..8)?;
     let word = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let len = word & !FORMAT_2;
+    let format = Format::of(word)?;
+    let len = word & !(FORMAT_2 | FORMAT_3);
     if len > MAX_RECORD_BYTES {
         return None;
     }
@@ -179,7 +368,7 @@ fn frame_at(bytes: &[u8]) -> Option<(Record, usize)> {
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    Record::decode(payload, word & FORMAT_2 != 0).map(|record| (record, 8 + len as usize))
+    Record::decode(payload, format).map(|record| (record, 8 + len as usize))
 }
 
 /// What one segment holds: its intact records, how many damaged stretches were skipped, and
@@ -262,6 +451,16 @@ pub fn replay(dir: &Path) -> Result<Vec<Record>, WalError> {
     }
     records.sort_by_key(|r| r.lsn);
     Ok(records)
+}
+
+/// What an acknowledgement from [`Wal::append`] said, once received (by `.await` or
+/// `blocking_recv`).
+pub fn acknowledged(
+    answer: Result<Result<(), String>, oneshot::error::RecvError>,
+) -> Result<(), WalError> {
+    answer
+        .map_err(|_| WalError::Stopped)?
+        .map_err(WalError::Failed)
 }
 
 /// Bytes of log on disk.
@@ -488,7 +687,40 @@ mod tests {
                 Vec::new()
             },
             body: format!("{{\"n\": {lsn}}}").into_bytes(),
+            acknowledged: Some(match lsn % 4 {
+                0 => Acknowledged::new(Verdict::Accept, &[]),
+                1 => Acknowledged::new(Verdict::Quarantine, &[violation(Code::NotBefore)]),
+                2 => Acknowledged::new(
+                    Verdict::Reject,
+                    &[violation(Code::Pattern), violation(Code::TooLarge)],
+                ),
+                _ => Acknowledged::new(Verdict::Reject, &[]),
+            }),
+            supersedes: lsn.is_multiple_of(5).then_some(lsn / 2),
         }
+    }
+
+    fn violation(code: Code) -> Violation {
+        Violation {
+            code,
+            path: "$.updated_at".into(),
+            policy: if code == Code::NotBefore {
+                Policy::Quarantine
+            } else {
+                Policy::Reject
+            },
+            message: format!("broke {code}"),
+        }
+    }
+
+    /// `record` as a format that cannot hold everything decodes it.
+    fn as_decoded_from(mut record: Record, format: Format) -> Record {
+        record.acknowledged = None;
+        record.supersedes = None;
+        if format == Format::First {
+            record.claims.clear();
+        }
+        record
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -584,12 +816,88 @@ mod tests {
         let mut out = Vec::new();
         let mut old = record(7);
         old.claims.clear();
-        old.encode(&mut out);
-        // Rewrite as the first format: no claims count, no format bit.
-        let payload_v2 = out[8..].to_vec();
-        let claims_at = payload_v2.len() - (4 + old.body.len()) - 4;
-        let mut payload = payload_v2[..claims_at].to_vec();
-        payload.extend_from_slice(&payload_v2[claims_at + 4..]);
-        assert_eq!(Record::decode(&payload, false), Some(old));
+        old.encode_as(&mut out, Format::First);
+        // The first format by hand: lsn, time, contract, request id, player, body; no bit.
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(&old.received_micros.to_le_bytes());
+        put_bytes(&mut expected, b"game_events");
+        put_bytes(&mut expected, b"r7");
+        expected.push(0);
+        put_bytes(&mut expected, &old.body);
+        assert_eq!(out[8..], expected[..]);
+        let word = u32::from_le_bytes(out[..4].try_into().unwrap());
+        assert_eq!(word, expected.len() as u32, "no format bit");
+        let (decoded, len) = frame_at(&out).expect("a first-format frame");
+        assert_eq!(len, out.len());
+        assert_eq!(decoded, as_decoded_from(old, Format::First));
+    }
+
+    #[test]
+    fn records_of_the_second_format_replay_without_a_verdict() {
+        let mut out = Vec::new();
+        for lsn in 1..=6 {
+            record(lsn).encode_as(&mut out, Format::Second);
+        }
+        let segment = read_segment(&out);
+        assert_eq!(segment.skipped, 0);
+        let expected: Vec<Record> = (1..=6)
+            .map(|lsn| as_decoded_from(record(lsn), Format::Second))
+            .collect();
+        assert_eq!(segment.records, expected);
+        assert!(segment.records.iter().all(|r| r.acknowledged.is_none()));
+    }
+
+    #[test]
+    fn formats_mix_in_one_segment() {
+        // A log written by the previous version, then by this one after an upgrade.
+        let mut out = Vec::new();
+        record(1).encode_as(&mut out, Format::Second);
+        record(2).encode(&mut out);
+        record(3).encode_as(&mut out, Format::Second);
+        record(4).encode(&mut out);
+        let records = read_segment(&out).records;
+        assert_eq!(
+            records,
+            [
+                as_decoded_from(record(1), Format::Second),
+                record(2),
+                as_decoded_from(record(3), Format::Second),
+                record(4),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_verdict_and_what_it_supersedes_round_trip() {
+        for lsn in 1..=20 {
+            let mut out = Vec::new();
+            record(lsn).encode(&mut out);
+            assert_eq!(frame_at(&out).map(|(r, _)| r), Some(record(lsn)));
+        }
+        let relogged = record(9).relogged(30, Verdict::Reject, vec![violation(Code::MaxLength)]);
+        assert_eq!(relogged.supersedes, Some(9));
+        assert_eq!(relogged.body, record(9).body);
+        let mut out = Vec::new();
+        relogged.encode(&mut out);
+        assert_eq!(frame_at(&out).map(|(r, _)| r), Some(relogged));
+        // A record of this format whose verdict is missing still decodes.
+        let mut bare = record(8);
+        bare.acknowledged = None;
+        let mut out = Vec::new();
+        bare.encode(&mut out);
+        assert_eq!(frame_at(&out).map(|(r, _)| r), Some(bare));
+    }
+
+    #[test]
+    fn a_flipped_format_bit_is_damage_not_another_format() {
+        let mut out = Vec::new();
+        record(1).encode(&mut out);
+        for bit in [FORMAT_2, FORMAT_3] {
+            let mut damaged = out.clone();
+            let word = u32::from_le_bytes(damaged[..4].try_into().unwrap()) ^ bit;
+            damaged[..4].copy_from_slice(&word.to_le_bytes());
+            assert_eq!(frame_at(&damaged), None, "format bit {bit:#x} flipped");
+        }
     }
 }
