@@ -5,6 +5,7 @@
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
+use crate::names::Role;
 use crate::{Action, Clients, Current, DeployConfig, DeployError, Desired, Plan, Step, aws, iam};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     let steps = &mut plan.steps;
     if let Some(edge) = &current.edge {
         steps.push(step(
-            format!("api gateway http api {}-edge", desired.api(config)),
+            format!("api gateway http api {}", desired.edge_api(config)),
             Op::DeleteHttpApi {
                 api_id: edge.api_id.clone(),
             },
@@ -116,11 +117,11 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
         ));
     }
     for (kind, role) in [
-        (iam::Kind::Glue, &current.iam.glue),
-        (iam::Kind::ApiGateway, &current.iam.api),
+        (Role::Glue, &current.iam.glue),
+        (Role::ApiGateway, &current.iam.api),
     ] {
         if let Some(role) = role {
-            let name = iam::role_name(config, desired, kind);
+            let name = desired.role_name(config, kind);
             steps.push(step(
                 format!("iam role {name}"),
                 Op::DeleteRole {
@@ -199,92 +200,128 @@ pub async fn read_bucket(
 
 pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
     match op {
-        Op::DeleteHttpApi { api_id } => {
-            clients
-                .apigatewayv2
-                .delete_api()
-                .api_id(api_id)
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:DeleteApi"))?;
-        }
-        Op::DeleteRestApi { api_id } => {
-            clients
-                .apigateway
-                .delete_rest_api()
-                .rest_api_id(api_id)
-                .send()
-                .await
-                .map_err(aws("apigateway:DeleteRestApi"))?;
-        }
-        Op::DeleteJob { name } => {
-            clients
-                .glue
-                .delete_job()
-                .job_name(name)
-                .send()
-                .await
-                .map_err(aws("glue:DeleteJob"))?;
-        }
-        Op::DeleteTable { database, name } => {
-            clients
-                .glue
-                .delete_table()
-                .database_name(database)
-                .name(name)
-                .send()
-                .await
-                .map_err(aws("glue:DeleteTable"))?;
-        }
-        Op::DeleteStream { name } => {
-            clients
-                .kinesis
-                .delete_stream()
-                .stream_name(name)
-                .send()
-                .await
-                .map_err(aws("kinesis:DeleteStream"))?;
-        }
-        Op::DeleteObject { bucket, key } => {
-            clients
-                .s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(aws("s3:DeleteObject"))?;
-        }
-        Op::DeleteLogGroup { name } => {
-            clients
-                .logs
-                .delete_log_group()
-                .log_group_name(name)
-                .send()
-                .await
-                .map_err(aws("logs:DeleteLogGroup"))?;
-        }
-        Op::DeleteRole { name, with_policy } => {
-            if *with_policy {
-                clients
-                    .iam
-                    .delete_role_policy()
-                    .role_name(name)
-                    .policy_name(iam::POLICY_NAME)
-                    .send()
-                    .await
-                    .map_err(aws("iam:DeleteRolePolicy"))?;
-            }
-            clients
-                .iam
-                .delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(aws("iam:DeleteRole"))?;
-        }
-        Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await?,
+        Op::DeleteHttpApi { api_id } => delete_http_api(&clients.apigatewayv2, api_id).await,
+        Op::DeleteRestApi { api_id } => delete_rest_api(&clients.apigateway, api_id).await,
+        Op::DeleteJob { name } => delete_job(&clients.glue, name).await,
+        Op::DeleteTable { database, name } => delete_table(&clients.glue, database, name).await,
+        Op::DeleteStream { name } => delete_stream(&clients.kinesis, name).await,
+        Op::DeleteObject { bucket, key } => delete_object(&clients.s3, bucket, key).await,
+        Op::DeleteLogGroup { name } => delete_log_group(&clients.logs, name).await,
+        Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
+        Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
     }
+}
+
+async fn delete_http_api(
+    client: &aws_sdk_apigatewayv2::Client,
+    api_id: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_api()
+        .api_id(api_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:DeleteApi"))?;
+    Ok(())
+}
+
+async fn delete_rest_api(
+    client: &aws_sdk_apigateway::Client,
+    api_id: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_rest_api()
+        .rest_api_id(api_id)
+        .send()
+        .await
+        .map_err(aws("apigateway:DeleteRestApi"))?;
+    Ok(())
+}
+
+async fn delete_job(client: &aws_sdk_glue::Client, name: &str) -> Result<(), DeployError> {
+    client
+        .delete_job()
+        .job_name(name)
+        .send()
+        .await
+        .map_err(aws("glue:DeleteJob"))?;
+    Ok(())
+}
+
+async fn delete_table(
+    client: &aws_sdk_glue::Client,
+    database: &str,
+    name: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_table()
+        .database_name(database)
+        .name(name)
+        .send()
+        .await
+        .map_err(aws("glue:DeleteTable"))?;
+    Ok(())
+}
+
+async fn delete_stream(client: &aws_sdk_kinesis::Client, name: &str) -> Result<(), DeployError> {
+    client
+        .delete_stream()
+        .stream_name(name)
+        .send()
+        .await
+        .map_err(aws("kinesis:DeleteStream"))?;
+    Ok(())
+}
+
+async fn delete_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(aws("s3:DeleteObject"))?;
+    Ok(())
+}
+
+async fn delete_log_group(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+        .map_err(aws("logs:DeleteLogGroup"))?;
+    Ok(())
+}
+
+/// Deletes the role, after its inline policy (IAM refuses to delete a role that has one).
+async fn delete_role(
+    client: &aws_sdk_iam::Client,
+    name: &str,
+    with_policy: bool,
+) -> Result<(), DeployError> {
+    if with_policy {
+        client
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(iam::POLICY_NAME)
+            .send()
+            .await
+            .map_err(aws("iam:DeleteRolePolicy"))?;
+    }
+    client
+        .delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(aws("iam:DeleteRole"))?;
     Ok(())
 }
 

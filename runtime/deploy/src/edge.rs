@@ -1,19 +1,19 @@
 //! The "edge": an API Gateway HTTP API in front of the REST API. Its JWT authorizer checks
 //! the token (REST APIs have no JWT authorizer type) and its route forwards to the REST API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::{
     AccessLogSettings, AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration,
     ProtocolType,
 };
-use contract_support::manifest::{EDGE_SECRET_HEADER, Issuer, claim_header};
+use contract_support::manifest::{EDGE_SECRET_HEADER, claim_header};
 
+use crate::names::{self, invoke_url};
 use crate::tags::{self, Tags};
 use crate::{
-    Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found, resolve,
-    resource_path,
+    Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found, logs, resolve,
 };
 
 /// The headers the edge sets on every forwarded request, overwriting any a client sent under
@@ -143,10 +143,6 @@ pub enum Op {
     },
 }
 
-fn name(config: &DeployConfig, desired: &Desired) -> String {
-    format!("{}-edge", desired.api(config))
-}
-
 fn route_key(route: &str) -> String {
     format!("POST {route}")
 }
@@ -160,52 +156,73 @@ fn ingest_routes(desired: &Desired) -> Vec<String> {
         .collect()
 }
 
-/// The issuer the authorizer trusts; `None` for the dev identity provider without
-/// `--issuer-url` (it does not run on AWS): then the contract gets no edge.
-pub fn issuer(config: &DeployConfig, desired: &Desired) -> Option<String> {
-    match &desired.manifest.ingest.auth.issuer {
-        Issuer::Url(url) => Some(url.clone()),
-        Issuer::Dev => config.dev_issuer.clone(),
-    }
-}
-
-/// Where the edge forwards to: the REST API's invoke URL of the route.
-pub(crate) fn target(rest_api_id: &str, region: &str, route: &str) -> String {
-    let (stage, path) = resource_path(route);
-    format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{stage}{path}")
-}
-
 pub async fn read(
     client: &Client,
     config: &DeployConfig,
     desired: &Desired,
 ) -> Result<Option<Current>, DeployError> {
-    let name = name(config, desired);
+    let Some((api_id, tags)) = find_api(client, &desired.edge_api(config)).await? else {
+        return Ok(None);
+    };
+    let keys: Vec<String> = ingest_routes(desired)
+        .iter()
+        .map(|r| route_key(r))
+        .collect();
+    let routes = read_routes(client, &api_id, &keys).await?;
+    // The authorizer is found through the routes that use it (listing authorizers is a call
+    // some emulators lack).
+    let used = keys
+        .iter()
+        .find_map(|k| routes.get(k)?.authorizer_id.as_deref());
+    let authorizer = match used {
+        Some(id) => read_authorizer(client, &api_id, id).await?,
+        None => None,
+    };
+    let integrations = read_integrations(client, &api_id).await?;
+    let (default_stage, access_log) = read_stage(client, &api_id).await?;
+    Ok(Some(Current {
+        api_id,
+        routes,
+        authorizer,
+        integrations,
+        default_stage,
+        access_log,
+        tags,
+    }))
+}
+
+/// The HTTP API named `name`: its id and tags (`None`: no such API).
+async fn find_api(client: &Client, name: &str) -> Result<Option<(String, Tags)>, DeployError> {
     let apis = client
         .get_apis()
         .send()
         .await
         .map_err(aws("apigatewayv2:GetApis"))?;
-    let Some(api) = apis
+    Ok(apis
         .items()
         .iter()
-        .find(|a| a.name() == Some(name.as_str()))
-    else {
-        return Ok(None);
-    };
-    let api_id = api.api_id().unwrap_or_default().to_string();
-    let tags = tags::from_map(api.tags());
+        .find(|a| a.name() == Some(name))
+        .map(|api| {
+            (
+                api.api_id().unwrap_or_default().to_string(),
+                tags::from_map(api.tags()),
+            )
+        }))
+}
+
+/// The API's routes whose keys are among `keys`, by key.
+async fn read_routes(
+    client: &Client,
+    api_id: &str,
+    keys: &[String],
+) -> Result<BTreeMap<String, RouteState>, DeployError> {
     let routes = client
         .get_routes()
-        .api_id(&api_id)
+        .api_id(api_id)
         .send()
         .await
         .map_err(aws("apigatewayv2:GetRoutes"))?;
-    let keys: Vec<String> = ingest_routes(desired)
-        .iter()
-        .map(|r| route_key(r))
-        .collect();
-    let routes: BTreeMap<String, RouteState> = routes
+    Ok(routes
         .items()
         .iter()
         .filter_map(|r| {
@@ -219,23 +236,20 @@ pub async fn read(
             };
             Some((key.to_string(), state))
         })
-        .collect();
-    // The authorizer is found through the routes that use it (listing authorizers is a call
-    // some emulators lack).
-    let used = keys
-        .iter()
-        .find_map(|k| routes.get(k)?.authorizer_id.as_deref());
-    let authorizer = match used {
-        Some(id) => read_authorizer(client, &api_id, id).await?,
-        None => None,
-    };
+        .collect())
+}
+
+async fn read_integrations(
+    client: &Client,
+    api_id: &str,
+) -> Result<Vec<IntegrationState>, DeployError> {
     let integrations = client
         .get_integrations()
-        .api_id(&api_id)
+        .api_id(api_id)
         .send()
         .await
         .map_err(aws("apigatewayv2:GetIntegrations"))?;
-    let integrations = integrations
+    Ok(integrations
         .items()
         .iter()
         .filter_map(|i| {
@@ -248,10 +262,17 @@ pub async fn read(
                     .unwrap_or_default(),
             })
         })
-        .collect();
+        .collect())
+}
+
+/// Whether the `$default` stage exists, and its access log settings.
+async fn read_stage(
+    client: &Client,
+    api_id: &str,
+) -> Result<(bool, Option<(String, String)>), DeployError> {
     let stages = client
         .get_stages()
-        .api_id(&api_id)
+        .api_id(api_id)
         .send()
         .await
         .map_err(aws("apigatewayv2:GetStages"))?;
@@ -259,19 +280,10 @@ pub async fn read(
         .items()
         .iter()
         .find(|s| s.stage_name() == Some(STAGE));
-    let default_stage = stage.is_some();
     let access_log = stage
         .and_then(|s| s.access_log_settings())
         .and_then(|a| Some((a.destination_arn()?.to_string(), a.format()?.to_string())));
-    Ok(Some(Current {
-        api_id,
-        routes,
-        authorizer,
-        integrations,
-        default_stage,
-        access_log,
-        tags,
-    }))
+    Ok((stage.is_some(), access_log))
 }
 
 async fn read_authorizer(
@@ -301,7 +313,7 @@ async fn read_authorizer(
     }))
 }
 
-/// Plans the edge in front of the REST API `rest_api_id` (`None`: the plan creates it).
+/// Plans the edge in front of the REST API whose plan is `rest_api`.
 pub fn plan(
     config: &DeployConfig,
     desired: &Desired,
@@ -309,72 +321,25 @@ pub fn plan(
     current: Option<&Current>,
     plan: &mut Plan,
 ) {
-    let rest_api_id = rest_api.api_id;
-    let name = name(config, desired);
-    let Some(issuer) = issuer(config, desired) else {
+    let name = desired.edge_api(config);
+    let Some(issuer) = desired.edge_issuer(config) else {
         plan.notes.push(format!(
             "{name}: no JWT authorizer planned: the contract trusts the dev identity provider; pass --issuer-url"
         ));
         return;
     };
-    let steps = &mut plan.steps;
-    let mut push = |resource: String, action: Action, op: Op| {
-        steps.push(Step {
-            resource,
-            action,
-            op: crate::Op::Edge(op),
-        })
-    };
-    match current {
-        None => push(
-            format!("api gateway http api {name}"),
-            Action::Create,
-            Op::CreateApi {
-                name: name.clone(),
-                tags: desired.tags(config),
-            },
-        ),
-        Some(api) => {
-            if let Some(change) = tags::change(&desired.tags(config), &api.tags) {
-                push(
-                    format!("api gateway http api {name}"),
-                    Action::Update(vec![change.describe()]),
-                    Op::Tag {
-                        arn: format!("arn:aws:apigateway:{}::/apis/{}", config.region, api.api_id),
-                        change,
-                    },
-                );
-            }
-        }
-    }
+    plan_api(config, desired, current, &mut plan.steps);
     // Plan against an empty API when it does not exist: everything in it gets created.
     let empty = Current::default();
-    let have = current.unwrap_or(&empty);
-    let api_id = current.map(|c| c.api_id.clone());
-    let auth = &desired.manifest.ingest.auth;
-
-    let audience = vec![auth.audience.to_string()];
-    let authorizer_ok = have
-        .authorizer
-        .as_ref()
-        .is_some_and(|a| a.issuer.as_deref() == Some(issuer.as_str()) && a.audience == audience);
-    // The id the route should use: the existing one, or `None` for the one created below.
-    let authorizer_id = if authorizer_ok {
-        have.authorizer.as_ref().map(|a| a.id.clone())
-    } else {
-        push(
-            format!("api gateway JWT authorizer {name}/jwt ({issuer})"),
-            Action::for_existing(have.authorizer.is_some(), "issuer or audience"),
-            Op::PutAuthorizer {
-                api_id: api_id.clone(),
-                replace: have.authorizer.as_ref().map(|a| a.id.clone()),
-                issuer,
-                audience,
-            },
-        );
-        None
+    let mut planner = Planner {
+        config,
+        desired,
+        name,
+        have: current.unwrap_or(&empty),
+        api_id: current.map(|c| c.api_id.clone()),
+        steps: &mut plan.steps,
     };
-
+    let authorizer_id = planner.authorizer(issuer);
     let headers = Headers {
         claims: desired
             .manifest
@@ -384,92 +349,211 @@ pub fn plan(
             .collect(),
         secret: rest_api.edge_secret,
     };
-    let scopes: Vec<String> = auth.scopes.iter().map(|s| s.to_string()).collect();
     for route in ingest_routes(desired) {
-        let wanted = rest_api_id
-            .as_deref()
-            .map(|id| target(id, &config.region, &route));
+        let integration_id = planner.integration(&route, &headers, rest_api.api_id.as_deref());
+        planner.route(route, &authorizer_id, integration_id);
+    }
+    planner.stage();
+}
+
+fn step(resource: String, action: Action, op: Op) -> Step {
+    Step {
+        resource,
+        action,
+        op: crate::Op::Edge(op),
+    }
+}
+
+/// The HTTP API itself: created when missing, else its tags put back.
+fn plan_api(
+    config: &DeployConfig,
+    desired: &Desired,
+    current: Option<&Current>,
+    steps: &mut Vec<Step>,
+) {
+    let name = desired.edge_api(config);
+    let Some(api) = current else {
+        steps.push(step(
+            format!("api gateway http api {name}"),
+            Action::Create,
+            Op::CreateApi {
+                name: name.clone(),
+                tags: desired.tags(config),
+            },
+        ));
+        return;
+    };
+    if let Some(change) = tags::change(&desired.tags(config), &api.tags) {
+        steps.push(step(
+            format!("api gateway http api {name}"),
+            Action::Update(vec![change.describe()]),
+            Op::Tag {
+                arn: names::http_api_arn(&config.region, &api.api_id),
+                change,
+            },
+        ));
+    }
+}
+
+/// The plan of what is in the HTTP API: what exists, and where the steps go.
+struct Planner<'a> {
+    config: &'a DeployConfig,
+    desired: &'a Desired,
+    /// The API's name, as the steps show it.
+    name: String,
+    /// What exists (an empty API when the plan creates it).
+    have: &'a Current,
+    /// `None`: the plan creates the API.
+    api_id: Option<String>,
+    steps: &'a mut Vec<Step>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, resource: String, action: Action, op: Op) {
+        self.steps.push(step(resource, action, op));
+    }
+
+    /// The JWT authorizer trusting `issuer` for the contract's audience; returns its id when
+    /// it stays (`None`: it is created anew).
+    fn authorizer(&mut self, issuer: String) -> Option<String> {
+        let audience = vec![self.desired.manifest.ingest.auth.audience.to_string()];
+        let have = self.have;
+        let existing = have.authorizer.as_ref();
+        let stays = existing.is_some_and(|a| {
+            a.issuer.as_deref() == Some(issuer.as_str()) && a.audience == audience
+        });
+        if stays {
+            return existing.map(|a| a.id.clone());
+        }
+        self.push(
+            format!("api gateway JWT authorizer {}/jwt ({issuer})", self.name),
+            Action::for_existing(existing.is_some(), "issuer or audience"),
+            Op::PutAuthorizer {
+                api_id: self.api_id.clone(),
+                replace: existing.map(|a| a.id.clone()),
+                issuer,
+                audience,
+            },
+        );
+        None
+    }
+
+    /// The integration forwarding `route` to the REST API `rest_api_id` (`None`: the plan
+    /// creates it) with `headers`; returns its id when it exists (`None`: it is created).
+    fn integration(
+        &mut self,
+        route: &str,
+        headers: &Headers,
+        rest_api_id: Option<&str>,
+    ) -> Option<String> {
+        let region = &self.config.region;
+        let wanted = rest_api_id.map(|id| invoke_url(id, region, route));
+        let have = self.have;
         let existing = wanted
             .as_ref()
             .and_then(|wanted| have.integrations.iter().find(|i| &i.uri == wanted));
-        let integration_id = existing.map(|i| i.id.clone());
-        if let Some(existing) = existing
-            && headers.mappings(None).as_ref() != Some(&existing.request_parameters)
-        {
-            push(
-                format!(
-                    "api gateway http api {name} integration {} headers (claims {:?}, front door secret)",
-                    existing.id, headers.claims
-                ),
-                Action::Update(vec!["forwarded headers".into()]),
-                Op::UpdateIntegration {
-                    api_id: api_id.clone(),
-                    integration_id: existing.id.clone(),
-                    headers: headers.clone(),
-                },
-            );
+        if let Some(existing) = existing {
+            if headers.mappings(None).as_ref() != Some(&existing.request_parameters) {
+                self.push(
+                    format!(
+                        "api gateway http api {} integration {} headers (claims {:?}, front door secret)",
+                        self.name, existing.id, headers.claims
+                    ),
+                    Action::Update(vec!["forwarded headers".into()]),
+                    Op::UpdateIntegration {
+                        api_id: self.api_id.clone(),
+                        integration_id: existing.id.clone(),
+                        headers: headers.clone(),
+                    },
+                );
+            }
+            return Some(existing.id.clone());
         }
-        if integration_id.is_none() {
-            let shown = wanted.unwrap_or_else(|| target("<new rest api>", &config.region, &route));
-            push(
-                format!("api gateway http api {name} integration → {shown}"),
-                Action::Create,
-                Op::CreateIntegration {
-                    api_id: api_id.clone(),
-                    rest_api_id: rest_api_id.clone(),
-                    region: config.region.clone(),
-                    route: route.clone(),
-                    headers: headers.clone(),
-                },
-            );
-        }
+        let shown = wanted.unwrap_or_else(|| invoke_url("<new rest api>", region, route));
+        self.push(
+            format!("api gateway http api {} integration → {shown}", self.name),
+            Action::Create,
+            Op::CreateIntegration {
+                api_id: self.api_id.clone(),
+                rest_api_id: rest_api_id.map(str::to_string),
+                region: self.config.region.clone(),
+                route: route.to_string(),
+                headers: headers.clone(),
+            },
+        );
+        None
+    }
 
+    /// The route `POST <route>`: JWT with the contract's scopes, to its integration (ids
+    /// `None`: created by this plan); replaced when any of that differs.
+    fn route(
+        &mut self,
+        route: String,
+        authorizer_id: &Option<String>,
+        integration_id: Option<String>,
+    ) {
+        let scopes: Vec<String> = (self.desired.manifest.ingest.auth.scopes.iter())
+            .map(|s| s.to_string())
+            .collect();
         let key = route_key(&route);
-        let existing_route = have.routes.get(&key);
-        let route_ok = existing_route.is_some_and(|r| {
+        let have = self.have;
+        let existing = have.routes.get(&key);
+        let stays = existing.is_some_and(|r| {
             r.jwt
                 && authorizer_id.is_some()
-                && r.authorizer_id == authorizer_id
+                && r.authorizer_id == *authorizer_id
                 && r.scopes == scopes
                 && integration_id.is_some()
                 && r.target == integration_id.as_ref().map(|i| format!("integrations/{i}"))
         });
-        if !route_ok {
-            push(
-                format!("api gateway http api {name} route {key} (JWT, scopes {scopes:?})"),
-                Action::for_existing(existing_route.is_some(), "authorizer, scopes or target"),
-                Op::PutRoute {
-                    api_id: api_id.clone(),
-                    route,
-                    replace: existing_route.map(|r| r.id.clone()),
-                    route_key: key,
-                    authorizer_id: authorizer_id.clone(),
-                    scopes: scopes.clone(),
-                    integration_id,
-                },
-            );
+        if stays {
+            return;
         }
+        self.push(
+            format!(
+                "api gateway http api {} route {key} (JWT, scopes {scopes:?})",
+                self.name
+            ),
+            Action::for_existing(existing.is_some(), "authorizer, scopes or target"),
+            Op::PutRoute {
+                api_id: self.api_id.clone(),
+                route,
+                replace: existing.map(|r| r.id.clone()),
+                route_key: key,
+                authorizer_id: authorizer_id.clone(),
+                scopes,
+                integration_id,
+            },
+        );
     }
 
-    let access_log = (
-        crate::logs::group_arn(config, desired, true),
-        crate::logs::EDGE_FORMAT.to_string(),
-    );
-    if !have.default_stage {
-        push(
-            format!("api gateway http api {name} stage {STAGE} (auto-deploy, access log)"),
-            Action::Create,
-            Op::CreateStage { api_id, access_log },
+    /// The auto-deployed `$default` stage with its access log settings.
+    fn stage(&mut self) {
+        let access_log = (
+            self.desired.log_group_arn(self.config, true),
+            logs::EDGE_FORMAT.to_string(),
         );
-    } else if have.access_log.as_ref() != Some(&access_log) {
-        push(
-            format!(
-                "api gateway http api {name} stage {STAGE} access log → {}",
-                access_log.0
-            ),
-            Action::for_existing(have.access_log.is_some(), "access log settings"),
-            Op::SetAccessLog { api_id, access_log },
-        );
+        let api_id = self.api_id.clone();
+        let have = self.have;
+        if !have.default_stage {
+            self.push(
+                format!(
+                    "api gateway http api {} stage {STAGE} (auto-deploy, access log)",
+                    self.name
+                ),
+                Action::Create,
+                Op::CreateStage { api_id, access_log },
+            );
+        } else if have.access_log.as_ref() != Some(&access_log) {
+            self.push(
+                format!(
+                    "api gateway http api {} stage {STAGE} access log → {}",
+                    self.name, access_log.0
+                ),
+                Action::for_existing(have.access_log.is_some(), "access log settings"),
+                Op::SetAccessLog { api_id, access_log },
+            );
+        }
     }
 }
 
@@ -480,6 +564,7 @@ fn access_log_settings((destination, format): &(String, String)) -> AccessLogSet
         .build()
 }
 
+/// Makes the calls of one step; ids the plan did not know come from earlier steps (`created`).
 pub(crate) async fn apply(
     client: &Client,
     op: &Op,
@@ -488,17 +573,10 @@ pub(crate) async fn apply(
     let api = |known: &Option<String>| resolve(known, &created.edge_api, "http api");
     match op {
         Op::CreateApi { name, tags } => {
-            let api = client
-                .create_api()
-                .name(name)
-                .set_tags(Some(tags.iter().cloned().collect()))
-                .protocol_type(ProtocolType::Http)
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:CreateApi"))?;
-            created.edge_api = api.api_id().map(str::to_string);
+            created.edge_api = create_api(client, name, tags).await?;
+            Ok(())
         }
-        Op::Tag { arn, change } => tag(client, arn, change).await?,
+        Op::Tag { arn, change } => tag(client, arn, change).await,
         Op::PutAuthorizer {
             api_id,
             replace,
@@ -507,29 +585,10 @@ pub(crate) async fn apply(
         } => {
             let api_id = api(api_id)?;
             if let Some(id) = replace {
-                client
-                    .delete_authorizer()
-                    .api_id(&api_id)
-                    .authorizer_id(id)
-                    .send()
-                    .await
-                    .map_err(aws("apigatewayv2:DeleteAuthorizer"))?;
+                delete_authorizer(client, &api_id, id).await?;
             }
-            let jwt = JwtConfiguration::builder()
-                .issuer(issuer)
-                .set_audience(Some(audience.clone()))
-                .build();
-            let authorizer = client
-                .create_authorizer()
-                .api_id(&api_id)
-                .name("jwt")
-                .authorizer_type(AuthorizerType::Jwt)
-                .identity_source("$request.header.Authorization")
-                .jwt_configuration(jwt)
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:CreateAuthorizer"))?;
-            created.authorizer = authorizer.authorizer_id().map(str::to_string);
+            created.authorizer = create_authorizer(client, &api_id, issuer, audience).await?;
+            Ok(())
         }
         Op::CreateIntegration {
             api_id,
@@ -540,20 +599,11 @@ pub(crate) async fn apply(
         } => {
             let rest_api_id = resolve(rest_api_id, &created.rest_api, "rest api")?;
             let mappings = mappings(headers, created)?;
-            let integration = client
-                .create_integration()
-                .api_id(api(api_id)?)
-                .integration_type(IntegrationType::HttpProxy)
-                .integration_method("POST")
-                .integration_uri(target(&rest_api_id, region, route))
-                .payload_format_version("1.0")
-                .set_request_parameters(Some(mappings))
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:CreateIntegration"))?;
-            if let Some(id) = integration.integration_id() {
-                created.integrations.insert(route.clone(), id.to_string());
+            let uri = invoke_url(&rest_api_id, region, route);
+            if let Some(id) = create_integration(client, &api(api_id)?, &uri, mappings).await? {
+                created.integrations.insert(route.clone(), id);
             }
+            Ok(())
         }
         Op::UpdateIntegration {
             api_id,
@@ -561,14 +611,7 @@ pub(crate) async fn apply(
             headers,
         } => {
             let mappings = mappings(headers, created)?;
-            client
-                .update_integration()
-                .api_id(api(api_id)?)
-                .integration_id(integration_id)
-                .set_request_parameters(Some(mappings))
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:UpdateIntegration"))?;
+            update_integration(client, &api(api_id)?, integration_id, mappings).await
         }
         Op::PutRoute {
             api_id,
@@ -581,62 +624,187 @@ pub(crate) async fn apply(
         } => {
             let api_id = api(api_id)?;
             let authorizer_id = resolve(authorizer_id, &created.authorizer, "JWT authorizer")?;
-            let integration_id = resolve(
-                integration_id,
-                &created.integrations.get(route).cloned(),
-                "integration",
-            )?;
+            let integration = created.integrations.get(route).cloned();
+            let integration_id = resolve(integration_id, &integration, "integration")?;
+            let target = format!("integrations/{integration_id}");
             if let Some(id) = replace {
-                client
-                    .delete_route()
-                    .api_id(&api_id)
-                    .route_id(id)
-                    .send()
-                    .await
-                    .map_err(aws("apigatewayv2:DeleteRoute"))?;
+                delete_route(client, &api_id, id).await?;
             }
-            client
-                .create_route()
-                .api_id(&api_id)
-                .route_key(route_key)
-                .authorization_type(AuthorizationType::Jwt)
-                .authorizer_id(authorizer_id)
-                .set_authorization_scopes(Some(scopes.clone()))
-                .target(format!("integrations/{integration_id}"))
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:CreateRoute"))?;
+            create_route(client, &api_id, route_key, &authorizer_id, scopes, &target).await
         }
         Op::CreateStage { api_id, access_log } => {
-            client
-                .create_stage()
-                .api_id(api(api_id)?)
-                .stage_name(STAGE)
-                .auto_deploy(true)
-                .access_log_settings(access_log_settings(access_log))
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:CreateStage"))?;
+            create_stage(client, &api(api_id)?, access_log).await
         }
         Op::SetAccessLog { api_id, access_log } => {
-            client
-                .update_stage()
-                .api_id(api(api_id)?)
-                .stage_name(STAGE)
-                .access_log_settings(access_log_settings(access_log))
-                .send()
-                .await
-                .map_err(aws("apigatewayv2:UpdateStage"))?;
+            set_access_log(client, &api(api_id)?, access_log).await
         }
     }
+}
+
+/// Creates the HTTP API; returns its id.
+async fn create_api(
+    client: &Client,
+    name: &str,
+    tags: &[(String, String)],
+) -> Result<Option<String>, DeployError> {
+    let api = client
+        .create_api()
+        .name(name)
+        .set_tags(Some(tags.iter().cloned().collect()))
+        .protocol_type(ProtocolType::Http)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateApi"))?;
+    Ok(api.api_id().map(str::to_string))
+}
+
+async fn delete_authorizer(
+    client: &Client,
+    api_id: &str,
+    authorizer_id: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_authorizer()
+        .api_id(api_id)
+        .authorizer_id(authorizer_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:DeleteAuthorizer"))?;
+    Ok(())
+}
+
+/// Creates the JWT authorizer: tokens from `issuer` for `audience`; returns its id.
+async fn create_authorizer(
+    client: &Client,
+    api_id: &str,
+    issuer: &str,
+    audience: &[String],
+) -> Result<Option<String>, DeployError> {
+    let jwt = JwtConfiguration::builder()
+        .issuer(issuer)
+        .set_audience(Some(audience.to_vec()))
+        .build();
+    let authorizer = client
+        .create_authorizer()
+        .api_id(api_id)
+        .name("jwt")
+        .authorizer_type(AuthorizerType::Jwt)
+        .identity_source("$request.header.Authorization")
+        .jwt_configuration(jwt)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateAuthorizer"))?;
+    Ok(authorizer.authorizer_id().map(str::to_string))
+}
+
+/// Creates an integration forwarding to `uri` with the header `mappings`; returns its id.
+async fn create_integration(
+    client: &Client,
+    api_id: &str,
+    uri: &str,
+    mappings: HashMap<String, String>,
+) -> Result<Option<String>, DeployError> {
+    let integration = client
+        .create_integration()
+        .api_id(api_id)
+        .integration_type(IntegrationType::HttpProxy)
+        .integration_method("POST")
+        .integration_uri(uri)
+        .payload_format_version("1.0")
+        .set_request_parameters(Some(mappings))
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateIntegration"))?;
+    Ok(integration.integration_id().map(str::to_string))
+}
+
+/// Sets the forwarded headers of an existing integration.
+async fn update_integration(
+    client: &Client,
+    api_id: &str,
+    integration_id: &str,
+    mappings: HashMap<String, String>,
+) -> Result<(), DeployError> {
+    client
+        .update_integration()
+        .api_id(api_id)
+        .integration_id(integration_id)
+        .set_request_parameters(Some(mappings))
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:UpdateIntegration"))?;
+    Ok(())
+}
+
+async fn delete_route(client: &Client, api_id: &str, route_id: &str) -> Result<(), DeployError> {
+    client
+        .delete_route()
+        .api_id(api_id)
+        .route_id(route_id)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:DeleteRoute"))?;
+    Ok(())
+}
+
+/// Creates the route, JWT-authorized, to `target` (`integrations/<id>`).
+async fn create_route(
+    client: &Client,
+    api_id: &str,
+    route_key: &str,
+    authorizer_id: &str,
+    scopes: &[String],
+    target: &str,
+) -> Result<(), DeployError> {
+    client
+        .create_route()
+        .api_id(api_id)
+        .route_key(route_key)
+        .authorization_type(AuthorizationType::Jwt)
+        .authorizer_id(authorizer_id)
+        .set_authorization_scopes(Some(scopes.to_vec()))
+        .target(target)
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateRoute"))?;
+    Ok(())
+}
+
+async fn create_stage(
+    client: &Client,
+    api_id: &str,
+    access_log: &(String, String),
+) -> Result<(), DeployError> {
+    client
+        .create_stage()
+        .api_id(api_id)
+        .stage_name(STAGE)
+        .auto_deploy(true)
+        .access_log_settings(access_log_settings(access_log))
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateStage"))?;
+    Ok(())
+}
+
+async fn set_access_log(
+    client: &Client,
+    api_id: &str,
+    access_log: &(String, String),
+) -> Result<(), DeployError> {
+    client
+        .update_stage()
+        .api_id(api_id)
+        .stage_name(STAGE)
+        .access_log_settings(access_log_settings(access_log))
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:UpdateStage"))?;
     Ok(())
 }
 
 /// The parameter mappings of `headers`, with the secret generated earlier in this apply.
-fn mappings(
-    headers: &Headers,
-    created: &Created,
-) -> Result<std::collections::HashMap<String, String>, DeployError> {
+fn mappings(headers: &Headers, created: &Created) -> Result<HashMap<String, String>, DeployError> {
     headers
         .mappings(created.edge_secret.as_deref())
         .map(|m| m.into_iter().collect())

@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use contract_support::manifest::{Origin, TableDef};
 use serde_json::Value;
 
+use crate::names::Role;
 use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid, short_hash};
 
@@ -137,20 +138,6 @@ pub enum Op {
     },
 }
 
-/// The names of the contract's tables: events, quarantine, stream.
-pub(crate) fn table_names(desired: &Desired) -> [String; 3] {
-    let manifest = desired.manifest;
-    [
-        manifest.table.name.clone(),
-        manifest.quarantine_table_name(),
-        stream_table_name(desired),
-    ]
-}
-
-fn stream_table_name(desired: &Desired) -> String {
-    format!("{}_stream", desired.manifest.table.name)
-}
-
 pub async fn read(
     client: &Client,
     s3: &aws_sdk_s3::Client,
@@ -165,7 +152,7 @@ pub async fn read(
     let mut tables = BTreeMap::new();
     // Without the database there are no tables to read.
     if present.is_some() {
-        for name in table_names(desired) {
+        for name in desired.table_names() {
             let got = client
                 .get_table()
                 .database_name(database)
@@ -187,7 +174,7 @@ pub async fn read(
         .and_then(|j| j.job)
     {
         Some(job) => {
-            let tags = read_tags(client, &job_arn(config, desired)).await?;
+            let tags = read_tags(client, &desired.job_arn(config)).await?;
             Some(job_state(&job, tags))
         }
         None => None,
@@ -197,16 +184,6 @@ pub async fn read(
         tables,
         job,
     })
-}
-
-/// The job's ARN, as Glue's tagging calls take it.
-fn job_arn(config: &DeployConfig, desired: &Desired) -> String {
-    format!(
-        "arn:aws:glue:{}:{}:job/{}",
-        config.region,
-        config.account_id,
-        desired.job(config)
-    )
 }
 
 async fn read_tags(client: &Client, arn: &str) -> Result<Tags, DeployError> {
@@ -450,7 +427,7 @@ fn plan_job(
 ) {
     let spec = JobSpec {
         name: desired.job(config),
-        role: crate::iam::role_arn(config, desired, crate::iam::Kind::Glue),
+        role: desired.role_arn(config, Role::Glue),
         script_location: format!("s3://{}/{}", config.bucket(), desired.script_key(config)),
         arguments: desired.job_arguments(config).into_iter().collect(),
         size: config.job_size.clone(),
@@ -492,7 +469,7 @@ fn plan_job(
             resource: resource.clone(),
             action: Action::Update(vec![change.describe()]),
             op: crate::Op::Glue(Op::TagJob {
-                arn: job_arn(config, desired),
+                arn: desired.job_arn(config),
                 change,
             }),
         });
@@ -508,31 +485,14 @@ fn plan_job(
 
 pub async fn apply(client: &Client, s3: &aws_sdk_s3::Client, op: &Op) -> Result<(), DeployError> {
     match op {
-        Op::CreateDatabase { name } => {
-            let input = DatabaseInput::builder()
-                .name(name)
-                .build()
-                .map_err(invalid)?;
-            client
-                .create_database()
-                .database_input(input)
-                .send()
-                .await
-                .map_err(aws("glue:CreateDatabase"))?;
-        }
+        Op::CreateDatabase { name } => create_database(client, name).await,
         Op::CreateTable {
             database,
             input,
             iceberg,
         } => {
             let input = with_metadata(s3, input, iceberg.as_ref()).await?;
-            client
-                .create_table()
-                .database_name(database)
-                .table_input(input)
-                .send()
-                .await
-                .map_err(aws("glue:CreateTable"))?;
+            create_table(client, database, input).await
         }
         Op::UpdateTable {
             database,
@@ -540,72 +500,120 @@ pub async fn apply(client: &Client, s3: &aws_sdk_s3::Client, op: &Op) -> Result<
             iceberg,
         } => {
             let input = with_metadata(s3, input, iceberg.as_ref()).await?;
-            client
-                .update_table()
-                .database_name(database)
-                .table_input(input)
-                .send()
-                .await
-                .map_err(aws("glue:UpdateTable"))?;
+            update_table(client, database, input).await
         }
-        Op::CreateJob(spec) => {
-            client
-                .create_job()
-                .name(&spec.name)
-                .role(&spec.role)
-                .command(command(spec))
-                .glue_version(GLUE_VERSION)
-                .set_default_arguments(Some(arguments(spec)))
-                .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
-                .number_of_workers(spec.size.workers)
-                .set_timeout(spec.size.timeout_minutes)
-                .max_retries(spec.size.max_retries)
-                .execution_property(execution(spec))
-                .set_tags(Some(spec.tags.iter().cloned().collect()))
-                .send()
-                .await
-                .map_err(aws("glue:CreateJob"))?;
-        }
-        Op::TagJob { arn, change } => {
-            if !change.set.is_empty() {
-                client
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags_to_add(Some(change.set.iter().cloned().collect()))
-                    .send()
-                    .await
-                    .map_err(aws("glue:TagResource"))?;
-            }
-            if !change.remove.is_empty() {
-                client
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tags_to_remove(Some(change.remove.clone()))
-                    .send()
-                    .await
-                    .map_err(aws("glue:UntagResource"))?;
-            }
-        }
-        Op::UpdateJob(spec) => {
-            let update = JobUpdate::builder()
-                .role(&spec.role)
-                .command(command(spec))
-                .glue_version(GLUE_VERSION)
-                .set_default_arguments(Some(arguments(spec)))
-                .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
-                .number_of_workers(spec.size.workers)
-                .set_timeout(spec.size.timeout_minutes)
-                .max_retries(spec.size.max_retries)
-                .execution_property(execution(spec))
-                .build();
-            client
-                .update_job()
-                .job_name(&spec.name)
-                .job_update(update)
-                .send()
-                .await
-                .map_err(aws("glue:UpdateJob"))?;
-        }
+        Op::CreateJob(spec) => create_job(client, spec).await,
+        Op::UpdateJob(spec) => update_job(client, spec).await,
+        Op::TagJob { arn, change } => tag_job(client, arn, change).await,
+    }
+}
+
+async fn create_database(client: &Client, name: &str) -> Result<(), DeployError> {
+    let input = DatabaseInput::builder()
+        .name(name)
+        .build()
+        .map_err(invalid)?;
+    client
+        .create_database()
+        .database_input(input)
+        .send()
+        .await
+        .map_err(aws("glue:CreateDatabase"))?;
+    Ok(())
+}
+
+async fn create_table(
+    client: &Client,
+    database: &str,
+    input: TableInput,
+) -> Result<(), DeployError> {
+    client
+        .create_table()
+        .database_name(database)
+        .table_input(input)
+        .send()
+        .await
+        .map_err(aws("glue:CreateTable"))?;
+    Ok(())
+}
+
+async fn update_table(
+    client: &Client,
+    database: &str,
+    input: TableInput,
+) -> Result<(), DeployError> {
+    client
+        .update_table()
+        .database_name(database)
+        .table_input(input)
+        .send()
+        .await
+        .map_err(aws("glue:UpdateTable"))?;
+    Ok(())
+}
+
+async fn create_job(client: &Client, spec: &JobSpec) -> Result<(), DeployError> {
+    client
+        .create_job()
+        .name(&spec.name)
+        .role(&spec.role)
+        .command(command(spec))
+        .glue_version(GLUE_VERSION)
+        .set_default_arguments(Some(arguments(spec)))
+        .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
+        .number_of_workers(spec.size.workers)
+        .set_timeout(spec.size.timeout_minutes)
+        .max_retries(spec.size.max_retries)
+        .execution_property(execution(spec))
+        .set_tags(Some(spec.tags.iter().cloned().collect()))
+        .send()
+        .await
+        .map_err(aws("glue:CreateJob"))?;
+    Ok(())
+}
+
+/// Sets everything of the job but its tags (`UpdateJob` takes none: see `tag_job`).
+async fn update_job(client: &Client, spec: &JobSpec) -> Result<(), DeployError> {
+    let update = JobUpdate::builder()
+        .role(&spec.role)
+        .command(command(spec))
+        .glue_version(GLUE_VERSION)
+        .set_default_arguments(Some(arguments(spec)))
+        .worker_type(WorkerType::from(spec.size.worker_type.as_str()))
+        .number_of_workers(spec.size.workers)
+        .set_timeout(spec.size.timeout_minutes)
+        .max_retries(spec.size.max_retries)
+        .execution_property(execution(spec))
+        .build();
+    client
+        .update_job()
+        .job_name(&spec.name)
+        .job_update(update)
+        .send()
+        .await
+        .map_err(aws("glue:UpdateJob"))?;
+    Ok(())
+}
+
+/// Brings the job's tags to the wanted ones.
+async fn tag_job(client: &Client, arn: &str, change: &tags::Change) -> Result<(), DeployError> {
+    if !change.set.is_empty() {
+        client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags_to_add(Some(change.set.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(aws("glue:TagResource"))?;
+    }
+    if !change.remove.is_empty() {
+        client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tags_to_remove(Some(change.remove.clone()))
+            .send()
+            .await
+            .map_err(aws("glue:UntagResource"))?;
     }
     Ok(())
 }
@@ -829,7 +837,7 @@ impl Desired {
             ),
         ]);
         TableInput::builder()
-            .name(stream_table_name(self))
+            .name(self.stream_table())
             .table_type("EXTERNAL_TABLE")
             .set_parameters(Some(parameters.clone()))
             .storage_descriptor(

@@ -6,33 +6,12 @@
 use aws_sdk_iam::Client;
 use serde_json::{Value, json};
 
+use crate::names::Role;
 use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found};
 
 /// The name of the inline policy deploy manages on each role.
 pub const POLICY_NAME: &str = "contractc";
-
-/// Which role: what runs as it, and so what it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Glue,
-    ApiGateway,
-}
-
-impl Kind {
-    fn suffix(self) -> &'static str {
-        match self {
-            Kind::Glue => "glue",
-            Kind::ApiGateway => "apigateway",
-        }
-    }
-    fn service(self) -> &'static str {
-        match self {
-            Kind::Glue => "glue.amazonaws.com",
-            Kind::ApiGateway => "apigateway.amazonaws.com",
-        }
-    }
-}
 
 /// What exists of one managed role.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -70,36 +49,19 @@ pub enum Op {
     },
 }
 
-/// The name of a managed role of the contract.
-pub fn role_name(config: &DeployConfig, desired: &Desired, kind: Kind) -> String {
-    format!(
-        "{}-{}-{}",
-        config.prefix,
-        desired.manifest.name,
-        kind.suffix()
-    )
-}
-
-/// The ARN the stack uses for a role: the one given, else the managed one's.
-pub fn role_arn(config: &DeployConfig, desired: &Desired, kind: Kind) -> String {
-    let given = match kind {
-        Kind::Glue => &config.glue_role_arn,
-        Kind::ApiGateway => &config.api_role_arn,
-    };
-    given.clone().unwrap_or_else(|| {
-        format!(
-            "arn:aws:iam::{}:role/{}",
-            config.account_id,
-            role_name(config, desired, kind)
-        )
-    })
-}
-
 /// Whether deploy manages the role (no ARN was given for it).
-pub(crate) fn managed(config: &DeployConfig, kind: Kind) -> bool {
-    match kind {
-        Kind::Glue => config.glue_role_arn.is_none(),
-        Kind::ApiGateway => config.api_role_arn.is_none(),
+pub(crate) fn managed(config: &DeployConfig, role: Role) -> bool {
+    match role {
+        Role::Glue => config.glue_role_arn.is_none(),
+        Role::ApiGateway => config.api_role_arn.is_none(),
+    }
+}
+
+/// The one service that runs as the role.
+fn service(role: Role) -> &'static str {
+    match role {
+        Role::Glue => "glue.amazonaws.com",
+        Role::ApiGateway => "apigateway.amazonaws.com",
     }
 }
 
@@ -109,14 +71,14 @@ pub async fn read(
     desired: &Desired,
 ) -> Result<Current, DeployError> {
     let mut current = Current::default();
-    for kind in [Kind::Glue, Kind::ApiGateway] {
-        if !managed(config, kind) {
+    for role in [Role::Glue, Role::ApiGateway] {
+        if !managed(config, role) {
             continue;
         }
-        let state = read_role(client, &role_name(config, desired, kind)).await?;
-        match kind {
-            Kind::Glue => current.glue = state,
-            Kind::ApiGateway => current.api = state,
+        let state = read_role(client, &desired.role_name(config, role)).await?;
+        match role {
+            Role::Glue => current.glue = state,
+            Role::ApiGateway => current.api = state,
         }
     }
     Ok(current)
@@ -190,16 +152,16 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
-    for (kind, have) in [
-        (Kind::Glue, current.glue.as_ref()),
-        (Kind::ApiGateway, current.api.as_ref()),
+    for (role, have) in [
+        (Role::Glue, current.glue.as_ref()),
+        (Role::ApiGateway, current.api.as_ref()),
     ] {
-        if !managed(config, kind) {
+        if !managed(config, role) {
             continue;
         }
-        let name = role_name(config, desired, kind);
-        let trust = trust_policy(kind);
-        let policy = role_policy(config, desired, kind);
+        let name = desired.role_name(config, role);
+        let trust = trust_policy(role);
+        let policy = role_policy(config, desired, role);
         let mut push = |what: &str, action: Action, op: Op| {
             steps.push(Step {
                 resource: format!("iam role {name}{what}"),
@@ -251,22 +213,22 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
 }
 
 /// Who may assume the role: the one service that runs as it.
-pub fn trust_policy(kind: Kind) -> Value {
+pub fn trust_policy(role: Role) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"Service": kind.service()},
+            "Principal": {"Service": service(role)},
             "Action": "sts:AssumeRole",
         }],
     })
 }
 
 /// What the role may do, scoped to this contract's stream, bucket prefixes and tables.
-pub fn role_policy(config: &DeployConfig, desired: &Desired, kind: Kind) -> Value {
+pub fn role_policy(config: &DeployConfig, desired: &Desired, role: Role) -> Value {
     let stream = desired.stream_arn(config);
-    match kind {
-        Kind::ApiGateway => json!({
+    match role {
+        Role::ApiGateway => json!({
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow",
@@ -274,7 +236,7 @@ pub fn role_policy(config: &DeployConfig, desired: &Desired, kind: Kind) -> Valu
                 "Resource": stream,
             }],
         }),
-        Kind::Glue => glue_policy(config, desired, &stream),
+        Role::Glue => glue_policy(config, desired, &stream),
     }
 }
 
@@ -283,7 +245,8 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
     let contract = &desired.manifest.name;
     let database = &desired.manifest.table.database;
     let own = format!("{}/{contract}/", config.prefix);
-    let tables: Vec<String> = crate::glue::table_names(desired)
+    let tables: Vec<String> = desired
+        .table_names()
         .iter()
         .map(|t| format!("warehouse/{database}.db/{t}/"))
         .collect();
@@ -297,7 +260,8 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
         format!("arn:aws:glue:{region}:{account}:database/{database}"),
     ];
     catalog.extend(
-        crate::glue::table_names(desired)
+        desired
+            .table_names()
             .iter()
             .map(|t| format!("arn:aws:glue:{region}:{account}:table/{database}/{t}")),
     );
@@ -428,24 +392,11 @@ async fn tag(client: &Client, name: &str, change: &tags::Change) -> Result<(), D
 /// scoped to the prefix's resources where the service allows it.
 pub fn deployer_policy(config: &DeployConfig) -> Value {
     let (region, account, prefix) = (&config.region, &config.account_id, &config.prefix);
-    let bucket = config.bucket();
     json!({
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Identity", "Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
-            {
-                "Sid": "Bucket",
-                "Effect": "Allow",
-                "Action": [
-                    "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
-                    "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
-                    "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
-                    "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
-                    "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
-                    "s3:GetBucketTagging", "s3:PutBucketTagging",
-                ],
-                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-            },
+            bucket_statement(&config.bucket()),
             {
                 "Sid": "Streams",
                 "Effect": "Allow",
@@ -456,42 +407,9 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 ],
                 "Resource": format!("arn:aws:kinesis:{region}:{account}:stream/{prefix}-*"),
             },
-            {
-                "Sid": "Catalog",
-                "Effect": "Allow",
-                "Action": [
-                    "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable",
-                    "glue:UpdateTable", "glue:DeleteTable",
-                ],
-                "Resource": [
-                    format!("arn:aws:glue:{region}:{account}:catalog"),
-                    format!("arn:aws:glue:{region}:{account}:database/*"),
-                    format!("arn:aws:glue:{region}:{account}:table/*/*"),
-                ],
-            },
-            {
-                "Sid": "Jobs",
-                "Effect": "Allow",
-                "Action": [
-                    "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:DeleteJob",
-                    "glue:StartJobRun", "glue:GetJobRuns", "glue:TagResource",
-                    "glue:UntagResource", "glue:GetTags",
-                ],
-                "Resource": format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
-            },
-            {
-                "Sid": "Apis",
-                "Effect": "Allow",
-                "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
-                "Resource": [
-                    format!("arn:aws:apigateway:{region}::/restapis"),
-                    format!("arn:aws:apigateway:{region}::/restapis/*"),
-                    format!("arn:aws:apigateway:{region}::/apis"),
-                    format!("arn:aws:apigateway:{region}::/apis/*"),
-                    format!("arn:aws:apigateway:{region}::/tags/*"),
-                    format!("arn:aws:apigateway:{region}::/account"),
-                ],
-            },
+            catalog_statement(region, account),
+            jobs_statement(region, account, prefix),
+            apis_statement(region),
             {
                 "Sid": "AccessLogs",
                 "Effect": "Allow",
@@ -514,6 +432,71 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 ],
                 "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*"),
             },
+        ],
+    })
+}
+
+/// The artifacts bucket: the scripts, checkpoints and tables in it, and its settings.
+fn bucket_statement(bucket: &str) -> Value {
+    json!({
+        "Sid": "Bucket",
+        "Effect": "Allow",
+        "Action": [
+            "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
+            "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
+            "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
+            "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+            "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+            "s3:GetBucketTagging", "s3:PutBucketTagging",
+        ],
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+    })
+}
+
+/// The Glue Data Catalog: databases and tables of any name (a contract names its database).
+fn catalog_statement(region: &str, account: &str) -> Value {
+    json!({
+        "Sid": "Catalog",
+        "Effect": "Allow",
+        "Action": [
+            "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable",
+            "glue:UpdateTable", "glue:DeleteTable",
+        ],
+        "Resource": [
+            format!("arn:aws:glue:{region}:{account}:catalog"),
+            format!("arn:aws:glue:{region}:{account}:database/*"),
+            format!("arn:aws:glue:{region}:{account}:table/*/*"),
+        ],
+    })
+}
+
+/// The prefix's Glue jobs: managed, tagged and started.
+fn jobs_statement(region: &str, account: &str, prefix: &str) -> Value {
+    json!({
+        "Sid": "Jobs",
+        "Effect": "Allow",
+        "Action": [
+            "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:DeleteJob",
+            "glue:StartJobRun", "glue:GetJobRuns", "glue:TagResource",
+            "glue:UntagResource", "glue:GetTags",
+        ],
+        "Resource": format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
+    })
+}
+
+/// API Gateway's REST and HTTP APIs, their tags, and the account's logging role setting.
+fn apis_statement(region: &str) -> Value {
+    json!({
+        "Sid": "Apis",
+        "Effect": "Allow",
+        "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
+        "Resource": [
+            format!("arn:aws:apigateway:{region}::/restapis"),
+            format!("arn:aws:apigateway:{region}::/restapis/*"),
+            format!("arn:aws:apigateway:{region}::/apis"),
+            format!("arn:aws:apigateway:{region}::/apis/*"),
+            format!("arn:aws:apigateway:{region}::/tags/*"),
+            format!("arn:aws:apigateway:{region}::/account"),
         ],
     })
 }

@@ -10,24 +10,30 @@
 //! Three stages, so a plan can be built and tested without AWS: [`read`] turns what exists
 //! into plain data ([`Current`], one part per resource kind), [`plan`] compares it with
 //! [`Desired`] without any call, and [`apply`] makes the calls each [`Step`] carries. One
-//! module per resource kind holds its read, its part of the plan and its apply.
+//! module per resource kind holds its read, its part of the plan and its apply; what the
+//! resources are called (names, ARNs, tags) is in [`names`], so no resource module needs
+//! another one for a name.
 
+mod desired;
 pub mod destroy;
 pub mod edge;
 pub mod glue;
 pub mod iam;
 pub mod kinesis;
 pub mod logs;
+pub mod names;
 pub mod rest_api;
 pub mod s3;
 pub mod tags;
+
+pub use desired::Desired;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use contract_support::manifest::Manifest;
-use serde_json::Value;
+
+use names::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -109,6 +115,7 @@ where
 fn invalid(error: impl std::fmt::Display) -> DeployError {
     DeployError::Invalid(error.to_string())
 }
+
 /// Settings of `deploy` and `status`.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
@@ -129,18 +136,6 @@ pub struct DeployConfig {
     pub dev_issuer: Option<String>,
     /// Glue job size, timeout, retries and concurrency.
     pub job_size: glue::JobSize,
-}
-
-impl DeployConfig {
-    /// The artifacts bucket.
-    pub fn bucket_name(&self) -> String {
-        self.bucket()
-    }
-    fn bucket(&self) -> String {
-        self.bucket
-            .clone()
-            .unwrap_or_else(|| format!("{}-artifacts", self.prefix))
-    }
 }
 
 /// The AWS clients, one configuration for all (endpoint, region, credentials chain).
@@ -297,7 +292,7 @@ pub async fn read(
         kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
         glue: glue::read(&clients.glue, &clients.s3, config, desired).await?,
         rest_api: rest_api::read(&clients.apigateway, config, desired).await?,
-        edge: match edge::issuer(config, desired) {
+        edge: match desired.edge_issuer(config) {
             Some(_) => edge::read(&clients.apigatewayv2, config, desired).await?,
             None => None,
         },
@@ -353,98 +348,6 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
     }
     Ok(())
 }
-/// Everything one contract needs deployed: its manifest, and the generated artefacts.
-pub struct Desired {
-    pub manifest: &'static Manifest,
-    pub script: Vec<u8>,
-    pub model: String,
-    /// The batch route's model (`None`: the contract has no batch route).
-    pub batch_model: Option<String>,
-    pub openapi: Value,
-}
-
-impl Desired {
-    /// Reads the generated artefacts of `manifest` from `generated` and checks they come from
-    /// the same contract as the manifest compiled into this binary (the script names the
-    /// fingerprint it was built from).
-    pub fn load(
-        manifest: &'static Manifest,
-        generated: &std::path::Path,
-    ) -> Result<Desired, DeployError> {
-        let read = |rel: &str| {
-            let path = generated.join(&manifest.name).join(rel);
-            std::fs::read(&path).map_err(|source| DeployError::Io { path, source })
-        };
-        let script = read("glue/streaming_job.py")?;
-        let fingerprint_line = format!("FINGERPRINT = \"{}\"", manifest.source.fingerprint);
-        if !String::from_utf8_lossy(&script).contains(&fingerprint_line) {
-            return Err(DeployError::Invalid(format!(
-                "{}: {} was generated from another version of the contract than this binary was \
-                 built from: run `cargo run -p contractc -- build` and rebuild contract-deploy",
-                manifest.name,
-                generated
-                    .join(&manifest.name)
-                    .join("glue/streaming_job.py")
-                    .display()
-            )));
-        }
-        let model = String::from_utf8_lossy(&read("apigateway/request-model.json")?).into_owned();
-        let openapi: Value =
-            serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
-        let batch_model = match &manifest.ingest.batch_route {
-            None => None,
-            Some(route) => {
-                if !openapi["paths"][route.as_str()].is_object() {
-                    return Err(DeployError::Invalid(format!(
-                        "{}: {} has no batch route {route}: run `cargo run -p contractc -- build`",
-                        manifest.name,
-                        generated
-                            .join(&manifest.name)
-                            .join("apigateway/openapi.json")
-                            .display()
-                    )));
-                }
-                let text = read("apigateway/batch-request-model.json")?;
-                Some(String::from_utf8_lossy(&text).into_owned())
-            }
-        };
-        Ok(Desired {
-            manifest,
-            script,
-            model,
-            batch_model,
-            openapi,
-        })
-    }
-
-    pub(crate) fn stream(&self, c: &DeployConfig) -> String {
-        format!("{}-{}", c.prefix, self.manifest.name)
-    }
-    fn script_key(&self, c: &DeployConfig) -> String {
-        format!("{}/{}/streaming_job.py", c.prefix, self.manifest.name)
-    }
-    fn job(&self, c: &DeployConfig) -> String {
-        format!("{}-{}", c.prefix, self.manifest.name)
-    }
-    fn api(&self, c: &DeployConfig) -> String {
-        format!("{}-{}", c.prefix, self.manifest.name)
-    }
-    /// The tags every resource of the contract's stack carries.
-    pub(crate) fn tags(&self, c: &DeployConfig) -> Vec<(String, String)> {
-        vec![
-            ("contractc:contract".to_string(), self.manifest.name.clone()),
-            ("contractc:prefix".to_string(), c.prefix.clone()),
-        ]
-    }
-    fn stream_arn(&self, c: &DeployConfig) -> String {
-        format!(
-            "arn:aws:kinesis:{}:{}:stream/{}",
-            c.region,
-            c.account_id,
-            self.stream(c)
-        )
-    }
-}
 
 fn short_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -453,16 +356,6 @@ fn short_hash(text: &str) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The API Gateway resource path of a route: its first segment is the stage (`/prod/x` → `/x`).
-fn resource_path(route: &str) -> (String, String) {
-    let mut parts = route.trim_start_matches('/').splitn(2, '/');
-    let first = parts.next().unwrap_or_default().to_string();
-    match parts.next() {
-        Some(rest) => (first, format!("/{rest}")),
-        None => ("prod".to_string(), route.to_string()),
-    }
 }
 
 /// The account the credentials belong to (STS GetCallerIdentity): ARNs are built with it.
@@ -509,7 +402,7 @@ pub fn endpoints(config: &DeployConfig, desired: &Desired, current: &Current) ->
     if let Some(api) = &current.rest_api {
         lines.push(format!(
             "endpoint (validating, front door only): POST {}",
-            edge::target(&api.id, region, route)
+            names::invoke_url(&api.id, region, route)
         ));
     }
     lines
@@ -523,99 +416,140 @@ pub async fn status(
     desired: &Desired,
 ) -> Result<Vec<String>, DeployError> {
     let current = read(clients, config, desired).await?;
-    let present = |ok: bool| if ok { "present" } else { "missing" };
-    let mut lines = Vec::new();
-    for (kind, role) in [
-        (iam::Kind::Glue, &current.iam.glue),
-        (iam::Kind::ApiGateway, &current.iam.api),
-    ] {
-        let arn = iam::role_arn(config, desired, kind);
-        let state = match (role, iam::managed(config, kind)) {
-            (_, false) => "given, not managed",
-            (Some(_), true) => "present",
-            (None, true) => "missing",
-        };
-        lines.push(format!("iam role {arn}: {state}"));
-    }
-    let settings = &current.s3.settings;
-    lines.push(format!(
-        "s3 bucket {}: {}{}",
-        config.bucket(),
-        present(current.s3.bucket),
-        if current.s3.bucket {
-            format!(
-                " (versioned: {}, public access blocked: {}, encrypted: {})",
-                settings.versioned, settings.public_access_blocked, settings.encrypted
-            )
-        } else {
-            String::new()
-        }
-    ));
-    lines.push(format!(
-        "kinesis stream {}: {}{}",
-        desired.stream(config),
-        if current.kinesis.stream {
-            current.kinesis.status.as_str()
-        } else {
-            "missing"
-        },
-        if current.kinesis.encrypted {
-            ", KMS-encrypted"
-        } else {
-            ""
-        }
-    ));
-    let database = &desired.manifest.table.database;
-    for name in glue::table_names(desired) {
-        let table = current.glue.tables.get(&name);
-        let metadata = table
-            .and_then(|t| t.parameters.get(glue::METADATA_LOCATION))
-            .map(|m| format!(", iceberg metadata {m}"))
-            .unwrap_or_default();
-        lines.push(format!(
-            "glue table {database}.{name}: {}{metadata}",
-            present(table.is_some())
-        ));
-    }
+    let mut lines = role_lines(config, desired, &current.iam);
+    lines.push(bucket_line(config, &current.s3));
+    lines.push(stream_line(config, desired, &current.kinesis));
+    lines.extend(table_lines(desired, &current.glue));
     let job = desired.job(config);
-    let runs = clients
-        .glue
-        .get_job_runs()
-        .job_name(&job)
-        .max_results(1)
-        .send()
-        .await;
-    let last_run = match found("glue:GetJobRuns", runs, |e| {
-        e.is_entity_not_found_exception()
-    })? {
-        Some(runs) => runs.job_runs().first().map(|run| {
-            format!(
-                "{} {}",
-                run.id().unwrap_or_default(),
-                run.job_run_state().map(|s| s.as_str()).unwrap_or("?")
-            )
-        }),
-        None => None,
-    };
+    let last_run = last_job_run(&clients.glue, &job).await?;
     lines.push(format!(
         "glue job {job}: {}, last run {}",
         present(current.glue.job.is_some()),
         last_run.unwrap_or_else(|| "none".into())
     ));
-    lines.push(format!(
+    lines.extend(api_lines(config, desired, &current));
+    lines.extend(endpoints(config, desired, &current));
+    Ok(lines)
+}
+
+/// How `status` shows whether a resource exists.
+fn present(exists: bool) -> &'static str {
+    if exists { "present" } else { "missing" }
+}
+
+/// Each role the stack runs as, and whether deploy manages it.
+fn role_lines(config: &DeployConfig, desired: &Desired, current: &iam::Current) -> Vec<String> {
+    [
+        (Role::Glue, &current.glue),
+        (Role::ApiGateway, &current.api),
+    ]
+    .into_iter()
+    .map(|(kind, role)| {
+        let arn = desired.role_arn(config, kind);
+        let state = match (role, iam::managed(config, kind)) {
+            (_, false) => "given, not managed",
+            (Some(_), true) => "present",
+            (None, true) => "missing",
+        };
+        format!("iam role {arn}: {state}")
+    })
+    .collect()
+}
+
+fn bucket_line(config: &DeployConfig, current: &s3::Current) -> String {
+    let settings = &current.settings;
+    let shown = if current.bucket {
+        format!(
+            " (versioned: {}, public access blocked: {}, encrypted: {})",
+            settings.versioned, settings.public_access_blocked, settings.encrypted
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "s3 bucket {}: {}{shown}",
+        config.bucket(),
+        present(current.bucket)
+    )
+}
+
+fn stream_line(config: &DeployConfig, desired: &Desired, current: &kinesis::Current) -> String {
+    let state = if current.stream {
+        current.status.as_str()
+    } else {
+        "missing"
+    };
+    let encrypted = if current.encrypted {
+        ", KMS-encrypted"
+    } else {
+        ""
+    };
+    format!(
+        "kinesis stream {}: {state}{encrypted}",
+        desired.stream(config)
+    )
+}
+
+/// Each of the contract's tables, with the Iceberg metadata file it points to.
+fn table_lines(desired: &Desired, current: &glue::Current) -> Vec<String> {
+    let database = &desired.manifest.table.database;
+    desired
+        .table_names()
+        .into_iter()
+        .map(|name| {
+            let table = current.tables.get(&name);
+            let metadata = table
+                .and_then(|t| t.parameters.get(glue::METADATA_LOCATION))
+                .map(|m| format!(", iceberg metadata {m}"))
+                .unwrap_or_default();
+            format!(
+                "glue table {database}.{name}: {}{metadata}",
+                present(table.is_some())
+            )
+        })
+        .collect()
+}
+
+/// The job's last run, as `id STATE` (`None`: no run, or no job).
+async fn last_job_run(
+    client: &aws_sdk_glue::Client,
+    job: &str,
+) -> Result<Option<String>, DeployError> {
+    let runs = client
+        .get_job_runs()
+        .job_name(job)
+        .max_results(1)
+        .send()
+        .await;
+    let runs = found("glue:GetJobRuns", runs, |e| {
+        e.is_entity_not_found_exception()
+    })?;
+    Ok(runs.and_then(|runs| {
+        runs.job_runs().first().map(|run| {
+            format!(
+                "{} {}",
+                run.id().unwrap_or_default(),
+                run.job_run_state().map(|s| s.as_str()).unwrap_or("?")
+            )
+        })
+    }))
+}
+
+/// The REST API, and the HTTP API in front when the contract gets one.
+fn api_lines(config: &DeployConfig, desired: &Desired, current: &Current) -> Vec<String> {
+    let mut lines = vec![format!(
         "api gateway rest api {}: {}",
         desired.api(config),
         present(current.rest_api.is_some())
-    ));
-    if edge::issuer(config, desired).is_some() {
+    )];
+    if desired.edge_issuer(config).is_some() {
         lines.push(format!(
-            "api gateway http api {}-edge: {}",
-            desired.api(config),
+            "api gateway http api {}: {}",
+            desired.edge_api(config),
             present(current.edge.is_some())
         ));
     }
-    lines.extend(endpoints(config, desired, &current));
-    Ok(lines)
+    lines
 }
 
 #[cfg(test)]

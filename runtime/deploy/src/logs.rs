@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
+use crate::names::Role;
 use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, iam};
 
@@ -52,28 +53,6 @@ pub enum Op {
     },
 }
 
-/// The log group of the REST API (`edge`: of the HTTP API in front).
-pub fn group_name(config: &DeployConfig, desired: &Desired, edge: bool) -> String {
-    let suffix = if edge { "-edge" } else { "" };
-    format!("/aws/apigateway/{}{suffix}", desired.api(config))
-}
-
-/// A log group's ARN as access log settings take it (no `:*`).
-pub fn group_arn(config: &DeployConfig, desired: &Desired, edge: bool) -> String {
-    format!(
-        "arn:aws:logs:{}:{}:log-group:{}",
-        config.region,
-        config.account_id,
-        group_name(config, desired, edge)
-    )
-}
-
-/// The role API Gateway writes REST API logs with (one per prefix: the setting is per account
-/// and region).
-fn logs_role_name(config: &DeployConfig) -> String {
-    format!("{}-apigateway-logs", config.prefix)
-}
-
 pub async fn read(
     clients: &crate::Clients,
     config: &DeployConfig,
@@ -82,7 +61,7 @@ pub async fn read(
     let mut groups = Vec::new();
     let mut tags = BTreeMap::new();
     for edge in [false, true] {
-        let name = group_name(config, desired, edge);
+        let name = desired.log_group(config, edge);
         let listed = clients
             .logs
             .describe_log_groups()
@@ -95,7 +74,7 @@ pub async fn read(
             .iter()
             .any(|g| g.log_group_name() == Some(name.as_str()))
         {
-            let arn = group_arn(config, desired, edge);
+            let arn = desired.log_group_arn(config, edge);
             let listed = clients
                 .logs
                 .list_tags_for_resource()
@@ -116,7 +95,7 @@ pub async fn read(
     let got = clients
         .iam
         .get_role()
-        .role_name(logs_role_name(config))
+        .role_name(config.logs_role_name())
         .send()
         .await;
     let logs_role = found("iam:GetRole", got, |e| e.is_no_such_entity_exception())?.is_some();
@@ -133,10 +112,10 @@ pub async fn read(
 
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
     for edge in [false, true] {
-        if edge && crate::edge::issuer(config, desired).is_none() {
+        if edge && desired.edge_issuer(config).is_none() {
             continue;
         }
-        let name = group_name(config, desired, edge);
+        let name = desired.log_group(config, edge);
         if !current.groups.contains(&name) {
             steps.push(Step {
                 resource: format!("cloudwatch log group {name} ({RETENTION_DAYS} days)"),
@@ -154,7 +133,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
                 resource: format!("cloudwatch log group {name}"),
                 action: Action::Update(vec![change.describe()]),
                 op: crate::Op::Logs(Op::TagLogGroup {
-                    arn: group_arn(config, desired, edge),
+                    arn: desired.log_group_arn(config, edge),
                     change,
                 }),
             });
@@ -162,8 +141,8 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
     }
     // An account that has a role keeps it: it is shared by every REST API of the account.
     if current.account_role.is_none() {
-        let name = logs_role_name(config);
-        let arn = format!("arn:aws:iam::{}:role/{name}", config.account_id);
+        let name = config.logs_role_name();
+        let arn = config.role_arn_of(&name);
         steps.push(Step {
             resource: format!("api gateway account cloudwatch role {arn}"),
             action: Action::Create,
@@ -232,7 +211,7 @@ pub async fn apply(clients: &crate::Clients, op: &Op) -> Result<(), DeployError>
                     &clients.iam,
                     &iam::Op::CreateRole {
                         name: name.clone(),
-                        trust: iam::trust_policy(iam::Kind::ApiGateway),
+                        trust: iam::trust_policy(Role::ApiGateway),
                         tags: Vec::new(),
                     },
                 )

@@ -199,76 +199,11 @@ async fn with_account(
 }
 
 fn deploy(args: DeployArgs) -> ExitCode {
-    use contract_deploy::{Action, Desired, apply, plan_contract, start_job};
     if !args.plan && !args.apply && args.policy_out.is_none() {
         eprintln!("error: give --plan, --apply or --policy-out FILE");
         return ExitCode::from(2);
     }
-    let result = block_on(async {
-        let (clients, config) = with_account(deploy_config(&args.aws)).await?;
-        if let Some(path) = &args.policy_out {
-            let policy = contract_deploy::iam::deployer_policy(&config);
-            let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
-            std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-            println!(
-                "wrote the deploying identity's IAM policy to {}",
-                path.display()
-            );
-            if !args.plan && !args.apply {
-                return Ok(0);
-            }
-        }
-        if args.destroy {
-            return destroy(&clients, &config, &args).await;
-        }
-        let mut changes = 0;
-        for contract in contract_validators::ALL {
-            let desired =
-                Desired::load(contract.manifest(), &config.generated).map_err(|e| e.to_string())?;
-            let name = &contract.manifest().name;
-            let plan = plan_contract(&clients, &config, &desired)
-                .await
-                .map_err(|e| format!("{name}: {e}"))?;
-            if args.apply {
-                apply(&clients, &plan)
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?;
-            }
-            for note in &plan.notes {
-                println!("note: {note}");
-            }
-            for step in &plan.steps {
-                match &step.action {
-                    Action::Create => println!("+ create {}", step.resource),
-                    Action::Update(what) => {
-                        println!("~ update {} ({})", step.resource, what.join(", "))
-                    }
-                    Action::Delete => println!("- delete {}", step.resource),
-                }
-            }
-            changes += plan.steps.len();
-            if args.apply {
-                // Read again: the ids of what this apply created.
-                let current = contract_deploy::read(&clients, &config, &desired)
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?;
-                for line in contract_deploy::endpoints(&config, &desired, &current) {
-                    println!("{name}: {line}");
-                }
-            }
-            if args.apply && args.start_job {
-                let run = start_job(&clients, &config, &desired)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!(
-                    "started glue job run {run} for {}",
-                    contract.manifest().name
-                );
-            }
-        }
-        Ok::<usize, String>(changes)
-    });
-    match result {
+    match block_on(run_deploy(&args)) {
         Err(code) => code,
         Ok(Err(error)) => {
             eprintln!("error: {error}");
@@ -282,6 +217,96 @@ fn deploy(args: DeployArgs) -> ExitCode {
             } else {
                 ExitCode::SUCCESS
             }
+        }
+    }
+}
+
+/// `deploy`: writes the policy file when asked, then plans (and applies) every contract's
+/// stack, or its tear-down; returns the number of changes.
+async fn run_deploy(args: &DeployArgs) -> Result<usize, String> {
+    let (clients, config) = with_account(deploy_config(&args.aws)).await?;
+    if let Some(path) = &args.policy_out {
+        write_deployer_policy(&config, path)?;
+        if !args.plan && !args.apply {
+            return Ok(0);
+        }
+    }
+    if args.destroy {
+        return destroy(&clients, &config, args).await;
+    }
+    let mut changes = 0;
+    for contract in contract_validators::ALL {
+        changes += deploy_contract(&clients, &config, args, contract.manifest()).await?;
+    }
+    Ok(changes)
+}
+
+/// `--policy-out`: the policy the deploying identity needs, as JSON.
+fn write_deployer_policy(
+    config: &contract_deploy::DeployConfig,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let policy = contract_deploy::iam::deployer_policy(config);
+    let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "wrote the deploying identity's IAM policy to {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Plans one contract's stack and prints the plan; with `--apply` applies it, prints the
+/// endpoints and (with `--start-job`) starts the job. Returns the number of steps.
+async fn deploy_contract(
+    clients: &contract_deploy::Clients,
+    config: &contract_deploy::DeployConfig,
+    args: &DeployArgs,
+    manifest: &'static contract_support::Manifest,
+) -> Result<usize, String> {
+    use contract_deploy::{Desired, apply, endpoints, plan_contract, read, start_job};
+    let desired = Desired::load(manifest, &config.generated).map_err(|e| e.to_string())?;
+    let name = &manifest.name;
+    let plan = plan_contract(clients, config, &desired)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    if args.apply {
+        apply(clients, &plan)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    print_plan(&plan);
+    if args.apply {
+        // Read again: the ids of what this apply created.
+        let current = read(clients, config, &desired)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        for line in endpoints(config, &desired, &current) {
+            println!("{name}: {line}");
+        }
+        if args.start_job {
+            let run = start_job(clients, config, &desired)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("started glue job run {run} for {name}");
+        }
+    }
+    Ok(plan.steps.len())
+}
+
+/// A plan's notes, then its steps, one line each.
+fn print_plan(plan: &contract_deploy::Plan) {
+    use contract_deploy::Action;
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    for step in &plan.steps {
+        match &step.action {
+            Action::Create => println!("+ create {}", step.resource),
+            Action::Update(what) => {
+                println!("~ update {} ({})", step.resource, what.join(", "))
+            }
+            Action::Delete => println!("- delete {}", step.resource),
         }
     }
 }
@@ -315,12 +340,7 @@ async fn destroy(
         plan.notes.extend(part.notes);
     }
     plan.steps.extend(bucket);
-    for note in &plan.notes {
-        println!("note: {note}");
-    }
-    for step in &plan.steps {
-        println!("- delete {}", step.resource);
-    }
+    print_plan(&plan);
     if args.apply {
         contract_deploy::apply(clients, &plan)
             .await

@@ -162,8 +162,7 @@ pub(crate) fn wanted_settings(config: &DeployConfig) -> BucketSettings {
         versioned: true,
         public_access_blocked: true,
         encrypted: true,
-        // The bucket serves every contract of the prefix: it carries the prefix's tag only.
-        tags: vec![("contractc:prefix".to_string(), config.prefix.clone())],
+        tags: config.bucket_tags(),
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::json;
 use contract_support::manifest::TableDef;
 
 use super::*;
+use crate::names::{Role, resource_path};
 
 fn config() -> DeployConfig {
     DeployConfig {
@@ -225,14 +226,14 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
     };
     Current {
         iam: iam::Current {
-            glue: role(iam::Kind::Glue),
-            api: role(iam::Kind::ApiGateway),
+            glue: role(Role::Glue),
+            api: role(Role::ApiGateway),
         },
         logs: logs::Current {
-            groups: vec![logs::group_name(c, d, false), logs::group_name(c, d, true)],
+            groups: vec![d.log_group(c, false), d.log_group(c, true)],
             tags: [false, true]
                 .into_iter()
-                .map(|edge| (logs::group_name(c, d, edge), tags.clone()))
+                .map(|edge| (d.log_group(c, edge), tags.clone()))
                 .collect(),
             account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
             logs_role: false,
@@ -254,7 +255,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             job: Some(glue::JobState {
                 script_location: Some(format!("s3://{}/{}", c.bucket(), d.script_key(c))),
                 glue_version: Some("5.0".into()),
-                role: Some(iam::role_arn(c, d, iam::Kind::Glue)),
+                role: Some(d.role_arn(c, Role::Glue)),
                 arguments: d.job_arguments(c).into_iter().collect::<BTreeMap<_, _>>(),
                 size: glue::JobSize::default(),
                 tags: tags.clone(),
@@ -269,7 +270,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             has_deployment: true,
             edge_secret: Some(SECRET.into()),
             bad_request_body: Some(rest_api::bad_request_body()),
-            access_log: Some((logs::group_arn(c, d, false), logs::REST_FORMAT.to_string())),
+            access_log: Some((d.log_group_arn(c, false), logs::REST_FORMAT.to_string())),
             tags: tags.clone(),
         }),
         edge: Some(edge::Current {
@@ -282,7 +283,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             }),
             integrations: edge_integrations,
             default_stage: true,
-            access_log: Some((logs::group_arn(c, d, true), logs::EDGE_FORMAT.to_string())),
+            access_log: Some((d.log_group_arn(c, true), logs::EDGE_FORMAT.to_string())),
             tags,
         }),
     }
@@ -481,7 +482,7 @@ fn missing_stages_are_planned_alone() {
             edge_secret: Some(SECRET.into()),
             // Kept through the redeployment.
             access_log: Some((
-                logs::group_arn(&config(), &desired(), false),
+                desired().log_group_arn(&config(), false),
                 logs::REST_FORMAT.to_string(),
             )),
         })
@@ -964,7 +965,7 @@ fn roles_come_first_and_are_scoped_to_the_contract() {
             format!("+ create iam role {name}-apigateway policy contractc"),
         ]
     );
-    let glue = iam::role_policy(&c, &d, iam::Kind::Glue).to_string();
+    let glue = iam::role_policy(&c, &d, Role::Glue).to_string();
     assert!(glue.contains(&d.stream_arn(&c)), "{glue}");
     assert!(
         glue.contains(&format!(
@@ -1107,7 +1108,7 @@ fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
         format!("+ create cloudwatch log group /aws/apigateway/{name} (30 days)"),
         format!("+ create cloudwatch log group /aws/apigateway/{name}-edge (30 days)"),
         "+ create api gateway account cloudwatch role arn:aws:iam::123456789012:role/contractc-apigateway-logs".to_string(),
-        format!("+ create api gateway stage {name}/prod access log → {}", logs::group_arn(&c, &d, false)),
+        format!("+ create api gateway stage {name}/prod access log → {}", d.log_group_arn(&c, false)),
     ] {
         assert!(lines.contains(&expected), "{expected} missing from {lines:#?}");
     }
@@ -1126,7 +1127,7 @@ fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
         shown(&planned(&current)),
         [format!(
             "+ create api gateway stage {name}/prod access log → {}",
-            logs::group_arn(&c, &d, false)
+            d.log_group_arn(&c, false)
         )]
     );
 }
@@ -1198,7 +1199,7 @@ fn edited_tags_are_planned_back_on_every_tagged_resource() {
     assert!(plan.steps.iter().any(|s| matches!(&s.op,
         Op::Edge(edge::Op::Tag { arn, .. }) if arn == "arn:aws:apigateway:us-east-1::/apis/edge")));
     assert!(plan.steps.iter().any(|s| matches!(&s.op,
-        Op::Logs(logs::Op::TagLogGroup { arn, .. }) if *arn == logs::group_arn(&c, &d, true))));
+        Op::Logs(logs::Op::TagLogGroup { arn, .. }) if *arn == d.log_group_arn(&c, true))));
 }
 
 #[test]
@@ -1244,7 +1245,7 @@ fn a_missing_batch_route_is_planned_alone_with_its_door() {
             resource_id: None,
             resource_path: path.clone(),
             uri: "arn:aws:apigateway:us-east-1:kinesis:action/PutRecords".into(),
-            credentials: iam::role_arn(&c, &d, iam::Kind::ApiGateway),
+            credentials: d.role_arn(&c, Role::ApiGateway),
             template: format!("{{\"StreamName\": \"{}\", \"Records\": []}}", d.stream(&c)),
         })));
     // The edge's route uses the integration created for the batch route in the same apply.
