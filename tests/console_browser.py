@@ -3,8 +3,9 @@
 selenium. Starts `serve`, sends a known mix with `synth --invalid-ratio`, and checks what a
 person would see: the counts synth reported, the top violation, its events (pii masked), drawn
 plots, live updates without a reload, the tables and contracts views, no browser console
-errors, and the same history after a restart. Also the access rule (403 beyond loopback
-without --console-token, 401/200 with one).
+errors, and the same history after a restart. Also the access rule: the token always (kept in
+DATA_DIR/console-token unless given), moved out of the URL into a cookie; --console-open only for
+requests straight from this machine, never relayed ones.
 
 Usage: console_browser.py CONTRACT_RUNTIME_BINARY [--docs-screenshot PATH]
 Needs Debian's chromium and chromium-driver (tests/run.sh installs them): fails, never skips,
@@ -231,27 +232,48 @@ def check_violations(driver, codes, out_file, what):
 
 
 def access_checks(binary, tmp):
-    """Beyond loopback: refused without a token; 401 without it, 200 with it."""
-    def status(url, token=None):
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    """The token always; --console-open only for requests straight from this machine."""
+    def status(url, token=None, headers=None):
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
-    open_dir = os.path.join(tmp, "public")
-    server = Serve(binary, open_dir, host="0.0.0.0")
-    code, text = status(server.base + "/console/")
-    check("beyond loopback without a token: 403 naming --console-token",
-          code == 403 and "--console-token" in text, (code, text))
+    data = os.path.join(tmp, "access")
+    server = Serve(binary, data)
+    code, text = status(server.base + "/console/api/overview")
+    check("loopback without the token: 401 naming where the token is",
+          code == 401 and "console-token" in text, (code, text))
+    code, _ = status(server.base + "/console/api/overview", console_token(data))
+    check("loopback with the kept token: 200", code == 200, code)
     server.stop()
-    server = Serve(binary, open_dir, host="0.0.0.0", extra=["--console-token", "s3cret"])
+    server = Serve(binary, data, extra=["--console-open"])
     code, _ = status(server.base + "/console/api/overview")
-    check("with --console-token: 401 without it", code == 401, code)
-    code, _ = status(server.base + "/console/api/overview", "s3cret")
-    check("with --console-token: 200 with it", code == 200, code)
+    check("--console-open: 200 straight from this machine", code == 200, code)
+    code, _ = status(server.base + "/console/api/overview", headers={"X-Forwarded-For": "203.0.113.7"})
+    check("--console-open: 401 when relayed by a proxy", code == 401, code)
     server.stop()
+    token_file = os.path.join(tmp, "token")
+    with open(token_file, "w") as f:
+        f.write("s3cret\n")
+    server = Serve(binary, os.path.join(tmp, "public"), host="0.0.0.0",
+                   extra=["--console-token-file", token_file])
+    code, _ = status(server.base + "/console/api/overview")
+    check("beyond loopback with --console-token-file: 401 without it", code == 401, code)
+    code, _ = status(server.base + "/console/api/overview", "s3cret")
+    check("beyond loopback with --console-token-file: 200 with it", code == 200, code)
+    server.stop()
+
+
+def console_token(data_dir):
+    """The token serve made at its first start."""
+    with open(os.path.join(data_dir, "console-token")) as f:
+        return f.read().strip()
 
 
 def main():
@@ -272,7 +294,10 @@ def main():
     try:
         sent = synth(binary, server, 600, 0.4, 7, out=out_file)
         check("synth: every answer matched its label", sent["failed"] == 0, sent)
-        driver.get(server.base + "/console/")
+        driver.get(server.base + "/console/?token=" + console_token(data))
+        check("the token left the URL (kept in a cookie)",
+              "token=" not in driver.current_url and driver.current_url.endswith("/console/"),
+              driver.current_url)
         expect_counts(driver, sent, "live")
         drawn = wait_for(lambda: canvas_drawn(driver, f'[data-card="{CONTRACT}"] .chart'))
         check("the overview plot has drawn", (drawn or 0) > 500, drawn)

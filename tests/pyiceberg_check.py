@@ -11,6 +11,7 @@ EXPECTATIONS maps "database.table" to checks:
                                          no value of `column` appears twice
   {"codes": {"pattern": 2}}              rows of a quarantine table whose violation_codes hold each code
   {"null_counts": {"level": 2}}          rows where a column is null
+  {"max_bytes": {"raw_payload": 4096}}   no value of a string column is longer (UTF-8 bytes)
   {"prefix_exactly_once": ["m01"], "prefix_length": 3, "column": "event_data"}
                                          each listed prefix starts exactly one value of `column`
   {"max_files": N, "max_snapshots": M}   data files of the current snapshot / snapshots retained
@@ -81,6 +82,12 @@ def main(argv):
                 found = sum(1 for r in rows if r.get(column) is None)
                 if found != n:
                     failures.append("%s: %d rows with null %s, expected %d" % (name, found, column, n))
+        if "max_bytes" in checks:
+            for column, limit in checks["max_bytes"].items():
+                longest = max((len((r.get(column) or "").encode()) for r in rows), default=0)
+                print("%s: longest %s has %d bytes" % (name, column, longest))
+                if longest > limit:
+                    failures.append("%s: a %s of %d bytes, over %d" % (name, column, longest, limit))
         if "codes" in checks:
             found = collections.Counter(code for r in rows for code in set(r["violation_codes"]))
             for code, n in checks["codes"].items():

@@ -47,9 +47,17 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
         /// Public base URL of this server, used as the dev issuer (default http://LISTEN)
         #[arg(long)]
         public_url: Option<String>,
-        /// Token that opens the quality console (/console/); needed beyond loopback, where the
-        /// console is refused without one
+        /// File holding the token that opens the quality console (/console/); also read from
+        /// CONTRACTC_CONSOLE_TOKEN. Default: a token made at first start, kept in
+        /// DATA_DIR/console-token
+        #[arg(long, value_name = "FILE")]
+        console_token_file: Option<PathBuf>,
+        /// Development: open the console without its token to requests straight from this
+        /// machine (never to requests relayed by a proxy); loopback listen addresses only
         #[arg(long)]
+        console_open: bool,
+        /// Removed: a token on the command line is visible to every user in `ps`
+        #[arg(long, hide = true)]
         console_token: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_wanted())
         .init();
     match Cli::parse().command {
         Command::Serve {
@@ -120,6 +129,8 @@ fn main() -> ExitCode {
             commit_interval_ms,
             commit_rows,
             public_url,
+            console_token_file,
+            console_open,
             console_token,
             limits,
             maintenance,
@@ -127,18 +138,36 @@ fn main() -> ExitCode {
             if let Err(code) = check_fresh() {
                 return code;
             }
+            if console_token.is_some() {
+                eprintln!(
+                    "error: --console-token is gone: a token on the command line is visible to \
+                     every user in `ps`. Put it in a file (--console-token-file FILE) or in \
+                     CONTRACTC_CONSOLE_TOKEN, or let serve keep one in DATA_DIR/console-token"
+                );
+                return ExitCode::from(2);
+            }
+            let console_token = match console_token_from(console_token_file.as_deref()) {
+                Ok(token) => token,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let mut config = ServeConfig::new(listen, data_dir);
             config.commit_interval = Duration::from_millis(commit_interval_ms);
             config.commit_rows = commit_rows;
             config.public_url = public_url;
             config.console_token = console_token;
+            config.console_open = console_open;
             limits.apply(&mut config);
             config.maintenance = maintenance.schedule();
             match block_on(async {
                 // Install the handlers before anything else, so a signal during startup still
                 // ends in a graceful shutdown (flush) rather than the default kill.
                 let shutdown = shutdown_signal()?;
-                serve(config, shutdown).await.map_err(|e| e.to_string())
+                serve(config, contract_validators::ALL, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
             }) {
                 Err(code) => code,
                 Ok(Ok(())) => ExitCode::SUCCESS,
@@ -157,6 +186,34 @@ fn main() -> ExitCode {
         Command::Deploy { .. } => moved("deploy"),
         Command::Status { .. } => moved("status"),
     }
+}
+
+/// The console token from `--console-token-file` or `CONTRACTC_CONSOLE_TOKEN` (None: serve
+/// keeps its own in the data directory).
+fn console_token_from(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--console-token-file {}: {e}", file.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!(
+                "--console-token-file {}: the file is empty",
+                file.display()
+            ));
+        }
+        return Ok(Some(token.to_string()));
+    }
+    Ok(std::env::var("CONTRACTC_CONSOLE_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// Colour in the log only for a person at a terminal: not in files or pipes, nor with
+/// `NO_COLOR` set (https://no-color.org).
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 /// Table maintenance (docs/operations.md); what it may do per table is in the table's
@@ -188,7 +245,9 @@ impl MaintenanceArgs {
 fn maintain(data_dir: &std::path::Path, args: MaintenanceArgs) -> ExitCode {
     let schedule = args.schedule();
     let runs = match block_on(contract_serve::maintenance::maintain_once(
-        data_dir, &schedule,
+        data_dir,
+        &schedule,
+        contract_validators::ALL,
     )) {
         Err(code) => return code,
         Ok(Err(error)) => {
@@ -349,7 +408,7 @@ fn synth(args: SynthArgs) -> ExitCode {
         return code;
     }
     let Some(contract) = find_contract(&args.contract) else {
-        let names: Vec<&str> = contract_serve::contract_validators::CONTRACTS.to_vec();
+        let names: Vec<&str> = contract_validators::CONTRACTS.to_vec();
         eprintln!(
             "error: no contract {:?} in this build (built: {})",
             args.contract,
@@ -469,7 +528,11 @@ fn replay(args: ReplayArgs) -> ExitCode {
         },
         dry_run: args.dry_run,
     };
-    let report = match block_on(contract_serve::replay::replay(&args.data_dir, &options)) {
+    let report = match block_on(contract_serve::replay::replay(
+        &args.data_dir,
+        &options,
+        contract_validators::ALL,
+    )) {
         Err(code) => return code,
         Ok(Err(error)) => {
             eprintln!("error: {error}");
@@ -539,7 +602,7 @@ fn print_events(source: &mut contract_synth::Source) -> ExitCode {
 /// The built contract named `wanted`, or built from the file `wanted`.
 fn find_contract(wanted: &str) -> Option<&'static contract_support::Manifest> {
     let wanted_path = std::path::Path::new(wanted);
-    contract_serve::contract_validators::ALL
+    contract_validators::ALL
         .iter()
         .map(|c| c.manifest())
         .find(|m| m.name == wanted || std::path::Path::new(&m.source.path) == wanted_path)
@@ -547,7 +610,7 @@ fn find_contract(wanted: &str) -> Option<&'static contract_support::Manifest> {
 
 /// Refuses to run when `contracts/` (in the working directory) differs from the build.
 fn check_fresh() -> Result<(), ExitCode> {
-    let manifests: Vec<&contract_support::Manifest> = contract_serve::contract_validators::ALL
+    let manifests: Vec<&contract_support::Manifest> = contract_validators::ALL
         .iter()
         .map(|c| c.manifest())
         .collect();

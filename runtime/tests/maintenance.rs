@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, client, free_port, guest_token, local_now, pyiceberg_check, temp_dir};
 use contract_serve::lake::Lake;
-use contract_serve::maintenance::{Policy, Schedule};
+use contract_serve::maintenance::{self, Policy, Schedule};
 use iceberg::{NamespaceIdent, TableIdent};
 use serde_json::{Value, json};
 
@@ -205,11 +205,13 @@ async fn readers_see_the_same_rows_before_and_after_every_step() {
         orphan_grace: Duration::ZERO,
         ..Policy::of(&Default::default(), &Schedule::default())
     };
-    let start = lake.figures(&table).await.expect("figures");
+    let start = maintenance::figures(&lake, &table).await.expect("figures");
     assert!(start.data_files >= 40, "{start:?}");
 
-    let (compacted, written) = lake.compact(&table, &policy).await.expect("compact");
-    let compacted_figures = lake.figures(&table).await.expect("figures");
+    let (compacted, written) = maintenance::compact(&lake, &table, &policy)
+        .await
+        .expect("compact");
+    let compacted_figures = maintenance::figures(&lake, &table).await.expect("figures");
     assert!(
         compacted > written && written > 0,
         "{compacted} -> {written}"
@@ -225,12 +227,17 @@ async fn readers_see_the_same_rows_before_and_after_every_step() {
         "after compaction"
     );
 
-    let expired = lake
-        .expire_snapshots(&table, &policy)
+    let expired = maintenance::expire_snapshots(&lake, &table, &policy)
         .await
         .expect("expire");
     assert_eq!(expired as u64, compacted_figures.snapshots - 1);
-    assert_eq!(lake.figures(&table).await.expect("figures").snapshots, 1);
+    assert_eq!(
+        maintenance::figures(&lake, &table)
+            .await
+            .expect("figures")
+            .snapshots,
+        1
+    );
     assert_eq!(
         digest(&pyiceberg_check(&dir, expect.clone())),
         before,
@@ -238,7 +245,9 @@ async fn readers_see_the_same_rows_before_and_after_every_step() {
     );
 
     let on_disk = files_on_disk(&dir);
-    let (deleted, bytes) = lake.delete_orphans(&table, &policy).await.expect("orphans");
+    let (deleted, bytes) = maintenance::delete_orphans(&lake, &table, &policy)
+        .await
+        .expect("orphans");
     // The replaced data files, and the manifests and lists of the expired snapshots.
     assert!(
         deleted >= compacted + expired && bytes > 0,
@@ -253,11 +262,13 @@ async fn readers_see_the_same_rows_before_and_after_every_step() {
 
     // Nothing left to do: a second run changes nothing.
     assert_eq!(
-        lake.compact(&table, &policy).await.expect("compact"),
+        maintenance::compact(&lake, &table, &policy)
+            .await
+            .expect("compact"),
         (0, 0)
     );
     assert_eq!(
-        lake.delete_orphans(&table, &policy)
+        maintenance::delete_orphans(&lake, &table, &policy)
             .await
             .expect("orphans")
             .0,

@@ -65,7 +65,7 @@ fn injected(prefix: &str, n: usize, received_secs: i64, code: Code) -> Vec<Injec
 /// rows, recording the table's committed LSN again (so `serve`'s restart point is unchanged).
 async fn quarantine(dir: &Path, rows: impl IntoIterator<Item = &Injected>) {
     let lake = Lake::open(dir).await.expect("lake");
-    let manifest = contract_serve::contract_validators::ALL
+    let manifest = contract_validators::ALL
         .iter()
         .map(|c| c.manifest())
         .find(|m| m.name == "game_events")

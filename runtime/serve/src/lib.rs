@@ -14,9 +14,11 @@
 
 pub mod console;
 pub mod cors;
+pub mod data_dir;
 pub mod http;
 pub mod identity;
 pub mod lake;
+pub mod local;
 pub mod maintenance;
 pub mod metrics;
 pub mod quarantine;
@@ -25,4 +27,6 @@ pub mod server;
 pub mod upsert;
 pub mod wal;
 
-pub use contract_validators;
+/// The contracts a binary serves: the generated crate's `ALL`, passed in by the binary, so this
+/// library depends on the contract trait only (any build of contracts can link it).
+pub type Contracts = &'static [&'static dyn contract_support::AnyContract];

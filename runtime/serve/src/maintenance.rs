@@ -14,32 +14,23 @@
 //!    a metadata file in the log references, once older than a grace period (a file younger
 //!    than that may belong to a commit another process has not finished).
 //!
-//! iceberg-rust 0.10 has no rewrite action and keeps its commit builder private, so a rewrite
-//! (compaction here, copy-on-write for upsert tables in `upsert.rs`) is committed the way its
-//! SQL catalog commits: manifests, manifest list and metadata file written first, then the
-//! catalog's pointer swapped by one SQL `UPDATE` that only succeeds if the table did not change
-//! meanwhile ([`Lake::swap_metadata`]). A `kill -9` at any point leaves the old pointer or the
-//! new one: readers see every row once either way, and what a killed run wrote is an orphan
-//! for step 4. The runtime owns its catalog, which is what makes this sound: nothing else
-//! holds a cached pointer it would write back.
+//! Compaction's rewrite is committed by the lake (`lake::commit`, as upserts and replays are):
+//! a `kill -9` at any point leaves the old table or the new one, and what a killed run wrote
+//! is an orphan for step 4.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use arrow_array::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
-use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestEntry, ManifestListWriter, ManifestWriterBuilder,
-    Operation, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
-};
+use futures::TryStreamExt;
+use iceberg::spec::{DataFile, Operation};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{ErrorKind, TableIdent};
 
 use crate::lake::{
-    DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, Swap, SwapRecord, WAL_LSN_PROPERTY, committed_lsn,
-    local_path, write_data_files, write_data_stream,
+    Lake, LakeError, LiveFile, Rewrite, Swap, live_files, local_path, now_ms, read_files,
+    write_data_stream,
 };
 
 /// What a maintenance run may do, from the table's properties (Iceberg's names) and the
@@ -121,362 +112,204 @@ pub struct Figures {
     pub metadata_bytes: u64,
 }
 
-/// A data file of the current snapshot, with the manifest facts a rewrite must carry over.
-#[derive(Debug, Clone)]
-pub(crate) struct LiveFile {
-    pub spec_id: i32,
-    pub entry: ManifestEntry,
+/// Runs every maintenance step on one table. A step that loses a race with a concurrent
+/// commit is skipped until the next run (it wrote nothing the table references).
+pub async fn maintain(
+    lake: &Lake,
+    ident: &TableIdent,
+    policy: &Policy,
+) -> Result<Report, LakeError> {
+    let mut report = Report::default();
+    (report.compacted_files, report.written_files) = compact(lake, ident, policy).await?;
+    report.expired_snapshots = expire_snapshots(lake, ident, policy).await?;
+    (report.deleted_orphans, report.deleted_bytes) = delete_orphans(lake, ident, policy).await?;
+    Ok(report)
 }
 
-impl LiveFile {
-    pub fn path(&self) -> &str {
-        self.entry.data_file.file_path()
+/// The table's current size.
+pub async fn figures(lake: &Lake, ident: &TableIdent) -> Result<Figures, LakeError> {
+    let table = lake.load(ident).await?;
+    let live = live_files(&table).await?;
+    let metadata_bytes = table
+        .metadata_location()
+        .and_then(|l| std::fs::metadata(local_path(l)).ok())
+        .map_or(0, |m| m.len());
+    Ok(Figures {
+        data_files: live.len() as u64,
+        data_bytes: live.iter().map(|f| f.entry.file_size_in_bytes()).sum(),
+        rows: live.iter().map(|f| f.entry.record_count()).sum(),
+        snapshots: table.metadata().snapshots().count() as u64,
+        metadata_bytes,
+    })
+}
+
+/// Compacts each partition's smallest tier of files, and merges the manifests, in one
+/// replace snapshot. Returns (files replaced, files written).
+pub async fn compact(
+    lake: &Lake,
+    ident: &TableIdent,
+    policy: &Policy,
+) -> Result<(usize, usize), LakeError> {
+    let table = lake.load(ident).await?;
+    let live = live_files(&table).await?;
+    let default_spec = table.metadata().default_partition_spec_id();
+    let mut partitions: HashMap<_, Vec<&LiveFile>> = HashMap::new();
+    for file in live.iter().filter(|f| f.spec_id == default_spec) {
+        partitions
+            .entry(file.entry.data_file.partition().clone())
+            .or_default()
+            .push(file);
     }
-}
-
-/// A rewrite of the current snapshot: files removed, files added, the rest kept. Built (its
-/// files written) first, committed by [`Lake::commit_rewrite`].
-pub(crate) struct Rewrite {
-    pub removed: HashSet<String>,
-    pub added: Vec<DataFile>,
-    pub operation: Operation,
-    /// Extra snapshot summary properties.
-    pub properties: HashMap<String, String>,
-    /// The log position the new snapshot covers: `None` carries the table's forward (a rewrite
-    /// adds no rows), `Some` for a commit of logged rows (upsert).
-    pub lsn: Option<u64>,
-}
-
-impl Lake {
-    /// Runs every maintenance step on one table. A step that loses a race with a concurrent
-    /// commit is skipped until the next run (it wrote nothing the table references).
-    pub async fn maintain(&self, ident: &TableIdent, policy: &Policy) -> Result<Report, LakeError> {
-        let mut report = Report::default();
-        (report.compacted_files, report.written_files) = self.compact(ident, policy).await?;
-        report.expired_snapshots = self.expire_snapshots(ident, policy).await?;
-        (report.deleted_orphans, report.deleted_bytes) = self.delete_orphans(ident, policy).await?;
-        Ok(report)
-    }
-
-    /// The table's current size.
-    pub async fn figures(&self, ident: &TableIdent) -> Result<Figures, LakeError> {
-        let table = self.load(ident).await?;
-        let live = live_files(&table).await?;
-        let metadata_bytes = table
-            .metadata_location()
-            .and_then(|l| std::fs::metadata(local_path(l)).ok())
-            .map_or(0, |m| m.len());
-        Ok(Figures {
-            data_files: live.len() as u64,
-            data_bytes: live.iter().map(|f| f.entry.file_size_in_bytes()).sum(),
-            rows: live.iter().map(|f| f.entry.record_count()).sum(),
-            snapshots: table.metadata().snapshots().count() as u64,
-            metadata_bytes,
+    // One set of files per partition: each is rewritten on its own, so one Parquet writer is
+    // open at a time (each holds up to a row group in memory).
+    let tiers: Vec<HashSet<String>> = partitions
+        .values()
+        .map(|files| {
+            let sizes: Vec<u64> = files.iter().map(|f| f.entry.file_size_in_bytes()).collect();
+            pick_tier(&sizes, policy)
+                .into_iter()
+                .map(|index| files[index].path().to_string())
+                .collect::<HashSet<_>>()
         })
+        .filter(|tier| !tier.is_empty())
+        .collect();
+    let manifests = table
+        .metadata()
+        .current_snapshot()
+        .map(|s| table.manifest_list_reader(s));
+    let manifest_count = match manifests {
+        Some(reader) => reader.load().await?.entries().len(),
+        None => 0,
+    };
+    let specs: BTreeSet<i32> = live.iter().map(|f| f.spec_id).collect();
+    // Nothing to compact and the manifests already merged: no snapshot for nothing.
+    if tiers.is_empty() && manifest_count <= specs.len() {
+        return Ok((0, 0));
     }
-
-    /// Compacts each partition's smallest tier of files, and merges the manifests, in one
-    /// replace snapshot. Returns (files replaced, files written).
-    pub async fn compact(
-        &self,
-        ident: &TableIdent,
-        policy: &Policy,
-    ) -> Result<(usize, usize), LakeError> {
-        let table = self.load(ident).await?;
-        let live = live_files(&table).await?;
-        let default_spec = table.metadata().default_partition_spec_id();
-        let mut partitions: HashMap<_, Vec<&LiveFile>> = HashMap::new();
-        for file in live.iter().filter(|f| f.spec_id == default_spec) {
-            partitions
-                .entry(file.entry.data_file.partition().clone())
-                .or_default()
-                .push(file);
-        }
-        // One set of files per partition: each is rewritten on its own, so one Parquet writer is
-        // open at a time (each holds up to a row group in memory).
-        let tiers: Vec<HashSet<String>> = partitions
-            .values()
-            .map(|files| {
-                let sizes: Vec<u64> = files.iter().map(|f| f.entry.file_size_in_bytes()).collect();
-                pick_tier(&sizes, policy)
-                    .into_iter()
-                    .map(|index| files[index].path().to_string())
-                    .collect::<HashSet<_>>()
-            })
-            .filter(|tier| !tier.is_empty())
-            .collect();
-        let manifests = table
-            .metadata()
-            .current_snapshot()
-            .map(|s| table.manifest_list_reader(s));
-        let manifest_count = match manifests {
-            Some(reader) => reader.load().await?.entries().len(),
-            None => 0,
-        };
-        let specs: BTreeSet<i32> = live.iter().map(|f| f.spec_id).collect();
-        // Nothing to compact and the manifests already merged: no snapshot for nothing.
-        if tiers.is_empty() && manifest_count <= specs.len() {
-            return Ok((0, 0));
-        }
-        let (mut added, mut expected_rows) = (Vec::new(), 0);
-        for tier in &tiers {
-            let (files, rows) = self
-                .rewrite_files(ident, &table, &live, tier, policy)
-                .await?;
-            added.extend(files);
-            expected_rows += rows;
-        }
-        let picked: HashSet<String> = tiers.into_iter().flatten().collect();
-        let written = added.len();
-        let compacted = picked.len();
-        let rewrite = Rewrite {
-            removed: picked,
-            added,
-            operation: Operation::Replace,
-            properties: HashMap::new(),
-            lsn: None,
-        };
-        if self.commit_rewrite(ident, &table, rewrite, None).await? == Swap::Done {
-            if compacted > 0 {
-                tracing::info!(table = %ident, compacted, written, rows = expected_rows, "compacted");
-            }
-            Ok((compacted, written))
-        } else {
-            tracing::info!(table = %ident, "compaction lost a race with a commit; next run");
-            Ok((0, 0))
-        }
+    let (mut added, mut expected_rows) = (Vec::new(), 0);
+    for tier in &tiers {
+        let (files, rows) = rewrite_files(ident, &table, &live, tier, policy).await?;
+        added.extend(files);
+        expected_rows += rows;
     }
+    let picked: HashSet<String> = tiers.into_iter().flatten().collect();
+    let written = added.len();
+    let compacted = picked.len();
+    let rewrite = Rewrite {
+        removed: picked,
+        added,
+        operation: Operation::Replace,
+        properties: HashMap::new(),
+        lsn: None,
+    };
+    if lake.commit_rewrite(ident, &table, rewrite, None).await? == Swap::Done {
+        if compacted > 0 {
+            tracing::info!(table = %ident, compacted, written, rows = expected_rows, "compacted");
+        }
+        Ok((compacted, written))
+    } else {
+        tracing::info!(table = %ident, "compaction lost a race with a commit; next run");
+        Ok((0, 0))
+    }
+}
 
-    /// Writes the rows of `paths` again as files of up to the target size (streamed, one batch
-    /// at a time); returns the files and their rows. Nothing is committed; if fewer rows come
-    /// back than the manifests count, the written files are left for orphan deletion and
-    /// nothing changes.
-    async fn rewrite_files(
-        &self,
-        ident: &TableIdent,
-        table: &Table,
-        live: &[LiveFile],
-        paths: &HashSet<String>,
-        policy: &Policy,
-    ) -> Result<(Vec<DataFile>, u64), LakeError> {
-        let expected: u64 = live
-            .iter()
-            .filter(|f| paths.contains(f.path()))
-            .map(|f| f.entry.record_count())
-            .sum();
-        let rows = std::sync::atomic::AtomicU64::new(0);
-        let batches = read_files(table, paths).await?.inspect_ok(|b| {
-            rows.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+/// Writes the rows of `paths` again as files of up to the target size (streamed, one batch
+/// at a time); returns the files and their rows. Nothing is committed; if fewer rows come
+/// back than the manifests count, the written files are left for orphan deletion and
+/// nothing changes.
+async fn rewrite_files(
+    ident: &TableIdent,
+    table: &Table,
+    live: &[LiveFile],
+    paths: &HashSet<String>,
+    policy: &Policy,
+) -> Result<(Vec<DataFile>, u64), LakeError> {
+    let expected: u64 = live
+        .iter()
+        .filter(|f| paths.contains(f.path()))
+        .map(|f| f.entry.record_count())
+        .sum();
+    let rows = std::sync::atomic::AtomicU64::new(0);
+    let batches = read_files(table, paths).await?.inspect_ok(|b| {
+        rows.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+    });
+    let written = write_data_stream(table, batches, policy.target_file_bytes).await?;
+    let rows = rows.into_inner();
+    if rows != expected {
+        return Err(LakeError::Maintenance {
+            table: ident.to_string(),
+            message: format!(
+                "compaction read {rows} rows from files whose manifests count {expected}; nothing was changed"
+            ),
         });
-        let written = write_data_stream(table, batches, policy.target_file_bytes).await?;
-        let rows = rows.into_inner();
-        if rows != expected {
-            return Err(LakeError::Maintenance {
-                table: ident.to_string(),
-                message: format!(
-                    "compaction read {rows} rows from files whose manifests count {expected}; nothing was changed"
-                ),
-            });
-        }
-        Ok((written, rows))
     }
+    Ok((written, rows))
+}
 
-    /// Expires snapshots older than the policy's age, keeping the newest ones it names.
-    pub async fn expire_snapshots(
-        &self,
-        ident: &TableIdent,
-        policy: &Policy,
-    ) -> Result<usize, LakeError> {
-        let table = self.load(ident).await?;
-        let metadata = table.metadata();
-        let cutoff = now_ms().saturating_sub(policy.max_snapshot_age_ms);
-        let before = metadata.snapshots().count();
-        let expirable = metadata
-            .snapshots()
-            .filter(|s| s.timestamp_ms() < cutoff)
-            .filter(|s| Some(s.snapshot_id()) != metadata.current_snapshot_id())
-            .count();
-        if expirable == 0 || before <= policy.min_snapshots_to_keep {
-            return Ok(0);
-        }
-        let tx = Transaction::new(&table);
-        let tx = tx
-            .expire_snapshots()
-            .expire_older_than_ms(cutoff)
-            .retain_last(policy.min_snapshots_to_keep)
-            .apply(tx)?;
-        match tx.commit(&self.catalog).await {
-            Ok(table) => Ok(before.saturating_sub(table.metadata().snapshots().count())),
-            Err(error) if error.kind() == ErrorKind::CatalogCommitConflicts => Ok(0),
-            Err(error) => Err(error.into()),
-        }
+/// Expires snapshots older than the policy's age, keeping the newest ones it names.
+pub async fn expire_snapshots(
+    lake: &Lake,
+    ident: &TableIdent,
+    policy: &Policy,
+) -> Result<usize, LakeError> {
+    let table = lake.load(ident).await?;
+    let metadata = table.metadata();
+    let cutoff = now_ms().saturating_sub(policy.max_snapshot_age_ms);
+    let before = metadata.snapshots().count();
+    let expirable = metadata
+        .snapshots()
+        .filter(|s| s.timestamp_ms() < cutoff)
+        .filter(|s| Some(s.snapshot_id()) != metadata.current_snapshot_id())
+        .count();
+    if expirable == 0 || before <= policy.min_snapshots_to_keep {
+        return Ok(0);
     }
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .expire_snapshots()
+        .expire_older_than_ms(cutoff)
+        .retain_last(policy.min_snapshots_to_keep)
+        .apply(tx)?;
+    match tx.commit(&lake.catalog).await {
+        Ok(table) => Ok(before.saturating_sub(table.metadata().snapshots().count())),
+        Err(error) if error.kind() == ErrorKind::CatalogCommitConflicts => Ok(0),
+        Err(error) => Err(error.into()),
+    }
+}
 
-    /// Deletes files under the table's location that nothing retained references and that are
-    /// older than the grace period. Returns (files, bytes).
-    pub async fn delete_orphans(
-        &self,
-        ident: &TableIdent,
-        policy: &Policy,
-    ) -> Result<(usize, u64), LakeError> {
-        let table = self.load(ident).await?;
-        let referenced = referenced_files(&table).await?;
-        let root = local_path(table.metadata().location());
-        let cutoff = SystemTime::now()
-            .checked_sub(policy.orphan_grace)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut deleted = (0, 0);
-        for dir in [root.join("data"), root.join("metadata")] {
-            for (path, meta) in files_under(&dir) {
-                let old = meta.modified().is_ok_and(|m| m < cutoff);
-                if old && !referenced.contains(&path) {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {
-                            deleted.0 += 1;
-                            deleted.1 += meta.len();
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(source) => return Err(LakeError::Io { path, source }),
+/// Deletes files under the table's location that nothing retained references and that are
+/// older than the grace period. Returns (files, bytes).
+pub async fn delete_orphans(
+    lake: &Lake,
+    ident: &TableIdent,
+    policy: &Policy,
+) -> Result<(usize, u64), LakeError> {
+    let table = lake.load(ident).await?;
+    let referenced = referenced_files(&table).await?;
+    let root = local_path(table.metadata().location());
+    let cutoff = SystemTime::now()
+        .checked_sub(policy.orphan_grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut deleted = (0, 0);
+    for dir in [root.join("data"), root.join("metadata")] {
+        for (path, meta) in files_under(&dir) {
+            let old = meta.modified().is_ok_and(|m| m < cutoff);
+            if old && !referenced.contains(&path) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        deleted.0 += 1;
+                        deleted.1 += meta.len();
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(LakeError::Io { path, source }),
                 }
             }
         }
-        if deleted.0 > 0 {
-            tracing::info!(table = %ident, files = deleted.0, bytes = deleted.1, "deleted unreferenced files");
-        }
-        Ok(deleted)
     }
-
-    /// Commits `rewrite` of `table`'s current snapshot: one manifest per partition spec lists
-    /// the kept files as existing, the removed ones as deleted and the added ones as added.
-    /// `record` is written with the pointer swap ([`Lake::swap_metadata`]). On a conflict
-    /// nothing the table references was written; the caller may retry on the new state.
-    pub(crate) async fn commit_rewrite(
-        &self,
-        ident: &TableIdent,
-        table: &Table,
-        rewrite: Rewrite,
-        record: Option<&dyn SwapRecord>,
-    ) -> Result<Swap, LakeError> {
-        let live = live_files(table).await?;
-        let live = live.as_slice();
-        let metadata = table.metadata();
-        if metadata.format_version() != FormatVersion::V2 {
-            return Err(LakeError::Maintenance {
-                table: ident.to_string(),
-                message: format!(
-                    "rewrites are written for format version 2, the table is {}",
-                    metadata.format_version()
-                ),
-            });
-        }
-        let snapshot_id = new_snapshot_id(metadata);
-        let sequence = metadata.next_sequence_number();
-        let schema = metadata.current_schema().clone();
-        let default_spec = metadata.default_partition_spec_id();
-        let commit = uuid::Uuid::now_v7();
-        let metadata_dir = format!("{}/metadata", metadata.location());
-        let file_io = table.file_io();
-        let mut specs: BTreeSet<i32> = live.iter().map(|f| f.spec_id).collect();
-        if !rewrite.added.is_empty() {
-            specs.insert(default_spec);
-        }
-        let mut manifests = Vec::with_capacity(specs.len());
-        let mut totals = Totals::default();
-        for spec_id in specs {
-            let spec =
-                metadata
-                    .partition_spec_by_id(spec_id)
-                    .ok_or_else(|| LakeError::Maintenance {
-                        table: ident.to_string(),
-                        message: format!("no partition spec {spec_id}"),
-                    })?;
-            let output = file_io.new_output(format!("{metadata_dir}/{commit}-m{spec_id}.avro"))?;
-            let mut writer = ManifestWriterBuilder::new(
-                output,
-                Some(snapshot_id),
-                schema.clone(),
-                spec.as_ref().clone(),
-            )
-            .build_v2_data();
-            for file in live.iter().filter(|f| f.spec_id == spec_id) {
-                let entry = &file.entry;
-                let data = entry.data_file.clone();
-                let data_sequence = entry.sequence_number.unwrap_or(0);
-                if rewrite.removed.contains(file.path()) {
-                    totals.remove(&data);
-                    writer.add_delete_file(data, data_sequence, entry.file_sequence_number)?;
-                } else {
-                    totals.keep(&data);
-                    let added_in = entry.snapshot_id.unwrap_or(snapshot_id);
-                    writer.add_existing_file(
-                        data,
-                        added_in,
-                        data_sequence,
-                        entry.file_sequence_number,
-                    )?;
-                }
-            }
-            if spec_id == default_spec {
-                for data in &rewrite.added {
-                    totals.add(data);
-                    writer.add_file(data.clone(), sequence)?;
-                }
-            }
-            manifests.push(writer.write_manifest_file().await?);
-        }
-        let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{commit}.avro");
-        let mut list = ManifestListWriter::v2(
-            file_io.new_output(&list_path)?.writer().await?,
-            snapshot_id,
-            metadata.current_snapshot_id(),
-            sequence,
-        );
-        list.add_manifests(manifests.into_iter())?;
-        list.close().await?;
-
-        let mut properties = rewrite.properties;
-        properties.extend(totals.summary());
-        // The runtime finds its restart point in the newest snapshot carrying an LSN: a rewrite
-        // carries the table's forward, so expiring older snapshots cannot lose it.
-        let lsn = rewrite.lsn.unwrap_or_else(|| committed_lsn(metadata));
-        if lsn > 0 {
-            properties.insert(WAL_LSN_PROPERTY.to_string(), lsn.to_string());
-        }
-        let snapshot = Snapshot::builder()
-            .with_snapshot_id(snapshot_id)
-            .with_parent_snapshot_id(metadata.current_snapshot_id())
-            .with_sequence_number(sequence)
-            .with_timestamp_ms(now_ms())
-            .with_manifest_list(list_path)
-            .with_summary(Summary {
-                operation: rewrite.operation,
-                additional_properties: properties,
-            })
-            .with_schema_id(metadata.current_schema_id())
-            .build();
-        let previous = table.metadata_location().map(str::to_string);
-        let next = TableMetadataBuilder::new_from_metadata(metadata.clone(), previous.clone())
-            .set_branch_snapshot(snapshot, MAIN_BRANCH)?
-            .build()?
-            .metadata;
-        self.swap_metadata(ident, previous, &next, record).await
+    if deleted.0 > 0 {
+        tracing::info!(table = %ident, files = deleted.0, bytes = deleted.1, "deleted unreferenced files");
     }
-
-    /// A rewrite that adds `batch` to the table (written now, committed later).
-    pub(crate) async fn append_rewrite(
-        &self,
-        table: &Table,
-        batch: RecordBatch,
-    ) -> Result<Rewrite, LakeError> {
-        Ok(Rewrite {
-            removed: HashSet::new(),
-            added: write_data_files(table, vec![batch], DEFAULT_TARGET_FILE_BYTES).await?,
-            operation: Operation::Append,
-            properties: HashMap::new(),
-            lsn: None,
-        })
-    }
+    Ok(deleted)
 }
 
 /// When maintenance runs inside `serve`.
@@ -548,7 +381,7 @@ impl Maintainer {
         self.last_run = Some(std::time::Instant::now());
         for (ident, policy) in &self.tables {
             let table = ident.to_string();
-            match lake.maintain(ident, policy).await {
+            match maintain(lake, ident, policy).await {
                 Ok(report) => self.metrics.record(&table, &report),
                 Err(error) => {
                     tracing::warn!(%table, %error, "maintenance failed; next run retries");
@@ -565,7 +398,7 @@ impl Maintainer {
 
     async fn refresh_figures(&self, lake: &Lake) {
         for (ident, _) in &self.tables {
-            match lake.figures(ident).await {
+            match figures(lake, ident).await {
                 Ok(figures) => self.metrics.show(&ident.to_string(), &figures),
                 Err(error) => tracing::warn!(table = %ident, %error, "cannot read table figures"),
             }
@@ -587,10 +420,13 @@ pub struct TableRun {
 pub async fn maintain_once(
     data_dir: &Path,
     schedule: &Schedule,
+    contracts: crate::Contracts,
 ) -> Result<Vec<TableRun>, LakeError> {
+    // Rewritten data files and metadata are players' data, as serve's are.
+    crate::data_dir::owner_only_files();
     let lake = Lake::open(data_dir).await?;
     let mut runs = Vec::new();
-    for contract in contract_validators::ALL {
+    for contract in contracts {
         let manifest = contract.manifest();
         for definition in [manifest.events_table(), manifest.quarantine_table()] {
             let table = crate::lake::table_ident(&definition);
@@ -598,9 +434,9 @@ pub async fn maintain_once(
                 continue;
             }
             let policy = Policy::of(&definition.properties, schedule);
-            let before = lake.figures(&table).await?;
-            let outcome = lake.maintain(&table, &policy).await;
-            let after = lake.figures(&table).await?;
+            let before = figures(&lake, &table).await?;
+            let outcome = maintain(&lake, &table, &policy).await;
+            let after = figures(&lake, &table).await?;
             runs.push(TableRun {
                 table,
                 before,
@@ -747,44 +583,6 @@ pub fn pick_tier(sizes: &[u64], policy: &Policy) -> Vec<usize> {
     }
 }
 
-/// The data files of the table's current snapshot, with their manifests' spec ids.
-pub(crate) async fn live_files(table: &Table) -> Result<Vec<LiveFile>, LakeError> {
-    let Some(snapshot) = table.metadata().current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let list = table.manifest_list_reader(snapshot).load().await?;
-    let mut live = Vec::new();
-    for manifest in list.entries() {
-        let spec_id = manifest.partition_spec_id;
-        for entry in manifest.load_manifest(table.file_io()).await?.entries() {
-            if entry.is_alive() {
-                live.push(LiveFile {
-                    spec_id,
-                    entry: entry.as_ref().clone(),
-                });
-            }
-        }
-    }
-    Ok(live)
-}
-
-/// The rows of the current snapshot's files named in `paths`, in the current schema, as a
-/// stream of batches.
-pub(crate) async fn read_files(
-    table: &Table,
-    paths: &HashSet<String>,
-) -> Result<iceberg::scan::ArrowRecordBatchStream, LakeError> {
-    let scan = table.scan().select_all().build()?;
-    let tasks: Vec<_> = scan
-        .plan_files()
-        .await?
-        .try_filter(|task| std::future::ready(paths.contains(task.data_file_path())))
-        .try_collect()
-        .await?;
-    let stream = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
-    Ok(table.reader_builder().build().read(stream)?.stream())
-}
-
 /// Every file a retained snapshot or a logged metadata file needs, as local paths.
 async fn referenced_files(table: &Table) -> Result<HashSet<PathBuf>, LakeError> {
     let metadata = table.metadata();
@@ -835,78 +633,6 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
         }
     }
     out
-}
-
-/// The `total-*`/`added-*`/`deleted-*` figures of a rewrite's snapshot summary.
-#[derive(Default)]
-struct Totals {
-    files: u64,
-    records: u64,
-    bytes: u64,
-    added_files: u64,
-    added_records: u64,
-    added_bytes: u64,
-    deleted_files: u64,
-    deleted_records: u64,
-    removed_bytes: u64,
-}
-
-impl Totals {
-    fn keep(&mut self, data: &DataFile) {
-        self.files += 1;
-        self.records += data.record_count();
-        self.bytes += data.file_size_in_bytes();
-    }
-
-    fn add(&mut self, data: &DataFile) {
-        self.keep(data);
-        self.added_files += 1;
-        self.added_records += data.record_count();
-        self.added_bytes += data.file_size_in_bytes();
-    }
-
-    fn remove(&mut self, data: &DataFile) {
-        self.deleted_files += 1;
-        self.deleted_records += data.record_count();
-        self.removed_bytes += data.file_size_in_bytes();
-    }
-
-    fn summary(&self) -> HashMap<String, String> {
-        [
-            ("total-data-files", self.files),
-            ("total-records", self.records),
-            ("total-files-size", self.bytes),
-            ("total-delete-files", 0),
-            ("total-position-deletes", 0),
-            ("total-equality-deletes", 0),
-            ("added-data-files", self.added_files),
-            ("added-records", self.added_records),
-            ("added-files-size", self.added_bytes),
-            ("deleted-data-files", self.deleted_files),
-            ("deleted-records", self.deleted_records),
-            ("removed-files-size", self.removed_bytes),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
-}
-
-/// A snapshot id unused in `metadata` (positive, random, like iceberg-rust's).
-fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
-    loop {
-        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
-        let id = ((high ^ low) & (i64::MAX as u64)) as i64;
-        if id != 0 && metadata.snapshot_by_id(id).is_none() {
-            return id;
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
 use contract_support::manifest::quarantine as q;
-use contract_support::{Verdict, Violation};
+use contract_support::{Code, Verdict, Violation};
 
 /// One quarantined event, owned (it outlives the request that brought it).
 #[derive(Debug, Clone)]
@@ -18,6 +18,30 @@ pub struct Row {
     pub violations: Vec<Violation>,
     pub raw_payload: String,
     pub player_id: Option<String>,
+}
+
+/// How much of an event refused as `too_large` the quarantine table keeps: enough to see what
+/// it was. Kept whole, oversized batch items would fill memory (the buffer, the console's
+/// history, a replay) and disk with what the contract already refused.
+pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+
+impl Row {
+    /// Whether the event was refused for its size.
+    pub fn is_oversized(&self) -> bool {
+        self.violations.iter().any(|v| v.code == Code::TooLarge)
+    }
+}
+
+/// The first `max` bytes of `text`, cut on a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Accumulates rows; builds a batch shaped exactly like the table's Arrow schema.
@@ -36,7 +60,13 @@ impl QuarantineBatch {
         }
     }
 
-    pub fn push(&mut self, row: Row) {
+    /// Adds a row; an oversized event keeps only its first [`OVERSIZED_KEPT_BYTES`].
+    pub fn push(&mut self, mut row: Row) {
+        if row.is_oversized() && row.raw_payload.len() > OVERSIZED_KEPT_BYTES {
+            let kept = prefix(&row.raw_payload, OVERSIZED_KEPT_BYTES).len();
+            row.raw_payload.truncate(kept);
+            row.raw_payload.shrink_to_fit();
+        }
         self.rows.push(row);
     }
 

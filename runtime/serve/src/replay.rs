@@ -190,32 +190,87 @@ pub fn plan(
     moved: &HashSet<String>,
     filter: &Filter,
 ) -> Plan {
-    let mut parser = Parser::new();
-    let mut seen = HashSet::new();
-    let mut plan = Plan::default();
-    for row in rows.into_iter().filter(|r| filter.matches(r)) {
+    let mut planner = Planner::new(spec, moved, filter);
+    rows.into_iter().for_each(|row| planner.add(row));
+    planner.plan
+}
+
+/// Builds a [`Plan`] a row at a time, so the quarantine table is read as a stream: only the
+/// rows to move are kept whole (they are written next), failures keep their violations.
+pub struct Planner<'a> {
+    spec: &'a dyn AnyContract,
+    moved: &'a HashSet<String>,
+    filter: &'a Filter,
+    parser: Parser,
+    seen: HashSet<String>,
+    plan: Plan,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(spec: &'a dyn AnyContract, moved: &'a HashSet<String>, filter: &'a Filter) -> Self {
+        Planner {
+            spec,
+            moved,
+            filter,
+            parser: Parser::new(),
+            seen: HashSet::new(),
+            plan: Plan::default(),
+        }
+    }
+
+    pub fn add(&mut self, row: QuarantinedRow) {
+        if !self.filter.matches(&row) {
+            return;
+        }
+        let plan = &mut self.plan;
         plan.considered += 1;
         // A moved row is in the events table whatever this build thinks of it now.
-        if row.request_id.as_ref().is_some_and(|id| moved.contains(id)) {
+        if row
+            .request_id
+            .as_ref()
+            .is_some_and(|id| self.moved.contains(id))
+        {
             plan.already_moved += 1;
-            continue;
+            return;
         }
-        let (verdict, violations) = judge(spec, &mut parser, &row);
+        let (verdict, violations) = judge(self.spec, &mut self.parser, &row);
         if verdict != Verdict::Accept {
+            let violations = kept_in_part(&row).unwrap_or(violations);
             plan.failures.push(Failure {
                 request_id: row.request_id,
                 verdict,
                 violations,
             });
-            continue;
+            return;
         }
         match row.request_id.clone() {
             None => plan.without_request_id += 1,
-            Some(id) if !seen.insert(id.clone()) => plan.duplicates += 1,
+            Some(id) if !self.seen.insert(id.clone()) => plan.duplicates += 1,
             Some(request_id) => plan.moves.push(Move { request_id, row }),
         }
     }
-    plan
+
+    pub fn finish(self) -> Plan {
+        self.plan
+    }
+}
+
+/// Why a row refused for its size cannot be replayed: the table kept only its first bytes.
+fn kept_in_part(row: &QuarantinedRow) -> Option<Vec<Violation>> {
+    let cut = row.codes.iter().any(|c| c == Code::TooLarge.as_str())
+        && row.raw_payload.len() <= crate::quarantine::OVERSIZED_KEPT_BYTES;
+    cut.then(|| {
+        vec![Violation {
+            code: Code::TooLarge,
+            path: "$".into(),
+            policy: contract_support::Policy::Reject,
+            message: format!(
+                "refused for its size; the quarantine table kept only its first {} bytes, so \
+                 it cannot be replayed",
+                crate::quarantine::OVERSIZED_KEPT_BYTES
+            ),
+        }]
+    })
 }
 
 /// The verdict `serve` would give the row's payload now, as of when it was received (the
@@ -422,9 +477,15 @@ fn not_recovered(manifest: &Manifest) -> Vec<String> {
 }
 
 /// Replays `options.contract`'s quarantine in the lake under `data_dir`.
-pub async fn replay(data_dir: &Path, options: &ReplayOptions) -> Result<Report, ReplayError> {
-    let spec = find_contract(&options.contract)?;
+pub async fn replay(
+    data_dir: &Path,
+    options: &ReplayOptions,
+    contracts: crate::Contracts,
+) -> Result<Report, ReplayError> {
+    let spec = find_contract(&options.contract, contracts)?;
     let manifest = spec.manifest();
+    // Moved rows, metadata and the lock file are players' data, as serve's files are.
+    crate::data_dir::owner_only_files();
     let lake = open_existing(data_dir).await?;
     let events_definition = manifest.events_table();
     let events = existing_table(&lake, &events_definition).await?;
@@ -435,8 +496,15 @@ pub async fn replay(data_dir: &Path, options: &ReplayOptions) -> Result<Report, 
         .transpose()?;
     let ledger = Ledger::connect(&lake).await?;
     let moved = ledger.moved(&manifest.name).await?;
-    let rows = read_quarantine(&lake, &quarantine, options.filter.since_micros).await?;
-    let plan = plan(spec, rows, &moved, &options.filter);
+    let mut planner = Planner::new(spec, &moved, &options.filter);
+    read_quarantine(
+        &lake,
+        &quarantine,
+        options.filter.since_micros,
+        &mut planner,
+    )
+    .await?;
+    let plan = planner.finish();
     let mut report = Report::of(&plan, manifest, &events, options.dry_run);
     if options.dry_run || plan.moves.is_empty() {
         ledger.pool.close().await;
@@ -454,14 +522,21 @@ pub async fn replay(data_dir: &Path, options: &ReplayOptions) -> Result<Report, 
     Ok(report)
 }
 
-fn find_contract(name: &str) -> Result<&'static dyn AnyContract, ReplayError> {
-    contract_validators::ALL
+fn find_contract(
+    name: &str,
+    contracts: crate::Contracts,
+) -> Result<&'static dyn AnyContract, ReplayError> {
+    contracts
         .iter()
         .copied()
         .find(|c| c.manifest().name == name)
         .ok_or_else(|| ReplayError::UnknownContract {
             name: name.to_string(),
-            built: contract_validators::CONTRACTS.join(", "),
+            built: contracts
+                .iter()
+                .map(|c| c.manifest().name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 
@@ -528,17 +603,23 @@ impl ReplayLock {
     }
 }
 
-/// Reads the quarantine rows (those received since `since_micros`, when given).
+/// Reads the quarantine rows (those received since `since_micros`, when given) into
+/// `planner`, a small batch at a time: memory does not grow with the table.
 async fn read_quarantine(
     lake: &Lake,
     ident: &TableIdent,
     since_micros: Option<i64>,
-) -> Result<Vec<QuarantinedRow>, ReplayError> {
+    planner: &mut Planner<'_>,
+) -> Result<(), ReplayError> {
     let table = lake.load(ident).await?;
     if table.metadata().current_snapshot().is_none() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let mut scan = table.scan().select_all();
+    let mut scan = table
+        .scan()
+        .select_all()
+        .with_batch_size(Some(READ_BATCH_ROWS))
+        .with_data_file_concurrency_limit(1);
     if let Some(since) = since_micros {
         // Prunes files; the plan filters rows exactly.
         let received_at = column_name(&table, q::RECEIVED_AT)?;
@@ -546,18 +627,19 @@ async fn read_quarantine(
             Reference::new(received_at).greater_than_or_equal_to(Datum::timestamptz_micros(since)),
         );
     }
-    let batches: Vec<RecordBatch> = scan.build()?.to_arrow().await?.try_collect().await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        rows.extend(
-            quarantine_rows(batch).map_err(|message| ReplayError::Quarantine {
-                table: ident.to_string(),
-                message,
-            })?,
-        );
+    let mut batches = scan.build()?.to_arrow().await?;
+    while let Some(batch) = batches.try_next().await? {
+        let rows = quarantine_rows(&batch).map_err(|message| ReplayError::Quarantine {
+            table: ident.to_string(),
+            message,
+        })?;
+        rows.into_iter().for_each(|row| planner.add(row));
     }
-    Ok(rows)
+    Ok(())
 }
+
+/// Rows per batch read from the quarantine table.
+const READ_BATCH_ROWS: usize = 256;
 
 fn column_name(table: &Table, id: u32) -> Result<String, ReplayError> {
     let schema = table.metadata().current_schema();
@@ -721,7 +803,7 @@ async fn commit(
     for attempt in 1..=COMMIT_ATTEMPTS {
         let table = lake.load(events).await?;
         let mut rewrite = match manifest.upsert() {
-            Some(upsert) => lake.upsert_rewrite(&table, batch.clone(), upsert).await?,
+            Some(upsert) => crate::upsert::upsert_rewrite(&table, batch.clone(), upsert).await?,
             None => lake.append_rewrite(&table, batch.clone()).await?,
         };
         rewrite
@@ -885,7 +967,7 @@ mod tests {
     const NOW: i64 = 1_708_603_200_000_000; // 2024-02-22 12:00:00 UTC
 
     fn spec() -> &'static dyn AnyContract {
-        find_contract("game_events").expect("game_events is built")
+        find_contract("game_events", contract_validators::ALL).expect("game_events is built")
     }
 
     fn row(id: Option<&str>, payload: &str, codes: &[&str], received: i64) -> QuarantinedRow {
@@ -1119,7 +1201,8 @@ mod tests {
     /// row per key afterwards, as after a commit of `serve`.
     #[tokio::test(flavor = "multi_thread")]
     async fn replayed_rows_of_an_upsert_contract_keep_one_row_per_key() {
-        let matches = find_contract("match_events").expect("match_events is built");
+        let matches =
+            find_contract("match_events", contract_validators::ALL).expect("match_events is built");
         let dir = std::env::temp_dir().join(format!("replay-upsert-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let lake = Lake::open(&dir).await.expect("lake");
@@ -1145,7 +1228,7 @@ mod tests {
         let older = events_batch(matches, &[moved("old", event("2024-02-22T11:00:00Z", 100))])
             .expect("rows");
         let upsert = matches.manifest().upsert().expect("an upsert contract");
-        lake.upsert(&ident, older, 1, upsert)
+        crate::upsert::upsert_batch(&lake, &ident, older, 1, upsert)
             .await
             .expect("serve's commit");
         let newer = events_batch(matches, &[moved("new", event("2024-02-22T11:30:00Z", 200))])

@@ -66,9 +66,12 @@ pub struct ServeConfig {
     pub dev_mint_scopes: bool,
     /// Guest logins per client address, and how long an unused guest lives.
     pub guests: GuestPolicy,
-    /// The token that opens the quality console (`/console/`); without one the console is open
-    /// on loopback and refused beyond it.
+    /// The token that opens the quality console (`/console/`); without one, `serve` makes one
+    /// at first start and keeps it in `DATA_DIR/console-token`.
     pub console_token: Option<String>,
+    /// Development: requests straight from this machine open the console without the token
+    /// (never relayed ones). Refused unless `listen` is a loopback address.
+    pub console_open: bool,
     /// Table maintenance (compaction, snapshot expiry, orphan files) between commits.
     pub maintenance: crate::maintenance::Schedule,
 }
@@ -89,6 +92,7 @@ impl ServeConfig {
             dev_mint_scopes: false,
             guests: GuestPolicy::default(),
             console_token: None,
+            console_open: false,
             maintenance: crate::maintenance::Schedule::default(),
         }
     }
@@ -108,6 +112,26 @@ pub enum ServeError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "cannot listen on {listen}: {source}{hint}",
+        hint = listen_hint(.source)
+    )]
+    Listen {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What to do about a listen address that cannot be had.
+fn listen_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program, perhaps another serve, has the port: stop it, or pass \
+             --listen with another address)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    }
 }
 
 /// What one contract holds between commits.
@@ -230,7 +254,12 @@ pub(crate) fn validate(
                 code: Code::TooLarge,
                 path: "$".into(),
                 policy: Policy::Reject,
-                message: format!("the event has {} bytes; the limit is {limit}", body.len()),
+                message: format!(
+                    "the event has {} bytes; the limit is {limit} (the quarantine table keeps \
+                     its first {} bytes)",
+                    body.len(),
+                    crate::quarantine::OVERSIZED_KEPT_BYTES
+                ),
             }],
         );
     }
@@ -465,8 +494,36 @@ fn before_body(mut response: Response) -> Response {
     response
 }
 
+/// How long, and how much, a refused request's unread body is still read and thrown away.
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 << 20;
+
+/// Refuses a request whose body was not read. Its client is most likely still sending it:
+/// closing at once would reset the connection under it, and it would see a broken pipe instead
+/// of the answer. So the rest is read and thrown away, within [`LINGER`] and [`LINGER_BYTES`]
+/// (a lingering close, as web servers do), and then the connection closes. Nothing is kept.
+fn refuse_unread(body: Body, response: Response) -> Response {
+    tokio::spawn(discard(body));
+    before_body(response)
+}
+
+async fn discard(body: Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    let _ = tokio::time::timeout(LINGER, async {
+        while read < LINGER_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads a body of at most `limit` bytes within the body deadline. A declared length over the
-/// limit is refused before a byte of the body is read.
+/// limit is refused before a byte of the body is kept.
 async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
@@ -484,7 +541,7 @@ async fn read_body(
             .limited
             .with_label_values(&["body_size"])
             .inc();
-        return Err(before_body(over_limit()));
+        return Err(refuse_unread(body, over_limit()));
     }
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(
@@ -547,7 +604,7 @@ async fn ingest_one(
     let received = now_micros();
     let claims = match admit(&state, index, &headers, false).await {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(response) => return refuse_unread(body, response),
     };
     let manifest = state.contracts[index].manifest;
     let limit = max_body_bytes(manifest);
@@ -666,7 +723,7 @@ async fn ingest_batch(
     let received = now_micros();
     let claims = match admit(&state, index, &headers, true).await {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(response) => return refuse_unread(body, response),
     };
     let manifest = state.contracts[index].manifest;
     // Batches wait their turn: each holds its body and its answer in memory.
@@ -777,18 +834,25 @@ fn judge_batch(
 async fn login_as_guest(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let scope = match query.get("scope").map(String::as_str) {
         None | Some("guest") => "guest",
-        // Development only, and only when asked for at start (loopback): otherwise anyone
-        // could mint what only a real identity provider should grant.
-        Some("authenticated") if state.dev_mint_scopes => "authenticated",
+        // Development only, asked for at start (loopback), and only for requests straight
+        // from this machine: behind a proxy on the same host everyone arrives from loopback,
+        // and anyone could mint what only a real identity provider should grant.
+        Some("authenticated")
+            if state.dev_mint_scopes && crate::local::is_direct_local(peer, &headers) =>
+        {
+            "authenticated"
+        }
         Some("authenticated") => {
             return message(
                 StatusCode::FORBIDDEN,
-                "guests get the guest scope; minting `authenticated` is off (start serve with \
-                 --dev-mint-scopes, loopback only)",
+                "guests get the guest scope; minting `authenticated` is a development switch \
+                 (serve --dev-mint-scopes) for requests straight from this machine, never \
+                 relayed ones",
             );
         }
         Some(_) => {
@@ -832,6 +896,7 @@ async fn login_as_guest(
 async fn refresh_access_token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(response) = renewal_limited(&state, peer.ip()) {
@@ -840,20 +905,23 @@ async fn refresh_access_token(
     let Some(token) = query.get("refresh_token") else {
         return (StatusCode::UNAUTHORIZED, "Missing refresh_token").into_response();
     };
-    // A refresh grants no scope a login would not grant now: a token minted under
-    // --dev-mint-scopes buys nothing once serve runs without it.
-    let mintable: &[&str] = if state.dev_mint_scopes {
-        &["guest", "authenticated"]
-    } else {
-        &["guest"]
-    };
+    // A refresh grants no scope a login would not grant this request now (see
+    // login_as_guest): a token minted under --dev-mint-scopes buys nothing once serve runs
+    // without it, nor when relayed.
+    let mintable: &[&str] =
+        if state.dev_mint_scopes && crate::local::is_direct_local(peer, &headers) {
+            &["guest", "authenticated"]
+        } else {
+            &["guest"]
+        };
     match state.dev.refresh(token, mintable) {
         Ok(refreshed) => axum::Json(refreshed).into_response(),
         Err(RefreshError::ScopeNotMinted(scope)) => message(
             StatusCode::FORBIDDEN,
             format!(
                 "this refresh token buys the `{scope}` scope, which this server does not mint \
-                 now (start serve with --dev-mint-scopes, loopback only); log in again"
+                 now (a development switch, serve --dev-mint-scopes, for requests straight \
+                 from this machine); log in again"
             ),
         ),
         Err(RefreshError::Invalid | RefreshError::Revoked) => {
@@ -920,8 +988,7 @@ fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
             get(openid_configuration),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .merge(crate::console::router(state.console.clone()));
+        .route("/metrics", get(metrics));
     // Bodies are read by the handlers themselves, after authentication, within the
     // contract's limit: axum's default limit would read them first.
     for (index, contract) in state.contracts.iter().enumerate() {
@@ -937,6 +1004,7 @@ fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
             router = router.route(batch_route, post(batch));
         }
     }
+    let console = crate::console::router(state.console.clone());
     router
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -944,6 +1012,8 @@ fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
             Arc::new(cors),
             crate::cors::layer,
         ))
+        // After the CORS layer, so no console answer is readable from another origin.
+        .merge(console)
 }
 
 /// Commits every contract's buffered events and quarantined rows. Returns the LSN below
@@ -1083,8 +1153,7 @@ async fn commit(
     for attempt in 1..=5 {
         let written = match upsert {
             Some(upsert) => {
-                lake.upsert_batches(table, batches.clone(), lsn, upsert)
-                    .await
+                crate::upsert::upsert_batches(lake, table, batches.clone(), lsn, upsert).await
             }
             None => lake.append(table, batches.clone(), lsn).await,
         };
@@ -1252,19 +1321,53 @@ fn per_minute_quota(per_minute: u32, burst: u32) -> Option<Quota> {
     Some(Quota::per_minute(per_minute).allow_burst(burst))
 }
 
-/// Creates the data directory readable by its owner only, and makes every file the process
-/// creates from now on (log, keys, guests, catalog, Parquet) owner-only too: the events are
-/// players' data.
-fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use rustix::fs::Mode;
-    rustix::process::umask(Mode::from_raw_mode(0o077));
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+/// The console's token file in the data directory (made at first start when no token is
+/// given): read by the operator, never printed to the log.
+pub const CONSOLE_TOKEN_FILE: &str = "console-token";
+
+/// Who may open the console: the given token, or the one kept in the data directory.
+fn console_access(
+    config: &ServeConfig,
+    issuer: &str,
+) -> Result<crate::console::Access, ServeError> {
+    let (token, hint) = match config.console_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => (token.to_string(), "the one serve was given".to_string()),
+        None => {
+            let path = config.data_dir.join(CONSOLE_TOKEN_FILE);
+            let token = match std::fs::read_to_string(&path) {
+                Ok(kept) if !kept.trim().is_empty() => kept.trim().to_string(),
+                Ok(_) => write_console_token(&path)?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    write_console_token(&path)?
+                }
+                Err(error) => return Err(error.into()),
+            };
+            (token, format!("in {}", path.display()))
+        }
+    };
+    tracing::info!(
+        "quality console: {issuer}/console/ (token {hint}; open /console/?token=TOKEN once)"
+    );
+    let hosts = crate::local::url_host(issuer).into_iter().collect();
+    Ok(crate::console::Access::new(
+        &token,
+        hint,
+        config.console_open,
+        hosts,
+    ))
+}
+
+fn write_console_token(path: &std::path::Path) -> Result<String, ServeError> {
+    let token = crate::identity::random_token(24);
+    // Owner-only, as every file of the data directory (the umask is 077 by now).
+    std::fs::write(path, format!("{token}\n"))?;
+    Ok(token)
 }
 
 /// Runs the server until `shutdown` resolves; flushes before returning.
 pub async fn serve(
     config: ServeConfig,
+    specs: crate::Contracts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if config.dev_mint_scopes && !config.listen.ip().is_loopback() {
@@ -1274,9 +1377,21 @@ pub async fn serve(
             config.listen
         )));
     }
-    private_data_dir(&config.data_dir)?;
+    if config.console_open && !config.listen.ip().is_loopback() {
+        return Err(ServeError::Config(format!(
+            "--console-open opens the console without its token to this machine only: it is \
+             for development on loopback, not for {}",
+            config.listen
+        )));
+    }
+    crate::data_dir::make_private(&config.data_dir)?;
     let lake = Arc::new(Lake::open(&config.data_dir).await?);
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            listen: config.listen,
+            source,
+        })?;
     let local = listener.local_addr()?;
     let issuer = config
         .public_url
@@ -1284,7 +1399,7 @@ pub async fn serve(
         .unwrap_or_else(|| format!("http://{local}"));
     let issuer = issuer.trim_end_matches('/').to_string();
     // The dev identity provider issues tokens for every contract that trusts it.
-    let mut dev_audiences: Vec<String> = contract_validators::ALL
+    let mut dev_audiences: Vec<String> = specs
         .iter()
         .map(|c| &c.manifest().ingest.auth)
         .filter(|a| a.issuer == Issuer::Dev)
@@ -1309,7 +1424,7 @@ pub async fn serve(
     let mut contracts = Vec::new();
     let mut committed = HashMap::new();
     let mut maintained = Vec::new();
-    for spec in contract_validators::ALL.iter().copied() {
+    for spec in specs.iter().copied() {
         let manifest = spec.manifest();
         let events_definition = manifest.events_table();
         let events_table = lake.ensure_table(&events_definition).await?;
@@ -1386,8 +1501,7 @@ pub async fn serve(
         }),
         lake.clone(),
         &metrics,
-        config.listen,
-        config.console_token.as_deref(),
+        console_access(&config, &issuer)?,
     ));
     let state = Arc::new(AppState {
         contracts,

@@ -30,7 +30,7 @@ use iceberg::table::Table;
 use crate::lake::{
     DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, Swap, write_data_files, write_data_stream,
 };
-use crate::maintenance::{Rewrite, read_files};
+use crate::lake::{Rewrite, read_files};
 
 /// Keeps the latest row per key of `batch`, in first-seen key order.
 pub fn latest_per_key(
@@ -93,93 +93,90 @@ pub fn latest_per_key(
 /// The file column of iceberg-rust's scans (`_file`).
 const FILE_COLUMN: &str = "_file";
 
-impl Lake {
-    /// Commits `batches` (in arrival order) to an upsert table: one row per key among them,
-    /// then [`Lake::upsert`].
-    pub async fn upsert_batches(
-        &self,
-        ident: &TableIdent,
-        batches: Vec<RecordBatch>,
-        lsn: u64,
-        upsert: Upsert<'_>,
-    ) -> Result<usize, LakeError> {
-        let Some(first) = batches.first() else {
-            return Ok(0);
-        };
-        let arrow = |e: ArrowError| LakeError::Maintenance {
+/// Commits `batches` (in arrival order) to an upsert table: one row per key among them,
+/// then [`Lake::upsert`].
+pub async fn upsert_batches(
+    lake: &Lake,
+    ident: &TableIdent,
+    batches: Vec<RecordBatch>,
+    lsn: u64,
+    upsert: Upsert<'_>,
+) -> Result<usize, LakeError> {
+    let Some(first) = batches.first() else {
+        return Ok(0);
+    };
+    let arrow = |e: ArrowError| LakeError::Maintenance {
+        table: ident.to_string(),
+        message: e.to_string(),
+    };
+    let all = arrow_select::concat::concat_batches(&first.schema(), &batches).map_err(arrow)?;
+    let latest = latest_per_key(&all, upsert.key, upsert.latest_by).map_err(arrow)?;
+    upsert_batch(lake, ident, latest, lsn, upsert).await
+}
+
+/// Commits `batch` (one row per key, from [`latest_per_key`]) to an upsert table so that the
+/// table holds one row per key afterwards: the latest by `latest_by`, the new row on a tie.
+/// Returns the number of data files written.
+pub async fn upsert_batch(
+    lake: &Lake,
+    ident: &TableIdent,
+    batch: RecordBatch,
+    lsn: u64,
+    upsert: Upsert<'_>,
+) -> Result<usize, LakeError> {
+    let table = lake.load(ident).await?;
+    let mut rewrite = upsert_rewrite(&table, batch, upsert).await?;
+    rewrite.lsn = Some(lsn);
+    let files = rewrite.added.len();
+    match lake.commit_rewrite(ident, &table, rewrite, None).await? {
+        Swap::Done => Ok(files),
+        Swap::Conflict | Swap::Refused(_) => Err(LakeError::Maintenance {
             table: ident.to_string(),
-            message: e.to_string(),
-        };
-        let all = arrow_select::concat::concat_batches(&first.schema(), &batches).map_err(arrow)?;
-        let latest = latest_per_key(&all, upsert.key, upsert.latest_by).map_err(arrow)?;
-        self.upsert(ident, latest, lsn, upsert).await
+            message: "another commit changed the table during the upsert; retrying".into(),
+        }),
     }
+}
 
-    /// Commits `batch` (one row per key, from [`latest_per_key`]) to an upsert table so that the
-    /// table holds one row per key afterwards: the latest by `latest_by`, the new row on a tie.
-    /// Returns the number of data files written.
-    pub async fn upsert(
-        &self,
-        ident: &TableIdent,
-        batch: RecordBatch,
-        lsn: u64,
-        upsert: Upsert<'_>,
-    ) -> Result<usize, LakeError> {
-        let table = self.load(ident).await?;
-        let mut rewrite = self.upsert_rewrite(&table, batch, upsert).await?;
-        rewrite.lsn = Some(lsn);
-        let files = rewrite.added.len();
-        match self.commit_rewrite(ident, &table, rewrite, None).await? {
-            Swap::Done => Ok(files),
-            Swap::Conflict | Swap::Refused(_) => Err(LakeError::Maintenance {
-                table: ident.to_string(),
-                message: "another commit changed the table during the upsert; retrying".into(),
-            }),
-        }
+/// The rewrite that upserts `batch` (one row per key) into `table`'s current state: the
+/// files holding superseded versions rewritten without them, and the new rows that win.
+/// Its files are written; nothing is committed.
+pub(crate) async fn upsert_rewrite(
+    table: &Table,
+    batch: RecordBatch,
+    upsert: Upsert<'_>,
+) -> Result<Rewrite, LakeError> {
+    let (key, latest_by) = (upsert.key, upsert.latest_by);
+    let arrow = |e: ArrowError| LakeError::Maintenance {
+        table: table.identifier().to_string(),
+        message: e.to_string(),
+    };
+    let new = Versions::of(&batch, key, latest_by).map_err(arrow)?;
+    let old = existing_versions(table, &batch, key, latest_by).await?;
+    let plan = plan(&new, &old);
+    let mut added = Vec::new();
+    for (file, drop) in &plan.rewrite {
+        let kept = read_files(table, &HashSet::from([file.clone()]))
+            .await?
+            .and_then(|b| {
+                std::future::ready(without_rows(&b, key, latest_by, drop).map_err(|e| {
+                    iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string())
+                }))
+            });
+        added.extend(write_data_stream(table, kept, DEFAULT_TARGET_FILE_BYTES).await?);
     }
-
-    /// The rewrite that upserts `batch` (one row per key) into `table`'s current state: the
-    /// files holding superseded versions rewritten without them, and the new rows that win.
-    /// Its files are written; nothing is committed.
-    pub(crate) async fn upsert_rewrite(
-        &self,
-        table: &Table,
-        batch: RecordBatch,
-        upsert: Upsert<'_>,
-    ) -> Result<Rewrite, LakeError> {
-        let (key, latest_by) = (upsert.key, upsert.latest_by);
-        let arrow = |e: ArrowError| LakeError::Maintenance {
-            table: table.identifier().to_string(),
-            message: e.to_string(),
-        };
-        let new = Versions::of(&batch, key, latest_by).map_err(arrow)?;
-        let old = existing_versions(table, &batch, key, latest_by).await?;
-        let plan = plan(&new, &old);
-        let mut added = Vec::new();
-        for (file, drop) in &plan.rewrite {
-            let kept = read_files(table, &HashSet::from([file.clone()]))
-                .await?
-                .and_then(|b| {
-                    std::future::ready(without_rows(&b, key, latest_by, drop).map_err(|e| {
-                        iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string())
-                    }))
-                });
-            added.extend(write_data_stream(table, kept, DEFAULT_TARGET_FILE_BYTES).await?);
-        }
-        let fresh =
-            arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(plan.keep_new))
-                .map_err(arrow)?;
-        if fresh.num_rows() > 0 {
-            added.extend(write_data_files(table, vec![fresh], DEFAULT_TARGET_FILE_BYTES).await?);
-        }
-        Ok(Rewrite {
-            removed: plan.rewrite.into_keys().collect(),
-            added,
-            operation: Operation::Overwrite,
-            properties: HashMap::new(),
-            lsn: None,
-        })
+    let fresh =
+        arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(plan.keep_new))
+            .map_err(arrow)?;
+    if fresh.num_rows() > 0 {
+        added.extend(write_data_files(table, vec![fresh], DEFAULT_TARGET_FILE_BYTES).await?);
     }
+    Ok(Rewrite {
+        removed: plan.rewrite.into_keys().collect(),
+        added,
+        operation: Operation::Overwrite,
+        properties: HashMap::new(),
+        lsn: None,
+    })
 }
 
 /// Keys and versions of some rows, in row-format bytes (comparable like the values).

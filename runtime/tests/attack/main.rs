@@ -1,7 +1,13 @@
 //! `serve` under attack and faults: each finding of the security review (docs/security.md),
 //! reproduced against the real binary on 127.0.0.1 with bounded loops, and now refused.
 
+#[path = "../common/mod.rs"]
 mod common;
+
+// Findings of the second review (#27), one module per area.
+mod bodies;
+mod console;
+mod tokens;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

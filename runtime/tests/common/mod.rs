@@ -78,6 +78,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("contract-runtime starts");
+        Server::adopt(child, data_dir, port)
+    }
+
+    /// A `serve` the test spawned itself, once it answers on 127.0.0.1:`port`.
+    pub fn adopt(child: Child, data_dir: &Path, port: u16) -> Server {
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),

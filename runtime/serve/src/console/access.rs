@@ -1,36 +1,61 @@
-//! Who may open the console. It only reads, but what it shows (bad payloads, table layout)
-//! is not for everyone: open on loopback, behind `--console-token` anywhere else, and
-//! refused off-loopback without a token.
+//! Who may open the console. It only reads, but what it shows (bad payloads, request ids,
+//! table layout) is not for everyone.
+//!
+//! The rule holds behind a reverse proxy, where every client arrives from loopback:
+//! - the console always has a token (given to `serve`, or made at first start and kept in
+//!   the data directory); a request presents it as `Authorization: Bearer`, the cookie, or
+//!   `?token=` once (answered with the cookie and a redirect that drops it from the URL);
+//! - only `--console-open` admits requests without it, and then only those straight from this
+//!   machine (`crate::local`: loopback peer, no forwarding header, a local `Host`);
+//! - every request must name this server in `Host` (an IP address, `localhost`, or the public
+//!   URL's host): a page on another name that resolves here (DNS rebinding) is refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::local;
+
 /// The cookie a token given once (`?token=`) is kept in.
 pub const COOKIE: &str = "contractc_console";
 
 #[derive(Debug, Clone)]
-pub enum Access {
-    /// Loopback without a token: anyone who can reach the port is on this machine.
-    Open,
+pub struct Access {
     /// The token's SHA-256 (compared as digests: equal length, no early exit on a prefix).
-    Token([u8; 32]),
-    /// Beyond loopback without a token.
-    Refused { listen: SocketAddr },
+    token: [u8; 32],
+    /// Where the operator finds the token, for the refusal's text.
+    token_hint: String,
+    /// `--console-open`: requests straight from this machine need no token.
+    open_locally: bool,
+    /// Host names besides IP literals and `localhost` the console answers for.
+    hosts: Vec<String>,
 }
 
 impl Access {
-    pub fn new(listen: SocketAddr, token: Option<&str>) -> Access {
-        match token.filter(|t| !t.is_empty()) {
-            Some(token) => Access::Token(Sha256::digest(token.as_bytes()).into()),
-            None if listen.ip().is_loopback() => Access::Open,
-            None => Access::Refused { listen },
+    pub fn new(token: &str, token_hint: String, open_locally: bool, hosts: Vec<String>) -> Access {
+        Access {
+            token: Sha256::digest(token.as_bytes()).into(),
+            token_hint,
+            open_locally,
+            hosts: hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
         }
+    }
+
+    fn matches(&self, token: &str) -> bool {
+        <[u8; 32]>::from(Sha256::digest(token.as_bytes())) == self.token
+    }
+
+    /// Whether `host` names this server: an IP address (no name to rebind), `localhost`, or
+    /// a configured name.
+    fn serves_host(&self, host: &str) -> bool {
+        host.parse::<std::net::IpAddr>().is_ok()
+            || local::is_local_host(host)
+            || self.hosts.iter().any(|h| h == host)
     }
 }
 
@@ -99,44 +124,68 @@ fn refusal(status: StatusCode, text: String) -> Response {
 
 /// The middleware in front of every console route.
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    match access.as_ref() {
-        Access::Open => next.run(request).await,
-        Access::Refused { listen } => refusal(
-            StatusCode::FORBIDDEN,
+    let headers = request.headers();
+    let host = local::request_host(headers).unwrap_or_default();
+    if !access.serves_host(&host) {
+        return refusal(
+            StatusCode::MISDIRECTED_REQUEST,
             format!(
-                "the quality console is off: serve listens on {listen}, beyond loopback. Start \
-                 serve with --console-token TOKEN to open it (then visit /console/?token=TOKEN \
-                 once, or send Authorization: Bearer TOKEN), or listen on 127.0.0.1."
+                "the quality console does not answer for host {host:?}: use an IP address, \
+                 localhost, or the host of --public-url"
             ),
-        ),
-        Access::Token(expected) => {
-            let (token, via_query) = presented(request.headers(), request.uri().query());
-            let Some(token) =
-                token.filter(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())) == *expected)
-            else {
-                return refusal(
-                    StatusCode::UNAUTHORIZED,
-                    "the quality console needs the token serve was started with \
-                     (--console-token): visit /console/?token=TOKEN once, or send \
-                     Authorization: Bearer TOKEN"
-                        .into(),
-                );
-            };
-            let mut response = next.run(request).await;
-            // A token typed into the URL once is kept in a cookie, so the page's own
-            // requests carry it (and the URL need not).
-            if via_query {
-                let cookie = format!(
-                    "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict",
-                    cookie_safe(&token)
-                );
-                if let Ok(value) = HeaderValue::from_str(&cookie) {
-                    response.headers_mut().append(header::SET_COOKIE, value);
-                }
-            }
-            response
-        }
+        );
     }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if access.open_locally && peer.is_some_and(|peer| local::is_direct_local(peer, headers)) {
+        return next.run(request).await;
+    }
+    let (token, via_query) = presented(headers, request.uri().query());
+    let Some(token) = token.filter(|t| access.matches(t)) else {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "the quality console needs its token ({}): open /console/?token=TOKEN once, or \
+                 send Authorization: Bearer TOKEN",
+                access.token_hint
+            ),
+        );
+    };
+    if via_query {
+        // A token typed into the URL is moved into a cookie at once, and the URL given back
+        // without it: it must not stay in the address bar, history or a Referer.
+        return to_cookie(&token, request.uri());
+    }
+    next.run(request).await
+}
+
+/// A redirect to `uri` without its `token` parameter, setting the console's cookie.
+fn to_cookie(token: &str, uri: &axum::http::Uri) -> Response {
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
+        .collect();
+    let location = if rest.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/console; HttpOnly; Secure; SameSite=Strict",
+        cookie_safe(token)
+    );
+    let mut response = axum::response::Redirect::to(&location).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// A cookie value cannot hold `;`, `,`, spaces or quotes: such a token works as a bearer
@@ -153,13 +202,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_is_open_and_beyond_needs_a_token() {
-        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert!(matches!(Access::new(local, None), Access::Open));
-        assert!(matches!(Access::new(public, None), Access::Refused { .. }));
-        assert!(matches!(Access::new(public, Some("t")), Access::Token(_)));
-        assert!(matches!(Access::new(local, Some("t")), Access::Token(_)));
+    fn hosts_are_ip_addresses_localhost_or_configured() {
+        let access = Access::new("t", String::new(), false, vec!["Console.Example".into()]);
+        for host in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "::1",
+            "localhost",
+            "a.localhost",
+            "console.example",
+        ] {
+            assert!(access.serves_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!access.serves_host(host), "{host}");
+        }
+        assert!(access.matches("t") && !access.matches("u"));
     }
 
     #[test]

@@ -95,12 +95,15 @@ pub fn last_commit_ms(metadata: &TableMetadata) -> Option<i64> {
     metadata.snapshots().map(|s| s.timestamp_ms()).max()
 }
 
-/// The quarantine table's rows received in `[since_micros, until_micros)`, oldest first.
-pub async fn quarantine_rows(
+/// Hands each of the quarantine table's rows received in `[since_micros, until_micros)` to
+/// `each`, a batch at a time: memory holds one small batch, not the day's rows. Returns how
+/// many rows there were.
+pub async fn for_each_quarantine_row(
     table: &Table,
     since_micros: i64,
     until_micros: i64,
-) -> Result<Vec<BadEvent>, HistoryError> {
+    mut each: impl FnMut(BadEvent),
+) -> Result<u64, HistoryError> {
     let shape = |message: String| HistoryError::Shape {
         table: table.identifier().to_string(),
         message,
@@ -124,7 +127,7 @@ pub async fn quarantine_rows(
     let (received, request_id, verdict, violations, payload) =
         (received?, request_id?, verdict?, violations?, payload?);
     if table.metadata().current_snapshot().is_none() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let filter = Reference::new(received.clone())
         .greater_than_or_equal_to(Datum::timestamptz_micros(since_micros))
@@ -133,10 +136,12 @@ pub async fn quarantine_rows(
         .scan()
         .select([&received, &request_id, &verdict, &violations, &payload])
         .with_filter(filter)
+        .with_batch_size(Some(HISTORY_BATCH_ROWS))
+        .with_data_file_concurrency_limit(1)
         .build()?;
-    let batches: Vec<RecordBatch> = scan.to_arrow().await?.try_collect().await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
+    let mut batches = scan.to_arrow().await?;
+    let mut rows = 0;
+    while let Some(batch) = batches.try_next().await? {
         let column = |name: &str| {
             batch
                 .column_by_name(name)
@@ -150,11 +155,13 @@ pub async fn quarantine_rows(
             violations: column(&violations)?,
             payload: column(&payload)?,
         };
-        read.push_into(&mut rows).map_err(shape)?;
+        rows += read.each(&mut each).map_err(shape)?;
     }
-    rows.sort_by_key(|r| r.received_micros);
     Ok(rows)
 }
+
+/// Rows per batch of the history scan (a batch's payloads are held while it is read).
+const HISTORY_BATCH_ROWS: usize = 256;
 
 /// One batch's columns.
 struct RowsOf {
@@ -166,7 +173,8 @@ struct RowsOf {
 }
 
 impl RowsOf {
-    fn push_into(&self, rows: &mut Vec<BadEvent>) -> Result<(), String> {
+    /// Hands each row to `each`; returns how many there were.
+    fn each(&self, each: &mut impl FnMut(BadEvent)) -> Result<u64, String> {
         let received = self
             .received
             .as_any()
@@ -180,7 +188,7 @@ impl RowsOf {
         for i in 0..received.len() {
             let payload = string_at(&self.payload, i).unwrap_or_default();
             let (payload, truncated) = BadEvent::cut_payload(payload.as_bytes());
-            rows.push(BadEvent {
+            each(BadEvent {
                 received_micros: received.value(i),
                 request_id: string_at(&self.request_id, i).unwrap_or_default(),
                 verdict: match string_at(&self.verdict, i).as_deref() {
@@ -194,7 +202,7 @@ impl RowsOf {
                 source: "lake",
             });
         }
-        Ok(())
+        Ok(received.len() as u64)
     }
 }
 

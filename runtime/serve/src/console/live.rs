@@ -14,9 +14,11 @@ const VERDICT_SLOTS: usize = 8640;
 /// Violation counts are kept per minute, for a day.
 pub const RULE_STEP_SECS: i64 = 60;
 const RULE_SLOTS: usize = 1440;
-/// At most this many (code, path) pairs per contract; further ones are counted under
-/// [`OTHER_PATHS`] so a flood of distinct map keys cannot grow memory.
-const MAX_RULES: usize = 100;
+/// At most this many paths per violation code and contract; further ones are counted under
+/// (code, [`OTHER_PATHS`]), so a flood of distinct map keys cannot grow memory. The budget is
+/// per code (codes are a closed set), so junk keys flooding `unknown_field` never push another
+/// rule's violations out of the list.
+const PATHS_PER_CODE: usize = 20;
 pub const OTHER_PATHS: &str = "(other paths)";
 /// Bad events kept per (code, path).
 pub const EVENTS_PER_RULE: usize = 20;
@@ -170,6 +172,8 @@ struct Rule {
 pub struct Live {
     verdicts: Ring<[u32; 3]>,
     rules: HashMap<(String, String), Rule>,
+    /// How many paths each code has its own row for.
+    paths_per_code: HashMap<String, usize>,
 }
 
 impl Default for Live {
@@ -177,6 +181,7 @@ impl Default for Live {
         Live {
             verdicts: Ring::new(VERDICT_SLOTS),
             rules: HashMap::new(),
+            paths_per_code: HashMap::new(),
         }
     }
 }
@@ -196,10 +201,13 @@ impl Live {
         let mut seen: Vec<(String, String)> = Vec::new();
         for violation in &event.violations {
             let key = self.key_for(rule_key(violation));
-            let rule = self.rules.entry(key.clone()).or_insert_with(|| Rule {
-                counts: Ring::new(RULE_SLOTS),
-                total: 0,
-                latest: VecDeque::new(),
+            let rule = self.rules.entry(key.clone()).or_insert_with(|| {
+                *self.paths_per_code.entry(key.0.clone()).or_default() += 1;
+                Rule {
+                    counts: Ring::new(RULE_SLOTS),
+                    total: 0,
+                    latest: VecDeque::new(),
+                }
             });
             if let Some(count) = rule.counts.slot(minute) {
                 *count += 1;
@@ -222,7 +230,9 @@ impl Live {
     }
 
     fn key_for(&self, key: (String, String)) -> (String, String) {
-        if self.rules.len() < MAX_RULES || self.rules.contains_key(&key) {
+        let paths = self.paths_per_code.get(&key.0).copied().unwrap_or(0);
+        // One slot stays free for the code's OTHER_PATHS row.
+        if paths < PATHS_PER_CODE - 1 || self.rules.contains_key(&key) {
             key
         } else {
             (key.0, OTHER_PATHS.to_string())
@@ -427,5 +437,30 @@ mod tests {
         let latest = live.latest("pattern", "$.a[*]");
         assert_eq!(latest.len(), EVENTS_PER_RULE);
         assert!(latest[0].received_micros > latest[1].received_micros);
+    }
+
+    #[test]
+    fn junk_keys_never_push_another_rule_out() {
+        let mut live = Live::default();
+        let mut violations: Vec<ShownViolation> = (0..120)
+            .map(|i| violation(Code::UnknownField, &format!("$.junk{i}")))
+            .collect();
+        violations.push(violation(Code::OneOf, "$.event_type"));
+        live.bad_event(bad(1_000_000, violations));
+        let rules = live.rule_series(1, 60, 15);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.code == "one_of" && r.path == "$.event_type"),
+            "the real violation keeps its row"
+        );
+        let unknown: Vec<&RuleSeries> =
+            rules.iter().filter(|r| r.code == "unknown_field").collect();
+        assert_eq!(unknown.len(), PATHS_PER_CODE);
+        let other = unknown
+            .iter()
+            .find(|r| r.path == OTHER_PATHS)
+            .expect("other paths row");
+        assert_eq!(other.total, 120 - (PATHS_PER_CODE as u64 - 1));
     }
 }

@@ -5,10 +5,11 @@
 //! - [`history`]: the same read back from the lake at start, so a restart keeps the page;
 //! - [`tables`]: each table's Iceberg state, read from the lake when asked;
 //! - [`mask`]: `pii` fields hidden before a payload is shown;
-//! - [`access`]: open on loopback, `--console-token` beyond, refused otherwise;
+//! - [`access`]: a token always (or `--console-open` for requests straight from this machine),
+//!   and a `Host` naming this server;
 //! - [`api`] (JSON under `/console/api/`) and [`assets`] (the page, embedded).
 
-mod access;
+pub mod access;
 mod api;
 mod assets;
 mod docs;
@@ -17,7 +18,6 @@ pub mod live;
 pub mod mask;
 pub mod tables;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -31,7 +31,7 @@ use prometheus::{IntGauge, IntGaugeVec};
 
 use crate::lake::Lake;
 use crate::metrics::Metrics;
-use access::Access;
+pub use access::Access;
 use live::{BadEvent, Live, ShownViolation};
 
 /// How far back the page looks (and the history read at start reaches).
@@ -87,8 +87,7 @@ impl Console {
         contracts: impl IntoIterator<Item = ServedContract>,
         lake: Arc<Lake>,
         metrics: &Metrics,
-        listen: SocketAddr,
-        token: Option<&str>,
+        access: Access,
     ) -> Console {
         Console {
             contracts: contracts
@@ -103,7 +102,7 @@ impl Console {
                 })
                 .collect(),
             lake,
-            access: Arc::new(Access::new(listen, token)),
+            access: Arc::new(access),
             buffered: metrics.buffered.clone(),
             wal_bytes: metrics.wal_bytes.clone(),
             manifests: tables::ManifestCache::default(),
@@ -212,17 +211,22 @@ impl Console {
                 history::appended_rows(events.metadata(), since_micros / 1000, until_micros / 1000)
             }
         };
-        let bad = history::quarantine_rows(&quarantine, since_micros, until_micros).await?;
-        let mut live = contract.live.lock().unwrap_or_else(|p| p.into_inner());
-        for (micros, rows) in appended {
-            live.count(micros, Verdict::Accept, rows);
-            status.accepted += u64::from(rows);
+        {
+            let mut live = contract.live.lock().unwrap_or_else(|p| p.into_inner());
+            for (micros, rows) in appended {
+                live.count(micros, Verdict::Accept, rows);
+                status.accepted += u64::from(rows);
+            }
         }
-        status.bad += bad.len() as u64;
-        for event in bad {
-            live.count(event.received_micros, event.verdict, 1);
-            live.bad_event(event);
-        }
+        // Streamed into the rings, which keep the latest events per rule: memory follows the
+        // rings, not the day's quarantine.
+        status.bad +=
+            history::for_each_quarantine_row(&quarantine, since_micros, until_micros, |event| {
+                let mut live = contract.live.lock().unwrap_or_else(|p| p.into_inner());
+                live.count(event.received_micros, event.verdict, 1);
+                live.bad_event(event);
+            })
+            .await?;
         Ok(())
     }
 
@@ -231,7 +235,8 @@ impl Console {
     }
 }
 
-/// The console's routes, guarded by its access rule; merged into `serve`'s router.
+/// The console's routes, guarded by its access rule; merged into `serve`'s router. The guard
+/// is a route layer: paths that are not the console's get the server's 404, not its refusal.
 pub fn router<S: Clone + Send + Sync + 'static>(console: Arc<Console>) -> Router<S> {
     let access = console.access.clone();
     Router::new()
@@ -246,6 +251,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Arc<Console>) -> Router
         .route("/console/api/events", get(api::events))
         .route("/console/api/tables", get(api::tables))
         .route("/console/api/contracts", get(api::contracts))
-        .layer(axum::middleware::from_fn_with_state(access, access::guard))
+        .route_layer(axum::middleware::from_fn_with_state(access, access::guard))
         .with_state(console)
 }

@@ -10,6 +10,10 @@
 //! from the definition (through `iceberg::spec::TableMetadata`, which validates it) and
 //! registered with the catalog.
 
+mod commit;
+
+pub(crate) use commit::{LiveFile, Rewrite, live_files, now_ms, read_files};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +64,24 @@ pub enum LakeError {
     Sql(#[from] sqlx::Error),
     #[error("maintenance of {table}: {message}")]
     Maintenance { table: String, message: String },
+    #[error(
+        "the catalog {path} cannot be opened ({reason}); if the file is damaged, move it and \
+         the warehouse beside it aside (they belong together) and start again: `serve` creates \
+         a new catalog, and events still in the write-ahead log are kept"
+    )]
+    Catalog { path: PathBuf, reason: String },
+}
+
+/// What went wrong opening the catalog, in SQLite's words when it was SQLite (iceberg's own
+/// wrapper text says only "operation failed for hitting sqlx error").
+fn catalog_reason(error: &iceberg::Error) -> String {
+    let mut source = std::error::Error::source(error);
+    let mut innermost = None;
+    while let Some(cause) = source {
+        innermost = Some(cause.to_string());
+        source = cause.source();
+    }
+    innermost.unwrap_or_else(|| error.to_string())
 }
 
 /// The catalog identifier of the table `definition` describes.
@@ -131,7 +153,8 @@ impl Lake {
             path: warehouse.clone(),
             source,
         })?;
-        let catalog_uri = format!("sqlite:{}?mode=rwc", dir.join("catalog.db").display());
+        let catalog_path = dir.join("catalog.db");
+        let catalog_uri = format!("sqlite:{}?mode=rwc", catalog_path.display());
         let props = HashMap::from([
             (SQL_CATALOG_PROP_URI.to_string(), catalog_uri.clone()),
             (SQL_CATALOG_PROP_WAREHOUSE.to_string(), file_url(&warehouse)),
@@ -143,7 +166,11 @@ impl Lake {
         let catalog = SqlCatalogBuilder::default()
             .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
             .load(CATALOG_NAME, props)
-            .await?;
+            .await
+            .map_err(|error| LakeError::Catalog {
+                path: catalog_path,
+                reason: catalog_reason(&error),
+            })?;
         Ok(Lake {
             catalog,
             warehouse,
@@ -287,65 +314,6 @@ impl Lake {
         }
         tracing::info!(table = %ident, ?added, "evolved the table schema in place");
         Ok(added)
-    }
-
-    /// Writes `metadata` as the table's next metadata file and points the catalog at it, the
-    /// optimistic way the SQL catalog commits: the pointer only moves if it still is `previous`.
-    /// `record` writes in the same SQLite transaction (replay's ledger) and may refuse the
-    /// commit. On a conflict or refusal the written file is an orphan (maintenance deletes it).
-    pub(crate) async fn swap_metadata(
-        &self,
-        ident: &TableIdent,
-        previous: Option<String>,
-        metadata: &TableMetadata,
-        record: Option<&dyn SwapRecord>,
-    ) -> Result<Swap, LakeError> {
-        let path = local_path(metadata.location())
-            .join("metadata")
-            .join(format!(
-                "{:05}-{}.metadata.json",
-                metadata.last_sequence_number(),
-                uuid::Uuid::now_v7()
-            ));
-        let bytes = serde_json::to_vec(metadata).map_err(|e| LakeError::Definition {
-            table: ident.to_string(),
-            message: e.to_string(),
-        })?;
-        std::fs::write(&path, bytes).map_err(|source| LakeError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if let Some(record) = record {
-            record.before_swap().await;
-        }
-        let pool = self.pool().await?;
-        let mut tx = pool.begin().await?;
-        let swapped = sqlx::query(
-            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
-        )
-        .bind(file_url(&path))
-        .bind(previous.clone())
-        .bind(CATALOG_NAME)
-        .bind(ident.namespace().join("."))
-        .bind(ident.name())
-        .bind(previous)
-        .execute(&mut *tx)
-        .await?;
-        if swapped.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(Swap::Conflict);
-        }
-        if let Some(record) = record
-            && let Some(reason) = record
-                .record(&mut tx, metadata.current_snapshot_id())
-                .await?
-        {
-            tx.rollback().await?;
-            return Ok(Swap::Refused(reason));
-        }
-        tx.commit().await?;
-        Ok(Swap::Done)
     }
 
     /// The catalog database, for the runtime's own commits (one pool per lake).
