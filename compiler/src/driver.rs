@@ -17,6 +17,32 @@ fn is_contract_file(path: &Path) -> bool {
     )
 }
 
+/// The first of `paths` that does not exist (for the CLI, a usage error).
+pub fn first_missing(paths: &[PathBuf]) -> Option<&PathBuf> {
+    paths.iter().find(|p| !p.exists())
+}
+
+/// Whether `spec` names contracts on disk (else a diff takes it for a git revision).
+pub fn is_on_disk(spec: &str) -> bool {
+    Path::new(spec).exists()
+}
+
+/// Writes the labelled corpus under `out`: `(file name, contents)` per contract. Returns the
+/// paths written, or the path that could not be written and why.
+pub fn write_corpus(
+    out: &Path,
+    files: &[(String, String)],
+) -> Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
+    std::fs::create_dir_all(out).map_err(|e| (out.to_path_buf(), e))?;
+    let mut written = Vec::with_capacity(files.len());
+    for (name, contents) in files {
+        let path = out.join(name);
+        std::fs::write(&path, contents).map_err(|e| (path.clone(), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// Expands the given paths (files or directories, searched recursively) into contract files,
 /// sorted for a deterministic order.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {

@@ -149,7 +149,7 @@ fn main() -> ExitCode {
 
 /// A path that does not exist is a usage error (2), not a contract error (1).
 fn require_paths(paths: &[PathBuf]) -> Result<(), ExitCode> {
-    match paths.iter().find(|p| !p.exists()) {
+    match driver::first_missing(paths) {
         Some(missing) => {
             eprintln!("error: {}: no such file or directory", missing.display());
             Err(ExitCode::from(2))
@@ -270,10 +270,7 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
     let Some(contracts) = outcome.contracts else {
         return ExitCode::from(1);
     };
-    if let Err(error) = std::fs::create_dir_all(out) {
-        eprintln!("error: cannot create {}: {error}", out.display());
-        return ExitCode::from(1);
-    }
+    let mut files = Vec::with_capacity(contracts.contracts.len());
     for contract in &contracts.contracts {
         let lines: Vec<String> = contract_corpus::cases(&contract.manifest())
             .iter()
@@ -287,14 +284,28 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
                 .to_string()
             })
             .collect();
-        let path = out.join(format!("{}.ndjson", contract.name));
-        if let Err(error) = std::fs::write(&path, lines.join("\n") + "\n") {
-            eprintln!("error: cannot write {}: {error}", path.display());
-            return ExitCode::from(1);
-        }
-        eprintln!("wrote {} ({} cases)", path.display(), lines.len());
+        files.push((
+            format!("{}.ndjson", contract.name),
+            lines.join("\n") + "\n",
+            lines.len(),
+        ));
     }
-    ExitCode::SUCCESS
+    let named: Vec<(String, String)> = files
+        .iter()
+        .map(|(name, text, _)| (name.clone(), text.clone()))
+        .collect();
+    match driver::write_corpus(out, &named) {
+        Ok(written) => {
+            for (path, (_, _, cases)) in written.iter().zip(&files) {
+                eprintln!("wrote {} ({cases} cases)", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err((path, error)) => {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Loads one side of a diff: a path that exists, else a git revision of `contracts/`.
@@ -302,9 +313,8 @@ fn load_side(
     spec: &str,
     path_in_rev: &str,
 ) -> Result<contractc::Valid<contractc::ContractSet>, ExitCode> {
-    let path = PathBuf::from(spec);
-    let sources = if path.exists() {
-        let files = match driver::collect_files(&[path]) {
+    let sources = if driver::is_on_disk(spec) {
+        let files = match driver::collect_files(&[PathBuf::from(spec)]) {
             Ok(files) => files,
             Err(d) => {
                 eprintln!("{}", d.render(false));
@@ -361,7 +371,7 @@ fn diff(
         }
     };
     // A revision holds the contracts at the same path the new side uses.
-    let path_in_rev = if std::path::Path::new(&new_spec).exists() {
+    let path_in_rev = if driver::is_on_disk(&new_spec) {
         new_spec.clone()
     } else {
         "contracts".to_string()

@@ -151,66 +151,87 @@ pub(crate) fn page(c: &Contract) -> String {
         c.table.name,
     ));
 
+    fields_section(c, &mut out);
+    variants_section(c, &mut out);
+    enrichment_section(c, &mut out);
+    table_section(c, &mut out);
+    examples_section(c, &mut out);
+    out
+}
+
+/// The field table.
+fn fields_section(c: &Contract, out: &mut String) {
     out.push_str("## Fields\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n");
-    field_rows(&c.fields, "", &mut out);
+    field_rows(&c.fields, "", out);
     out.push('\n');
+}
 
-    if let Some(variants) = &c.variants {
-        out.push_str(&format!(
-            "## Variants (by `{}`)\n\n",
-            variants.discriminator
-        ));
-        for case in &variants.cases {
-            out.push_str(&format!("### `{}`\n\n", case.value));
-            if let Some(d) = &case.description {
-                out.push_str(&format!("{d}\n\n"));
-            }
-            if case.fields.is_empty() && case.require.is_empty() && case.rules.is_empty() {
-                out.push_str("No payload fields.\n\n");
-                continue;
-            }
-            if !case.require.is_empty() {
-                out.push_str(&format!(
-                    "Requires: {}.\n\n",
-                    case.require
-                        .iter()
-                        .map(|r| format!("`{r}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            for (name, rules) in &case.rules {
-                out.push_str(&format!(
-                    "Extra rules on `{name}`: {}.\n\n",
-                    rules.iter().map(rule_text).collect::<Vec<_>>().join("; ")
-                ));
-            }
-            if !case.fields.is_empty() {
-                out.push_str("| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n");
-                field_rows(&case.fields, "", &mut out);
-                out.push('\n');
-            }
+/// One subsection per variant: its requirements, extra rules and payload fields.
+fn variants_section(c: &Contract, out: &mut String) {
+    let Some(variants) = &c.variants else {
+        return;
+    };
+    out.push_str(&format!(
+        "## Variants (by `{}`)\n\n",
+        variants.discriminator
+    ));
+    for case in &variants.cases {
+        out.push_str(&format!("### `{}`\n\n", case.value));
+        if let Some(d) = &case.description {
+            out.push_str(&format!("{d}\n\n"));
+        }
+        if case.fields.is_empty() && case.require.is_empty() && case.rules.is_empty() {
+            out.push_str("No payload fields.\n\n");
+            continue;
+        }
+        if !case.require.is_empty() {
+            out.push_str(&format!(
+                "Requires: {}.\n\n",
+                case.require
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for (name, rules) in &case.rules {
+            out.push_str(&format!(
+                "Extra rules on `{name}`: {}.\n\n",
+                rules.iter().map(rule_text).collect::<Vec<_>>().join("; ")
+            ));
+        }
+        if !case.fields.is_empty() {
+            out.push_str("| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n");
+            field_rows(&case.fields, "", out);
+            out.push('\n');
         }
     }
+}
 
-    if !c.enrichments.is_empty() {
-        out.push_str("## Enrichment\n\nColumns the runtime fills (producers never send them):\n\n| column | id | from |\n|---|---|---|\n");
-        for e in &c.enrichments {
-            let from = match &e.source {
-                EnrichmentSource::IngestTime => "ingest time".to_string(),
-                EnrichmentSource::ContractVersion => "contract version".to_string(),
-                EnrichmentSource::RequestId => "request id".to_string(),
-                EnrichmentSource::JwtSub => "JWT `sub`".to_string(),
-                EnrichmentSource::JwtClaim(claim) => format!("JWT `{claim}`"),
-                EnrichmentSource::ClientContractVersion => {
-                    "the client's `X-Contract-Version` header".to_string()
-                }
-            };
-            out.push_str(&format!("| `{}` | {} | {from} |\n", e.name, e.id));
-        }
-        out.push('\n');
+/// The columns the runtime fills.
+fn enrichment_section(c: &Contract, out: &mut String) {
+    if c.enrichments.is_empty() {
+        return;
     }
+    out.push_str("## Enrichment\n\nColumns the runtime fills (producers never send them):\n\n| column | id | from |\n|---|---|---|\n");
+    for e in &c.enrichments {
+        let from = match &e.source {
+            EnrichmentSource::IngestTime => "ingest time".to_string(),
+            EnrichmentSource::ContractVersion => "contract version".to_string(),
+            EnrichmentSource::RequestId => "request id".to_string(),
+            EnrichmentSource::JwtSub => "JWT `sub`".to_string(),
+            EnrichmentSource::JwtClaim(claim) => format!("JWT `{claim}`"),
+            EnrichmentSource::ClientContractVersion => {
+                "the client's `X-Contract-Version` header".to_string()
+            }
+        };
+        out.push_str(&format!("| `{}` | {} | {from} |\n", e.name, e.id));
+    }
+    out.push('\n');
+}
 
+/// The Iceberg table: partitioning, order, write mode, reserved ids and names.
+fn table_section(c: &Contract, out: &mut String) {
     out.push_str("## Table\n\n");
     let partition: Vec<String> = c
         .table
@@ -256,7 +277,10 @@ pub(crate) fn page(c: &Contract) -> String {
             c.reserved_names.join(", ")
         ));
     }
+}
 
+/// Examples from the labelled corpus: a few valid events, one invalid per violation code.
+fn examples_section(c: &Contract, out: &mut String) {
     out.push_str("\n## Examples\n\nJudged as if received at 2024-02-22T12:00:00Z.\n\n");
     let cases = corpus::cases(&c.manifest());
     for case in cases.iter().filter(|c| c.is_valid()).take(3) {
@@ -278,5 +302,4 @@ pub(crate) fn page(c: &Contract) -> String {
             ));
         }
     }
-    out
 }
