@@ -138,13 +138,22 @@ async fn serve_maintains_its_tables_while_ingest_continues() {
         acknowledged.len()
     );
     // Maintenance ran during the load; once it stops, expiry and orphan deletion catch up.
+    // Caught up means quiet too: no compaction for three polls (1.5 maintenance intervals), so
+    // no rewrite snapshot lands between this check and the stop.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last_compacted, mut quiet_polls) = (-1, 0);
     loop {
         let compacted = metric(&base, "contractc_maintenance_compacted_files_total").await;
         let expired = metric(&base, "contractc_maintenance_expired_snapshots_total").await;
         let deleted = metric(&base, "contractc_maintenance_deleted_files_total").await;
         let snapshots = metric(&base, "contractc_table_snapshots").await;
-        if compacted > 0 && expired > 0 && deleted > 0 && snapshots <= 3 {
+        quiet_polls = if compacted == last_compacted {
+            quiet_polls + 1
+        } else {
+            0
+        };
+        last_compacted = compacted;
+        if compacted > 0 && expired > 0 && deleted > 0 && snapshots <= 3 && quiet_polls >= 3 {
             break;
         }
         assert!(

@@ -17,6 +17,7 @@ pub mod cors;
 pub mod data_dir;
 pub mod http;
 pub mod identity;
+pub mod judge;
 pub mod lake;
 pub mod local;
 pub mod maintenance;

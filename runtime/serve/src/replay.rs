@@ -283,7 +283,7 @@ fn judge(
     let ctx = Context {
         ingest_time_micros: row.received_micros,
     };
-    crate::server::validate(
+    crate::judge::validate(
         None,
         spec,
         parser,
@@ -855,7 +855,7 @@ fn events_batch(
             jwt_claims: &[],
             client_contract_version: None,
         };
-        let (verdict, _) = crate::server::validate(
+        let (verdict, _) = crate::judge::validate(
             Some(&mut buffer),
             spec,
             &mut parser,

@@ -422,9 +422,9 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, WalError> {
     Ok(records)
 }
 
-/// Reads every intact record, in LSN order: skips damaged records whose successors are intact,
-/// and cuts a torn tail off the last segment.
-pub fn replay(dir: &Path) -> Result<Vec<Record>, WalError> {
+/// Recovers the log at start: reads every intact record, in LSN order, skipping damaged records
+/// whose successors are intact and cutting a torn tail off the last segment.
+pub fn recover(dir: &Path) -> Result<Vec<Record>, WalError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut records = Vec::new();
     let all = segments(dir)?;
@@ -739,7 +739,7 @@ mod tests {
         for ack in acks {
             ack.await.unwrap().unwrap();
         }
-        let replayed = replay(&dir).unwrap();
+        let replayed = recover(&dir).unwrap();
         assert_eq!(replayed, (1..=100).map(record).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -759,12 +759,12 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
-        assert_eq!(replay(&dir).unwrap().len(), 2);
+        assert_eq!(recover(&dir).unwrap().len(), 2);
         // The cut is permanent: appending after it yields a clean log.
         let wal = Wal::open(&dir, 3).unwrap();
         wal.append(vec![record(3)]).unwrap().await.unwrap().unwrap();
         assert_eq!(
-            replay(&dir)
+            recover(&dir)
                 .unwrap()
                 .iter()
                 .map(|r| r.lsn)
@@ -792,7 +792,7 @@ mod tests {
         let len = bytes.len();
         bytes[len / 2] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let replayed = replay(&dir).unwrap();
+        let replayed = recover(&dir).unwrap();
         assert!(
             replayed.len() >= 97,
             "{} of 100 records replayed",

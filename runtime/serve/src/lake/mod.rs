@@ -84,6 +84,57 @@ fn catalog_reason(error: &iceberg::Error) -> String {
     innermost.unwrap_or_else(|| error.to_string())
 }
 
+/// The columns a contract adds to a table whose columns are `current`, or why the table cannot
+/// take the contract: a column dropped, renamed, retyped or made required, or a new required
+/// one (old rows have no value for it). Pure: the schema change itself is the caller's.
+fn added_columns(
+    current: &std::collections::BTreeMap<i64, ColumnShape>,
+    wanted: &std::collections::BTreeMap<i64, ColumnShape>,
+) -> Result<Vec<String>, String> {
+    for (id, have) in current {
+        match wanted.get(id) {
+            None => {
+                return Err(format!(
+                    "column `{}` (id {id}) is not in the contract; iceberg-rust cannot drop columns yet: keep the field, or write to a new table",
+                    have.name
+                ));
+            }
+            Some(want) if want.name != have.name => {
+                return Err(format!(
+                    "column id {id} is `{}` in the table but `{}` in the contract (renames are not applied automatically)",
+                    have.name, want.name
+                ));
+            }
+            Some(want) if want.ty != have.ty => {
+                return Err(format!(
+                    "column `{}` (id {id}) is {} in the table but {} in the contract; iceberg-rust cannot promote types yet: migrate the table with Spark or pyiceberg first",
+                    have.name, have.ty, want.ty
+                ));
+            }
+            Some(want) if want.required && !have.required => {
+                return Err(format!(
+                    "column `{}` (id {id}) is optional in the table but required in the contract",
+                    have.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut added = Vec::new();
+    for (id, want) in wanted {
+        if !current.contains_key(id) {
+            if want.required {
+                return Err(format!(
+                    "new column `{}` (id {id}) is required: old rows have no value for it; make it optional",
+                    want.name
+                ));
+            }
+            added.push(want.name.clone());
+        }
+    }
+    Ok(added)
+}
+
 /// The catalog identifier of the table `definition` describes.
 pub fn table_ident(definition: &TableDef) -> TableIdent {
     TableIdent::new(
@@ -244,47 +295,7 @@ impl Lake {
             table: ident.to_string(),
             reason,
         };
-        for (id, have) in &current {
-            match wanted.get(id) {
-                None => {
-                    return Err(incompatible(format!(
-                        "column `{}` (id {id}) is not in the contract; iceberg-rust cannot drop columns yet: keep the field, or write to a new table",
-                        have.name
-                    )));
-                }
-                Some(want) if want.name != have.name => {
-                    return Err(incompatible(format!(
-                        "column id {id} is `{}` in the table but `{}` in the contract (renames are not applied automatically)",
-                        have.name, want.name
-                    )));
-                }
-                Some(want) if want.ty != have.ty => {
-                    return Err(incompatible(format!(
-                        "column `{}` (id {id}) is {} in the table but {} in the contract; iceberg-rust cannot promote types yet: migrate the table with Spark or pyiceberg first",
-                        have.name, have.ty, want.ty
-                    )));
-                }
-                Some(want) if want.required && !have.required => {
-                    return Err(incompatible(format!(
-                        "column `{}` (id {id}) is optional in the table but required in the contract",
-                        have.name
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        let mut added = Vec::new();
-        for (id, want) in &wanted {
-            if !current.contains_key(id) {
-                if want.required {
-                    return Err(incompatible(format!(
-                        "new column `{}` (id {id}) is required: old rows have no value for it; make it optional",
-                        want.name
-                    )));
-                }
-                added.push(want.name.clone());
-            }
-        }
+        let added = added_columns(&current, &wanted).map_err(incompatible)?;
         let same_order = current_json["fields"]
             .as_array()
             .map(|f| f.iter().map(|c| c["id"].clone()).collect::<Vec<_>>())

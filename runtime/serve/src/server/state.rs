@@ -1,0 +1,260 @@
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use contract_support::json::Parser;
+use contract_support::manifest::Manifest;
+use contract_support::{AnyContract, Context, Enrichment, EventBuffer, Verdict, Violation};
+use governor::DefaultKeyedRateLimiter;
+use iceberg::TableIdent;
+use tokio::sync::Notify;
+
+use crate::console::Console;
+use crate::identity::{DevIdentity, Verifier};
+use crate::metrics::Metrics;
+use crate::quarantine::{QuarantineBatch, Row};
+use crate::wal::{self, Record, Wal};
+
+use crate::judge::{Caller, validate};
+
+/// What one contract holds between commits.
+pub(crate) struct Buffers {
+    pub(crate) parser: Parser,
+    pub(crate) events: Box<dyn EventBuffer>,
+    pub(crate) quarantine: QuarantineBatch,
+    /// The highest LSN of this contract's records buffered so far.
+    pub(crate) last_lsn: u64,
+}
+
+pub(crate) struct ContractState {
+    pub(crate) spec: &'static dyn AnyContract,
+    pub(crate) manifest: &'static Manifest,
+    pub(crate) verifier: Verifier,
+    pub(crate) events_table: TableIdent,
+    pub(crate) quarantine_table: TableIdent,
+    pub(crate) buffers: Mutex<Buffers>,
+    /// Batches whose commit failed, retried (before newer rows) by the next flush.
+    pub(crate) unsent_events: Mutex<Vec<arrow_array::RecordBatch>>,
+    pub(crate) unsent_quarantine: Mutex<Vec<arrow_array::RecordBatch>>,
+}
+
+pub(crate) struct AppState {
+    pub(crate) contracts: Vec<ContractState>,
+    pub(crate) dev: Arc<DevIdentity>,
+    pub(crate) wal: Wal,
+    /// Assigns LSNs and queues log records in LSN order (held only for that).
+    pub(crate) next_lsn: Mutex<u64>,
+    pub(crate) last_assigned: AtomicU64,
+    pub(crate) metrics: Metrics,
+    pub(crate) flush_now: Notify,
+    pub(crate) commit_rows: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) batches: tokio::sync::Semaphore,
+    pub(crate) dev_mint_scopes: bool,
+    /// New guests per client address (None: unlimited).
+    pub(crate) guest_logins: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Token refreshes and returning-guest logins per client address (None: unlimited).
+    pub(crate) token_renewals: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Held (read) while events are buffered; a rebuild from the log takes it (write).
+    pub(crate) gate: std::sync::RwLock<()>,
+    pub(crate) wal_dir: PathBuf,
+    pub(crate) console: Arc<Console>,
+}
+
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The verdicts on a group of events, and the log's acknowledgement of the whole group.
+pub(crate) type Judged = (
+    Vec<(Verdict, Vec<Violation>)>,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+);
+
+impl AppState {
+    /// Validates, buffers and logs a group of events (one request's): their verdicts, and one
+    /// acknowledgement for the group, which the log writes all or nothing. `ids[i]` is event
+    /// `i`'s request id.
+    pub(crate) fn judge(
+        &self,
+        index: usize,
+        bodies: &[&[u8]],
+        ids: &[String],
+        received_micros: i64,
+        caller: &Caller,
+    ) -> Result<Judged, wal::WalError> {
+        let state = &self.contracts[index];
+        let group = Group::new(state.manifest, caller, received_micros);
+        // While the log is rebuilt after a failed write, no event may be buffered.
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut buffers = state.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut verdicts = Vec::with_capacity(bodies.len());
+        let mut records = Vec::with_capacity(bodies.len());
+        for (body, request_id) in bodies.iter().zip(ids) {
+            let (verdict, violations) =
+                self.judge_one(index, &mut buffers, &group, body, request_id);
+            records.push(group.record(request_id, body, verdict, &violations));
+            verdicts.push((verdict, violations));
+        }
+        let buffered = buffers.events.len() + buffers.quarantine.len();
+        let ack = self.log_in_order(records, &mut buffers.last_lsn)?;
+        drop(buffers);
+        self.metrics
+            .buffered
+            .with_label_values(&[state.manifest.name.as_str()])
+            .set(buffered as i64);
+        if buffered >= self.commit_rows {
+            self.flush_now.notify_one();
+        }
+        Ok((verdicts, ack))
+    }
+
+    /// Judges one event of a group and buffers it (or its quarantine row); counts it.
+    fn judge_one(
+        &self,
+        index: usize,
+        buffers: &mut Buffers,
+        group: &Group<'_>,
+        body: &[u8],
+        request_id: &str,
+    ) -> (Verdict, Vec<Violation>) {
+        let spec = self.contracts[index].spec;
+        let enrichment = group.enrichment(request_id);
+        let Buffers {
+            parser,
+            events,
+            quarantine,
+            ..
+        } = buffers;
+        let (verdict, violations) =
+            validate(Some(events), spec, parser, body, &group.ctx, &enrichment);
+        if verdict != Verdict::Accept {
+            quarantine.push(Row {
+                received_micros: group.received_micros,
+                request_id: request_id.to_string(),
+                verdict,
+                violations: violations.clone(),
+                raw_payload: String::from_utf8_lossy(body).into_owned(),
+                player_id: group.caller.subject.clone(),
+            });
+        }
+        self.metrics
+            .record(&group.manifest.name, verdict, &violations);
+        self.console.record(
+            index,
+            group.received_micros,
+            request_id,
+            verdict,
+            &violations,
+            body,
+            group.caller.client_version.as_deref(),
+        );
+        (verdict, violations)
+    }
+
+    /// Gives `records` the next LSNs and queues them for the log. Called under the contract's
+    /// lock: the log lock nests inside it, so a contract's records get increasing LSNs in the
+    /// order they were buffered, which the commit LSN relies on.
+    fn log_in_order(
+        &self,
+        mut records: Vec<Record>,
+        last_lsn: &mut u64,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), String>>, wal::WalError> {
+        let mut next = self.next_lsn.lock().unwrap_or_else(|p| p.into_inner());
+        for record in &mut records {
+            record.lsn = *next;
+            *next += 1;
+        }
+        if let Some(last) = records.last() {
+            *last_lsn = last.lsn;
+            self.last_assigned.store(last.lsn, Ordering::Release);
+        }
+        self.wal.append(records)
+    }
+}
+
+/// What the events of one request share: who sent them, when, and for which contract.
+struct Group<'a> {
+    manifest: &'static Manifest,
+    caller: &'a Caller,
+    received_micros: i64,
+    ctx: Context,
+    string_claims: Vec<(&'a str, &'a str)>,
+    logged_claims: Vec<(String, String)>,
+}
+
+impl<'a> Group<'a> {
+    fn new(manifest: &'static Manifest, caller: &'a Caller, received_micros: i64) -> Self {
+        Group {
+            manifest,
+            caller,
+            received_micros,
+            ctx: Context {
+                ingest_time_micros: received_micros,
+            },
+            string_claims: caller
+                .claims
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            logged_claims: caller.logged_claims(),
+        }
+    }
+
+    fn enrichment<'e>(&'e self, request_id: &'e str) -> Enrichment<'e> {
+        Enrichment {
+            ingest_time_micros: self.received_micros,
+            contract_version: &self.manifest.version,
+            request_id,
+            jwt_sub: self.caller.subject.as_deref(),
+            jwt_claims: &self.string_claims,
+            client_contract_version: self.caller.client_version.as_deref(),
+        }
+    }
+
+    /// The log record of one event, with the verdict its answer gives.
+    fn record(
+        &self,
+        request_id: &str,
+        body: &[u8],
+        verdict: Verdict,
+        violations: &[Violation],
+    ) -> Record {
+        Record {
+            lsn: 0,
+            contract: self.manifest.name.clone(),
+            received_micros: self.received_micros,
+            request_id: request_id.to_string(),
+            player_id: self.caller.subject.clone(),
+            claims: self.logged_claims.clone(),
+            body: body.to_vec(),
+            // What the answer says, so a restart routes it there whatever its build says.
+            acknowledged: Some(wal::Acknowledged::new(verdict, violations)),
+            supersedes: None,
+        }
+    }
+}
+
+impl AppState {
+    /// The next LSN, for a record logged outside `judge` (nothing else is buffered meanwhile).
+    pub(crate) fn assign_lsn(&self) -> u64 {
+        let mut next = self.next_lsn.lock().unwrap_or_else(|p| p.into_inner());
+        let lsn = *next;
+        *next += 1;
+        self.last_assigned.store(lsn, Ordering::Release);
+        lsn
+    }
+}
+
+impl crate::http::ConnectionEvents for AppState {
+    fn refused(&self) {
+        self.metrics
+            .limited
+            .with_label_values(&["connection"])
+            .inc();
+    }
+}
