@@ -125,3 +125,20 @@ fn the_shared_model_stays_small() {
     };
     assert_eq!(forbidden(&linked, |n| !allowed(n)), Vec::<&str>::new());
 }
+
+/// The shared judge is linkable by any door (serve, an AWS Lambda): no HTTP server, no lake,
+/// no AWS SDK, no compiler.
+#[test]
+fn the_judge_links_no_server_no_lake_and_no_aws_sdk() {
+    let linked = linked("contract-judge");
+    assert!(linked.iter().any(|n| n == "contract-support"), "{linked:?}");
+    let heavy = |n: &str| {
+        matches!(
+            n,
+            "contract-serve" | "axum" | "hyper" | "tokio" | "iceberg" | "parquet" | "sqlx"
+        )
+    };
+    assert_eq!(forbidden(&linked, heavy), Vec::<&str>::new());
+    assert_eq!(forbidden(&linked, is_aws_sdk), Vec::<&str>::new());
+    assert_eq!(forbidden(&linked, is_compiler_internal), Vec::<&str>::new());
+}

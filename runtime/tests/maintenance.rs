@@ -51,14 +51,7 @@ async fn send(base: &str, token: &str, ids: Vec<String>) -> Vec<String> {
 
 /// The value of a `/metrics` sample `name{table="…"}` for the events table.
 async fn metric(base: &str, name: &str) -> i64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = common::metrics_text(base).await;
     let prefix = format!("{name}{{table=\"{EVENTS}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

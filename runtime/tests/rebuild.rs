@@ -110,14 +110,7 @@ async fn post(base: &str, token: &str, body: &str) {
 
 /// How many commits of the events table `serve` has made.
 async fn events_commits(base: &str) -> u64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = common::metrics_text(base).await;
     text.lines()
         .filter(|l| {
             l.starts_with("contractc_commit_seconds_count{") && l.contains("events_table\"")

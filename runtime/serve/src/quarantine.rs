@@ -20,10 +20,7 @@ pub struct Row {
     pub player_id: Option<String>,
 }
 
-/// How much of an event refused as `too_large` the quarantine table keeps: enough to see what
-/// it was. Kept whole, oversized batch items would fill memory (the buffer, the console's
-/// history, a replay) and disk with what the contract already refused.
-pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+pub use contract_judge::OVERSIZED_KEPT_BYTES;
 
 impl Row {
     /// Whether the event was refused for its size.

@@ -50,7 +50,7 @@ use iceberg::table::Table;
 use serde::Serialize;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::lake::{Lake, LakeError, Swap, SwapRecord, table_ident};
+use crate::lake::{Lake, LakeError, Rewrite, Swap, SwapRecord, table_ident};
 use crate::quarantine::string_at;
 
 /// The ledger of moved rows, a table of the catalog database.
@@ -800,11 +800,20 @@ async fn commit(
     record: &LedgerRecord<'_>,
 ) -> Result<Committed, ReplayError> {
     let mut conflicts = 0;
+    // An append's files are written once, before the race with serve's commits: each attempt
+    // then only lists them in new manifests, which keeps its window short.
+    let appended = match manifest.upsert() {
+        Some(_) => Vec::new(),
+        None => {
+            lake.write_appended(&lake.load(events).await?, batch.clone())
+                .await?
+        }
+    };
     for attempt in 1..=COMMIT_ATTEMPTS {
         let table = lake.load(events).await?;
         let mut rewrite = match manifest.upsert() {
             Some(upsert) => crate::upsert::upsert_rewrite(&table, batch.clone(), upsert).await?,
-            None => lake.append_rewrite(&table, batch.clone()).await?,
+            None => Rewrite::appending(appended.clone()),
         };
         rewrite
             .properties

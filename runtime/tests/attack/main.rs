@@ -270,14 +270,7 @@ async fn connections_over_the_cap_are_closed() {
     drop(streams);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(healthz_within(&server.base, Duration::from_secs(2)).await);
-    let metrics = client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics_text(&server.base).await;
     assert!(
         metrics.contains("contractc_limited_total{limit=\"connection\"}"),
         "{metrics}"

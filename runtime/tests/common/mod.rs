@@ -165,6 +165,18 @@ pub fn pyiceberg_check(data_dir: &Path, expectations: Value) -> String {
     text
 }
 
+/// `serve`'s `/metrics` page.
+pub async fn metrics_text(base: &str) -> String {
+    client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

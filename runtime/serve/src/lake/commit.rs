@@ -53,6 +53,19 @@ pub(crate) struct Rewrite {
     pub lsn: Option<u64>,
 }
 
+impl Rewrite {
+    /// A rewrite that appends `added` (written already) and removes nothing.
+    pub(crate) fn appending(added: Vec<DataFile>) -> Rewrite {
+        Rewrite {
+            removed: HashSet::new(),
+            added,
+            operation: Operation::Append,
+            properties: HashMap::new(),
+            lsn: None,
+        }
+    }
+}
+
 impl Lake {
     /// Commits `rewrite` of `table`'s current snapshot: one manifest per partition spec lists
     /// the kept files as existing, the removed ones as deleted and the added ones as added.
@@ -93,19 +106,14 @@ impl Lake {
         self.swap_metadata(ident, previous, &next, record).await
     }
 
-    /// A rewrite that adds `batch` to the table (written now, committed later).
-    pub(crate) async fn append_rewrite(
+    /// Writes `batch` as data files of `table`, to be appended by [`Rewrite::appending`]. The
+    /// files do not depend on the table's state, so a commit that loses a race reuses them.
+    pub(crate) async fn write_appended(
         &self,
         table: &Table,
         batch: RecordBatch,
-    ) -> Result<Rewrite, LakeError> {
-        Ok(Rewrite {
-            removed: HashSet::new(),
-            added: write_data_files(table, vec![batch], DEFAULT_TARGET_FILE_BYTES).await?,
-            operation: Operation::Append,
-            properties: HashMap::new(),
-            lsn: None,
-        })
+    ) -> Result<Vec<DataFile>, LakeError> {
+        write_data_files(table, vec![batch], DEFAULT_TARGET_FILE_BYTES).await
     }
 
     /// Writes `metadata` as the table's next metadata file and points the catalog at it, the

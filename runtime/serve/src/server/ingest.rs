@@ -5,16 +5,16 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contract_support::manifest::Manifest;
-use contract_support::{Verdict, Violation};
+use contract_support::Verdict;
 use serde_json::json;
 
 use crate::identity::AuthError;
 use crate::wal::{self};
 
 use super::state::{AppState, now_micros};
-use crate::judge::{Caller, max_body_bytes};
-
-pub(crate) const SUCCESS_BODY: &str = "\"Successfully added event\"";
+use crate::judge::{Caller, caller_of, max_body_bytes};
+use contract_judge::answer::{self, SUCCESS_BODY};
+use contract_judge::batch::{BatchFormat, split_batch};
 
 pub(crate) fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "message": text.into() }))).into_response()
@@ -32,10 +32,6 @@ pub(crate) fn unavailable(state: &AppState) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response
-}
-
-pub(crate) fn violations_json(violations: &[Violation]) -> serde_json::Value {
-    serde_json::to_value(violations).unwrap_or_default()
 }
 
 pub(crate) async fn authenticate(
@@ -76,29 +72,14 @@ pub(crate) async fn authenticate(
 
 /// 415 for a content type that is not JSON (absent counts as JSON, as API Gateway assumes).
 pub(crate) fn check_content_type(headers: &HeaderMap, batch: bool) -> Result<(), Response> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let text = value.to_str().unwrap_or_default().to_ascii_lowercase();
-    let essence = text.split(';').next().unwrap_or_default().trim();
-    let ok = essence == "application/json"
-        || essence.ends_with("+json")
-        || (batch && (essence == "application/x-ndjson" || essence == "application/ndjson"));
-    if ok {
-        Ok(())
-    } else {
-        Err(message(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported content type {essence:?}: send application/json{}",
-                if batch {
-                    " or application/x-ndjson"
-                } else {
-                    ""
-                }
-            ),
-        ))
-    }
+    contract_judge::batch::check_content_type(content_type(headers), batch)
+        .map_err(|text| message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text))
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default())
 }
 
 pub(crate) fn too_large(what: &str, limit: usize, manifest: &Manifest) -> Response {
@@ -109,15 +90,6 @@ pub(crate) fn too_large(what: &str, limit: usize, manifest: &Manifest) -> Respon
             manifest.name
         ),
     )
-}
-
-/// The most a batch body may weigh: its events at their limit, within 16 MiB (a batch is held
-/// in memory while it is judged).
-pub(crate) fn max_batch_bytes(manifest: &Manifest) -> usize {
-    const CEILING: usize = 16 << 20;
-    max_body_bytes(manifest)
-        .saturating_mul(usize::try_from(manifest.ingest.max_batch_events).unwrap_or(usize::MAX))
-        .min(CEILING)
 }
 
 /// An answer given before the request's body was read: the connection is closed after it, so
@@ -252,7 +224,7 @@ pub(crate) async fn ingest_one(
         Err(response) => return response,
     };
     let request_id = uuid::Uuid::now_v7().to_string();
-    let caller = Caller::of(&claims, manifest, &headers);
+    let caller = caller_of(&claims, manifest, &headers);
     let ids = [request_id.clone()];
     let (mut verdicts, ack) = match state.judge(index, &[&body], &ids, received, &caller) {
         Ok(judged) => judged,
@@ -270,87 +242,35 @@ pub(crate) async fn ingest_one(
     match verdict {
         // Quarantined events are acknowledged: the producer did nothing a retry would fix.
         Verdict::Accept | Verdict::Quarantine => {
-            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], SUCCESS_BODY).into_response();
-            response.headers_mut().insert("x-contract-verdict", HeaderValue::from_static(verdict.as_str()));
-            if !violations.is_empty() {
-                let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
-                if let Ok(value) = HeaderValue::from_str(&codes.join(",")) {
-                    response.headers_mut().insert("x-contract-violations", value);
-                }
+            let mut response = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                SUCCESS_BODY,
+            )
+                .into_response();
+            response.headers_mut().insert(
+                "x-contract-verdict",
+                HeaderValue::from_static(verdict.as_str()),
+            );
+            if let Some(codes) = answer::violation_codes(&violations)
+                && let Ok(value) = HeaderValue::from_str(&codes)
+            {
+                response
+                    .headers_mut()
+                    .insert("x-contract-violations", value);
             }
             response
         }
         Verdict::Reject => (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({
-                "message": format!("the event breaks contract {} {}", manifest.name, manifest.version),
-                "request_id": request_id,
-                "violations": violations_json(&violations),
-            })),
+            axum::Json(answer::rejected(manifest, &request_id, &violations)),
         )
             .into_response(),
     }
 }
 
-/// How a batch body is framed: by its content type (NDJSON, or a JSON array).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BatchFormat {
-    Array,
-    Lines,
-}
-
-pub(crate) fn batch_format(headers: &HeaderMap) -> BatchFormat {
-    let essence = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match essence.as_deref() {
-        Some("application/x-ndjson" | "application/ndjson") => BatchFormat::Lines,
-        _ => BatchFormat::Array,
-    }
-}
-
-/// Splits a batch body into events.
-pub(crate) fn split_batch(body: &[u8], format: BatchFormat) -> Result<Vec<&[u8]>, String> {
-    match format {
-        BatchFormat::Array => {
-            let items: Vec<&serde_json::value::RawValue> =
-                serde_json::from_slice(body).map_err(|e| {
-                    format!(
-                        "the batch is not a JSON array ({e}); send NDJSON as application/x-ndjson"
-                    )
-                })?;
-            Ok(items.into_iter().map(|raw| raw.get().as_bytes()).collect())
-        }
-        BatchFormat::Lines => Ok(body
-            .split(|b| *b == b'\n')
-            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .collect()),
-    }
-}
-
-/// An answer lists at most this many violations per event (and how many more there were),
-/// so its size is bounded by the batch's event limit.
-pub(crate) const VIOLATIONS_PER_EVENT: usize = 10;
-
-pub(crate) fn batch_result(
-    index: usize,
-    verdict: Verdict,
-    violations: &[Violation],
-) -> serde_json::Value {
-    let shown = &violations[..violations.len().min(VIOLATIONS_PER_EVENT)];
-    let mut result =
-        json!({ "index": index, "verdict": verdict, "violations": violations_json(shown) });
-    if violations.len() > shown.len() {
-        result["more_violations"] = json!(violations.len() - shown.len());
-    }
-    result
+fn batch_format(headers: &HeaderMap) -> BatchFormat {
+    contract_judge::batch::batch_format(content_type(headers))
 }
 
 /// A batch that does not split, or holds more events than the contract takes, is refused.
@@ -398,7 +318,7 @@ pub(crate) async fn ingest_batch(
     let Ok(_turn) = state.batches.acquire().await else {
         return message(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
-    let limit = max_batch_bytes(manifest);
+    let limit = contract_judge::max_batch_bytes(manifest);
     let body = match read_body(&state, &headers, body, limit, || {
         too_large("batch", limit, manifest)
     })
@@ -410,7 +330,7 @@ pub(crate) async fn ingest_batch(
     if let Err(response) = check_batch_count(&state, manifest, &body, batch_format(&headers)) {
         return response;
     }
-    let caller = Caller::of(&claims, manifest, &headers);
+    let caller = caller_of(&claims, manifest, &headers);
     let format = batch_format(&headers);
     // Judging is CPU work: off the async workers, so health checks and small requests are not
     // held up behind a large batch.
@@ -421,7 +341,7 @@ pub(crate) async fn ingest_batch(
         })
         .await
     };
-    let (request_id, results, ack, tally) = match judged {
+    let (body, ack) = match judged {
         Ok(Ok(judged)) => judged,
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot log the batch");
@@ -436,26 +356,16 @@ pub(crate) async fn ingest_batch(
     if !matches!(ack.await, Ok(Ok(()))) {
         return unavailable(&state);
     }
-    (
-        StatusCode::OK,
-        axum::Json(json!({
-            "request_id": request_id,
-            "accepted": tally[0],
-            "quarantined": tally[1],
-            "rejected": tally[2],
-            "results": results,
-        })),
-    )
-        .into_response()
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
+/// A batch's answer, and the log's acknowledgement of the whole batch.
 pub(crate) type BatchJudged = (
-    String,
-    Vec<serde_json::Value>,
+    serde_json::Value,
     tokio::sync::oneshot::Receiver<Result<(), String>>,
-    [usize; 3],
 );
 
+/// Judges, buffers and logs a batch; its answer is the shared judge's.
 pub(crate) fn judge_batch(
     state: &AppState,
     index: usize,
@@ -467,18 +377,8 @@ pub(crate) fn judge_batch(
     let events = split_batch(body, format).unwrap_or_default();
     let request_id = uuid::Uuid::now_v7().to_string();
     let ids: Vec<String> = (0..events.len())
-        .map(|i| format!("{request_id}-{i}"))
+        .map(|i| answer::batch_item_id(&request_id, i))
         .collect();
     let (verdicts, ack) = state.judge(index, &events, &ids, received, caller)?;
-    let mut results = Vec::with_capacity(events.len());
-    let mut tally = [0usize; 3];
-    for (i, (verdict, violations)) in verdicts.iter().enumerate() {
-        tally[match verdict {
-            Verdict::Accept => 0,
-            Verdict::Quarantine => 1,
-            Verdict::Reject => 2,
-        }] += 1;
-        results.push(batch_result(i, *verdict, violations));
-    }
-    Ok((request_id, results, ack, tally))
+    Ok((answer::batch(&request_id, &verdicts), ack))
 }

@@ -1,0 +1,18 @@
+//! contract-judge: what `serve` and the AWS door (#22) must decide identically, with no HTTP
+//! server, no lake and no AWS SDK in it, so any door can link it.
+//!
+//! - [`verdict`]: the verdict on one event (the size limit, then the generated validator);
+//! - [`caller`]: who sent an event, as enrichment and the write-ahead log need it;
+//! - [`batch`]: how a batch body is framed and split, and the per-event results;
+//! - [`answer`]: the bodies of the answers, byte for byte the same at every door.
+//!
+//! Judging per client version (#20) and deduplication (#21) belong here too, so both doors
+//! stay identical.
+
+pub mod answer;
+pub mod batch;
+pub mod caller;
+pub mod verdict;
+
+pub use caller::{CLIENT_VERSION_KEY, Caller};
+pub use verdict::{OVERSIZED_KEPT_BYTES, max_batch_bytes, max_body_bytes, validate};
