@@ -4,8 +4,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use contract_support::manifest::Manifest;
 use contract_support::Verdict;
+use contract_support::manifest::Manifest;
 use serde_json::json;
 
 use crate::identity::AuthError;
