@@ -188,18 +188,23 @@ pub(crate) async fn read_body(
 }
 
 /// What is checked before a body is read, the token first: an unauthenticated client cannot
-/// make the server hold an upload. A refusal closes the connection (the body stays unread).
+/// make the server hold an upload. A refusal is a lingering close (the body is thrown away,
+/// never kept); otherwise the body comes back, to be read within the limit.
 pub(crate) async fn admit(
     state: &AppState,
     index: usize,
     headers: &HeaderMap,
     batch: bool,
-) -> Result<crate::identity::Claims, Response> {
-    let claims = authenticate(state, index, headers)
-        .await
-        .map_err(before_body)?;
-    check_content_type(headers, batch).map_err(before_body)?;
-    Ok(claims)
+    body: Body,
+) -> Result<(crate::identity::Claims, Body), Response> {
+    let admitted = match authenticate(state, index, headers).await {
+        Ok(claims) => check_content_type(headers, batch).map(|()| claims),
+        Err(response) => Err(response),
+    };
+    match admitted {
+        Ok(claims) => Ok((claims, body)),
+        Err(response) => Err(refuse_unread(body, response)),
+    }
 }
 
 pub(crate) async fn ingest_one(
@@ -209,9 +214,9 @@ pub(crate) async fn ingest_one(
     body: Body,
 ) -> Response {
     let received = now_micros();
-    let claims = match admit(&state, index, &headers, false).await {
-        Ok(claims) => claims,
-        Err(response) => return refuse_unread(body, response),
+    let (claims, body) = match admit(&state, index, &headers, false, body).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let manifest = state.contracts[index].manifest;
     let limit = max_body_bytes(manifest);
@@ -309,9 +314,9 @@ pub(crate) async fn ingest_batch(
     body: Body,
 ) -> Response {
     let received = now_micros();
-    let claims = match admit(&state, index, &headers, true).await {
-        Ok(claims) => claims,
-        Err(response) => return refuse_unread(body, response),
+    let (claims, body) = match admit(&state, index, &headers, true, body).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let manifest = state.contracts[index].manifest;
     // Batches wait their turn: each holds its body and its answer in memory.
