@@ -4,7 +4,8 @@
 //! - [`verdict`]: the verdict on one event (the size limit, then the generated validator);
 //! - [`caller`]: who sent an event, as enrichment and the write-ahead log need it;
 //! - [`batch`]: how a batch body is framed and split, and the per-event results;
-//! - [`answer`]: the bodies of the answers, byte for byte the same at every door.
+//! - [`answer`]: the bodies of the answers, byte for byte the same at every door;
+//! - [`door`]: whole answers (status, headers, body) and the refusals before judging, as data.
 //!
 //! Judging per client version (#20) and deduplication (#21) belong here too, so both doors
 //! stay identical.
@@ -12,6 +13,7 @@
 pub mod answer;
 pub mod batch;
 pub mod caller;
+pub mod door;
 pub mod verdict;
 
 pub use caller::{CLIENT_VERSION_KEY, Caller};

@@ -4,34 +4,51 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use contract_support::Verdict;
 use contract_support::manifest::Manifest;
-use serde_json::json;
 
 use crate::identity::AuthError;
 use crate::wal::{self};
 
 use super::state::{AppState, now_micros};
 use crate::judge::{Caller, caller_of, max_body_bytes};
-use contract_judge::answer::{self, SUCCESS_BODY};
+use contract_judge::answer;
 use contract_judge::batch::{BatchFormat, split_batch};
+use contract_judge::door::{self, Answer, Refusal};
+
+/// A door's answer as an HTTP response: the same bytes the AWS edge function sends.
+pub(crate) fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
 
 pub(crate) fn message(status: StatusCode, text: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "message": text.into() }))).into_response()
+    respond(Answer::message(status.as_u16(), text))
+}
+
+/// A refusal before judging, counted against its limit.
+fn refuse(state: &AppState, manifest: &Manifest, refusal: Refusal) -> Response {
+    if let Some(limit) = refusal.limit() {
+        state.metrics.limited.with_label_values(&[limit]).inc();
+    }
+    respond(refusal.answer(manifest))
 }
 
 /// The answer to events the log could not store: try again later (nothing was kept).
-pub(crate) fn unavailable(state: &AppState) -> Response {
+pub(crate) fn unavailable(state: &AppState, manifest: &Manifest) -> Response {
     // The buffered rows of a failed write must not reach the tables: rebuild from the log.
     state.flush_now.notify_one();
-    let mut response = message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the event could not be stored (is the disk full?); nothing was kept: retry later",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    respond(Refusal::Unavailable.answer(manifest))
 }
 
 pub(crate) async fn authenticate(
@@ -56,7 +73,7 @@ pub(crate) async fn authenticate(
                 .unauthorized
                 .with_label_values(&[contract.manifest.name.as_str(), "401"])
                 .inc();
-            Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"))
+            Err(respond(Refusal::Unauthorized.answer(contract.manifest)))
         }
         Err(AuthError::Forbidden(reason)) => {
             tracing::debug!(contract = contract.manifest.name.as_str(), %reason, "forbidden");
@@ -65,31 +82,26 @@ pub(crate) async fn authenticate(
                 .unauthorized
                 .with_label_values(&[contract.manifest.name.as_str(), "403"])
                 .inc();
-            Err(message(StatusCode::FORBIDDEN, "Forbidden"))
+            Err(respond(Refusal::Forbidden.answer(contract.manifest)))
         }
     }
 }
 
 /// 415 for a content type that is not JSON (absent counts as JSON, as API Gateway assumes).
-pub(crate) fn check_content_type(headers: &HeaderMap, batch: bool) -> Result<(), Response> {
-    contract_judge::batch::check_content_type(content_type(headers), batch)
-        .map_err(|text| message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text))
+fn check_content_type(
+    state: &AppState,
+    index: usize,
+    headers: &HeaderMap,
+    batch: bool,
+) -> Result<(), Response> {
+    door::check_content_type(content_type(headers), batch)
+        .map_err(|refusal| refuse(state, state.contracts[index].manifest, refusal))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or_default())
-}
-
-pub(crate) fn too_large(what: &str, limit: usize, manifest: &Manifest) -> Response {
-    message(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "the {what} exceeds the limit of {limit} bytes of contract {}",
-            manifest.name
-        ),
-    )
 }
 
 /// An answer given before the request's body was read: the connection is closed after it, so
@@ -198,7 +210,7 @@ pub(crate) async fn admit(
     body: Body,
 ) -> Result<(crate::identity::Claims, Body), Response> {
     let admitted = match authenticate(state, index, headers).await {
-        Ok(claims) => check_content_type(headers, batch).map(|()| claims),
+        Ok(claims) => check_content_type(state, index, headers, batch).map(|()| claims),
         Err(response) => Err(response),
     };
     match admitted {
@@ -221,7 +233,13 @@ pub(crate) async fn ingest_one(
     let manifest = state.contracts[index].manifest;
     let limit = max_body_bytes(manifest);
     let body = match read_body(&state, &headers, body, limit, || {
-        too_large("body", limit, manifest)
+        respond(
+            Refusal::TooLarge {
+                batch: false,
+                limit,
+            }
+            .answer(manifest),
+        )
     })
     .await
     {
@@ -235,76 +253,20 @@ pub(crate) async fn ingest_one(
         Ok(judged) => judged,
         Err(error) => {
             tracing::error!(%error, "cannot log the event");
-            return unavailable(&state);
+            return unavailable(&state, manifest);
         }
     };
     if !matches!(ack.await, Ok(Ok(()))) {
-        return unavailable(&state);
+        return unavailable(&state, manifest);
     }
     let Some((verdict, violations)) = verdicts.pop() else {
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
     };
-    match verdict {
-        // Quarantined events are acknowledged: the producer did nothing a retry would fix.
-        Verdict::Accept | Verdict::Quarantine => {
-            let mut response = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                SUCCESS_BODY,
-            )
-                .into_response();
-            response.headers_mut().insert(
-                "x-contract-verdict",
-                HeaderValue::from_static(verdict.as_str()),
-            );
-            if let Some(codes) = answer::violation_codes(&violations)
-                && let Ok(value) = HeaderValue::from_str(&codes)
-            {
-                response
-                    .headers_mut()
-                    .insert("x-contract-violations", value);
-            }
-            response
-        }
-        Verdict::Reject => (
-            StatusCode::BAD_REQUEST,
-            axum::Json(answer::rejected(manifest, &request_id, &violations)),
-        )
-            .into_response(),
-    }
+    respond(door::single(manifest, &request_id, verdict, &violations))
 }
 
 fn batch_format(headers: &HeaderMap) -> BatchFormat {
     contract_judge::batch::batch_format(content_type(headers))
-}
-
-/// A batch that does not split, or holds more events than the contract takes, is refused.
-fn check_batch_count(
-    state: &AppState,
-    manifest: &Manifest,
-    body: &[u8],
-    format: BatchFormat,
-) -> Result<(), Response> {
-    let max_events = usize::try_from(manifest.ingest.max_batch_events).unwrap_or(usize::MAX);
-    let count = match split_batch(body, format) {
-        Ok(events) => events.len(),
-        Err(error) => return Err(message(StatusCode::BAD_REQUEST, error)),
-    };
-    if count > max_events {
-        state
-            .metrics
-            .limited
-            .with_label_values(&["batch_events"])
-            .inc();
-        return Err(message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the batch has {count} events; contract {} takes at most {max_events} per batch",
-                manifest.name
-            ),
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) async fn ingest_batch(
@@ -325,15 +287,15 @@ pub(crate) async fn ingest_batch(
     };
     let limit = contract_judge::max_batch_bytes(manifest);
     let body = match read_body(&state, &headers, body, limit, || {
-        too_large("batch", limit, manifest)
+        respond(Refusal::TooLarge { batch: true, limit }.answer(manifest))
     })
     .await
     {
         Ok(body) => body,
         Err(response) => return response,
     };
-    if let Err(response) = check_batch_count(&state, manifest, &body, batch_format(&headers)) {
-        return response;
+    if let Err(refusal) = door::events_of(manifest, &body, batch_format(&headers)) {
+        return refuse(&state, manifest, refusal);
     }
     let caller = caller_of(&claims, manifest, &headers);
     let format = batch_format(&headers);
@@ -350,7 +312,7 @@ pub(crate) async fn ingest_batch(
         Ok(Ok(judged)) => judged,
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot log the batch");
-            return unavailable(&state);
+            return unavailable(&state, manifest);
         }
         Err(error) => {
             tracing::error!(%error, "the batch task failed");
@@ -359,16 +321,13 @@ pub(crate) async fn ingest_batch(
     };
     // The batch is logged all or nothing: an error means none of it was kept.
     if !matches!(ack.await, Ok(Ok(()))) {
-        return unavailable(&state);
+        return unavailable(&state, manifest);
     }
-    (StatusCode::OK, axum::Json(body)).into_response()
+    respond(body)
 }
 
 /// A batch's answer, and the log's acknowledgement of the whole batch.
-pub(crate) type BatchJudged = (
-    serde_json::Value,
-    tokio::sync::oneshot::Receiver<Result<(), String>>,
-);
+pub(crate) type BatchJudged = (Answer, tokio::sync::oneshot::Receiver<Result<(), String>>);
 
 /// Judges, buffers and logs a batch; its answer is the shared judge's.
 pub(crate) fn judge_batch(
@@ -385,5 +344,6 @@ pub(crate) fn judge_batch(
         .map(|i| answer::batch_item_id(&request_id, i))
         .collect();
     let (verdicts, ack) = state.judge(index, &events, &ids, received, caller)?;
-    Ok((answer::batch(&request_id, &verdicts), ack))
+    // The log keeps the batch whole or not at all: no event of an answered batch is unstored.
+    Ok((door::batch(&request_id, &verdicts, &[]), ack))
 }
