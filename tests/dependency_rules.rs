@@ -142,3 +142,25 @@ fn the_judge_links_no_server_no_lake_and_no_aws_sdk() {
     assert_eq!(forbidden(&linked, is_aws_sdk), Vec::<&str>::new());
     assert_eq!(forbidden(&linked, is_compiler_internal), Vec::<&str>::new());
 }
+
+/// The AWS edge function is small to cold-start: the shared judge and the one AWS SDK it
+/// calls (Kinesis), no serving stack, no lake, no compiler, no other AWS service's SDK.
+#[test]
+fn the_edge_function_links_the_judge_and_kinesis_only() {
+    let linked = linked("contract-edge");
+    for needed in ["contract-judge", "aws-sdk-kinesis", "lambda_runtime"] {
+        assert!(linked.iter().any(|n| n == needed), "{needed}: {linked:?}");
+    }
+    // arrow-array does come, with the generated validators' row builders (serve's buffers):
+    // a feature of contract-validators without them would take it out of the function.
+    let serving = |n: &str| {
+        matches!(
+            n,
+            "contract-serve" | "axum" | "iceberg" | "parquet" | "sqlx"
+        )
+    };
+    assert_eq!(forbidden(&linked, serving), Vec::<&str>::new());
+    let other_sdk = |n: &str| n.starts_with("aws-sdk-") && n != "aws-sdk-kinesis";
+    assert_eq!(forbidden(&linked, other_sdk), Vec::<&str>::new());
+    assert_eq!(forbidden(&linked, is_compiler_internal), Vec::<&str>::new());
+}

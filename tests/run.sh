@@ -98,6 +98,13 @@ GLUE_LOG="$(mktemp)"
 (cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$GLUE_LOG"
 
+step "the AWS edge function under cargo-lambda's emulator, on moto's Kinesis: serve's answers, the Glue job's rows"
+cargo build --quiet --locked -p contract-edge
+EDGE_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" edge_door.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" \
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-edge" "$CORPUS") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$EDGE_LOG"
+
 step "generated clients (TypeScript, C#, C++): strict compiles, conformance, against serve"
 missing=()
 command -v node >/dev/null || missing+=(nodejs)
@@ -139,9 +146,12 @@ clients_failed=${clients_cases#* }
 console_cases=$(sed -n 's/^console browser: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CONSOLE_LOG")
 console_passed=${console_cases% *}
 console_failed=${console_cases#* }
+edge_cases=$(sed -n 's/^edge door: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$EDGE_LOG")
+edge_passed=${edge_cases% *}
+edge_failed=${edge_cases#* }
 docs_cases=$(sed -n 's/^docs commands: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$DOCS_LOG")
 docs_passed=${docs_cases% *}
 docs_failed=${docs_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + clients_failed + console_failed + docs_failed)) failed"
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$EDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed)) failed"

@@ -123,6 +123,11 @@ fn script(c: &Contract) -> String {
         &serde_json::to_string(&shape(c)).unwrap_or_default(),
     );
     context.insert("unknown_policy", unknown_policy);
+    context.insert("max_body_bytes", &c.ingest.max_body_bytes);
+    context.insert(
+        "oversized_kept_bytes",
+        &contract_manifest::OVERSIZED_KEPT_BYTES,
+    );
     let session_settings: serde_json::Map<String, Value> =
         contract_manifest::SPARK_SESSION_SETTINGS
             .iter()

@@ -9,10 +9,12 @@ multiplayer.match_events_quarantine.
 Job arguments: --stream_arn, --checkpoint_location, --window_seconds (default 100),
 --catalog (default glue_catalog), --starting_position (default TRIM_HORIZON).
 
-Each stream record is the envelope the API's mapping template puts: the request body and what
-the job needs from the request (its id and time, the verified token's claims), base64-encoded:
+Each stream record is the envelope the edge function (or the REST door's mapping template)
+puts: the request body and what the job needs from the request (its id and time, the verified
+token's claims), base64-encoded:
 {"contractc": 1, "request_id", "received_at_ms", "claims": {name: base64},
-"client_contract_version": base64, "body": base64}.
+"client_contract_version": base64, "body": base64}; with "body_bytes", the whole event's size,
+when the body is only the start of an event too large to keep (the edge function puts those).
 
 `process_batch(spark, batch, batch_id, catalog)` is one micro-batch, exactly as the streaming
 query calls it; it is importable without Glue (tests run it under plain PySpark with Iceberg).
@@ -37,6 +39,10 @@ DATABASE = "multiplayer"
 EVENTS_TABLE = "match_events"
 QUARANTINE_TABLE = "match_events_quarantine"
 UNKNOWN_FIELDS = "quarantine"
+# An event over MAX_BODY_BYTES is refused as too_large, and its quarantine row keeps its first
+# OVERSIZED_KEPT_BYTES, as at the doors (which put only that start, with `body_bytes`).
+MAX_BODY_BYTES = 1048576
+OVERSIZED_KEPT_BYTES = 4096
 POLICY_RANK = {"warn": 1, "quarantine": 2, "reject": 3}
 
 # ---------------------------------------------------------------------------------------------
@@ -248,12 +254,16 @@ def _check_object(shape, members, path, out, bad):
                         bad.add(name)
 
 
-def check_structure(raw):
-    """(violations, bad fields) of one record's structure."""
+def check_structure(raw, body_bytes=None):
+    """(violations, bad fields) of one record's structure. `body_bytes`: the size of the whole
+    event when `raw` is only its start (an oversized event, as the doors put it)."""
     out = []
     bad = set()
     if raw is None:
         return ([("invalid_json", "$", "reject", "invalid JSON: no body")], ["*"])
+    size = body_bytes if body_bytes is not None else len(raw.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        return ([("too_large", "$", "reject", "the event has %d bytes; the limit is %d (the quarantine table keeps its first %d bytes)" % (size, MAX_BODY_BYTES, OVERSIZED_KEPT_BYTES))], ["*"])
     try:
         value = json.loads(raw, object_pairs_hook=_Duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
@@ -330,7 +340,9 @@ def judge(records: DataFrame) -> DataFrame:
     """Adds `_violations` (code, path, policy) and `_rank` (0 valid, 1 warn, 2 quarantine,
     3 reject) to `records`, which has `raw` (string) and `ingest_time` (timestamp)."""
     structure = F.udf(check_structure, STRUCTURE)
-    df = records.withColumn("_structure", structure(F.col("raw"))).withColumn(
+    if "body_bytes" not in records.columns:
+        records = records.withColumn("body_bytes", F.lit(None).cast("long"))
+    df = records.withColumn("_structure", structure(F.col("raw"), F.col("body_bytes"))).withColumn(
         "_e", F.from_json(F.col("raw"), EVENT_SCHEMA)
     )
     e = F.col("_e")
@@ -363,6 +375,12 @@ def judge(records: DataFrame) -> DataFrame:
     return df.withColumn("_rank", rank)
 
 
+def _kept(raw):
+    """The first OVERSIZED_KEPT_BYTES of `raw`, cut at a character (as serve keeps them)."""
+    keep = F.udf(lambda text: text.encode("utf-8")[:OVERSIZED_KEPT_BYTES].decode("utf-8", "ignore"), T.StringType())
+    return keep(raw)
+
+
 def transform(records: DataFrame):
     """Judges a batch. `records` has `raw` (string), `ingest_time` (timestamp), `request_id`
     (string) and, optionally, `claims` (map of the verified token's claims). Returns (events,
@@ -389,7 +407,9 @@ def transform(records: DataFrame):
                 v["message"].alias("message"),
             ),
         ).alias("violations"),
-        F.col("raw").alias("raw_payload"),
+        F.when(F.array_contains(F.col("_violations.code"), "too_large"), _kept(F.col("raw")))
+        .otherwise(F.col("raw"))
+        .alias("raw_payload"),
         F.col("claims")["sub"].alias("player_id"),
     )
     return events, quarantine
@@ -403,6 +423,7 @@ ENVELOPE = T.StructType(
         T.StructField("claims", T.MapType(T.StringType(), T.StringType())),
         T.StructField("client_contract_version", T.StringType()),
         T.StructField("body", T.StringType()),
+        T.StructField("body_bytes", T.LongType()),
     ]
 )
 
@@ -425,6 +446,7 @@ def records(batch: DataFrame) -> DataFrame:
         .otherwise(F.col("approximateArrivalTimestamp"))
         .alias("ingest_time"),
         F.when(wrapped, envelope["request_id"]).otherwise(F.col("sequenceNumber")).alias("request_id"),
+        F.when(wrapped, envelope["body_bytes"]).alias("body_bytes"),
         F.when(wrapped, claims).otherwise(F.create_map().cast("map<string,string>")).alias("claims"),
         F.when(wrapped & (F.coalesce(envelope["client_contract_version"], F.lit("")) != ""),
                F.unbase64(envelope["client_contract_version"]).cast("string"))

@@ -6,10 +6,7 @@ use contract_support::{
     AnyContract, Code, Context, Enrichment, EventBuffer, Policy, Verdict, Violation,
 };
 
-/// How much of an event refused as `too_large` the quarantine table keeps: enough to see what
-/// it was. Kept whole, oversized batch items would fill memory (buffers, the console's history,
-/// a replay) and disk with what the contract already refused.
-pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+pub use contract_support::manifest::OVERSIZED_KEPT_BYTES;
 
 /// The verdict on one event: `too_large` past the contract's limit (inside a batch; a single
 /// event that large is refused before it is read), else the validator's. With a `buffer`, an

@@ -109,6 +109,12 @@ impl Manifest {
     }
 }
 
+/// How much of an event refused as `too_large` the quarantine table keeps: enough to see what
+/// it was. Kept whole, oversized batch items would fill memory (buffers, the console's history,
+/// a replay) and disk with what the contract already refused. The same at every door and in
+/// the Glue job.
+pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+
 /// The Spark session settings the Glue job runs with, in order: the Iceberg extensions, UTC
 /// for zone-less timestamps, lenient parsing (an unparseable timestamp is null, as the Rust
 /// validator sees it), and no nullability check on writes (required columns are filled by
