@@ -16,6 +16,9 @@ pub enum Op {
     DeleteRestApi {
         api_id: String,
     },
+    DeleteFunction {
+        name: String,
+    },
     DeleteJob {
         name: String,
     },
@@ -81,6 +84,13 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
             },
         ));
     }
+    if current.function.is_some() {
+        let name = desired.function(config);
+        steps.push(step(
+            format!("lambda function {name}"),
+            Op::DeleteFunction { name },
+        ));
+    }
     if current.glue.job.is_some() {
         let name = desired.job(config);
         steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
@@ -119,6 +129,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     for (kind, role) in [
         (Role::Glue, &current.iam.glue),
         (Role::ApiGateway, &current.iam.api),
+        (Role::Edge, &current.iam.edge),
     ] {
         if let Some(role) = role {
             let name = desired.role_name(config, kind);
@@ -207,6 +218,16 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         Op::DeleteStream { name } => delete_stream(&clients.kinesis, name).await,
         Op::DeleteObject { bucket, key } => delete_object(&clients.s3, bucket, key).await,
         Op::DeleteLogGroup { name } => delete_log_group(&clients.logs, name).await,
+        Op::DeleteFunction { name } => {
+            clients
+                .lambda
+                .delete_function()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(aws("lambda:DeleteFunction"))?;
+            Ok(())
+        }
         Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
         Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
     }

@@ -1,5 +1,8 @@
-//! The "edge": an API Gateway HTTP API in front of the REST API. Its JWT authorizer checks
-//! the token (REST APIs have no JWT authorizer type) and its route forwards to the REST API.
+//! The "edge": an API Gateway HTTP API, the JWT front door. Its JWT authorizer checks the
+//! token and its routes go to the contract's door: the edge function (the Lambda door: a
+//! Lambda proxy integration, the verified claims in the request context) or the REST API (the
+//! REST door: forwarded with the claims in headers it overwrites, REST APIs having no JWT
+//! authorizer type).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,6 +118,12 @@ pub enum Op {
         region: String,
         route: String,
         headers: Headers,
+    },
+    /// A Lambda proxy integration (payload format 2.0) invoking the edge function.
+    CreateFunctionIntegration {
+        api_id: Option<String>,
+        route: String,
+        function_arn: String,
     },
     /// Sets the forwarded headers of an existing integration.
     UpdateIntegration {
@@ -313,20 +322,30 @@ async fn read_authorizer(
     }))
 }
 
-/// Plans the edge in front of the REST API whose plan is `rest_api`.
+/// What the front door's routes go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The REST door, as planned.
+    RestApi(crate::rest_api::Planned),
+    /// The Lambda door: the edge function of this ARN.
+    Function(String),
+}
+
+/// Plans the front door in front of `target`; returns the HTTP API's id when it exists
+/// (`None`: this plan creates it, or the contract gets no front door).
 pub fn plan(
     config: &DeployConfig,
     desired: &Desired,
-    rest_api: crate::rest_api::Planned,
+    target: Target,
     current: Option<&Current>,
     plan: &mut Plan,
-) {
+) -> Option<String> {
     let name = desired.edge_api(config);
     let Some(issuer) = desired.edge_issuer(config) else {
         plan.notes.push(format!(
             "{name}: no JWT authorizer planned: the contract trusts the dev identity provider; pass --issuer-url"
         ));
-        return;
+        return None;
     };
     plan_api(config, desired, current, &mut plan.steps);
     // Plan against an empty API when it does not exist: everything in it gets created.
@@ -340,20 +359,23 @@ pub fn plan(
         steps: &mut plan.steps,
     };
     let authorizer_id = planner.authorizer(issuer);
-    let headers = Headers {
-        claims: desired
-            .manifest
-            .enrichment_claims()
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-        secret: rest_api.edge_secret,
-    };
     for route in ingest_routes(desired) {
-        let integration_id = planner.integration(&route, &headers, rest_api.api_id.as_deref());
+        let integration_id = match &target {
+            Target::RestApi(rest_api) => {
+                let headers = Headers {
+                    claims: (desired.manifest.enrichment_claims().into_iter())
+                        .map(str::to_string)
+                        .collect(),
+                    secret: rest_api.edge_secret.clone(),
+                };
+                planner.integration(&route, &headers, rest_api.api_id.as_deref())
+            }
+            Target::Function(arn) => planner.function_integration(&route, arn),
+        };
         planner.route(route, &authorizer_id, integration_id);
     }
     planner.stage();
+    current.map(|c| c.api_id.clone())
 }
 
 fn step(resource: String, action: Action, op: Op) -> Step {
@@ -484,6 +506,35 @@ impl Planner<'_> {
         None
     }
 
+    /// The Lambda proxy integration invoking the function `arn` for `route`: the one the route
+    /// targets already, else any invoking it; returns its id when it exists (`None`: created).
+    fn function_integration(&mut self, route: &str, arn: &str) -> Option<String> {
+        let have = self.have;
+        let own = (have.routes.get(&route_key(route)))
+            .and_then(|r| r.target.as_deref()?.strip_prefix("integrations/"));
+        let invoking = |i: &&IntegrationState| i.uri == arn;
+        let existing = (have.integrations.iter())
+            .filter(invoking)
+            .find(|i| own == Some(i.id.as_str()))
+            .or_else(|| have.integrations.iter().find(invoking));
+        if let Some(existing) = existing {
+            return Some(existing.id.clone());
+        }
+        self.push(
+            format!(
+                "api gateway http api {} integration → lambda {arn}",
+                self.name
+            ),
+            Action::Create,
+            Op::CreateFunctionIntegration {
+                api_id: self.api_id.clone(),
+                route: route.to_string(),
+                function_arn: arn.to_string(),
+            },
+        );
+        None
+    }
+
     /// The route `POST <route>`: JWT with the contract's scopes, to its integration (ids
     /// `None`: created by this plan); replaced when any of that differs.
     fn route(
@@ -530,7 +581,8 @@ impl Planner<'_> {
     /// The auto-deployed `$default` stage with its access log settings.
     fn stage(&mut self) {
         let access_log = (
-            self.desired.log_group_arn(self.config, true),
+            self.desired
+                .log_group_arn(self.config, crate::names::LogGroup::HttpApi),
             logs::EDGE_FORMAT.to_string(),
         );
         let api_id = self.api_id.clone();
@@ -601,6 +653,17 @@ pub(crate) async fn apply(
             let mappings = mappings(headers, created)?;
             let uri = invoke_url(&rest_api_id, region, route);
             if let Some(id) = create_integration(client, &api(api_id)?, &uri, mappings).await? {
+                created.integrations.insert(route.clone(), id);
+            }
+            Ok(())
+        }
+        Op::CreateFunctionIntegration {
+            api_id,
+            route,
+            function_arn,
+        } => {
+            let id = create_function_integration(client, &api(api_id)?, function_arn).await?;
+            if let Some(id) = id {
                 created.integrations.insert(route.clone(), id);
             }
             Ok(())
@@ -695,6 +758,25 @@ async fn create_authorizer(
         .await
         .map_err(aws("apigatewayv2:CreateAuthorizer"))?;
     Ok(authorizer.authorizer_id().map(str::to_string))
+}
+
+/// Creates a Lambda proxy integration (payload format 2.0) invoking `function_arn`; returns
+/// its id.
+async fn create_function_integration(
+    client: &Client,
+    api_id: &str,
+    function_arn: &str,
+) -> Result<Option<String>, DeployError> {
+    let integration = client
+        .create_integration()
+        .api_id(api_id)
+        .integration_type(IntegrationType::AwsProxy)
+        .integration_uri(function_arn)
+        .payload_format_version("2.0")
+        .send()
+        .await
+        .map_err(aws("apigatewayv2:CreateIntegration"))?;
+    Ok(integration.integration_id().map(str::to_string))
 }
 
 /// Creates an integration forwarding to `uri` with the header `mappings`; returns its id.

@@ -1,7 +1,8 @@
-//! The two IAM roles of a contract's stack, each with one least-privilege inline policy: the
-//! Glue job's (read this contract's stream, its script and checkpoints, write its tables) and
-//! API Gateway's (put records on this contract's stream). A role given by `--glue-role-arn` or
-//! `--api-role-arn` is used as it is and not managed here.
+//! The IAM roles of a contract's stack, each with one least-privilege inline policy: the Glue
+//! job's (read this contract's stream, its script and checkpoints, write its tables), and the
+//! door's: the edge function's (put records on this contract's stream, write its own log) or,
+//! with the REST door, API Gateway's (put records on this contract's stream). A role given by
+//! `--glue-role-arn` or `--api-role-arn` is used as it is and not managed here.
 
 use aws_sdk_iam::Client;
 use serde_json::{Value, json};
@@ -26,7 +27,11 @@ pub struct RoleState {
 pub struct Current {
     pub glue: Option<RoleState>,
     pub api: Option<RoleState>,
+    pub edge: Option<RoleState>,
 }
+
+/// Every role a contract's stack may run as.
+const ROLES: [Role; 3] = [Role::Glue, Role::ApiGateway, Role::Edge];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -54,6 +59,17 @@ pub(crate) fn managed(config: &DeployConfig, role: Role) -> bool {
     match role {
         Role::Glue => config.glue_role_arn.is_none(),
         Role::ApiGateway => config.api_role_arn.is_none(),
+        Role::Edge => true,
+    }
+}
+
+/// Whether the stack runs as the role with its door (the edge function's, or API Gateway's
+/// integration's).
+pub(crate) fn used(config: &DeployConfig, role: Role) -> bool {
+    match role {
+        Role::Glue => true,
+        Role::ApiGateway => config.function().is_none(),
+        Role::Edge => config.function().is_some(),
     }
 }
 
@@ -62,6 +78,7 @@ fn service(role: Role) -> &'static str {
     match role {
         Role::Glue => "glue.amazonaws.com",
         Role::ApiGateway => "apigateway.amazonaws.com",
+        Role::Edge => "lambda.amazonaws.com",
     }
 }
 
@@ -70,8 +87,9 @@ pub async fn read(
     config: &DeployConfig,
     desired: &Desired,
 ) -> Result<Current, DeployError> {
+    // Every managed role is read, used by the door or not, so a destroy finds each one.
     let mut current = Current::default();
-    for role in [Role::Glue, Role::ApiGateway] {
+    for role in ROLES {
         if !managed(config, role) {
             continue;
         }
@@ -79,6 +97,7 @@ pub async fn read(
         match role {
             Role::Glue => current.glue = state,
             Role::ApiGateway => current.api = state,
+            Role::Edge => current.edge = state,
         }
     }
     Ok(current)
@@ -155,8 +174,9 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
     for (role, have) in [
         (Role::Glue, current.glue.as_ref()),
         (Role::ApiGateway, current.api.as_ref()),
+        (Role::Edge, current.edge.as_ref()),
     ] {
-        if !managed(config, role) {
+        if !managed(config, role) || !used(config, role) {
             continue;
         }
         let name = desired.role_name(config, role);
@@ -237,6 +257,26 @@ pub fn role_policy(config: &DeployConfig, desired: &Desired, role: Role) -> Valu
             }],
         }),
         Role::Glue => glue_policy(config, desired, &stream),
+        Role::Edge => {
+            let log_group = desired.log_group_arn(config, crate::names::LogGroup::Function);
+            json!({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "PutRecords",
+                        "Effect": "Allow",
+                        "Action": "kinesis:PutRecords",
+                        "Resource": stream,
+                    },
+                    {
+                        "Sid": "OwnLog",
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": format!("{log_group}:*"),
+                    },
+                ],
+            })
+        }
     }
 }
 
@@ -410,6 +450,7 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
             catalog_statement(region, account),
             jobs_statement(region, account, prefix),
             apis_statement(region),
+            functions_statement(region, account, prefix),
             {
                 "Sid": "AccessLogs",
                 "Effect": "Allow",
@@ -433,6 +474,22 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*"),
             },
         ],
+    })
+}
+
+/// The prefix's edge functions: managed, tagged, and invokable by their front doors.
+fn functions_statement(region: &str, account: &str, prefix: &str) -> Value {
+    json!({
+        "Sid": "Functions",
+        "Effect": "Allow",
+        "Action": [
+            "lambda:GetFunction", "lambda:CreateFunction", "lambda:DeleteFunction",
+            "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+            "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
+            "lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission",
+            "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags",
+        ],
+        "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*"),
     })
 }
 

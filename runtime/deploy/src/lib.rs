@@ -17,6 +17,7 @@
 mod desired;
 pub mod destroy;
 pub mod edge;
+pub mod function;
 pub mod glue;
 pub mod iam;
 pub mod kinesis;
@@ -136,6 +137,28 @@ pub struct DeployConfig {
     pub dev_issuer: Option<String>,
     /// Glue job size, timeout, retries and concurrency.
     pub job_size: glue::JobSize,
+    /// What the front door's routes go to.
+    pub door: Door,
+}
+
+/// The door events enter by, behind the JWT front door.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Door {
+    /// The edge function: serve's judge, every rule of the contract, serve's answers.
+    Function(function::Settings),
+    /// The REST API: its draft-04 request model and a mapping template to Kinesis. Rules the
+    /// model cannot express are judged only by the Glue job (docs/conformance.md).
+    Rest,
+}
+
+impl DeployConfig {
+    /// The edge function's settings, with the Lambda door.
+    pub fn function(&self) -> Option<&function::Settings> {
+        match &self.door {
+            Door::Function(settings) => Some(settings),
+            Door::Rest => None,
+        }
+    }
 }
 
 /// The AWS clients, one configuration for all (endpoint, region, credentials chain).
@@ -148,6 +171,7 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Clients {
@@ -183,6 +207,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(&shared),
             sts: aws_sdk_sts::Client::new(&shared),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
+            lambda: aws_sdk_lambda::Client::new(&shared),
         }
     }
 }
@@ -228,6 +253,7 @@ pub enum Op {
     Glue(glue::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
+    Function(function::Op),
     Destroy(destroy::Op),
 }
 
@@ -249,6 +275,8 @@ pub struct Current {
     pub rest_api: Option<rest_api::Current>,
     /// `None` when the contract gets no edge (no issuer to trust) or it does not exist.
     pub edge: Option<edge::Current>,
+    /// The edge function (`None`: it does not exist).
+    pub function: Option<function::Current>,
 }
 
 /// Ids of resources created by earlier steps of the apply, for the steps that refer to them.
@@ -296,6 +324,7 @@ pub async fn read(
             Some(_) => edge::read(&clients.apigatewayv2, config, desired).await?,
             None => None,
         },
+        function: function::read(&clients.lambda, config, desired).await?,
     })
 }
 
@@ -313,11 +342,32 @@ pub fn plan(
     s3::plan(config, desired, &current.s3, &mut plan.steps);
     kinesis::plan(config, desired, &current.kinesis, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
-    let rest_api = rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
-    // The front door: an HTTP API whose JWT authorizer checks the token (REST APIs have no JWT
-    // authorizer type) and forwards to the REST API, which validates the body and puts the
-    // record on the stream.
-    edge::plan(config, desired, rest_api, current.edge.as_ref(), &mut plan);
+    // The front door: an HTTP API whose JWT authorizer checks the token, in front of the door.
+    match &config.door {
+        Door::Function(settings) => {
+            let function = current.function.as_ref();
+            function::plan(config, desired, settings, function, &mut plan)?;
+            let target = edge::Target::Function(desired.function_arn(config));
+            let api_id = edge::plan(config, desired, target, current.edge.as_ref(), &mut plan);
+            if desired.edge_issuer(config).is_some() {
+                function::plan_permission(config, desired, function, api_id.as_deref(), &mut plan);
+            }
+            if current.rest_api.is_some() {
+                plan.notes.push(format!(
+                    "{}: the REST door's API is still there, unused by the front door:                      `deploy --door rest --destroy` removes it",
+                    desired.api(config)
+                ));
+            }
+        }
+        Door::Rest => {
+            // The REST API validates the body with its model and puts the record on the
+            // stream; the front door forwards to it (REST APIs have no JWT authorizer type).
+            let rest_api =
+                rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
+            let target = edge::Target::RestApi(rest_api);
+            edge::plan(config, desired, target, current.edge.as_ref(), &mut plan);
+        }
+    }
     Ok(plan)
 }
 
@@ -343,6 +393,7 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
             Op::Glue(op) => glue::apply(&clients.glue, &clients.s3, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
+            Op::Function(op) => function::apply(&clients.lambda, op, &created).await?,
             Op::Destroy(op) => destroy::apply(clients, op).await?,
         }
     }
@@ -399,7 +450,7 @@ pub fn endpoints(config: &DeployConfig, desired: &Desired, current: &Current) ->
             edge.api_id
         ));
     }
-    if let Some(api) = &current.rest_api {
+    if let (Some(api), Door::Rest) = (&current.rest_api, &config.door) {
         lines.push(format!(
             "endpoint (validating, front door only): POST {}",
             names::invoke_url(&api.id, region, route)
@@ -442,8 +493,10 @@ fn role_lines(config: &DeployConfig, desired: &Desired, current: &iam::Current) 
     [
         (Role::Glue, &current.glue),
         (Role::ApiGateway, &current.api),
+        (Role::Edge, &current.edge),
     ]
     .into_iter()
+    .filter(|(kind, _)| iam::used(config, *kind))
     .map(|(kind, role)| {
         let arn = desired.role_arn(config, kind);
         let state = match (role, iam::managed(config, kind)) {
@@ -535,13 +588,21 @@ async fn last_job_run(
     }))
 }
 
-/// The REST API, and the HTTP API in front when the contract gets one.
+/// The door (the edge function, or the REST API), and the HTTP API in front when the
+/// contract gets one.
 fn api_lines(config: &DeployConfig, desired: &Desired, current: &Current) -> Vec<String> {
-    let mut lines = vec![format!(
-        "api gateway rest api {}: {}",
-        desired.api(config),
-        present(current.rest_api.is_some())
-    )];
+    let mut lines = vec![match &config.door {
+        Door::Function(_) => format!(
+            "lambda function {}: {}",
+            desired.function(config),
+            present(current.function.is_some())
+        ),
+        Door::Rest => format!(
+            "api gateway rest api {}: {}",
+            desired.api(config),
+            present(current.rest_api.is_some())
+        ),
+    }];
     if desired.edge_issuer(config).is_some() {
         lines.push(format!(
             "api gateway http api {}: {}",

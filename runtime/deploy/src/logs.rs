@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
-use crate::names::Role;
+use crate::names::{LogGroup, Role};
 use crate::tags::{self, Tags};
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, iam};
 
@@ -60,8 +60,9 @@ pub async fn read(
 ) -> Result<Current, DeployError> {
     let mut groups = Vec::new();
     let mut tags = BTreeMap::new();
-    for edge in [false, true] {
-        let name = desired.log_group(config, edge);
+    // Every group is read, used by the door or not, so a destroy finds each one.
+    for group in [LogGroup::RestApi, LogGroup::HttpApi, LogGroup::Function] {
+        let name = desired.log_group(config, group);
         let listed = clients
             .logs
             .describe_log_groups()
@@ -74,7 +75,7 @@ pub async fn read(
             .iter()
             .any(|g| g.log_group_name() == Some(name.as_str()))
         {
-            let arn = desired.log_group_arn(config, edge);
+            let arn = desired.log_group_arn(config, group);
             let listed = clients
                 .logs
                 .list_tags_for_resource()
@@ -110,12 +111,21 @@ pub async fn read(
     })
 }
 
+/// The log groups the stack writes to: the door's, and the front door's when there is one.
+fn used(config: &DeployConfig, desired: &Desired) -> Vec<LogGroup> {
+    let mut groups = vec![match config.door {
+        crate::Door::Function(_) => LogGroup::Function,
+        crate::Door::Rest => LogGroup::RestApi,
+    }];
+    if desired.edge_issuer(config).is_some() {
+        groups.push(LogGroup::HttpApi);
+    }
+    groups
+}
+
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
-    for edge in [false, true] {
-        if edge && desired.edge_issuer(config).is_none() {
-            continue;
-        }
-        let name = desired.log_group(config, edge);
+    for group in used(config, desired) {
+        let name = desired.log_group(config, group);
         if !current.groups.contains(&name) {
             steps.push(Step {
                 resource: format!("cloudwatch log group {name} ({RETENTION_DAYS} days)"),
@@ -133,14 +143,15 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
                 resource: format!("cloudwatch log group {name}"),
                 action: Action::Update(vec![change.describe()]),
                 op: crate::Op::Logs(Op::TagLogGroup {
-                    arn: desired.log_group_arn(config, edge),
+                    arn: desired.log_group_arn(config, group),
                     change,
                 }),
             });
         }
     }
     // An account that has a role keeps it: it is shared by every REST API of the account.
-    if current.account_role.is_none() {
+    // (HTTP APIs and Lambda functions log without it.)
+    if current.account_role.is_none() && config.function().is_none() {
         let name = config.logs_role_name();
         let arn = config.role_arn_of(&name);
         steps.push(Step {

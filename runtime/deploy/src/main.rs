@@ -121,6 +121,31 @@ struct AwsArgs {
     /// Glue job retries after a failed run
     #[arg(long, default_value_t = 1)]
     glue_max_retries: i32,
+    /// The door behind the JWT front door: `lambda`, the edge function (serve's judge: every
+    /// rule of the contract, serve's answers), or `rest`, the REST API (its draft-04 model and
+    /// a mapping template; other rules are judged only by the Glue job)
+    #[arg(long, value_enum, default_value = "rest")]
+    door: DoorKind,
+    /// The edge function's zip (`cargo lambda build --release --x86-64 --output-format zip -p
+    /// contract-edge` writes it to the default)
+    #[arg(long, default_value = "target/lambda/contract-edge/bootstrap.zip")]
+    edge_zip: PathBuf,
+    /// The edge function's memory (MB; Lambda gives CPU in proportion)
+    #[arg(long, default_value_t = 256)]
+    edge_memory_mb: i32,
+    /// The edge function's timeout (seconds)
+    #[arg(long, default_value_t = 10)]
+    edge_timeout_seconds: i32,
+    /// The edge function's reserved concurrency: at most this many requests judged at once,
+    /// the rest answered 429 by the front door (default: the account's unreserved pool)
+    #[arg(long)]
+    edge_reserved_concurrency: Option<i32>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum DoorKind {
+    Lambda,
+    Rest,
 }
 
 #[derive(clap::Args)]
@@ -182,6 +207,26 @@ fn deploy_config(args: &AwsArgs) -> contract_deploy::DeployConfig {
             // One run at a time: two runs of a streaming job would read the stream twice.
             max_concurrent_runs: 1,
         },
+        door: door(args),
+    }
+}
+
+/// The door the flags choose; the edge function's zip is read when it exists (`deploy` without
+/// it stops at the plan, naming the build command).
+fn door(args: &AwsArgs) -> contract_deploy::Door {
+    match args.door {
+        DoorKind::Rest => contract_deploy::Door::Rest,
+        DoorKind::Lambda => {
+            let code = std::fs::read(&args.edge_zip)
+                .ok()
+                .map(contract_deploy::function::Code::new);
+            contract_deploy::Door::Function(contract_deploy::function::Settings {
+                code,
+                memory_mb: args.edge_memory_mb,
+                timeout_seconds: args.edge_timeout_seconds,
+                reserved_concurrency: args.edge_reserved_concurrency,
+            })
+        }
     }
 }
 

@@ -9,7 +9,21 @@ use crate::{DeployConfig, Desired};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Glue,
+    /// The REST door's Kinesis integration.
     ApiGateway,
+    /// The edge function (the Lambda door).
+    Edge,
+}
+
+/// A log group of the contract's stack, by what writes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogGroup {
+    /// The REST API's access log.
+    RestApi,
+    /// The HTTP API's (the JWT front door's) access log.
+    HttpApi,
+    /// The edge function's own log.
+    Function,
 }
 
 impl DeployConfig {
@@ -110,19 +124,36 @@ impl Desired {
         format!("{}-edge", self.api(c))
     }
 
-    /// The access log group of the REST API (`edge`: of the HTTP API in front).
-    pub fn log_group(&self, c: &DeployConfig, edge: bool) -> String {
-        let suffix = if edge { "-edge" } else { "" };
-        format!("/aws/apigateway/{}{suffix}", self.api(c))
+    /// A log group of the stack (Lambda logs to `/aws/lambda/<function>`).
+    pub fn log_group(&self, c: &DeployConfig, group: LogGroup) -> String {
+        match group {
+            LogGroup::RestApi => format!("/aws/apigateway/{}", self.api(c)),
+            LogGroup::HttpApi => format!("/aws/apigateway/{}-edge", self.api(c)),
+            LogGroup::Function => format!("/aws/lambda/{}", self.function(c)),
+        }
     }
 
     /// A log group's ARN as access log settings take it (no `:*`).
-    pub fn log_group_arn(&self, c: &DeployConfig, edge: bool) -> String {
+    pub fn log_group_arn(&self, c: &DeployConfig, group: LogGroup) -> String {
         format!(
             "arn:aws:logs:{}:{}:log-group:{}",
             c.region,
             c.account_id,
-            self.log_group(c, edge)
+            self.log_group(c, group)
+        )
+    }
+
+    /// The edge function (the Lambda door).
+    pub(crate) fn function(&self, c: &DeployConfig) -> String {
+        format!("{}-{}-edge", c.prefix, self.manifest.name)
+    }
+
+    pub(crate) fn function_arn(&self, c: &DeployConfig) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            c.region,
+            c.account_id,
+            self.function(c)
         )
     }
 
@@ -131,6 +162,7 @@ impl Desired {
         let suffix = match role {
             Role::Glue => "glue",
             Role::ApiGateway => "apigateway",
+            Role::Edge => "edge",
         };
         format!("{}-{}-{suffix}", c.prefix, self.manifest.name)
     }
@@ -140,6 +172,7 @@ impl Desired {
         let given = match role {
             Role::Glue => &c.glue_role_arn,
             Role::ApiGateway => &c.api_role_arn,
+            Role::Edge => &None,
         };
         given
             .clone()

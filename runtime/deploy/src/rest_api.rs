@@ -769,7 +769,8 @@ impl<'a> Planner<'a> {
     fn stage(&mut self, changed: bool) {
         let (stage, _) = resource_path(&self.desired.manifest.ingest.route);
         let access_log = (
-            self.desired.log_group_arn(self.config, false),
+            self.desired
+                .log_group_arn(self.config, crate::names::LogGroup::RestApi),
             logs::REST_FORMAT.to_string(),
         );
         let access_log_ok = self.have.access_log.as_ref() == Some(&access_log);

@@ -11,7 +11,7 @@ use serde_json::json;
 use contract_support::manifest::TableDef;
 
 use super::*;
-use crate::names::{Role, resource_path};
+use crate::names::{LogGroup, Role, resource_path};
 
 fn config() -> DeployConfig {
     DeployConfig {
@@ -27,6 +27,7 @@ fn config() -> DeployConfig {
         static_credentials: None,
         dev_issuer: Some("https://id.example.com".into()),
         job_size: glue::JobSize::default(),
+        door: crate::Door::Rest,
     }
 }
 
@@ -228,12 +229,16 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         iam: iam::Current {
             glue: role(Role::Glue),
             api: role(Role::ApiGateway),
+            edge: None,
         },
         logs: logs::Current {
-            groups: vec![d.log_group(c, false), d.log_group(c, true)],
-            tags: [false, true]
+            groups: vec![
+                d.log_group(c, LogGroup::RestApi),
+                d.log_group(c, LogGroup::HttpApi),
+            ],
+            tags: [LogGroup::RestApi, LogGroup::HttpApi]
                 .into_iter()
-                .map(|edge| (d.log_group(c, edge), tags.clone()))
+                .map(|group| (d.log_group(c, group), tags.clone()))
                 .collect(),
             account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
             logs_role: false,
@@ -270,7 +275,10 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             has_deployment: true,
             edge_secret: Some(SECRET.into()),
             bad_request_body: Some(rest_api::bad_request_body()),
-            access_log: Some((d.log_group_arn(c, false), logs::REST_FORMAT.to_string())),
+            access_log: Some((
+                d.log_group_arn(c, LogGroup::RestApi),
+                logs::REST_FORMAT.to_string(),
+            )),
             tags: tags.clone(),
         }),
         edge: Some(edge::Current {
@@ -283,9 +291,13 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             }),
             integrations: edge_integrations,
             default_stage: true,
-            access_log: Some((d.log_group_arn(c, true), logs::EDGE_FORMAT.to_string())),
+            access_log: Some((
+                d.log_group_arn(c, LogGroup::HttpApi),
+                logs::EDGE_FORMAT.to_string(),
+            )),
             tags,
         }),
+        function: None,
     }
 }
 
@@ -482,7 +494,7 @@ fn missing_stages_are_planned_alone() {
             edge_secret: Some(SECRET.into()),
             // Kept through the redeployment.
             access_log: Some((
-                desired().log_group_arn(&config(), false),
+                desired().log_group_arn(&config(), LogGroup::RestApi),
                 logs::REST_FORMAT.to_string(),
             )),
         })
@@ -541,6 +553,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
             ..api
         }),
         edge: None,
+        function: None,
     };
     let plan = planned(&current);
     let name = format!("contractc-{}", d.manifest.name);
@@ -1108,7 +1121,7 @@ fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
         format!("+ create cloudwatch log group /aws/apigateway/{name} (30 days)"),
         format!("+ create cloudwatch log group /aws/apigateway/{name}-edge (30 days)"),
         "+ create api gateway account cloudwatch role arn:aws:iam::123456789012:role/contractc-apigateway-logs".to_string(),
-        format!("+ create api gateway stage {name}/prod access log → {}", d.log_group_arn(&c, false)),
+        format!("+ create api gateway stage {name}/prod access log → {}", d.log_group_arn(&c, LogGroup::RestApi)),
     ] {
         assert!(lines.contains(&expected), "{expected} missing from {lines:#?}");
     }
@@ -1127,7 +1140,7 @@ fn access_logs_get_their_groups_the_account_role_and_the_stage_settings() {
         shown(&planned(&current)),
         [format!(
             "+ create api gateway stage {name}/prod access log → {}",
-            d.log_group_arn(&c, false)
+            d.log_group_arn(&c, LogGroup::RestApi)
         )]
     );
 }
@@ -1199,7 +1212,7 @@ fn edited_tags_are_planned_back_on_every_tagged_resource() {
     assert!(plan.steps.iter().any(|s| matches!(&s.op,
         Op::Edge(edge::Op::Tag { arn, .. }) if arn == "arn:aws:apigateway:us-east-1::/apis/edge")));
     assert!(plan.steps.iter().any(|s| matches!(&s.op,
-        Op::Logs(logs::Op::TagLogGroup { arn, .. }) if *arn == d.log_group_arn(&c, true))));
+        Op::Logs(logs::Op::TagLogGroup { arn, .. }) if *arn == d.log_group_arn(&c, LogGroup::HttpApi))));
 }
 
 #[test]
@@ -1262,5 +1275,61 @@ fn a_bare_403_reads_as_access_denied_in_one_line() {
     assert_eq!(
         failed.expect_err("an error").to_string(),
         "s3:HeadBucket: access denied: the credentials lack the permission for s3:HeadBucket"
+    );
+}
+
+fn lambda_config(code: Option<&[u8]>) -> DeployConfig {
+    DeployConfig {
+        door: crate::Door::Function(crate::function::Settings {
+            code: code.map(|zip| crate::function::Code::new(zip.to_vec())),
+            memory_mb: 256,
+            timeout_seconds: 10,
+            reserved_concurrency: None,
+        }),
+        ..config()
+    }
+}
+
+#[test]
+fn the_lambda_door_plans_the_function_its_role_and_routes_instead_of_the_rest_api() {
+    let config = lambda_config(Some(b"zip"));
+    let plan = plan(&config, &desired(), &Current::default()).expect("plan");
+    let shown = shown(&plan);
+    let name = format!("contractc-{}", desired().manifest.name);
+    for wanted in [
+        format!("+ create iam role {name}-edge"),
+        format!("+ create cloudwatch log group /aws/lambda/{name}-edge (30 days)"),
+        format!("+ create lambda function {name}-edge (256 MB, 10 s, 3 bytes of code)"),
+        format!("+ create lambda function {name}-edge permission for the front door"),
+    ] {
+        assert!(shown.contains(&wanted), "{wanted}: {shown:#?}");
+    }
+    let arn = format!("arn:aws:lambda:us-east-1:123456789012:function:{name}-edge");
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.ends_with(&format!("integration → lambda {arn}"))),
+        "{shown:#?}"
+    );
+    for absent in ["rest api", "-apigateway", "account cloudwatch role"] {
+        assert!(
+            !shown.iter().any(|s| s.contains(absent)),
+            "{absent}: {shown:#?}"
+        );
+    }
+    // The function's role may put on this contract's stream and write its own log, no more.
+    let policy = crate::iam::role_policy(&config, &desired(), crate::names::Role::Edge);
+    assert_eq!(policy["Statement"][0]["Action"], "kinesis:PutRecords");
+    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn the_lambda_door_without_a_zip_names_the_build_command() {
+    let error =
+        plan(&lambda_config(None), &desired(), &Current::default()).expect_err("no zip, no plan");
+    assert!(
+        error.to_string().contains("cargo lambda build")
+            && error.to_string().contains("--edge-zip"),
+        "{error}"
     );
 }

@@ -116,6 +116,7 @@ fn config_in(moto: &Moto, region: &str) -> DeployConfig {
         static_credentials: Some(("testing".into(), "testing".into())),
         dev_issuer: Some(ISSUER.into()),
         job_size: contract_deploy::glue::JobSize::default(),
+        door: contract_deploy::Door::Rest,
     }
 }
 
@@ -2024,4 +2025,223 @@ async fn status_stops_on_a_denied_read_naming_the_call() {
             stdout(&denied)
         );
     }
+}
+
+/// A zip holding a `bootstrap` of `text` (made by Python's zipfile: moto reads the zip).
+fn function_zip(dir: &Path, text: &str) -> PathBuf {
+    let python = std::env::var("CONTRACTC_PYTHON").expect("CONTRACTC_PYTHON: run tests/run.sh");
+    let zip = dir.join(format!("edge-{}.zip", text.len()));
+    let made = Command::new(python)
+        .args([
+            "-c",
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('bootstrap', sys.argv[2])",
+        ])
+        .arg(&zip)
+        .arg(text)
+        .status()
+        .expect("python runs");
+    assert!(made.success());
+    zip
+}
+
+/// The Lambda door: the edge function, its role and log group, the front door's routes to it
+/// and its permission to invoke it; no REST API and no API Gateway role. Read back, then
+/// idempotent, a new zip planned as a code update, and `--destroy` takes it all down.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lambda_door_deploys_reads_back_stays_idempotent_and_destroys() {
+    let moto = start_moto();
+    let dir = std::env::temp_dir().join(format!("contractc-lambda-door-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let zip = function_zip(&dir, "#!/bin/sh\necho edge\n");
+    let zip_arg = zip.to_string_lossy().into_owned();
+    let door = [
+        "--door",
+        "lambda",
+        "--edge-zip",
+        zip_arg.as_str(),
+        "--edge-reserved-concurrency",
+        "5",
+    ];
+    let deploy = |extra: &[&str]| {
+        let args: Vec<&str> = ["deploy"]
+            .iter()
+            .chain(extra)
+            .chain(&door)
+            .copied()
+            .collect();
+        runtime(&moto, &args)
+    };
+    let apply = deploy(&["--apply"]);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&apply),
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let shown = stdout(&apply);
+    assert!(
+        shown.contains("+ create lambda function contractc-game_events-edge")
+            && shown.contains("+ create iam role contractc-game_events-edge")
+            && !shown.contains("rest api")
+            && !shown.contains("contractc-game_events-apigateway"),
+        "{shown}"
+    );
+
+    let clients = Clients::new(&config(&moto)).await;
+    let function = clients
+        .lambda
+        .get_function()
+        .function_name("contractc-game_events-edge")
+        .send()
+        .await
+        .expect("the function exists");
+    let c = function.configuration().expect("configuration");
+    assert_eq!(c.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(c.handler(), Some("bootstrap"));
+    assert_eq!(
+        c.role(),
+        Some("arn:aws:iam::123456789012:role/contractc-game_events-edge")
+    );
+    let env = c.environment().and_then(|e| e.variables()).expect("env");
+    assert_eq!(env["CONTRACTC_CONTRACT"], "game_events");
+    assert_eq!(env["CONTRACTC_STREAM"], "contractc-game_events");
+    let zipped = contract_deploy::function::Code::new(std::fs::read(&zip).expect("zip"));
+    assert_eq!(c.code_sha256(), Some(zipped.sha256.as_str()));
+    assert_eq!(
+        function
+            .concurrency()
+            .and_then(|c| c.reserved_concurrent_executions()),
+        Some(5)
+    );
+
+    let role = clients
+        .iam
+        .get_role_policy()
+        .role_name("contractc-game_events-edge")
+        .policy_name("contractc")
+        .send()
+        .await
+        .expect("the role's policy");
+    let policy = contract_deploy::iam::policy_json(role.policy_document()).expect("json");
+    assert_eq!(policy["Statement"][0]["Action"], "kinesis:PutRecords");
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        "arn:aws:kinesis:us-east-1:123456789012:stream/contractc-game_events"
+    );
+
+    let apis = clients.apigatewayv2.get_apis().send().await.expect("apis");
+    let api = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some("contractc-game_events-edge"))
+        .expect("the front door");
+    let api_id = api.api_id().expect("id");
+    let integrations = clients
+        .apigatewayv2
+        .get_integrations()
+        .api_id(api_id)
+        .send()
+        .await
+        .expect("integrations");
+    let routes = clients
+        .apigatewayv2
+        .get_routes()
+        .api_id(api_id)
+        .send()
+        .await
+        .expect("routes");
+    for key in ["POST /prod/put-record", "POST /prod/put-records"] {
+        let route = routes
+            .items()
+            .iter()
+            .find(|r| r.route_key() == Some(key))
+            .unwrap_or_else(|| panic!("{key}"));
+        let target = route.target().and_then(|t| t.strip_prefix("integrations/"));
+        let integration = integrations
+            .items()
+            .iter()
+            .find(|i| i.integration_id() == target)
+            .expect("the route's integration");
+        assert_eq!(
+            integration.integration_uri(),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:contractc-game_events-edge")
+        );
+        assert_eq!(integration.payload_format_version(), Some("2.0"));
+    }
+    let policy = clients
+        .lambda
+        .get_policy()
+        .function_name("contractc-game_events-edge")
+        .send()
+        .await
+        .expect("the function's resource policy");
+    assert!(
+        policy.policy().is_some_and(|p| p.contains(&format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*"
+        ))),
+        "{:?}",
+        policy.policy()
+    );
+    let rest_apis = clients
+        .apigateway
+        .get_rest_apis()
+        .send()
+        .await
+        .expect("apis");
+    assert!(
+        rest_apis.items().is_empty(),
+        "no REST API with the Lambda door"
+    );
+
+    let again = deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+
+    let newer = function_zip(&dir, "#!/bin/sh\necho newer edge\n");
+    let newer_arg = newer.to_string_lossy().into_owned();
+    let args: Vec<&str> = [
+        "deploy",
+        "--plan",
+        "--door",
+        "lambda",
+        "--edge-zip",
+        &newer_arg,
+    ]
+    .into_iter()
+    .collect();
+    let changed = runtime(&moto, &args);
+    let shown = stdout(&changed);
+    assert!(
+        shown.contains("~ update lambda function contractc-game_events-edge code")
+            && shown.contains(
+                "~ update lambda function contractc-game_events-edge no reserved concurrency"
+            ),
+        "{shown}"
+    );
+
+    let destroyed = deploy(&["--destroy", "--apply"]);
+    assert_eq!(
+        destroyed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&destroyed),
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    assert!(
+        stdout(&destroyed).contains("- delete lambda function contractc-game_events-edge")
+            && stdout(&destroyed).contains("- delete iam role contractc-game_events-edge"),
+        "{}",
+        stdout(&destroyed)
+    );
+    let gone = clients
+        .lambda
+        .get_function()
+        .function_name("contractc-game_events-edge")
+        .send()
+        .await;
+    assert!(gone.is_err(), "the function is gone");
+    let left = deploy(&["--destroy", "--plan"]);
+    assert!(!stdout(&left).contains("- delete"), "{}", stdout(&left));
+    let _ = std::fs::remove_dir_all(&dir);
 }
