@@ -68,29 +68,7 @@ fn step(resource: String, op: Op) -> Step {
 pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan {
     let mut plan = Plan::default();
     let steps = &mut plan.steps;
-    if let Some(edge) = &current.edge {
-        steps.push(step(
-            format!("api gateway http api {}", desired.edge_api(config)),
-            Op::DeleteHttpApi {
-                api_id: edge.api_id.clone(),
-            },
-        ));
-    }
-    if let Some(api) = &current.rest_api {
-        steps.push(step(
-            format!("api gateway rest api {}", desired.api(config)),
-            Op::DeleteRestApi {
-                api_id: api.id.clone(),
-            },
-        ));
-    }
-    if current.function.is_some() {
-        let name = desired.function(config);
-        steps.push(step(
-            format!("lambda function {name}"),
-            Op::DeleteFunction { name },
-        ));
-    }
+    plan_doors(config, desired, current, steps);
     if current.glue.job.is_some() {
         let name = desired.job(config);
         steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
@@ -148,6 +126,34 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
         ));
     }
     plan
+}
+
+/// The doors: the front door first (so no event is accepted into a stream about to go), then
+/// what it routes to.
+fn plan_doors(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
+    if let Some(edge) = &current.edge {
+        steps.push(step(
+            format!("api gateway http api {}", desired.edge_api(config)),
+            Op::DeleteHttpApi {
+                api_id: edge.api_id.clone(),
+            },
+        ));
+    }
+    if let Some(api) = &current.rest_api {
+        steps.push(step(
+            format!("api gateway rest api {}", desired.api(config)),
+            Op::DeleteRestApi {
+                api_id: api.id.clone(),
+            },
+        ));
+    }
+    if current.function.is_some() {
+        let name = desired.function(config);
+        steps.push(step(
+            format!("lambda function {name}"),
+            Op::DeleteFunction { name },
+        ));
+    }
 }
 
 /// The bucket's deletion, or why it is refused (`contents` is `None` when it does not exist).

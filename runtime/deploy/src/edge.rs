@@ -642,6 +642,45 @@ pub(crate) async fn apply(
             created.authorizer = create_authorizer(client, &api_id, issuer, audience).await?;
             Ok(())
         }
+        Op::CreateIntegration { .. }
+        | Op::CreateFunctionIntegration { .. }
+        | Op::UpdateIntegration { .. } => apply_integration(client, op, created).await,
+        Op::PutRoute {
+            api_id,
+            route,
+            replace,
+            route_key,
+            authorizer_id,
+            scopes,
+            integration_id,
+        } => {
+            let api_id = api(api_id)?;
+            let authorizer_id = resolve(authorizer_id, &created.authorizer, "JWT authorizer")?;
+            let integration = created.integrations.get(route).cloned();
+            let integration_id = resolve(integration_id, &integration, "integration")?;
+            let target = format!("integrations/{integration_id}");
+            if let Some(id) = replace {
+                delete_route(client, &api_id, id).await?;
+            }
+            create_route(client, &api_id, route_key, &authorizer_id, scopes, &target).await
+        }
+        Op::CreateStage { api_id, access_log } => {
+            create_stage(client, &api(api_id)?, access_log).await
+        }
+        Op::SetAccessLog { api_id, access_log } => {
+            set_access_log(client, &api(api_id)?, access_log).await
+        }
+    }
+}
+
+/// The integration steps: created (to the REST API or the edge function) or updated.
+async fn apply_integration(
+    client: &Client,
+    op: &Op,
+    created: &mut Created,
+) -> Result<(), DeployError> {
+    let api = |known: &Option<String>| resolve(known, &created.edge_api, "http api");
+    match op {
         Op::CreateIntegration {
             api_id,
             rest_api_id,
@@ -676,31 +715,8 @@ pub(crate) async fn apply(
             let mappings = mappings(headers, created)?;
             update_integration(client, &api(api_id)?, integration_id, mappings).await
         }
-        Op::PutRoute {
-            api_id,
-            route,
-            replace,
-            route_key,
-            authorizer_id,
-            scopes,
-            integration_id,
-        } => {
-            let api_id = api(api_id)?;
-            let authorizer_id = resolve(authorizer_id, &created.authorizer, "JWT authorizer")?;
-            let integration = created.integrations.get(route).cloned();
-            let integration_id = resolve(integration_id, &integration, "integration")?;
-            let target = format!("integrations/{integration_id}");
-            if let Some(id) = replace {
-                delete_route(client, &api_id, id).await?;
-            }
-            create_route(client, &api_id, route_key, &authorizer_id, scopes, &target).await
-        }
-        Op::CreateStage { api_id, access_log } => {
-            create_stage(client, &api(api_id)?, access_log).await
-        }
-        Op::SetAccessLog { api_id, access_log } => {
-            set_access_log(client, &api(api_id)?, access_log).await
-        }
+        // The other steps are not integrations: `apply` does not send them here.
+        _ => Ok(()),
     }
 }
 

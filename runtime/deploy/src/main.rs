@@ -24,8 +24,10 @@ enum Command {
 an S3 bucket (versioned, private, encrypted) with the Glue script, a KMS-encrypted Kinesis stream \
 (on demand), the Glue database, the Iceberg events and quarantine tables (metadata in S3, \
 registered in Glue, evolved with the contract) and the stream table, the Glue 5.0 streaming job, \
-an API Gateway REST API with the request model, a body validator, the Kinesis integration and \
-its responses, the JWT front door (HTTP API) with its shared secret, and access logs. --plan \
+the door (--door lambda, the default: the edge function, judging every event as serve does, with \
+its role, log group and concurrency; --door rest: an API Gateway REST API with the request \
+model, a body validator, the Kinesis integration and its responses, and a shared secret), the \
+JWT front door (HTTP API) routing to it, and access logs. --plan \
 prints what would change and changes nothing; --apply makes it so; both are idempotent. \
 --destroy plans or applies the tear-down.\n\nWith --plan --detailed-exitcode: \
 exit 0 when there is nothing to change, 2 when there is, 1 on error. Credentials come from the \
@@ -124,7 +126,7 @@ struct AwsArgs {
     /// The door behind the JWT front door: `lambda`, the edge function (serve's judge: every
     /// rule of the contract, serve's answers), or `rest`, the REST API (its draft-04 model and
     /// a mapping template; other rules are judged only by the Glue job)
-    #[arg(long, value_enum, default_value = "rest")]
+    #[arg(long, value_enum, default_value = "lambda")]
     door: DoorKind,
     /// The edge function's zip (`cargo lambda build --release --x86-64 --output-format zip -p
     /// contract-edge` writes it to the default)

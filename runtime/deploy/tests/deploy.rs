@@ -80,11 +80,18 @@ fn runtime_in(moto: &Moto, region: &str, args: &[&str]) -> Output {
     runtime_at(&moto.url, region, args)
 }
 
-/// The binary against an endpoint (moto, or a proxy in front of it).
+/// The binary against an endpoint (moto, or a proxy in front of it). The REST door unless the
+/// arguments name one: those tests look into the REST API.
 fn runtime_at(endpoint: &str, region: &str, args: &[&str]) -> Output {
+    let door: &[&str] = if args.contains(&"--door") {
+        &[]
+    } else {
+        &["--door", "rest"]
+    };
     Command::new(env!("CARGO_BIN_EXE_contract-deploy"))
         .current_dir(repo())
         .args(args)
+        .args(door)
         .args(["--endpoint-url", endpoint, "--issuer-url", ISSUER])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

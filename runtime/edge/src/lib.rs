@@ -66,11 +66,21 @@ impl<S: Store> Edge<S> {
     /// Judges, stores and answers one request.
     pub async fn answer(&self, request: &Request<'_>) -> Answer {
         let manifest = self.spec.manifest();
+        let started = std::time::Instant::now();
         let judged = match self.judge(request) {
             Ok(judged) => judged,
             Err(refusal) => return refusal.answer(manifest),
         };
+        let judge_time = started.elapsed();
+        let events = judged.records.len();
         let stored = self.store.put(judged.records).await;
+        // What an invocation costs, apart (`RUST_LOG=contract_edge=info`; benches/edge.py).
+        tracing::info!(
+            events,
+            judge_us = judge_time.as_micros() as u64,
+            store_us = (started.elapsed() - judge_time).as_micros() as u64,
+            "answered"
+        );
         match request.route {
             Route::Single => match stored.first() {
                 Some(Ok(())) => match judged.verdicts.first() {
