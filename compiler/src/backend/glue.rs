@@ -123,7 +123,8 @@ fn script(c: &Contract) -> String {
         &serde_json::to_string(&shape(c)).unwrap_or_default(),
     );
     context.insert("unknown_policy", unknown_policy);
-    context.insert("max_body_bytes", &c.ingest.max_body_bytes);
+    // The job reads Kinesis records: its limit is the AWS path's (within a record).
+    context.insert("max_body_bytes", &c.manifest().aws_event_limit());
     context.insert(
         "oversized_kept_bytes",
         &contract_manifest::OVERSIZED_KEPT_BYTES,

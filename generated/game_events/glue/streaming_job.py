@@ -39,8 +39,9 @@ DATABASE = "analytics_events_db"
 EVENTS_TABLE = "events_table"
 QUARANTINE_TABLE = "events_table_quarantine"
 UNKNOWN_FIELDS = "reject"
-# An event over MAX_BODY_BYTES is refused as too_large, and its quarantine row keeps its first
-# OVERSIZED_KEPT_BYTES, as at the doors (which put only that start, with `body_bytes`).
+# An event over MAX_BODY_BYTES (the contract's limit, within what one Kinesis record carries) is
+# refused as too_large, and its quarantine row keeps its first OVERSIZED_KEPT_BYTES, as at the
+# doors (which put only that start, with `body_bytes`).
 MAX_BODY_BYTES = 65536
 OVERSIZED_KEPT_BYTES = 4096
 POLICY_RANK = {"warn": 1, "quarantine": 2, "reject": 3}

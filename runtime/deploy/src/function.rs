@@ -92,9 +92,11 @@ pub enum Op {
         code: Code,
         tags: Vec<(String, String)>,
     },
+    /// The zip, and the architecture it is built for (set with the code, not the settings).
     UpdateCode {
         name: String,
         code: Code,
+        architecture: String,
     },
     UpdateConfiguration {
         name: String,
@@ -250,17 +252,18 @@ pub fn plan(
         }
         return Ok(());
     };
-    if have.code_sha256 != code.sha256 {
+    if have.code_sha256 != code.sha256 || have.configuration.architecture != wanted.architecture {
         plan.steps.push(step(
             format!("lambda function {name} code (sha256 {})", code.sha256),
             Action::Update(vec!["code".into()]),
             Op::UpdateCode {
                 name: name.clone(),
                 code: code.clone(),
+                architecture: wanted.architecture.clone(),
             },
         ));
     }
-    if have.configuration != wanted {
+    if settings_differ(&have.configuration, &wanted) {
         plan.steps.push(step(
             format!("lambda function {name} configuration"),
             Action::Update(differences(&have.configuration, &wanted)),
@@ -291,7 +294,13 @@ fn plan_concurrency(name: &str, settings: &Settings, have: Option<&Current>, pla
     ));
 }
 
-/// What differs between two configurations, by setting.
+/// Whether the settings UpdateFunctionConfiguration sets differ (the architecture goes with
+/// the code).
+fn settings_differ(have: &Configuration, wanted: &Configuration) -> bool {
+    !differences(have, wanted).is_empty()
+}
+
+/// What differs between two configurations, by setting (the architecture aside).
 fn differences(have: &Configuration, wanted: &Configuration) -> Vec<String> {
     let mut what = Vec::new();
     let mut differs = |name: &str, differ: bool| {
@@ -301,7 +310,6 @@ fn differences(have: &Configuration, wanted: &Configuration) -> Vec<String> {
     };
     differs("runtime", have.runtime != wanted.runtime);
     differs("handler", have.handler != wanted.handler);
-    differs("architecture", have.architecture != wanted.architecture);
     differs("memory", have.memory_mb != wanted.memory_mb);
     differs("timeout", have.timeout_seconds != wanted.timeout_seconds);
     differs("role", have.role != wanted.role);
@@ -350,15 +358,20 @@ pub(crate) async fn apply(client: &Client, op: &Op, created: &Created) -> Result
             code,
             tags,
         } => create(client, name, configuration, code, tags).await,
-        Op::UpdateCode { name, code } => {
+        Op::UpdateCode {
+            name,
+            code,
+            architecture,
+        } => {
             client
                 .update_function_code()
                 .function_name(name)
                 .zip_file(Blob::new(code.zip.as_slice()))
+                .architectures(Architecture::from(architecture.as_str()))
                 .send()
                 .await
                 .map_err(aws("lambda:UpdateFunctionCode"))?;
-            Ok(())
+            settled(client, name).await
         }
         Op::UpdateConfiguration {
             name,
@@ -376,7 +389,7 @@ pub(crate) async fn apply(client: &Client, op: &Op, created: &Created) -> Result
                 .send()
                 .await
                 .map_err(aws("lambda:UpdateFunctionConfiguration"))?;
-            Ok(())
+            settled(client, name).await
         }
         Op::SetConcurrency { name, reserved } => set_concurrency(client, name, *reserved).await,
         Op::Permit {
@@ -437,12 +450,14 @@ async fn create(
             .send()
             .await;
         match sent {
-            Ok(_) => return Ok(()),
+            Ok(_) => return settled(client, name).await,
             Err(error)
                 if attempt < 8
-                    && error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_invalid_parameter_value_exception()) =>
+                    && error.as_service_error().is_some_and(|e| {
+                        use aws_sdk_lambda::error::ProvideErrorMetadata;
+                        e.is_invalid_parameter_value_exception()
+                            && e.message().is_some_and(|m| m.contains("role"))
+                    }) =>
             {
                 tracing::info!(attempt, "the function's role is not assumable yet: waiting");
                 tokio::time::sleep(wait).await;
@@ -452,6 +467,29 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// Waits until the function is active and its last update is done: Lambda refuses another
+/// update of a function that is being created or updated (ResourceConflictException).
+async fn settled(client: &Client, name: &str) -> Result<(), DeployError> {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    for _ in 0..60 {
+        let got = client
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws("lambda:GetFunctionConfiguration"))?;
+        let busy = got.state() == Some(&State::Pending)
+            || got.last_update_status() == Some(&LastUpdateStatus::InProgress);
+        if !busy {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Err(DeployError::Invalid(format!(
+        "lambda function {name} is still being created or updated after 2 minutes: run --apply again"
+    )))
 }
 
 async fn set_concurrency(

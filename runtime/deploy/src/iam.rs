@@ -483,7 +483,8 @@ fn functions_statement(region: &str, account: &str, prefix: &str) -> Value {
         "Sid": "Functions",
         "Effect": "Allow",
         "Action": [
-            "lambda:GetFunction", "lambda:CreateFunction", "lambda:DeleteFunction",
+            "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:CreateFunction",
+            "lambda:DeleteFunction",
             "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
             "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
             "lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission",

@@ -342,19 +342,46 @@ pub fn plan(
     s3::plan(config, desired, &current.s3, &mut plan.steps);
     kinesis::plan(config, desired, &current.kinesis, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
+    plan.notes.extend(size_note(desired));
+    plan_door(config, desired, current, &mut plan)?;
+    Ok(plan)
+}
+
+/// The note for a contract whose events may weigh more than the AWS path carries.
+fn size_note(desired: &Desired) -> Option<String> {
+    let manifest = desired.manifest;
+    (manifest.aws_event_limit() < manifest.ingest.max_body_bytes).then(|| {
+        format!(
+            "{}: events over {} bytes are refused on AWS (a Kinesis record carries 1 MiB, the \
+             event base64-encoded in it); serve takes up to ingest.max_body_bytes = {}",
+            manifest.name,
+            manifest.aws_event_limit(),
+            manifest.ingest.max_body_bytes
+        )
+    })
+}
+
+/// The door, and the JWT front door in front of it.
+fn plan_door(
+    config: &DeployConfig,
+    desired: &Desired,
+    current: &Current,
+    plan: &mut Plan,
+) -> Result<(), DeployError> {
     // The front door: an HTTP API whose JWT authorizer checks the token, in front of the door.
     match &config.door {
         Door::Function(settings) => {
             let function = current.function.as_ref();
-            function::plan(config, desired, settings, function, &mut plan)?;
+            function::plan(config, desired, settings, function, plan)?;
             let target = edge::Target::Function(desired.function_arn(config));
-            let api_id = edge::plan(config, desired, target, current.edge.as_ref(), &mut plan);
+            let api_id = edge::plan(config, desired, target, current.edge.as_ref(), plan);
             if desired.edge_issuer(config).is_some() {
-                function::plan_permission(config, desired, function, api_id.as_deref(), &mut plan);
+                function::plan_permission(config, desired, function, api_id.as_deref(), plan);
             }
             if current.rest_api.is_some() {
                 plan.notes.push(format!(
-                    "{}: the REST door's API is still there, unused by the front door:                      `deploy --door rest --destroy` removes it",
+                    "{}: the REST door's API is still there, unused by the front door: delete \
+                     it by hand when no client calls it (`--destroy` takes down the whole stack)",
                     desired.api(config)
                 ));
             }
@@ -365,10 +392,10 @@ pub fn plan(
             let rest_api =
                 rest_api::plan(config, desired, current.rest_api.as_ref(), &mut plan.steps);
             let target = edge::Target::RestApi(rest_api);
-            edge::plan(config, desired, target, current.edge.as_ref(), &mut plan);
+            edge::plan(config, desired, target, current.edge.as_ref(), plan);
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// Reads one contract's resources and plans their deployment.
@@ -450,7 +477,7 @@ pub fn endpoints(config: &DeployConfig, desired: &Desired, current: &Current) ->
             edge.api_id
         ));
     }
-    if let (Some(api), Door::Rest) = (&current.rest_api, &config.door) {
+    if let Some(api) = &current.rest_api {
         lines.push(format!(
             "endpoint (validating, front door only): POST {}",
             names::invoke_url(&api.id, region, route)
@@ -496,7 +523,7 @@ fn role_lines(config: &DeployConfig, desired: &Desired, current: &iam::Current) 
         (Role::Edge, &current.edge),
     ]
     .into_iter()
-    .filter(|(kind, _)| iam::used(config, *kind))
+    .filter(|(kind, role)| iam::used(config, *kind) || role.is_some())
     .map(|(kind, role)| {
         let arn = desired.role_arn(config, kind);
         let state = match (role, iam::managed(config, kind)) {
@@ -591,18 +618,22 @@ async fn last_job_run(
 /// The door (the edge function, or the REST API), and the HTTP API in front when the
 /// contract gets one.
 fn api_lines(config: &DeployConfig, desired: &Desired, current: &Current) -> Vec<String> {
-    let mut lines = vec![match &config.door {
-        Door::Function(_) => format!(
+    // Each door that is chosen or still there: a stack moving between doors shows both.
+    let mut lines = Vec::new();
+    if config.function().is_some() || current.function.is_some() {
+        lines.push(format!(
             "lambda function {}: {}",
             desired.function(config),
             present(current.function.is_some())
-        ),
-        Door::Rest => format!(
+        ));
+    }
+    if config.function().is_none() || current.rest_api.is_some() {
+        lines.push(format!(
             "api gateway rest api {}: {}",
             desired.api(config),
             present(current.rest_api.is_some())
-        ),
-    }];
+        ));
+    }
     if desired.edge_issuer(config).is_some() {
         lines.push(format!(
             "api gateway http api {}: {}",

@@ -22,22 +22,28 @@ pub fn body(event: &ApiGatewayV2httpRequest) -> Option<Vec<u8>> {
     }
 }
 
-/// Which route of the contract the event came by: the batch route's path, else the single one.
-pub fn route(event: &ApiGatewayV2httpRequest, manifest: &Manifest) -> Route {
-    let path = event
-        .raw_path
+/// Which route of the contract the event came by, from the route API Gateway matched
+/// (`POST /prod/put-records`), whatever path (custom domain, stage) the client used; `None`
+/// for a route the contract does not have.
+pub fn route(event: &ApiGatewayV2httpRequest, manifest: &Manifest) -> Option<Route> {
+    let key = event
+        .route_key
         .as_deref()
-        .or(event.request_context.http.path.as_deref());
-    match (path, manifest.ingest.batch_route.as_deref()) {
-        (Some(path), Some(batch)) if path == batch => Route::Batch,
-        _ => Route::Single,
+        .or(event.request_context.route_key.as_deref())?;
+    let path = key.strip_prefix("POST ")?;
+    if path == manifest.ingest.route {
+        Some(Route::Single)
+    } else if manifest.ingest.batch_route.as_deref() == Some(path) {
+        Some(Route::Batch)
+    } else {
+        None
     }
 }
 
 /// The request the edge judges, read from the event.
 pub fn request<'a>(
     event: &'a ApiGatewayV2httpRequest,
-    manifest: &Manifest,
+    route: Route,
     body: &'a [u8],
     received_at_ms: i64,
     request_id: String,
@@ -57,7 +63,7 @@ pub fn request<'a>(
             claims
         });
     Request {
-        route: route(event, manifest),
+        route,
         content_type: header_text(&event.headers, header::CONTENT_TYPE.as_str()),
         client_version: header_text(&event.headers, "x-contract-version"),
         claims,

@@ -46,6 +46,8 @@ pub struct Request<'a> {
 pub struct Edge<S> {
     spec: &'static dyn AnyContract,
     store: S,
+    /// The most one event may weigh here: the contract's limit, within a Kinesis record.
+    event_limit: usize,
 }
 
 /// What a request's events were judged, and their stream records.
@@ -56,7 +58,12 @@ struct Judged {
 
 impl<S: Store> Edge<S> {
     pub fn new(spec: &'static dyn AnyContract, store: S) -> Edge<S> {
-        Edge { spec, store }
+        let event_limit = usize::try_from(spec.manifest().aws_event_limit()).unwrap_or(usize::MAX);
+        Edge {
+            spec,
+            store,
+            event_limit,
+        }
     }
 
     pub fn spec(&self) -> &'static dyn AnyContract {
@@ -126,6 +133,11 @@ impl<S: Store> Edge<S> {
                 limit,
             });
         }
+        if !is_batch && request.body.len() > self.event_limit {
+            return Err(Refusal::TooLargeForStream {
+                limit: self.event_limit,
+            });
+        }
         let events = match request.route {
             Route::Single => vec![request.body],
             Route::Batch => door::events_of(
@@ -147,7 +159,8 @@ impl<S: Store> Edge<S> {
                 Route::Single => request.request_id.clone(),
                 Route::Batch => answer::batch_item_id(&request.request_id, index),
             };
-            let verdict = contract_judge::validate(
+            let verdict = contract_judge::validate_within(
+                self.event_limit,
                 None,
                 self.spec,
                 &mut parser,
@@ -237,12 +250,16 @@ mod tests {
         }
     }
 
-    fn game_events() -> &'static dyn AnyContract {
+    fn contract(name: &str) -> &'static dyn AnyContract {
         contract_validators::ALL
             .iter()
             .copied()
-            .find(|spec| spec.manifest().name == "game_events")
-            .expect("game_events is built")
+            .find(|spec| spec.manifest().name == name)
+            .expect("the contract is built")
+    }
+
+    fn game_events() -> &'static dyn AnyContract {
+        contract("game_events")
     }
 
     fn request(route: Route, body: &[u8]) -> Request<'_> {
@@ -286,6 +303,34 @@ mod tests {
         );
         let unstored = failing.answer(&request(Route::Single, b"{}")).await;
         assert_eq!(unstored.status, 503);
+    }
+
+    /// match_events takes 1 MiB events; a Kinesis record carries less once base64-encoded.
+    #[tokio::test]
+    async fn events_over_what_a_record_carries_are_refused_and_kept_in_part() {
+        let spec = contract("match_events");
+        let limit = usize::try_from(spec.manifest().aws_event_limit()).expect("limit");
+        assert!(limit < contract_judge::max_body_bytes(spec.manifest()));
+        let edge = Edge::new(spec, Kept::default());
+        let big = format!("{{\"pad\": \"{}\"}}", "y".repeat(limit));
+        let single = edge.answer(&request(Route::Single, big.as_bytes())).await;
+        assert_eq!(single.status, 413, "{}", single.body);
+        assert!(
+            single.body.contains(&format!("limit of {limit} bytes")),
+            "{}",
+            single.body
+        );
+        assert!(edge.store.records.lock().expect("lock").is_empty());
+
+        let batch = format!("[{big}]");
+        let answer = edge.answer(&request(Route::Batch, batch.as_bytes())).await;
+        let body: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+        assert_eq!(body["results"][0]["violations"][0]["code"], "too_large");
+        let records = edge.store.records.lock().expect("lock");
+        let record = records.first().expect("the event is put, in part");
+        assert!(record.data.len() < contract_support::manifest::KINESIS_RECORD_BYTES);
+        let envelope: serde_json::Value = serde_json::from_slice(&record.data).expect("json");
+        assert_eq!(envelope["body_bytes"], big.len());
     }
 
     #[tokio::test]

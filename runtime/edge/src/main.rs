@@ -86,8 +86,12 @@ async fn handle(
             "the body is not valid base64",
         )));
     };
+    let Some(route) = lambda::route(&event.payload, manifest) else {
+        // API Gateway's own answer to a route it does not have.
+        return Ok(lambda::response(Answer::message(404, "Not Found")));
+    };
     let request_id = uuid::Uuid::now_v7().to_string();
-    let request = lambda::request(&event.payload, manifest, &body, received_at_ms, request_id);
+    let request = lambda::request(&event.payload, route, &body, received_at_ms, request_id);
     Ok(lambda::response(edge.answer(&request).await))
 }
 

@@ -33,9 +33,13 @@ const RECORDS_PER_CALL: usize = 500;
 /// …and at most this many bytes (data and partition keys).
 const BYTES_PER_CALL: usize = 5 << 20;
 /// Attempts at a record Kinesis failed (throttled, internal error) before it is answered as
-/// not stored. A whole call that fails is retried by the SDK's own retry policy.
+/// not stored. A whole call that fails was retried by the SDK's own retry policy already (when
+/// its error is one worth retrying): it is not sent again here.
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// No new attempt starts after this long, so the answer comes well inside the function's
+/// timeout (API Gateway would answer a timed-out function with its own 500).
+const BUDGET: Duration = Duration::from_secs(4);
 
 pub struct Kinesis {
     client: Client,
@@ -52,28 +56,53 @@ impl Kinesis {
         let mut outcomes: Vec<Result<(), NotStored>> = vec![Ok(()); records.len()];
         let mut pending: Vec<usize> = (0..records.len()).collect();
         let mut backoff = FIRST_BACKOFF;
+        let started = std::time::Instant::now();
         for attempt in 1..=ATTEMPTS {
-            let failed = self.put_once(records, &pending).await;
+            let failed = match self.put_once(records, &pending).await {
+                Ok(failed) => failed,
+                Err(error) => {
+                    tracing::warn!(
+                        code = error.code.as_str(),
+                        message = error.message.as_str(),
+                        "PutRecords failed"
+                    );
+                    for &index in &pending {
+                        outcomes[index] = Err(error.clone());
+                    }
+                    return outcomes;
+                }
+            };
             let mut still = Vec::new();
             for (index, outcome) in pending.iter().zip(failed) {
-                if let Err(error) = &outcome {
-                    tracing::debug!(attempt, code = error.code.as_str(), "record not put");
+                if outcome.is_err() {
                     still.push(*index);
                 }
                 outcomes[*index] = outcome;
             }
             pending = still;
-            if pending.is_empty() || attempt == ATTEMPTS {
+            if pending.is_empty() || attempt == ATTEMPTS || started.elapsed() > BUDGET {
                 break;
             }
             tokio::time::sleep(backoff).await;
             backoff *= 2;
         }
+        if let Some(Err(error)) = pending.first().map(|&i| &outcomes[i]) {
+            tracing::warn!(
+                records = pending.len(),
+                code = error.code.as_str(),
+                "records not put"
+            );
+        }
         outcomes
     }
 
-    /// One `PutRecords` of the records at `indices`; the outcome of each, in order.
-    async fn put_once(&self, records: &[Record], indices: &[usize]) -> Vec<Result<(), NotStored>> {
+    /// One `PutRecords` of the records at `indices`: the outcome of each, in order, or the
+    /// call's own failure.
+    async fn put_once(
+        &self,
+        records: &[Record],
+        indices: &[usize],
+    ) -> Result<Vec<Result<(), NotStored>>, NotStored> {
         let entries = indices.iter().map(|&i| {
             PutRecordsRequestEntry::builder()
                 .partition_key(&records[i].partition_key)
@@ -90,7 +119,7 @@ impl Kinesis {
                     .send()
                     .await
             }
-            Err(error) => return every(indices.len(), "InvalidRecord", &error.to_string()),
+            Err(error) => return Err(not_stored("InvalidRecord", &error.to_string())),
         };
         let output = match sent {
             Ok(output) => output,
@@ -100,11 +129,11 @@ impl Kinesis {
                     Some(message) => message.to_string(),
                     None => aws_sdk_kinesis::error::DisplayErrorContext(&error).to_string(),
                 };
-                return every(indices.len(), &code, &message);
+                return Err(not_stored(&code, &message));
             }
         };
         let results = output.records();
-        (0..indices.len())
+        Ok((0..indices.len())
             .map(|k| match results.get(k) {
                 Some(result) if result.error_code().is_none() => Ok(()),
                 Some(result) => Err(NotStored {
@@ -116,18 +145,15 @@ impl Kinesis {
                     message: "Kinesis answered fewer results than records".into(),
                 }),
             })
-            .collect()
+            .collect())
     }
 }
 
-fn every(count: usize, code: &str, message: &str) -> Vec<Result<(), NotStored>> {
-    vec![
-        Err(NotStored {
-            code: code.to_string(),
-            message: message.to_string(),
-        });
-        count
-    ]
+fn not_stored(code: &str, message: &str) -> NotStored {
+    NotStored {
+        code: code.to_string(),
+        message: message.to_string(),
+    }
 }
 
 impl Store for Kinesis {
@@ -174,7 +200,8 @@ mod tests {
         assert!(calls(&[]).is_empty());
         let many: Vec<Record> = (0..1001).map(|_| record(10)).collect();
         assert_eq!(calls(&many), vec![0..500, 500..1000, 1000..1001]);
-        let heavy: Vec<Record> = (0..5).map(|_| record(2 << 20)).collect();
-        assert_eq!(calls(&heavy), vec![0..2, 2..4, 4..5]);
+        // Records near Kinesis's 1 MiB each: five per 5 MiB call at most.
+        let heavy: Vec<Record> = (0..12).map(|_| record(1000 << 10)).collect();
+        assert_eq!(calls(&heavy), vec![0..5, 5..10, 10..12]);
     }
 }

@@ -44,6 +44,9 @@ pub enum Refusal {
     ContentType(String),
     /// The body weighs more than `limit` bytes.
     TooLarge { batch: bool, limit: usize },
+    /// The event weighs more than `limit` bytes, the most the AWS path's stream carries (less
+    /// than the contract's limit).
+    TooLargeForStream { limit: usize },
     /// The batch body does not split into events.
     NotABatch(String),
     /// The batch has more events than the contract takes.
@@ -66,6 +69,14 @@ impl Refusal {
                     manifest.name
                 ),
             ),
+            Refusal::TooLargeForStream { limit } => Answer::message(
+                413,
+                format!(
+                    "the body exceeds the limit of {limit} bytes of contract {} on AWS (its \
+                     stream's records carry 1 MiB, the event base64-encoded in them)",
+                    manifest.name
+                ),
+            ),
             Refusal::NotABatch(text) => Answer::message(400, text.clone()),
             Refusal::TooManyEvents { count, max } => Answer::message(
                 413,
@@ -74,25 +85,28 @@ impl Refusal {
                     manifest.name
                 ),
             ),
-            Refusal::Unavailable => {
-                let mut answer = Answer::message(
-                    503,
-                    "the event could not be stored; nothing was kept: retry later",
-                );
-                answer.headers.push(("retry-after", "5".to_string()));
-                answer
-            }
+            Refusal::Unavailable => unavailable(),
         }
     }
 
     /// The limit a refusal counts against, for the `limited` metric.
     pub fn limit(&self) -> Option<&'static str> {
         match self {
-            Refusal::TooLarge { .. } => Some("body_size"),
+            Refusal::TooLarge { .. } | Refusal::TooLargeForStream { .. } => Some("body_size"),
             Refusal::TooManyEvents { .. } => Some("batch_events"),
             _ => None,
         }
     }
+}
+
+/// 503: nothing of the request was stored, try again later.
+pub fn unavailable() -> Answer {
+    let mut answer = Answer::message(
+        503,
+        "the event could not be stored; nothing was kept: retry later",
+    );
+    answer.headers.push(("retry-after", "5".to_string()));
+    answer
 }
 
 /// 415 for a content type that is not JSON (absent counts as JSON, as API Gateway assumes).
@@ -152,7 +166,7 @@ pub struct NotStored {
 
 /// The answer to a batch: 200 with every event's result. An event that could not be stored
 /// is answered `{"index", "result": "failed", "error", "message"}` instead of its verdict (the
-/// clients send those again); if none was stored, the answer is a 503.
+/// clients send those again); if none was stored, the answer is [`unavailable`].
 pub fn batch(
     request_id: &str,
     verdicts: &[(Verdict, Vec<Violation>)],
@@ -161,6 +175,9 @@ pub fn batch(
     let mut body = answer::batch(request_id, verdicts);
     if not_stored.is_empty() {
         return Answer::json(200, &body);
+    }
+    if not_stored.len() >= verdicts.len() {
+        return unavailable();
     }
     if let Some(results) = body["results"].as_array_mut() {
         for failed in not_stored {
@@ -175,12 +192,7 @@ pub fn batch(
         }
     }
     body["failed"] = json!(not_stored.len());
-    let status = if not_stored.len() == verdicts.len() {
-        503
-    } else {
-        200
-    };
-    Answer::json(status, &body)
+    Answer::json(200, &body)
 }
 
 #[cfg(test)]
@@ -219,7 +231,7 @@ mod tests {
             ..failed.clone()
         };
         let none = batch("r", &verdicts, &[failed, second]);
-        assert_eq!(none.status, 503);
+        assert_eq!(none, unavailable());
         assert_eq!(batch("r", &verdicts, &[]).status, 200);
     }
 

@@ -17,4 +17,6 @@ pub mod door;
 pub mod verdict;
 
 pub use caller::{CLIENT_VERSION_KEY, Caller};
-pub use verdict::{OVERSIZED_KEPT_BYTES, max_batch_bytes, max_body_bytes, validate};
+pub use verdict::{
+    OVERSIZED_KEPT_BYTES, max_batch_bytes, max_body_bytes, validate, validate_within,
+};

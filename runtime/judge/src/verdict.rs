@@ -20,6 +20,20 @@ pub fn validate(
     enrichment: &Enrichment<'_>,
 ) -> (Verdict, Vec<Violation>) {
     let limit = max_body_bytes(spec.manifest());
+    validate_within(limit, buffer, spec, parser, body, ctx, enrichment)
+}
+
+/// [`validate`] with another size limit than the contract's: the AWS door's
+/// (`Manifest::aws_event_limit`), when a Kinesis record carries less.
+pub fn validate_within(
+    limit: usize,
+    buffer: Option<&mut Box<dyn EventBuffer>>,
+    spec: &dyn AnyContract,
+    parser: &mut Parser,
+    body: &[u8],
+    ctx: &Context,
+    enrichment: &Enrichment<'_>,
+) -> (Verdict, Vec<Violation>) {
     if body.len() > limit {
         return (
             Verdict::Reject,

@@ -80,6 +80,14 @@ impl Manifest {
         }
     }
 
+    /// The most one event may weigh on the AWS path: the contract's limit, within what one
+    /// Kinesis record carries once the event is base64-encoded in its envelope. `serve` takes
+    /// the contract's limit; the edge function and the Glue job take this one.
+    pub fn aws_event_limit(&self) -> u64 {
+        let carried = (KINESIS_RECORD_BYTES - ENVELOPE_ROOM) / 4 * 3;
+        self.ingest.max_body_bytes.min(carried as u64)
+    }
+
     /// The JWT claims the contract's enrichments read (`sub` for `jwt.sub`), in enrichment
     /// order, each once. The ingest edge forwards exactly these, from the verified token.
     pub fn enrichment_claims(&self) -> Vec<&str> {
@@ -114,6 +122,13 @@ impl Manifest {
 /// a replay) and disk with what the contract already refused. The same at every door and in
 /// the Glue job.
 pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+
+/// The most one Kinesis record carries (its data and partition key).
+pub const KINESIS_RECORD_BYTES: usize = 1 << 20;
+
+/// Room in a stream record for the envelope around an event: its request id and time, the
+/// contract's claims (each at most a token's size), the client's version, the JSON around them.
+const ENVELOPE_ROOM: usize = 64 << 10;
 
 /// The Spark session settings the Glue job runs with, in order: the Iceberg extensions, UTC
 /// for zone-less timestamps, lenient parsing (an unparseable timestamp is null, as the Rust
