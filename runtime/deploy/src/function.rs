@@ -14,6 +14,7 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use sha2::{Digest, Sha256};
 
 use crate::names::Role;
+use crate::tags::{self, Tags};
 use crate::{Action, Created, DeployConfig, DeployError, Desired, Plan, Step, aws, found};
 
 /// The statement of the function's resource policy that lets the front door invoke it.
@@ -82,6 +83,7 @@ pub struct Current {
     pub reserved_concurrency: Option<i32>,
     /// The source ARN of the front door's permission, when it is there.
     pub permission: Option<String>,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +107,10 @@ pub enum Op {
     SetConcurrency {
         name: String,
         reserved: Option<i32>,
+    },
+    Tag {
+        arn: String,
+        change: tags::Change,
     },
     /// Lets the front door (`api_id`, `None`: created by this apply) invoke the function.
     Permit {
@@ -180,6 +186,7 @@ pub async fn read(
         configuration,
         reserved_concurrency,
         permission: read_permission(client, &name).await?,
+        tags: tags::from_map(function.tags()),
     }))
 }
 
@@ -275,6 +282,16 @@ pub fn plan(
     }
     if have.reserved_concurrency != settings.reserved_concurrency {
         plan_concurrency(&name, settings, Some(have), plan);
+    }
+    if let Some(change) = tags::change(&desired.tags(config), &have.tags) {
+        plan.steps.push(step(
+            format!("lambda function {name}"),
+            Action::Update(vec![change.describe()]),
+            Op::Tag {
+                arn: desired.function_arn(config),
+                change,
+            },
+        ));
     }
     Ok(())
 }
@@ -392,6 +409,7 @@ pub(crate) async fn apply(client: &Client, op: &Op, created: &Created) -> Result
             settled(client, name).await
         }
         Op::SetConcurrency { name, reserved } => set_concurrency(client, name, *reserved).await,
+        Op::Tag { arn, change } => tag(client, arn, change).await,
         Op::Permit {
             name,
             replace,
@@ -465,6 +483,29 @@ async fn create(
             }
             Err(error) => return Err(aws("lambda:CreateFunction")(error)),
         }
+    }
+    Ok(())
+}
+
+/// Brings the function's tags to the wanted ones (keys under `contractc:` only).
+async fn tag(client: &Client, arn: &str, change: &tags::Change) -> Result<(), DeployError> {
+    if !change.set.is_empty() {
+        client
+            .tag_resource()
+            .resource(arn)
+            .set_tags(Some(change.set.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(aws("lambda:TagResource"))?;
+    }
+    if !change.remove.is_empty() {
+        client
+            .untag_resource()
+            .resource(arn)
+            .set_tag_keys(Some(change.remove.clone()))
+            .send()
+            .await
+            .map_err(aws("lambda:UntagResource"))?;
     }
     Ok(())
 }

@@ -2205,6 +2205,29 @@ async fn the_lambda_door_deploys_reads_back_stays_idempotent_and_destroys() {
     let again = deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 
+    // A tag edited outside is drift: planned, and put back.
+    clients
+        .lambda
+        .tag_resource()
+        .resource("arn:aws:lambda:us-east-1:123456789012:function:contractc-game_events-edge")
+        .tags("contractc:contract", "edited")
+        .send()
+        .await
+        .expect("tag");
+    let drift = deploy(&["--plan", "--detailed-exitcode"]);
+    assert!(
+        drift.status.code() == Some(2)
+            && stdout(&drift).contains(
+                "~ update lambda function contractc-game_events-edge (tags contractc:contract=game_events)"
+            ),
+        "{}",
+        stdout(&drift)
+    );
+    let fixed = deploy(&["--apply"]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", stdout(&fixed));
+    let clean = deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
     let newer = function_zip(&dir, "#!/bin/sh\necho newer edge\n");
     let newer_arg = newer.to_string_lossy().into_owned();
     let args: Vec<&str> = [

@@ -72,19 +72,21 @@ pub fn batch_item_id(request_id: &str, index: usize) -> String {
     format!("{request_id}-{index}")
 }
 
+/// A violation of `code` at `$.a`, for tests.
+#[cfg(test)]
+pub(crate) fn violation(code: contract_support::Code) -> Violation {
+    Violation {
+        code,
+        path: "$.a".into(),
+        policy: contract_support::Policy::Reject,
+        message: "m".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract_support::{Code, Policy};
-
-    fn violation(code: Code) -> Violation {
-        Violation {
-            code,
-            path: "$.a".into(),
-            policy: Policy::Reject,
-            message: "m".into(),
-        }
-    }
+    use contract_support::Code;
 
     #[test]
     fn batch_answers_count_verdicts_and_bound_violations() {

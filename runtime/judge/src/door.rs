@@ -198,16 +198,8 @@ pub fn batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract_support::{Code, Policy};
-
-    fn violation(code: Code) -> Violation {
-        Violation {
-            code,
-            path: "$.a".into(),
-            policy: Policy::Reject,
-            message: "m".into(),
-        }
-    }
+    use crate::answer::violation;
+    use contract_support::Code;
 
     #[test]
     fn unstored_events_of_a_batch_are_answered_failed_and_none_stored_is_a_503() {
