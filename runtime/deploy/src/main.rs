@@ -139,7 +139,7 @@ struct AwsArgs {
     #[arg(long, default_value_t = 10)]
     edge_timeout_seconds: i32,
     /// The edge function's reserved concurrency: at most this many requests judged at once,
-    /// the rest answered 429 by the front door (default: the account's unreserved pool)
+    /// the rest throttled by Lambda (default: the account's unreserved pool)
     #[arg(long)]
     edge_reserved_concurrency: Option<i32>,
 }
