@@ -12,7 +12,7 @@ use crate::wal::{self};
 use super::state::{AppState, now_micros};
 use crate::judge::{Caller, caller_of, max_body_bytes};
 use contract_judge::answer;
-use contract_judge::batch::{BatchFormat, split_batch};
+use contract_judge::batch::BatchFormat;
 use contract_judge::door::{self, Answer, Refusal};
 
 /// A door's answer as an HTTP response: the same bytes the AWS edge function sends.
@@ -294,23 +294,22 @@ pub(crate) async fn ingest_batch(
         Ok(body) => body,
         Err(response) => return response,
     };
-    if let Err(refusal) = door::events_of(manifest, &body, batch_format(&headers)) {
-        return refuse(&state, manifest, refusal);
-    }
     let caller = caller_of(&claims, manifest, &headers);
     let format = batch_format(&headers);
-    // Judging is CPU work: off the async workers, so health checks and small requests are not
-    // held up behind a large batch.
+    // Splitting and judging are CPU work: off the async workers, so health checks and small
+    // requests are not held up behind a large batch. The body is split once, here.
     let judged = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
-            judge_batch(&state, index, &body, format, received, &caller)
+            door::events_of(manifest, &body, format)
+                .map(|events| judge_batch(&state, index, &events, received, &caller))
         })
         .await
     };
     let (body, ack) = match judged {
-        Ok(Ok(judged)) => judged,
-        Ok(Err(error)) => {
+        Ok(Ok(Ok(judged))) => judged,
+        Ok(Err(refusal)) => return refuse(&state, manifest, refusal),
+        Ok(Ok(Err(error))) => {
             tracing::error!(%error, "cannot log the batch");
             return unavailable(&state, manifest);
         }
@@ -329,21 +328,19 @@ pub(crate) async fn ingest_batch(
 /// A batch's answer, and the log's acknowledgement of the whole batch.
 pub(crate) type BatchJudged = (Answer, tokio::sync::oneshot::Receiver<Result<(), String>>);
 
-/// Judges, buffers and logs a batch; its answer is the shared judge's.
+/// Judges, buffers and logs a batch's events; its answer is the shared judge's.
 pub(crate) fn judge_batch(
     state: &AppState,
     index: usize,
-    body: &[u8],
-    format: BatchFormat,
+    events: &[&[u8]],
     received: i64,
     caller: &Caller,
 ) -> Result<BatchJudged, wal::WalError> {
-    let events = split_batch(body, format).unwrap_or_default();
     let request_id = uuid::Uuid::now_v7().to_string();
     let ids: Vec<String> = (0..events.len())
         .map(|i| answer::batch_item_id(&request_id, i))
         .collect();
-    let (verdicts, ack) = state.judge(index, &events, &ids, received, caller)?;
+    let (verdicts, ack) = state.judge(index, events, &ids, received, caller)?;
     // The log keeps the batch whole or not at all: no event of an answered batch is unstored.
     Ok((door::batch(&request_id, &verdicts, &[]), ack))
 }
