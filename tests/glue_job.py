@@ -532,6 +532,41 @@ def key_versions(job, body):
     return versions
 
 
+def retries(job, bodies):
+    """Clients' retries: every third event of the first half again (in the job's second
+    micro-batch, so across batches), and the last event twice more (within one batch)."""
+    with_id = [b for b in bodies[: len(bodies) // 2] if job.event_id(b)]
+    return with_id[::3] + [bodies[-1], bodies[-1]]
+
+
+def check_one_row_per_id(contract, serve_catalog, warehouse, retried):
+    """Both lakes hold each stored event id once, retries included."""
+    from pyiceberg.table import StaticTable
+
+    job = contract.job
+    for engine in ("serve", "the job"):
+        ids = collections.Counter()
+        for definition in (contract.events_definition, contract.quarantine_definition):
+            name = definition["name"]
+            if engine == "serve":
+                table = serve_catalog.load_table("%s.%s" % (contract.database, name))
+            else:
+                table = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, name))
+            for row in table.scan().to_arrow().to_pylist():
+                if definition is contract.events_definition:
+                    ids[str(row[job.DEDUP_FIELD]).lower() if row[job.DEDUP_FIELD] is not None else None] += 1
+                elif row["verdict"] == "quarantine":
+                    ids[job.event_id(row["raw_payload"])] += 1
+        ids.pop(None, None)
+        doubled = [i for i, n in ids.items() if n > 1]
+        stored_retries = retried & set(ids)
+        check(
+            "%s: %s holds one row per event id (%d ids, %d of them sent again)" % (contract.name, engine, len(ids), len(stored_retries)),
+            not doubled and len(stored_retries) >= 5,
+            "doubled: %s; retried ids stored: %d" % (doubled[:3], len(stored_retries)),
+        )
+
+
 def synth_events(binary, contract, count):
     out = subprocess.run(
         [binary, "synth", "--dry-run", "--contract", contract, "--max-count", str(count), "--seed", "11"],
@@ -561,6 +596,7 @@ def main(argv):
     token, claims = serve.login("guest")
     auth_token, auth_claims = serve.login("authenticated")
     traffic = {}
+    retried = {}
     try:
         for contract in all_contracts:
             if not contract.served:
@@ -568,6 +604,10 @@ def main(argv):
             bodies = [c["body"] for c in cases[contract.name]] + synth_events(binary, contract.name, 40)
             if contract.job.UPSERT_KEY:
                 bodies += key_versions(contract.job, bodies[-1])
+            if contract.job.DEDUP_FIELD:
+                again = retries(contract.job, bodies)
+                retried[contract.name] = {contract.job.event_id(b) for b in again} - {None}
+                bodies += again
             records = []
             statuses = collections.Counter()
             for body in bodies:
@@ -604,6 +644,8 @@ def main(argv):
             if contract.served:
                 run_job(spark, warehouse, contract, traffic[contract.name])
                 compare(contract, serve_catalog, warehouse, {claims["sub"], auth_claims["sub"]})
+                if contract.job.DEDUP_FIELD:
+                    check_one_row_per_id(contract, serve_catalog, warehouse, retried[contract.name])
             else:
                 records = []
                 for i, case in enumerate(cases[contract.name]):

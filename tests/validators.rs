@@ -171,7 +171,10 @@ fn batches_carry_iceberg_field_ids() {
         .iter()
         .map(|f| f.metadata()["PARQUET:field_id"].as_str())
         .collect();
-    assert_eq!(ids, ["1", "2", "3", "4", "100", "101", "102", "103", "104"]);
+    assert_eq!(
+        ids,
+        ["1", "2", "3", "4", "5", "100", "101", "102", "103", "104"]
+    );
     // The enrichments are filled from the request: the client's version among them.
     let client_version = records
         .column_by_name("client_version")

@@ -120,6 +120,8 @@ codes! {
     EmptyScopes = "C0604", Error, "no scope would ever be allowed";
     EmptyAudience = "C0605", Error, "an empty audience";
     BatchLimitOutOfRange = "C0606", Error, "`max_batch_events` outside 1..=100000";
+    UnsuitableDedupId = "C0607", Error, "a deduplication id that is not a top-level `uuid` field";
+    DedupWindowOutOfRange = "C0608", Error, "a deduplication window outside 1m..=7d";
     // Enrichment.
     UnknownEnrichmentSource = "C0700", Error, "an enrichment source the runtime does not provide";
     EnrichmentCollision = "C0701", Error, "an enrichment column with the name of a field";

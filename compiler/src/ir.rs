@@ -62,8 +62,8 @@ pub struct SourceInfo {
 }
 
 pub use contract_manifest::{
-    Auth, Bound, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer, Literal,
-    PartitionField, Policy, Rule, RuleKind, SortField, Table, TimeBound, TimestampFormat,
+    Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
+    Literal, PartitionField, Policy, Rule, RuleKind, SortField, Table, TimeBound, TimestampFormat,
     Transform, Type, UnknownFields, Variant, Variants, WriteMode,
 };
 

@@ -59,6 +59,10 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
         /// Removed: a token on the command line is visible to every user in `ps`
         #[arg(long, hide = true)]
         console_token: Option<String>,
+        /// Store every event, retries included, whatever the contracts' `ingest.dedup` says:
+        /// for measuring what deduplication costs (benches/load.sh), not for production
+        #[arg(long)]
+        no_dedup: bool,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             console_token_file,
             console_open,
             console_token,
+            no_dedup,
             limits,
             maintenance,
         } => {
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
             config.public_url = public_url;
             config.console_token = console_token;
             config.console_open = console_open;
+            config.dedup = !no_dedup;
             limits.apply(&mut config);
             config.maintenance = maintenance.schedule();
             match block_on(async {
@@ -390,7 +396,15 @@ struct SynthArgs {
     /// Share of invalid events (0 to 1), each breaking one rule
     #[arg(long, default_value_t = 0.0)]
     invalid_ratio: f64,
-    /// Random seed (same seed, same events)
+    /// Times a request is sent again after a network error, a timeout or a 5xx, with the same
+    /// events and ids (the server stores a retried event once)
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// How long a request may take before it counts as failed (and, with --retries, is sent
+    /// again)
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Random seed (same seed, same events; with `ingest.dedup`, each run's events get new ids)
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Make times valid for this ingest time (seconds since the epoch; default: this hour)
@@ -478,6 +492,8 @@ fn synth(args: SynthArgs) -> ExitCode {
         console: args.console,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr())
             && count.is_none_or(|n| n >= 1000),
+        retries: args.retries,
+        timeout: Duration::from_millis(args.timeout_ms),
     };
     let summary = match block_on(send(source, options, count)) {
         Ok(summary) => summary,

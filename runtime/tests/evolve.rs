@@ -51,13 +51,13 @@ fn events_table() -> TableDef {
     game_events::Spec.manifest().events_table()
 }
 
-/// The events table definition with an extra int column `level` (id 5) after `event_data`.
+/// The events table definition with an extra int column `level` (id 6) after `event_uuid`.
 fn with_level(required: bool) -> TableDef {
     let mut definition = events_table();
     definition.columns.insert(
-        4,
+        5,
         Column {
-            id: 5,
+            id: 6,
             name: "level".into(),
             ty: Type::Int,
             required,
@@ -110,23 +110,23 @@ async fn adding_an_optional_field_evolves_the_table_in_place() {
             .is_empty()
     );
 
-    // New rows carry the column (by the contract's id 5, at the contract's position).
+    // New rows carry the column (by the contract's id 6, at the contract's position).
     let schema = Arc::new(lake.arrow_schema(&ident).await.expect("schema"));
-    let level = schema.field(4);
+    let level = schema.field(5);
     assert_eq!(
         (
             level.name().as_str(),
             level.metadata()["PARQUET:field_id"].as_str()
         ),
-        ("level", "5")
+        ("level", "6")
     );
     let old = batch();
     let mut columns: Vec<ArrayRef> = old.columns().to_vec();
     columns.insert(
-        4,
+        5,
         Arc::new(Int32Array::from(vec![Some(7), Some(9)])) as ArrayRef,
     );
-    assert_eq!(columns[4].len(), 2);
+    assert_eq!(columns[5].len(), 2);
     let new_rows = RecordBatch::try_new(schema, columns).expect("batch of the new schema");
     lake.append(&ident, vec![new_rows], 2)
         .await
@@ -137,9 +137,9 @@ async fn adding_an_optional_field_evolves_the_table_in_place() {
         &dir,
         json!({ "analytics_events_db.events_table": { "rows": 4, "null_counts": { "level": 2 } } }),
     );
-    // The contract's ids, with the new column's 5 after `event_data` (4).
+    // The contract's ids, with the new column's 6 after `event_uuid` (5).
     let mut ids: Vec<u32> = events_table().columns.iter().map(|c| c.id).collect();
-    ids.insert(4, 5);
+    ids.insert(5, 6);
     assert!(
         text.contains(&format!("{ids:?}")),
         "the table keeps the contract's ids {ids:?}:\n{text}"

@@ -234,12 +234,28 @@ cpp() {
     fi
 }
 
+# ----- exactly once under faults (#21) ---------------------------------------------------------
+# The TypeScript client and synth send through a proxy that loses answers, resets uploads and
+# answers late, while serve and the client are killed with -9 and started again: serve's lake must
+# hold every event once (tests/exactly_once.py). Its own serve, on its own data directory.
+exactly_once() {
+    local python="${CONTRACTC_PYTHON:-python3}"
+    if [ ! -f "$WORK/ts/out/faults.js" ]; then
+        fail "exactly once: the TypeScript producer did not compile"
+        return
+    fi
+    "$python" tests/exactly_once.py "$RUNTIME" "typescript=node $WORK/ts/out/faults.js" >"$WORK/exactly-once.log" 2>&1
+    cat "$WORK/exactly-once.log"
+    count "$WORK/exactly-once.log" "exactly once"
+}
+
 started=$(date +%s)
 python3 tests/clients/doc_snippets.py docs/clients.md "$WORK/snippets" || fail "docs/clients.md: first-event snippets not found"
 start_serve || true
 typescript
 csharp
 cpp
+exactly_once
 if [ -n "$SERVE_PID" ]; then
     kill -TERM "$SERVE_PID" && wait "$SERVE_PID"
     status=$?

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use contract_manifest::{
-    Auth, Bound, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer, Literal,
-    Manifest, PartitionField, Policy, Rule, RuleKind, SortField, Source, Table, TimeBound,
+    Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
+    Literal, Manifest, PartitionField, Policy, Rule, RuleKind, SortField, Source, Table, TimeBound,
     TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, WriteMode,
 };
 use proc_macro2::TokenStream;
@@ -181,7 +181,12 @@ bake_struct!(Ingest {
     max_body_bytes,
     max_batch_events,
     unknown_fields,
-    auth
+    auth,
+    dedup
+});
+bake_struct!(Dedup {
+    field,
+    window_seconds
 });
 bake_struct!(Auth {
     issuer,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::GeneratedFile;
+use super::{GeneratedFile, made_with_the_event};
 use crate::ir::{
     Bound, Contract, ContractSet, Field, FormatItem, Literal, Rule, RuleKind, TimestampFormat,
     Type, UnknownFields, Valid, Variant,
@@ -780,20 +780,9 @@ impl<'c> Module<'c> {
             } else {
                 format!("std::optional<{base}>")
             };
-            let mut doc = String::new();
-            if let Some(d) = &field.description {
-                doc.push_str(&d.replace('\n', " "));
-                doc.push(' ');
-            }
-            let _ = write!(
-                doc,
-                "(`{}`, id {}, {})",
-                field.name,
-                field.id,
-                field.ty.name()
-            );
-            let _ = writeln!(body, "    /// {doc}");
-            let _ = writeln!(body, "    {ty} {};", member(&field.name));
+            let initial = made_with_the_event(c, is_event, field, "rt::uuid_v7()");
+            let _ = writeln!(body, "    /// {}", member_doc(field));
+            let _ = writeln!(body, "    {ty} {}{initial};", member(&field.name));
             members.push((field.clone(), *required, base, ty));
         }
         match shape.variant {
@@ -1171,6 +1160,23 @@ fn unreal_module(c: &Contract, namespace: &str, dir: &str) -> Vec<GeneratedFile>
             subsystem_cpp,
         ),
     ]
+}
+
+/// A member's doc text: its description, then its name, id and type.
+fn member_doc(field: &Field) -> String {
+    let mut doc = String::new();
+    if let Some(d) = &field.description {
+        doc.push_str(&d.replace('\n', " "));
+        doc.push(' ');
+    }
+    let _ = write!(
+        doc,
+        "(`{}`, id {}, {})",
+        field.name,
+        field.id,
+        field.ty.name()
+    );
+    doc
 }
 
 #[cfg(test)]

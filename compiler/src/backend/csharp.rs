@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::GeneratedFile;
+use super::{GeneratedFile, made_with_the_event};
+
+/// A new event id (the contract's `ingest.dedup` field), made with the event.
+const NEW_ID: &str = "EventIds.NewV7()";
 use crate::ir::{
     Contract, ContractSet, Field, FormatItem, Literal, Rule, RuleKind, TimestampFormat, Type,
     UnknownFields, Valid, Variant,
@@ -905,22 +908,10 @@ impl<'c> Module<'c> {
             }
             let ty = self.field_type(field, *required);
             let member = self.member(field);
-            let mut doc = String::new();
-            if let Some(d) = &field.description {
-                doc.push_str(&doc_text(d));
-                doc.push(' ');
-            }
-            let _ = write!(
-                doc,
-                "(<c>{}</c>, id {}, {}{}{})",
-                field.name,
-                field.id,
-                doc_text(&field.ty.name()),
-                if *required { ", required" } else { "" },
-                if field.pii { ", personal data" } else { "" }
-            );
+            let doc = member_doc(field, *required);
             let _ = writeln!(out, "        /// <summary>{doc}</summary>");
-            let _ = writeln!(out, "        public {ty} {member};\n");
+            let initial = made_with_the_event(self.contract, event.is_some(), field, NEW_ID);
+            let _ = writeln!(out, "        public {ty} {member}{initial};\n");
             members.push((field.clone(), *required, ty, member));
         }
         // Constructor: required fields are parameters.
@@ -1365,6 +1356,25 @@ struct EventShape<'v> {
     fields: Vec<(Field, bool)>,
     variant: Option<&'v Variant>,
     discriminator: Option<&'v str>,
+}
+
+/// A member's doc text: its description, then its name, id, type and flags.
+fn member_doc(field: &Field, required: bool) -> String {
+    let mut doc = String::new();
+    if let Some(d) = &field.description {
+        doc.push_str(&doc_text(d));
+        doc.push(' ');
+    }
+    let _ = write!(
+        doc,
+        "(<c>{}</c>, id {}, {}{}{})",
+        field.name,
+        field.id,
+        doc_text(&field.ty.name()),
+        if required { ", required" } else { "" },
+        if field.pii { ", personal data" } else { "" }
+    );
+    doc
 }
 
 #[cfg(test)]

@@ -140,6 +140,25 @@ fn script(c: &Contract) -> String {
     context.insert("columns", &columns);
     context.insert("enrichments", &enrichments);
     context.insert("upsert_key", &upsert_key);
+    let dedup = c.ingest.dedup.as_ref();
+    context.insert(
+        "dedup_field",
+        &dedup.map_or("None".to_string(), |d| py_str(&d.field)),
+    );
+    context.insert(
+        "dedup_window_seconds",
+        &dedup.map_or(0, |d| d.window_seconds),
+    );
+    // When the events table records each row's ingest time, the job bounds its look-back by
+    // the window, as serve's index does.
+    let ingest_column = c
+        .enrichments
+        .iter()
+        .find(|e| e.source == contract_manifest::EnrichmentSource::IngestTime);
+    context.insert(
+        "ingest_column",
+        &ingest_column.map_or("None".to_string(), |e| py_str(&e.name)),
+    );
     context.insert(
         "latest_by",
         &latest_by.as_deref().map_or("None".to_string(), py_str),

@@ -805,7 +805,8 @@ impl<'c> Module<'c> {
                 );
                 let _ = writeln!(
                     out,
-                    "  return {{ ...fields, {d}: {} }};\n}}\n",
+                    "  return {{ ...fields, {}{d}: {} }};\n}}\n",
+                    self.event_id_default(),
                     lit(&v.value)
                 );
             }
@@ -818,7 +819,10 @@ impl<'c> Module<'c> {
                     out,
                     "export function make{type_name}(fields: {type_name}): {type_name} {{"
                 );
-                let _ = writeln!(out, "  return {{ ...fields }};\n}}\n");
+                let id = self.event_id_default();
+                let id = id.trim_end_matches(", ");
+                let sep = if id.is_empty() { "" } else { ", " };
+                let _ = writeln!(out, "  return {{ ...fields{sep}{id} }};\n}}\n");
             }
         }
 
@@ -885,6 +889,17 @@ impl<'c> Module<'c> {
             let _ = writeln!(decode_out, "{indent}{d}: {},", lit(&v.value));
         }
         let _ = writeln!(decode_out, "{}}};", &indent[2..]);
+    }
+
+    /// `id: fields.id ?? rt.uuidv7(), ` for the contract's deduplication id (empty without
+    /// one): an event gets its id when it is made, so every send of it carries the same.
+    fn event_id_default(&self) -> String {
+        self.contract
+            .ingest
+            .dedup
+            .as_ref()
+            .map(|d| format!("{0}: fields.{0} ?? rt.uuidv7(), ", d.field))
+            .unwrap_or_default()
     }
 
     fn render(mut self) -> String {

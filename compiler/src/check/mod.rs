@@ -226,7 +226,55 @@ impl<'a> Checker<'a> {
         };
         // The table refers to columns from everywhere above, so it is checked last.
         contract.table = self.table(&doc.table, &contract)?;
+        contract.ingest.dedup = doc
+            .ingest
+            .dedup
+            .as_ref()
+            .and_then(|dedup| self.dedup(dedup, &contract.fields));
         Some(contract)
+    }
+
+    /// `ingest.dedup`: the id is a top-level `uuid` field (what the clients generate), the
+    /// window between a minute and a week (the runtime holds every id of the window).
+    fn dedup(
+        &mut self,
+        dedup: &crate::syntax::ast::DedupDoc,
+        fields: &[crate::ir::Field],
+    ) -> Option<crate::ir::Dedup> {
+        const WINDOW: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
+        let field = fields.iter().find(|f| f.name == dedup.id);
+        if !field.is_some_and(|f| f.ty == crate::ir::Type::Uuid) {
+            let label = match field {
+                Some(_) => "not a `uuid` field",
+                None => "no top-level field has this name",
+            };
+            self.emit(
+                self.diag(
+                    Code::UnsuitableDedupId,
+                    format!("`{}` cannot identify events for deduplication", dedup.id),
+                )
+                .at(self.span("/ingest/dedup/id"), label)
+                .help("name a top-level field of type uuid: the generated clients fill it with a UUIDv7 when the event is created"),
+            );
+        }
+        let window = self.duration(&dedup.window, false, "/ingest/dedup/window");
+        if let Some((_, window)) = window
+            && !WINDOW.contains(&window.as_secs())
+        {
+            self.emit(
+                self.diag(
+                    Code::DedupWindowOutOfRange,
+                    format!("deduplication window `{}` is out of range", dedup.window),
+                )
+                .at(self.span("/ingest/dedup/window"), "must be 1m..=7d")
+                .help("the runtime keeps every id of the window: 24h covers a client's retries and its offline queue"),
+            );
+            return None;
+        }
+        Some(crate::ir::Dedup {
+            field: field?.name.clone(),
+            window_seconds: window?.1.as_secs(),
+        })
     }
 
     fn reserved(
@@ -389,6 +437,8 @@ impl<'a> Checker<'a> {
             max_body_bytes,
             max_batch_events,
             unknown_fields,
+            // Checked with the fields, once they are known (`dedup`).
+            dedup: None,
             auth: Auth {
                 issuer,
                 jwks_url: auth.jwks_url.clone(),

@@ -327,7 +327,12 @@ impl Checker<'_> {
         })
     }
 
-    fn duration(&mut self, text: &str, signed: bool, pointer: &str) -> Option<(bool, Duration)> {
+    pub(crate) fn duration(
+        &mut self,
+        text: &str,
+        signed: bool,
+        pointer: &str,
+    ) -> Option<(bool, Duration)> {
         let (negative, body) = match text.trim().strip_prefix('-') {
             Some(rest) if signed => (true, rest),
             Some(_) => {

@@ -146,6 +146,13 @@ pub struct IngestDoc {
     pub max_batch_events: Option<i64>,
     pub unknown_fields: Option<String>,
     pub auth: AuthDoc,
+    pub dedup: Option<DedupDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DedupDoc {
+    pub id: String,
+    pub window: String,
 }
 
 #[derive(Debug, Deserialize)]

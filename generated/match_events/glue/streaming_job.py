@@ -21,12 +21,17 @@ query calls it; it is importable without Glue (tests run it under plain PySpark 
 Every write records the batch in its snapshot summary (`contractc.batch-id`,
 `contractc.stream`), and a batch a table already holds is not written to it again, so Spark
 re-running a failed micro-batch adds nothing twice.
+
+With `ingest.dedup` declared, an event whose id the tables already hold from within the window
+(a client's retry after a lost answer), or that an earlier record of the same batch carries, is
+not written again: one row per id, as serve stores it (`_deduplicate`).
 """
 
 import decimal
 import json
 import re
 import sys
+import uuid
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -390,7 +395,11 @@ def transform(records: DataFrame):
         records = records.withColumn("claims", F.create_map().cast("map<string,string>"))
     if "client_contract_version" not in records.columns:
         records = records.withColumn("client_contract_version", F.lit(None).cast("string"))
-    df = judge(records)
+    return split(judge(records))
+
+
+def split(df: DataFrame):
+    """The judged records as (events, quarantine) DataFrames shaped like the tables."""
     e = F.col("_e")
     events = df.filter(F.col("_rank") <= POLICY_RANK["warn"]).select(*_columns(e))
     quarantine = df.filter(F.col("_rank") > POLICY_RANK["warn"]).select(
@@ -530,6 +539,86 @@ def _write_quarantine(spark: SparkSession, quarantine: DataFrame, table: str, ba
     _append(spark, quarantine, table, batch_id)
 
 
+# Deduplication (`ingest.dedup`): the top-level uuid field identifying an event, and how long
+# an id is remembered; the events table's ingest-time column bounds the look-back (None: the
+# table does not record it, and every stored id counts).
+DEDUP_FIELD = None
+DEDUP_WINDOW_SECONDS = 0
+INGEST_COLUMN = "ingest_time"
+
+
+class _Members(list):
+    """An object's members in order, duplicates kept (json's `object_pairs_hook`)."""
+
+
+def event_id(raw):
+    """The id of an event, as serve reads it: the first `DEDUP_FIELD` member of the top-level
+    object, if it is a UUID (any of the forms serve parses), lower-case hyphenated; else None."""
+    if DEDUP_FIELD is None or raw is None:
+        return None
+    try:
+        pairs = json.loads(raw, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(pairs, _Members):
+        return None
+    value = next((v for k, v in pairs if k == DEDUP_FIELD), None)
+    if not isinstance(value, str):
+        return None
+    text = value[len("urn:uuid:"):] if value.startswith("urn:uuid:") else value
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    hyphenated = len(text) == 36 and all(text[i] == "-" for i in (8, 13, 18, 23))
+    simple = len(text) == 32 and "-" not in text
+    if not (hyphenated or simple) or not all(c in "0123456789abcdefABCDEF" for c in text.replace("-", "")):
+        return None
+    return str(uuid.UUID(text))
+
+
+def _stored_ids(spark: SparkSession, events_table: str, quarantine_table: str, since) -> DataFrame:
+    """(`_id`, `_at`) of every event the tables hold from `since` on: the events table's rows
+    and the quarantined ones (refused events are not deduplicated, as in serve)."""
+    ident = F.udf(event_id, T.StringType())
+    events = spark.table(events_table)
+    at = F.col(INGEST_COLUMN) if INGEST_COLUMN else F.lit(None).cast("timestamp")
+    if INGEST_COLUMN:
+        events = events.filter(at >= since)
+    quarantined = spark.table(quarantine_table).filter(
+        (F.col("verdict") == "quarantine") & (F.col("received_at") >= since)
+    )
+    return (
+        events.select(F.lower(F.col(DEDUP_FIELD).cast("string")).alias("_id"), at.alias("_at"))
+        .union(quarantined.select(ident(F.col("raw_payload")).alias("_id"), F.col("received_at").alias("_at")))
+        .filter(F.col("_id").isNotNull())
+    )
+
+
+def _deduplicate(spark: SparkSession, df: DataFrame, events_table: str, quarantine_table: str) -> DataFrame:
+    """The judged records without the retries: a stored record (accepted or quarantined)
+    whose id an earlier record of the batch has, or a table holds from within the window before
+    it arrived. Refused records and records without an id are all kept."""
+    if DEDUP_FIELD is None:
+        return df
+    ident = F.udf(event_id, T.StringType())
+    df = df.withColumn("_id", F.when(F.col("_rank") <= POLICY_RANK["quarantine"], ident(F.col("raw"))))
+    first = Window.partitionBy("_id").orderBy("ingest_time", "request_id")
+    df = (
+        df.withColumn("_n", F.when(F.col("_id").isNull(), F.lit(1)).otherwise(F.row_number().over(first)))
+        .filter(F.col("_n") == 1)
+        .drop("_n")
+    )
+    window = F.expr("INTERVAL %d SECONDS" % DEDUP_WINDOW_SECONDS)
+    oldest = df.agg(F.min("ingest_time")).first()[0]
+    if oldest is None:
+        return df.drop("_id")
+    stored = _stored_ids(spark, events_table, quarantine_table, F.lit(oldest) - window).alias("s")
+    fresh = df.alias("b")
+    seen = (F.col("b._id") == F.col("s._id")) & (
+        F.col("s._at").isNull() | (F.col("s._at") >= F.col("b.ingest_time") - window)
+    )
+    return fresh.join(stored, seen, "left_anti").drop("_id")
+
+
 def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str):
     """One micro-batch of the Kinesis source, written to both tables exactly once."""
     for key, value in SESSION_SETTINGS.items():
@@ -539,7 +628,8 @@ def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog:
     quarantine_table = "%s.%s.%s" % (catalog, DATABASE, QUARANTINE_TABLE)
     judged = records(batch).cache()
     try:
-        events, quarantine = transform(judged)
+        checked = _deduplicate(spark, judge(judged), events_table, quarantine_table)
+        events, quarantine = split(checked)
         if UPSERT_KEY or _committed_batch(spark, events_table) < batch_id:
             _write_events(spark, events, events_table, batch_id)
         if _committed_batch(spark, quarantine_table) < batch_id:

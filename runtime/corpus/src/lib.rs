@@ -22,6 +22,9 @@ pub mod random;
 /// The ingest time the labels assume: 2024-02-22T12:00:00Z.
 pub const REFERENCE_TIME_MICROS: i64 = 1_708_603_200_000_000;
 
+/// The value of every valid `uuid` field.
+const EXAMPLE_UUID: &str = "123e4567-e89b-12d3-a456-426614174000";
+
 /// One labelled event.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -145,7 +148,7 @@ pub fn example_value(ty: &Type, rules: &[Rule], reference: i64) -> Value {
         Type::Date | Type::Timestamp { .. } | Type::TimestampTz => {
             time_value(ty, example_seconds(ty, rules, reference)).unwrap_or(Value::Null)
         }
-        Type::Uuid => json!("123e4567-e89b-12d3-a456-426614174000"),
+        Type::Uuid => json!(EXAMPLE_UUID),
         Type::List(e) => {
             let n = list_len(rules);
             json!(
@@ -369,7 +372,21 @@ pub fn cases_at(c: &Contract, reference: i64) -> Vec<Case> {
             cases.extend(whole_body_cases());
         }
     }
+    distinct_ids(c, &mut cases);
     cases
+}
+
+/// With deduplication declared, each case gets an id of its own, as each event a client makes
+/// does: a runtime answers a repeated id as it answered the first event with it.
+fn distinct_ids(c: &Contract, cases: &mut [Case]) {
+    let Some(dedup) = &c.ingest.dedup else {
+        return;
+    };
+    let shared = format!("\"{}\":\"{EXAMPLE_UUID}\"", dedup.field);
+    for (n, case) in cases.iter_mut().enumerate() {
+        let own = format!("\"{}\":\"00000000-0000-7000-8000-{n:012x}\"", dedup.field);
+        case.body = case.body.replace(&shared, &own);
+    }
 }
 
 impl Case {

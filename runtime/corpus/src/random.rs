@@ -92,6 +92,18 @@ impl<'c> Generator<'c> {
                 event.insert(f.name.clone(), json!(v.value));
                 continue;
             }
+            // Every event is a new event: it gets a fresh id (a UUIDv7, as the generated clients
+            // make), whatever the seed, so a second run is not taken for retries of the first.
+            if self
+                .contract
+                .ingest
+                .dedup
+                .as_ref()
+                .is_some_and(|d| d.field == f.name)
+            {
+                event.insert(f.name.clone(), json!(uuid::Uuid::now_v7().to_string()));
+                continue;
+            }
             if !required && self.rng.random_bool(0.3) {
                 continue;
             }

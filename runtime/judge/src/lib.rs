@@ -5,14 +5,15 @@
 //! - [`caller`]: who sent an event, as enrichment and the write-ahead log need it;
 //! - [`batch`]: how a batch body is framed and split, and the per-event results;
 //! - [`answer`]: the bodies of the answers, byte for byte the same at every door;
-//! - [`door`]: whole answers (status, headers, body) and the refusals before judging, as data.
+//! - [`door`]: whole answers (status, headers, body) and the refusals before judging, as data;
+//! - [`dedup`]: which event an event is, for deduplication (#21).
 //!
-//! Judging per client version (#20) and deduplication (#21) belong here too, so both doors
-//! stay identical.
+//! Judging per client version (#20) belongs here too, so both doors stay identical.
 
 pub mod answer;
 pub mod batch;
 pub mod caller;
+pub mod dedup;
 pub mod door;
 pub mod verdict;
 

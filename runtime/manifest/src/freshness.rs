@@ -167,6 +167,7 @@ mod tests {
                 max_body_bytes: 1024,
                 max_batch_events: 10,
                 unknown_fields: crate::UnknownFields::Reject,
+                dedup: None,
                 auth: crate::Auth {
                     issuer: crate::Issuer::Dev,
                     jwks_url: None,

@@ -341,6 +341,17 @@ pub struct Ingest {
     pub max_batch_events: u64,
     pub unknown_fields: UnknownFields,
     pub auth: Auth,
+    /// Events carrying an id the runtime has stored within the window are duplicates (#21).
+    pub dedup: Option<Dedup>,
+}
+
+/// Deduplication: an event whose `field` holds an id already stored within `window_seconds`
+/// is a duplicate of that event (a client's retry), answered as it was and stored once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    /// The top-level `uuid` field holding the event's id (the generated clients fill it).
+    pub field: String,
+    pub window_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 pub mod console;
 pub mod cors;
 pub mod data_dir;
+pub mod dedup;
 pub mod http;
 pub mod identity;
 pub mod judge;

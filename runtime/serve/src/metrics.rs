@@ -18,6 +18,52 @@ pub struct Metrics {
     /// Bytes of write-ahead log on disk (acknowledged events not yet committed, and the
     /// segment being written).
     pub wal_bytes: prometheus::IntGauge,
+    pub dedup: DedupMetrics,
+}
+
+/// Deduplication's figures (#21), by contract.
+pub struct DedupMetrics {
+    /// Retries of stored events, answered and not stored again.
+    pub duplicates: IntCounterVec,
+    /// Ids the index holds (pending writes included).
+    pub ids: IntGaugeVec,
+    /// Bytes the index has allocated for them.
+    pub bytes: IntGaugeVec,
+}
+
+impl DedupMetrics {
+    fn new(registry: &Registry) -> DedupMetrics {
+        let counter = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["contract"]).expect("valid metric")
+        };
+        let gauge = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["contract"]).expect("valid metric")
+        };
+        let metrics = DedupMetrics {
+            duplicates: counter(
+                "contractc_duplicates_total",
+                "Retries of events stored within the deduplication window: answered as the original was, not stored again",
+            ),
+            ids: gauge(
+                "contractc_dedup_ids",
+                "Event ids the deduplication index holds (the window's)",
+            ),
+            bytes: gauge(
+                "contractc_dedup_index_bytes",
+                "Bytes the deduplication index has allocated for its ids",
+            ),
+        };
+        for collector in [
+            Box::new(metrics.duplicates.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.ids.clone()),
+            Box::new(metrics.bytes.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
 }
 
 impl Metrics {
@@ -88,6 +134,7 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        let dedup = DedupMetrics::new(&registry);
         Metrics {
             registry,
             events,
@@ -97,6 +144,7 @@ impl Metrics {
             commit_seconds,
             limited,
             wal_bytes,
+            dedup,
         }
     }
 

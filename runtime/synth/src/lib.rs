@@ -22,6 +22,8 @@ pub struct Summary {
     pub quarantined: u64,
     pub rejected: u64,
     pub failed: u64,
+    /// Requests sent again after a network error or a 5xx (`--retries`).
+    pub resent: u64,
     pub rejected_by_code: std::collections::BTreeMap<String, u64>,
     /// The first mismatches (at most [`MISMATCHES_KEPT`]), and how many there were.
     pub mismatches: Vec<String>,
@@ -43,6 +45,7 @@ impl Default for Summary {
             quarantined: 0,
             rejected: 0,
             failed: 0,
+            resent: 0,
             rejected_by_code: Default::default(),
             mismatches: Vec::new(),
             mismatch_count: 0,
@@ -82,6 +85,7 @@ impl Summary {
         self.quarantined += other.quarantined;
         self.rejected += other.rejected;
         self.failed += other.failed;
+        self.resent += other.resent;
         for (code, n) in other.rejected_by_code {
             *self.rejected_by_code.entry(code).or_default() += n;
         }
@@ -118,12 +122,13 @@ impl Summary {
     pub fn render(&self) -> String {
         let rate = self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9);
         let mut out = format!(
-            "sent {}  accepted {}  quarantined {}  rejected {}  failed {}\nthroughput {:.0} events/s over {:.1?}  latency p50 {:.1?}  p99 {:.1?}\n",
+            "sent {}  accepted {}  quarantined {}  rejected {}  failed {}  resent {}\nthroughput {:.0} events/s over {:.1?}  latency p50 {:.1?}  p99 {:.1?}\n",
             self.sent,
             self.accepted,
             self.quarantined,
             self.rejected,
             self.failed,
+            self.resent,
             rate,
             self.elapsed,
             self.percentile(0.5),
@@ -197,6 +202,11 @@ pub struct SendOptions {
     /// Print each event as it is sent.
     pub console: bool,
     pub progress: bool,
+    /// Times a request is sent again after a network error, a timeout or a 5xx, with the same
+    /// events (their ids too: a server that stored them answers as before and stores them once).
+    pub retries: u32,
+    /// How long a request may take before it counts as failed.
+    pub timeout: Duration,
 }
 
 struct Outcome {
@@ -267,7 +277,7 @@ pub async fn send(source: Source, options: SendOptions, total: Option<u64>) -> S
         .pool_max_idle_per_host(options.concurrency.max(1))
         // Below serve's idle deadline (30 s by default), so a reused connection is open.
         .pool_idle_timeout(Duration::from_secs(20))
-        .timeout(Duration::from_secs(30))
+        .timeout(options.timeout)
         .build()
         .unwrap_or_default();
     let players = Players::new(
@@ -371,11 +381,34 @@ impl Sender {
             }
         }
         let sent_at = std::time::Instant::now();
+        let mut token = token;
         let mut outcomes = self.post(&token, slice).await;
         if outcomes.iter().flatten().any(|o| o.status == 401)
             && let Some(renewed) = self.players.renew_refused(player, &token).await
         {
-            outcomes = self.post(&renewed, slice).await;
+            token = renewed;
+            outcomes = self.post(&token, slice).await;
+        }
+        for attempt in 1..=self.options.retries {
+            // A token refused midway (its family revoked after a lost refresh answer) is
+            // renewed, and the events sent again with the new one.
+            let refused = outcomes.iter().flatten().any(|o| o.status == 401);
+            if !refused && !outcomes.iter().any(unanswered) {
+                break;
+            }
+            if refused && let Some(renewed) = self.players.renew_refused(player, &token).await {
+                token = renewed;
+            }
+            // Jitter under a doubling ceiling (200 ms, 400 ms, … up to 5 s), so senders that
+            // failed together do not come back together; the clock's nanoseconds suffice.
+            let ceiling = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()));
+            let wait = ceiling / 2 + nanos % (ceiling / 2 + 1);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            summary.resent += 1;
+            outcomes = self.post(&token, slice).await;
         }
         summary.record_latency(sent_at.elapsed());
         outcomes
@@ -392,6 +425,11 @@ impl Sender {
             },
         }
     }
+}
+
+/// No answer for the event, or one that says to try again (5xx, or `failed` in a batch).
+fn unanswered(outcome: &Option<Outcome>) -> bool {
+    outcome.as_ref().is_none_or(|o| o.status >= 500)
 }
 
 async fn post_one(

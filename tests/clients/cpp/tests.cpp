@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -364,7 +365,27 @@ static void unit() {
         client.send(login_event("e1"));
         client.send_batch({login_event("e2"), login_event("e3")});
         expect_eq(3u, t.calls.size(), "calls");
-        for (const auto& c : t.calls) expect_eq(std::string("1.1.1"), c.header("X-Contract-Version"), "header on " + c.url);
+        for (const auto& c : t.calls) expect_eq(std::string("1.2.0"), c.header("X-Contract-Version"), "header on " + c.url);
+    });
+    test("each event gets a UUIDv7 when it is made, and every retry of it carries the same", [] {
+        FakeTransport t;
+        int n = 0;
+        t.script = [&](const Call&) -> grt::HttpAnswer {
+            return ++n < 3 ? grt::HttpAnswer{503, "busy"} : grt::HttpAnswer{200, "\"Successfully added event\""};
+        };
+        game::LoginEvent e("e1", grt::Timestamp{grt::now_utc().micros - 3600LL * 1000000});
+        const std::string id = e.event_uuid.value_or("");
+        static const std::regex v7("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+        check(std::regex_match(id, v7), "a UUIDv7: " + id);
+        game::LoginEvent other("e2", grt::Timestamp{grt::now_utc().micros});
+        check(other.event_uuid != e.event_uuid, "two events, two ids");
+        std::vector<int> sleeps;
+        auto client = game::make_client(options(fresh_dir("event-id"), &sleeps), t);
+        client.send(e);
+        expect_eq(3u, t.posts("/prod/put-record"), "attempts");
+        for (const auto& c : t.calls)
+            if (c.url.find("/prod/put-record") != std::string::npos)
+                check(c.body.find("\"event_uuid\":\"" + id + "\"") != std::string::npos, "the id in " + c.body);
     });
     test("the queue is bounded: the oldest events are dropped first and counted, across restarts", [] {
         FakeTransport t;
@@ -534,8 +555,9 @@ static void unit() {
     test("JSON writing escapes quotes, backslashes and control characters and keeps UTF-8", [] {
         game::LoginEvent e("e1", grt::make_timestamp(2024, 2, 22, 3, 3, 2));
         e.event_data = std::string("quote \" backslash \\ tab \t newline \n bell \x07 \xC3\xA9 \xF0\x9F\x90\xA2");
+        e.event_uuid = "0190a6c4-1c2b-7d3e-8f40-123456789abc";
         const std::string json = game::to_json(game::Event(e));
-        expect_eq(std::string(R"({"event_id":"e1","event_type":"Login","updated_at":"2024-02-22 03:03:02","event_data":"quote \" backslash \\ tab \t newline \n bell \u0007 é 🐢"})"),
+        expect_eq(std::string(R"({"event_id":"e1","event_type":"Login","updated_at":"2024-02-22 03:03:02","event_data":"quote \" backslash \\ tab \t newline \n bell \u0007 é 🐢","event_uuid":"0190a6c4-1c2b-7d3e-8f40-123456789abc"})"),
               json, "json");
         const auto back = std::get<game::LoginEvent>(game::decode(json));
         expect_eq(*e.event_data, *back.event_data, "round trip");

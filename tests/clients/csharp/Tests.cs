@@ -356,7 +356,21 @@ public static class Tests
             client.SendAsync(Login("e1")).Wait();
             client.SendBatchAsync(new[] { Login("e2"), Login("e3") }).Wait();
             Equal(3, t.Calls.Count, "calls");
-            foreach (var call in t.Calls) Equal("1.1.1", call.Headers["X-Contract-Version"], "header on " + call.Url);
+            foreach (var call in t.Calls) Equal("1.2.0", call.Headers["X-Contract-Version"], "header on " + call.Url);
+        });
+        Test("each event gets a UUIDv7 when it is made, and every retry of it carries the same", () =>
+        {
+            var n = 0;
+            var t = new FakeTransport();
+            t.Script = call => ++n < 3 ? new Game.HttpAnswer(503, "busy") : new Game.HttpAnswer(200, "\"Successfully added event\"");
+            var e = (Game.LoginEvent)Login("e1");
+            var id = e.EventUuid.Value.ToString("D");
+            Assert(System.Text.RegularExpressions.Regex.IsMatch(id, "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"), "a UUIDv7: " + id);
+            Assert(((Game.LoginEvent)Login("e2")).EventUuid != e.EventUuid, "two events, two ids");
+            Client(t, new List<int>()).SendAsync(e).Wait();
+            var sent = t.Calls.Where(c => c.Url.EndsWith("/prod/put-record", StringComparison.Ordinal)).Select(c => c.Body).ToList();
+            Equal(3, sent.Count, "attempts");
+            foreach (var body in sent) Assert(body.Contains("\"event_uuid\":\"" + id + "\""), "the id in " + body);
         });
         Test("the queue is bounded: the oldest events are dropped first and counted", () =>
         {

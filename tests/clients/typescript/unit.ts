@@ -216,7 +216,24 @@ await test("every request carries X-Contract-Version", async () => {
   await c.send(event("e1"));
   await c.sendBatch([event("e2"), event("e3")]);
   assert(calls.length === 3, `calls ${calls.length}`);
-  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.1.1", `header on ${call.url}`);
+  for (const call of calls) assertEqual(call.headers["x-contract-version"], "1.2.0", `header on ${call.url}`);
+});
+
+await test("each event gets a UUIDv7 when it is made, and every retry of it carries the same", async () => {
+  let n = 0;
+  const { client: c, calls } = client(() => {
+    n += 1;
+    return n < 3 ? json(503, { message: "busy" }) : json(200, "Successfully added event");
+  });
+  const e = event("e1");
+  const id = e.event_uuid ?? "";
+  assert(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id), `a UUIDv7: ${id}`);
+  assert(event("e2").event_uuid !== id, "two events, two ids");
+  await c.send(e);
+  const sent = calls
+    .filter((x) => x.url.endsWith("/prod/put-record"))
+    .map((x) => (JSON.parse(x.body) as { event_uuid?: string }).event_uuid);
+  assertEqual(sent, [id, id, id], "the id of every attempt");
 });
 
 await test("the queue is bounded: the oldest events are dropped first and counted", async () => {

@@ -179,6 +179,30 @@ export function checkDecimal(
 
 // ----- dates, timestamps, uuids -----------------------------------------------------------------
 
+/**
+ * A new UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time.
+ * Events get one when they are made, and keep it through retries and the queue: the server
+ * stores an event whose answer was lost once, however often it is sent.
+ */
+export function uuidv7(): string {
+  const bytes = new Uint8Array(16);
+  const crypto = (globalThis as { crypto?: { getRandomValues?: (array: Uint8Array) => unknown } }).crypto;
+  if (crypto?.getRandomValues !== undefined) {
+    crypto.getRandomValues(bytes);
+  } else {
+    for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+  }
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /** One piece of a `timestamp` format: `%Y`, `%m`, `%d`, `%H`, `%M`, `%S`, `%.f`, or literal text. */
 export type FormatItem = "%Y" | "%m" | "%d" | "%H" | "%M" | "%S" | "%.f" | { literal: string };
 
@@ -651,6 +675,12 @@ export interface ClientOptions {
   maxQueuedEvents?: number;
   /** Attempts per request on network errors and 5xx (never on 4xx). Default 5. */
   maxAttempts?: number;
+  /**
+   * A request not answered within this many ms is abandoned and retried (a network error).
+   * Default 30000. The event keeps its id, so a server that did store it answers the retry as
+   * it answered the first and stores it once.
+   */
+  timeoutMs?: number;
   /** First backoff in ms, doubled per attempt up to `maxBackoffMs`, with full jitter. Default 200. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
@@ -1063,6 +1093,13 @@ export class ContractClient<E> {
     return new URL(path, this.options.loginBaseUrl ?? this.options.baseUrl).toString();
   }
 
+  /** A signal that aborts a request after `timeoutMs` (none where `AbortSignal.timeout` is missing). */
+  private deadline(): AbortSignal | undefined {
+    return typeof AbortSignal !== "undefined" && typeof AbortSignal.timeout === "function"
+      ? AbortSignal.timeout(this.options.timeoutMs ?? 30_000)
+      : undefined;
+  }
+
   /** One POST, no retry: the answer (any status), or throws on a network error. */
   private async request(route: string, token: string, contentType: string, body: string): Promise<SendResult> {
     return this.answerOf(
@@ -1074,6 +1111,7 @@ export class ContractClient<E> {
           "X-Contract-Version": this.contract.version,
         },
         body,
+        signal: this.deadline(),
       }),
     );
   }
@@ -1111,6 +1149,7 @@ export class ContractClient<E> {
             "X-Contract-Version": this.contract.version,
           },
           body,
+          signal: this.deadline(),
         }),
       );
       if (answer.status === 401 && !reauthenticated) {

@@ -132,6 +132,8 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
         "bad_share": if all == 0 { 0.0 } else { (quarantined + rejected) as f64 / all as f64 },
         "buffered": console.buffered.with_label_values(&[c.manifest.name.as_str()]).get(),
         "last_commit_ms": (last_commit_ms > 0).then_some(last_commit_ms),
+        // Null when the contract declares no deduplication.
+        "duplicates": c.manifest.ingest.dedup.as_ref().map(|_| c.duplicates.load(Ordering::Relaxed)),
     })
 }
 

@@ -18,7 +18,7 @@ pub mod live;
 pub mod mask;
 pub mod tables;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -45,6 +45,8 @@ struct Watched {
     live: Mutex<Live>,
     /// Milliseconds since the epoch; 0 before the first commit.
     last_commit_ms: AtomicI64,
+    /// Retries answered as their original was and not stored again, since this start.
+    duplicates: AtomicU64,
     docs_html: OnceLock<String>,
 }
 
@@ -98,6 +100,7 @@ impl Console {
                     quarantine_table: c.quarantine_table,
                     live: Mutex::new(Live::default()),
                     last_commit_ms: AtomicI64::new(0),
+                    duplicates: AtomicU64::new(0),
                     docs_html: OnceLock::new(),
                 })
                 .collect(),
@@ -147,6 +150,13 @@ impl Console {
     }
 
     /// A commit to `table` succeeded (for "last commit" on the page).
+    /// Counts a retry of a stored event (deduplication): answered, not stored again.
+    pub fn duplicate(&self, index: usize) {
+        if let Some(contract) = self.contracts.get(index) {
+            contract.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn committed(&self, table: &TableIdent) {
         let now_ms = now_micros() / 1000;
         for contract in &self.contracts {

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub console_open: bool,
     /// Table maintenance (compaction, snapshot expiry, orphan files) between commits.
     pub maintenance: crate::maintenance::Schedule,
+    /// Deduplicate as the contracts declare (`ingest.dedup`); off only to measure its cost.
+    pub dedup: bool,
 }
 
 impl ServeConfig {
@@ -59,6 +61,7 @@ impl ServeConfig {
             console_token: None,
             console_open: false,
             maintenance: crate::maintenance::Schedule::default(),
+            dedup: true,
         }
     }
 }
@@ -71,6 +74,8 @@ pub enum ServeError {
     Wal(#[from] wal::WalError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Dedup(#[from] crate::dedup::JournalError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

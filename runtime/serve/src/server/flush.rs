@@ -92,6 +92,32 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     all_ok.then_some(safe_point)
 }
 
+/// Cuts the log below `safe` (everything up to it is committed). The deduplication journals
+/// take the ids of the records it drops first: an id acknowledged within the window is always
+/// in the journal or in the log.
+pub(crate) fn truncate_log(state: &AppState, safe: u64) -> Result<(), ServeError> {
+    let now = super::state::now_micros() / 1_000_000;
+    for contract in &state.contracts {
+        if let Some(dedup) = &contract.dedup {
+            dedup.persist_through(safe, u64::try_from(now).unwrap_or(0))?;
+            state
+                .metrics
+                .dedup
+                .ids
+                .with_label_values(&[contract.manifest.name.as_str()])
+                .set(i64::try_from(dedup.len()).unwrap_or(i64::MAX));
+            state
+                .metrics
+                .dedup
+                .bytes
+                .with_label_values(&[contract.manifest.name.as_str()])
+                .set(i64::try_from(dedup.allocated_bytes()).unwrap_or(i64::MAX));
+        }
+    }
+    wal::truncate(&state.wal_dir, safe)?;
+    Ok(())
+}
+
 /// Throws away what is buffered and buffers again what the log holds above each table's
 /// committed LSN: the events of a failed write are gone, everything acknowledged is back.
 pub(crate) async fn rebuild_from_log(state: &AppState, lake: &Lake) -> Result<usize, ServeError> {
@@ -118,6 +144,13 @@ pub(crate) async fn rebuild_from_log(state: &AppState, lake: &Lake) -> Result<us
             }
         }
         let records = wal::read_records(&state.wal_dir)?;
+        // The ids of the failed write go too: only what the log and the journals hold counts.
+        for contract in &state.contracts {
+            if let Some(dedup) = &contract.dedup {
+                dedup.forget_unjournaled();
+                dedup.load_log(contract.manifest, &records);
+            }
+        }
         let rebuffered = rebuffer(state, &records, &committed)?;
         if let Some(ack) = rebuffered.relogged {
             wal::acknowledged(ack.blocking_recv())?;

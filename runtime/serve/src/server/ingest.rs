@@ -9,11 +9,11 @@ use contract_support::manifest::Manifest;
 use crate::identity::AuthError;
 use crate::wal::{self};
 
-use super::state::{AppState, now_micros};
+use super::state::{AppState, Judged, now_micros};
 use crate::judge::{Caller, caller_of, max_body_bytes};
 use contract_judge::answer;
 use contract_judge::batch::BatchFormat;
-use contract_judge::door::{self, Answer, Refusal};
+use contract_judge::door::{self, Answer, NotStored, Refusal};
 
 /// A door's answer as an HTTP response: the same bytes the AWS edge function sends.
 pub(crate) fn respond(answer: Answer) -> Response {
@@ -249,15 +249,28 @@ pub(crate) async fn ingest_one(
     let request_id = uuid::Uuid::now_v7().to_string();
     let caller = caller_of(&claims, manifest, &headers);
     let ids = [request_id.clone()];
-    let (mut verdicts, ack) = match state.judge(index, &[&body], &ids, received, &caller) {
+    let judged = match state.judge(index, &[&body], &ids, received, &caller) {
         Ok(judged) => judged,
         Err(error) => {
             tracing::error!(%error, "cannot log the event");
             return unavailable(&state, manifest);
         }
     };
+    let Judged {
+        mut verdicts,
+        ack,
+        retries,
+    } = judged;
     if !matches!(ack.await, Ok(Ok(()))) {
         return unavailable(&state, manifest);
+    }
+    // A retry of an event still being written is answered once it is, as it is.
+    if !state
+        .settle_retries(index, &mut verdicts, &retries)
+        .await
+        .is_empty()
+    {
+        return respond(Refusal::Unavailable.answer(manifest));
     }
     let Some((verdict, violations)) = verdicts.pop() else {
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
@@ -306,7 +319,7 @@ pub(crate) async fn ingest_batch(
         })
         .await
     };
-    let (body, ack) = match judged {
+    let (request_id, judged) = match judged {
         Ok(Ok(Ok(judged))) => judged,
         Ok(Err(refusal)) => return refuse(&state, manifest, refusal),
         Ok(Ok(Err(error))) => {
@@ -318,29 +331,43 @@ pub(crate) async fn ingest_batch(
             return message(StatusCode::INTERNAL_SERVER_ERROR, "Failed");
         }
     };
+    let Judged {
+        mut verdicts,
+        ack,
+        retries,
+    } = judged;
     // The batch is logged all or nothing: an error means none of it was kept.
     if !matches!(ack.await, Ok(Ok(()))) {
         return unavailable(&state, manifest);
     }
-    respond(body)
+    // Retries of events still being written are answered once they are; an event whose
+    // earlier copy was not written is answered failed, as an unstored one (clients resend it).
+    let unstored: Vec<NotStored> = state
+        .settle_retries(index, &mut verdicts, &retries)
+        .await
+        .into_iter()
+        .map(|index| NotStored {
+            index,
+            error: "retry".into(),
+            message: "an earlier copy of this event was not stored: send it again".into(),
+        })
+        .collect();
+    respond(door::batch(&request_id, &verdicts, &unstored))
 }
 
-/// A batch's answer, and the log's acknowledgement of the whole batch.
-pub(crate) type BatchJudged = (Answer, tokio::sync::oneshot::Receiver<Result<(), String>>);
-
-/// Judges, buffers and logs a batch's events; its answer is the shared judge's.
+/// Judges, buffers and logs a batch's events, under one request id.
 pub(crate) fn judge_batch(
     state: &AppState,
     index: usize,
     events: &[&[u8]],
     received: i64,
     caller: &Caller,
-) -> Result<BatchJudged, wal::WalError> {
+) -> Result<(String, Judged), wal::WalError> {
     let request_id = uuid::Uuid::now_v7().to_string();
     let ids: Vec<String> = (0..events.len())
         .map(|i| answer::batch_item_id(&request_id, i))
         .collect();
-    let (verdicts, ack) = state.judge(index, events, &ids, received, caller)?;
     // The log keeps the batch whole or not at all: no event of an answered batch is unstored.
-    Ok((door::batch(&request_id, &verdicts, &[]), ack))
+    let judged = state.judge(index, events, &ids, received, caller)?;
+    Ok((request_id, judged))
 }

@@ -37,7 +37,7 @@ use crate::lake::Lake;
 use crate::maintenance::Maintainer;
 use crate::wal;
 
-use flush::flush;
+use flush::{flush, truncate_log};
 use router::router;
 use state::AppState;
 
@@ -65,7 +65,6 @@ pub async fn serve(
         .to_string();
     let started = startup::start(&config, specs, &lake, &issuer).await?;
     let state = started.state;
-    let wal_dir = state.wal_dir.clone();
     let maintainer = Maintainer::new(config.maintenance, started.maintained, &state.metrics);
     let flusher = Flusher::spawn(&state, &lake, config.commit_interval, maintainer);
     startup::log_routes(&state, local, &issuer);
@@ -82,7 +81,7 @@ pub async fn serve(
     flusher.stop().await;
     // Graceful shutdown: everything acknowledged goes to the tables now.
     if let Some(safe) = flush(&state, &lake).await {
-        wal::truncate(&wal_dir, safe)?;
+        truncate_log(&state, safe)?;
     }
     tracing::info!("stopped");
     Ok(())
@@ -141,7 +140,7 @@ impl Flusher {
 /// One flush: commit, cut the log below what is committed, report the log's size.
 async fn flush_round(state: &AppState, lake: &Lake, wal_dir: &Path) {
     if let Some(safe) = flush(state, lake).await
-        && let Err(error) = wal::truncate(wal_dir, safe)
+        && let Err(error) = truncate_log(state, safe)
     {
         tracing::warn!(%error, "cannot truncate the write-ahead log");
     }

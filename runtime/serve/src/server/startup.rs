@@ -16,6 +16,7 @@ use iceberg::TableIdent;
 use tokio::sync::Notify;
 
 use crate::console::{Console, ServedContract};
+use crate::dedup::Index;
 use crate::identity::{DevIdentity, KeySource, Verifier};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
@@ -23,7 +24,7 @@ use crate::quarantine::QuarantineBatch;
 use crate::wal::{self, Record, Wal};
 
 use super::config::{ServeConfig, ServeError};
-use super::flush::flush;
+use super::flush::{flush, truncate_log};
 use super::rebuffer::rebuffer;
 use super::state::{AppState, Buffers, ContractState, now_micros};
 
@@ -64,10 +65,16 @@ pub(crate) async fn start(
     let dev = dev_identity(config, specs, issuer).await?;
     let mut opened = Opened::default();
     for spec in specs.iter().copied() {
-        opened.open(lake, spec, issuer, &dev).await?;
+        opened.open(lake, spec, issuer, &dev, config).await?;
     }
     let wal_dir = config.data_dir.join("wal");
     let records = wal::recover(&wal_dir)?;
+    // The ids the journal has not got yet are in the log: every acknowledged id is back.
+    for contract in &opened.contracts {
+        if let Some(dedup) = &contract.dedup {
+            dedup.load_log(contract.manifest, &records);
+        }
+    }
     let highest = records
         .iter()
         .map(|r| r.lsn)
@@ -115,6 +122,10 @@ pub(crate) async fn start(
     })
 }
 
+fn now_seconds() -> u64 {
+    u64::try_from(now_micros() / 1_000_000).unwrap_or(0)
+}
+
 /// The dev identity provider, issuing tokens for every contract that trusts it.
 async fn dev_identity(
     config: &ServeConfig,
@@ -155,7 +166,16 @@ impl Opened {
         spec: &'static dyn AnyContract,
         issuer: &str,
         dev: &Arc<DevIdentity>,
+        config: &ServeConfig,
     ) -> Result<(), ServeError> {
+        let dedup = match config.dedup {
+            true => Index::open(
+                &config.data_dir.join("dedup"),
+                spec.manifest(),
+                now_seconds(),
+            )?,
+            false => None,
+        };
         let manifest = spec.manifest();
         let events_definition = manifest.events_table();
         let events_table = lake.ensure_table(&events_definition).await?;
@@ -191,6 +211,7 @@ impl Opened {
             }),
             unsent_events: Mutex::new(Vec::new()),
             unsent_quarantine: Mutex::new(Vec::new()),
+            dedup: dedup.map(Arc::new),
         });
         Ok(())
     }
@@ -238,7 +259,7 @@ async fn commit_what_the_log_holds(
         );
     }
     if let Some(safe) = flush(state, lake).await {
-        wal::truncate(&state.wal_dir, safe)?;
+        truncate_log(state, safe)?;
     }
     // Everything logged before this start is in the lake now; from here on the console
     // counts live, and reads what came before from the lake.

@@ -12,10 +12,12 @@ use iceberg::TableIdent;
 use tokio::sync::Notify;
 
 use crate::console::Console;
+use crate::dedup::{Index, Lookup};
 use crate::identity::{DevIdentity, Verifier};
 use crate::metrics::Metrics;
 use crate::quarantine::{QuarantineBatch, Row};
 use crate::wal::{self, Record, Wal};
+use contract_judge::dedup::{EventId, event_id};
 
 use crate::judge::{Caller, validate};
 
@@ -38,6 +40,8 @@ pub(crate) struct ContractState {
     /// Batches whose commit failed, retried (before newer rows) by the next flush.
     pub(crate) unsent_events: Mutex<Vec<arrow_array::RecordBatch>>,
     pub(crate) unsent_quarantine: Mutex<Vec<arrow_array::RecordBatch>>,
+    /// The ids stored within the contract's deduplication window (None: it declares none).
+    pub(crate) dedup: Option<Arc<Index>>,
 }
 
 pub(crate) struct AppState {
@@ -69,11 +73,34 @@ pub(crate) fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// The log's acknowledgement of a group of records: written all, or none.
+pub(crate) type Ack = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
 /// The verdicts on a group of events, and the log's acknowledgement of the whole group.
-pub(crate) type Judged = (
-    Vec<(Verdict, Vec<Violation>)>,
-    tokio::sync::oneshot::Receiver<Result<(), String>>,
-);
+pub(crate) struct Judged {
+    pub(crate) verdicts: Vec<(Verdict, Vec<Violation>)>,
+    pub(crate) ack: Ack,
+    /// Events repeating one whose write is under way, by index: their verdict is the
+    /// original's, known once it is written ([`AppState::settle_retries`]).
+    pub(crate) retries: Vec<(usize, EventId)>,
+}
+
+/// What judging one event of a group found.
+enum Judgement {
+    /// Judged (and buffered unless rejected): to be logged.
+    New {
+        verdict: Verdict,
+        violations: Vec<Violation>,
+        id: Option<EventId>,
+    },
+    /// A retry of a stored event: answered as the original was, not stored again.
+    Duplicate {
+        verdict: Verdict,
+        violations: Vec<Violation>,
+    },
+    /// A retry of an event whose write is under way.
+    Retry(EventId),
+}
 
 impl AppState {
     /// Validates, buffers and logs a group of events (one request's): their verdicts, and one
@@ -94,14 +121,34 @@ impl AppState {
         let mut buffers = state.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let mut verdicts = Vec::with_capacity(bodies.len());
         let mut records = Vec::with_capacity(bodies.len());
+        // (index among the records, id) of the stored events with an id; retries by event.
+        let mut stored_ids = Vec::new();
+        let mut retries = Vec::new();
         for (body, request_id) in bodies.iter().zip(ids) {
-            let (verdict, violations) =
-                self.judge_one(index, &mut buffers, &group, body, request_id);
-            records.push(group.record(request_id, body, verdict, &violations));
-            verdicts.push((verdict, violations));
+            match self.judge_one(index, &mut buffers, &group, body, request_id) {
+                Judgement::New {
+                    verdict,
+                    violations,
+                    id,
+                } => {
+                    if let Some(id) = id {
+                        stored_ids.push((records.len(), id));
+                    }
+                    records.push(group.record(request_id, body, verdict, &violations));
+                    verdicts.push((verdict, violations));
+                }
+                Judgement::Duplicate {
+                    verdict,
+                    violations,
+                } => verdicts.push((verdict, violations)),
+                Judgement::Retry(id) => {
+                    retries.push((verdicts.len(), id));
+                    verdicts.push((Verdict::Accept, Vec::new()));
+                }
+            }
         }
         let buffered = buffers.events.len() + buffers.quarantine.len();
-        let ack = self.log_in_order(records, &mut buffers.last_lsn)?;
+        let ack = self.log_group(state, &mut buffers.last_lsn, records, stored_ids)?;
         drop(buffers);
         self.metrics
             .buffered
@@ -110,11 +157,124 @@ impl AppState {
         if buffered >= self.commit_rows {
             self.flush_now.notify_one();
         }
-        Ok((verdicts, ack))
+        Ok(Judged {
+            verdicts,
+            ack,
+            retries,
+        })
     }
 
-    /// Judges one event of a group and buffers it (or its quarantine row); counts it.
+    /// Logs a group's records (none: every event was a retry) and has the dedup index settle
+    /// the ids of its stored events, `(index among the records, id)`, once they are written.
+    fn log_group(
+        &self,
+        state: &ContractState,
+        last_lsn: &mut u64,
+        records: Vec<Record>,
+        stored_ids: Vec<(usize, EventId)>,
+    ) -> Result<Ack, wal::WalError> {
+        if records.is_empty() {
+            return Ok(written());
+        }
+        let logged = records.len() as u64;
+        let ids = stored_ids.iter().map(|(_, id)| *id).collect();
+        let ack = match (self.log_in_order(records, last_lsn), &state.dedup) {
+            (Ok(ack), Some(dedup)) if !stored_ids.is_empty() => {
+                let first = *last_lsn + 1 - logged;
+                dedup.logged(stored_ids.iter().map(|(r, id)| (first + *r as u64, *id)));
+                settle_when_written(dedup.clone(), ids, ack)
+            }
+            (Ok(ack), _) => ack,
+            (Err(error), dedup) => {
+                if let Some(dedup) = dedup {
+                    dedup.settle(&ids, false);
+                }
+                return Err(error);
+            }
+        };
+        Ok(ack)
+    }
+
+    /// Gives each retry of a group its original's verdict once the original is written; the
+    /// retries whose original was not come back (answered as unstored: the client retries).
+    pub(crate) async fn settle_retries(
+        &self,
+        index: usize,
+        verdicts: &mut [(Verdict, Vec<Violation>)],
+        retries: &[(usize, EventId)],
+    ) -> Vec<usize> {
+        let mut unstored = Vec::new();
+        let Some(dedup) = &self.contracts[index].dedup else {
+            return unstored;
+        };
+        for (event, id) in retries {
+            match dedup.outcome(*id).await {
+                Some(verdict) => verdicts[*event].0 = verdict,
+                None => unstored.push(*event),
+            }
+        }
+        unstored
+    }
+
+    /// Judges one event of a group: a retry of an event stored within the deduplication
+    /// window is answered as the original was, neither buffered nor counted again; any other
+    /// is judged and buffered ([`AppState::judge_new`]).
     fn judge_one(
+        &self,
+        index: usize,
+        buffers: &mut Buffers,
+        group: &Group<'_>,
+        body: &[u8],
+        request_id: &str,
+    ) -> Judgement {
+        let state = &self.contracts[index];
+        let id = state
+            .dedup
+            .as_ref()
+            .and_then(|_| event_id(state.manifest, &mut buffers.parser, body));
+        if let (Some(dedup), Some(id)) = (&state.dedup, id) {
+            let found = dedup.lookup(id);
+            if found != Lookup::New {
+                self.metrics
+                    .dedup
+                    .duplicates
+                    .with_label_values(&[state.manifest.name.as_str()])
+                    .inc();
+                self.console.duplicate(index);
+            }
+            match found {
+                Lookup::New => {}
+                Lookup::Pending => return Judgement::Retry(id),
+                Lookup::Stored(original) => {
+                    // The violations as judged now: the original's, unless a time rule moved.
+                    let (verdict, violations) =
+                        state.spec.judge(&mut buffers.parser, body, &group.ctx);
+                    let violations = if verdict == original {
+                        violations
+                    } else {
+                        Vec::new()
+                    };
+                    return Judgement::Duplicate {
+                        verdict: original,
+                        violations,
+                    };
+                }
+            }
+        }
+        let (verdict, violations) = self.judge_new(index, buffers, group, body, request_id);
+        let id = id.filter(|_| verdict != Verdict::Reject);
+        if let (Some(dedup), Some(id)) = (&state.dedup, id) {
+            dedup.judged(id, verdict, group.received_micros);
+        }
+        Judgement::New {
+            verdict,
+            violations,
+            id,
+        }
+    }
+
+    /// Judges an event not seen before and buffers it (or its quarantine row); counts it.
+    fn judge_new(
         &self,
         index: usize,
         buffers: &mut Buffers,
@@ -175,6 +335,28 @@ impl AppState {
         }
         self.wal.append(records)
     }
+}
+
+/// An acknowledgement with nothing to write: every event of the group was a retry.
+fn written() -> Ack {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let _ = sender.send(Ok(()));
+    receiver
+}
+
+/// Settles the group's ids in the deduplication index once the log has written them (or
+/// failed to), then passes the acknowledgement on. In a task of its own, so the ids settle
+/// even if the request is dropped meanwhile (its client went away).
+fn settle_when_written(dedup: Arc<Index>, ids: Vec<EventId>, ack: Ack) -> Ack {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let written = ack
+            .await
+            .unwrap_or_else(|_| Err("the log writer stopped".into()));
+        dedup.settle(&ids, written.is_ok());
+        let _ = sender.send(written);
+    });
+    receiver
 }
 
 /// What the events of one request share: who sent them, when, and for which contract.

@@ -134,6 +134,37 @@ namespace Contractc.GameEvents
     }
 
     /// <summary>Checks shared by the generated validators.</summary>
+    /// <summary>Event ids: a UUIDv7 (RFC 9562), 48 bits of Unix milliseconds then random bits, so
+    /// ids sort by time. Events get one when they are made and keep it through retries and the
+    /// queue: the server stores an event whose answer was lost once, however often it is sent.</summary>
+    public static class EventIds
+    {
+        private static readonly System.Security.Cryptography.RandomNumberGenerator Random =
+            System.Security.Cryptography.RandomNumberGenerator.Create();
+
+        public static Guid NewV7()
+        {
+            var bytes = new byte[16];
+            lock (Random) Random.GetBytes(bytes);
+            var ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            for (var i = 5; i >= 0; i--)
+            {
+                bytes[i] = (byte)(ms & 0xff);
+                ms >>= 8;
+            }
+            bytes[6] = (byte)((bytes[6] & 0x0f) | 0x70);
+            bytes[8] = (byte)((bytes[8] & 0x3f) | 0x80);
+            var hex = new StringBuilder(36);
+            for (var i = 0; i < 16; i++)
+            {
+                if (i == 4 || i == 6 || i == 8 || i == 10) hex.Append('-');
+                hex.Append(bytes[i].ToString("x2", CultureInfo.InvariantCulture));
+            }
+            // Guid's own byte order differs from the text's: parse the text.
+            return Guid.ParseExact(hex.ToString(), "D");
+        }
+    }
+
     public static class Rules
     {
         /// <summary>Characters (Unicode scalar values), as every engine counts lengths.</summary>

@@ -98,7 +98,8 @@ async function refreshOverview() {
       stat(c.name, "rejected", t.rejected, "rejected · " + c.rates.rejected.toFixed(1) + "/s"),
       stat(c.name, "bad_share", (100 * c.bad_share).toFixed(1) + "%", "bad share"));
     card.querySelector(".lag").textContent =
-      "commit lag: " + c.buffered + " acknowledged events not yet in Iceberg · last commit " + ago(c.last_commit_ms);
+      "commit lag: " + c.buffered + " acknowledged events not yet in Iceberg · last commit " + ago(c.last_commit_ms) +
+      (c.duplicates === null ? "" : " · " + c.duplicates + " retries answered, not stored again (since start)");
     const series = ["accepted", "quarantined", "rejected"].map(n => ({ label: n, color: COLORS[n] }));
     plot("overview-" + c.name, card.querySelector(".chart"), series, [c.t, c.accepted, c.quarantined, c.rejected], 200);
   }

@@ -18,7 +18,7 @@ struct FGameEventsTelemetryViolation
     UPROPERTY(BlueprintReadOnly) FString Message;
 };
 
-/** Sends `game_events` events (contract version 1.1.1). */
+/** Sends `game_events` events (contract version 1.2.0). */
 UCLASS()
 class UGameEventsTelemetrySubsystem : public UGameInstanceSubsystem
 {
