@@ -235,16 +235,19 @@ cpp() {
 }
 
 # ----- exactly once under faults (#21) ---------------------------------------------------------
-# The TypeScript client and synth send through a proxy that loses answers, resets uploads and
-# answers late, while serve and the client are killed with -9 and started again: serve's lake must
-# hold every event once (tests/exactly_once.py). Its own serve, on its own data directory.
+# The TypeScript, C# and C++ clients and synth send through a proxy that loses answers, resets
+# uploads and answers late, while serve and the clients are killed with -9 and started again:
+# serve's lake must hold every event once (tests/exactly_once.py). Its own serve and data.
 exactly_once() {
     local python="${CONTRACTC_PYTHON:-python3}"
     if [ ! -f "$WORK/ts/out/faults.js" ]; then
         fail "exactly once: the TypeScript producer did not compile"
         return
     fi
-    "$python" tests/exactly_once.py "$RUNTIME" "typescript=node $WORK/ts/out/faults.js" >"$WORK/exactly-once.log" 2>&1
+    local producers=("typescript=node $WORK/ts/out/faults.js")
+    if [ -f "$WORK/cs/Tests.exe" ]; then producers+=("csharp=mono $WORK/cs/Tests.exe faults"); else fail "exactly once: no C# producer (the C# tests did not compile)"; fi
+    if [ -x "$WORK/cpp/tests" ]; then producers+=("cpp=$WORK/cpp/tests faults"); else fail "exactly once: no C++ producer (the C++ tests did not compile)"; fi
+    "$python" tests/exactly_once.py "$RUNTIME" "${producers[@]}" >"$WORK/exactly-once.log" 2>&1
     cat "$WORK/exactly-once.log"
     count "$WORK/exactly-once.log" "exactly once"
 }

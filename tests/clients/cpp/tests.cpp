@@ -6,13 +6,16 @@
 //   tests queue-fill STATE_DIR N         enqueue N events offline, printing each id once queued
 //   tests queue-resume BASE_URL STATE_DIR PRINTED_FILE   after a kill -9 of queue-fill: nothing
 //                                        lost, nothing sent twice
+//   tests faults BASE_URL STATE_DIR COUNT   a producer for tests/exactly_once.py
 // Each suite prints `ok - name` / `FAIL - name: reason` and ends with `<suite>: N passed, M failed`.
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -718,6 +721,51 @@ static void queue_resume(const std::string& base, const std::string& state, cons
     });
 }
 
+// ----- a producer for tests/exactly_once.py --------------------------------------------------
+
+/// Makes COUNT events (each gets its UUIDv7 when it is made), queues them persistently and flushes
+/// until the queue is empty, through a proxy that loses answers, resets uploads and answers late;
+/// killed with -9 and started again, it goes on from its queue and its log of what it made
+/// (STATE_DIR/produced.ndjson).
+static int faults(const std::string& base, const std::string& state, int count) {
+    check(std::system(("mkdir -p '" + state + "'").c_str()) == 0, "mkdir");
+    const std::string log = state + "/produced.ndjson";
+    int made = 0;
+    {
+        std::ifstream in(log);
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) ++made;
+    }
+    // Shorter than the proxy's delay: a slow answer is abandoned and the events sent again.
+    grt::CurlTransport transport(1500);
+    grt::Options o;
+    o.base_url = base;
+    o.state_dir = state + "/client";
+    o.max_attempts = 3;
+    check(std::system(("mkdir -p '" + o.state_dir + "'").c_str()) == 0, "mkdir");
+    auto client = game::make_client(o, transport);
+    auto flush = [&] {
+        try {
+            client.flush();
+        } catch (const std::exception&) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    };
+    for (int n = made; n < count; ++n) {
+        game::LoginEvent e("cpp-" + std::to_string(n), grt::local_wall_clock());
+        e.event_data = std::string("fault test");
+        // Queued (journaled) first, then logged: a kill between the two leaves an event made but
+        // not logged, never one logged but lost.
+        client.enqueue(e);
+        std::ofstream(log, std::ios::app) << "{\"event_uuid\":\"" << e.event_uuid.value_or("") << "\"}\n";
+        if (n % 7 == 6) flush();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (client.queued() > 0 && std::chrono::steady_clock::now() < deadline) flush();
+    std::cout << "cpp producer: " << count << " made, " << client.queued() << " still queued" << std::endl;
+    return client.queued() == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
     const std::string suite = argc > 1 ? argv[1] : "";
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -728,8 +776,10 @@ int main(int argc, char** argv) {
         queue_fill(argv[2], std::atoi(argv[3]));
         return 0;
     } else if (suite == "queue-resume" && argc == 5) queue_resume(argv[2], argv[3], argv[4]);
+    else if (suite == "faults" && argc == 5) return faults(argv[2], argv[3], std::atoi(argv[4]));
     else {
-        std::cerr << "usage: tests conformance DIR | unit | e2e BASE STATE | queue-fill STATE N | queue-resume BASE STATE FILE\n";
+        std::cerr << "usage: tests conformance DIR | unit | e2e BASE STATE | queue-fill STATE N | queue-resume BASE STATE FILE"
+                     " | faults BASE STATE COUNT\n";
         return 2;
     }
     std::cout << "cpp " << suite << ": " << passed << " passed, " << failed << " failed" << std::endl;

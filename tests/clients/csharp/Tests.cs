@@ -6,6 +6,7 @@
 
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
@@ -58,8 +59,9 @@ public static class Tests
             case "conformance": Conformance(args[1]); break;
             case "unit": Unit(); break;
             case "e2e": EndToEnd(args[1], args[2]); break;
+            case "faults": return Faults(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture));
             default:
-                Console.Error.WriteLine("usage: Tests.exe conformance DIR | unit | e2e BASE_URL STATE_DIR");
+                Console.Error.WriteLine("usage: Tests.exe conformance DIR | unit | e2e BASE_URL STATE_DIR | faults BASE_URL STATE_DIR COUNT");
                 return 2;
         }
         Console.WriteLine("csharp " + suite + ": " + passed + " passed, " + failed + " failed");
@@ -505,6 +507,43 @@ public static class Tests
     }
 
     // ----- end to end -----------------------------------------------------------------------------
+
+    /// <summary>A producer for tests/exactly_once.py: makes COUNT events (each gets its UUIDv7 when
+    /// it is made), queues them persistently and flushes until the queue is empty, through a proxy
+    /// that loses answers, resets uploads and answers late; killed with -9 and started again, it
+    /// goes on from its queue and its log of what it made (STATE_DIR/produced.ndjson).</summary>
+    private static int Faults(string baseUrl, string stateDir, int count)
+    {
+        Directory.CreateDirectory(stateDir);
+        var log = Path.Combine(stateDir, "produced.ndjson");
+        var made = File.Exists(log) ? File.ReadAllLines(log).Count(line => line.Trim().Length > 0) : 0;
+        var client = Game.GameEventsContract.CreateClient(new Game.ClientOptions
+        {
+            BaseUrl = baseUrl,
+            Store = new Game.FileStore(Path.Combine(stateDir, "client.json")),
+            // Shorter than the proxy's delay: a slow answer is abandoned and the events sent again.
+            Transport = new Game.HttpClientTransport(TimeSpan.FromMilliseconds(1500)),
+            MaxAttempts = 3,
+        });
+        Action flush = () =>
+        {
+            try { client.FlushAsync().Wait(); }
+            catch (Exception) { System.Threading.Thread.Sleep(200); }
+        };
+        for (var n = made; n < count; n++)
+        {
+            var e = new Game.LoginEvent("cs-" + n, Game.Timestamps.LocalWallClock()) { EventData = "fault test" };
+            // Queued (persisted) first, then logged: a kill between the two leaves an event made
+            // but not logged, never one logged but lost.
+            client.Enqueue(e);
+            File.AppendAllText(log, "{\"event_uuid\":\"" + e.EventUuid.Value.ToString("D") + "\"}\n");
+            if (n % 7 == 6) flush();
+        }
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (client.Queued > 0 && DateTime.UtcNow < deadline) flush();
+        Console.WriteLine("csharp producer: " + count + " made, " + client.Queued + " still queued");
+        return client.Queued == 0 ? 0 : 1;
+    }
 
     private static void EndToEnd(string baseUrl, string stateDir)
     {

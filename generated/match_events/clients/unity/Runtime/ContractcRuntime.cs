@@ -898,7 +898,21 @@ namespace Contractc.MatchEvents
     /// <summary>The transport outside the engine: tools, dedicated servers, tests.</summary>
     public sealed class HttpClientTransport : IHttpTransport
     {
-        private static readonly HttpClient Client = new HttpClient();
+        private static readonly HttpClient Shared = new HttpClient();
+        private readonly HttpClient Client;
+
+        /// <summary>Requests wait for their answer up to HttpClient's default (100 s).</summary>
+        public HttpClientTransport()
+        {
+            Client = Shared;
+        }
+
+        /// <summary>A request not answered within <paramref name="timeout"/> is abandoned: a
+        /// network error, retried, its events keeping their ids (the server stores each once).</summary>
+        public HttpClientTransport(TimeSpan timeout)
+        {
+            Client = new HttpClient { Timeout = timeout };
+        }
 
         public async Task<HttpAnswer> SendAsync(string method, string url, IDictionary<string, string> headers, string contentType, string body)
         {
