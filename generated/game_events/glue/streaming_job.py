@@ -568,13 +568,15 @@ def _stored_ids(spark: SparkSession, events_table: str, quarantine_table: str, s
 
 
 def _deduplicate(spark: SparkSession, df: DataFrame, events_table: str, quarantine_table: str) -> DataFrame:
-    """The judged records without the retries: a stored record (accepted or quarantined)
-    whose id an earlier record of the batch has, or a table holds from within the window before
-    it arrived. Refused records and records without an id are all kept."""
+    """The judged records as serve stores them: a stored record (accepted or quarantined)
+    whose id an earlier record of the batch has, or the tables hold from within the window
+    before it arrived, is a retry and dropped. Refused records are all kept (serve writes their
+    quarantine rows; nothing else of them is stored), and so are records without an id."""
     if DEDUP_FIELD is None:
         return df
     ident = F.udf(event_id, T.StringType())
-    df = df.withColumn("_id", F.when(F.col("_rank") <= POLICY_RANK["quarantine"], ident(F.col("raw"))))
+    stored = F.col("_rank") <= POLICY_RANK["quarantine"]
+    df = df.withColumn("_id", F.when(stored, ident(F.col("raw"))))
     first = Window.partitionBy("_id").orderBy("ingest_time", "request_id")
     df = (
         df.withColumn("_n", F.when(F.col("_id").isNull(), F.lit(1)).otherwise(F.row_number().over(first)))
@@ -585,12 +587,14 @@ def _deduplicate(spark: SparkSession, df: DataFrame, events_table: str, quaranti
     oldest = df.agg(F.min("ingest_time")).first()[0]
     if oldest is None:
         return df.drop("_id")
-    stored = _stored_ids(spark, events_table, quarantine_table, F.lit(oldest) - window).alias("s")
-    fresh = df.alias("b")
+    held = _stored_ids(spark, events_table, quarantine_table, F.lit(oldest) - window).alias("s")
+    # Held from within the window before the record arrived (a record of this batch that Spark
+    # runs again finds itself, at its own arrival).
+    at, arrived = F.col("s._at"), F.col("b.ingest_time")
     seen = (F.col("b._id") == F.col("s._id")) & (
-        F.col("s._at").isNull() | (F.col("s._at") >= F.col("b.ingest_time") - window)
+        at.isNull() | ((at >= arrived - window) & (at <= arrived))
     )
-    return fresh.join(stored, seen, "left_anti").drop("_id")
+    return df.alias("b").join(held, seen, "left_anti").drop("_id")
 
 
 def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str):
@@ -601,14 +605,19 @@ def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog:
     events_table = "%s.%s.%s" % (catalog, DATABASE, EVENTS_TABLE)
     quarantine_table = "%s.%s.%s" % (catalog, DATABASE, QUARANTINE_TABLE)
     judged = records(batch).cache()
+    checked = None
     try:
-        checked = _deduplicate(spark, judge(judged), events_table, quarantine_table)
+        # Deduplicated once, before either write: the quarantine write must not see the tables
+        # as the events write left them.
+        checked = _deduplicate(spark, judge(judged), events_table, quarantine_table).cache()
         events, quarantine = split(checked)
         if UPSERT_KEY or _committed_batch(spark, events_table) < batch_id:
             _write_events(spark, events, events_table, batch_id)
         if _committed_batch(spark, quarantine_table) < batch_id:
             _write_quarantine(spark, quarantine, quarantine_table, batch_id)
     finally:
+        if checked is not None:
+            checked.unpersist()
         judged.unpersist()
 
 

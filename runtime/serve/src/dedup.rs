@@ -49,6 +49,9 @@ struct Seen {
     at: u32,
     verdict: Verdict,
     state: State,
+    /// The index's generation when the id was judged: a rebuild after a failed log write starts
+    /// a new one, and a late settlement of an older group leaves newer entries alone.
+    generation: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,7 @@ struct Inner {
     journal: File,
     journal_records: u64,
     last_sweep: u64,
+    generation: u16,
 }
 
 impl Index {
@@ -127,6 +131,7 @@ impl Index {
                         at: seconds(at),
                         verdict,
                         state: State::Journaled,
+                        generation: 0,
                     },
                 );
             }
@@ -145,6 +150,7 @@ impl Index {
                 journal,
                 journal_records,
                 last_sweep: now_seconds,
+                generation: 0,
             }),
             settled: Notify::new(),
         }))
@@ -169,18 +175,26 @@ impl Index {
             }
             if let Some(id) = event_id(manifest, &mut parser, &record.body) {
                 let at = seconds(u64::try_from(record.received_micros / 1_000_000).unwrap_or(0));
-                let state = State::Stored;
-                inner.seen.insert(id, Seen { at, verdict, state });
+                let (state, generation) = (State::Stored, inner.generation);
+                let seen = Seen {
+                    at,
+                    verdict,
+                    state,
+                    generation,
+                };
+                inner.seen.insert(id, seen);
                 inner.unjournaled.push_back((record.lsn, id));
             }
         }
     }
 
-    /// Forgets what is not in the journal (a failed write: the log is read again).
+    /// Forgets what is not in the journal (a failed write: the log is read again), and starts
+    /// a new generation.
     pub(crate) fn forget_unjournaled(&self) {
         let mut inner = self.lock();
         inner.seen.retain(|_, s| s.state == State::Journaled);
         inner.unjournaled.clear();
+        inner.generation = inner.generation.wrapping_add(1);
         drop(inner);
         self.settled.notify_waiters();
     }
@@ -196,8 +210,21 @@ impl Index {
     /// Records a judged event that is being stored (accepted or quarantined).
     pub(crate) fn judged(&self, id: EventId, verdict: Verdict, received_micros: i64) {
         let at = seconds(u64::try_from(received_micros / 1_000_000).unwrap_or(0));
-        let state = State::Pending;
-        self.lock().seen.insert(id, Seen { at, verdict, state });
+        let mut inner = self.lock();
+        let (state, generation) = (State::Pending, inner.generation);
+        let seen = Seen {
+            at,
+            verdict,
+            state,
+            generation,
+        };
+        inner.seen.insert(id, seen);
+    }
+
+    /// The generation ids judged now belong to (stable while events are judged: a rebuild
+    /// holds the gate).
+    pub(crate) fn generation(&self) -> u16 {
+        self.lock().generation
     }
 
     /// The LSNs the log gave the judged events' records.
@@ -205,34 +232,45 @@ impl Index {
         self.lock().unjournaled.extend(ids);
     }
 
-    /// The log wrote (`stored`) or failed to write the pending `ids`.
-    pub(crate) fn settle(&self, ids: &[EventId], stored: bool) {
+    /// The log wrote (`stored`) or failed to write the pending `ids` of one group, judged in
+    /// `generation`, whose records have the LSNs `lsns`.
+    pub(crate) fn settle(
+        &self,
+        ids: &[EventId],
+        stored: bool,
+        generation: u16,
+        lsns: std::ops::Range<u64>,
+    ) {
         let mut inner = self.lock();
         for id in ids {
-            if stored {
-                if let Some(seen) = inner.seen.get_mut(id)
-                    && seen.state == State::Pending
-                {
-                    seen.state = State::Stored;
+            let ours = |s: &Seen| s.state == State::Pending && s.generation == generation;
+            match inner.seen.get_mut(id) {
+                Some(seen) if stored && ours(seen) => seen.state = State::Stored,
+                Some(seen) if !stored && ours(seen) => {
+                    inner.seen.remove(id);
                 }
-            } else if inner
-                .seen
-                .get(id)
-                .is_some_and(|s| s.state == State::Pending)
-            {
-                inner.seen.remove(id);
+                _ => {}
             }
         }
         if !stored {
-            inner.unjournaled.retain(|(_, id)| !ids.contains(id));
+            inner.unjournaled.retain(|(lsn, _)| !lsns.contains(lsn));
         }
         drop(inner);
         self.settled.notify_waiters();
     }
 
-    /// The verdict of a pending event once its write is done; None if it failed (or takes
-    /// longer than [`PENDING_WAIT`]): the retry is told to retry again.
-    pub(crate) async fn outcome(&self, id: EventId) -> Option<Verdict> {
+    /// How long from now a request's retries may wait for their originals.
+    pub(crate) fn wait_deadline() -> tokio::time::Instant {
+        tokio::time::Instant::now() + PENDING_WAIT
+    }
+
+    /// The verdict of a pending event once its write is done; None if it failed (or is not
+    /// done by `deadline`): the retry is told to retry again.
+    pub(crate) async fn outcome(
+        &self,
+        id: EventId,
+        deadline: tokio::time::Instant,
+    ) -> Option<Verdict> {
         let wait = async {
             loop {
                 let notified = self.settled.notified();
@@ -243,10 +281,7 @@ impl Index {
                 }
             }
         };
-        tokio::time::timeout(PENDING_WAIT, wait)
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout_at(deadline, wait).await.ok().flatten()
     }
 
     /// Journals the ids of records up to `lsn` (the log is about to drop them), fsynced;
@@ -256,21 +291,36 @@ impl Index {
             path: self.journal_path.clone(),
             source,
         };
-        let mut inner = self.lock();
-        let mut bytes = Vec::new();
-        while inner.unjournaled.front().is_some_and(|(l, _)| *l <= lsn) {
-            let Some((_, id)) = inner.unjournaled.pop_front() else {
-                break;
-            };
-            if let Some(seen) = inner.seen.get_mut(&id) {
-                seen.state = State::Journaled;
-                encode(id, u64::from(seen.at), seen.verdict, &mut bytes);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // Written and fsynced first, marked after: a failed write changes nothing (and is cut
+        // off, so later records stay aligned), and the log keeps these records meanwhile.
+        let count = inner
+            .unjournaled
+            .iter()
+            .take_while(|(l, _)| *l <= lsn)
+            .count();
+        let mut bytes = Vec::with_capacity(count * RECORD);
+        for (_, id) in inner.unjournaled.iter().take(count) {
+            if let Some(seen) = inner.seen.get(id) {
+                encode(*id, u64::from(seen.at), seen.verdict, &mut bytes);
             }
         }
         if !bytes.is_empty() {
-            inner.journal.write_all(&bytes).map_err(error)?;
-            inner.journal.sync_data().map_err(error)?;
+            let written = inner
+                .journal
+                .write_all(&bytes)
+                .and_then(|()| inner.journal.sync_data());
+            if let Err(source) = written {
+                let _ = inner.journal.set_len(inner.journal_records * RECORD as u64);
+                return Err(error(source));
+            }
             inner.journal_records += (bytes.len() / RECORD) as u64;
+        }
+        for (_, id) in inner.unjournaled.drain(..count) {
+            if let Some(seen) = inner.seen.get_mut(&id) {
+                seen.state = State::Journaled;
+            }
         }
         if now_seconds >= inner.last_sweep + SWEEP_EVERY_SECONDS {
             inner.last_sweep = now_seconds;
@@ -280,7 +330,7 @@ impl Index {
                 .retain(|_, s| s.state == State::Pending || u64::from(s.at) >= oldest);
             let live = inner.seen.len() as u64;
             if inner.journal_records > 2 * live + 65_536 {
-                self.rewrite(&mut inner).map_err(error)?;
+                self.rewrite(inner).map_err(error)?;
             }
         }
         Ok(())
@@ -298,12 +348,15 @@ impl Index {
         let mut file = File::create(&temporary)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
+        // Opened before the rename, so the handle is the new journal's whatever happens next;
+        // until the rename, the old journal (and its handle) stays in use.
+        let appending = OpenOptions::new().append(true).open(&temporary)?;
         std::fs::rename(&temporary, &self.journal_path)?;
+        inner.journal = appending;
+        inner.journal_records = (bytes.len() / RECORD) as u64;
         if let Some(dir) = self.journal_path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        inner.journal = OpenOptions::new().append(true).open(&self.journal_path)?;
-        inner.journal_records = (bytes.len() / RECORD) as u64;
         Ok(())
     }
 
@@ -390,8 +443,8 @@ mod tests {
         index.judged(id(1), Verdict::Quarantine, NOW as i64 * 1_000_000);
         index.judged(id(2), Verdict::Accept, NOW as i64 * 1_000_000);
         assert_eq!(index.lookup(id(1)), Lookup::Pending);
-        index.settle(&[id(1)], true);
-        index.settle(&[id(2)], false);
+        index.settle(&[id(1)], true, 0, 0..0);
+        index.settle(&[id(2)], false, 0, 0..0);
         assert_eq!(index.lookup(id(1)), Lookup::Stored(Verdict::Quarantine));
         assert_eq!(index.lookup(id(2)), Lookup::New);
     }
@@ -403,7 +456,7 @@ mod tests {
         for n in 1..=3 {
             index.judged(id(n), Verdict::Accept, NOW as i64 * 1_000_000);
         }
-        index.settle(&[id(1), id(2), id(3)], true);
+        index.settle(&[id(1), id(2), id(3)], true, 0, 0..0);
         index.logged([(10, id(1)), (11, id(2)), (12, id(3))]);
         index.persist_through(11, NOW).unwrap();
         // A torn record at the end is cut off, not misread.
@@ -443,7 +496,7 @@ mod tests {
             index.judged(*id, Verdict::Accept, at as i64 * 1_000_000);
             index.logged([(n as u64, *id)]);
         }
-        index.settle(&ids, true);
+        index.settle(&ids, true, 0, 0..0);
         index.persist_through(u64::MAX, NOW).unwrap();
         let journal = dir.join("game_events.ids");
         let before = std::fs::metadata(&journal).unwrap().len();
@@ -468,18 +521,40 @@ mod tests {
         index.judged(id(5), Verdict::Accept, NOW as i64 * 1_000_000);
         let waiting = tokio::spawn({
             let index = index.clone();
-            async move { index.outcome(id(5)).await }
+            async move { index.outcome(id(5), Index::wait_deadline()).await }
         });
         tokio::task::yield_now().await;
-        index.settle(&[id(5)], true);
+        index.settle(&[id(5)], true, 0, 0..0);
         assert_eq!(waiting.await.unwrap(), Some(Verdict::Accept));
         index.judged(id(6), Verdict::Accept, NOW as i64 * 1_000_000);
         let failing = tokio::spawn({
             let index = index.clone();
-            async move { index.outcome(id(6)).await }
+            async move { index.outcome(id(6), Index::wait_deadline()).await }
         });
         tokio::task::yield_now().await;
-        index.settle(&[id(6)], false);
+        index.settle(&[id(6)], false, 0, 0..0);
         assert_eq!(failing.await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_late_settlement_of_a_failed_group_leaves_a_newer_pending_id_alone() {
+        let dir = temp_dir("generation");
+        let index = Index::open(&dir, manifest(), NOW).unwrap().unwrap();
+        index.judged(id(7), Verdict::Accept, NOW as i64 * 1_000_000);
+        // The write failed; the rebuild forgets it before its settlement runs…
+        index.forget_unjournaled();
+        // …and the same event, sent again, is judged anew and logged at LSN 20.
+        index.judged(id(7), Verdict::Accept, NOW as i64 * 1_000_000);
+        index.logged([(20, id(7))]);
+        index.settle(&[id(7)], false, 0, 10..11);
+        assert_eq!(
+            index.lookup(id(7)),
+            Lookup::Pending,
+            "the newer entry stays"
+        );
+        index.settle(&[id(7)], true, 1, 20..21);
+        index.persist_through(20, NOW).unwrap();
+        let reopened = Index::open(&dir, manifest(), NOW).unwrap().unwrap();
+        assert_eq!(reopened.lookup(id(7)), Lookup::Stored(Verdict::Accept));
     }
 }

@@ -430,6 +430,12 @@ pub fn recover(dir: &Path) -> Result<Vec<Record>, WalError> {
     let all = segments(dir)?;
     for (i, (_, path)) in all.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(io(path))?;
+        // What is replayed is on disk first: a crash between a write and its fsync can leave
+        // records only in the page cache, and a replayed event (its id too) must outlive the
+        // next crash.
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(io(path))?;
         let segment = read_segment(&bytes);
         if segment.skipped > 0 {
             tracing::error!(path = %path.display(), skipped = segment.skipped, kept = segment.records.len(), "damaged write-ahead log records skipped; the intact ones after them are replayed");

@@ -29,15 +29,8 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     if let Ok(barrier) = state.wal.barrier() {
         let _ = barrier.await;
     }
-    if state.wal.take_failure() {
+    if rebuilt(state, lake).await {
         drop(taken);
-        match rebuild_from_log(state, lake).await {
-            Ok(kept) => tracing::warn!(
-                kept,
-                "a log write failed: the buffers were rebuilt from the log"
-            ),
-            Err(error) => tracing::error!(%error, "cannot rebuild the buffers from the log"),
-        }
         return None;
     }
     for (contract, (events, quarantine, lsn)) in state.contracts.iter().zip(taken) {
@@ -90,6 +83,26 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
         .await;
     }
     all_ok.then_some(safe_point)
+}
+
+/// After a failed write since the last flush, or a rebuild that failed, rebuilds the buffers
+/// (and the dedup index) from the log: true when it did (or tried), and nothing may be
+/// committed this round. Called after the buffers were taken: the rebuild replaces them.
+async fn rebuilt(state: &AppState, lake: &Lake) -> bool {
+    if !(state.wal.take_failure() || state.rebuild_needed.swap(false, Ordering::AcqRel)) {
+        return false;
+    }
+    match rebuild_from_log(state, lake).await {
+        Ok(kept) => tracing::warn!(
+            kept,
+            "a log write failed: the buffers were rebuilt from the log"
+        ),
+        Err(error) => {
+            state.rebuild_needed.store(true, Ordering::Release);
+            tracing::error!(%error, "cannot rebuild the buffers from the log; retrying with the next flush");
+        }
+    }
+    true
 }
 
 /// Cuts the log below `safe` (everything up to it is committed). The deduplication journals

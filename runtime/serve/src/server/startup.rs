@@ -112,6 +112,7 @@ pub(crate) async fn start(
         )
         .map(RateLimiter::keyed),
         gate: std::sync::RwLock::new(()),
+        rebuild_needed: std::sync::atomic::AtomicBool::new(false),
         wal_dir,
         console,
     });

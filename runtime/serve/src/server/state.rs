@@ -63,6 +63,8 @@ pub(crate) struct AppState {
     pub(crate) token_renewals: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Held (read) while events are buffered; a rebuild from the log takes it (write).
     pub(crate) gate: std::sync::RwLock<()>,
+    /// A rebuild from the log failed: the next flush tries again before it commits anything.
+    pub(crate) rebuild_needed: std::sync::atomic::AtomicBool,
     pub(crate) wal_dir: PathBuf,
     pub(crate) console: Arc<Console>,
 }
@@ -177,17 +179,23 @@ impl AppState {
             return Ok(written());
         }
         let logged = records.len() as u64;
-        let ids = stored_ids.iter().map(|(_, id)| *id).collect();
+        let ids: Vec<EventId> = stored_ids.iter().map(|(_, id)| *id).collect();
+        let generation = state.dedup.as_ref().map_or(0, |d| d.generation());
         let ack = match (self.log_in_order(records, last_lsn), &state.dedup) {
             (Ok(ack), Some(dedup)) if !stored_ids.is_empty() => {
                 let first = *last_lsn + 1 - logged;
                 dedup.logged(stored_ids.iter().map(|(r, id)| (first + *r as u64, *id)));
-                settle_when_written(dedup.clone(), ids, ack)
+                let group = Logged {
+                    ids,
+                    generation,
+                    lsns: first..first + logged,
+                };
+                settle_when_written(dedup.clone(), group, ack)
             }
             (Ok(ack), _) => ack,
             (Err(error), dedup) => {
                 if let Some(dedup) = dedup {
-                    dedup.settle(&ids, false);
+                    dedup.settle(&ids, false, generation, 0..0);
                 }
                 return Err(error);
             }
@@ -207,8 +215,10 @@ impl AppState {
         let Some(dedup) = &self.contracts[index].dedup else {
             return unstored;
         };
+        // One deadline for the request, however many retries it holds.
+        let deadline = Index::wait_deadline();
         for (event, id) in retries {
-            match dedup.outcome(*id).await {
+            match dedup.outcome(*id, deadline).await {
                 Some(verdict) => verdicts[*event].0 = verdict,
                 None => unstored.push(*event),
             }
@@ -234,30 +244,25 @@ impl AppState {
             .and_then(|_| event_id(state.manifest, &mut buffers.parser, body));
         if let (Some(dedup), Some(id)) = (&state.dedup, id) {
             let found = dedup.lookup(id);
+            // Judged first without buffering (retries only): one refused now is refused again,
+            // as any refused event (nothing of it was stored), at both doors alike.
             if found != Lookup::New {
-                self.metrics
-                    .dedup
-                    .duplicates
-                    .with_label_values(&[state.manifest.name.as_str()])
-                    .inc();
-                self.console.duplicate(index);
-            }
-            match found {
-                Lookup::New => {}
-                Lookup::Pending => return Judgement::Retry(id),
-                Lookup::Stored(original) => {
-                    // The violations as judged now: the original's, unless a time rule moved.
-                    let (verdict, violations) =
-                        state.spec.judge(&mut buffers.parser, body, &group.ctx);
-                    let violations = if verdict == original {
-                        violations
-                    } else {
-                        Vec::new()
-                    };
-                    return Judgement::Duplicate {
-                        verdict: original,
-                        violations,
-                    };
+                let (verdict, violations) = state.spec.judge(&mut buffers.parser, body, &group.ctx);
+                match found {
+                    _ if verdict == Verdict::Reject => {}
+                    Lookup::Stored(original) => {
+                        self.count_retry(index);
+                        // The violations as judged now: the original's, unless a time rule moved.
+                        let same = verdict == original;
+                        return Judgement::Duplicate {
+                            verdict: original,
+                            violations: if same { violations } else { Vec::new() },
+                        };
+                    }
+                    _ => {
+                        self.count_retry(index);
+                        return Judgement::Retry(id);
+                    }
                 }
             }
         }
@@ -271,6 +276,17 @@ impl AppState {
             violations,
             id,
         }
+    }
+
+    /// Counts a retry answered as its original was (`/metrics` and the console).
+    fn count_retry(&self, index: usize) {
+        let name = self.contracts[index].manifest.name.as_str();
+        self.metrics
+            .dedup
+            .duplicates
+            .with_label_values(&[name])
+            .inc();
+        self.console.duplicate(index);
     }
 
     /// Judges an event not seen before and buffers it (or its quarantine row); counts it.
@@ -344,16 +360,24 @@ fn written() -> Ack {
     receiver
 }
 
+/// The stored ids of one logged group, for the dedup index to settle.
+struct Logged {
+    ids: Vec<EventId>,
+    generation: u16,
+    /// The LSNs of the group's records.
+    lsns: std::ops::Range<u64>,
+}
+
 /// Settles the group's ids in the deduplication index once the log has written them (or
 /// failed to), then passes the acknowledgement on. In a task of its own, so the ids settle
 /// even if the request is dropped meanwhile (its client went away).
-fn settle_when_written(dedup: Arc<Index>, ids: Vec<EventId>, ack: Ack) -> Ack {
+fn settle_when_written(dedup: Arc<Index>, group: Logged, ack: Ack) -> Ack {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let written = ack
             .await
             .unwrap_or_else(|_| Err("the log writer stopped".into()));
-        dedup.settle(&ids, written.is_ok());
+        dedup.settle(&group.ids, written.is_ok(), group.generation, group.lsns);
         let _ = sender.send(written);
     });
     receiver
