@@ -376,6 +376,9 @@ pub fn cases_at(c: &Contract, reference: i64) -> Vec<Case> {
     cases
 }
 
+/// The start of every case's own id: the rest is the case's number (`distinct_ids`).
+const CASE_ID_PREFIX: &str = "00000000-0000-7000-8000-";
+
 /// With deduplication declared, each case gets an id of its own, as each event a client makes
 /// does: a runtime answers a repeated id as it answered the first event with it.
 fn distinct_ids(c: &Contract, cases: &mut [Case]) {
@@ -384,9 +387,26 @@ fn distinct_ids(c: &Contract, cases: &mut [Case]) {
     };
     let shared = format!("\"{}\":\"{EXAMPLE_UUID}\"", dedup.field);
     for (n, case) in cases.iter_mut().enumerate() {
-        let own = format!("\"{}\":\"00000000-0000-7000-8000-{n:012x}\"", dedup.field);
+        let own = format!("\"{}\":\"{CASE_ID_PREFIX}{n:012x}\"", dedup.field);
         case.body = case.body.replace(&shared, &own);
     }
+}
+
+/// `body` (a case's) with its own id replaced by a new UUIDv7 wherever it appears: synth sends
+/// a case as a new event each time it draws it, not as a retry of the last time.
+pub fn with_fresh_id(c: &Contract, body: &str) -> String {
+    let Some(dedup) = &c.ingest.dedup else {
+        return body.to_string();
+    };
+    let key = format!("\"{}\":\"{CASE_ID_PREFIX}", dedup.field);
+    let Some(at) = body.find(&key) else {
+        return body.to_string();
+    };
+    let start = at + key.len() - CASE_ID_PREFIX.len();
+    let Some(case_id) = body.get(start..start + 36) else {
+        return body.to_string();
+    };
+    body.replace(case_id, &uuid::Uuid::now_v7().to_string())
 }
 
 impl Case {

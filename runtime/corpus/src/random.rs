@@ -58,7 +58,7 @@ impl<'c> Generator<'c> {
         if !self.invalid.is_empty() && self.rng.random_bool(self.invalid_ratio.clamp(0.0, 1.0)) {
             let case = &self.invalid[self.rng.random_range(0..self.invalid.len())];
             return SynthEvent {
-                body: case.body.clone(),
+                body: corpus::with_fresh_id(self.contract, &case.body),
                 expect: case.codes.iter().map(|c| c.to_string()).collect(),
                 label: Some(case.name.clone()),
             };
