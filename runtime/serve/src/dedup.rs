@@ -174,7 +174,7 @@ impl Index {
                 continue;
             }
             if let Some(id) = event_id(manifest, &mut parser, &record.body) {
-                let at = seconds(u64::try_from(record.received_micros / 1_000_000).unwrap_or(0));
+                let at = seconds_of(record.received_micros);
                 let (state, generation) = (State::Stored, inner.generation);
                 let seen = Seen {
                     at,
@@ -209,7 +209,7 @@ impl Index {
 
     /// Records a judged event that is being stored (accepted or quarantined).
     pub(crate) fn judged(&self, id: EventId, verdict: Verdict, received_micros: i64) {
-        let at = seconds(u64::try_from(received_micros / 1_000_000).unwrap_or(0));
+        let at = seconds_of(received_micros);
         let mut inner = self.lock();
         let (state, generation) = (State::Pending, inner.generation);
         let seen = Seen {
@@ -374,6 +374,11 @@ impl Index {
     pub(crate) fn len(&self) -> usize {
         self.lock().seen.len()
     }
+}
+
+/// The whole seconds of a time in microseconds since the epoch, as the index keeps them.
+fn seconds_of(micros: i64) -> u32 {
+    seconds(u64::try_from(micros / 1_000_000).unwrap_or(0))
 }
 
 fn seconds(at: u64) -> u32 {

@@ -109,10 +109,10 @@ async fn rebuilt(state: &AppState, lake: &Lake) -> bool {
 /// take the ids of the records it drops first: an id acknowledged within the window is always
 /// in the journal or in the log.
 pub(crate) fn truncate_log(state: &AppState, safe: u64) -> Result<(), ServeError> {
-    let now = super::state::now_micros() / 1_000_000;
+    let now = super::state::now_seconds();
     for contract in &state.contracts {
         if let Some(dedup) = &contract.dedup {
-            dedup.persist_through(safe, u64::try_from(now).unwrap_or(0))?;
+            dedup.persist_through(safe, now)?;
             state
                 .metrics
                 .dedup

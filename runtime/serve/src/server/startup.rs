@@ -26,7 +26,7 @@ use crate::wal::{self, Record, Wal};
 use super::config::{ServeConfig, ServeError};
 use super::flush::{flush, truncate_log};
 use super::rebuffer::rebuffer;
-use super::state::{AppState, Buffers, ContractState, now_micros};
+use super::state::{AppState, Buffers, ContractState, now_micros, now_seconds};
 
 /// What start-up hands the running server.
 pub(crate) struct Started {
@@ -123,10 +123,6 @@ pub(crate) async fn start(
     })
 }
 
-fn now_seconds() -> u64 {
-    u64::try_from(now_micros() / 1_000_000).unwrap_or(0)
-}
-
 /// The dev identity provider, issuing tokens for every contract that trusts it.
 async fn dev_identity(
     config: &ServeConfig,
@@ -169,13 +165,14 @@ impl Opened {
         dev: &Arc<DevIdentity>,
         config: &ServeConfig,
     ) -> Result<(), ServeError> {
-        let dedup = match config.dedup {
-            true => Index::open(
+        let dedup = if config.dedup {
+            Index::open(
                 &config.data_dir.join("dedup"),
                 spec.manifest(),
                 now_seconds(),
-            )?,
-            false => None,
+            )?
+        } else {
+            None
         };
         let manifest = spec.manifest();
         let events_definition = manifest.events_table();

@@ -75,6 +75,10 @@ pub(crate) fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+pub(crate) fn now_seconds() -> u64 {
+    u64::try_from(now_micros() / 1_000_000).unwrap_or(0)
+}
+
 /// The log's acknowledgement of a group of records: written all, or none.
 pub(crate) type Ack = tokio::sync::oneshot::Receiver<Result<(), String>>;
 
