@@ -125,6 +125,11 @@ codes! {
     // Enrichment.
     UnknownEnrichmentSource = "C0700", Error, "an enrichment source the runtime does not provide";
     EnrichmentCollision = "C0701", Error, "an enrichment column with the name of a field";
+    // Versions: releases and migrations.
+    UncoveredBreak = "C0800", Error, "a change between two supported versions that no migration step covers";
+    VersionNotReleased = "C0801", Error, "a version named in `versions` that is neither released nor current";
+    ReleaseMismatch = "C0802", Error, "a release file that is not an earlier version of its contract";
+    InvalidMigrationStep = "C0803", Error, "a migration step naming a field it cannot apply to";
 }
 
 impl std::fmt::Display for Code {

@@ -28,6 +28,9 @@ pub enum Class {
     BreaksProducers,
     BreaksTable,
     NeedsMigration,
+    /// Breaks what the old version's producers send, but the new version keeps the old one as
+    /// a release and its migration covers the change (`check` refuses one that does not).
+    Migrated,
 }
 
 impl Class {
@@ -37,6 +40,7 @@ impl Class {
             Class::BreaksProducers => "breaks producers",
             Class::BreaksTable => "breaks table",
             Class::NeedsMigration => "needs migration",
+            Class::Migrated => "covered by migration",
         }
     }
 
@@ -74,6 +78,9 @@ impl Report {
 struct Builder<'a> {
     contract: &'a str,
     changes: Vec<Change>,
+    /// The new version keeps the old one as a supported release (#20): what a migration can
+    /// cover is covered, or `check` would have refused the new version.
+    migrated_from: Option<String>,
 }
 
 impl Builder<'_> {
@@ -91,6 +98,32 @@ impl Builder<'_> {
             classes: classes.iter().copied().collect(),
             reason: reason.into(),
         });
+    }
+
+    /// A change old producers' events survive when a migration covers it (a field added as
+    /// required, removed or renamed, a variant removed).
+    fn push_migratable(
+        &mut self,
+        subject: impl Into<String>,
+        description: impl Into<String>,
+        classes: &[Class],
+        reason: impl Into<String>,
+    ) {
+        let Some(old) = self.migrated_from.clone() else {
+            return self.push(subject, description, classes, reason);
+        };
+        let classes: Vec<Class> = classes
+            .iter()
+            .map(|c| match c {
+                Class::BreaksProducers => Class::Migrated,
+                other => *other,
+            })
+            .collect();
+        let reason = format!(
+            "{}; covered: clients of {old} are judged by its released validator and their events upcast by the migration",
+            reason.into()
+        );
+        self.push(subject, description, &classes, reason);
     }
 }
 
@@ -114,9 +147,16 @@ pub fn diff(old: &ContractSet, new: &ContractSet) -> Report {
                     .into(),
             }),
             Some(n) => {
+                let migrated_from = n
+                    .history
+                    .iter()
+                    .flat_map(|h| &h.releases)
+                    .find(|r| r.contract.version == o.version && !r.retired)
+                    .map(|r| r.contract.version.to_string());
                 let mut b = Builder {
                     contract: name,
                     changes: Vec::new(),
+                    migrated_from,
                 };
                 compare(o, n, &mut b);
                 report.changes.extend(b.changes);
@@ -308,7 +348,7 @@ fn compare(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
                         "the id is not reserved: add it to `reserved.ids` so it is never reused",
                     );
                 }
-                b.push(subject, format!("`{}` removed", on.path), &classes, reason);
+                b.push_migratable(subject, format!("`{}` removed", on.path), &classes, reason);
             }
             Some(nn) => compare_node(on, nn, &subject, b),
         }
@@ -343,14 +383,14 @@ fn compare(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
                 "a new optional column the runtime fills; old rows read as null",
             );
         } else if nn.required && (nn.place == "envelope" || nn.place == "member") {
-            b.push(
+            b.push_migratable(
                 subject,
                 format!("required field `{}` added", nn.path),
                 &[Class::BreaksProducers, Class::NeedsMigration],
                 "events from shipped builds lack it and are refused: ship producers that send it before requiring it",
             );
         } else if nn.required {
-            b.push(
+            b.push_migratable(
                 subject,
                 format!("required {} field `{}` added", nn.place, nn.path),
                 &[Class::BreaksProducers, Class::NeedsMigration],
@@ -395,7 +435,7 @@ fn compare(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
 
 fn compare_node(o: &Node, n: &Node, subject: &str, b: &mut Builder<'_>) {
     if o.name != n.name && o.place != "element" {
-        b.push(
+        b.push_migratable(
             subject,
             format!("renamed `{}` → `{}`", o.name, n.name),
             &[Class::BreaksProducers, Class::BreaksTable],
@@ -638,7 +678,7 @@ fn compare_variants(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
     }
     for case in &ov.cases {
         let Some(new_case) = nv.cases.iter().find(|c| c.value == case.value) else {
-            b.push(
+            b.push_migratable(
                 format!("variant {:?}", case.value),
                 format!("variant {:?} removed", case.value),
                 &[Class::BreaksProducers],

@@ -52,6 +52,11 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
             walk(path, &mut files).map_err(|e| io_error(path, &e))?;
         } else if path.exists() {
             files.push(path.clone());
+            // A contract file comes with its released versions.
+            let releases = path.with_extension("releases");
+            if releases.is_dir() {
+                walk(&releases, &mut files).map_err(|e| io_error(&releases, &e))?;
+            }
         } else {
             return Err(Diagnostic::new(
                 Code::Io,
@@ -113,21 +118,31 @@ impl CheckOutcome {
 }
 
 /// Checks in-memory sources (what the CLI and the tests both call).
+/// Release files (`<stem>.releases/<version>.yaml`) are checked as contracts of their own and
+/// linked into their contract's history (`check::history`), not added to the set.
 pub fn check_sources(files: &[Arc<SourceFile>]) -> CheckOutcome {
     let mut diagnostics = Vec::new();
     let mut checked = Vec::new();
+    let mut releases: Vec<(String, Checked)> = Vec::new();
     let mut all_ok = true;
     for file in files {
+        let owner = check::history::release_owner(&file.name).map(str::to_string);
         match syntax::parse(file) {
             Ok(parsed) => {
                 let (contract, mut diags) = check::check_contract(&parsed);
                 diagnostics.append(&mut diags);
                 match contract {
-                    Some(contract) => checked.push(Checked {
-                        contract,
-                        file: Arc::clone(file),
-                        spans: Arc::clone(&parsed.spans),
-                    }),
+                    Some(contract) => {
+                        let item = Checked {
+                            contract,
+                            file: Arc::clone(file),
+                            spans: Arc::clone(&parsed.spans),
+                        };
+                        match owner {
+                            Some(owner) => releases.push((owner, item)),
+                            None => checked.push(item),
+                        }
+                    }
                     None => all_ok = false,
                 }
             }
@@ -136,6 +151,29 @@ pub fn check_sources(files: &[Arc<SourceFile>]) -> CheckOutcome {
                 diagnostics.append(&mut diags);
             }
         }
+    }
+    for item in &mut checked {
+        let stem = check::history::stem(&item.file.name).to_string();
+        let (own, others): (Vec<_>, Vec<_>) = releases.into_iter().partition(|(o, _)| *o == stem);
+        releases = others;
+        diagnostics.extend(check::history::link(
+            item,
+            own.into_iter().map(|(_, r)| r).collect(),
+        ));
+    }
+    for (owner, release) in releases {
+        all_ok = false;
+        diagnostics.push(
+            Diagnostic::new(
+                Code::ReleaseMismatch,
+                format!(
+                    "a release of `{}` without its contract file",
+                    release.contract.name
+                ),
+            )
+            .in_file(&release.file)
+            .help(format!("releases live beside their contract: {owner}.yaml")),
+        );
     }
     let (contracts, diagnostics) = check::check_set(checked, diagnostics, all_ok);
     CheckOutcome {
@@ -173,6 +211,45 @@ pub fn check_paths(paths: &[PathBuf]) -> CheckOutcome {
     }
     outcome.files = files.len();
     outcome
+}
+
+/// What `contractc release` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Released {
+    /// The contract was copied to this path.
+    Written(PathBuf),
+    /// This path holds the same bytes already.
+    Already(PathBuf),
+}
+
+/// Keeps the contract file at `path`, as it is, as the release of `version`:
+/// `<stem>.releases/<version>.yaml` beside it. A different file there already is an error
+/// (a released version never changes).
+pub fn release(path: &Path, version: &semver::Version) -> Result<Released, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+    let dir = path.with_extension("releases");
+    let target = dir.join(format!("{version}.yaml"));
+    match std::fs::read(&target) {
+        Ok(existing) if existing == bytes => return Ok(Released::Already(target)),
+        Ok(_) => {
+            return Err(Diagnostic::new(
+                Code::ReleaseMismatch,
+                format!(
+                    "{} exists and differs from {}: version {version} was released with other contents; bump the version",
+                    target.display(),
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&target, &e)),
+    }
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&target, &bytes)
+    };
+    write().map_err(|e| io_error(&target, &e))?;
+    Ok(Released::Written(target))
 }
 
 /// Marks files this tool owns: only such files are ever deleted from the output directory.

@@ -51,7 +51,38 @@ pub struct Contract {
     pub ingest: Ingest,
     pub enrichments: Vec<Enrichment>,
     pub source: SourceInfo,
+    /// `versions` as written in this file (steps by field name, resolved against the previous
+    /// release when the history is linked).
+    pub declared_versions: Option<DeclaredVersions>,
+    /// The checked release history (`check::history`); None without released versions.
+    pub history: Option<History>,
 }
+
+/// The `versions` section of one file, checked on its own.
+#[derive(Debug, Clone, Default)]
+pub struct DeclaredVersions {
+    pub default: Option<semver::Version>,
+    pub retire_before: Option<semver::Version>,
+    /// Each step with the JSON pointer it was written at.
+    pub migration: Vec<(crate::syntax::ast::Step, String)>,
+}
+
+/// The released versions of a contract, oldest first, each a checked contract of its own.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub default_client: semver::Version,
+    pub releases: Vec<Release>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub contract: Contract,
+    pub retired: bool,
+    /// From this release to the current version.
+    pub upcast: Vec<Step>,
+}
+
+pub use contract_manifest::Step;
 
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
@@ -87,6 +118,18 @@ impl Contract {
             // Rendered by the docs backend, which the IR does not depend on: the Rust backend
             // fills it in when it bakes the manifest.
             docs: String::new(),
+            versions: self.history.as_ref().map(|h| contract_manifest::Versions {
+                default_client: h.default_client.to_string(),
+                releases: h
+                    .releases
+                    .iter()
+                    .map(|r| contract_manifest::Release {
+                        version: r.contract.version.to_string(),
+                        retired: r.retired,
+                        upcast: r.upcast.clone(),
+                    })
+                    .collect(),
+            }),
         }
     }
 

@@ -100,6 +100,19 @@ bump), 1 when they are not, 3 with --deny-breaking when anything breaks, 2 on us
         #[arg(long)]
         deny_breaking: bool,
     },
+    /// Keep a contract's current version as a release (before a change clients must survive)
+    #[command(long_about = "Check the contract, then copy it, byte for byte, to \
+<stem>.releases/<version>.yaml beside it. Released versions stay accepted: `build` compiles a \
+validator for each, `serve` and the Glue job judge an event by the version its client declares \
+(X-Contract-Version) and upcast it with the migration steps of the later versions' `versions` \
+sections; `check` refuses a change between two supported versions that no step covers. Commit \
+the release file: the pull request shows it.\n\nExit status: 0 when written (or already there \
+with the same bytes), 1 on contract errors or when a different release of that version exists, 2 \
+on usage errors.")]
+    Release {
+        /// The contract file to release
+        contract: PathBuf,
+    },
     /// Explain a diagnostic code, or list them all
     Explain {
         /// A code such as C0012; omit to list every code
@@ -139,11 +152,62 @@ fn main() -> ExitCode {
             format,
             deny_breaking,
         } => diff(old, new, base, format, deny_breaking),
+        Command::Release { contract } => release(&contract),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => {
             print!("{}", contractc::syntax::schema::CONTRACT_SCHEMA);
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn release(path: &std::path::Path) -> ExitCode {
+    if let Err(code) = require_paths(&[path.to_path_buf()]) {
+        return code;
+    }
+    let outcome = driver::check_paths(&[path.to_path_buf()]);
+    let Some(set) = outcome.contracts.as_ref().filter(|_| outcome.errors() == 0) else {
+        print_diagnostics(&outcome.diagnostics);
+        eprintln!(
+            "error: {} has errors: fix them before releasing",
+            path.display()
+        );
+        return ExitCode::from(1);
+    };
+    let Some(contract) = set.contracts.first() else {
+        eprintln!("error: {} holds no contract", path.display());
+        return ExitCode::from(2);
+    };
+    match driver::release(path, &contract.version) {
+        Ok(driver::Released::Written(to)) => {
+            println!(
+                "released {} {} as {}",
+                contract.name,
+                contract.version,
+                to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(driver::Released::Already(to)) => {
+            println!(
+                "{} {} is released already ({})",
+                contract.name,
+                contract.version,
+                to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(diagnostic) => {
+            print_diagnostics(&[diagnostic]);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[contractc::diagnostic::Diagnostic]) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for d in diagnostics {
+        eprintln!("{}\n", d.render(color));
     }
 }
 
@@ -165,10 +229,7 @@ fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
     let outcome = driver::check_paths(paths);
     match format {
         Format::Text => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            for d in &outcome.diagnostics {
-                eprintln!("{}\n", d.render(color));
-            }
+            print_diagnostics(&outcome.diagnostics);
             let (errors, warnings) = (outcome.errors(), outcome.warnings());
             if errors == 0 && warnings == 0 {
                 eprintln!("checked {} contract file(s): no problems", outcome.files);
@@ -272,23 +333,14 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
     };
     let mut files = Vec::with_capacity(contracts.contracts.len());
     for contract in &contracts.contracts {
-        let lines: Vec<String> = contract_corpus::cases(&contract.manifest())
-            .iter()
-            .map(|case| {
-                serde_json::json!({
-                    "name": case.name,
-                    "body": case.body,
-                    "codes": case.codes,
-                    "schema_expressible": case.schema_expressible,
-                })
-                .to_string()
-            })
-            .collect();
-        files.push((
-            format!("{}.ndjson", contract.name),
-            lines.join("\n") + "\n",
-            lines.len(),
-        ));
+        files.push(corpus_file(&contract.name, &contract.manifest()));
+        // Each supported release's corpus too (its own labels: what its validator says), for
+        // mixed-version traffic.
+        let releases = contract.history.iter().flat_map(|h| &h.releases);
+        for release in releases.filter(|r| !r.retired) {
+            let name = format!("{}@{}", contract.name, release.contract.version);
+            files.push(corpus_file(&name, &release.contract.manifest()));
+        }
     }
     let named: Vec<(String, String)> = files
         .iter()
@@ -306,6 +358,27 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `<name>.ndjson`: one labelled case per line.
+fn corpus_file(name: &str, manifest: &contract_manifest::Manifest) -> (String, String, usize) {
+    let lines: Vec<String> = contract_corpus::cases(manifest)
+        .iter()
+        .map(|case| {
+            serde_json::json!({
+                "name": case.name,
+                "body": case.body,
+                "codes": case.codes,
+                "schema_expressible": case.schema_expressible,
+            })
+            .to_string()
+        })
+        .collect();
+    (
+        format!("{name}.ndjson"),
+        lines.join("\n") + "\n",
+        lines.len(),
+    )
 }
 
 /// Loads one side of a diff: a path that exists, else a git revision of `contracts/`.

@@ -44,9 +44,57 @@ pub fn model_name(c: &Contract) -> String {
         + "Event"
 }
 
-/// The draft-04 JSON Schema of one event.
+/// The draft-04 JSON Schema of one event. With supported releases (#20), an event of any
+/// supported version passes (`anyOf`): a model cannot read the `X-Contract-Version` header,
+/// so the version an event is judged as is the Glue job's (and the edge function's) to apply.
 pub fn request_model(c: &Contract) -> Value {
-    let mut model = match &c.variants {
+    let releases: Vec<&Contract> = c
+        .history
+        .iter()
+        .flat_map(|h| &h.releases)
+        .filter(|r| !r.retired)
+        .map(|r| &r.contract)
+        .collect();
+    let (model, versions) = if releases.is_empty() {
+        (version_model(c), c.version.to_string())
+    } else {
+        let all: Vec<&Contract> = std::iter::once(c).chain(releases).collect();
+        let versions: Vec<String> = all.iter().map(|v| v.version.to_string()).collect();
+        let schemas: Vec<Value> = all
+            .iter()
+            .map(|v| {
+                let mut schema = version_model(v);
+                schema["title"] = json!(format!("{} {}", c.name, v.version));
+                schema
+            })
+            .collect();
+        (json!({ "anyOf": schemas }), versions.join(" or "))
+    };
+    let mut model = model;
+    let object = model
+        .as_object_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "$schema".into(),
+        json!("http://json-schema.org/draft-04/schema#"),
+    );
+    out.insert("title".into(), json!(model_name(c)));
+    out.insert(
+        "description".into(),
+        json!(format!(
+            "Contract {} {versions}: the subset of its rules JSON Schema draft-04 can express.",
+            c.name
+        )),
+    );
+    out.extend(object);
+    Value::Object(out)
+}
+
+/// One version's event schema.
+fn version_model(c: &Contract) -> Value {
+    match &c.variants {
         None => object_schema(
             c.fields
                 .iter()
@@ -84,26 +132,7 @@ pub fn request_model(c: &Contract) -> Value {
                 .collect();
             json!({ "type": "object", "oneOf": cases })
         }
-    };
-    let object = model
-        .as_object_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let mut out = serde_json::Map::new();
-    out.insert(
-        "$schema".into(),
-        json!("http://json-schema.org/draft-04/schema#"),
-    );
-    out.insert("title".into(), json!(model_name(c)));
-    out.insert(
-        "description".into(),
-        json!(format!(
-            "Contract {} {}: the subset of its rules JSON Schema draft-04 can express.",
-            c.name, c.version
-        )),
-    );
-    out.extend(object);
-    Value::Object(out)
+    }
 }
 
 fn closed(c: &Contract) -> bool {

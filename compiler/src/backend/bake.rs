@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use contract_manifest::{
     Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
-    Literal, Manifest, PartitionField, Policy, Rule, RuleKind, SortField, Source, Table, TimeBound,
-    TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, WriteMode,
+    Literal, Manifest, PartitionField, Policy, Release, Rule, RuleKind, SortField, Source, Step,
+    Table, TimeBound, TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, Versions,
+    WriteMode,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -116,8 +117,56 @@ bake_struct!(Manifest {
     enrichments,
     table,
     ingest,
-    docs
+    docs,
+    versions
 });
+bake_struct!(Versions {
+    default_client,
+    releases
+});
+bake_struct!(Release {
+    version,
+    retired,
+    upcast
+});
+
+impl Bake for Step {
+    fn bake(&self) -> TokenStream {
+        let step = quote!(contract_support::manifest::Step);
+        match self {
+            Step::Rename { from, to } => {
+                let (from, to) = (from.bake(), to.bake());
+                quote!(#step::Rename { from: #from, to: #to })
+            }
+            Step::MapValues { field, map } => {
+                let (field, map) = (field.bake(), map.bake());
+                quote!(#step::MapValues { field: #field, map: #map })
+            }
+            Step::Derive {
+                field,
+                from,
+                map,
+                otherwise,
+            } => {
+                let (field, from, map, otherwise) =
+                    (field.bake(), from.bake(), map.bake(), otherwise.bake());
+                quote!(#step::Derive { field: #field, from: #from, map: #map, otherwise: #otherwise })
+            }
+            Step::Default { field, value } => {
+                let (field, value) = (field.bake(), value.bake());
+                quote!(#step::Default { field: #field, value: #value })
+            }
+            Step::Scale { field, by } => {
+                let (field, by) = (field.bake(), by.bake());
+                quote!(#step::Scale { field: #field, by: #by })
+            }
+            Step::Drop { field } => {
+                let field = field.bake();
+                quote!(#step::Drop { field: #field })
+            }
+        }
+    }
+}
 bake_struct!(Source { path, fingerprint });
 bake_struct!(Field {
     name,

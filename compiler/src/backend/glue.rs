@@ -48,36 +48,7 @@ struct Column {
 }
 
 fn script(c: &Contract) -> String {
-    let mut rules = Vec::new();
-    let mut columns = Vec::new();
-    for f in &c.fields {
-        field_rules(f, &f.rules, None, &mut rules);
-        columns.push(Column {
-            name: f.name.clone(),
-            expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
-        });
-    }
-    if let Some(variants) = &c.variants {
-        let disc = format!("e[{}]", py_str(&variants.discriminator));
-        let mut seen = std::collections::BTreeSet::new();
-        for case in &variants.cases {
-            let condition = format!("({disc} == {})", py_str(&case.value));
-            for f in &case.fields {
-                field_rules(f, &f.rules, Some(&condition), &mut rules);
-                if seen.insert(f.name.clone()) {
-                    columns.push(Column {
-                        name: f.name.clone(),
-                        expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
-                    });
-                }
-            }
-            for (name, extra) in &case.rules {
-                if let Some(f) = c.fields.iter().find(|f| &f.name == name) {
-                    field_rules(f, extra, Some(&condition), &mut rules);
-                }
-            }
-        }
-    }
+    let (rules, columns) = rules_and_columns(c);
     let enrichments: Vec<Value> = c
         .enrichments
         .iter()
@@ -103,12 +74,7 @@ fn script(c: &Contract) -> String {
         WriteMode::Append => (Vec::new(), None),
         WriteMode::Upsert { key, latest_by } => (key.clone(), latest_by.clone()),
     };
-    let unknown_policy = match c.ingest.unknown_fields {
-        UnknownFields::Drop => "drop",
-        UnknownFields::Reject => "reject",
-        UnknownFields::Quarantine => "quarantine",
-        UnknownFields::Warn => "warn",
-    };
+    let unknown_policy = unknown_policy(c);
 
     let mut context = tera::Context::new();
     context.insert("header", super::header("#", &c.source.path).trim_end());
@@ -140,6 +106,9 @@ fn script(c: &Contract) -> String {
     context.insert("columns", &columns);
     context.insert("enrichments", &enrichments);
     context.insert("upsert_key", &upsert_key);
+    let (versions, releases) = versions(c);
+    context.insert("versions", &versions);
+    context.insert("releases", &releases);
     let dedup = c.ingest.dedup.as_ref();
     context.insert(
         "dedup_field",
@@ -174,6 +143,41 @@ fn script(c: &Contract) -> String {
     }
 }
 
+/// Every rule as a Spark condition, and the typed columns of the events table (payload only).
+fn rules_and_columns(c: &Contract) -> (Vec<RuleLine>, Vec<Column>) {
+    let mut rules = Vec::new();
+    let mut columns = Vec::new();
+    for f in &c.fields {
+        field_rules(f, &f.rules, None, &mut rules);
+        columns.push(Column {
+            name: f.name.clone(),
+            expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
+        });
+    }
+    if let Some(variants) = &c.variants {
+        let disc = format!("e[{}]", py_str(&variants.discriminator));
+        let mut seen = std::collections::BTreeSet::new();
+        for case in &variants.cases {
+            let condition = format!("({disc} == {})", py_str(&case.value));
+            for f in &case.fields {
+                field_rules(f, &f.rules, Some(&condition), &mut rules);
+                if seen.insert(f.name.clone()) {
+                    columns.push(Column {
+                        name: f.name.clone(),
+                        expr: typed(&f.ty, &format!("e[{}]", py_str(&f.name))),
+                    });
+                }
+            }
+            for (name, extra) in &case.rules {
+                if let Some(f) = c.fields.iter().find(|f| &f.name == name) {
+                    field_rules(f, extra, Some(&condition), &mut rules);
+                }
+            }
+        }
+    }
+    (rules, columns)
+}
+
 /// Envelope and variant payload fields (what the JSON holds), for the Spark parse schema.
 fn parse_columns(c: &Contract) -> Vec<(String, Type)> {
     let mut out: Vec<(String, Type)> = c
@@ -191,6 +195,77 @@ fn parse_columns(c: &Contract) -> Vec<(String, Type)> {
         }
     }
     out
+}
+
+/// The release history as the job reads it (`VERSIONS`, a Python literal), and each supported
+/// release's shape, parse schema, rules and upcast steps (`RELEASES`).
+fn versions(c: &Contract) -> (String, Vec<Value>) {
+    let Some(versions) = c.manifest().versions else {
+        return ("None".into(), Vec::new());
+    };
+    let current = c.version.to_string();
+    let literal = json!({
+        "default_client": versions.default_client,
+        "supported": versions.supported(&current),
+        "retired": versions.releases.iter().filter(|r| r.retired).map(|r| &r.version).collect::<Vec<_>>(),
+    });
+    let releases = c
+        .history
+        .iter()
+        .flat_map(|h| &h.releases)
+        .filter(|r| !r.retired)
+        .map(|r| {
+            let old = &r.contract;
+            let version = &old.version;
+            json!({
+                "version": version.to_string(),
+                "ident": format!("v{}_{}_{}", version.major, version.minor, version.patch),
+                "shape": serde_json::to_string(&shape(old)).unwrap_or_default(),
+                "unknown_policy": unknown_policy(old),
+                "event_schema": struct_type(&parse_columns(old)),
+                "rules": rules_and_columns(old).0,
+                "upcast": serde_json::to_string(&r.upcast.iter().map(step_json).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    (
+        format!("json.loads({})", py_str(&literal.to_string())),
+        releases,
+    )
+}
+
+/// One upcast step as the job's `_upcast` reads it; values stay JSON text.
+fn step_json(step: &contract_manifest::Step) -> Value {
+    use contract_manifest::Step;
+    let map = |pairs: &[(String, String)]| -> Value {
+        Value::Object(pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    };
+    match step {
+        Step::Rename { from, to } => json!({"op": "rename", "from": from, "to": to}),
+        Step::MapValues { field, map: pairs } => {
+            json!({"op": "map_values", "field": field, "map": map(pairs)})
+        }
+        Step::Derive {
+            field,
+            from,
+            map: pairs,
+            otherwise,
+        } => {
+            json!({"op": "derive", "field": field, "from": from, "map": map(pairs), "otherwise": otherwise})
+        }
+        Step::Default { field, value } => json!({"op": "default", "field": field, "value": value}),
+        Step::Scale { field, by } => json!({"op": "scale", "field": field, "by": by}),
+        Step::Drop { field } => json!({"op": "drop", "field": field}),
+    }
+}
+
+fn unknown_policy(c: &Contract) -> &'static str {
+    match c.ingest.unknown_fields {
+        UnknownFields::Drop => "drop",
+        UnknownFields::Reject => "reject",
+        UnknownFields::Quarantine => "quarantine",
+        UnknownFields::Warn => "warn",
+    }
 }
 
 /// A Python string literal.

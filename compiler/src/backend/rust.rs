@@ -37,8 +37,33 @@ pub fn emit(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
             format!("{CRATE_DIR}/src/{}.rs", contract.name),
             contract_module(contract),
         ));
+        // Each supported release: its own validator, in a submodule (retired ones are refused
+        // before any validator runs).
+        for release in supported_releases(contract) {
+            files.push(GeneratedFile::new(
+                format!(
+                    "{CRATE_DIR}/src/{}/{}.rs",
+                    contract.name,
+                    release_module(&release.contract.version)
+                ),
+                contract_module(&release.contract),
+            ));
+        }
     }
     files
+}
+
+fn supported_releases(contract: &Contract) -> impl Iterator<Item = &crate::ir::Release> {
+    contract
+        .history
+        .iter()
+        .flat_map(|h| &h.releases)
+        .filter(|r| !r.retired)
+}
+
+/// The module of a release's validator: `v1_2_0`.
+fn release_module(version: &semver::Version) -> Ident {
+    format_ident!("v{}_{}_{}", version.major, version.minor, version.patch)
 }
 
 fn cargo_toml(options: &Options) -> String {
@@ -298,7 +323,23 @@ impl<'c> Gen<'c> {
             docs: super::docs::page(self.contract),
             ..self.contract.manifest()
         });
+        let releases: Vec<Ident> = supported_releases(self.contract)
+            .map(|r| release_module(&r.contract.version))
+            .collect();
+        let releases_fn = (!releases.is_empty()).then(|| {
+            quote! {
+                fn releases(&self) -> &'static [&'static dyn contract_support::AnyContract] {
+                    &[#(&#releases::Spec),*]
+                }
+            }
+        });
         quote! {
+            #(
+                /// A released version's validator (its events are upcast to this version).
+                #[rustfmt::skip]
+                pub mod #releases;
+            )*
+
             /// The contract as the runtime sees it: schema, tables, routes, auth, fingerprint.
             pub static MANIFEST: std::sync::LazyLock<contract_support::Manifest> =
                 std::sync::LazyLock::new(|| #manifest);
@@ -337,6 +378,7 @@ impl<'c> Gen<'c> {
                     }
                     (verdict, outcome.violations)
                 }
+                #releases_fn
             }
         }
     }

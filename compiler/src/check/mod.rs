@@ -5,6 +5,7 @@
 //! checks (names, routes, tables unique) run on the whole set in [`check_set`].
 
 mod fields;
+pub mod history;
 mod names;
 mod rules;
 mod table;
@@ -223,6 +224,8 @@ impl<'a> Checker<'a> {
                 path: parsed.file.name.clone(),
                 fingerprint: hex(&Sha256::digest(parsed.file.text.as_bytes())),
             },
+            declared_versions: self.declared_versions(doc),
+            history: None,
         };
         // The table refers to columns from everywhere above, so it is checked last.
         contract.table = self.table(&doc.table, &contract)?;
@@ -232,6 +235,40 @@ impl<'a> Checker<'a> {
             .as_ref()
             .and_then(|dedup| self.dedup(dedup, &contract.fields));
         Some(contract)
+    }
+
+    /// `versions` as written: the versions parse; the steps are resolved when the history is
+    /// linked (`history::link`), against the previous release.
+    fn declared_versions(
+        &mut self,
+        doc: &crate::syntax::ast::ContractDoc,
+    ) -> Option<crate::ir::DeclaredVersions> {
+        let versions = doc.versions.as_ref()?;
+        let mut version = |text: &Option<String>, pointer: &str| {
+            let text = text.as_ref()?;
+            semver::Version::parse(text)
+                .map_err(|error| {
+                    self.emit(
+                        self.diag(
+                            Code::InvalidVersion,
+                            format!("`{text}` is not a semantic version"),
+                        )
+                        .at(self.span(pointer), error.to_string())
+                        .help("write MAJOR.MINOR.PATCH, e.g. 1.2.0"),
+                    )
+                })
+                .ok()
+        };
+        Some(crate::ir::DeclaredVersions {
+            default: version(&versions.default, "/versions/default"),
+            retire_before: version(&versions.retire_before, "/versions/retire_before"),
+            migration: versions
+                .migration
+                .iter()
+                .enumerate()
+                .map(|(i, step)| (step.clone(), format!("/versions/migration/{i}")))
+                .collect(),
+        })
     }
 
     /// `ingest.dedup`: the id is a top-level `uuid` field (what the clients generate), the

@@ -22,6 +22,7 @@ pub struct ContractDoc {
     pub ingest: IngestDoc,
     #[serde(default)]
     pub enrich: Vec<EnrichmentDoc>,
+    pub versions: Option<VersionsDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,4 +170,40 @@ pub struct EnrichmentDoc {
     pub id: i64,
     pub from: String,
     pub description: Option<String>,
+}
+
+/// `versions`: the default client version, retirement, and the migration from the previous
+/// release (its steps refer to fields by name; the checker resolves them to ids).
+#[derive(Debug, Default, Deserialize)]
+pub struct VersionsDoc {
+    pub default: Option<String>,
+    pub retire_before: Option<String>,
+    #[serde(default)]
+    pub migration: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    MapValues {
+        field: String,
+        map: Map<String, Value>,
+    },
+    Derive {
+        field: String,
+        from: String,
+        map: Option<Map<String, Value>>,
+        otherwise: Option<Value>,
+    },
+    Default {
+        field: String,
+        value: Value,
+    },
+    Scale {
+        field: String,
+        by: Number,
+    },
+    Drop {
+        field: String,
+    },
 }

@@ -125,7 +125,7 @@ _EXPECTED = {
 }
 
 
-def _check_value(shape, value, path, out):
+def _check_value(shape, value, path, out, unknown):
     t = shape["t"]
     kind = _kind(value)
     if t == "string":
@@ -164,7 +164,7 @@ def _check_value(shape, value, path, out):
                 if not shape["nullable"]:
                     out.append(_wrong_type(_EXPECTED[shape["items"]["t"]], item, item_path))
             else:
-                _check_value(shape["items"], item, item_path, out)
+                _check_value(shape["items"], item, item_path, out, unknown)
     elif t == "map":
         if not isinstance(value, _Duplicates):
             out.append(_wrong_type("object", value, path))
@@ -180,12 +180,12 @@ def _check_value(shape, value, path, out):
                 if not shape["nullable"]:
                     out.append(_wrong_type(_EXPECTED[shape["values"]["t"]], item, item_path))
             else:
-                _check_value(shape["values"], item, item_path, out)
+                _check_value(shape["values"], item, item_path, out, unknown)
     elif t == "struct":
         if not isinstance(value, _Duplicates):
             out.append(_wrong_type("object", value, path))
             return
-        _check_object(shape, value, path, out, None)
+        _check_object(shape, value, path, out, None, unknown)
 
 
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -207,7 +207,7 @@ def _check_decimal(text, precision, scale, path, out):
         out.append(("out_of_range", path, "reject", "does not fit decimal(%d,%d)" % (precision, scale)))
 
 
-def _check_object(shape, members, path, out, bad):
+def _check_object(shape, members, path, out, bad, unknown):
     fields = dict(shape["fields"])
     variants = shape.get("variants")
     payload = {}
@@ -226,15 +226,15 @@ def _check_object(shape, members, path, out, bad):
             continue
         seen[key] = value
         if spec is None:
-            if UNKNOWN_FIELDS != "drop":
-                out.append(("unknown_field", key_path, UNKNOWN_FIELDS, "not a field of this contract"))
+            if unknown != "drop":
+                out.append(("unknown_field", key_path, unknown, "not a field of this contract"))
             continue
         before = len(out)
         if value is None:
             if spec["required"] and key in fields:
                 out.append(_wrong_type(_EXPECTED[spec["shape"]["t"]], value, key_path))
         else:
-            _check_value(spec["shape"], value, key_path, out)
+            _check_value(spec["shape"], value, key_path, out, unknown)
         if bad is not None and len(out) > before:
             bad.add(key)
     for name, spec in fields.items():
@@ -248,8 +248,8 @@ def _check_object(shape, members, path, out, bad):
         elif isinstance(chosen, str):
             case = variants["cases"][chosen]
             for name in payload:
-                if name in seen and name not in case["fields"] and UNKNOWN_FIELDS != "drop":
-                    out.append(("unknown_field", _key_path(path, name), UNKNOWN_FIELDS, case["not_in_variant"]))
+                if name in seen and name not in case["fields"] and unknown != "drop":
+                    out.append(("unknown_field", _key_path(path, name), unknown, case["not_in_variant"]))
             for name, spec in case["fields"].items():
                 if spec["required"] and seen.get(name) is None:
                     out.append(("missing", _key_path(path, name), "reject", case["required_for_variant"]))
@@ -260,9 +260,11 @@ def _check_object(shape, members, path, out, bad):
                         bad.add(name)
 
 
-def check_structure(raw, body_bytes=None):
+def check_structure(raw, body_bytes=None, version=None):
     """(violations, bad fields) of one record's structure. `body_bytes`: the size of the whole
-    event when `raw` is only its start (an oversized event, as the doors put it)."""
+    event when `raw` is only its start (an oversized event, as the doors put it). `version`: a
+    supported release's (RELEASES), else the current version's."""
+    shape, unknown = (SHAPE, UNKNOWN_FIELDS) if version is None else (RELEASES[version]["shape"], RELEASES[version]["unknown_fields"])
     out = []
     bad = set()
     if raw is None:
@@ -277,7 +279,7 @@ def check_structure(raw, body_bytes=None):
         return ([("invalid_json", "$", "reject", "invalid JSON: %s" % error)], ["*"])
     if not isinstance(value, _Duplicates):
         return ([_wrong_type("object", value, "$")], ["*"])
-    _check_object(SHAPE, value, "$", out, bad)
+    _check_object(shape, value, "$", out, bad, unknown)
     return (out, sorted(bad))
 
 
@@ -316,14 +318,25 @@ def _columns(e):
     ]
 
 
-def judge(records: DataFrame) -> DataFrame:
-    """Adds `_violations` (code, path, policy) and `_rank` (0 valid, 1 warn, 2 quarantine,
-    3 reject) to `records`, which has `raw` (string) and `ingest_time` (timestamp)."""
-    structure = F.udf(check_structure, STRUCTURE)
-    if "body_bytes" not in records.columns:
-        records = records.withColumn("body_bytes", F.lit(None).cast("long"))
-    df = records.withColumn("_structure", structure(F.col("raw"), F.col("body_bytes"))).withColumn(
-        "_e", F.from_json(F.col("raw"), EVENT_SCHEMA)
+# ---------------------------------------------------------------------------------------------
+# Versions: the supported releases, each judged by its own shape and rules (#20).
+# ---------------------------------------------------------------------------------------------
+
+VERSIONS = None
+
+
+RELEASES = {
+}
+
+
+def _judge_text(records: DataFrame, text: str, version=None) -> DataFrame:
+    """Adds `_structure`, `_e` (the parsed event), `_violations` (code, path, policy, message)
+    and `_rank` (0 valid, 1 warn, 2 quarantine, 3 reject), judging the JSON in column `text` as
+    `version` (a supported release) or, by default, the current version."""
+    schema, rules = (EVENT_SCHEMA, _rules) if version is None else (RELEASES[version]["event_schema"], RELEASES[version]["rules"])
+    structure = F.udf(lambda raw, size: check_structure(raw, size, version), STRUCTURE)
+    df = records.withColumn("_structure", structure(F.col(text), F.col("body_bytes"))).withColumn(
+        "_e", F.from_json(F.col(text), schema)
     )
     e = F.col("_e")
     bad = F.col("_structure.bad")
@@ -337,22 +350,189 @@ def judge(records: DataFrame) -> DataFrame:
                 message.alias("message"),
             ),
         )
-        for condition, code, path, policy, message, field in _rules(e)
+        for condition, code, path, policy, message, field in rules(e)
     ]
     rule_violations = F.filter(F.array(*judged), lambda v: v.isNotNull()) if judged else F.array().cast(
         T.ArrayType(VIOLATION)
     )
     df = df.withColumn("_violations", F.concat(F.col("_structure.violations"), rule_violations))
-    rank = F.coalesce(
+    return df.withColumn("_rank", _rank(F.col("_violations")))
+
+
+def _rank(violations):
+    return F.coalesce(
         F.array_max(
             F.transform(
-                F.col("_violations"),
+                violations,
                 lambda v: F.when(v["policy"] == "reject", 3).when(v["policy"] == "quarantine", 2).otherwise(1),
             )
         ),
         F.lit(0),
     )
-    return df.withColumn("_rank", rank)
+
+
+def _violation(code, policy, message):
+    return F.struct(F.lit(code).alias("code"), F.lit("$").alias("path"), F.lit(policy).alias("policy"), message.alias("message"))
+
+
+def judge(records: DataFrame) -> DataFrame:
+    """Adds `_e`, `_violations` and `_rank` (see `_judge_text`) to `records`, which has `raw`
+    (string), `ingest_time` (timestamp) and, optionally, `client_contract_version`. With a
+    release history, each record is judged as the version its client declares (the default
+    for none): the current version, a supported release (then upcast), retired or unknown."""
+    if "body_bytes" not in records.columns:
+        records = records.withColumn("body_bytes", F.lit(None).cast("long"))
+    if VERSIONS is None:
+        return _judge_text(records, "raw")
+    if "client_contract_version" not in records.columns:
+        records = records.withColumn("client_contract_version", F.lit(None).cast("string"))
+    # The version it is judged as is the one its row records.
+    records = records.withColumn(
+        "client_contract_version", F.coalesce(F.col("client_contract_version"), F.lit(VERSIONS["default_client"]))
+    )
+    declared = F.col("client_contract_version")
+    columns = records.columns + ["_e", "_violations", "_rank"]
+    parts = [_judge_text(records.filter(declared == CONTRACT_VERSION), "raw").select(*columns)]
+    for version in RELEASES:
+        parts.append(_judge_release(records.filter(declared == version), version).select(*columns))
+    supported = ", ".join(VERSIONS["supported"])
+    retired = records.filter(declared.isin(VERSIONS["retired"]))
+    parts.append(_refused(retired, _violation(
+        "retired_version", "quarantine",
+        F.concat(F.lit("contract version "), declared, F.lit(" is retired (X-Contract-Version); the event is kept in quarantine: update the client to one of " + supported)),
+    )).select(*columns))
+    unknown = records.filter(~declared.isin(VERSIONS["supported"] + VERSIONS["retired"]))
+    parts.append(_refused(unknown, _violation(
+        "unknown_version", "reject",
+        F.concat(F.lit("contract version \""), F.substring(declared, 1, 64), F.lit("\" (X-Contract-Version) is not a version of " + CONTRACT + ": supported are " + supported)),
+    )).select(*columns))
+    judged = parts[0]
+    for part in parts[1:]:
+        judged = judged.unionByName(part)
+    return judged
+
+
+def _refused(records: DataFrame, violation) -> DataFrame:
+    return (
+        records.withColumn("_e", F.lit(None).cast(EVENT_SCHEMA))
+        .withColumn("_violations", F.array(violation))
+        .withColumn("_rank", _rank(F.col("_violations")))
+    )
+
+
+def _judge_release(records: DataFrame, version) -> DataFrame:
+    """Judged by the release's rules; accepted, upcast by its migration steps and judged by the
+    current version's (every stored row holds the table's rules), violations of both kept."""
+    old = _judge_text(records, "raw", version)
+    old = old.select(*records.columns, F.col("_violations").alias("_old_violations"), F.col("_rank").alias("_old_rank"))
+    refused = old.filter(F.col("_old_rank") > POLICY_RANK["warn"]).select(
+        *records.columns,
+        F.lit(None).cast(EVENT_SCHEMA).alias("_e"),
+        F.col("_old_violations").alias("_violations"),
+        F.col("_old_rank").alias("_rank"),
+    )
+    steps = RELEASES[version]["upcast"]
+    upcast = F.udf(lambda raw: _upcast(raw, steps), UPCAST)
+    accepted = old.filter(F.col("_old_rank") <= POLICY_RANK["warn"]).withColumn("_upcast", upcast(F.col("raw")))
+    current = _judge_text(accepted.withColumn("_upcast_text", F.col("_upcast.text")), "_upcast_text")
+    failed = F.col("_upcast.error").isNotNull()
+    failure = _violation("out_of_range", "reject", F.concat(F.lit("the event could not be upcast to %s: " % CONTRACT_VERSION), F.col("_upcast.error")))
+    current = current.select(
+        *records.columns,
+        F.col("_e"),
+        F.when(failed, F.concat(F.col("_old_violations"), F.array(failure)))
+        .otherwise(F.concat(F.col("_old_violations"), F.col("_violations")))
+        .alias("_violations"),
+        F.when(failed, F.lit(3)).otherwise(F.greatest(F.col("_old_rank"), F.col("_rank"))).alias("_rank"),
+    )
+    return current.unionByName(refused)
+
+
+# ---------------------------------------------------------------------------------------------
+# Upcasting: an event of a released version rewritten as one of the current version, step by
+# step on its top-level members, every other member kept as its exact JSON text (as serve's
+# contract_judge::upcast does).
+# ---------------------------------------------------------------------------------------------
+
+UPCAST = T.StructType([T.StructField("text", T.StringType()), T.StructField("error", T.StringType())])
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _members(text):
+    """The top-level members of a JSON object as {key: exact JSON text of its value}."""
+    decoder = json.JSONDecoder()  # made here: Spark pickles what a UDF refers to, and it cannot
+    at = _SPACE.match(text, 0).end()
+    if text[at:at + 1] != "{":
+        raise ValueError("not a JSON object")
+    members = {}
+    at = _SPACE.match(text, at + 1).end()
+    if text[at:at + 1] == "}":
+        return members
+    while True:
+        key, at = decoder.raw_decode(text, at)
+        at = _SPACE.match(text, at).end()
+        if text[at:at + 1] != ":":
+            raise ValueError("expected ':'")
+        start = _SPACE.match(text, at + 1).end()
+        _, end = decoder.raw_decode(text, start)
+        members[key] = text[start:end]
+        at = _SPACE.match(text, end).end()
+        if text[at:at + 1] == "}":
+            return members
+        if text[at:at + 1] != ",":
+            raise ValueError("expected ',' or '}'")
+        at = _SPACE.match(text, at + 1).end()
+
+
+def _string(raw):
+    value = json.loads(raw)
+    return value if isinstance(value, str) else None
+
+
+def _scale(value, by):
+    a, b = json.loads(value), json.loads(by)
+    if isinstance(a, bool) or not isinstance(a, (int, float)):
+        raise ValueError("`scale` on a value that is not a number: %s" % value)
+    if isinstance(a, int) and isinstance(b, int):
+        product = a * b
+        if not -(2 ** 63) <= product < 2 ** 63:
+            raise ValueError("%s × %s does not fit a 64-bit integer" % (value, by))
+        return str(product)
+    return json.dumps(float(a) * float(b))
+
+
+def _upcast(raw, steps):
+    """(upcast JSON text, None), or (None, why not)."""
+    try:
+        members = _members(raw)
+        for step in steps:
+            op, field = step["op"], step.get("field")
+            if op == "rename":
+                if step["from"] in members:
+                    members[step["to"]] = members.pop(step["from"])
+            elif op == "map_values":
+                if field in members and _string(members[field]) in step["map"]:
+                    members[field] = json.dumps(step["map"][_string(members[field])])
+            elif op == "derive":
+                source = members.get(step["from"])
+                source = None if source == "null" else source
+                if source is not None and not step["map"]:
+                    members[field] = source
+                elif source is not None and _string(source) in step["map"]:
+                    members[field] = json.dumps(step["map"][_string(source)])
+                elif step["otherwise"] is not None:
+                    members[field] = step["otherwise"]
+            elif op == "default":
+                if members.get(field) in (None, "null"):
+                    members[field] = step["value"]
+            elif op == "scale":
+                if members.get(field) not in (None, "null"):
+                    members[field] = _scale(members[field], step["by"])
+            elif op == "drop":
+                members.pop(field, None)
+        return ("{" + ",".join(json.dumps(k) + ":" + v for k, v in sorted(members.items())) + "}", None)
+    except (ValueError, RecursionError) as error:
+        return (None, str(error))
 
 
 def _kept(raw):

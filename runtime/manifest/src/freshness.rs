@@ -153,6 +153,7 @@ mod tests {
             variants: None,
             enrichments: Vec::new(),
             docs: String::new(),
+            versions: None,
             table: Table {
                 database: "db".into(),
                 name: name.into(),

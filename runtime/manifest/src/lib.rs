@@ -11,9 +11,11 @@
 pub mod freshness;
 pub mod schema;
 pub mod table;
+pub mod versions;
 
 pub use schema::*;
 pub use table::{Column, Origin, PartitionColumn, TableDef, partition_name, quarantine, type_json};
+pub use versions::{Judging, Release, Step, Versions};
 
 /// Everything the runtime needs to know about one compiled contract.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,9 @@ pub struct Manifest {
     /// `<name>/README.md`: baked here so the runtime can show it (the quality console)
     /// without reading files or re-rendering the contract.
     pub docs: String,
+    /// Released versions still judged (each by its own validator) and how their events are
+    /// upcast; None for a contract without a release history.
+    pub versions: Option<Versions>,
 }
 
 /// The request header the JWT front door sets to a verified claim, overwriting whatever a
