@@ -410,9 +410,15 @@ struct SynthArgs {
     /// Make times valid for this ingest time (seconds since the epoch; default: this hour)
     #[arg(long)]
     now: Option<i64>,
-    /// Also write the events as NDJSON ({"body", "expect", "label"}) to this file
+    /// Also write the events as NDJSON ({"body", "expect", "label", "version"}) to this file
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Mixed-version traffic, as a live game's builds send it: VERSION=SHARE,... e.g.
+    /// `1.2.0=30%,2.0.0=70%` (the current version and the contract's supported releases). Each
+    /// event is made for its version and declares it (X-Contract-Version). Default: the
+    /// current version only
+    #[arg(long)]
+    versions: Option<String>,
 }
 
 fn synth(args: SynthArgs) -> ExitCode {
@@ -443,9 +449,23 @@ fn synth(args: SynthArgs) -> ExitCode {
     };
     let batched = args.batch.is_some();
     // Events are drawn as they are sent: memory stays flat whatever the count or duration.
-    let events = Generator::new(contract, args.seed, args.invalid_ratio, now)
-        // A blank body has no NDJSON line to travel in.
-        .filter(move |e| !batched || !e.body.trim().is_empty());
+    let events: Box<dyn Iterator<Item = contract_synth::SynthEvent> + Send> = match &args.versions {
+        None => Box::new(Generator::new(contract, args.seed, args.invalid_ratio, now)),
+        Some(spec) => match version_shares(&args.contract, spec) {
+            Ok(shares) => Box::new(contract_synth::Mixed::new(
+                &shares,
+                args.seed,
+                args.invalid_ratio,
+                now,
+            )),
+            Err(message) => {
+                eprintln!("error: --versions {spec:?}: {message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    // A blank body has no NDJSON line to travel in.
+    let events = events.filter(move |e| !batched || !e.body.trim().is_empty());
     let out = match &args.out {
         Some(path) => match std::fs::File::create(path) {
             Ok(file) => Some(file),
@@ -616,6 +636,50 @@ fn print_events(source: &mut contract_synth::Source) -> ExitCode {
 }
 
 /// The built contract named `wanted`, or built from the file `wanted`.
+/// `1.2.0=30%,2.0.0=70%` → each version's manifest (the current one or a release's) and share.
+fn version_shares(
+    contract: &str,
+    spec: &str,
+) -> Result<Vec<(&'static contract_support::Manifest, f64)>, String> {
+    let wanted_path = std::path::Path::new(contract);
+    let Some(current) = contract_validators::ALL.iter().find(|c| {
+        let m = c.manifest();
+        m.name == contract || std::path::Path::new(&m.source.path) == wanted_path
+    }) else {
+        return Err(format!("no contract {contract:?} in this build"));
+    };
+    let manifests: Vec<&'static contract_support::Manifest> = std::iter::once(current.manifest())
+        .chain(current.releases().iter().map(|r| r.manifest()))
+        .collect();
+    let mut shares = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((version, share)) = part.split_once('=') else {
+            return Err(format!("{part:?} is not VERSION=SHARE"));
+        };
+        let share = match share.trim().strip_suffix('%') {
+            Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+            None => share.trim().parse::<f64>(),
+        };
+        let share = share
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| format!("{part:?}: the share is not a number ≥ 0 (e.g. 30% or 0.3)"))?;
+        let Some(manifest) = manifests.iter().find(|m| m.version == version.trim()) else {
+            let known: Vec<&str> = manifests.iter().map(|m| m.version.as_str()).collect();
+            return Err(format!(
+                "{} is not a version this build judges (it has {})",
+                version.trim(),
+                known.join(", ")
+            ));
+        };
+        shares.push((*manifest, share));
+    }
+    if shares.iter().map(|(_, s)| s).sum::<f64>() <= 0.0 {
+        return Err("name at least one version with a share above 0".into());
+    }
+    Ok(shares)
+}
+
 fn find_contract(wanted: &str) -> Option<&'static contract_support::Manifest> {
     let wanted_path = std::path::Path::new(wanted);
     contract_validators::ALL

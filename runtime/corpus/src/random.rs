@@ -21,6 +21,9 @@ pub struct SynthEvent {
     pub expect: Vec<String>,
     /// What was broken (for invalid events).
     pub label: Option<String>,
+    /// The contract version the event is made for: its client declares it
+    /// (`X-Contract-Version`).
+    pub version: String,
 }
 
 /// Generates events without end: valid ones, and a share `invalid_ratio` of labelled invalid
@@ -61,6 +64,7 @@ impl<'c> Generator<'c> {
                 body: corpus::with_fresh_id(self.contract, &case.body),
                 expect: case.codes.iter().map(|c| c.to_string()).collect(),
                 label: Some(case.name.clone()),
+                version: self.contract.version.clone(),
             };
         }
         // `contract` outlives `self`'s borrow: no need to clone the variant or the fields.
@@ -74,6 +78,7 @@ impl<'c> Generator<'c> {
             body,
             expect: Vec::new(),
             label: None,
+            version: contract.version.clone(),
         }
     }
 
@@ -301,5 +306,47 @@ impl Iterator for Generator<'_> {
 
     fn next(&mut self) -> Option<SynthEvent> {
         Some(self.next_event())
+    }
+}
+
+/// Events of several versions of one contract (a live game's builds, #20), each drawn from its
+/// version's generator with the given share.
+pub struct Mixed<'c> {
+    generators: Vec<(Generator<'c>, f64)>,
+    rng: StdRng,
+}
+
+impl<'c> Mixed<'c> {
+    /// `versions`: each version's manifest (the current one or a release's) and its weight
+    /// (shares need not add up to 1).
+    pub fn new(versions: &[(&'c Contract, f64)], seed: u64, invalid_ratio: f64, now: i64) -> Self {
+        let generators = versions
+            .iter()
+            .enumerate()
+            .map(|(i, (contract, weight))| {
+                let seed = seed.wrapping_add(i as u64 + 1);
+                (Generator::new(contract, seed, invalid_ratio, now), *weight)
+            })
+            .collect();
+        Mixed {
+            generators,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl Iterator for Mixed<'_> {
+    type Item = SynthEvent;
+
+    fn next(&mut self) -> Option<SynthEvent> {
+        let total: f64 = self.generators.iter().map(|(_, w)| w.max(0.0)).sum();
+        let mut pick = self.rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
+        for (generator, weight) in &mut self.generators {
+            if pick < weight.max(0.0) {
+                return generator.next();
+            }
+            pick -= weight.max(0.0);
+        }
+        self.generators.last_mut().and_then(|(g, _)| g.next())
     }
 }

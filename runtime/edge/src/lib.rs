@@ -15,7 +15,7 @@ pub mod stream;
 use contract_judge::door::{self, Answer, NotStored as Unstored, Refusal};
 use contract_judge::{Caller, answer, batch};
 use contract_support::json::Parser;
-use contract_support::{AnyContract, Code, Context, Verdict, Violation};
+use contract_support::{AnyContract, Code, Context, Enrichment, Verdict, Violation};
 
 use crate::stream::{Record, Store};
 
@@ -166,7 +166,10 @@ impl<S: Store> Edge<S> {
                 &mut parser,
                 body,
                 &ctx,
-                &Default::default(),
+                &Enrichment {
+                    client_contract_version: request.client_version,
+                    ..Default::default()
+                },
             );
             let oversized = verdict.1.iter().any(|v| v.code == Code::TooLarge);
             let kept;

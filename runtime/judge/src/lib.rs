@@ -8,16 +8,19 @@
 //! - [`door`]: whole answers (status, headers, body) and the refusals before judging, as data;
 //! - [`dedup`]: which event an event is, for deduplication (#21).
 //!
-//! Judging per client version (#20) belongs here too, so both doors stay identical.
+//! - [`upcast`]: an event of a released version rewritten as one of the current version (#20);
+//!   [`verdict`] picks the validator by the version the client declares.
 
 pub mod answer;
 pub mod batch;
 pub mod caller;
 pub mod dedup;
 pub mod door;
+pub mod upcast;
 pub mod verdict;
 
 pub use caller::{CLIENT_VERSION_KEY, Caller};
 pub use verdict::{
-    OVERSIZED_KEPT_BYTES, max_batch_bytes, max_body_bytes, validate, validate_within,
+    OVERSIZED_KEPT_BYTES, client_version, max_batch_bytes, max_body_bytes, validate,
+    validate_within,
 };

@@ -1,7 +1,7 @@
 //! The verdict on one event.
 
 use contract_support::json::Parser;
-use contract_support::manifest::Manifest;
+use contract_support::manifest::{Judging, Manifest, Versions};
 use contract_support::{
     AnyContract, Code, Context, Enrichment, EventBuffer, Policy, Verdict, Violation,
 };
@@ -49,10 +49,117 @@ pub fn validate_within(
             }],
         );
     }
+    let manifest = spec.manifest();
+    let Some(versions) = &manifest.versions else {
+        return current(buffer, spec, parser, body, ctx, enrichment);
+    };
+    let declared = enrichment.client_contract_version;
+    match versions.judging(&manifest.version, declared) {
+        Judging::Current => current(buffer, spec, parser, body, ctx, enrichment),
+        Judging::Release(_, release) => {
+            let validator = spec
+                .releases()
+                .iter()
+                .find(|r| r.manifest().version == release.version);
+            let Some(validator) = validator else {
+                return unknown_version(manifest, versions, declared);
+            };
+            let (verdict, mut violations) = validator.judge(parser, body, ctx);
+            if verdict != Verdict::Accept {
+                return (verdict, violations);
+            }
+            // Accepted as the client's version: the current version judges (and buffers)
+            // what the migration makes of it, so every stored row holds the table's rules.
+            match crate::upcast::upcast(body, &release.upcast) {
+                Ok(upcast) => {
+                    let (verdict, more) = current(buffer, spec, parser, &upcast, ctx, enrichment);
+                    violations.extend(more);
+                    (verdict, violations)
+                }
+                Err(error) => refused(
+                    Code::OutOfRange,
+                    Policy::Reject,
+                    format!(
+                        "the event could not be upcast to {}: {}",
+                        manifest.version, error.0
+                    ),
+                ),
+            }
+        }
+        Judging::Retired(version) => refused(
+            Code::RetiredVersion,
+            Policy::Quarantine,
+            format!(
+                "contract version {version} is retired (X-Contract-Version); the event is kept \
+                 in quarantine: update the client to one of {}",
+                versions.supported(&manifest.version).join(", ")
+            ),
+        ),
+        Judging::Unknown => unknown_version(manifest, versions, declared),
+    }
+}
+
+/// The client version an event is judged as and recorded with (the `client_contract_version`
+/// enrichment): the one it declares, else the contract's default for clients that declare none
+/// (None for a contract without a release history, which judges every event as current).
+pub fn client_version<'a>(manifest: &'a Manifest, declared: Option<&'a str>) -> Option<&'a str> {
+    declared.or(manifest
+        .versions
+        .as_ref()
+        .map(|v| v.default_client.as_str()))
+}
+
+/// Judged by the current version's validator (buffered when accepted, given a buffer).
+fn current(
+    buffer: Option<&mut Box<dyn EventBuffer>>,
+    spec: &dyn AnyContract,
+    parser: &mut Parser,
+    body: &[u8],
+    ctx: &Context,
+    enrichment: &Enrichment<'_>,
+) -> (Verdict, Vec<Violation>) {
     match buffer {
         Some(buffer) => buffer.validate_into(parser, body, ctx, enrichment),
         None => spec.judge(parser, body, ctx),
     }
+}
+
+fn refused(code: Code, policy: Policy, message: String) -> (Verdict, Vec<Violation>) {
+    let verdict = match policy {
+        Policy::Reject => Verdict::Reject,
+        Policy::Quarantine => Verdict::Quarantine,
+        Policy::Warn => Verdict::Accept,
+    };
+    (
+        verdict,
+        vec![Violation {
+            code,
+            path: "$".into(),
+            policy,
+            message,
+        }],
+    )
+}
+
+fn unknown_version(
+    manifest: &Manifest,
+    versions: &Versions,
+    declared: Option<&str>,
+) -> (Verdict, Vec<Violation>) {
+    let declared: String = declared
+        .unwrap_or(&versions.default_client)
+        .chars()
+        .take(64)
+        .collect();
+    refused(
+        Code::UnknownVersion,
+        Policy::Reject,
+        format!(
+            "contract version \"{declared}\" (X-Contract-Version) is not a version of {}: supported are {}",
+            manifest.name,
+            versions.supported(&manifest.version).join(", ")
+        ),
+    )
 }
 
 /// The most one event's body may weigh (the contract's `ingest.max_body_bytes`).

@@ -72,6 +72,10 @@ pub enum Code {
     NotAfter,
     /// An event larger than the contract's `max_body_bytes` (inside a batch).
     TooLarge,
+    /// The client declares a contract version this build does not know (`X-Contract-Version`).
+    UnknownVersion,
+    /// The client declares a released version that is retired (kept in quarantine).
+    RetiredVersion,
 }
 
 impl Code {
@@ -92,6 +96,8 @@ impl Code {
         Code::NotBefore,
         Code::NotAfter,
         Code::TooLarge,
+        Code::UnknownVersion,
+        Code::RetiredVersion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +118,8 @@ impl Code {
             Code::NotBefore => "not_before",
             Code::NotAfter => "not_after",
             Code::TooLarge => "too_large",
+            Code::UnknownVersion => "unknown_version",
+            Code::RetiredVersion => "retired_version",
         }
     }
 
@@ -342,6 +350,11 @@ pub trait Contract: Send + Sync + 'static {
         enrichment: &Enrichment<'_>,
         batch: Option<&mut Self::Batch>,
     ) -> (Verdict, Vec<Violation>);
+    /// The validators of the contract's supported released versions (#20), oldest first: an
+    /// event whose client declares one is judged by it, then upcast to this version.
+    fn releases(&self) -> &'static [&'static dyn AnyContract] {
+        &[]
+    }
 }
 
 /// Accepted events of one contract, as Arrow columns.
@@ -368,6 +381,8 @@ pub trait AnyContract: Send + Sync + 'static {
     ) -> (Verdict, Vec<Violation>);
     /// A buffer of accepted events that validates into itself.
     fn event_buffer(&'static self) -> Box<dyn EventBuffer>;
+    /// See [`Contract::releases`].
+    fn releases(&self) -> &'static [&'static dyn AnyContract];
 }
 
 /// Validates events of one contract and keeps the accepted ones as Arrow rows.
@@ -404,6 +419,10 @@ impl<C: Contract> AnyContract for C {
         ctx: &Context,
     ) -> (Verdict, Vec<Violation>) {
         self.validate_into(parser, bytes, ctx, &Enrichment::default(), None)
+    }
+
+    fn releases(&self) -> &'static [&'static dyn AnyContract] {
+        Contract::releases(self)
     }
 
     fn event_buffer(&'static self) -> Box<dyn EventBuffer> {

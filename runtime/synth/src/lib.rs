@@ -10,7 +10,7 @@ mod players;
 
 use std::time::Duration;
 
-pub use contract_corpus::random::{Generator, SynthEvent};
+pub use contract_corpus::random::{Generator, Mixed, SynthEvent};
 pub use players::{DEFAULT_PLAYERS, PlayerCounts, Players};
 use serde_json::{Value, json};
 
@@ -262,7 +262,7 @@ impl Source {
         if let Some(out) = &mut self.out {
             use std::io::Write;
             for e in &events {
-                let line = json!({ "body": e.body, "expect": e.expect, "label": e.label });
+                let line = json!({ "body": e.body, "expect": e.expect, "label": e.label, "version": e.version });
                 let _ = writeln!(out, "{line}");
             }
         }
@@ -414,9 +414,36 @@ impl Sender {
         outcomes
     }
 
+    /// A batch is one client's request, with one `X-Contract-Version` for all its events:
+    /// events made for other versions go in requests of their own.
+    async fn post_batches(
+        &self,
+        url: &str,
+        token: &str,
+        slice: &[SynthEvent],
+    ) -> Vec<Option<Outcome>> {
+        let mut outcomes: Vec<Option<Outcome>> = slice.iter().map(|_| None).collect();
+        let mut versions: Vec<&str> = slice.iter().map(|e| e.version.as_str()).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        for version in versions {
+            let (indices, events): (Vec<usize>, Vec<SynthEvent>) = slice
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.version == version)
+                .map(|(i, e)| (i, e.clone()))
+                .unzip();
+            let answers = post_batch(&self.client, url, token, version, &events).await;
+            for (i, outcome) in indices.into_iter().zip(answers) {
+                outcomes[i] = outcome;
+            }
+        }
+        outcomes
+    }
+
     async fn post(&self, token: &str, slice: &[SynthEvent]) -> Vec<Option<Outcome>> {
         match (&self.options.batch, &self.options.batch_endpoint) {
-            (Some(_), Some(url)) => post_batch(&self.client, url, token, slice).await,
+            (Some(_), Some(url)) => self.post_batches(url, token, slice).await,
             _ => match slice.first() {
                 Some(event) => {
                     vec![post_one(&self.client, &self.options.backend_endpoint, token, event).await]
@@ -442,6 +469,7 @@ async fn post_one(
         .post(url)
         .header("Authorization", token)
         .header("Content-Type", "application/json")
+        .header("X-Contract-Version", event.version.as_str())
         .body(event.body.clone())
         .send()
         .await
@@ -474,6 +502,7 @@ async fn post_batch(
     client: &reqwest::Client,
     url: &str,
     token: &str,
+    version: &str,
     events: &[SynthEvent],
 ) -> Vec<Option<Outcome>> {
     let body: String = events
@@ -484,6 +513,7 @@ async fn post_batch(
         .post(url)
         .header("Authorization", token)
         .header("Content-Type", "application/x-ndjson")
+        .header("X-Contract-Version", version)
         .body(body)
         .send()
         .await;

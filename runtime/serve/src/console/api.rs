@@ -113,6 +113,19 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
     let (starts, counts) = live.verdict_series(now_secs, window.step, window.points);
     // The last minute, for the current rates.
     let (_, recent) = live.verdict_series(now_secs, super::live::STEP_SECS, 6);
+    let client_versions: Vec<Value> = live
+        .client_versions()
+        .map(|(version, [accepted, quarantined, rejected])| {
+            let all = accepted + quarantined + rejected;
+            json!({
+                "version": version,
+                "accepted": accepted,
+                "quarantined": quarantined,
+                "rejected": rejected,
+                "bad_share": if all == 0 { 0.0 } else { (quarantined + rejected) as f64 / all as f64 },
+            })
+        })
+        .collect();
     drop(live);
     let column = |i: usize| counts.iter().map(|c| c[i]).collect::<Vec<u64>>();
     let total = |i: usize| counts.iter().map(|c| c[i]).sum::<u64>();
@@ -134,6 +147,8 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
         "last_commit_ms": (last_commit_ms > 0).then_some(last_commit_ms),
         // Null when the contract declares no deduplication.
         "duplicates": c.manifest.ingest.dedup.as_ref().map(|_| c.duplicates.load(Ordering::Relaxed)),
+        // Since start, per the client version each event was judged as.
+        "client_versions": client_versions,
     })
 }
 

@@ -174,7 +174,17 @@ pub struct Live {
     rules: HashMap<(String, String), Rule>,
     /// How many paths each code has its own row for.
     paths_per_code: HashMap<String, usize>,
+    /// Verdict counts since start per client version (which build sends bad data, #20).
+    client_versions: std::collections::BTreeMap<String, [u64; 3]>,
 }
+
+/// Client versions counted apart; the versions clients declare are their word, so past this
+/// many the rest share one row.
+const CLIENT_VERSIONS: usize = 32;
+/// The row of events whose client declared no version (and the contract has no default).
+pub const NO_CLIENT_VERSION: &str = "(none)";
+/// The row of versions past [`CLIENT_VERSIONS`].
+pub const OTHER_CLIENT_VERSIONS: &str = "(other)";
 
 impl Default for Live {
     fn default() -> Self {
@@ -182,11 +192,31 @@ impl Default for Live {
             verdicts: Ring::new(VERDICT_SLOTS),
             rules: HashMap::new(),
             paths_per_code: HashMap::new(),
+            client_versions: std::collections::BTreeMap::new(),
         }
     }
 }
 
 impl Live {
+    /// Counts one event's verdict for the client version it was judged as.
+    pub fn count_client_version(&mut self, version: Option<&str>, verdict: Verdict) {
+        let version = version.unwrap_or(NO_CLIENT_VERSION);
+        let key = if self.client_versions.contains_key(version)
+            || self.client_versions.len() < CLIENT_VERSIONS
+        {
+            version
+        } else {
+            OTHER_CLIENT_VERSIONS
+        };
+        let counts = self.client_versions.entry(key.to_string()).or_default();
+        counts[verdict_index(verdict)] += 1;
+    }
+
+    /// Verdict counts since start per client version, sorted by version text.
+    pub fn client_versions(&self) -> impl Iterator<Item = (&str, [u64; 3])> {
+        self.client_versions.iter().map(|(v, c)| (v.as_str(), *c))
+    }
+
     /// Counts `n` events with `verdict` at `micros`.
     pub fn count(&mut self, micros: i64, verdict: Verdict, n: u32) {
         if let Some(slot) = self.verdicts.slot(micros.div_euclid(STEP_SECS * 1_000_000)) {

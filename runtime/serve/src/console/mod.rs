@@ -144,6 +144,7 @@ impl Console {
         });
         let mut live = contract.live.lock().unwrap_or_else(|p| p.into_inner());
         live.count(received_micros, verdict, 1);
+        live.count_client_version(client_version, verdict);
         if let Some(bad) = bad {
             live.bad_event(bad);
         }

@@ -78,11 +78,12 @@ fn route_record(
         .filter(|(k, _)| k != CLIENT_VERSION_KEY)
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let client_contract_version = record
+    let declared = record
         .claims
         .iter()
         .find(|(k, _)| k == CLIENT_VERSION_KEY)
         .map(|(_, v)| v.as_str());
+    let client_contract_version = contract_judge::client_version(contract.manifest, declared);
     let enrichment = Enrichment {
         ingest_time_micros: record.received_micros,
         contract_version: &contract.manifest.version,

@@ -251,7 +251,15 @@ impl AppState {
             // Judged first without buffering (retries only): one refused now is refused again,
             // as any refused event (nothing of it was stored), at both doors alike.
             if found != Lookup::New {
-                let (verdict, violations) = state.spec.judge(&mut buffers.parser, body, &group.ctx);
+                let enrichment = group.enrichment(request_id);
+                let (verdict, violations) = validate(
+                    None,
+                    state.spec,
+                    &mut buffers.parser,
+                    body,
+                    &group.ctx,
+                    &enrichment,
+                );
                 match found {
                     _ if verdict == Verdict::Reject => {}
                     Lookup::Stored(original) => {
@@ -331,7 +339,7 @@ impl AppState {
             verdict,
             &violations,
             body,
-            group.caller.client_version.as_deref(),
+            contract_judge::client_version(group.manifest, group.caller.client_version.as_deref()),
         );
         (verdict, violations)
     }
@@ -422,7 +430,10 @@ impl<'a> Group<'a> {
             request_id,
             jwt_sub: self.caller.subject.as_deref(),
             jwt_claims: &self.string_claims,
-            client_contract_version: self.caller.client_version.as_deref(),
+            client_contract_version: contract_judge::client_version(
+                self.manifest,
+                self.caller.client_version.as_deref(),
+            ),
         }
     }
 

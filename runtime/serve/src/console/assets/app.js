@@ -88,7 +88,8 @@ async function refreshOverview() {
     if (!card) {
       card = el("div", { class: "card", "data-card": c.name },
         el("h3", {}, c.name + " ", el("span", { class: "muted" }, c.version)),
-        el("div", { class: "stats" }), el("div", { class: "lag" }), el("div", { class: "chart" }));
+        el("div", { class: "stats" }), el("div", { class: "lag" }), el("div", { class: "chart" }),
+        el("table", { class: "grid client-versions", "data-client-versions": c.name }));
       cards.append(card);
     }
     const t = c.totals;
@@ -100,6 +101,12 @@ async function refreshOverview() {
     card.querySelector(".lag").textContent =
       "commit lag: " + c.buffered + " acknowledged events not yet in Iceberg · last commit " + ago(c.last_commit_ms) +
       (c.duplicates === null ? "" : " · " + c.duplicates + " retries answered, not stored again (since start)");
+    // Which build sends bad data: counts since start per the client version events were judged as.
+    card.querySelector(".client-versions").replaceChildren(
+      el("tr", {}, ...["client version", "accepted", "quarantined", "rejected", "bad share"].map(h => el("th", {}, h))),
+      ...c.client_versions.map(v => el("tr", { "data-client-version": v.version },
+        el("td", {}, v.version), el("td", {}, String(v.accepted)), el("td", {}, String(v.quarantined)),
+        el("td", {}, String(v.rejected)), el("td", {}, (100 * v.bad_share).toFixed(1) + "%"))));
     const series = ["accepted", "quarantined", "rejected"].map(n => ({ label: n, color: COLORS[n] }));
     plot("overview-" + c.name, card.querySelector(".chart"), series, [c.t, c.accepted, c.quarantined, c.rejected], 200);
   }
