@@ -299,6 +299,12 @@ def main():
               "token=" not in driver.current_url and driver.current_url.endswith("/console/"),
               driver.current_url)
         expect_counts(driver, sent, "live")
+        # synth declares the contract's version: the per-client-version row holds its counts.
+        version = text_of(driver, f'[data-card="{CONTRACT}"] h3 .muted')
+        want = [version, str(sent["accepted"]), str(sent["quarantined"]), str(sent["rejected"])]
+        row = wait_for(lambda: (text_of(driver, f'[data-client-versions="{CONTRACT}"] [data-client-version="{version}"]') or "").split()[:4] == want)
+        check(f"the overview counts events per client version ({version}: {want[1:]})", bool(row),
+              text_of(driver, f'[data-client-versions="{CONTRACT}"]'))
         drawn = wait_for(lambda: canvas_drawn(driver, f'[data-card="{CONTRACT}"] .chart'))
         check("the overview plot has drawn", (drawn or 0) > 500, drawn)
         shoot(driver, shots, "1-overview")

@@ -1,6 +1,13 @@
 """The generated Glue job, executed: one lake, two engines, same rows.
 
-Usage: python tests/glue_job.py RUNTIME_BINARY CORPUS_DIR
+Usage: python tests/glue_job.py RUNTIME_BINARY CORPUS_DIR [WORKSPACE]
+
+WORKSPACE (default: this repository) is where `generated/` is read from: the versioned copy
+`tests/rebuilt_runtime.sh versioned` builds, with RUNTIME_BINARY its runtime and CORPUS_DIR its
+`contractc corpus`, runs the same comparison for a contract with released versions (#20). Its
+traffic then also holds every supported release's corpus (declaring that version), the default
+version's corpus without a version header (as the reference's test client sends), a retired and
+an unknown version: both engines judge each event as its version, upcast the same rows.
 
 For every contract in contracts/ (served by `contract-runtime serve`, built from them) and in
 tests/fixtures/ (job only), this test:
@@ -103,8 +110,10 @@ class Generated:
         return self.job.DATABASE
 
 
-def contracts():
-    found = [Generated(d, True) for d in sorted(glob_dirs(os.path.join(ROOT, "generated")))]
+def contracts(root=ROOT):
+    found = [Generated(d, True) for d in sorted(glob_dirs(os.path.join(root, "generated")))]
+    if root != ROOT:
+        return found
     fixtures = os.path.join(ROOT, "tests", "fixtures")
     for fixture in sorted(os.listdir(fixtures)):
         expected = os.path.join(fixtures, fixture, "expected")
@@ -237,11 +246,11 @@ class Serve:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return token, claims
 
-    def post(self, route, body, token):
-        request = urllib.request.Request(
-            self.base + route, data=body.encode("utf-8"), method="POST",
-            headers={"Authorization": token, "Content-Type": "application/json"},
-        )
+    def post(self, route, body, token, version=None):
+        headers = {"Authorization": token, "Content-Type": "application/json"}
+        if version is not None:
+            headers["X-Contract-Version"] = version
+        request = urllib.request.Request(self.base + route, data=body.encode("utf-8"), method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as r:
                 return r.status
@@ -534,9 +543,33 @@ def key_versions(job, body):
 
 def retries(job, bodies):
     """Clients' retries: every third event of the first half again (in the job's second
-    micro-batch, so across batches), and the last event twice more (within one batch)."""
-    with_id = [b for b in bodies[: len(bodies) // 2] if job.event_id(b)]
+    micro-batch, so across batches), and the last event twice more (within one batch).
+    `bodies`: (body, declared version) pairs."""
+    with_id = [b for b in bodies[: len(bodies) // 2] if job.event_id(b[0])]
     return with_id[::3] + [bodies[-1], bodies[-1]]
+
+
+def versioned_traffic(binary, job, corpus_dir):
+    """(body, declared version) of a contract with released versions: each supported
+    release's corpus and synth's events valid now (upcast into the events table) declaring it,
+    the default version's without a header (as the reference's client), a retired and an
+    unknown version."""
+    traffic = []
+    for version in job.VERSIONS["supported"]:
+        if version == job.CONTRACT_VERSION:
+            continue
+        with open(os.path.join(corpus_dir, "%s@%s.ndjson" % (job.CONTRACT, version)), encoding="utf-8") as f:
+            cases = [json.loads(line) for line in f if line.strip()]
+        traffic += [(c["body"], version) for c in cases]
+        made = synth_events(binary, job.CONTRACT, 40, "--versions", version + "=1")
+        traffic += [(body, version) for body in made[:20]]
+        if version == job.VERSIONS["default_client"]:
+            traffic += [(c["body"], None) for c in cases if not c["codes"]]
+            traffic += [(body, None) for body in made[20:]]
+    valid = next(body for body, version in traffic if version is None)
+    traffic += [(valid, version) for version in job.VERSIONS["retired"]]
+    traffic.append((valid, "9.9.9"))
+    return traffic
 
 
 def check_one_row_per_id(contract, serve_catalog, warehouse, retried):
@@ -567,22 +600,68 @@ def check_one_row_per_id(contract, serve_catalog, warehouse, retried):
         )
 
 
-def synth_events(binary, contract, count):
+def check_upcast_steps(job):
+    """The job's `_upcast` on the cases `runtime/judge/src/upcast.rs` pins for serve's: every
+    step, exact text kept for untouched members, integers scaled as integers, overflow refused."""
+    steps = [
+        {"op": "rename", "from": "t", "to": "type"},
+        {"op": "derive", "field": "category", "from": "type", "map": {"Login": "session"}, "otherwise": '"gameplay"'},
+        {"op": "map_values", "field": "type", "map": {"Killed Enemy": "Enemy Killed"}},
+        {"op": "default", "field": "platform", "value": '"unknown"'},
+        {"op": "scale", "field": "ms", "by": "1000"},
+        {"op": "drop", "field": "text"},
+    ]
+    text, error = job._upcast('{"t":"Killed Enemy","text":"hi","ms":3,"amount":12345678901234567.891}', steps)
+    check(
+        "%s: the job's upcast applies every step as serve's does" % job.CONTRACT,
+        error is None and json.loads(text) == {"type": "Enemy Killed", "category": "gameplay", "platform": "unknown", "ms": 3000, "amount": 12345678901234567.891}
+        and '"amount":12345678901234567.891' in text,
+        "%s %s" % (text, error),
+    )
+    login, _ = job._upcast('{"t":"Login","platform":"ps5"}', steps)
+    check("%s: a derive maps, a default leaves a sent value alone" % job.CONTRACT, json.loads(login)["category"] == "session" and json.loads(login)["platform"] == "ps5", login)
+    scaled = [job._upcast('{"ms":%s}' % v, [{"op": "scale", "field": "ms", "by": by}]) for v, by in (("1.5", "1000"), ("2", "0.5"), ("9223372036854775807", "2"))]
+    check(
+        "%s: scale keeps integers, multiplies numbers, refuses what no 64-bit integer holds" % job.CONTRACT,
+        json.loads(scaled[0][0])["ms"] == 1500.0 and json.loads(scaled[1][0])["ms"] == 1.0 and scaled[2][0] is None and "64-bit" in scaled[2][1],
+        str(scaled),
+    )
+
+
+def check_upcast_rows(contract, serve_catalog, warehouse):
+    """Events of released versions are in both events tables, upcast, recording the version
+    they arrived as (the rows themselves are compared value by value above)."""
+    from pyiceberg.table import StaticTable
+
+    name = contract.events_definition["name"]
+    served = serve_catalog.load_table("%s.%s" % (contract.database, name)).scan().to_arrow().to_pylist()
+    job = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, name)).scan().to_arrow().to_pylist()
+    releases = [v for v in contract.job.VERSIONS["supported"] if v != contract.job.CONTRACT_VERSION]
+    for engine, rows in (("serve", served), ("the job", job)):
+        old = collections.Counter(row["client_version"] for row in rows if row["client_version"] in releases)
+        check(
+            "%s: %s holds upcast events of every supported release (%s)" % (contract.name, engine, dict(old)),
+            all(old[v] > 0 for v in releases),
+        )
+
+
+def synth_events(binary, contract, count, *options):
     out = subprocess.run(
-        [binary, "synth", "--dry-run", "--contract", contract, "--max-count", str(count), "--seed", "11"],
+        [binary, "synth", "--dry-run", "--contract", contract, "--max-count", str(count), "--seed", "11", *options],
         capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
     )
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__)
         return 2
     binary, corpus_dir = os.path.abspath(argv[1]), argv[2]
+    root = os.path.abspath(argv[3]) if len(argv) == 4 else ROOT
     work = tempfile.mkdtemp(prefix="contractc-glue-")
     warehouse = os.path.join(work, "warehouse")
-    all_contracts = contracts()
+    all_contracts = contracts(root)
     for contract in all_contracts:
         check_rendering(contract)
 
@@ -601,27 +680,35 @@ def main(argv):
         for contract in all_contracts:
             if not contract.served:
                 continue
-            bodies = [c["body"] for c in cases[contract.name]] + synth_events(binary, contract.name, 40)
+            # With released versions, every event declares the one it is made for.
+            current = contract.job.CONTRACT_VERSION if getattr(contract.job, "VERSIONS", None) else None
+            bodies = [(c["body"], current) for c in cases[contract.name]]
+            bodies += [(b, current) for b in synth_events(binary, contract.name, 40)]
+            if current is not None:
+                bodies += versioned_traffic(binary, contract.job, corpus_dir)
             if contract.job.UPSERT_KEY:
-                bodies += key_versions(contract.job, bodies[-1])
+                bodies += [(b, current) for b in key_versions(contract.job, bodies[-1][0])]
             if contract.job.DEDUP_FIELD:
                 again = retries(contract.job, bodies)
-                retried[contract.name] = {contract.job.event_id(b) for b in again} - {None}
+                retried[contract.name] = {contract.job.event_id(b) for b, _ in again} - {None}
                 bodies += again
             records = []
             statuses = collections.Counter()
-            for body in bodies:
+            for body, version in bodies:
                 if body in VERSIONS:
                     time.sleep(0.5)  # each version in its own commit of serve
                 use_token, use_claims = token, claims
                 time_ms = int(time.time() * 1000)
-                status = serve.post(contract.route, body, use_token)
+                status = serve.post(contract.route, body, use_token, version)
                 if status == 403:
                     use_token, use_claims = auth_token, auth_claims
-                    status = serve.post(contract.route, body, use_token)
+                    status = serve.post(contract.route, body, use_token, version)
                 statuses[status] += 1
                 if status in (200, 400):
-                    headers = front_door(contract, {"Authorization": use_token}, use_claims)
+                    client_headers = {"Authorization": use_token}
+                    if version is not None:
+                        client_headers["X-Contract-Version"] = version
+                    headers = front_door(contract, client_headers, use_claims)
                     put = render(contract, body, headers, str(uuid.uuid4()), time_ms)
                     records.append((base64.b64decode(put["Data"]), put["PartitionKey"], time_ms))
             check("%s: serve answered every event (%s)" % (contract.name, dict(statuses)), set(statuses) <= {200, 400})
@@ -644,6 +731,9 @@ def main(argv):
             if contract.served:
                 run_job(spark, warehouse, contract, traffic[contract.name])
                 compare(contract, serve_catalog, warehouse, {claims["sub"], auth_claims["sub"]})
+                if getattr(contract.job, "VERSIONS", None):
+                    check_upcast_rows(contract, serve_catalog, warehouse)
+                    check_upcast_steps(contract.job)
                 if contract.job.DEDUP_FIELD:
                     check_one_row_per_id(contract, serve_catalog, warehouse, retried[contract.name])
             else:

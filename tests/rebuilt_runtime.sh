@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Builds contract-runtime from a copy of this workspace whose game_events contract changed the
-# way a release changes rules, and prints the binary's path: events older than 30 days are no
-# longer quarantined (a rule loosened), event_data holds at most 16 characters instead of 4096
-# (a rule tightened). runtime/tests/rebuild.rs crashes the workspace's build and restarts this
-# one on the same data (issue #27 item 9). Needs target/debug/contractc (tests/run.sh builds it).
+# Builds contract-runtime from a copy of this workspace whose game_events contract changed, and
+# prints the binary's path. Usage: tests/rebuilt_runtime.sh [rules|versioned]
+#
+# - rules (default): changed the way a release changes rules: events older than 30 days are no
+#   longer quarantined (a rule loosened), event_data holds at most 16 characters instead of 4096
+#   (a rule tightened). runtime/tests/rebuild.rs crashes the workspace's build and restarts this
+#   one on the same data (issue #27 item 9). Binary: contract-runtime-rebuilt.
+# - versioned: game_events is tests/versioned/game_events.yaml (2.0.0, breaking changes
+#   covered by a migration) with its releases 1.1.1 (retired) and 1.2.0 (issue #20);
+#   tests/versioning.py runs old clients against it. Binary: contract-runtime-versioned.
+#
+# Needs target/debug/contractc (tests/run.sh builds it).
 #
 # The copy shares the target directory (its dependencies are built already) without sharing an
 # artefact with the workspace: cargo names a workspace crate's artefacts by its name, version
@@ -14,7 +21,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-COPY="$TARGET/rebuilt-workspace"
+VARIANT="${1:-rules}"
+case "$VARIANT" in
+    rules) SUFFIX=rebuilt ;;
+    versioned) SUFFIX=versioned ;;
+    *) echo "usage: tests/rebuilt_runtime.sh [rules|versioned]" >&2; exit 2 ;;
+esac
+COPY="$TARGET/$SUFFIX-workspace"
 CONTRACTC="$TARGET/debug/contractc"
 started=$SECONDS
 
@@ -39,35 +52,45 @@ SOURCES="$(mktemp)"
 trap 'rm -f "$SOURCES"' EXIT
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
     case "$file" in
-        generated/* | contracts/game_events.yaml | runtime/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
+        generated/* | contracts/game_events.yaml | contracts/game_events.releases/* | runtime/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
     esac
     [ -f "$file" ] || continue
     printf '%s\n' "$file" >>"$SOURCES"
     case "$file" in
         # The copy's tests compile (below) against its renamed binary.
         runtime/tests/*.rs)
-            sed 's/CARGO_BIN_EXE_contract-runtime"/CARGO_BIN_EXE_contract-runtime-rebuilt"/g' "$file" \
+            sed "s/CARGO_BIN_EXE_contract-runtime\"/CARGO_BIN_EXE_contract-runtime-$SUFFIX\"/g" "$file" \
                 | write_if_changed "$COPY/$file" ;;
         *) cmp -s "$file" "$COPY/$file" || write_if_changed "$COPY/$file" <"$file" ;;
     esac
 done
-(cd "$COPY" && find . -type f ! -path './generated/*' ! -path ./contracts/game_events.yaml \
+(cd "$COPY" && find . -type f ! -path './generated/*' ! -path ./contracts/game_events.yaml ! -path './contracts/game_events.releases/*' \
     ! -path ./runtime/Cargo.toml ! -path ./Cargo.toml ! -path ./Cargo.lock | sed 's|^\./||') \
     | sort | comm -23 - <(sort "$SOURCES") | while IFS= read -r stale; do rm -f "$COPY/$stale"; done
 
 # Each change must apply: a contract edited upstream fails here instead of building a copy
 # that is no different.
 fail() { echo "rebuilt_runtime.sh: $1" >&2; exit 1; }
-sed -e 's/offset: -30d, skew: 12h/offset: -3650d, skew: 12h/' -e 's/max_length: 4096/max_length: 16/' \
-    contracts/game_events.yaml | write_if_changed "$COPY/contracts/game_events.yaml"
-grep -qF 'offset: -3650d' "$COPY/contracts/game_events.yaml" || fail "the not_before rule did not change"
-grep -qF 'max_length: 16' "$COPY/contracts/game_events.yaml" || fail "event_data's max_length did not change"
-sed '/^\[\[bin\]\]/,/^path/ s/^name = "contract-runtime"$/name = "contract-runtime-rebuilt"/' \
+case "$VARIANT" in
+    rules)
+        sed -e 's/offset: -30d, skew: 12h/offset: -3650d, skew: 12h/' -e 's/max_length: 4096/max_length: 16/' \
+            contracts/game_events.yaml | write_if_changed "$COPY/contracts/game_events.yaml"
+        grep -qF 'offset: -3650d' "$COPY/contracts/game_events.yaml" || fail "the not_before rule did not change"
+        grep -qF 'max_length: 16' "$COPY/contracts/game_events.yaml" || fail "event_data's max_length did not change"
+        ;;
+    versioned)
+        write_if_changed "$COPY/contracts/game_events.yaml" <tests/versioned/game_events.yaml
+        for release in tests/versioned/game_events.releases/*.yaml; do
+            write_if_changed "$COPY/contracts/game_events.releases/$(basename "$release")" <"$release"
+        done
+        ;;
+esac
+sed "/^\[\[bin\]\]/,/^path/ s/^name = \"contract-runtime\"\$/name = \"contract-runtime-$SUFFIX\"/" \
     runtime/Cargo.toml | write_if_changed "$COPY/runtime/Cargo.toml"
-grep -qF 'name = "contract-runtime-rebuilt"' "$COPY/runtime/Cargo.toml" || fail "the binary was not renamed"
-sed '/^\[workspace.package\]/,/^\[/ s/^version = ".*"$/version = "0.0.0-rebuilt"/' Cargo.toml \
+grep -qF "name = \"contract-runtime-$SUFFIX\"" "$COPY/runtime/Cargo.toml" || fail "the binary was not renamed"
+sed "/^\[workspace.package\]/,/^\[/ s/^version = \".*\"\$/version = \"0.0.0-$SUFFIX\"/" Cargo.toml \
     | write_if_changed "$COPY/Cargo.toml"
-grep -qF 'version = "0.0.0-rebuilt"' "$COPY/Cargo.toml" || fail "the workspace's version did not change"
+grep -qF "version = \"0.0.0-$SUFFIX\"" "$COPY/Cargo.toml" || fail "the workspace's version did not change"
 # The lock file names the members' versions: cargo brings the copy's up to date (only those).
 write_if_changed "$COPY/Cargo.lock" <Cargo.lock
 
@@ -79,4 +102,4 @@ cd "$COPY"
 # `cargo build -p contract-runtime` unifies fewer features and would compile a second set).
 CARGO_TARGET_DIR="$TARGET" cargo test --quiet --offline --workspace --no-run --test rebuild >&2
 echo "rebuilt_runtime.sh: built in $((SECONDS - started)) s" >&2
-echo "$TARGET/debug/contract-runtime-rebuilt"
+echo "$TARGET/debug/contract-runtime-$SUFFIX"

@@ -74,6 +74,11 @@ REBUILT_RUNTIME="$(tests/rebuilt_runtime.sh)"
 CONTRACTC_REBUILT_RUNTIME="$REBUILT_RUNTIME" cargo test --locked -p contract-runtime --test rebuild \
     -- --ignored 2>&1 | tee -a "$CARGO_TEST_LOG"
 
+step "many builds at once: contract-runtime with game_events at 2.0.0 and 1.2.0 released (#20)"
+# Built like the rebuild's copy; tests/clients/run.sh runs the 1.2.0 clients against it.
+CONTRACTC_VERSIONED_RUNTIME="$(tests/rebuilt_runtime.sh versioned)"
+export CONTRACTC_VERSIONED_RUNTIME
+
 step "README and docs commands, run as written (tests/docs_commands.py)"
 # Its own step, after cargo test built the binaries: a cargo run inside cargo test would wait on
 # the build directory's lock.
@@ -97,6 +102,16 @@ step "the Glue jobs, executed (local Spark + Iceberg), against serve's lake"
 GLUE_LOG="$(mktemp)"
 (cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$GLUE_LOG"
+
+step "the Glue job with game_events at 2.0.0 and 1.2.0 released, against serve (#20)"
+# The versioned copy's own job and corpus (every supported version's), with mixed-version traffic.
+VCORPUS="$(mktemp -d)"
+(cd "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/../versioned-workspace" && "$CONTRACTC" corpus contracts --out "$VCORPUS")
+VGLUE_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "$CONTRACTC_VERSIONED_RUNTIME" "$VCORPUS" \
+    "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/../versioned-workspace") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$VGLUE_LOG"
+rm -rf "$VCORPUS"
 
 step "the AWS edge function under cargo-lambda's emulator, on moto's Kinesis: serve's answers, the Glue job's rows"
 cargo build --quiet --locked -p contract-edge
@@ -137,7 +152,8 @@ failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$CARGO_TEST_LOG" 
 spark_cases=$(sed -n 's/^pyspark conformance: \([0-9]*\) cases, \([0-9]*\) disagreements$/\1 \2/p' "$SPARK_LOG")
 spark_total=${spark_cases% *}
 spark_failed=${spark_cases#* }
-glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG")
+glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG" "$VGLUE_LOG" \
+    | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 glue_passed=${glue_cases% *}
 glue_failed=${glue_cases#* }
 clients_cases=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CLIENTS_LOG")
@@ -152,6 +168,6 @@ edge_failed=${edge_cases#* }
 docs_cases=$(sed -n 's/^docs commands: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$DOCS_LOG")
 docs_passed=${docs_cases% *}
 docs_failed=${docs_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$EDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$EDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
 echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
 echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed)) failed"

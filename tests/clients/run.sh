@@ -252,6 +252,26 @@ exactly_once() {
     count "$WORK/exactly-once.log" "exactly once"
 }
 
+# ----- many builds at once (#20) -----------------------------------------------------------------
+# These clients are generated from game_events 1.2.0. Against a serve whose game_events is 2.0.0
+# with 1.2.0 released (tests/rebuilt_runtime.sh versioned, given as CONTRACTC_VERSIONED_RUNTIME),
+# their events are judged as 1.2.0 and upcast (tests/versioning.py), as are the reference
+# client's.
+versioning() {
+    local python="${CONTRACTC_PYTHON:-python3}"
+    if [ -z "${CONTRACTC_VERSIONED_RUNTIME:-}" ] || [ ! -x "$CONTRACTC_VERSIONED_RUNTIME" ]; then
+        fail "versioning: CONTRACTC_VERSIONED_RUNTIME is not set to a built runtime (tests/rebuilt_runtime.sh versioned)"
+        return
+    fi
+    local producers=()
+    if [ -f "$WORK/ts/out/faults.js" ]; then producers+=("typescript=node $WORK/ts/out/faults.js"); else fail "versioning: no TypeScript producer"; fi
+    if [ -f "$WORK/cs/Tests.exe" ]; then producers+=("csharp=mono $WORK/cs/Tests.exe faults"); else fail "versioning: no C# producer"; fi
+    if [ -x "$WORK/cpp/tests" ]; then producers+=("cpp=$WORK/cpp/tests faults"); else fail "versioning: no C++ producer"; fi
+    (cd tests && "$python" versioning.py "$CONTRACTC_VERSIONED_RUNTIME" "${producers[@]}") >"$WORK/versioning.log" 2>&1
+    cat "$WORK/versioning.log"
+    count "$WORK/versioning.log" "versioning"
+}
+
 started=$(date +%s)
 python3 tests/clients/doc_snippets.py docs/clients.md "$WORK/snippets" || fail "docs/clients.md: first-event snippets not found"
 start_serve || true
@@ -259,6 +279,7 @@ typescript
 csharp
 cpp
 exactly_once
+versioning
 if [ -n "$SERVE_PID" ]; then
     kill -TERM "$SERVE_PID" && wait "$SERVE_PID"
     status=$?
