@@ -101,12 +101,37 @@ fn main() {
         let manifest = release.manifest();
         let old_events = events(manifest, now_secs);
         let took = judge_all(spec, &old_events, &manifest.version, &ctx);
+        // Where the time goes: the release's validator alone, the upcast alone.
+        let alone = judge_all(*release, &old_events, &manifest.version, &ctx);
+        let steps = current
+            .versions
+            .as_ref()
+            .and_then(|v| v.releases.iter().find(|r| r.version == manifest.version))
+            .map(|r| r.upcast.clone())
+            .unwrap_or_default();
+        let started = Instant::now();
+        for body in &old_events {
+            black_box(contract_judge::upcast::upcast(body, &steps).expect("upcasts"));
+        }
+        let upcast = started.elapsed();
+        let bytes = |events: &[Vec<u8>]| {
+            events.iter().map(Vec::len).sum::<usize>() as f64 / events.len() as f64
+        };
         println!(
             "{} {} (release: its validator + upcast + the current validator): {:.0} ns/event, {:.2}× the current version's cost (target ≤ 1.3×)",
             manifest.name,
             manifest.version,
             per_event(took),
             took.as_secs_f64() / baseline.as_secs_f64()
+        );
+        println!(
+            "  of which: {} validator alone {:.0} ns/event, upcast alone {:.0} ns/event; mean event {:.0} bytes ({:.0} for {})",
+            manifest.version,
+            per_event(alone),
+            per_event(upcast),
+            bytes(&old_events),
+            bytes(&current_events),
+            current.version
         );
     }
 }

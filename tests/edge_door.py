@@ -1,6 +1,9 @@
 """The AWS door, run locally: the edge function against serve, and its records through the Glue job.
 
-Usage: python tests/edge_door.py RUNTIME_BINARY EDGE_BINARY CORPUS_DIR
+Usage: python tests/edge_door.py RUNTIME_BINARY EDGE_BINARY CORPUS_DIR [WORKSPACE]
+
+WORKSPACE: as for tests/glue_job.py (the versioned copy, with its runtime and edge function): the
+traffic then also holds every supported version's events, declared or not (#20).
 
 The edge function (runtime/edge, the `contract-edge` binary, `bootstrap` in its zip) runs under
 cargo-lambda's Lambda emulator (`cargo lambda watch --only-lambda-apis`, from PyPI) and puts
@@ -106,7 +109,7 @@ class Emulator:
     """cargo-lambda's Lambda runtime and invoke APIs, with no function of its own: the test
     starts the prebuilt function against it."""
 
-    def __init__(self, work):
+    def __init__(self, work, root):
         self.port = glue_job.free_port()
         cargo_lambda = os.path.join(os.path.dirname(sys.executable), "cargo-lambda")
         if not os.path.exists(cargo_lambda):
@@ -114,7 +117,7 @@ class Emulator:
         self.log = open(os.path.join(work, "emulator.log"), "w")
         self.process = subprocess.Popen(
             [cargo_lambda, "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1",
-             "--invoke-port", str(self.port), "--manifest-path", os.path.join(glue_job.ROOT, "runtime", "edge", "Cargo.toml")],
+             "--invoke-port", str(self.port), "--manifest-path", os.path.join(root, "runtime", "edge", "Cargo.toml")],
             stdout=self.log, stderr=self.log,
         )
         wait_for_port(self.port, self.process, "cargo lambda watch")
@@ -335,16 +338,17 @@ def shorten(answer):
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__)
         return 2
     runtime, edge_binary, corpus_dir = os.path.abspath(argv[1]), os.path.abspath(argv[2]), argv[3]
+    root = os.path.abspath(argv[4]) if len(argv) == 5 else glue_job.ROOT
     work = tempfile.mkdtemp(prefix="contractc-edge-")
-    served_contracts = [c for c in glue_job.contracts() if c.served]
+    served_contracts = [c for c in glue_job.contracts(root) if c.served]
     for contract in served_contracts:
-        manifest_limits(contract)
+        manifest_limits(contract, root)
     moto = Moto(work)
-    emulator = Emulator(work)
+    emulator = Emulator(work, root)
     try:
         check_edge_cases(runtime, edge_binary, emulator, moto, served_contracts, work)
         traffic = same_traffic(runtime, edge_binary, emulator, moto, served_contracts, corpus_dir, work)
@@ -362,7 +366,7 @@ def main(argv):
     return 1 if failed else 0
 
 
-def manifest_limits(contract):
+def manifest_limits(contract, root):
     """The batch route and event limit, from the contract's OpenAPI document; the contract's
     body limit (serve's) and the AWS path's (the Glue job's: within a Kinesis record)."""
     with open(os.path.join(contract.dir, "apigateway", "openapi.json")) as f:
@@ -371,7 +375,7 @@ def manifest_limits(contract):
     contract.batch_route = paths[1] if len(paths) > 1 else None
     with open(os.path.join(contract.dir, "apigateway", "batch-request-model.json")) as f:
         contract.max_batch_events = json.load(f).get("maxItems", 500)
-    with open(os.path.join(glue_job.ROOT, "contracts", contract.name + ".yaml"), encoding="utf-8") as f:
+    with open(os.path.join(root, "contracts", contract.name + ".yaml"), encoding="utf-8") as f:
         declared = re.search(r"^\s+max_body_bytes:\s*(\d+)", f.read(), re.MULTILINE)
     contract.body_limit = int(declared.group(1)) if declared else 1 << 20
     contract.aws_limit = contract.job.MAX_BODY_BYTES
@@ -397,9 +401,11 @@ def check_edge_cases(runtime, edge_binary, emulator, moto, contracts, work):
             try:
                 doors = Doors(serve, function, tokens(serve), contract.route)
                 valid = glue_job.synth_events(runtime, contract.name, 1)[0]
+                # Any version will do without a release history; with one, the current version.
+                declared = contract.job.CONTRACT_VERSION if getattr(contract.job, "VERSIONS", None) else "1.0.0"
                 for name, kind, body, content_type in edge_cases(contract, valid):
                     route = contract.batch_route if kind == "batch" else contract.route
-                    served, edged = doors.ask(route, body, content_type, client_version="1.0.0")
+                    served, edged = doors.ask(route, body, content_type, client_version=declared)
                     same_answer(contract, name, on_aws(contract, served), edged)
                 if contract.aws_limit < contract.body_limit:
                     check_stream_limit(contract, doors, valid)
@@ -422,23 +428,29 @@ def same_traffic(runtime, edge_binary, emulator, moto, contracts, corpus_dir, wo
     try:
         login = tokens(serve)
         for contract in contracts:
+            # With released versions (#20), every event declares the version it is made for.
+            current = contract.job.CONTRACT_VERSION if getattr(contract.job, "VERSIONS", None) else None
             with open(os.path.join(corpus_dir, contract.name + ".ndjson"), encoding="utf-8") as f:
-                bodies = [json.loads(line)["body"] for line in f if line.strip()]
-            bodies += glue_job.synth_events(runtime, contract.name, 40)
+                bodies = [(json.loads(line)["body"], current) for line in f if line.strip()]
+            bodies += [(b, current) for b in glue_job.synth_events(runtime, contract.name, 40)]
             if contract.name == "game_events":
-                bodies += reference_events(10)
+                # The reference's client sends no version: the default's (the current one
+                # without a release history).
+                bodies += [(b, None) for b in reference_events(10)]
+            if current is not None:
+                bodies += glue_job.versioned_traffic(runtime, contract.job, corpus_dir)
             if contract.job.UPSERT_KEY:
-                bodies += glue_job.key_versions(contract.job, bodies[-1])
+                bodies += [(b, current) for b in glue_job.key_versions(contract.job, bodies[-1][0])]
             stream = moto.stream("traffic-" + contract.name)
             function = Function(edge_binary, emulator, moto, contract.name, stream, work)
             statuses = collections.Counter()
             differing = []
             try:
                 doors = Doors(serve, function, login, contract.route)
-                for body in bodies:
+                for body, version in bodies:
                     if body in glue_job.VERSIONS:
                         time.sleep(0.5)  # each version in its own commit of serve
-                    served, edged = doors.ask(contract.route, body.encode())
+                    served, edged = doors.ask(contract.route, body.encode(), client_version=version)
                     statuses[served[0]] += 1
                     if served != edged:
                         differing.append((body, served, edged))
@@ -446,8 +458,8 @@ def same_traffic(runtime, edge_binary, emulator, moto, contracts, corpus_dir, wo
                 # (With a contract limit over the AWS one its message names another limit,
                 # checked above, so the quarantine rows would differ by that number.)
                 if contract.aws_limit == contract.body_limit:
-                    oversized = "[%s, {\"x\": \"%s\"}]" % (bodies[-1], "é" * 600000)
-                    served, edged = doors.ask(contract.batch_route, oversized.encode())
+                    oversized = "[%s, {\"x\": \"%s\"}]" % (bodies[-1][0], "é" * 600000)
+                    served, edged = doors.ask(contract.batch_route, oversized.encode(), client_version=bodies[-1][1])
                     if served != edged:
                         differing.append((oversized, served, edged))
             finally:

@@ -8,7 +8,8 @@
 #   one on the same data (issue #27 item 9). Binary: contract-runtime-rebuilt.
 # - versioned: game_events is tests/versioned/game_events.yaml (2.0.0, breaking changes
 #   covered by a migration) with its releases 1.1.1 (retired) and 1.2.0 (issue #20);
-#   tests/versioning.py runs old clients against it. Binary: contract-runtime-versioned.
+#   tests/versioning.py runs old clients against it. Binaries: contract-runtime-versioned, and
+#   beside it contract-edge-versioned (the AWS door of the same build).
 #
 # Needs target/debug/contractc (tests/run.sh builds it).
 #
@@ -52,7 +53,7 @@ SOURCES="$(mktemp)"
 trap 'rm -f "$SOURCES"' EXIT
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
     case "$file" in
-        generated/* | contracts/game_events.yaml | contracts/game_events.releases/* | runtime/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
+        generated/* | contracts/game_events.yaml | contracts/game_events.releases/* | runtime/Cargo.toml | runtime/edge/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
     esac
     [ -f "$file" ] || continue
     printf '%s\n' "$file" >>"$SOURCES"
@@ -65,7 +66,7 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
     esac
 done
 (cd "$COPY" && find . -type f ! -path './generated/*' ! -path ./contracts/game_events.yaml ! -path './contracts/game_events.releases/*' \
-    ! -path ./runtime/Cargo.toml ! -path ./Cargo.toml ! -path ./Cargo.lock | sed 's|^\./||') \
+    ! -path ./runtime/Cargo.toml ! -path ./runtime/edge/Cargo.toml ! -path ./Cargo.toml ! -path ./Cargo.lock | sed 's|^\./||') \
     | sort | comm -23 - <(sort "$SOURCES") | while IFS= read -r stale; do rm -f "$COPY/$stale"; done
 
 # Each change must apply: a contract edited upstream fails here instead of building a copy
@@ -88,6 +89,9 @@ esac
 sed "/^\[\[bin\]\]/,/^path/ s/^name = \"contract-runtime\"\$/name = \"contract-runtime-$SUFFIX\"/" \
     runtime/Cargo.toml | write_if_changed "$COPY/runtime/Cargo.toml"
 grep -qF "name = \"contract-runtime-$SUFFIX\"" "$COPY/runtime/Cargo.toml" || fail "the binary was not renamed"
+sed "/^\[\[bin\]\]/,/^path/ s/^name = \"contract-edge\"\$/name = \"contract-edge-$SUFFIX\"/" \
+    runtime/edge/Cargo.toml | write_if_changed "$COPY/runtime/edge/Cargo.toml"
+grep -qF "name = \"contract-edge-$SUFFIX\"" "$COPY/runtime/edge/Cargo.toml" || fail "the edge function was not renamed"
 sed "/^\[workspace.package\]/,/^\[/ s/^version = \".*\"\$/version = \"0.0.0-$SUFFIX\"/" Cargo.toml \
     | write_if_changed "$COPY/Cargo.toml"
 grep -qF "version = \"0.0.0-$SUFFIX\"" "$COPY/Cargo.toml" || fail "the workspace's version did not change"
@@ -101,5 +105,9 @@ cd "$COPY"
 # same dependency features, so the dependencies it built serve the copy too (a plain
 # `cargo build -p contract-runtime` unifies fewer features and would compile a second set).
 CARGO_TARGET_DIR="$TARGET" cargo test --quiet --offline --workspace --no-run --test rebuild >&2
+if [ "$VARIANT" = versioned ]; then
+    # The AWS door of the same build, beside the runtime (tests/edge_door.py WORKSPACE).
+    CARGO_TARGET_DIR="$TARGET" cargo build --quiet --offline -p contract-edge >&2
+fi
 echo "rebuilt_runtime.sh: built in $((SECONDS - started)) s" >&2
 echo "$TARGET/debug/contract-runtime-$SUFFIX"

@@ -120,6 +120,16 @@ EDGE_LOG="$(mktemp)"
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-edge" "$CORPUS") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$EDGE_LOG"
 
+step "the edge function with game_events at 2.0.0 and 1.2.0 released: serve's answers, the Glue job's rows (#20)"
+VEDGE_LOG="$(mktemp)"
+VCORPUS="$(mktemp -d)"
+(cd "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/../versioned-workspace" && "$CONTRACTC" corpus contracts --out "$VCORPUS")
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" edge_door.py "$CONTRACTC_VERSIONED_RUNTIME" \
+    "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/contract-edge-versioned" "$VCORPUS" \
+    "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/../versioned-workspace") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$VEDGE_LOG"
+rm -rf "$VCORPUS"
+
 step "generated clients (TypeScript, C#, C++): strict compiles, conformance, against serve"
 missing=()
 command -v node >/dev/null || missing+=(nodejs)
@@ -162,12 +172,13 @@ clients_failed=${clients_cases#* }
 console_cases=$(sed -n 's/^console browser: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$CONSOLE_LOG")
 console_passed=${console_cases% *}
 console_failed=${console_cases#* }
-edge_cases=$(sed -n 's/^edge door: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$EDGE_LOG")
+edge_cases=$(sed -n 's/^edge door: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$EDGE_LOG" "$VEDGE_LOG" \
+    | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 edge_passed=${edge_cases% *}
 edge_failed=${edge_cases#* }
 docs_cases=$(sed -n 's/^docs commands: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$DOCS_LOG")
 docs_passed=${docs_cases% *}
 docs_failed=${docs_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$EDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
 echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
 echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed)) failed"

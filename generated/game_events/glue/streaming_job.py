@@ -413,9 +413,15 @@ def judge(records: DataFrame) -> DataFrame:
 
 
 def _refused(records: DataFrame, violation) -> DataFrame:
+    """Refused for its version, unless it is too large: that is said first, as at the doors."""
+    size = F.coalesce(F.col("body_bytes"), F.octet_length(F.col("raw")))
+    too_large = _violation("too_large", "reject", F.format_string(
+        "the event has %d bytes; the limit is %d (the quarantine table keeps its first %d bytes)",
+        size, F.lit(MAX_BODY_BYTES), F.lit(OVERSIZED_KEPT_BYTES),
+    ))
     return (
         records.withColumn("_e", F.lit(None).cast(EVENT_SCHEMA))
-        .withColumn("_violations", F.array(violation))
+        .withColumn("_violations", F.array(F.when(size > MAX_BODY_BYTES, too_large).otherwise(violation)))
         .withColumn("_rank", _rank(F.col("_violations")))
     )
 

@@ -5,9 +5,10 @@
 //! decimal's digits, a string's escapes), so the current validator reads what the client sent.
 //! The Glue job applies the same steps (`_upcast` in the generated job).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use contract_support::manifest::Step;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// Why an accepted event could not be upcast (a bug or a contract the checker let through:
@@ -15,24 +16,171 @@ use serde_json::value::RawValue;
 #[derive(Debug, PartialEq, Eq)]
 pub struct UpcastError(pub String);
 
-type Members = BTreeMap<String, Box<RawValue>>;
-
 /// The event `body` after `steps`, as JSON bytes.
 pub fn upcast(body: &[u8], steps: &[Step]) -> Result<Vec<u8>, UpcastError> {
-    let mut members: Members = serde_json::from_slice(body)
+    let mut members: Members<'_> = serde_json::from_slice(body)
         .map_err(|e| UpcastError(format!("the event is not a JSON object: {e}")))?;
     for step in steps {
-        apply(&mut members, step)?;
+        members.apply(step)?;
     }
-    serde_json::to_vec(&members).map_err(|e| UpcastError(e.to_string()))
+    members.to_json()
 }
 
-fn raw(json: String) -> Result<Box<RawValue>, UpcastError> {
-    RawValue::from_string(json).map_err(|e| UpcastError(format!("a migration value: {e}")))
+/// An event's top-level members in order, borrowed from its body where a step leaves them be
+/// (an event is upcast on the ingest path: no allocation per member it does not change).
+struct Members<'a>(Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
+
+impl<'a> Members<'a> {
+    fn get(&self, key: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    /// A present value that is not `null`.
+    fn value(&self, key: &str) -> Option<&RawValue> {
+        self.get(key).filter(|v| v.get() != "null")
+    }
+
+    fn set(&mut self, key: &str, value: Cow<'a, RawValue>) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((Cow::Owned(key.to_string()), value)),
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Cow<'a, RawValue>> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    fn apply(&mut self, step: &Step) -> Result<(), UpcastError> {
+        match step {
+            Step::Rename { from, to } => {
+                if let Some(value) = self.remove(from) {
+                    self.set(to, value);
+                }
+            }
+            Step::MapValues { field, map } => {
+                let to = self
+                    .get(field)
+                    .and_then(as_string)
+                    .and_then(|t| mapped(map, &t));
+                if let Some(to) = to {
+                    self.set(field, string_json(to)?);
+                }
+            }
+            Step::Derive {
+                field,
+                from,
+                map,
+                otherwise,
+            } => {
+                let derived = match self.value(from) {
+                    Some(value) if map.is_empty() => Some(Cow::Owned(value.to_owned())),
+                    Some(value) => match as_string(value).and_then(|t| mapped(map, &t)) {
+                        Some(to) => Some(string_json(to)?),
+                        None => otherwise.as_deref().map(raw).transpose()?,
+                    },
+                    None => otherwise.as_deref().map(raw).transpose()?,
+                };
+                if let Some(value) = derived {
+                    self.set(field, value);
+                }
+            }
+            Step::Default { field, value } => {
+                if self.value(field).is_none() {
+                    self.set(field, raw(value)?);
+                }
+            }
+            Step::Scale { field, by } => {
+                if let Some(value) = self.value(field) {
+                    let scaled = scale(value.get(), by)?;
+                    self.set(field, raw(&scaled)?);
+                }
+            }
+            Step::Drop { field } => {
+                self.remove(field);
+            }
+        }
+        Ok(())
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, UpcastError> {
+        let mut out = Vec::with_capacity(
+            2 + self
+                .0
+                .iter()
+                .map(|(k, v)| k.len() + v.get().len() + 4)
+                .sum::<usize>(),
+        );
+        out.push(b'{');
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key).map_err(|e| UpcastError(e.to_string()))?;
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        Ok(out)
+    }
 }
 
-fn string_json(text: &str) -> Result<Box<RawValue>, UpcastError> {
-    raw(serde_json::Value::from(text).to_string())
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(Key(key)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.push((key, Cow::Borrowed(value)));
+        }
+        Ok(Members(members))
+    }
+}
+
+/// A member's name, borrowed from the body unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+fn raw<'a>(json: &str) -> Result<Cow<'a, RawValue>, UpcastError> {
+    RawValue::from_string(json.to_string())
+        .map(Cow::Owned)
+        .map_err(|e| UpcastError(format!("a migration value: {e}")))
+}
+
+fn string_json<'a>(text: &str) -> Result<Cow<'a, RawValue>, UpcastError> {
+    raw(&serde_json::Value::from(text).to_string())
 }
 
 /// The string a member holds, if it holds one.
@@ -40,69 +188,10 @@ fn as_string(value: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(value.get()).ok()
 }
 
-fn is_null(value: Option<&RawValue>) -> bool {
-    value.is_none_or(|v| v.get() == "null")
-}
-
 fn mapped<'m>(map: &'m [(String, String)], value: &str) -> Option<&'m str> {
     map.iter()
         .find(|(from, _)| from == value)
         .map(|(_, to)| to.as_str())
-}
-
-fn apply(members: &mut Members, step: &Step) -> Result<(), UpcastError> {
-    match step {
-        Step::Rename { from, to } => {
-            if let Some(value) = members.remove(from) {
-                members.insert(to.clone(), value);
-            }
-        }
-        Step::MapValues { field, map } => {
-            let replacement = members
-                .get(field)
-                .and_then(|v| as_string(v))
-                .and_then(|text| mapped(map, &text).map(str::to_string));
-            if let Some(to) = replacement {
-                members.insert(field.clone(), string_json(&to)?);
-            }
-        }
-        Step::Derive {
-            field,
-            from,
-            map,
-            otherwise,
-        } => {
-            let source = members.get(from).filter(|v| v.get() != "null");
-            let derived = match source {
-                Some(value) if map.is_empty() => Some(value.clone()),
-                Some(value) => {
-                    match as_string(value).and_then(|text| mapped(map, &text).map(str::to_string)) {
-                        Some(to) => Some(string_json(&to)?),
-                        None => otherwise.clone().map(raw).transpose()?,
-                    }
-                }
-                None => otherwise.clone().map(raw).transpose()?,
-            };
-            if let Some(value) = derived {
-                members.insert(field.clone(), value);
-            }
-        }
-        Step::Default { field, value } => {
-            if is_null(members.get(field).map(|v| &**v)) {
-                members.insert(field.clone(), raw(value.clone())?);
-            }
-        }
-        Step::Scale { field, by } => {
-            if let Some(value) = members.get(field).filter(|v| v.get() != "null") {
-                let scaled = scale(value.get(), by)?;
-                members.insert(field.clone(), raw(scaled)?);
-            }
-        }
-        Step::Drop { field } => {
-            members.remove(field);
-        }
-    }
-    Ok(())
 }
 
 /// `value × by`: integer × integer stays an integer (refused past i64, as no integer column
@@ -193,6 +282,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(bytes).expect("utf-8"),
             r#"{"amount":12345678901234567.891,"s":"\u00e9"}"#
+        );
+    }
+
+    #[test]
+    fn names_with_escapes_and_spaces_between_members_are_read() {
+        let body = br#"{ "a\u0062" : "x" ,"t" :"Login" }"#;
+        let steps = [Step::Rename {
+            from: "ab".into(),
+            to: "c".into(),
+        }];
+        let bytes = upcast(body, &steps).expect("upcasts");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            r#"{"t":"Login","c":"x"}"#
         );
     }
 

@@ -1,7 +1,7 @@
 //! The verdict on one event.
 
 use contract_support::json::Parser;
-use contract_support::manifest::{Judging, Manifest, Versions};
+use contract_support::manifest::{Judging, Manifest, Release, Versions};
 use contract_support::{
     AnyContract, Code, Context, Enrichment, EventBuffer, Policy, Verdict, Violation,
 };
@@ -57,33 +57,15 @@ pub fn validate_within(
     match versions.judging(&manifest.version, declared) {
         Judging::Current => current(buffer, spec, parser, body, ctx, enrichment),
         Judging::Release(_, release) => {
-            let validator = spec
+            match spec
                 .releases()
                 .iter()
-                .find(|r| r.manifest().version == release.version);
-            let Some(validator) = validator else {
-                return unknown_version(manifest, versions, declared);
-            };
-            let (verdict, mut violations) = validator.judge(parser, body, ctx);
-            if verdict != Verdict::Accept {
-                return (verdict, violations);
-            }
-            // Accepted as the client's version: the current version judges (and buffers)
-            // what the migration makes of it, so every stored row holds the table's rules.
-            match crate::upcast::upcast(body, &release.upcast) {
-                Ok(upcast) => {
-                    let (verdict, more) = current(buffer, spec, parser, &upcast, ctx, enrichment);
-                    violations.extend(more);
-                    (verdict, violations)
-                }
-                Err(error) => refused(
-                    Code::OutOfRange,
-                    Policy::Reject,
-                    format!(
-                        "the event could not be upcast to {}: {}",
-                        manifest.version, error.0
-                    ),
+                .find(|r| r.manifest().version == release.version)
+            {
+                Some(validator) => judge_release(
+                    *validator, release, buffer, spec, parser, body, ctx, enrichment,
                 ),
+                None => unknown_version(manifest, versions, declared),
             }
         }
         Judging::Retired(version) => refused(
@@ -96,6 +78,46 @@ pub fn validate_within(
             ),
         ),
         Judging::Unknown => unknown_version(manifest, versions, declared),
+    }
+}
+
+/// An event of a supported release: judged by the release's validator; when that accepts it,
+/// the current version judges (and buffers) what the migration makes of it, so every stored row
+/// holds the table's rules. The violations of both judgements are kept.
+#[allow(clippy::too_many_arguments)]
+fn judge_release(
+    validator: &dyn AnyContract,
+    release: &Release,
+    buffer: Option<&mut Box<dyn EventBuffer>>,
+    spec: &dyn AnyContract,
+    parser: &mut Parser,
+    body: &[u8],
+    ctx: &Context,
+    enrichment: &Enrichment<'_>,
+) -> (Verdict, Vec<Violation>) {
+    let (verdict, mut violations) = validator.judge(parser, body, ctx);
+    if verdict != Verdict::Accept {
+        return (verdict, violations);
+    }
+    match crate::upcast::upcast(body, &release.upcast) {
+        Ok(upcast) => {
+            let (verdict, more) = current(buffer, spec, parser, &upcast, ctx, enrichment);
+            violations.extend(more);
+            (verdict, violations)
+        }
+        Err(error) => {
+            violations.push(Violation {
+                code: Code::OutOfRange,
+                path: "$".into(),
+                policy: Policy::Reject,
+                message: format!(
+                    "the event could not be upcast to {}: {}",
+                    spec.manifest().version,
+                    error.0
+                ),
+            });
+            (Verdict::Reject, violations)
+        }
     }
 }
 
