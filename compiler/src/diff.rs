@@ -127,6 +127,18 @@ impl Builder<'_> {
     }
 }
 
+/// Each contract's last release, for `diff --last-release` (contracts without one are left out).
+pub fn last_releases(set: &ContractSet) -> ContractSet {
+    ContractSet {
+        contracts: set
+            .contracts
+            .iter()
+            .filter_map(|c| c.history.as_ref()?.releases.last())
+            .map(|r| r.contract.clone())
+            .collect(),
+    }
+}
+
 /// Compares two sets of contracts (by contract name).
 pub fn diff(old: &ContractSet, new: &ContractSet) -> Report {
     let mut report = Report::default();

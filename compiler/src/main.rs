@@ -99,6 +99,11 @@ bump), 1 when they are not, 3 with --deny-breaking when anything breaks, 2 on us
         /// Exit 3 when any change breaks producers or the table
         #[arg(long)]
         deny_breaking: bool,
+        /// Compare each contract with its last release (`<stem>.releases/`, see `contractc
+        /// release`): what the change breaks for the builds already shipped. The one path
+        /// given (default: contracts) is the new side
+        #[arg(long, conflicts_with = "base")]
+        last_release: bool,
     },
     /// Keep a contract's current version as a release (before a change clients must survive)
     #[command(long_about = "Check the contract, then copy it, byte for byte, to \
@@ -151,7 +156,24 @@ fn main() -> ExitCode {
             base,
             format,
             deny_breaking,
-        } => diff(old, new, base, format, deny_breaking),
+            last_release,
+        } => {
+            let sides = match (last_release, base, old, new) {
+                (true, _, old, None) => {
+                    Sides::LastRelease(old.unwrap_or_else(|| "contracts".into()))
+                }
+                (false, Some(base), None, new) => {
+                    Sides::Given(base, new.unwrap_or_else(|| "contracts".into()))
+                }
+                (false, None, Some(old), Some(new)) => Sides::Given(old, new),
+                (false, None, Some(old), None) => Sides::Given(old, "contracts".into()),
+                _ => {
+                    eprintln!("error: give OLD and NEW, --base REV or --last-release");
+                    return ExitCode::from(2);
+                }
+            };
+            diff(sides, format, deny_breaking)
+        }
         Command::Release { contract } => release(&contract),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => {
@@ -427,35 +449,47 @@ fn load_side(
     })
 }
 
-fn diff(
-    old: Option<String>,
-    new: Option<String>,
-    base: Option<String>,
-    format: DiffFormat,
-    deny_breaking: bool,
-) -> ExitCode {
-    let (old_spec, new_spec) = match (base, old, new) {
-        (Some(base), None, new) => (base, new.unwrap_or_else(|| "contracts".into())),
-        (None, Some(old), Some(new)) => (old, new),
-        (None, Some(old), None) => (old, "contracts".into()),
-        _ => {
-            eprintln!("error: give OLD and NEW, or --base REV");
-            return ExitCode::from(2);
+/// What `diff` compares.
+enum Sides {
+    /// OLD and NEW: files, directories or git revisions.
+    Given(String, String),
+    /// NEW's contracts with their last releases.
+    LastRelease(String),
+}
+
+fn diff(sides: Sides, format: DiffFormat, deny_breaking: bool) -> ExitCode {
+    let (old_set, new_set) = match sides {
+        Sides::Given(old_spec, new_spec) => {
+            // A revision holds the contracts at the same path the new side uses.
+            let path_in_rev = if driver::is_on_disk(&new_spec) {
+                new_spec.clone()
+            } else {
+                "contracts".to_string()
+            };
+            let old_set = match load_side(&old_spec, &path_in_rev) {
+                Ok(set) => set.into_inner(),
+                Err(code) => return code,
+            };
+            match load_side(&new_spec, &path_in_rev) {
+                Ok(set) => (old_set, set.into_inner()),
+                Err(code) => return code,
+            }
         }
-    };
-    // A revision holds the contracts at the same path the new side uses.
-    let path_in_rev = if driver::is_on_disk(&new_spec) {
-        new_spec.clone()
-    } else {
-        "contracts".to_string()
-    };
-    let old_set = match load_side(&old_spec, &path_in_rev) {
-        Ok(set) => set,
-        Err(code) => return code,
-    };
-    let new_set = match load_side(&new_spec, &path_in_rev) {
-        Ok(set) => set,
-        Err(code) => return code,
+        Sides::LastRelease(new_spec) => match load_side(&new_spec, "contracts") {
+            Ok(set) => {
+                let mut set = set.into_inner();
+                // Only contracts with a release: there is nothing shipped to compare the others with.
+                set.contracts.retain(|c| c.history.is_some());
+                if set.contracts.is_empty() {
+                    eprintln!(
+                        "no contract has a release yet (see `contractc release`): nothing to compare"
+                    );
+                    return ExitCode::SUCCESS;
+                }
+                (contractc::diff::last_releases(&set), set)
+            }
+            Err(code) => return code,
+        },
     };
     let report = contractc::diff::diff(&old_set, &new_set);
     match format {

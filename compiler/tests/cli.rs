@@ -226,3 +226,58 @@ fn diff_gates_on_versions_and_breaking_changes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn diff_against_the_last_release_and_release_write_the_history() {
+    // 2.0.0 against its last release (1.2.0): every break is covered, so even
+    // --deny-breaking passes, and each covered break says so.
+    let out = contractc(&[
+        "diff",
+        "--last-release",
+        "--deny-breaking",
+        "tests/versioned/game_events.yaml",
+    ]);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}{}", text(&out.stderr));
+    assert_eq!(
+        report.matches("covered by migration").count(),
+        4,
+        "{report}"
+    );
+    // The repository's contracts have no release yet: nothing to compare, said so.
+    let out = contractc(&["diff", "--last-release"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("no contract has a release yet"));
+
+    // `release` copies the file byte for byte, once; a different file under that version is
+    // refused.
+    let dir = std::env::temp_dir().join(format!("contractc-release-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let contract = dir.join("game_events.yaml");
+    let text_of_contract =
+        std::fs::read_to_string(root().join("contracts/game_events.yaml")).expect("contract");
+    std::fs::write(&contract, &text_of_contract).expect("write");
+    let path = contract.to_str().expect("utf-8 path");
+    let out = contractc(&["release", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let released = dir.join("game_events.releases/1.2.0.yaml");
+    assert_eq!(
+        std::fs::read_to_string(&released).expect("released"),
+        text_of_contract
+    );
+    assert_eq!(contractc(&["release", path]).status.code(), Some(0));
+    std::fs::write(
+        &contract,
+        text_of_contract.replace("owner: game-analytics", "owner: x"),
+    )
+    .expect("write");
+    let out = contractc(&["release", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("was released with other contents"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -229,11 +229,21 @@ fn release_fits(here: &Side<'_>, release: &Checked, out: &mut Vec<Diagnostic>) -
             "/version",
             format!("release file {file_version} holds version {version}"),
         ))
-    } else if *version >= here.contract.version {
+    } else if *version == here.contract.version && release.file.text == here.file.text {
+        // Just released, not changed since: nothing to link yet.
+        return false;
+    } else if *version == here.contract.version {
         Some((
             "/version",
             format!(
-                "release {version} is not older than the current version {}",
+                "version {version} was released with other contents: a released version never changes"
+            ),
+        ))
+    } else if *version > here.contract.version {
+        Some((
+            "/version",
+            format!(
+                "release {version} is newer than the current version {}",
                 here.contract.version
             ),
         ))
@@ -244,7 +254,7 @@ fn release_fits(here: &Side<'_>, release: &Checked, out: &mut Vec<Diagnostic>) -
         out.push(
             side.diag(Code::ReleaseMismatch, message)
                 .at(side.span(pointer), "here")
-                .help("`contractc release <contract file>` keeps the current version as <stem>.releases/<version>.yaml before you change it"),
+                .help("bump the contract's version when you change it; `contractc release <contract file>` keeps the current version as <stem>.releases/<version>.yaml first"),
         );
         return false;
     }
