@@ -197,3 +197,172 @@ pub fn max_batch_bytes(manifest: &Manifest) -> usize {
         .saturating_mul(usize::try_from(manifest.ingest.max_batch_events).unwrap_or(usize::MAX))
         .min(CEILING)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The version dispatch on a stand-in history: game_events' validator plays both a "2.0.0"
+    //! and its release "1.1.0", whose migration renames the `Login` event type to `Logout`
+    //! (so an upcast row is told apart); "1.0.0" is retired.
+    use std::sync::LazyLock;
+
+    use contract_support::Contract;
+    use contract_support::manifest::{Release, Step, Versions};
+    use contract_validators::game_events;
+
+    use super::*;
+
+    fn manifest(version: &str, versions: Option<Versions>) -> Manifest {
+        Manifest {
+            version: version.into(),
+            versions,
+            ..(*game_events::MANIFEST).clone()
+        }
+    }
+
+    static CURRENT: LazyLock<Manifest> = LazyLock::new(|| {
+        let release = |version: &str, retired| Release {
+            version: version.into(),
+            retired,
+            upcast: vec![Step::MapValues {
+                field: "event_type".into(),
+                map: vec![("Login".into(), "Logout".into())],
+            }],
+        };
+        manifest(
+            "2.0.0",
+            Some(Versions {
+                default_client: "1.1.0".into(),
+                releases: vec![release("1.0.0", true), release("1.1.0", false)],
+            }),
+        )
+    });
+    static RELEASED: LazyLock<Manifest> = LazyLock::new(|| manifest("1.1.0", None));
+
+    /// game_events under another manifest.
+    struct Standin(
+        &'static LazyLock<Manifest>,
+        &'static [&'static dyn AnyContract],
+    );
+
+    impl Contract for Standin {
+        type Batch = game_events::BatchBuilder;
+        fn manifest(&self) -> &'static Manifest {
+            self.0
+        }
+        fn arrow_schema(&self) -> contract_support::arrow_schema::Schema {
+            game_events::arrow_schema()
+        }
+        fn new_batch(&self) -> Self::Batch {
+            game_events::BatchBuilder::new()
+        }
+        fn validate_into(
+            &self,
+            parser: &mut Parser,
+            bytes: &[u8],
+            ctx: &Context,
+            enrichment: &Enrichment<'_>,
+            batch: Option<&mut Self::Batch>,
+        ) -> (Verdict, Vec<Violation>) {
+            game_events::Spec.validate_into(parser, bytes, ctx, enrichment, batch)
+        }
+        fn releases(&self) -> &'static [&'static dyn AnyContract] {
+            self.1
+        }
+    }
+
+    static OLD: Standin = Standin(&RELEASED, &[]);
+    static NEW: Standin = Standin(&CURRENT, &[&OLD]);
+
+    const LOGIN: &[u8] =
+        br#"{"event_id": "1", "event_type": "Login", "updated_at": "2024-02-22 03:03:02"}"#;
+
+    /// The verdict, the codes, and the event type of the row buffered (if any).
+    fn judge(body: &[u8], declared: Option<&str>) -> (Verdict, Vec<Code>, Option<String>) {
+        let spec: &'static dyn AnyContract = &NEW;
+        let mut buffer = spec.event_buffer();
+        let ctx = Context {
+            ingest_time_micros: 1_708_603_200_000_000,
+        };
+        let enrichment = Enrichment {
+            client_contract_version: declared,
+            ..Default::default()
+        };
+        let (verdict, violations) = validate(
+            Some(&mut buffer),
+            spec,
+            &mut Parser::new(),
+            body,
+            &ctx,
+            &enrichment,
+        );
+        let rows = buffer.finish();
+        let event_type = (rows.num_rows() == 1).then(|| {
+            let column = rows
+                .column_by_name("event_type")
+                .expect("event_type column");
+            contract_support::arrow_array::cast::as_string_array(column)
+                .value(0)
+                .to_string()
+        });
+        let codes = violations.iter().map(|v| v.code).collect();
+        (verdict, codes, event_type)
+    }
+
+    #[test]
+    fn each_event_is_judged_as_the_version_its_client_declares() {
+        let upcast = (Verdict::Accept, vec![], Some("Logout".to_string()));
+        assert_eq!(
+            judge(LOGIN, Some("1.1.0")),
+            upcast,
+            "a release: judged, then upcast"
+        );
+        assert_eq!(judge(LOGIN, None), upcast, "no header: the default version");
+        assert_eq!(
+            judge(LOGIN, Some("2.0.0")),
+            (Verdict::Accept, vec![], Some("Login".to_string())),
+            "the current version: as sent"
+        );
+        assert_eq!(
+            judge(LOGIN, Some("1.0.0")),
+            (Verdict::Quarantine, vec![Code::RetiredVersion], None)
+        );
+        assert_eq!(
+            judge(LOGIN, Some("3.0.0")),
+            (Verdict::Reject, vec![Code::UnknownVersion], None)
+        );
+        // The release's own refusal is the answer: nothing is upcast or buffered.
+        let bad =
+            br#"{"event_id": "1", "event_type": "Dance", "updated_at": "2024-02-22 03:03:02"}"#;
+        assert_eq!(
+            judge(bad, Some("1.1.0")),
+            (Verdict::Reject, vec![Code::OneOf], None)
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_versions_and_the_size_limit_comes_first() {
+        let spec: &'static dyn AnyContract = &NEW;
+        let refuse = |body: &[u8], declared| {
+            let enrichment = Enrichment {
+                client_contract_version: Some(declared),
+                ..Default::default()
+            };
+            let ctx = Context {
+                ingest_time_micros: 0,
+            };
+            validate(None, spec, &mut Parser::new(), body, &ctx, &enrichment).1
+        };
+        let unknown = refuse(LOGIN, "9.9.9");
+        assert_eq!(
+            unknown[0].message,
+            "contract version \"9.9.9\" (X-Contract-Version) is not a version of game_events: supported are 1.1.0, 2.0.0"
+        );
+        assert!(
+            refuse(LOGIN, "1.0.0")[0]
+                .message
+                .contains("1.0.0 is retired")
+        );
+        let huge = vec![b' '; max_body_bytes(spec.manifest()) + 1];
+        assert_eq!(refuse(&huge, "9.9.9")[0].code, Code::TooLarge);
+    }
+}
