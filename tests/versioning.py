@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 
-from exactly_once import Serve
+from exactly_once import Serve, check, results
 
 CONTRACT = "game_events"
 REFERENCE_TYPES = ["Login", "Logout", "New Game", "Resume Game", "End Game", "CollectedItem", "Killed Enemy"]
@@ -38,14 +38,6 @@ REFERENCE_TYPES = ["Login", "Logout", "New Game", "Resume Game", "End Game", "Co
 CATEGORY = {"Login": "session", "Logout": "session", "New Game": "session", "Resume Game": "session", "CollectedItem": "progress"}
 RENAMED = {"Killed Enemy": "Enemy Killed"}
 PER_CLIENT = 25
-
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print("%s %s%s" % ("ok  " if ok else "FAIL", name, (": " + detail) if detail and not ok else ""), flush=True)
-    return ok
 
 
 def request(url, body=None, headers=None):
