@@ -7,7 +7,7 @@
 #   (a rule tightened). runtime/tests/rebuild.rs crashes the workspace's build and restarts this
 #   one on the same data (issue #27 item 9). Binary: contract-runtime-rebuilt.
 # - versioned: game_events is tests/versioned/game_events.yaml (2.0.0, breaking changes
-#   covered by a migration) with its releases 1.1.1 (retired) and 1.2.0 (issue #20);
+#   covered by a migration) with its releases 1.1.1 (retired), 1.2.0 and 1.3.0 (issue #20);
 #   tests/versioning.py runs old clients against it. Binaries: contract-runtime-versioned, and
 #   beside it contract-edge-versioned (the AWS door of the same build).
 #

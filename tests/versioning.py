@@ -4,7 +4,8 @@ Usage: python tests/versioning.py VERSIONED_RUNTIME [NAME=COMMAND ...]
 
 VERSIONED_RUNTIME is contract-runtime built with game_events at 2.0.0
 (tests/versioned/game_events.yaml; `tests/rebuilt_runtime.sh versioned` builds it), whose
-releases are 1.1.1 (retired) and 1.2.0, the version this repository's generated clients are at.
+releases are 1.1.1 (retired), 1.2.0 (the version this repository's generated clients are at) and
+1.3.0 (a session length in seconds, in milliseconds since 2.0.0: a unit change).
 Each NAME=COMMAND is one of those 1.2.0 clients' producers (`COMMAND BASE_URL STATE_DIR COUNT`,
 as tests/exactly_once.py runs them): it sends Login events declaring X-Contract-Version 1.2.0.
 
@@ -109,9 +110,11 @@ def send_edge_cases(base):
     violation = json.loads(body)["violations"][0] if status == 400 else {}
     check(
         "an unknown version 3.0.0: 400 unknown_version naming the supported versions",
-        status == 400 and violation.get("code") == "unknown_version" and "1.2.0, 2.0.0" in violation.get("message", ""),
+        status == 400 and violation.get("code") == "unknown_version" and "1.2.0, 1.3.0, 2.0.0" in violation.get("message", ""),
         body,
     )
+    status, body = post(base, {"event_id": "mid1", "event_type": "Logout", "updated_at": now(), "session_length": 42}, "1.3.0")
+    check("a 1.3.0 event (session length in seconds): 200", status == 200, body)
     status, body = post(base, {"event_id": "bad1", "event_type": "Enemy Killed", "updated_at": now()}, "1.2.0")
     codes = [v["code"] for v in json.loads(body).get("violations", [])] if status == 400 else []
     check("a 2.0.0 variant declaring 1.2.0: 400 one_of, judged by 1.2.0's validator", status == 400 and codes == ["one_of"], body)
@@ -177,6 +180,12 @@ def check_lake(events, quarantine, reference, made, current, synth):
         once = all(len(r) == 1 for r in rows)
         upcast = once and all(r[0]["category"] == "session" and r[0]["platform"] == "unknown" and r[0]["client_version"] == "1.2.0" for r in rows)
         check("old %s client: each of its %d events stored once, upcast (session, unknown, client_version 1.2.0)" % (name, len(ids)), upcast, "%d of %d stored once" % (sum(len(r) == 1 for r in rows), len(ids)))
+    row = by_id.get("mid1")
+    check(
+        "the 1.3.0 event upcast through 2.0.0's migration: seconds scaled to milliseconds, client_version 1.3.0",
+        row is not None and row["session_length"] == 42000 and row["category"] == "session" and row["client_version"] == "1.3.0",
+        str(row),
+    )
     row = by_id.get(current["event_id"])
     check("the 2.0.0 event stored as sent, client_version 2.0.0", row is not None and row["platform"] == "switch" and row["client_version"] == "2.0.0", str(row))
     retired = [q for q in quarantine if '"old1"' in q["raw_payload"]]

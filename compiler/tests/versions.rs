@@ -22,6 +22,10 @@ fn sources(current: &str) -> Vec<std::sync::Arc<SourceFile>> {
             "contracts/game_events.releases/1.2.0.yaml",
             repo("tests/versioned/game_events.releases/1.2.0.yaml"),
         ),
+        SourceFile::new(
+            "contracts/game_events.releases/1.3.0.yaml",
+            repo("tests/versioned/game_events.releases/1.3.0.yaml"),
+        ),
     ]
 }
 
@@ -46,7 +50,7 @@ fn errors(current: &str) -> Vec<(Code, usize, String)> {
 fn without_migration() -> String {
     let text = repo("tests/versioned/game_events.yaml");
     let cut = text
-        .find("  # From 1.2.0")
+        .find("  # From 1.3.0")
         .expect("the fixture's migration");
     text[..cut].to_string()
 }
@@ -71,7 +75,11 @@ fn the_history_links_with_each_release_and_its_upcast() {
         .iter()
         .map(|r| (r.version.as_str(), r.retired, r.upcast.len()))
         .collect();
-    assert_eq!(releases, vec![("1.1.1", true, 4), ("1.2.0", false, 4)]);
+    // Every release's upcast ends with the 1.3.0 → 2.0.0 steps (1.2.0 → 1.3.0 has none).
+    assert_eq!(
+        releases,
+        vec![("1.1.1", true, 5), ("1.2.0", false, 5), ("1.3.0", false, 5)]
+    );
 }
 
 #[test]
@@ -95,19 +103,19 @@ fn every_uncovered_break_is_named_at_its_line() {
     assert!(
         found
             .iter()
-            .any(|(_, _, m)| m.contains("`event_data` (id 4) of 1.2.0 is gone"))
+            .any(|(_, _, m)| m.contains("`event_data` (id 4) of 1.3.0 is gone"))
     );
     assert!(
         found
             .iter()
-            .any(|(_, _, m)| m.contains("`Killed Enemy` of 1.2.0"))
+            .any(|(_, _, m)| m.contains("`Killed Enemy` of 1.3.0"))
     );
 }
 
 #[test]
 fn versions_and_steps_that_do_not_fit_are_refused() {
     let text = repo("tests/versioned/game_events.yaml");
-    let unreleased = text.replace("default: 1.2.0", "default: 1.3.0");
+    let unreleased = text.replace("default: 1.2.0", "default: 1.4.0");
     assert_eq!(errors(&unreleased)[0].0, Code::VersionNotReleased);
     let retired_default = text.replace("retire_before: 1.2.0", "retire_before: 2.0.0");
     assert_eq!(errors(&retired_default)[0].0, Code::VersionNotReleased);
