@@ -332,10 +332,7 @@ fn promotion(old: &Type, new: &Type) -> bool {
 fn compare(o: &Contract, n: &Contract, b: &mut Builder<'_>) {
     let old_nodes = collect(o);
     let new_nodes = collect(n);
-    let rejects_unknown = !matches!(
-        n.ingest.unknown_fields,
-        UnknownFields::Drop | UnknownFields::Warn
-    );
+    let rejects_unknown = n.ingest.unknown_fields.keeps_out();
 
     for (id, on) in &old_nodes {
         let subject = format!("{} `{}` (id {id})", on.place, on.path);

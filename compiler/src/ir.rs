@@ -82,6 +82,14 @@ pub struct Release {
     pub upcast: Vec<Step>,
 }
 
+impl Release {
+    /// The name of the release's generated validator module and job functions: `v1_2_0`.
+    pub fn ident(&self) -> String {
+        let v = &self.contract.version;
+        format!("v{}_{}_{}", v.major, v.minor, v.patch)
+    }
+}
+
 pub use contract_manifest::Step;
 
 #[derive(Debug, Clone)]
@@ -131,6 +139,14 @@ impl Contract {
                     .collect(),
             }),
         }
+    }
+
+    /// The released versions still judged (each by its own validator), oldest first.
+    pub fn supported_releases(&self) -> impl Iterator<Item = &Release> {
+        self.history
+            .iter()
+            .flat_map(|h| &h.releases)
+            .filter(|r| !r.retired)
     }
 
     /// Every top-level column in table order: envelope, then variant payloads (each once), then

@@ -358,8 +358,7 @@ fn corpus(paths: &[PathBuf], out: &std::path::Path) -> ExitCode {
         files.push(corpus_file(&contract.name, &contract.manifest()));
         // Each supported release's corpus too (its own labels: what its validator says), for
         // mixed-version traffic.
-        let releases = contract.history.iter().flat_map(|h| &h.releases);
-        for release in releases.filter(|r| !r.retired) {
+        for release in contract.supported_releases() {
             let name = format!("{}@{}", contract.name, release.contract.version);
             files.push(corpus_file(&name, &release.contract.manifest()));
         }

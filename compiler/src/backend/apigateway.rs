@@ -48,13 +48,7 @@ pub fn model_name(c: &Contract) -> String {
 /// supported version passes (`anyOf`): a model cannot read the `X-Contract-Version` header,
 /// so the version an event is judged as is the Glue job's (and the edge function's) to apply.
 pub fn request_model(c: &Contract) -> Value {
-    let releases: Vec<&Contract> = c
-        .history
-        .iter()
-        .flat_map(|h| &h.releases)
-        .filter(|r| !r.retired)
-        .map(|r| &r.contract)
-        .collect();
+    let releases: Vec<&Contract> = c.supported_releases().map(|r| &r.contract).collect();
     let (model, versions) = if releases.is_empty() {
         (version_model(c), c.version.to_string())
     } else {

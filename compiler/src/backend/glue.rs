@@ -210,16 +210,12 @@ fn versions(c: &Contract) -> (String, Vec<Value>) {
         "retired": versions.releases.iter().filter(|r| r.retired).map(|r| &r.version).collect::<Vec<_>>(),
     });
     let releases = c
-        .history
-        .iter()
-        .flat_map(|h| &h.releases)
-        .filter(|r| !r.retired)
+        .supported_releases()
         .map(|r| {
             let old = &r.contract;
-            let version = &old.version;
             json!({
-                "version": version.to_string(),
-                "ident": format!("v{}_{}_{}", version.major, version.minor, version.patch),
+                "version": old.version.to_string(),
+                "ident": r.ident(),
                 "shape": serde_json::to_string(&shape(old)).unwrap_or_default(),
                 "unknown_policy": unknown_policy(old),
                 "event_schema": struct_type(&parse_columns(old)),

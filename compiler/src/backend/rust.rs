@@ -39,31 +39,14 @@ pub fn emit(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
         ));
         // Each supported release: its own validator, in a submodule (retired ones are refused
         // before any validator runs).
-        for release in supported_releases(contract) {
+        for release in contract.supported_releases() {
             files.push(GeneratedFile::new(
-                format!(
-                    "{CRATE_DIR}/src/{}/{}.rs",
-                    contract.name,
-                    release_module(&release.contract.version)
-                ),
+                format!("{CRATE_DIR}/src/{}/{}.rs", contract.name, release.ident()),
                 contract_module(&release.contract),
             ));
         }
     }
     files
-}
-
-fn supported_releases(contract: &Contract) -> impl Iterator<Item = &crate::ir::Release> {
-    contract
-        .history
-        .iter()
-        .flat_map(|h| &h.releases)
-        .filter(|r| !r.retired)
-}
-
-/// The module of a release's validator: `v1_2_0`.
-fn release_module(version: &semver::Version) -> Ident {
-    format_ident!("v{}_{}_{}", version.major, version.minor, version.patch)
 }
 
 fn cargo_toml(options: &Options) -> String {
@@ -323,8 +306,10 @@ impl<'c> Gen<'c> {
             docs: super::docs::page(self.contract),
             ..self.contract.manifest()
         });
-        let releases: Vec<Ident> = supported_releases(self.contract)
-            .map(|r| release_module(&r.contract.version))
+        let releases: Vec<Ident> = self
+            .contract
+            .supported_releases()
+            .map(|r| format_ident!("{}", r.ident()))
             .collect();
         let releases_fn = (!releases.is_empty()).then(|| {
             quote! {

@@ -6,15 +6,13 @@
 //! covered by one (C0800).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use crate::check::Checked;
+use crate::check::{Checked, location};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Contract, Field, History, Literal, Release, Step, Type, UnknownFields};
-use crate::source::{SourceFile, Span};
+use crate::ir::{Contract, Field, History, Literal, Release, Step, Type};
+use crate::source::Span;
 use crate::syntax::ast::Step as StepDoc;
-use crate::syntax::schema::first_line;
-use crate::syntax::spans::SpanIndex;
+use crate::syntax::spans::escape_pointer_segment;
 
 /// Whether `name` (a file name as loaded) is a release file: `<dir>/<stem>.releases/<v>.yaml`.
 /// Returns the contract file it belongs to, without its extension (`<dir>/<stem>`).
@@ -30,44 +28,12 @@ pub fn stem(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// One side of a hop: a checked contract and where it was written.
-struct Side<'a> {
-    contract: &'a Contract,
-    file: &'a Arc<SourceFile>,
-    spans: &'a SpanIndex,
-}
-
-impl Side<'_> {
-    fn span(&self, pointer: &str) -> Span {
-        let span = self.spans.value(pointer).unwrap_or(Span::new(0, 0));
-        first_line(self.file, span)
-    }
-
-    fn key_span(&self, pointer: &str) -> Span {
-        let span = self.spans.key_or_value(pointer).unwrap_or(Span::new(0, 0));
-        first_line(self.file, span)
-    }
-
-    fn diag(&self, code: Code, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, message).in_file(self.file)
-    }
-
-    fn location(&self, pointer: &str) -> String {
-        let at = self.file.line_col(self.span(pointer).start);
-        format!("{}:{}:{}", self.file.name, at.line, at.column)
-    }
-}
-
 /// Links `releases` (checked release files) into `current`'s history. Returns the diagnostics;
 /// `current.contract.history` is set when there are releases and no error.
 pub fn link(current: &mut Checked, mut releases: Vec<Checked>) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    let here = Side {
-        contract: &current.contract,
-        file: &current.file,
-        spans: &current.spans,
-    };
-    releases.retain(|release| release_fits(&here, release, &mut diagnostics));
+    let here: &Checked = current;
+    releases.retain(|release| release_fits(here, release, &mut diagnostics));
     releases.sort_by(|a, b| a.contract.version.cmp(&b.contract.version));
     let declared = current
         .contract
@@ -95,7 +61,7 @@ pub fn link(current: &mut Checked, mut releases: Vec<Checked>) -> Vec<Diagnostic
             if let Some(version) = version
                 && *version != current.contract.version
             {
-                diagnostics.push(not_released(&here, version, pointer, &[]));
+                diagnostics.push(not_released(here, version, pointer, &[]));
             }
         }
         return diagnostics;
@@ -104,34 +70,18 @@ pub fn link(current: &mut Checked, mut releases: Vec<Checked>) -> Vec<Diagnostic
     // Hops: each release to the next, the last to the current version.
     let mut hops: Vec<Vec<Step>> = Vec::new();
     for (i, old) in releases.iter().enumerate() {
-        let old_side = Side {
-            contract: &old.contract,
-            file: &old.file,
-            spans: &old.spans,
-        };
-        let (new_side, steps) = match releases.get(i + 1) {
+        let (new, steps) = match releases.get(i + 1) {
             Some(next) => (
-                Side {
-                    contract: &next.contract,
-                    file: &next.file,
-                    spans: &next.spans,
-                },
+                next,
                 next.contract
                     .declared_versions
                     .as_ref()
                     .map(|d| d.migration.clone())
                     .unwrap_or_default(),
             ),
-            None => (
-                Side {
-                    contract: &current.contract,
-                    file: &current.file,
-                    spans: &current.spans,
-                },
-                declared.migration.clone(),
-            ),
+            None => (here, declared.migration.clone()),
         };
-        hops.push(hop(&old_side, &new_side, &steps, &mut diagnostics));
+        hops.push(hop(old, new, &steps, &mut diagnostics));
     }
 
     let released: Vec<&semver::Version> = releases.iter().map(|r| &r.contract.version).collect();
@@ -143,12 +93,12 @@ pub fn link(current: &mut Checked, mut releases: Vec<Checked>) -> Vec<Diagnostic
     if let Some(version) = &declared.default
         && !known(version)
     {
-        diagnostics.push(not_released(&here, version, "/versions/default", &released));
+        diagnostics.push(not_released(here, version, "/versions/default", &released));
     }
     if let Some(retire) = &declared.retire_before {
         if !known(retire) {
             diagnostics.push(not_released(
-                &here,
+                here,
                 retire,
                 "/versions/retire_before",
                 &released,
@@ -187,7 +137,7 @@ pub fn link(current: &mut Checked, mut releases: Vec<Checked>) -> Vec<Diagnostic
 }
 
 fn not_released(
-    here: &Side<'_>,
+    here: &Checked,
     version: &semver::Version,
     pointer: &str,
     released: &[&semver::Version],
@@ -204,12 +154,7 @@ fn not_released(
 }
 
 /// A release file must be an earlier version of the same contract, named after its version.
-fn release_fits(here: &Side<'_>, release: &Checked, out: &mut Vec<Diagnostic>) -> bool {
-    let side = Side {
-        contract: &release.contract,
-        file: &release.file,
-        spans: &release.spans,
-    };
+fn release_fits(here: &Checked, release: &Checked, out: &mut Vec<Diagnostic>) -> bool {
     let version = &release.contract.version;
     let file_version = release
         .file
@@ -252,8 +197,9 @@ fn release_fits(here: &Side<'_>, release: &Checked, out: &mut Vec<Diagnostic>) -
     };
     if let Some((pointer, message)) = problem {
         out.push(
-            side.diag(Code::ReleaseMismatch, message)
-                .at(side.span(pointer), "here")
+            release
+                .diag(Code::ReleaseMismatch, message)
+                .at(release.span(pointer), "here")
                 .help("bump the contract's version when you change it; `contractc release <contract file>` keeps the current version as <stem>.releases/<version>.yaml first"),
         );
         return false;
@@ -306,13 +252,13 @@ fn allowed_values(c: &Contract, field: &Field) -> Option<Vec<String>> {
 
 /// Resolves one hop's steps (old → new) and checks that they cover every break.
 fn hop(
-    old: &Side<'_>,
-    new: &Side<'_>,
+    old: &Checked,
+    new: &Checked,
     steps: &[(StepDoc, String)],
     out: &mut Vec<Diagnostic>,
 ) -> Vec<Step> {
-    let old_members = members(old.contract);
-    let new_members = members(new.contract);
+    let old_members = members(&old.contract);
+    let new_members = members(&new.contract);
     // Renames first: every later step names fields as the new version does.
     let mut resolved: Vec<Step> = old_members
         .iter()
@@ -343,8 +289,8 @@ fn hop(
 
 /// Resolves one step of a hop against both sides, reporting what cannot apply (C0803).
 struct Resolver<'s, 'a> {
-    old: &'s Side<'a>,
-    new: &'s Side<'a>,
+    old: &'a Checked,
+    new: &'a Checked,
     old_members: &'s BTreeMap<u32, &'a Field>,
     new_members: &'s BTreeMap<u32, &'a Field>,
     /// The step's JSON pointer.
@@ -397,16 +343,9 @@ impl<'a> Resolver<'_, 'a> {
         found
     }
 
-    /// The key an old member has once the hop's renames are applied.
-    fn key_after(&self, f: &Field) -> String {
-        self.new_members
-            .get(&f.id)
-            .map_or(f.name.clone(), |n| n.name.clone())
-    }
-
     /// Mapped values must be values the field allows.
     fn check_mapped(&mut self, f: &Field, map: &[(String, String)]) {
-        let Some(allowed) = allowed_values(self.new.contract, f) else {
+        let Some(allowed) = allowed_values(&self.new.contract, f) else {
             return;
         };
         for (from, to) in map {
@@ -418,7 +357,7 @@ impl<'a> Resolver<'_, 'a> {
                 let help = format!("map to one of: {}", allowed.join(", "));
                 self.bad(
                     &f.name,
-                    &format!("map/{}", escape_pointer(from)),
+                    &format!("map/{}", escape_pointer_segment(from)),
                     label,
                     help,
                 );
@@ -430,7 +369,7 @@ impl<'a> Resolver<'_, 'a> {
     fn check_value(&mut self, f: &Field, key: &str, value: &serde_json::Value) {
         if !value_fits(
             &f.ty,
-            allowed_values(self.new.contract, f).as_deref(),
+            allowed_values(&self.new.contract, f).as_deref(),
             value,
         ) {
             let label = format!(
@@ -470,7 +409,7 @@ impl<'a> Resolver<'_, 'a> {
                 }
                 Some(Step::Derive {
                     field: f.name.clone(),
-                    from: self.key_after(source),
+                    from: key_after(self.new_members, source).to_string(),
                     map,
                     otherwise: otherwise.as_ref().map(|v| v.to_string()),
                 })
@@ -575,14 +514,16 @@ fn string_map(map: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, 
         .collect()
 }
 
-fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+/// The key an old member has once the hop's renames are applied (its name in the new version,
+/// when its id is still there).
+fn key_after<'f>(new_members: &BTreeMap<u32, &'f Field>, old: &'f Field) -> &'f str {
+    new_members.get(&old.id).map_or(&old.name, |n| &n.name)
 }
 
 /// Every break an old client's events cannot survive must be covered by a step (C0800).
 fn coverage(
-    old: &Side<'_>,
-    new: &Side<'_>,
+    old: &Checked,
+    new: &Checked,
     old_members: &BTreeMap<u32, &Field>,
     new_members: &BTreeMap<u32, &Field>,
     steps: &[Step],
@@ -601,10 +542,9 @@ fn coverage(
                 field == name
                     && (otherwise.is_some()
                         || (map.is_empty()
-                            && old_members.values().any(|o| {
-                                o.required
-                                    && new_members.get(&o.id).map_or(&o.name, |n| &n.name) == from
-                            })))
+                            && old_members
+                                .values()
+                                .any(|o| o.required && key_after(new_members, o) == from)))
             }
             _ => false,
         })
@@ -626,10 +566,7 @@ fn coverage(
             ));
         }
     }
-    let rejects_unknown = !matches!(
-        new.contract.ingest.unknown_fields,
-        UnknownFields::Drop | UnknownFields::Warn
-    );
+    let rejects_unknown = new.contract.ingest.unknown_fields.keeps_out();
     for o in old_members.values() {
         let dropped = steps
             .iter()
@@ -647,7 +584,7 @@ fn coverage(
                 )
                 .note(format!(
                     "declared at {}",
-                    old.location(&field_pointer(old.contract, o.id))
+                    location(old, &field_pointer(&old.contract, o.id))
                 )),
             );
         }
@@ -657,8 +594,8 @@ fn coverage(
             continue;
         };
         let (Some(before), Some(after)) = (
-            allowed_values(old.contract, o),
-            allowed_values(new.contract, n),
+            allowed_values(&old.contract, o),
+            allowed_values(&new.contract, n),
         ) else {
             continue;
         };
@@ -674,7 +611,7 @@ fn coverage(
             {
                 new.key_span("/variants/cases")
             } else {
-                new.span(&field_pointer(new.contract, n.id))
+                new.span(&field_pointer(&new.contract, n.id))
             };
             out.push(uncovered(
                 format!("`{}` value `{value}` of {old_version} is not a value of {new_version}", n.name),
@@ -695,7 +632,7 @@ fn field_pointer(c: &Contract, id: u32) -> String {
         if let Some(i) = case.fields.iter().position(|f| f.id == id) {
             return format!(
                 "/variants/cases/{}/fields/{i}/name",
-                escape_pointer(&case.value)
+                escape_pointer_segment(&case.value)
             );
         }
     }

@@ -124,7 +124,33 @@ pub fn check_set(
     (set, diagnostics)
 }
 
-fn location(item: &Checked, pointer: &str) -> String {
+impl Checked {
+    /// The span of the value at `pointer` (first line only for collections).
+    pub(crate) fn span(&self, pointer: &str) -> Span {
+        value_span(&self.file, &self.spans, pointer)
+    }
+
+    /// The span of the key naming `pointer`, or its value when it has no key.
+    pub(crate) fn key_span(&self, pointer: &str) -> Span {
+        key_span(&self.file, &self.spans, pointer)
+    }
+
+    /// A diagnostic in this file, to finish with `.at(..)`.
+    pub(crate) fn diag(&self, code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(code, message).in_file(&self.file)
+    }
+}
+
+fn value_span(file: &SourceFile, spans: &SpanIndex, pointer: &str) -> Span {
+    first_line(file, spans.value(pointer).unwrap_or(Span::new(0, 0)))
+}
+
+fn key_span(file: &SourceFile, spans: &SpanIndex, pointer: &str) -> Span {
+    first_line(file, spans.key_or_value(pointer).unwrap_or(Span::new(0, 0)))
+}
+
+/// `file:line:col` of the value at `pointer` in a checked contract's file.
+pub(crate) fn location(item: &Checked, pointer: &str) -> String {
     let span = item.spans.value(pointer).unwrap_or(Span::new(0, 0));
     let at = item.file.line_col(span.start);
     format!("{}:{}:{}", item.file.name, at.line, at.column)
@@ -148,18 +174,12 @@ impl<'a> Checker<'a> {
 
     /// The span of the value at `pointer` (first line only for collections).
     pub fn span(&self, pointer: &str) -> Span {
-        first_line(
-            self.file,
-            self.spans.value(pointer).unwrap_or(Span::new(0, 0)),
-        )
+        value_span(self.file, self.spans, pointer)
     }
 
     /// The span of the key naming `pointer`, or its value when it has no key.
     pub fn key_span(&self, pointer: &str) -> Span {
-        first_line(
-            self.file,
-            self.spans.key_or_value(pointer).unwrap_or(Span::new(0, 0)),
-        )
+        key_span(self.file, self.spans, pointer)
     }
 
     /// A diagnostic in this file, to finish with `.at(..)` and pass to [`Checker::emit`].

@@ -363,6 +363,14 @@ pub enum UnknownFields {
     Drop,
 }
 
+impl UnknownFields {
+    /// Whether an event with an unknown field is kept out of the events table (refused or
+    /// quarantined), rather than stored without it or with a warning.
+    pub fn keeps_out(self) -> bool {
+        matches!(self, UnknownFields::Reject | UnknownFields::Quarantine)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Auth {
     pub issuer: Issuer,
