@@ -402,7 +402,7 @@ def check_edge_cases(runtime, edge_binary, emulator, moto, contracts, work):
                 doors = Doors(serve, function, tokens(serve), contract.route)
                 valid = glue_job.synth_events(runtime, contract.name, 1)[0]
                 # Any version will do without a release history; with one, the current version.
-                declared = contract.job.CONTRACT_VERSION if getattr(contract.job, "VERSIONS", None) else "1.0.0"
+                declared = glue_job.declared_version(contract.job) or "1.0.0"
                 for name, kind, body, content_type in edge_cases(contract, valid):
                     route = contract.batch_route if kind == "batch" else contract.route
                     served, edged = doors.ask(route, body, content_type, client_version=declared)
@@ -428,8 +428,7 @@ def same_traffic(runtime, edge_binary, emulator, moto, contracts, corpus_dir, wo
     try:
         login = tokens(serve)
         for contract in contracts:
-            # With released versions (#20), every event declares the version it is made for.
-            current = contract.job.CONTRACT_VERSION if getattr(contract.job, "VERSIONS", None) else None
+            current = glue_job.declared_version(contract.job)
             with open(os.path.join(corpus_dir, contract.name + ".ndjson"), encoding="utf-8") as f:
                 bodies = [(json.loads(line)["body"], current) for line in f if line.strip()]
             bodies += [(b, current) for b in glue_job.synth_events(runtime, contract.name, 40)]

@@ -427,7 +427,7 @@ fn synth(args: SynthArgs) -> ExitCode {
     if let Err(code) = check_fresh() {
         return code;
     }
-    let Some(contract) = find_contract(&args.contract) else {
+    let Some(spec) = find_contract(&args.contract) else {
         let names: Vec<&str> = contract_validators::CONTRACTS.to_vec();
         eprintln!(
             "error: no contract {:?} in this build (built: {})",
@@ -436,6 +436,7 @@ fn synth(args: SynthArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let contract = spec.manifest();
     let now = args.now.unwrap_or_else(|| {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -451,18 +452,19 @@ fn synth(args: SynthArgs) -> ExitCode {
     // Events are drawn as they are sent: memory stays flat whatever the count or duration.
     let events: Box<dyn Iterator<Item = contract_synth::SynthEvent> + Send> = match &args.versions {
         None => Box::new(Generator::new(contract, args.seed, args.invalid_ratio, now)),
-        Some(spec) => match version_shares(&args.contract, spec) {
-            Ok(shares) => Box::new(contract_synth::Mixed::new(
-                &shares,
-                args.seed,
-                args.invalid_ratio,
-                now,
-            )),
-            Err(message) => {
-                eprintln!("error: --versions {spec:?}: {message}");
-                return ExitCode::from(2);
+        Some(versions) => {
+            let mixed = version_shares(spec, versions).and_then(|shares| {
+                contract_synth::Mixed::new(&shares, args.seed, args.invalid_ratio, now)
+                    .ok_or_else(|| "name at least one version with a share above 0".to_string())
+            });
+            match mixed {
+                Ok(mixed) => Box::new(mixed),
+                Err(message) => {
+                    eprintln!("error: --versions {versions:?}: {message}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     // A blank body has no NDJSON line to travel in.
     let events = events.filter(move |e| !batched || !e.body.trim().is_empty());
@@ -638,16 +640,9 @@ fn print_events(source: &mut contract_synth::Source) -> ExitCode {
 /// The built contract named `wanted`, or built from the file `wanted`.
 /// `1.2.0=30%,2.0.0=70%` → each version's manifest (the current one or a release's) and share.
 fn version_shares(
-    contract: &str,
+    current: &'static dyn contract_support::AnyContract,
     spec: &str,
 ) -> Result<Vec<(&'static contract_support::Manifest, f64)>, String> {
-    let wanted_path = std::path::Path::new(contract);
-    let Some(current) = contract_validators::ALL.iter().find(|c| {
-        let m = c.manifest();
-        m.name == contract || std::path::Path::new(&m.source.path) == wanted_path
-    }) else {
-        return Err(format!("no contract {contract:?} in this build"));
-    };
     let manifests: Vec<&'static contract_support::Manifest> = std::iter::once(current.manifest())
         .chain(current.releases().iter().map(|r| r.manifest()))
         .collect();
@@ -674,18 +669,16 @@ fn version_shares(
         };
         shares.push((*manifest, share));
     }
-    if shares.iter().map(|(_, s)| s).sum::<f64>() <= 0.0 {
-        return Err("name at least one version with a share above 0".into());
-    }
     Ok(shares)
 }
 
-fn find_contract(wanted: &str) -> Option<&'static contract_support::Manifest> {
+/// The contract built into this binary named `wanted`, or compiled from the file `wanted`.
+fn find_contract(wanted: &str) -> Option<&'static dyn contract_support::AnyContract> {
     let wanted_path = std::path::Path::new(wanted);
-    contract_validators::ALL
-        .iter()
-        .map(|c| c.manifest())
-        .find(|m| m.name == wanted || std::path::Path::new(&m.source.path) == wanted_path)
+    contract_validators::ALL.iter().copied().find(|c| {
+        let m = c.manifest();
+        m.name == wanted || std::path::Path::new(&m.source.path) == wanted_path
+    })
 }
 
 /// Refuses to run when `contracts/` (in the working directory) differs from the build.

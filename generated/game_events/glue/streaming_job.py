@@ -260,6 +260,13 @@ def _check_object(shape, members, path, out, bad, unknown):
                         bad.add(name)
 
 
+def _too_large(size):
+    """The violation of an event of `size` bytes over MAX_BODY_BYTES, else None."""
+    if size is None or size <= MAX_BODY_BYTES:
+        return None
+    return ("too_large", "$", "reject", "the event has %d bytes; the limit is %d (the quarantine table keeps its first %d bytes)" % (size, MAX_BODY_BYTES, OVERSIZED_KEPT_BYTES))
+
+
 def check_structure(raw, body_bytes=None, version=None):
     """(violations, bad fields) of one record's structure. `body_bytes`: the size of the whole
     event when `raw` is only its start (an oversized event, as the doors put it). `version`: a
@@ -269,9 +276,9 @@ def check_structure(raw, body_bytes=None, version=None):
     bad = set()
     if raw is None:
         return ([("invalid_json", "$", "reject", "invalid JSON: no body")], ["*"])
-    size = body_bytes if body_bytes is not None else len(raw.encode("utf-8"))
-    if size > MAX_BODY_BYTES:
-        return ([("too_large", "$", "reject", "the event has %d bytes; the limit is %d (the quarantine table keeps its first %d bytes)" % (size, MAX_BODY_BYTES, OVERSIZED_KEPT_BYTES))], ["*"])
+    too_large = _too_large(body_bytes if body_bytes is not None else len(raw.encode("utf-8")))
+    if too_large:
+        return ([too_large], ["*"])
     try:
         value = json.loads(raw, object_pairs_hook=_Duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
@@ -414,14 +421,10 @@ def judge(records: DataFrame) -> DataFrame:
 
 def _refused(records: DataFrame, violation) -> DataFrame:
     """Refused for its version, unless it is too large: that is said first, as at the doors."""
-    size = F.coalesce(F.col("body_bytes"), F.octet_length(F.col("raw")))
-    too_large = _violation("too_large", "reject", F.format_string(
-        "the event has %d bytes; the limit is %d (the quarantine table keeps its first %d bytes)",
-        size, F.lit(MAX_BODY_BYTES), F.lit(OVERSIZED_KEPT_BYTES),
-    ))
+    too_large = F.udf(_too_large, VIOLATION)(F.coalesce(F.col("body_bytes"), F.octet_length(F.col("raw"))))
     return (
         records.withColumn("_e", F.lit(None).cast(EVENT_SCHEMA))
-        .withColumn("_violations", F.array(F.when(size > MAX_BODY_BYTES, too_large).otherwise(violation)))
+        .withColumn("_violations", F.array(F.coalesce(too_large, violation)))
         .withColumn("_rank", _rank(F.col("_violations")))
     )
 

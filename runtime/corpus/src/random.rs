@@ -312,26 +312,35 @@ impl Iterator for Generator<'_> {
 /// Events of several versions of one contract (a live game's builds, #20), each drawn from its
 /// version's generator with the given share.
 pub struct Mixed<'c> {
-    generators: Vec<(Generator<'c>, f64)>,
+    generators: Vec<Generator<'c>>,
+    shares: rand::distr::weighted::WeightedIndex<f64>,
     rng: StdRng,
 }
 
 impl<'c> Mixed<'c> {
     /// `versions`: each version's manifest (the current one or a release's) and its weight
-    /// (shares need not add up to 1).
-    pub fn new(versions: &[(&'c Contract, f64)], seed: u64, invalid_ratio: f64, now: i64) -> Self {
+    /// (shares need not add up to 1). None unless some weight is above 0 (and none below).
+    pub fn new(
+        versions: &[(&'c Contract, f64)],
+        seed: u64,
+        invalid_ratio: f64,
+        now: i64,
+    ) -> Option<Self> {
+        let shares =
+            rand::distr::weighted::WeightedIndex::new(versions.iter().map(|(_, w)| *w)).ok()?;
         let generators = versions
             .iter()
             .enumerate()
-            .map(|(i, (contract, weight))| {
+            .map(|(i, (contract, _))| {
                 let seed = seed.wrapping_add(i as u64 + 1);
-                (Generator::new(contract, seed, invalid_ratio, now), *weight)
+                Generator::new(contract, seed, invalid_ratio, now)
             })
             .collect();
-        Mixed {
+        Some(Mixed {
             generators,
+            shares,
             rng: StdRng::seed_from_u64(seed),
-        }
+        })
     }
 }
 
@@ -339,14 +348,7 @@ impl Iterator for Mixed<'_> {
     type Item = SynthEvent;
 
     fn next(&mut self) -> Option<SynthEvent> {
-        let total: f64 = self.generators.iter().map(|(_, w)| w.max(0.0)).sum();
-        let mut pick = self.rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
-        for (generator, weight) in &mut self.generators {
-            if pick < weight.max(0.0) {
-                return generator.next();
-            }
-            pick -= weight.max(0.0);
-        }
-        self.generators.last_mut().and_then(|(g, _)| g.next())
+        let pick = self.rng.sample(&self.shares);
+        self.generators[pick].next()
     }
 }

@@ -31,12 +31,12 @@ pub fn upcast(body: &[u8], steps: &[Step]) -> Result<Vec<u8>, UpcastError> {
 struct Members<'a>(Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
 
 impl<'a> Members<'a> {
-    fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    fn get(&self, key: &str) -> Option<&Cow<'a, RawValue>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// A present value that is not `null`.
-    fn value(&self, key: &str) -> Option<&RawValue> {
+    fn value(&self, key: &str) -> Option<&Cow<'a, RawValue>> {
         self.get(key).filter(|v| v.get() != "null")
     }
 
@@ -62,7 +62,7 @@ impl<'a> Members<'a> {
             Step::MapValues { field, map } => {
                 let to = self
                     .get(field)
-                    .and_then(as_string)
+                    .and_then(|v| as_string(v))
                     .and_then(|t| mapped(map, &t));
                 if let Some(to) = to {
                     self.set(field, string_json(to)?);
@@ -75,7 +75,8 @@ impl<'a> Members<'a> {
                 otherwise,
             } => {
                 let derived = match self.value(from) {
-                    Some(value) if map.is_empty() => Some(Cow::Owned(value.to_owned())),
+                    // A copy of a member still borrowed from the body costs nothing.
+                    Some(value) if map.is_empty() => Some(value.clone()),
                     Some(value) => match as_string(value).and_then(|t| mapped(map, &t)) {
                         Some(to) => Some(string_json(to)?),
                         None => otherwise.as_deref().map(raw).transpose()?,

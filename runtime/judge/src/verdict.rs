@@ -35,18 +35,14 @@ pub fn validate_within(
     enrichment: &Enrichment<'_>,
 ) -> (Verdict, Vec<Violation>) {
     if body.len() > limit {
-        return (
-            Verdict::Reject,
-            vec![Violation {
-                code: Code::TooLarge,
-                path: "$".into(),
-                policy: Policy::Reject,
-                message: format!(
-                    "the event has {} bytes; the limit is {limit} (the quarantine table keeps \
-                     its first {OVERSIZED_KEPT_BYTES} bytes)",
-                    body.len(),
-                ),
-            }],
+        return refused(
+            Code::TooLarge,
+            Policy::Reject,
+            format!(
+                "the event has {} bytes; the limit is {limit} (the quarantine table keeps its \
+                 first {OVERSIZED_KEPT_BYTES} bytes)",
+                body.len(),
+            ),
         );
     }
     let manifest = spec.manifest();
@@ -146,6 +142,7 @@ fn current(
     }
 }
 
+/// Refused before (or instead of) the validator, with one violation of the whole event.
 fn refused(code: Code, policy: Policy, message: String) -> (Verdict, Vec<Violation>) {
     let verdict = match policy {
         Policy::Reject => Verdict::Reject,

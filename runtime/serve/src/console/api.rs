@@ -108,6 +108,16 @@ pub async fn overview(
     }))
 }
 
+/// The share of events refused or quarantined (0 without events).
+fn bad_share(accepted: u64, quarantined: u64, rejected: u64) -> f64 {
+    let all = accepted + quarantined + rejected;
+    if all == 0 {
+        0.0
+    } else {
+        (quarantined + rejected) as f64 / all as f64
+    }
+}
+
 fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i64) -> Value {
     let live = c.live.lock().unwrap_or_else(|p| p.into_inner());
     let (starts, counts) = live.verdict_series(now_secs, window.step, window.points);
@@ -116,13 +126,12 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
     let client_versions: Vec<Value> = live
         .client_versions()
         .map(|(version, [accepted, quarantined, rejected])| {
-            let all = accepted + quarantined + rejected;
             json!({
                 "version": version,
                 "accepted": accepted,
                 "quarantined": quarantined,
                 "rejected": rejected,
-                "bad_share": if all == 0 { 0.0 } else { (quarantined + rejected) as f64 / all as f64 },
+                "bad_share": bad_share(accepted, quarantined, rejected),
             })
         })
         .collect();
@@ -131,7 +140,6 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
     let total = |i: usize| counts.iter().map(|c| c[i]).sum::<u64>();
     let rate = |i: usize| recent.iter().map(|c| c[i]).sum::<u64>() as f64 / 60.0;
     let (accepted, quarantined, rejected) = (total(0), total(1), total(2));
-    let all = accepted + quarantined + rejected;
     let last_commit_ms = c.last_commit_ms.load(Ordering::Relaxed);
     json!({
         "name": c.manifest.name,
@@ -142,7 +150,7 @@ fn contract_overview(console: &Console, c: &Watched, window: Window, now_secs: i
         "rejected": column(2),
         "totals": { "accepted": accepted, "quarantined": quarantined, "rejected": rejected },
         "rates": { "accepted": rate(0), "quarantined": rate(1), "rejected": rate(2) },
-        "bad_share": if all == 0 { 0.0 } else { (quarantined + rejected) as f64 / all as f64 },
+        "bad_share": bad_share(accepted, quarantined, rejected),
         "buffered": console.buffered.with_label_values(&[c.manifest.name.as_str()]).get(),
         "last_commit_ms": (last_commit_ms > 0).then_some(last_commit_ms),
         // Null when the contract declares no deduplication.

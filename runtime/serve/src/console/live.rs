@@ -201,14 +201,18 @@ impl Live {
     /// Counts one event's verdict for the client version it was judged as.
     pub fn count_client_version(&mut self, version: Option<&str>, verdict: Verdict) {
         let version = version.unwrap_or(NO_CLIENT_VERSION);
-        let key = if self.client_versions.contains_key(version)
-            || self.client_versions.len() < CLIENT_VERSIONS
-        {
-            version
-        } else {
-            OTHER_CLIENT_VERSIONS
+        // Called for every event: a version already counted costs no allocation.
+        let counts = match self.client_versions.get_mut(version) {
+            Some(counts) => counts,
+            None => {
+                let key = if self.client_versions.len() < CLIENT_VERSIONS {
+                    version
+                } else {
+                    OTHER_CLIENT_VERSIONS
+                };
+                self.client_versions.entry(key.to_string()).or_default()
+            }
         };
-        let counts = self.client_versions.entry(key.to_string()).or_default();
         counts[verdict_index(verdict)] += 1;
     }
 
