@@ -130,6 +130,11 @@ codes! {
     VersionNotReleased = "C0801", Error, "a version named in `versions` that is neither released nor current";
     ReleaseMismatch = "C0802", Error, "a release file that is not an earlier version of its contract";
     InvalidMigrationStep = "C0803", Error, "a migration step naming a field it cannot apply to";
+    // Personal data: `pii` and `privacy`.
+    UnsuitablePii = "C0900", Error, "a `pii` handling that does not apply to the field";
+    PiiInTableLayout = "C0901", Error, "a partition, key or discriminator column that is not stored as sent";
+    UnsuitableSubject = "C0902", Error, "`privacy.subject` names no column that identifies a person";
+    NoDataSubject = "C0903", Warning, "personal data, but no column names the data subject";
 }
 
 impl std::fmt::Display for Code {

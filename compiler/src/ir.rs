@@ -56,6 +56,8 @@ pub struct Contract {
     pub declared_versions: Option<DeclaredVersions>,
     /// The checked release history (`check::history`); None without released versions.
     pub history: Option<History>,
+    /// The column naming the data subject (`check::privacy`).
+    pub subject: Option<String>,
 }
 
 /// The `versions` section of one file, checked on its own.
@@ -102,8 +104,8 @@ pub struct SourceInfo {
 
 pub use contract_manifest::{
     Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
-    Literal, PartitionField, Policy, Rule, RuleKind, SortField, Table, TimeBound, TimestampFormat,
-    Transform, Type, UnknownFields, Variant, Variants, WriteMode,
+    Literal, PartitionField, Pii, Policy, Rule, RuleKind, SortField, Table, TimeBound,
+    TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, WriteMode,
 };
 
 impl Contract {
@@ -138,6 +140,7 @@ impl Contract {
                     })
                     .collect(),
             }),
+            subject: self.subject.clone(),
         }
     }
 
@@ -159,7 +162,8 @@ impl Contract {
                 name: &f.name,
                 id: f.id,
                 ty: f.ty.clone(),
-                required: f.required,
+                // A dropped field is judged but never stored: its column is always null.
+                required: f.required && f.pii != Pii::Drop,
                 origin: ColumnOrigin::Envelope,
             })
             .collect();

@@ -64,6 +64,8 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
         #[arg(long)]
         no_dedup: bool,
         #[command(flatten)]
+        pii: PiiKeyArgs,
+        #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
         maintenance: MaintenanceArgs,
@@ -102,6 +104,16 @@ report what still fails, by violation code and path. Safe next to a running `ser
 data directory; running it again moves nothing more."
     )]
     Replay(ReplayArgs),
+    /// Erase data subjects from the tables, the write-ahead log and the guest store
+    #[command(
+        long_about = "Erase data subjects (GDPR Art. 17): every row of the events and \
+quarantine tables whose subject column holds one of the ids (as stored: as sent, or hashed under \
+every key of the key document) is removed by rewriting its data files; the snapshots that still \
+reference the old files are expired and every file no snapshot references is deleted at once; the \
+subjects' records leave the write-ahead log and the guest store. Writes a receipt (JSON, no ids in \
+it). Runs while serve is stopped (they share DATA_DIR/serve.lock). See docs/privacy.md."
+    )]
+    Forget(ForgetArgs),
     /// Moved to `contract-deploy deploy` (kept so the old command says where it went)
     #[command(hide = true, disable_help_flag = true)]
     Deploy {
@@ -137,6 +149,7 @@ fn main() -> ExitCode {
             console_open,
             console_token,
             no_dedup,
+            pii,
             limits,
             maintenance,
         } => {
@@ -158,7 +171,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let pii_keys = match pii.document() {
+                Ok(keys) => keys,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let mut config = ServeConfig::new(listen, data_dir);
+            config.pii_keys = pii_keys;
             config.commit_interval = Duration::from_millis(commit_interval_ms);
             config.commit_rows = commit_rows;
             config.public_url = public_url;
@@ -189,8 +210,121 @@ fn main() -> ExitCode {
             maintenance,
         } => maintain(&data_dir, maintenance),
         Command::Replay(args) => replay(args),
+        Command::Forget(args) => forget(args),
         Command::Deploy { .. } => moved("deploy"),
         Command::Status { .. } => moved("status"),
+    }
+}
+
+#[derive(clap::Args)]
+struct ForgetArgs {
+    /// The data directory serve used
+    #[arg(long, default_value = ".data")]
+    data_dir: PathBuf,
+    /// A data subject to erase (the token's subject, or the contract's `privacy.subject`);
+    /// repeatable
+    #[arg(long = "subject", value_name = "ID")]
+    subjects: Vec<String>,
+    /// A file of data subjects, one per line (`#` comments and blank lines skipped)
+    #[arg(long, value_name = "FILE")]
+    subjects_file: Option<PathBuf>,
+    /// Where to write the receipt (default DATA_DIR/erasures/TIME.json)
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
+    #[command(flatten)]
+    pii: PiiKeyArgs,
+}
+
+fn forget(args: ForgetArgs) -> ExitCode {
+    use contract_serve::forget;
+    let mut subjects = args.subjects;
+    if let Some(file) = &args.subjects_file {
+        match forget::read_subjects(file) {
+            Ok(more) => subjects.extend(more),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    subjects.sort();
+    subjects.dedup();
+    if subjects.is_empty() {
+        eprintln!("error: no subject to forget: give --subject ID or --subjects-file FILE");
+        return ExitCode::from(2);
+    }
+    let keys = args.pii.document().and_then(|given| {
+        contract_serve::privacy::load_keys(given.as_deref(), &args.data_dir, false)
+    });
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    contract_serve::data_dir::owner_only_files();
+    let erased = block_on(forget::forget(
+        &args.data_dir,
+        contract_validators::ALL,
+        keys.as_deref(),
+        &subjects,
+    ));
+    let receipt = match erased {
+        Err(code) => return code,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+        Ok(Ok(receipt)) => receipt,
+    };
+    let path = args
+        .receipt
+        .unwrap_or_else(|| forget::default_receipt_path(&args.data_dir, &receipt));
+    let json = serde_json::to_string_pretty(&receipt).unwrap_or_default();
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, format!("{json}\n")));
+    if let Err(error) = written {
+        eprintln!(
+            "error: erased, but cannot write the receipt {}: {error}\n{json}",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    let rows: usize = receipt.tables.iter().map(|t| t.rows_removed).sum();
+    println!(
+        "forgot {} subject(s): {rows} row(s), {} log record(s), {} guest(s); receipt {}",
+        receipt.subjects,
+        receipt.log_records_removed,
+        receipt.guests_removed,
+        path.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Where the hashing keys of `pii: hash` fields come from (docs/privacy.md).
+#[derive(clap::Args)]
+struct PiiKeyArgs {
+    /// File holding the key document for `pii: hash` fields ({"current": ID, "keys": {ID:
+    /// HEX}}); also read from CONTRACTC_PII_KEYS. Default: a key made at first start, kept in
+    /// DATA_DIR/pii-keys.json
+    #[arg(long, value_name = "FILE")]
+    pii_keys_file: Option<PathBuf>,
+}
+
+impl PiiKeyArgs {
+    /// The key document given, if any (None: the data directory's).
+    fn document(&self) -> Result<Option<String>, String> {
+        if let Some(file) = &self.pii_keys_file {
+            return std::fs::read_to_string(file)
+                .map(Some)
+                .map_err(|e| format!("cannot read --pii-keys-file {}: {e}", file.display()));
+        }
+        Ok(std::env::var("CONTRACTC_PII_KEYS")
+            .ok()
+            .filter(|text| !text.trim().is_empty()))
     }
 }
 

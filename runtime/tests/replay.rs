@@ -78,7 +78,10 @@ async fn quarantine(dir: &Path, rows: impl IntoIterator<Item = &Injected>) {
         .await
         .expect("quarantine table");
     let schema = Arc::new(lake.arrow_schema(&table).await.expect("schema"));
-    let mut batch = QuarantineBatch::new(schema, "0.9.0");
+    // Rows an older version judged: the batch stamps its manifest's version on them.
+    let mut old = manifest.clone();
+    old.version = "0.9.0".into();
+    let mut batch = QuarantineBatch::new(schema, Box::leak(Box::new(old)), None);
     for row in rows {
         batch.push(Row {
             received_micros: row.received_secs * 1_000_000,

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use contract_manifest::{
     Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
-    Literal, Manifest, PartitionField, Policy, Release, Rule, RuleKind, SortField, Source, Step,
-    Table, TimeBound, TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, Versions,
-    WriteMode,
+    Literal, Manifest, PartitionField, Pii, Policy, Release, Rule, RuleKind, SortField, Source,
+    Step, Table, TimeBound, TimestampFormat, Transform, Type, UnknownFields, Variant, Variants,
+    Versions, WriteMode,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -118,7 +118,8 @@ bake_struct!(Manifest {
     table,
     ingest,
     docs,
-    versions
+    versions,
+    subject
 });
 bake_struct!(Versions {
     default_client,
@@ -247,7 +248,8 @@ bake_struct!(Enrichment {
     name,
     id,
     source,
-    description
+    description,
+    pii
 });
 
 /// A unit variant, or a variant holding one baked value.
@@ -396,6 +398,19 @@ impl Bake for Issuer {
             Issuer::Dev => variant("Dev", None, "Issuer"),
             Issuer::Url(url) => variant("Url", Some(url.bake()), "Issuer"),
         }
+    }
+}
+
+impl Bake for Pii {
+    fn bake(&self) -> TokenStream {
+        let name = match self {
+            Pii::No => "No",
+            Pii::Keep => "Keep",
+            Pii::Mask => "Mask",
+            Pii::Hash => "Hash",
+            Pii::Drop => "Drop",
+        };
+        variant(name, None, "Pii")
     }
 }
 

@@ -1372,7 +1372,11 @@ fn member_doc(field: &Field, required: bool) -> String {
         field.id,
         doc_text(&field.ty.name()),
         if required { ", required" } else { "" },
-        if field.pii { ", personal data" } else { "" }
+        if field.pii.is_personal() {
+            ", personal data"
+        } else {
+            ""
+        }
     );
     doc
 }

@@ -3,8 +3,8 @@
 
 use super::GeneratedFile;
 use crate::ir::{
-    Contract, ContractSet, EnrichmentSource, Field, Issuer, Literal, Rule, RuleKind, Type, Valid,
-    WriteMode,
+    Contract, ContractSet, EnrichmentSource, Field, Issuer, Literal, Pii, Rule, RuleKind, Type,
+    Valid, WriteMode,
 };
 use contract_corpus as corpus;
 
@@ -103,6 +103,15 @@ fn offset(seconds: i64) -> String {
     }
 }
 
+/// `**PII**` for personal data stored as sent, `**PII: hash**` (`mask`, `drop`) otherwise.
+fn pii_mark(pii: Pii) -> String {
+    match pii {
+        Pii::No => String::new(),
+        Pii::Keep => " **PII**".to_string(),
+        other => format!(" **PII: {}**", other.spelling()),
+    }
+}
+
 fn field_rows(fields: &[Field], prefix: &str, out: &mut String) {
     for f in fields {
         let rules: Vec<String> = f.rules.iter().map(rule_text).collect();
@@ -113,7 +122,7 @@ fn field_rows(fields: &[Field], prefix: &str, out: &mut String) {
             escape(&type_text(&f.ty)),
             if f.required { "yes" } else { "no" },
             escape(&rules.join("; ")),
-            if f.pii { " **PII**" } else { "" },
+            pii_mark(f.pii),
             escape(f.description.as_deref().unwrap_or(""))
         ));
         if let Type::Struct(members) = &f.ty {

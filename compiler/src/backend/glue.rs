@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::GeneratedFile;
 
 use crate::ir::{
-    Bound, Contract, ContractSet, Element, EnrichmentSource, Field, FormatItem, Literal, Policy,
-    Rule, RuleKind, Type, UnknownFields, Valid, WriteMode,
+    Bound, ColumnOrigin, Contract, ContractSet, Element, EnrichmentSource, Field, FormatItem,
+    Literal, Pii, Policy, Rule, RuleKind, Type, UnknownFields, Valid, WriteMode,
 };
 
 const TEMPLATE: &str = include_str!("../../templates/glue_job.py.tera");
@@ -128,6 +128,7 @@ fn script(c: &Contract) -> String {
         "ingest_column",
         &ingest_column.map_or("None".to_string(), |e| py_str(&e.name)),
     );
+    privacy(c, &mut context);
     context.insert(
         "latest_by",
         &latest_by.as_deref().map_or("None".to_string(), py_str),
@@ -265,6 +266,42 @@ fn unknown_policy(c: &Contract) -> &'static str {
 }
 
 /// A Python string literal.
+/// What the job rewrites before storing (#23): events columns, payload members for the
+/// quarantine table, and the quarantine table's player.
+fn privacy(c: &Contract, context: &mut tera::Context) {
+    let manifest = c.manifest();
+    let spelled = |pairs: Vec<(&str, Pii)>| -> serde_json::Map<String, Value> {
+        pairs
+            .into_iter()
+            .map(|(name, pii)| (name.to_string(), json!(pii.spelling())))
+            .collect()
+    };
+    context.insert("pii_columns", &spelled(manifest.rewritten_columns()));
+    let members = c
+        .columns()
+        .into_iter()
+        .filter(|column| column.origin != ColumnOrigin::Enrichment)
+        .map(|column| (column.name, manifest.payload_pii(column.name)))
+        .filter(|(_, pii)| pii.rewrites())
+        .collect();
+    context.insert("pii_members", &spelled(members));
+    let subject = manifest.quarantine_subject_pii();
+    context.insert(
+        "pii_subject",
+        &if subject.is_personal() {
+            py_str(subject.spelling())
+        } else {
+            "None".to_string()
+        },
+    );
+    context.insert("pii_withheld", contract_manifest::privacy::WITHHELD);
+    context.insert("mask_keeps", &contract_manifest::privacy::MASK_KEEPS);
+    context.insert(
+        "mask_keeps_from",
+        &contract_manifest::privacy::MASK_KEEPS_FROM,
+    );
+}
+
 fn py_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }

@@ -640,7 +640,11 @@ impl<'c> Module<'c> {
                 field.name,
                 field.id,
                 field.ty.name(),
-                if field.pii { ", personal data" } else { "" }
+                if field.pii.is_personal() {
+                    ", personal data"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(out, "  /** {doc} */");
             let optional = if *required { "" } else { "?" };

@@ -105,7 +105,7 @@ impl Checker<'_> {
             ty: ty?,
             required: doc.required.unwrap_or(false),
             description: doc.description.clone(),
-            pii: doc.pii,
+            pii: super::privacy::handling(doc.pii),
             rules: rules?,
         })
     }

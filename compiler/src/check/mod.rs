@@ -7,6 +7,7 @@
 mod fields;
 pub mod history;
 mod names;
+mod privacy;
 mod rules;
 mod table;
 mod variants;
@@ -246,6 +247,7 @@ impl<'a> Checker<'a> {
             },
             declared_versions: self.declared_versions(doc),
             history: None,
+            subject: None,
         };
         // The table refers to columns from everywhere above, so it is checked last.
         contract.table = self.table(&doc.table, &contract)?;
@@ -254,6 +256,7 @@ impl<'a> Checker<'a> {
             .dedup
             .as_ref()
             .and_then(|dedup| self.dedup(dedup, &contract.fields));
+        contract.subject = self.privacy(doc, &contract);
         Some(contract)
     }
 
@@ -636,6 +639,7 @@ impl<'a> Checker<'a> {
                     id,
                     source,
                     description: e.description.clone(),
+                    pii: privacy::handling(e.pii),
                 });
             }
         }

@@ -23,6 +23,31 @@ pub struct ContractDoc {
     #[serde(default)]
     pub enrich: Vec<EnrichmentDoc>,
     pub versions: Option<VersionsDoc>,
+    pub privacy: Option<PrivacyDoc>,
+}
+
+/// `privacy`: who the data is about.
+#[derive(Debug, Default, Deserialize)]
+pub struct PrivacyDoc {
+    pub subject: Option<String>,
+}
+
+/// `pii:` as written: `true`/`false`, or `keep`, `mask`, `hash`, `drop` (the schema allows
+/// nothing else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PiiDoc {
+    Flag(bool),
+    Handling(PiiHandling),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiHandling {
+    Keep,
+    Mask,
+    Hash,
+    Drop,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,8 +58,7 @@ pub struct FieldDoc {
     pub shape: ShapeDoc,
     pub required: Option<bool>,
     pub description: Option<String>,
-    #[serde(default)]
-    pub pii: bool,
+    pub pii: Option<PiiDoc>,
 }
 
 /// A list element or map key/value: typed and id'd like a field, but nameless.
@@ -170,6 +194,7 @@ pub struct EnrichmentDoc {
     pub id: i64,
     pub from: String,
     pub description: Option<String>,
+    pub pii: Option<PiiDoc>,
 }
 
 /// `versions`: the default client version, retirement, and the migration from the previous

@@ -28,6 +28,8 @@ not written again: one row per id, as serve stores it (`_deduplicate`).
 """
 
 import decimal
+import hashlib
+import hmac
 import json
 import re
 import sys
@@ -544,6 +546,154 @@ def _upcast(raw, steps):
         return (None, str(error))
 
 
+# ---------------------------------------------------------------------------------------------
+# Personal data (#23): columns declared `pii: hash`, `mask` or `drop` are stored rewritten, and
+# the quarantine table keeps no raw value of them, as serve's contract_judge::privacy does.
+# ---------------------------------------------------------------------------------------------
+
+# Events table columns stored other than sent, and how.
+PII_COLUMNS = {}
+# Top-level payload members stored other than sent (the quarantine table's raw payloads).
+PII_MEMBERS = {}
+# How the quarantine table's player_id (the token's subject) is stored.
+PII_SUBJECT = None
+PII_WITHHELD = "(withheld: the payload is not a JSON object, so its personal fields could not be removed)"
+MASK_KEEPS, MASK_KEEPS_FROM = 4, 8
+# {"current": key id, "keys": {key id: secret bytes}}: set by `main` from the Secrets Manager
+# secret `--pii_secret` names, or by `set_pii_keys`.
+PII_KEYS = None
+
+
+def needs_pii_keys():
+    return bool(PII_COLUMNS or PII_MEMBERS) or PII_SUBJECT not in (None, "keep")
+
+
+def set_pii_keys(document):
+    """Reads a key document {"current": ID, "keys": {ID: HEX}} (serve's format)."""
+    global PII_KEYS
+    doc = json.loads(document)
+    if not isinstance(doc, dict) or set(doc) != {"current", "keys"} or not isinstance(doc["keys"], dict):
+        raise ValueError('the key document is not {"current": ID, "keys": {ID: HEX, ...}}')
+    keys = {key_id: bytes.fromhex(secret) for key_id, secret in doc["keys"].items()}
+    for key_id, secret in keys.items():
+        if len(secret) < 32:
+            raise ValueError("key %s has %d bytes; at least 32 are needed" % (key_id, len(secret)))
+    if doc["current"] not in keys:
+        raise ValueError("the current key %s is not among the keys" % doc["current"])
+    PII_KEYS = {"current": doc["current"], "keys": keys}
+
+
+def _pii_secret():
+    if PII_KEYS is None:
+        raise RuntimeError("%s stores hashed personal data: start the job with --pii_secret (the key's Secrets Manager secret)" % CONTRACT)
+    return PII_KEYS["keys"][PII_KEYS["current"]]
+
+
+def _mask(value):
+    kept = MASK_KEEPS if len(value) >= MASK_KEEPS_FROM else 0
+    return "*" * (len(value) - kept) + value[len(value) - kept:]
+
+
+def _stored(mode, value, secret):
+    """`value` as a column declared `pii: mode` stores it (None: dropped)."""
+    if value is None or mode == "drop":
+        return None
+    if mode == "hash":
+        return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    if mode == "mask":
+        return _mask(value)
+    return value
+
+
+def _pseudonymised(df: DataFrame, columns, modes) -> DataFrame:
+    """`df` with each of `columns` (name → mode) stored as its mode says."""
+    if not any(mode not in (None, "keep") for mode in modes):
+        return df
+    secret = _pii_secret() if "hash" in modes else b""
+    out = []
+    for field in df.schema.fields:
+        mode = columns.get(field.name)
+        column = F.col("`%s`" % field.name)
+        if mode == "drop":
+            column = F.lit(None).cast(field.dataType)
+        elif mode in ("hash", "mask"):
+            column = F.udf(lambda v, mode=mode: _stored(mode, v, secret), T.StringType())(column)
+        out.append(column.alias(field.name))
+    return df.select(*out)
+
+
+def _member_pairs(text):
+    """The top-level members of a JSON object as [(key, exact JSON text of its value)], repeats
+    kept; ValueError unless `text` is one JSON object (serde_json's reading)."""
+    def constant(name):
+        raise ValueError("not JSON: " + name)
+
+    decoder = json.JSONDecoder(parse_constant=constant)
+    at = _SPACE.match(text, 0).end()
+    if text[at:at + 1] != "{":
+        raise ValueError("not a JSON object")
+    pairs = []
+    at = _SPACE.match(text, at + 1).end()
+    if text[at:at + 1] != "}":
+        while True:
+            key, at = decoder.raw_decode(text, at)
+            if not isinstance(key, str):
+                raise ValueError("a key that is not a string")
+            at = _SPACE.match(text, at).end()
+            if text[at:at + 1] != ":":
+                raise ValueError("expected ':'")
+            start = _SPACE.match(text, at + 1).end()
+            _, end = decoder.raw_decode(text, start)
+            pairs.append((key, text[start:end]))
+            at = _SPACE.match(text, end).end()
+            if text[at:at + 1] == "}":
+                break
+            if text[at:at + 1] != ",":
+                raise ValueError("expected ',' or '}'")
+            at = _SPACE.match(text, at + 1).end()
+    if _SPACE.match(text, at + 1).end() != len(text):
+        raise ValueError("trailing characters")
+    return pairs
+
+
+def _scrub(text, secret):
+    """The payload as the quarantine table keeps it (contract_judge::privacy::scrub_payload):
+    each member declared hash/mask/drop rewritten, every other member's text as it came."""
+    if text is None or not PII_MEMBERS:
+        return text
+    try:
+        pairs = _member_pairs(text)
+    except (ValueError, RecursionError):
+        return PII_WITHHELD
+    if not any(key in PII_MEMBERS for key, _ in pairs):
+        return text
+    kept = []
+    for key, raw in pairs:
+        mode = PII_MEMBERS.get(key)
+        if mode is not None and mode != "drop" and raw == "null":
+            mode = None
+        if mode == "drop":
+            continue
+        if mode is not None:
+            value = json.loads(raw)
+            raw = json.dumps(_stored(mode, value if isinstance(value, str) else raw, secret), ensure_ascii=False)
+        kept.append(json.dumps(key, ensure_ascii=False) + ":" + raw)
+    return "{" + ",".join(kept) + "}"
+
+
+def _scrubbed_quarantine(df: DataFrame) -> DataFrame:
+    """The quarantine rows with no raw personal value: payloads scrubbed, the player stored
+    as the contract's `jwt.sub` enrichment is."""
+    if not needs_pii_keys():
+        return df
+    secret = _pii_secret() if "hash" in list(PII_MEMBERS.values()) + [PII_SUBJECT] else b""
+    scrub = F.udf(lambda text: _scrub(text, secret), T.StringType())
+    subject = F.udf(lambda v: _stored(PII_SUBJECT, v, secret), T.StringType())
+    return df.withColumn("raw_payload", scrub(F.col("raw_payload"))).withColumn(
+        "player_id", subject(F.col("player_id")) if PII_SUBJECT not in (None, "keep") else F.col("player_id")
+    )
+
+
 def _kept(raw):
     """The first OVERSIZED_KEPT_BYTES of `raw`, cut at a character (as serve keeps them)."""
     keep = F.udf(lambda text: text.encode("utf-8")[:OVERSIZED_KEPT_BYTES].decode("utf-8", "ignore"), T.StringType())
@@ -565,6 +715,7 @@ def split(df: DataFrame):
     """The judged records as (events, quarantine) DataFrames shaped like the tables."""
     e = F.col("_e")
     events = df.filter(F.col("_rank") <= POLICY_RANK["warn"]).select(*_columns(e))
+    events = _pseudonymised(events, PII_COLUMNS, list(PII_COLUMNS.values()))
     quarantine = df.filter(F.col("_rank") > POLICY_RANK["warn"]).select(
         F.col("ingest_time").alias("received_at"),
         F.col("request_id"),
@@ -585,7 +736,7 @@ def split(df: DataFrame):
         .alias("raw_payload"),
         F.col("claims")["sub"].alias("player_id"),
     )
-    return events, quarantine
+    return events, _scrubbed_quarantine(quarantine)
 
 
 ENVELOPE = T.StructType(
@@ -632,6 +783,7 @@ LATEST_BY = None
 
 
 BATCH_PROPERTY = "contractc.batch-id"
+PII_KEY_PROPERTY = "contractc.pii-key-id"
 STREAM_PROPERTY = "contractc.stream"
 # Set by `main` to the stream's ARN: batch ids count per stream (and checkpoint).
 STREAM = "local"
@@ -661,11 +813,17 @@ def _conform(spark: SparkSession, df: DataFrame, table: str) -> DataFrame:
 
 
 def _append(spark: SparkSession, df: DataFrame, table: str, batch_id: int):
-    (
+    writer = (
         _conform(spark, df, table)
         .writeTo(table)
         .option("snapshot-property." + BATCH_PROPERTY, str(batch_id))
         .option("snapshot-property." + STREAM_PROPERTY, STREAM)
+    )
+    if PII_KEYS is not None:
+        # The key this batch's hashed values were made with (rotation: docs/privacy.md).
+        writer = writer.option("snapshot-property." + PII_KEY_PROPERTY, PII_KEYS["current"])
+    (
+        writer
         # Required columns are filled by construction; Spark cannot see that a literal is not
         # null. No mergeSchema: a union with the batch's (nullable) columns would relax required
         # columns to optional. `deploy` evolves the tables for a new contract version.
@@ -816,10 +974,15 @@ def main(argv):
     from pyspark.context import SparkContext
 
     args = getResolvedOptions(argv, ["JOB_NAME", "stream_arn", "checkpoint_location"])
-    optional = {"window_seconds": "100", "catalog": "glue_catalog", "starting_position": "TRIM_HORIZON"}
+    optional = {"window_seconds": "100", "catalog": "glue_catalog", "starting_position": "TRIM_HORIZON", "pii_secret": ""}
     for name, default in optional.items():
         flag = "--" + name
         args[name] = argv[argv.index(flag) + 1] if flag in argv else default
+    if args["pii_secret"]:
+        import boto3
+
+        secret = boto3.client("secretsmanager").get_secret_value(SecretId=args["pii_secret"])
+        set_pii_keys(secret["SecretString"])
     glue = GlueContext(SparkContext.getOrCreate())
     spark = glue.spark_session
     global STREAM

@@ -484,16 +484,17 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Field { name : String::from("event_id"), id : 1u32,
         ty : contract_support::manifest::Type::String, required : true, description :
         Some(String::from("Client-side event number; not unique (the test client repeats 00001..00020).")),
-        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::Pattern(String::from("[0-9A-Za-z_-]{1,64}")),
         policy : contract_support::manifest::Policy::Reject, message :
         Some(String::from("event ids are 1 to 64 letters, digits, '_' or '-'")) }] },
         contract_support::manifest::Field { name : String::from("event_type"), id : 2u32,
         ty : contract_support::manifest::Type::String, required : true, description :
         Some(String::from("Which game event happened; selects the variant.")), pii :
-        false, rules : vec![] }, contract_support::manifest::Field { name :
-        String::from("updated_at"), id : 3u32, ty :
-        contract_support::manifest::Type::Timestamp { format :
+        contract_support::manifest::Pii::No, rules : vec![] },
+        contract_support::manifest::Field { name : String::from("updated_at"), id : 3u32,
+        ty : contract_support::manifest::Type::Timestamp { format :
         contract_support::manifest::TimestampFormat { pattern :
         String::from("%Y-%m-%d %H:%M:%S"), items :
         vec![contract_support::manifest::FormatItem::Year,
@@ -509,7 +510,8 @@ contract_support::manifest::Manifest {
         contract_support::manifest::FormatItem::Second] } }, required : true, description
         :
         Some(String::from("The client's local wall-clock time when the event happened (no zone).")),
-        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::NotAfter(contract_support::manifest::TimeBound
         { offset_seconds : 0i64, skew_seconds : 50400u64 }), policy :
         contract_support::manifest::Policy::Reject, message : None },
@@ -519,14 +521,15 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Policy::Quarantine, message : None }] },
         contract_support::manifest::Field { name : String::from("event_data"), id : 4u32,
         ty : contract_support::manifest::Type::String, required : false, description :
-        Some(String::from("Free text attached to the event.")), pii : true, rules :
+        Some(String::from("Free text attached to the event.")), pii :
+        contract_support::manifest::Pii::Keep, rules :
         vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::MaxLength(4096u64), policy :
         contract_support::manifest::Policy::Reject, message : None }] },
         contract_support::manifest::Field { name : String::from("event_uuid"), id : 5u32,
         ty : contract_support::manifest::Type::Uuid, required : false, description :
         Some(String::from("The event's identity: a UUIDv7 the generated clients give each event when it is created and keep across retries, restarts and their queue, so a re-sent event is stored once. The reference's test client sends none; its events are not deduplicated.")),
-        pii : false, rules : vec![] }
+        pii : contract_support::manifest::Pii::No, rules : vec![] }
     ],
     variants: Some(contract_support::manifest::Variants {
         discriminator: String::from("event_type"),
@@ -555,20 +558,23 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Enrichment { name : String::from("player_id"), id :
         100u32, source : contract_support::manifest::EnrichmentSource::JwtSub,
         description :
-        Some(String::from("The authenticated player (the token's subject).")) },
-        contract_support::manifest::Enrichment { name : String::from("ingest_time"), id :
-        101u32, source : contract_support::manifest::EnrichmentSource::IngestTime,
-        description : None }, contract_support::manifest::Enrichment { name :
-        String::from("contract_version"), id : 102u32, source :
-        contract_support::manifest::EnrichmentSource::ContractVersion, description : None
-        }, contract_support::manifest::Enrichment { name : String::from("request_id"), id
-        : 103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
-        description : None }, contract_support::manifest::Enrichment { name :
-        String::from("client_version"), id : 104u32, source :
+        Some(String::from("The authenticated player (the token's subject).")), pii :
+        contract_support::manifest::Pii::No }, contract_support::manifest::Enrichment {
+        name : String::from("ingest_time"), id : 101u32, source :
+        contract_support::manifest::EnrichmentSource::IngestTime, description : None, pii
+        : contract_support::manifest::Pii::No }, contract_support::manifest::Enrichment {
+        name : String::from("contract_version"), id : 102u32, source :
+        contract_support::manifest::EnrichmentSource::ContractVersion, description :
+        None, pii : contract_support::manifest::Pii::No },
+        contract_support::manifest::Enrichment { name : String::from("request_id"), id :
+        103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
+        description : None, pii : contract_support::manifest::Pii::No },
+        contract_support::manifest::Enrichment { name : String::from("client_version"),
+        id : 104u32, source :
         contract_support::manifest::EnrichmentSource::ClientContractVersion, description
         :
-        Some(String::from("The contract version the sending client was generated from (its X-Contract-Version header)."))
-        }
+        Some(String::from("The contract version the sending client was generated from (its X-Contract-Version header).")),
+        pii : contract_support::manifest::Pii::No }
     ],
     table: contract_support::manifest::Table {
         database: String::from("analytics_events_db"),
@@ -606,6 +612,7 @@ contract_support::manifest::Manifest {
         "<!-- @generated by contractc from contracts/game_events.yaml: do not edit, run `contractc build`. -->\n\n# `game_events` 1.2.0\n\nOwner: game-analytics · tags: telemetry, reference\n\nTelemetry events posted by game clients (login, new game, end game, ...), one flat JSON object of strings per event, landing in analytics_events_db.events_table.\n\nEvents are posted to `POST /prod/put-record` (batches: `POST /prod/put-records`) (at most 65536 bytes), authenticated by a JWT from the runtime's built-in identity provider with audience `gamebackend` and one of the scopes `guest`, `authenticated`. They land in the Iceberg table `analytics_events_db.events_table`; refused and quarantined events land in `analytics_events_db.events_table_quarantine` with their violations.\n\n## Fields\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n| `event_id` | 1 | string | yes | matches `[0-9A-Za-z_-]{1,64}` | Client-side event number; not unique (the test client repeats 00001..00020). |\n| `event_type` | 2 | string | yes |  | Which game event happened; selects the variant. |\n| `updated_at` | 3 | timestamp (`%Y-%m-%d %H:%M:%S`) | yes | not after ingest time  + 50400s skew; not before ingest time − 2592000s − 43200s skew (quarantine) | The client's local wall-clock time when the event happened (no zone). |\n| `event_data` | 4 | string | no | length ≤ 4096 **PII** | Free text attached to the event. |\n| `event_uuid` | 5 | uuid | no |  | The event's identity: a UUIDv7 the generated clients give each event when it is created and keep across retries, restarts and their queue, so a re-sent event is stored once. The reference's test client sends none; its events are not deduplicated. |\n\n## Variants (by `event_type`)\n\n### `Login`\n\nNo payload fields.\n\n### `Logout`\n\nNo payload fields.\n\n### `New Game`\n\nNo payload fields.\n\n### `Resume Game`\n\nNo payload fields.\n\n### `End Game`\n\nNo payload fields.\n\n### `CollectedItem`\n\nNo payload fields.\n\n### `Killed Enemy`\n\nNo payload fields.\n\n## Enrichment\n\nColumns the runtime fills (producers never send them):\n\n| column | id | from |\n|---|---|---|\n| `player_id` | 100 | JWT `sub` |\n| `ingest_time` | 101 | ingest time |\n| `contract_version` | 102 | contract version |\n| `request_id` | 103 | request id |\n| `client_version` | 104 | the client's `X-Contract-Version` header |\n\n## Table\n\n- partitioned by: identity(event_type)\n- sorted by: updated_at asc\n- write mode: append\n\n## Examples\n\nJudged as if received at 2024-02-22T12:00:00Z.\n\nValid ([Login] valid):\n\n```json\n{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000000\"}\n```\n\nValid ([Login] event_data: escapes and unicode):\n\n```json\n{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"Quote \\\" backslash \\\\ tab \\t é 🐢 <script>*'\",\"event_uuid\":\"00000000-0000-7000-8000-000000000001\"}\n```\n\nValid ([Logout] valid):\n\n```json\n{\"event_id\":\"0\",\"event_type\":\"Logout\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-00000000001d\"}\n```\n\nInvalid:\n\n| change | body | violations |\n|---|---|---|\n| [Login] event_id: missing | `{\"event_uuid\":\"00000000-0000-7000-8000-000000000002\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\"}` | missing |\n| [Login] event_id: null | `{\"event_id\":null,\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000003\"}` | wrong_type |\n| [Login] event_id: breaks pattern | `{\"event_id\":\"0\\n\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000005\"}` | pattern |\n| [Login] event_type: unknown variant | `{\"event_id\":\"0\",\"event_type\":\"Not A Known Variant\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000008\"}` | one_of |\n| [Login] updated_at: breaks not_after | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-23 03:00:00\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-00000000000c\"}` | not_after |\n| [Login] updated_at: breaks not_before | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-01-21 00:00:00\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-00000000000d\"}` | not_before |\n| [Login] updated_at: invalid format | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-30 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-00000000000e\"}` | invalid_format |\n| [Login] event_data: breaks max_length | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"exampleeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\",\"event_uuid\":\"00000000-0000-7000-8000-000000000010\"}` | max_length |\n| [Login] extra field | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000013\",\"not_in_the_contract\":\"x\"}` | unknown_field |\n| [Login] duplicate key | `{\"event_id\":\"0\",\"event_type\":\"Login\",\"updated_at\":\"2024-02-22 03:03:02\",\"event_data\":\"example\",\"event_uuid\":\"00000000-0000-7000-8000-000000000014\", \"event_id\": \"0\"}` | duplicate_field |\n| truncated JSON | `{\"a\": ` | invalid_json |\n",
     ),
     versions: None,
+    subject: Some(String::from("player_id")),
 });
 /// This contract, for the runtime.
 pub struct Spec;

@@ -1640,14 +1640,15 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Field { name : String::from("event_id"), id : 1u32,
         ty : contract_support::manifest::Type::Uuid, required : true, description :
         Some(String::from("Unique per event; re-sent events carry the same id.")), pii :
-        false, rules : vec![] }, contract_support::manifest::Field { name :
-        String::from("kind"), id : 2u32, ty : contract_support::manifest::Type::String,
-        required : true, description :
+        contract_support::manifest::Pii::No, rules : vec![] },
+        contract_support::manifest::Field { name : String::from("kind"), id : 2u32, ty :
+        contract_support::manifest::Type::String, required : true, description :
         Some(String::from("Which match event this is; selects the payload.")), pii :
-        false, rules : vec![] }, contract_support::manifest::Field { name :
-        String::from("occurred_at"), id : 3u32, ty :
-        contract_support::manifest::Type::TimestampTz, required : true, description :
-        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        contract_support::manifest::Pii::No, rules : vec![] },
+        contract_support::manifest::Field { name : String::from("occurred_at"), id :
+        3u32, ty : contract_support::manifest::Type::TimestampTz, required : true,
+        description : None, pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::NotAfter(contract_support::manifest::TimeBound
         { offset_seconds : 0i64, skew_seconds : 300u64 }), policy :
         contract_support::manifest::Policy::Reject, message : None },
@@ -1657,12 +1658,14 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Policy::Quarantine, message : None }] },
         contract_support::manifest::Field { name : String::from("match_id"), id : 4u32,
         ty : contract_support::manifest::Type::String, required : true, description :
-        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        None, pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::Pattern(String::from("m-[0-9a-f]{12}")),
         policy : contract_support::manifest::Policy::Reject, message : None }] },
         contract_support::manifest::Field { name : String::from("region"), id : 5u32, ty
         : contract_support::manifest::Type::String, required : true, description : None,
-        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::OneOf(vec![contract_support::manifest::Literal::String(String::from("eu-west")),
         contract_support::manifest::Literal::String(String::from("us-east")),
         contract_support::manifest::Literal::String(String::from("ap-south"))]), policy :
@@ -1671,12 +1674,14 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Type::Struct(vec![contract_support::manifest::Field {
         name : String::from("version"), id : 7u32, ty :
         contract_support::manifest::Type::String, required : true, description : None,
-        pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::Pattern(String::from("[0-9]+\\.[0-9]+\\.[0-9]+")),
         policy : contract_support::manifest::Policy::Reject, message : None }] },
         contract_support::manifest::Field { name : String::from("platform"), id : 8u32,
         ty : contract_support::manifest::Type::String, required : false, description :
-        None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+        None, pii : contract_support::manifest::Pii::No, rules :
+        vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::OneOf(vec![contract_support::manifest::Literal::String(String::from("pc")),
         contract_support::manifest::Literal::String(String::from("ps5")),
         contract_support::manifest::Literal::String(String::from("xbox")),
@@ -1684,11 +1689,12 @@ contract_support::manifest::Manifest {
         contract_support::manifest::Policy::Reject, message : None }] }]), required :
         true, description :
         Some(String::from("The game server build that produced the event.")), pii :
-        false, rules : vec![] }, contract_support::manifest::Field { name :
-        String::from("tags"), id : 9u32, ty :
+        contract_support::manifest::Pii::No, rules : vec![] },
+        contract_support::manifest::Field { name : String::from("tags"), id : 9u32, ty :
         contract_support::manifest::Type::List(Box::new(contract_support::manifest::Element
         { id : 10u32, ty : contract_support::manifest::Type::String, required : true,
-        rules : vec![] })), required : false, description : None, pii : false, rules :
+        rules : vec![] })), required : false, description : None, pii :
+        contract_support::manifest::Pii::No, rules :
         vec![contract_support::manifest::Rule { kind :
         contract_support::manifest::RuleKind::MaxLength(16u64), policy :
         contract_support::manifest::Policy::Warn, message : None }] }
@@ -1700,7 +1706,7 @@ contract_support::manifest::Manifest {
             ident : String::from("MatchStarted"), description : None, fields :
             vec![contract_support::manifest::Field { name : String::from("map_name"), id
             : 20u32, ty : contract_support::manifest::Type::String, required : true,
-            description : None, pii : false, rules :
+            description : None, pii : contract_support::manifest::Pii::No, rules :
             vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::MinLength(1u64), policy :
             contract_support::manifest::Policy::Reject, message : None },
@@ -1714,17 +1720,19 @@ contract_support::manifest::Manifest {
             contract_support::manifest::Type::Struct(vec![contract_support::manifest::Field
             { name : String::from("player_id"), id : 23u32, ty :
             contract_support::manifest::Type::Uuid, required : true, description : None,
-            pii : false, rules : vec![] }, contract_support::manifest::Field { name :
-            String::from("skill"), id : 24u32, ty :
-            contract_support::manifest::Type::Double, required : false, description :
-            None, pii : false, rules : vec![contract_support::manifest::Rule { kind :
+            pii : contract_support::manifest::Pii::No, rules : vec![] },
+            contract_support::manifest::Field { name : String::from("skill"), id : 24u32,
+            ty : contract_support::manifest::Type::Double, required : false, description
+            : None, pii : contract_support::manifest::Pii::No, rules :
+            vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
             policy : contract_support::manifest::Policy::Reject, message : None },
             contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Max(contract_support::manifest::Bound::Int(5000i64)),
             policy : contract_support::manifest::Policy::Reject, message : None }] }]),
             required : true, rules : vec![] })), required : true, description : None, pii
-            : false, rules : vec![contract_support::manifest::Rule { kind :
+            : contract_support::manifest::Pii::No, rules :
+            vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::MinLength(2u64), policy :
             contract_support::manifest::Policy::Reject, message : None },
             contract_support::manifest::Rule { kind :
@@ -1735,7 +1743,8 @@ contract_support::manifest::Manifest {
             : None, fields : vec![contract_support::manifest::Field { name :
             String::from("duration_s"), id : 30u32, ty :
             contract_support::manifest::Type::Int, required : true, description : None,
-            pii : false, rules : vec![contract_support::manifest::Rule { kind :
+            pii : contract_support::manifest::Pii::No, rules :
+            vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
             policy : contract_support::manifest::Policy::Reject, message : None },
             contract_support::manifest::Rule { kind :
@@ -1747,10 +1756,12 @@ contract_support::manifest::Manifest {
             contract_support::manifest::Type::String, required : true, rules : vec![] }),
             value : Box::new(contract_support::manifest::Element { id : 33u32, ty :
             contract_support::manifest::Type::Long, required : true, rules : vec![] }) },
-            required : true, description : None, pii : false, rules : vec![] },
+            required : true, description : None, pii :
+            contract_support::manifest::Pii::No, rules : vec![] },
             contract_support::manifest::Field { name : String::from("prize_pool"), id :
             34u32, ty : contract_support::manifest::Type::Decimal { precision : 12u8,
-            scale : 2u8 }, required : false, description : None, pii : false, rules :
+            scale : 2u8 }, required : false, description : None, pii :
+            contract_support::manifest::Pii::No, rules :
             vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
             policy : contract_support::manifest::Policy::Reject, message : None }] }],
@@ -1759,13 +1770,14 @@ contract_support::manifest::Manifest {
             String::from("PlayerPurchased"), description : None, fields :
             vec![contract_support::manifest::Field { name : String::from("sku"), id :
             40u32, ty : contract_support::manifest::Type::String, required : true,
-            description : None, pii : false, rules :
+            description : None, pii : contract_support::manifest::Pii::No, rules :
             vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Pattern(String::from("[A-Z]{3}-[0-9]{4}")),
             policy : contract_support::manifest::Policy::Reject, message : None }] },
             contract_support::manifest::Field { name : String::from("price"), id : 41u32,
             ty : contract_support::manifest::Type::Decimal { precision : 12u8, scale :
-            2u8 }, required : true, description : None, pii : false, rules :
+            2u8 }, required : true, description : None, pii :
+            contract_support::manifest::Pii::No, rules :
             vec![contract_support::manifest::Rule { kind :
             contract_support::manifest::RuleKind::Min(contract_support::manifest::Bound::Int(0i64)),
             policy : contract_support::manifest::Policy::Reject, message : None },
@@ -1774,22 +1786,24 @@ contract_support::manifest::Manifest {
             policy : contract_support::manifest::Policy::Reject, message : None }] },
             contract_support::manifest::Field { name : String::from("purchased_on"), id :
             42u32, ty : contract_support::manifest::Type::Date, required : true,
-            description : None, pii : false, rules : vec![] }], require : vec![], rules :
-            vec![] }
+            description : None, pii : contract_support::manifest::Pii::No, rules : vec![]
+            }], require : vec![], rules : vec![] }
         ],
     }),
     enrichments: vec![
         contract_support::manifest::Enrichment { name : String::from("server_id"), id :
         100u32, source : contract_support::manifest::EnrichmentSource::JwtSub,
-        description : None }, contract_support::manifest::Enrichment { name :
-        String::from("ingest_time"), id : 101u32, source :
-        contract_support::manifest::EnrichmentSource::IngestTime, description : None },
+        description : None, pii : contract_support::manifest::Pii::No },
+        contract_support::manifest::Enrichment { name : String::from("ingest_time"), id :
+        101u32, source : contract_support::manifest::EnrichmentSource::IngestTime,
+        description : None, pii : contract_support::manifest::Pii::No },
         contract_support::manifest::Enrichment { name : String::from("contract_version"),
         id : 102u32, source :
-        contract_support::manifest::EnrichmentSource::ContractVersion, description : None
-        }, contract_support::manifest::Enrichment { name : String::from("request_id"), id
-        : 103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
-        description : None }
+        contract_support::manifest::EnrichmentSource::ContractVersion, description :
+        None, pii : contract_support::manifest::Pii::No },
+        contract_support::manifest::Enrichment { name : String::from("request_id"), id :
+        103u32, source : contract_support::manifest::EnrichmentSource::RequestId,
+        description : None, pii : contract_support::manifest::Pii::No }
     ],
     table: contract_support::manifest::Table {
         database: String::from("multiplayer"),
@@ -1832,6 +1846,7 @@ contract_support::manifest::Manifest {
         "<!-- @generated by contractc from contracts/match_events.yaml: do not edit, run `contractc build`. -->\n\n# `match_events` 2.1.0\n\nOwner: multiplayer-platform · tags: multiplayer, server-authoritative\n\nMatch lifecycle events from the multiplayer servers, one row per match event.\n\nEvents are posted to `POST /prod/match-events` (batches: `POST /prod/match-events/batch`) (at most 1048576 bytes), authenticated by a JWT from the runtime's built-in identity provider with audience `gamebackend` and one of the scopes `authenticated`. They land in the Iceberg table `multiplayer.match_events`; refused and quarantined events land in `multiplayer.match_events_quarantine` with their violations.\n\n## Fields\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n| `event_id` | 1 | uuid | yes |  | Unique per event; re-sent events carry the same id. |\n| `kind` | 2 | string | yes |  | Which match event this is; selects the payload. |\n| `occurred_at` | 3 | timestamptz | yes | not after ingest time  + 300s skew; not before ingest time − 604800s − 300s skew (quarantine) |  |\n| `match_id` | 4 | string | yes | matches `m-[0-9a-f]{12}` |  |\n| `region` | 5 | string | yes | one of `eu-west`, `us-east`, `ap-south` |  |\n| `build` | 6 | struct<version, platform> | yes |  | The game server build that produced the event. |\n| `build.version` | 7 | string | yes | matches `[0-9]+\\.[0-9]+\\.[0-9]+` |  |\n| `build.platform` | 8 | string | no | one of `pc`, `ps5`, `xbox`, `switch` |  |\n| `tags` | 9 | list<string> | no | length ≤ 16 (warn) |  |\n\n## Variants (by `kind`)\n\n### `match_started`\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n| `map_name` | 20 | string | yes | length ≥ 1; length ≤ 64 |  |\n| `players` | 21 | list<struct<player_id, skill>> | yes | length ≥ 2; length ≤ 100 |  |\n\n### `match_ended`\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n| `duration_s` | 30 | int | yes | ≥ 0; ≤ 86400 |  |\n| `scores` | 31 | map<string, long> | yes |  |  |\n| `prize_pool` | 34 | decimal(12,2) | no | ≥ 0 |  |\n\n### `player_purchased`\n\n| field | id | type | required | rules | description |\n|---|---|---|---|---|---|\n| `sku` | 40 | string | yes | matches `[A-Z]{3}-[0-9]{4}` |  |\n| `price` | 41 | decimal(12,2) | yes | ≥ 0; ≤ 10000 |  |\n| `purchased_on` | 42 | date | yes |  |  |\n\n## Enrichment\n\nColumns the runtime fills (producers never send them):\n\n| column | id | from |\n|---|---|---|\n| `server_id` | 100 | JWT `sub` |\n| `ingest_time` | 101 | ingest time |\n| `contract_version` | 102 | contract version |\n| `request_id` | 103 | request id |\n\n## Table\n\n- partitioned by: day(occurred_at), bucket[16](match_id)\n- sorted by: occurred_at desc\n- write mode: upsert on (event_id), keeping the latest by `occurred_at`\n- reserved (never reuse): ids 11, 12; names legacy_score\n\n## Examples\n\nJudged as if received at 2024-02-22T12:00:00Z.\n\nValid ([match_started] valid):\n\n```json\n{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}\n```\n\nValid ([match_ended] valid):\n\n```json\n{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_ended\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"duration_s\":1,\"scores\":{\"example\":1},\"prize_pool\":\"1.00\"}\n```\n\nValid ([player_purchased] valid):\n\n```json\n{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"player_purchased\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"sku\":\"AAA-0000\",\"price\":\"1.00\",\"purchased_on\":\"2024-02-22\"}\n```\n\nInvalid:\n\n| change | body | violations |\n|---|---|---|\n| [match_started] event_id: missing | `{\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}],\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\"}` | missing |\n| [match_started] event_id: null | `{\"event_id\":null,\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | wrong_type |\n| [match_started] event_id: invalid format | `{\"event_id\":\"123e4567-e89b-12d3-a456-42661417400Z\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | invalid_format |\n| [match_started] kind: unknown variant | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"Not A Known Variant\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | one_of |\n| [match_started] occurred_at: breaks not_after | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T13:05:00Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | not_after |\n| [match_started] occurred_at: breaks not_before | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-13T11:55:00Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | not_before |\n| [match_started] match_id: breaks pattern | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\\n\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | pattern |\n| [match_started] tags: breaks max_length | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\",\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | max_length |\n| [match_started] map_name: breaks min_length | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}]}` | min_length |\n| [match_started] extra field | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}],\"not_in_the_contract\":\"x\"}` | unknown_field |\n| [match_started] duplicate key | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_started\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"map_name\":\"example\",\"players\":[{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5},{\"player_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"skill\":1.5}], \"event_id\": \"123e4567-e89b-12d3-a456-426614174000\"}` | duplicate_field |\n| truncated JSON | `{\"a\": ` | invalid_json |\n| [match_ended] duration_s: breaks min | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_ended\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"duration_s\":-1,\"scores\":{\"example\":1},\"prize_pool\":\"1.00\"}` | min |\n| [match_ended] duration_s: breaks max | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_ended\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"duration_s\":86401,\"scores\":{\"example\":1},\"prize_pool\":\"1.00\"}` | max |\n| [match_ended] duration_s: huge number | `{\"event_id\":\"123e4567-e89b-12d3-a456-426614174000\",\"kind\":\"match_ended\",\"occurred_at\":\"2024-02-22T03:03:02Z\",\"match_id\":\"m-000000000000\",\"region\":\"eu-west\",\"build\":{\"version\":\"0.0.0\",\"platform\":\"pc\"},\"tags\":[\"example\"],\"duration_s\":1e+20,\"scores\":{\"example\":1},\"prize_pool\":\"1.00\"}` | out_of_range |\n",
     ),
     versions: None,
+    subject: Some(String::from("server_id")),
 });
 /// This contract, for the runtime.
 pub struct Spec;

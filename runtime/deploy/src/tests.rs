@@ -661,7 +661,7 @@ fn with_added_field(required: bool) -> Desired {
         ty: contract_support::manifest::Type::String,
         required,
         description: None,
-        pii: false,
+        pii: contract_support::manifest::Pii::No,
         rules: Vec::new(),
     });
     Desired {

@@ -1151,7 +1151,7 @@ async fn iceberg_tables_load_in_pyiceberg_and_evolve_with_the_contract() {
         ty: contract_support::manifest::Type::String,
         required: false,
         description: None,
-        pii: false,
+        pii: contract_support::manifest::Pii::No,
         rules: Vec::new(),
     });
     let manifest: &'static contract_support::Manifest = Box::leak(Box::new(manifest));

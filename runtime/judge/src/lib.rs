@@ -8,6 +8,7 @@
 //! - [`door`]: whole answers (status, headers, body) and the refusals before judging, as data;
 //! - [`dedup`]: which event an event is, for deduplication (#21).
 //!
+//! - [`privacy`]: personal data as stored: hashed, masked or dropped (#23);
 //! - [`upcast`]: an event of a released version rewritten as one of the current version (#20);
 //!   [`verdict`] picks the validator by the version the client declares.
 
@@ -16,6 +17,7 @@ pub mod batch;
 pub mod caller;
 pub mod dedup;
 pub mod door;
+pub mod privacy;
 pub mod upcast;
 pub mod verdict;
 

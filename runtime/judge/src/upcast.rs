@@ -28,7 +28,7 @@ pub fn upcast(body: &[u8], steps: &[Step]) -> Result<Vec<u8>, UpcastError> {
 
 /// An event's top-level members in order, borrowed from its body where a step leaves them be
 /// (an event is upcast on the ingest path: no allocation per member it does not change).
-struct Members<'a>(Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
+pub(crate) struct Members<'a>(pub(crate) Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
 
 impl<'a> Members<'a> {
     fn get(&self, key: &str) -> Option<&Cow<'a, RawValue>> {
@@ -105,7 +105,7 @@ impl<'a> Members<'a> {
         Ok(())
     }
 
-    fn to_json(&self) -> Result<Vec<u8>, UpcastError> {
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, UpcastError> {
         let mut out = Vec::with_capacity(
             2 + self
                 .0
@@ -180,12 +180,12 @@ fn raw<'a>(json: &str) -> Result<Cow<'a, RawValue>, UpcastError> {
         .map_err(|e| UpcastError(format!("a migration value: {e}")))
 }
 
-fn string_json<'a>(text: &str) -> Result<Cow<'a, RawValue>, UpcastError> {
+pub(crate) fn string_json<'a>(text: &str) -> Result<Cow<'a, RawValue>, UpcastError> {
     raw(&serde_json::Value::from(text).to_string())
 }
 
 /// The string a member holds, if it holds one.
-fn as_string(value: &RawValue) -> Option<String> {
+pub(crate) fn as_string(value: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(value.get()).ok()
 }
 

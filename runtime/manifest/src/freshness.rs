@@ -154,6 +154,7 @@ mod tests {
             enrichments: Vec::new(),
             docs: String::new(),
             versions: None,
+            subject: None,
             table: Table {
                 database: "db".into(),
                 name: name.into(),

@@ -9,6 +9,7 @@
 //! This crate is small on purpose (serde_json and sha2): everything links it.
 
 pub mod freshness;
+pub mod privacy;
 pub mod schema;
 pub mod table;
 pub mod versions;
@@ -40,6 +41,9 @@ pub struct Manifest {
     /// Released versions still judged (each by its own validator) and how their events are
     /// upcast; None for a contract without a release history.
     pub versions: Option<Versions>,
+    /// The events column naming the data subject (`privacy.subject`; by default the `jwt.sub`
+    /// enrichment): what `forget` erases by. None when the contract records no subject.
+    pub subject: Option<String>,
 }
 
 /// The request header the JWT front door sets to a verified claim, overwriting whatever a

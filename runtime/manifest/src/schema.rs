@@ -12,8 +12,53 @@ pub struct Field {
     pub ty: Type,
     pub required: bool,
     pub description: Option<String>,
-    pub pii: bool,
+    pub pii: Pii,
     pub rules: Vec<Rule>,
+}
+
+/// How a column's personal data is stored (`pii:` in a contract, #23). Every engine applies
+/// it the same way before a value reaches a table: `serve` when it commits, the Glue job when
+/// it writes (docs/privacy.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pii {
+    /// Not personal data.
+    #[default]
+    No,
+    /// Personal data stored as sent (`pii: true` or `keep`): hidden on the console, erased
+    /// with its data subject.
+    Keep,
+    /// Stored masked (a string): every character but the last four becomes `*`, all of them
+    /// in a value shorter than eight characters.
+    Mask,
+    /// Stored as the lowercase hex HMAC-SHA256 of the value under the deployment's key (a
+    /// string): the same player gives the same value, so joins still work, and nobody without
+    /// the key can test a guess.
+    Hash,
+    /// Judged, never stored: the column stays (optional, always null), so its id stays taken.
+    Drop,
+}
+
+impl Pii {
+    /// Whether the value is personal data at all.
+    pub fn is_personal(self) -> bool {
+        self != Pii::No
+    }
+
+    /// Whether the stored value differs from the one sent.
+    pub fn rewrites(self) -> bool {
+        matches!(self, Pii::Mask | Pii::Hash | Pii::Drop)
+    }
+
+    /// As written in a contract.
+    pub fn spelling(self) -> &'static str {
+        match self {
+            Pii::No => "false",
+            Pii::Keep => "keep",
+            Pii::Mask => "mask",
+            Pii::Hash => "hash",
+            Pii::Drop => "drop",
+        }
+    }
 }
 
 /// A list element or a map key/value.
@@ -393,6 +438,8 @@ pub struct Enrichment {
     pub id: u32,
     pub source: EnrichmentSource,
     pub description: Option<String>,
+    /// How the value is stored; only token claims (`jwt.sub`, `jwt.<claim>`) may be personal.
+    pub pii: Pii,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,12 +485,21 @@ impl EnrichmentSource {
 impl Field {
     /// The column doc: the description, marked `[PII]` when the field is personal data.
     pub fn doc(&self) -> Option<String> {
-        match (&self.description, self.pii) {
-            (Some(d), true) => Some(format!("{d} [PII]")),
-            (Some(d), false) => Some(d.clone()),
-            (None, true) => Some("[PII]".to_string()),
-            (None, false) => None,
-        }
+        pii_doc(self.description.as_deref(), self.pii)
+    }
+}
+
+/// A column doc marked with how its personal data is stored: `[PII]` for a value kept as
+/// sent, `[PII: hash]` (`mask`, `drop`) for one stored otherwise.
+pub fn pii_doc(description: Option<&str>, pii: Pii) -> Option<String> {
+    let mark = match pii {
+        Pii::No => return description.map(str::to_string),
+        Pii::Keep => "[PII]".to_string(),
+        other => format!("[PII: {}]", other.spelling()),
+    };
+    match description {
+        Some(d) => Some(format!("{d} {mark}")),
+        None => Some(mark),
     }
 }
 

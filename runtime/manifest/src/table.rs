@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::Manifest;
-use crate::schema::{EnrichmentSource, Field, SortField, Transform, Type, WriteMode};
+use crate::schema::{EnrichmentSource, Field, Pii, SortField, Transform, Type, WriteMode, pii_doc};
 
 /// One Iceberg table: its columns in table order, partitioning, sort order and properties.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,10 +138,13 @@ impl Manifest {
                 name: e.name.clone(),
                 ty: e.ty(),
                 required: false,
-                doc: Some(match &e.description {
-                    Some(d) => format!("{d} (enriched from {source})"),
-                    None => format!("Enriched from {source}."),
-                }),
+                doc: pii_doc(
+                    Some(&match &e.description {
+                        Some(d) => format!("{d} (enriched from {source})"),
+                        None => format!("Enriched from {source}."),
+                    }),
+                    e.pii,
+                ),
                 origin: Origin::Enrichment(e.source.clone()),
             });
         }
@@ -186,7 +189,7 @@ impl Manifest {
             ty: Type::String,
             required: true,
             description: None,
-            pii: false,
+            pii: Pii::No,
             rules: Vec::new(),
         };
         let system = |id: u32, name: &str, ty: Type, required: bool, doc: Option<&str>| Column {
@@ -302,7 +305,7 @@ impl Manifest {
         let pii: Vec<&str> = self
             .fields
             .iter()
-            .filter(|f| f.pii)
+            .filter(|f| f.pii.is_personal())
             .map(|f| f.name.as_str())
             .collect();
         if !pii.is_empty() {
@@ -322,7 +325,8 @@ fn payload_column(f: &Field, required: bool, doc: Option<String>) -> Column {
         id: f.id,
         name: f.name.clone(),
         ty: f.ty.clone(),
-        required,
+        // A dropped field is judged but never stored: its column is always null.
+        required: required && f.pii != Pii::Drop,
         doc,
         origin: Origin::Payload,
     }

@@ -15,3 +15,32 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
+
+/// Whoever holds `DATA_DIR/serve.lock` works on the directory's log and guest store: `serve`
+/// while it runs, `forget` while it erases. Released when the process ends, killed too.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock, or says who holds it.
+    pub fn take(data_dir: &Path) -> Result<DataDirLock, String> {
+        let path = data_dir.join("serve.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                format!(
+                    "{} is in use: `serve` (or `forget`) is running on {}; stop it first",
+                    path.display(),
+                    data_dir.display()
+                )
+            },
+        )?;
+        Ok(DataDirLock { _file: file })
+    }
+}

@@ -13,7 +13,7 @@
 //! `exp`/`nbf` and the scope are checked. Only RS256 is accepted, which refuses `alg: none`
 //! and HS256 tokens signed with the public key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -181,6 +181,13 @@ fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `N` bytes from the operating system's random number generator.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the operating system's random number generator");
+    buf
+}
+
 pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     // The OS RNG failing is not recoverable in any useful way for an identity provider.
@@ -282,6 +289,44 @@ fn load_guests(path: &Path, ttl: u64, now: u64) -> HashMap<String, Guest> {
     }
     guests.retain(|_, g: &mut Guest| g.seen + ttl >= now);
     guests
+}
+
+/// Removes `subjects` from the guest store in `dir` (`forget`, while no `serve` runs): the
+/// guests log rewritten without their lines; returns how many guests went.
+pub fn forget_guests(
+    dir: &Path,
+    subjects: &std::collections::HashSet<&str>,
+) -> std::io::Result<usize> {
+    let path = dir.join("guests.log");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let about = |line: &str| {
+        line.split(' ')
+            .next()
+            .is_some_and(|user| subjects.contains(user))
+    };
+    let forgotten: HashSet<&str> = text
+        .lines()
+        .filter(|line| about(line))
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    if forgotten.is_empty() {
+        return Ok(0);
+    }
+    let kept: String = text
+        .lines()
+        .filter(|line| !about(line))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let staged = path.with_extension("forget");
+    let mut file = std::fs::File::create(&staged)?;
+    file.write_all(kept.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&staged, &path)?;
+    Ok(forgotten.len())
 }
 
 impl DevIdentity {

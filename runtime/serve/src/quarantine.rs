@@ -1,11 +1,14 @@
 //! Rows of a contract's quarantine table: refused and quarantined events with their reasons.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef, ListArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
+use contract_judge::privacy::{self, Keys};
+use contract_support::manifest::Manifest;
 use contract_support::manifest::quarantine as q;
 use contract_support::{Code, Verdict, Violation};
 
@@ -29,6 +32,19 @@ impl Row {
     }
 }
 
+/// `row` as the quarantine table may hold it: no raw value of a field the contract hashes,
+/// masks or drops, and the player as its `jwt.sub` enrichment is stored.
+fn scrub(row: &mut Row, manifest: &Manifest, keys: &Keys) {
+    let scrubbed = privacy::scrub_payload(&row.raw_payload, manifest, keys);
+    if *scrubbed != *row.raw_payload {
+        row.raw_payload = scrubbed.into_owned();
+    }
+    if let Some(player) = &row.player_id {
+        row.player_id =
+            privacy::stored(manifest.quarantine_subject_pii(), player, keys).map(Cow::into_owned);
+    }
+}
+
 /// The first `max` bytes of `text`, cut on a character boundary.
 pub fn prefix(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -44,25 +60,33 @@ pub fn prefix(text: &str, max: usize) -> &str {
 /// Accumulates rows; builds a batch shaped exactly like the table's Arrow schema.
 pub struct QuarantineBatch {
     schema: SchemaRef,
-    contract_version: String,
+    manifest: &'static Manifest,
+    /// The hashing keys, when a contract needs them: personal values are rewritten as a row
+    /// is added, so no quarantine file holds them as sent (#23).
+    keys: Option<Arc<Keys>>,
     rows: Vec<Row>,
 }
 
 impl QuarantineBatch {
-    pub fn new(schema: SchemaRef, contract_version: &str) -> Self {
+    pub fn new(schema: SchemaRef, manifest: &'static Manifest, keys: Option<Arc<Keys>>) -> Self {
         QuarantineBatch {
             schema,
-            contract_version: contract_version.to_string(),
+            manifest,
+            keys,
             rows: Vec::new(),
         }
     }
 
-    /// Adds a row; an oversized event keeps only its first [`OVERSIZED_KEPT_BYTES`].
+    /// Adds a row; an oversized event keeps only its first [`OVERSIZED_KEPT_BYTES`], and the
+    /// payload's personal fields and the player are stored as the contract declares.
     pub fn push(&mut self, mut row: Row) {
         if row.is_oversized() && row.raw_payload.len() > OVERSIZED_KEPT_BYTES {
             let kept = prefix(&row.raw_payload, OVERSIZED_KEPT_BYTES).len();
             row.raw_payload.truncate(kept);
             row.raw_payload.shrink_to_fit();
+        }
+        if let Some(keys) = &self.keys {
+            scrub(&mut row, self.manifest, keys);
         }
         self.rows.push(row);
     }
@@ -119,11 +143,12 @@ impl QuarantineBatch {
                     .with_timezone("+00:00"),
                 ),
                 Some(q::REQUEST_ID) => strings(&|r| Some(r.request_id.as_str())),
-                Some(q::CONTRACT_VERSION) => Arc::new(StringArray::from(vec![
-                    self.contract_version
-                        .as_str();
-                    rows.len()
-                ])),
+                Some(q::CONTRACT_VERSION) => {
+                    Arc::new(StringArray::from(vec![
+                        self.manifest.version.as_str();
+                        rows.len()
+                    ]))
+                }
                 Some(q::VERDICT) => strings(&|r| Some(r.verdict.as_str())),
                 Some(q::VIOLATION_CODES) => list_of(
                     field,

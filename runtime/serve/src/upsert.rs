@@ -127,6 +127,7 @@ pub async fn upsert_batch(
     let table = lake.load(ident).await?;
     let mut rewrite = upsert_rewrite(&table, batch, upsert).await?;
     rewrite.lsn = Some(lsn);
+    rewrite.properties = lake.ingest_properties(lsn);
     let files = rewrite.added.len();
     match lake.commit_rewrite(ident, &table, rewrite, None).await? {
         Swap::Done => Ok(files),
@@ -254,7 +255,7 @@ async fn existing_versions(
 
 /// The data file a scan batch came from: iceberg-rust reads one file per batch and fills
 /// `_file` as a constant (run-end encoded) column.
-fn batch_file(batch: &RecordBatch) -> Option<String> {
+pub(crate) fn batch_file(batch: &RecordBatch) -> Option<String> {
     let column = batch.column_by_name(FILE_COLUMN)?;
     if column.is_empty() {
         return None;

@@ -422,6 +422,38 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, WalError> {
     Ok(records)
 }
 
+/// Removes the records `erase` picks from every segment, each rewritten whole (to a temporary
+/// file, synced, renamed over it); returns how many. Damaged stretches of a rewritten segment
+/// go with it. Only while no writer runs (`forget` holds the data directory's lock).
+pub fn purge(dir: &Path, mut erase: impl FnMut(&Record) -> bool) -> Result<usize, WalError> {
+    let mut removed = 0;
+    for (_, path) in segments(dir)? {
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let segment = read_segment(&bytes);
+        let before = segment.records.len();
+        let kept: Vec<&Record> = segment.records.iter().filter(|r| !erase(r)).collect();
+        if kept.len() == before {
+            continue;
+        }
+        removed += before - kept.len();
+        let mut out = Vec::with_capacity(bytes.len());
+        for record in kept {
+            record.encode(&mut out);
+        }
+        let staged = path.with_extension("purge");
+        let mut file = std::fs::File::create(&staged).map_err(io(&staged))?;
+        file.write_all(&out).map_err(io(&staged))?;
+        file.sync_all().map_err(io(&staged))?;
+        std::fs::rename(&staged, &path).map_err(io(&path))?;
+    }
+    if removed > 0 {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(removed)
+}
+
 /// Recovers the log at start: reads every intact record, in LSN order, skipping damaged records
 /// whose successors are intact and cutting a torn tail off the last segment.
 pub fn recover(dir: &Path) -> Result<Vec<Record>, WalError> {

@@ -42,7 +42,9 @@ fn top_level_fields(manifest: &Manifest) -> Vec<&Field> {
 
 fn has_pii(manifest: &Manifest) -> bool {
     fn any(fields: &[&Field]) -> bool {
-        fields.iter().any(|f| f.pii || type_has_pii(&f.ty))
+        fields
+            .iter()
+            .any(|f| f.pii.is_personal() || type_has_pii(&f.ty))
     }
     fn type_has_pii(ty: &Type) -> bool {
         match ty {
@@ -62,7 +64,7 @@ fn mask_object(value: &mut Value, fields: &[&Field]) {
     for field in fields {
         // Every occurrence of the key: a duplicate key would otherwise show its second value.
         if let Some(child) = object.get_mut(&field.name) {
-            if field.pii {
+            if field.pii.is_personal() {
                 *child = Value::String(MASK.to_string());
             } else {
                 mask_typed(child, &field.ty);
@@ -95,18 +97,19 @@ fn mask_typed(value: &mut Value, ty: &Type) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract_support::manifest::Pii;
 
     fn manifest_with_pii(pii: bool) -> Manifest {
         let mut manifest = contract_validators::ALL[0].manifest().clone();
         for field in &mut manifest.fields {
-            field.pii = false;
+            field.pii = Pii::No;
         }
         if let Some(variants) = &mut manifest.variants {
             for case in &mut variants.cases {
                 case.fields.clear();
             }
         }
-        manifest.fields[0].pii = pii;
+        manifest.fields[0].pii = if pii { Pii::Keep } else { Pii::No };
         manifest
     }
 

@@ -150,7 +150,13 @@ pub struct Lake {
     /// themselves).
     pub(crate) catalog_uri: String,
     pool: tokio::sync::OnceCell<sqlx::SqlitePool>,
+    /// The id of the key ingest commits hash `pii: hash` values under, recorded in their
+    /// snapshot summaries ([`PII_KEY_PROPERTY`]).
+    pii_key_id: std::sync::OnceLock<String>,
 }
+
+/// The snapshot summary property naming the key a commit's hashed values were made with.
+pub const PII_KEY_PROPERTY: &str = "contractc.pii-key-id";
 
 /// How a commit's pointer swap ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +233,7 @@ impl Lake {
             warehouse,
             catalog_uri,
             pool: tokio::sync::OnceCell::new(),
+            pii_key_id: std::sync::OnceLock::new(),
         })
     }
 
@@ -339,6 +346,27 @@ impl Lake {
         Ok(self.catalog.table_exists(ident).await?)
     }
 
+    /// Records `key_id` in every later ingest commit (set once, at start).
+    pub fn record_key_id(&self, key_id: Option<&str>) {
+        if let Some(id) = key_id {
+            let _ = self.pii_key_id.set(id.to_string());
+        }
+    }
+
+    /// The snapshot summary of an ingest commit covering the log up to `lsn`.
+    pub(crate) fn ingest_properties(&self, lsn: u64) -> HashMap<String, String> {
+        let mut properties = HashMap::from([(WAL_LSN_PROPERTY.to_string(), lsn.to_string())]);
+        if let Some(id) = self.pii_key_id.get() {
+            properties.insert(PII_KEY_PROPERTY.to_string(), id.clone());
+        }
+        properties
+    }
+
+    /// Whether the catalog has the table.
+    pub async fn table_exists(&self, ident: &TableIdent) -> Result<bool, LakeError> {
+        Ok(self.catalog.table_exists(ident).await?)
+    }
+
     pub async fn load(&self, ident: &TableIdent) -> Result<Table, LakeError> {
         Ok(self.catalog.load_table(ident).await?)
     }
@@ -363,10 +391,7 @@ impl Lake {
         let tx = tx
             .fast_append()
             .add_data_files(files)
-            .set_snapshot_properties(HashMap::from([(
-                WAL_LSN_PROPERTY.to_string(),
-                lsn.to_string(),
-            )]))
+            .set_snapshot_properties(self.ingest_properties(lsn))
             .apply(tx)?;
         tx.commit(&self.catalog).await?;
         Ok(count)

@@ -41,6 +41,9 @@ pub struct ServeConfig {
     pub maintenance: crate::maintenance::Schedule,
     /// Deduplicate as the contracts declare (`ingest.dedup`); off only to measure its cost.
     pub dedup: bool,
+    /// The key document for `pii: hash` fields (`privacy::load_keys`); without one, `serve`
+    /// makes a key at first start and keeps it in `DATA_DIR/pii-keys.json`.
+    pub pii_keys: Option<String>,
 }
 
 impl ServeConfig {
@@ -62,6 +65,7 @@ impl ServeConfig {
             console_open: false,
             maintenance: crate::maintenance::Schedule::default(),
             dedup: true,
+            pii_keys: None,
         }
     }
 }

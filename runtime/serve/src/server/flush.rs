@@ -20,7 +20,14 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     let mut taken = Vec::with_capacity(state.contracts.len());
     for contract in &state.contracts {
         let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        let events = (!buffers.events.is_empty()).then(|| buffers.events.finish());
+        let events = (!buffers.events.is_empty()).then(|| {
+            // Personal values are rewritten before any file holds them (#23).
+            crate::privacy::pseudonymise(
+                buffers.events.finish(),
+                contract.manifest,
+                state.pii_keys.as_deref(),
+            )
+        });
         let quarantine = (!buffers.quarantine.is_empty()).then(|| buffers.quarantine.finish());
         taken.push((events, quarantine, buffers.last_lsn));
     }
@@ -39,10 +46,12 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             .buffered
             .with_label_values(&[contract.manifest.name.as_str()])
             .set(0);
-        let events = match events.map(|batch| match contract.manifest.upsert() {
+        let events = match events.map(|batch| match (batch, contract.manifest.upsert()) {
             // One row per key in the batch first: less to hold, and to look up in the table.
-            Some(upsert) => crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by),
-            None => Ok(batch),
+            (Ok(batch), Some(upsert)) => {
+                crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by)
+            }
+            (batch, _) => batch,
         }) {
             Some(Ok(batch)) => Some(batch),
             Some(Err(error)) => {

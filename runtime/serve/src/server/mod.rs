@@ -49,6 +49,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     startup::check_switches(&config)?;
     crate::data_dir::make_private(&config.data_dir)?;
+    // Held while serving: `forget` edits the log and the guest store only while no serve runs.
+    let _lock = crate::data_dir::DataDirLock::take(&config.data_dir).map_err(ServeError::Config)?;
     let lake = Arc::new(Lake::open(&config.data_dir).await?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -63,7 +63,14 @@ pub(crate) async fn start(
     issuer: &str,
 ) -> Result<Started, ServeError> {
     let dev = dev_identity(config, specs, issuer).await?;
-    let mut opened = Opened::default();
+    let needed = specs.iter().any(|c| c.manifest().rewrites_personal_data());
+    let pii_keys = crate::privacy::load_keys(config.pii_keys.as_deref(), &config.data_dir, needed)
+        .map_err(ServeError::Config)?;
+    lake.record_key_id(pii_keys.as_deref().map(|k| k.current_id()));
+    let mut opened = Opened {
+        pii_keys: pii_keys.clone(),
+        ..Opened::default()
+    };
     for spec in specs.iter().copied() {
         opened.open(lake, spec, issuer, &dev, config).await?;
     }
@@ -115,6 +122,7 @@ pub(crate) async fn start(
         rebuild_needed: std::sync::atomic::AtomicBool::new(false),
         wal_dir,
         console,
+        pii_keys,
     });
     commit_what_the_log_holds(&state, lake, &records, &opened.committed).await?;
     Ok(Started {
@@ -153,6 +161,7 @@ struct Opened {
     contracts: Vec<ContractState>,
     committed: HashMap<TableIdent, u64>,
     maintained: Vec<(TableIdent, std::collections::BTreeMap<String, String>)>,
+    pii_keys: Option<Arc<contract_judge::privacy::Keys>>,
 }
 
 impl Opened {
@@ -204,7 +213,11 @@ impl Opened {
             buffers: Mutex::new(Buffers {
                 parser: Parser::new(),
                 events: spec.event_buffer(),
-                quarantine: QuarantineBatch::new(quarantine_schema, &manifest.version),
+                quarantine: QuarantineBatch::new(
+                    quarantine_schema,
+                    manifest,
+                    self.pii_keys.clone(),
+                ),
                 last_lsn: 0,
             }),
             unsent_events: Mutex::new(Vec::new()),

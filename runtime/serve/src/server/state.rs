@@ -67,6 +67,9 @@ pub(crate) struct AppState {
     pub(crate) rebuild_needed: std::sync::atomic::AtomicBool,
     pub(crate) wal_dir: PathBuf,
     pub(crate) console: Arc<Console>,
+    /// The hashing keys for `pii: hash` (None when no contract stores personal data
+    /// rewritten and none were given).
+    pub(crate) pii_keys: Option<Arc<contract_judge::privacy::Keys>>,
 }
 
 pub(crate) fn now_micros() -> i64 {
