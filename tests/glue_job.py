@@ -408,6 +408,14 @@ def partitions(table):
     return collections.Counter(canonical(task.file.partition) for task in table.scan().plan_files())
 
 
+def as_stored(job, mode, values):
+    """`values` as a column declared `pii: mode` stores them (#23)."""
+    if mode in (None, "keep"):
+        return set(values)
+    secret = job._pii_secret() if mode == "hash" else b""
+    return {job._stored(mode, v, secret) for v in values}
+
+
 def compare(contract, serve_catalog, warehouse, subjects):
     from pyiceberg.table import StaticTable
 
@@ -437,7 +445,7 @@ def compare(contract, serve_catalog, warehouse, subjects):
             from_sub = [f["name"] for f in definition["schema"]["fields"] if "jwt.sub" in (f.get("doc") or "")]
             check(
                 "%s: %s filled from the token's subject on the AWS path" % (contract.name, ", ".join(from_sub) or "no jwt.sub column"),
-                bool(from_sub) and all(row[c] in subjects for row in raw_job for c in from_sub),
+                bool(from_sub) and all(row[c] in as_stored(contract.job, contract.job.PII_COLUMNS.get(c), subjects) for row in raw_job for c in from_sub),
             )
             partitions_served, partitions_job = set(partitions(served)), set(partitions(job))
             check(
@@ -449,7 +457,7 @@ def compare(contract, serve_catalog, warehouse, subjects):
             job_quarantine = job.scan().to_arrow().to_pylist()
             check(
                 "%s: quarantine rows carry the player from the token on the AWS path" % contract.name,
-                all(r["player_id"] in subjects for r in job_quarantine),
+                all(r["player_id"] in as_stored(contract.job, contract.job.PII_SUBJECT, subjects) for r in job_quarantine),
             )
             served_rows = collections.Counter(quarantine_key(r) for r in served.scan().to_arrow().to_pylist())
             job_rows = collections.Counter(quarantine_key(r) for r in job.scan().to_arrow().to_pylist())
@@ -651,6 +659,56 @@ def check_upcast_rows(contract, serve_catalog, warehouse):
         )
 
 
+def check_personal_data(contract, serve_catalog, warehouse, bodies):
+    """#23: both engines hashed the same values alike (`compare` checks them value by value);
+    here: the hashed columns hold hashes, and no quarantine payload of either engine holds a
+    member the contract drops, or a hashed member as sent; a payload that is not a JSON object
+    is withheld whole."""
+    from pyiceberg.table import StaticTable
+
+    job = contract.job
+    hidden = {m: mode for m, mode in job.PII_MEMBERS.items() if mode in ("hash", "drop")}
+    raw = set()
+    for body in bodies:
+        try:
+            event = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            raw |= {json.dumps(event[m]) for m in hidden if m in event and event[m] is not None}
+    name = contract.quarantine_definition["name"]
+    served = serve_catalog.load_table("%s.%s" % (contract.database, name)).scan().to_arrow().to_pylist()
+    by_job = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, name)).scan().to_arrow().to_pylist()
+    hex64 = re.compile(r"^[0-9a-f]{64}$")
+
+    def leaks(payload):
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return payload != job.PII_WITHHELD
+        if not isinstance(event, dict):
+            return True
+        for member, mode in hidden.items():
+            if member in event and event[member] is not None:
+                if mode == "drop" or not (isinstance(event[member], str) and hex64.match(event[member])):
+                    return True
+        return False
+
+    if hidden:
+        check("%s: the traffic carries personal values to hide (%d distinct)" % (contract.name, len(raw)), len(raw) > 0)
+        for engine, rows in (("serve", served), ("the job", by_job)):
+            leaked = [r["raw_payload"] for r in rows if leaks(r["raw_payload"])]
+            check("%s: no quarantine payload of %s holds a dropped member or a hashed one as sent (%d rows)" % (contract.name, engine, len(rows)), rows and not leaked, str(leaked[:2]))
+    if job.PII_SUBJECT == "hash":
+        players = [r["player_id"] for r in served + by_job if r["player_id"] is not None]
+        check("%s: both quarantine tables hold the player hashed (%d rows)" % (contract.name, len(players)), players and all(hex64.match(p) for p in players))
+    hashed = [c for c, mode in job.PII_COLUMNS.items() if mode == "hash"]
+    events = contract.events_definition["name"]
+    rows = StaticTable.from_metadata(spark_iceberg.latest_metadata(warehouse, contract.database, events)).scan().to_arrow().to_pylist()
+    values = [row[c] for row in rows for c in hashed if row.get(c) is not None]
+    check("%s: the job's hashed columns (%s) hold HMAC-SHA256 hex (%d values)" % (contract.name, ", ".join(hashed), len(values)), values and all(hex64.match(v) for v in values))
+
+
 def synth_events(binary, contract, count, *options):
     out = subprocess.run(
         [binary, "synth", "--dry-run", "--contract", contract, "--max-count", str(count), "--seed", "11", *options],
@@ -682,6 +740,7 @@ def main(argv):
     auth_token, auth_claims = serve.login("authenticated")
     traffic = {}
     retried = {}
+    sent = {}
     try:
         for contract in all_contracts:
             if not contract.served:
@@ -717,6 +776,7 @@ def main(argv):
                     put = render(contract, body, headers, str(uuid.uuid4()), time_ms)
                     records.append((base64.b64decode(put["Data"]), put["PartitionKey"], time_ms))
             check("%s: serve answered every event (%s)" % (contract.name, dict(statuses)), set(statuses) <= {200, 400})
+            sent[contract.name] = [body for body, _ in bodies]
             traffic[contract.name] = records
     finally:
         serve.stop()
@@ -728,6 +788,14 @@ def main(argv):
         uri="sqlite:///" + os.path.join(work, "serve", "catalog.db"),
         warehouse="file://" + os.path.join(work, "serve", "warehouse"),
     )
+
+    # The job hashes personal data under serve's key (made at its first start): the same value
+    # for the same input on both engines (#23).
+    keys_path = os.path.join(work, "serve", "pii-keys.json")
+    for contract in all_contracts:
+        if contract.job.needs_pii_keys():
+            with open(keys_path, encoding="utf-8") as f:
+                contract.job.set_pii_keys(f.read())
 
     settings = dict(all_contracts[0].job.SESSION_SETTINGS)
     spark = spark_iceberg.session(warehouse, CATALOG, settings)
@@ -741,6 +809,8 @@ def main(argv):
                     check_upcast_steps(contract.job)
                 if contract.job.DEDUP_FIELD:
                     check_one_row_per_id(contract, serve_catalog, warehouse, retried[contract.name])
+                if contract.job.needs_pii_keys():
+                    check_personal_data(contract, serve_catalog, warehouse, sent[contract.name])
             else:
                 records = []
                 for i, case in enumerate(cases[contract.name]):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds contract-runtime from a copy of this workspace whose game_events contract changed, and
-# prints the binary's path. Usage: tests/rebuilt_runtime.sh [rules|versioned]
+# Builds contract-runtime from a copy of this workspace whose contracts changed, and prints the
+# binary's path. Usage: tests/rebuilt_runtime.sh [rules|versioned|privacy]
 #
 # - rules (default): changed the way a release changes rules: events older than 30 days are no
 #   longer quarantined (a rule loosened), event_data holds at most 16 characters instead of 4096
@@ -10,6 +10,9 @@
 #   covered by a migration) with its releases 1.1.1 (retired), 1.2.0 and 1.3.0 (issue #20);
 #   tests/versioning.py runs old clients against it. Binaries: contract-runtime-versioned, and
 #   beside it contract-edge-versioned (the AWS door of the same build).
+# - privacy: the contracts are tests/privacy/*.yaml, which declare personal data (`pii: hash`,
+#   `mask`, `drop`; issue #23); tests/privacy.py forgets a player from what its serve kept, and
+#   tests/glue_job.py compares it with the Glue job's. Binary: contract-runtime-privacy.
 #
 # Needs target/debug/contractc (tests/run.sh builds it).
 #
@@ -26,7 +29,8 @@ VARIANT="${1:-rules}"
 case "$VARIANT" in
     rules) SUFFIX=rebuilt ;;
     versioned) SUFFIX=versioned ;;
-    *) echo "usage: tests/rebuilt_runtime.sh [rules|versioned]" >&2; exit 2 ;;
+    privacy) SUFFIX=privacy ;;
+    *) echo "usage: tests/rebuilt_runtime.sh [rules|versioned|privacy]" >&2; exit 2 ;;
 esac
 COPY="$TARGET/$SUFFIX-workspace"
 CONTRACTC="$TARGET/debug/contractc"
@@ -53,7 +57,7 @@ SOURCES="$(mktemp)"
 trap 'rm -f "$SOURCES"' EXIT
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
     case "$file" in
-        generated/* | contracts/game_events.yaml | contracts/game_events.releases/* | runtime/Cargo.toml | runtime/edge/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
+        generated/* | contracts/game_events.yaml | contracts/match_events.yaml | contracts/game_events.releases/* | runtime/Cargo.toml | runtime/edge/Cargo.toml | Cargo.toml | Cargo.lock) continue ;;
     esac
     [ -f "$file" ] || continue
     printf '%s\n' "$file" >>"$SOURCES"
@@ -65,13 +69,17 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
         *) cmp -s "$file" "$COPY/$file" || write_if_changed "$COPY/$file" <"$file" ;;
     esac
 done
-(cd "$COPY" && find . -type f ! -path './generated/*' ! -path ./contracts/game_events.yaml ! -path './contracts/game_events.releases/*' \
+(cd "$COPY" && find . -type f ! -path './generated/*' ! -path ./contracts/game_events.yaml ! -path ./contracts/match_events.yaml ! -path './contracts/game_events.releases/*' \
     ! -path ./runtime/Cargo.toml ! -path ./runtime/edge/Cargo.toml ! -path ./Cargo.toml ! -path ./Cargo.lock | sed 's|^\./||') \
     | sort | comm -23 - <(sort "$SOURCES") | while IFS= read -r stale; do rm -f "$COPY/$stale"; done
 
 # Each change must apply: a contract edited upstream fails here instead of building a copy
 # that is no different.
 fail() { echo "rebuilt_runtime.sh: $1" >&2; exit 1; }
+case "$VARIANT" in
+    privacy) write_if_changed "$COPY/contracts/match_events.yaml" <tests/privacy/match_events.yaml ;;
+    *) write_if_changed "$COPY/contracts/match_events.yaml" <contracts/match_events.yaml ;;
+esac
 case "$VARIANT" in
     rules)
         sed -e 's/offset: -30d, skew: 12h/offset: -3650d, skew: 12h/' -e 's/max_length: 4096/max_length: 16/' \
@@ -84,6 +92,9 @@ case "$VARIANT" in
         for release in tests/versioned/game_events.releases/*.yaml; do
             write_if_changed "$COPY/contracts/game_events.releases/$(basename "$release")" <"$release"
         done
+        ;;
+    privacy)
+        write_if_changed "$COPY/contracts/game_events.yaml" <tests/privacy/game_events.yaml
         ;;
 esac
 sed "/^\[\[bin\]\]/,/^path/ s/^name = \"contract-runtime\"\$/name = \"contract-runtime-$SUFFIX\"/" \

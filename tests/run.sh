@@ -79,6 +79,12 @@ step "many builds at once: contract-runtime with game_events at 2.0.0 and 1.2.0 
 CONTRACTC_VERSIONED_RUNTIME="$(tests/rebuilt_runtime.sh versioned)"
 export CONTRACTC_VERSIONED_RUNTIME
 
+step "players' privacy on serve: personal data stored as declared, a player forgotten without a trace (#23)"
+# A copy built like the others, from tests/privacy/*.yaml (hashed, masked and dropped fields).
+CONTRACTC_PRIVACY_RUNTIME="$(tests/rebuilt_runtime.sh privacy)"
+PRIVACY_LOG="$(mktemp)"
+(cd tests && "$VENV/bin/python" privacy.py "$CONTRACTC_PRIVACY_RUNTIME") | tee "$PRIVACY_LOG"
+
 step "README and docs commands, run as written (tests/docs_commands.py)"
 # Its own step, after cargo test built the binaries: a cargo run inside cargo test would wait on
 # the build directory's lock.
@@ -112,6 +118,15 @@ VGLUE_LOG="$(mktemp)"
     "$(dirname "$CONTRACTC_VERSIONED_RUNTIME")/../versioned-workspace") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$VGLUE_LOG"
 rm -rf "$VCORPUS"
+
+step "the Glue job with personal data declared, against serve: the same hashes, no raw value kept (#23)"
+PCORPUS="$(mktemp -d)"
+(cd "$(dirname "$CONTRACTC_PRIVACY_RUNTIME")/../privacy-workspace" && "$CONTRACTC" corpus contracts --out "$PCORPUS")
+PGLUE_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" glue_job.py "$CONTRACTC_PRIVACY_RUNTIME" "$PCORPUS" \
+    "$(dirname "$CONTRACTC_PRIVACY_RUNTIME")/../privacy-workspace") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$PGLUE_LOG"
+rm -rf "$PCORPUS"
 
 step "the AWS edge function under cargo-lambda's emulator, on moto's Kinesis: serve's answers, the Glue job's rows"
 cargo build --quiet --locked -p contract-edge
@@ -162,7 +177,7 @@ failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$CARGO_TEST_LOG" 
 spark_cases=$(sed -n 's/^pyspark conformance: \([0-9]*\) cases, \([0-9]*\) disagreements$/\1 \2/p' "$SPARK_LOG")
 spark_total=${spark_cases% *}
 spark_failed=${spark_cases#* }
-glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG" "$VGLUE_LOG" \
+glue_cases=$(sed -n 's/^glue job: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" \
     | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 glue_passed=${glue_cases% *}
 glue_failed=${glue_cases#* }
@@ -179,6 +194,9 @@ edge_failed=${edge_cases#* }
 docs_cases=$(sed -n 's/^docs commands: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$DOCS_LOG")
 docs_passed=${docs_cases% *}
 docs_failed=${docs_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed)) failed"
+privacy_cases=$(sed -n 's/^privacy: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$PRIVACY_LOG")
+privacy_passed=${privacy_cases% *}
+privacy_failed=${privacy_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed)) failed"
