@@ -19,12 +19,72 @@ use crate::ir::{
 };
 
 const TEMPLATE: &str = include_str!("../../templates/glue_job.py.tera");
+const ERASURE_TEMPLATE: &str = include_str!("../../templates/erasure_job.py.tera");
+/// The key document's reading and the stored forms of personal values, in both jobs.
+const PII_KEYS_TEMPLATE: &str = include_str!("../../templates/pii_keys.py.tera");
 
+/// Per contract: the streaming job, and the erasure job when the contract names its data
+/// subject (#23).
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
-    set.contracts
+    let mut files = Vec::new();
+    for c in &set.contracts {
+        files.push(GeneratedFile::new(
+            format!("{}/glue/streaming_job.py", c.name),
+            script(c),
+        ));
+        if let Some(erasure) = erasure_script(c) {
+            files.push(GeneratedFile::new(
+                format!("{}/glue/erasure_job.py", c.name),
+                erasure,
+            ));
+        }
+    }
+    files
+}
+
+/// Renders `template` (which may include `pii_keys.py`); a failure is a bug, shown in the
+/// output.
+fn render(name: &str, template: &str, context: &tera::Context) -> String {
+    let mut tera = tera::Tera::default();
+    match tera
+        .add_raw_templates([("pii_keys.py", PII_KEYS_TEMPLATE), (name, template)])
+        .and_then(|()| tera.render(name, context))
+    {
+        Ok(text) => text,
+        Err(error) => format!("# contractc: the {name} template failed to render: {error:?}\n"),
+    }
+}
+
+/// The erasure job: which column (or payload member) of each table holds the subject, and how.
+fn erasure_script(c: &Contract) -> Option<String> {
+    let manifest = c.manifest();
+    let subject = manifest.subject.as_deref()?;
+    let stored = |pii: Option<Pii>| match pii {
+        Some(Pii::Hash) => "hash",
+        _ => "keep",
+    };
+    let subject_pii = stored(manifest.subject_pii());
+    let from_token = c
+        .enrichments
         .iter()
-        .map(|c| GeneratedFile::new(format!("{}/glue/streaming_job.py", c.name), script(c)))
-        .collect()
+        .any(|e| e.name == subject && e.source == EnrichmentSource::JwtSub);
+    let in_payload = c.fields.iter().any(|f| f.name == subject);
+    let quarantine = manifest.quarantine_table_name();
+    let mut targets = vec![json!([c.table.name, subject, Value::Null, subject_pii])];
+    if from_token {
+        let player = stored(Some(manifest.quarantine_subject_pii()));
+        targets.push(json!([quarantine, "player_id", Value::Null, player]));
+    } else if in_payload {
+        targets.push(json!([quarantine, Value::Null, subject, subject_pii]));
+    }
+    let mut context = tera::Context::new();
+    context.insert("header", super::header("#", &c.source.path).trim_end());
+    context.insert("contract", &c.name);
+    context.insert("database", &c.table.database);
+    context.insert("targets", &Value::Array(targets).to_string());
+    context.insert("mask_keeps", &contract_manifest::privacy::MASK_KEEPS);
+    context.insert("mask_keeps_from", &contract_manifest::privacy::MASK_KEEPS_FROM);
+    Some(render("erasure_job.py", ERASURE_TEMPLATE, &context))
 }
 
 #[derive(Serialize)]
@@ -133,15 +193,7 @@ fn script(c: &Contract) -> String {
         "latest_by",
         &latest_by.as_deref().map_or("None".to_string(), py_str),
     );
-    let mut tera = tera::Tera::default();
-    // The template is part of the compiler: a failure here is a bug, shown in the output.
-    match tera
-        .add_raw_template("glue_job.py", TEMPLATE)
-        .and_then(|()| tera.render("glue_job.py", &context))
-    {
-        Ok(text) => text,
-        Err(error) => format!("# contractc: the Glue template failed to render: {error:?}\n"),
-    }
+    render("glue_job.py", TEMPLATE, &context)
 }
 
 /// Every rule as a Spark condition, and the typed columns of the events table (payload only).

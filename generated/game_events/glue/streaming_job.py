@@ -568,6 +568,10 @@ def needs_pii_keys():
     return bool(PII_COLUMNS or PII_MEMBERS) or PII_SUBJECT not in (None, "keep")
 
 
+# The key document's reading and the stored forms of personal values, shared by the generated
+# jobs (compiler/templates/pii_keys.py.tera) and by serve (contract_judge::privacy).
+
+
 def set_pii_keys(document):
     """Reads a key document {"current": ID, "keys": {ID: HEX}} (serve's format)."""
     global PII_KEYS
@@ -603,6 +607,15 @@ def _stored(mode, value, secret):
     if mode == "mask":
         return _mask(value)
     return value
+
+
+def _every_stored(mode, value):
+    """`value` as any key of the document may have stored it: `forget` matches rows hashed
+    under older keys too."""
+    if mode != "hash":
+        return [_stored(mode, value, b"")]
+    _pii_secret()
+    return [_stored("hash", value, secret) for secret in PII_KEYS["keys"].values()]
 
 
 def _pseudonymised(df: DataFrame, columns, modes) -> DataFrame:
