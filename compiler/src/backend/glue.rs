@@ -83,7 +83,10 @@ fn erasure_script(c: &Contract) -> Option<String> {
     context.insert("database", &c.table.database);
     context.insert("targets", &Value::Array(targets).to_string());
     context.insert("mask_keeps", &contract_manifest::privacy::MASK_KEEPS);
-    context.insert("mask_keeps_from", &contract_manifest::privacy::MASK_KEEPS_FROM);
+    context.insert(
+        "mask_keeps_from",
+        &contract_manifest::privacy::MASK_KEEPS_FROM,
+    );
     Some(render("erasure_job.py", ERASURE_TEMPLATE, &context))
 }
 

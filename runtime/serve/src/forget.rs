@@ -54,6 +54,7 @@ pub enum ForgetError {
     NoKeys { contract: String },
     #[error("{table}: {message}")]
     Table { table: String, message: String },
+    /// The data directory is missing, or `serve` holds it.
     #[error("{0}")]
     Busy(String),
 }
@@ -86,6 +87,12 @@ pub async fn forget(
     subjects: &[String],
 ) -> Result<Receipt, ForgetError> {
     let started = now_rfc3339();
+    if !data_dir.is_dir() {
+        return Err(ForgetError::Busy(format!(
+            "{} is no data directory: give the one serve used (--data-dir)",
+            data_dir.display()
+        )));
+    }
     let _lock = DataDirLock::take(data_dir).map_err(ForgetError::Busy)?;
     let lake = Lake::open(data_dir).await?;
     let mut tables = Vec::new();

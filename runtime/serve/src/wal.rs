@@ -427,6 +427,9 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, WalError> {
 /// go with it. Only while no writer runs (`forget` holds the data directory's lock).
 pub fn purge(dir: &Path, mut erase: impl FnMut(&Record) -> bool) -> Result<usize, WalError> {
     let mut removed = 0;
+    if !dir.exists() {
+        return Ok(0);
+    }
     for (_, path) in segments(dir)? {
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         let segment = read_segment(&bytes);
