@@ -503,6 +503,7 @@ fn bucket_statement(bucket: &str) -> Value {
             "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
             "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
             "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
+            "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
             "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
             "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
             "s3:GetBucketTagging", "s3:PutBucketTagging",

@@ -1,14 +1,15 @@
-//! The artifacts bucket (versioned, public access blocked, encrypted by default, tagged) and
-//! the Glue script object in it.
+//! The artifacts bucket (versioned, noncurrent versions expired, public access blocked,
+//! encrypted by default, tagged) and the Glue script object in it.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid};
@@ -22,11 +23,22 @@ pub struct Current {
     pub settings: BucketSettings,
 }
 
+/// Days a deleted or overwritten object stays as a noncurrent version: an erased player's table
+/// files are gone this long after the erasure job deleted them (docs/privacy.md). Long enough
+/// to undo a mistaken delete the day it happens.
+pub const NONCURRENT_VERSION_DAYS: i32 = 1;
+
+/// The id of deploy's lifecycle rule (deploy owns the bucket's lifecycle configuration).
+pub const LIFECYCLE_RULE_ID: &str = "contractc-noncurrent-versions";
+
 /// The bucket settings deploy keeps: a table's files are never lost to an overwrite or a
-/// delete (versioning), never public, always encrypted at rest, and tagged.
+/// delete at once (versioning) and are gone after [`NONCURRENT_VERSION_DAYS`] (lifecycle),
+/// never public, always encrypted at rest, and tagged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketSettings {
     pub versioned: bool,
+    /// Days until noncurrent versions expire under deploy's lifecycle rule (None: no rule).
+    pub noncurrent_version_days: Option<i32>,
     pub public_access_blocked: bool,
     pub encrypted: bool,
     pub tags: Vec<(String, String)>,
@@ -127,10 +139,31 @@ async fn read_settings(client: &Client, bucket: &str) -> Result<BucketSettings, 
     tags.sort();
     Ok(BucketSettings {
         versioned,
+        noncurrent_version_days: read_lifecycle(client, bucket).await?,
         public_access_blocked,
         encrypted,
         tags,
     })
+}
+
+/// The noncurrent-version expiry of deploy's lifecycle rule, if the bucket has it enabled.
+async fn read_lifecycle(client: &Client, bucket: &str) -> Result<Option<i32>, DeployError> {
+    let got = client
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await;
+    let lifecycle = found(
+        "s3:GetBucketLifecycleConfiguration",
+        got,
+        unset("NoSuchLifecycleConfiguration"),
+    )?;
+    Ok(lifecycle
+        .iter()
+        .flat_map(|l| l.rules())
+        .find(|r| r.id() == Some(LIFECYCLE_RULE_ID) && r.status() == &ExpirationStatus::Enabled)
+        .and_then(|r| r.noncurrent_version_expiration())
+        .and_then(|e| e.noncurrent_days()))
 }
 
 /// Whether the bucket's versioning is enabled.
@@ -160,6 +193,7 @@ async fn read_versioning(client: &Client, bucket: &str) -> Result<bool, DeployEr
 pub(crate) fn wanted_settings(config: &DeployConfig) -> BucketSettings {
     BucketSettings {
         versioned: true,
+        noncurrent_version_days: Some(NONCURRENT_VERSION_DAYS),
         public_access_blocked: true,
         encrypted: true,
         tags: config.bucket_tags(),
@@ -171,6 +205,9 @@ fn setting_differences(have: &BucketSettings, want: &BucketSettings) -> Vec<Stri
     let mut differs = Vec::new();
     if have.versioned != want.versioned {
         differs.push("versioning".to_string());
+    }
+    if have.noncurrent_version_days != want.noncurrent_version_days {
+        differs.push("noncurrent version expiry".into());
     }
     if have.public_access_blocked != want.public_access_blocked {
         differs.push("public access block".into());
@@ -205,7 +242,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
     if !current.bucket || !differs.is_empty() {
         steps.push(Step {
             resource: format!(
-                "s3 bucket {bucket} settings (versioning, public access block, encryption, tags)"
+                "s3 bucket {bucket} settings (versioning, lifecycle, public access block, encryption, tags)"
             ),
             action: if current.bucket {
                 Action::Update(differs)
@@ -285,6 +322,7 @@ async fn configure(
         .send()
         .await
         .map_err(aws("s3:PutBucketVersioning"))?;
+    put_lifecycle(client, bucket).await?;
     client
         .put_public_access_block()
         .bucket(bucket)
@@ -334,5 +372,38 @@ async fn configure(
         .send()
         .await
         .map_err(aws("s3:PutBucketTagging"))?;
+    Ok(())
+}
+
+/// Deploy's lifecycle rule, the bucket's only one: noncurrent versions expire after
+/// [`NONCURRENT_VERSION_DAYS`], and delete markers left alone go too.
+async fn put_lifecycle(client: &Client, bucket: &str) -> Result<(), DeployError> {
+    let rule = LifecycleRule::builder()
+        .id(LIFECYCLE_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(NONCURRENT_VERSION_DAYS)
+                .build(),
+        )
+        .expiration(
+            LifecycleExpiration::builder()
+                .expired_object_delete_marker(true)
+                .build(),
+        )
+        .build()
+        .map_err(invalid)?;
+    let lifecycle = BucketLifecycleConfiguration::builder()
+        .rules(rule)
+        .build()
+        .map_err(invalid)?;
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(lifecycle)
+        .send()
+        .await
+        .map_err(aws("s3:PutBucketLifecycleConfiguration"))?;
     Ok(())
 }

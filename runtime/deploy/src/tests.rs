@@ -351,7 +351,7 @@ fn nothing_deployed_plans_every_resource_as_a_create() {
             d.manifest.name
         ),
         format!("kinesis stream {name} (on demand, KMS alias/aws/kinesis)"),
-        "s3 bucket contractc-artifacts settings (versioning, public access block, encryption, tags)".to_string(),
+        "s3 bucket contractc-artifacts settings (versioning, lifecycle, public access block, encryption, tags)".to_string(),
         format!("glue database {database}"),
         format!("glue table {database}.{}", d.manifest.table.name),
         format!(
@@ -1038,7 +1038,7 @@ fn an_unencrypted_stream_and_an_unversioned_bucket_are_fixed() {
     assert_eq!(
         shown(&planned(&current)),
         [
-            "~ update s3 bucket contractc-artifacts settings (versioning, public access block, encryption, tags) (versioning, tags)".to_string(),
+            "~ update s3 bucket contractc-artifacts settings (versioning, lifecycle, public access block, encryption, tags) (versioning, tags)".to_string(),
             format!("~ update kinesis stream {name} (on demand, KMS alias/aws/kinesis) (server-side encryption)"),
         ]
     );

@@ -916,6 +916,26 @@ async fn iceberg_tables_load_in_pyiceberg_and_evolve_with_the_contract() {
             assert!(body.contains("<Status>Enabled</Status>"), "{body}");
         }
     }
+    // Erased players' table files do not outlive the erasure by more than a day as
+    // noncurrent versions (#23, docs/privacy.md).
+    let lifecycle = clients
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket lifecycle");
+    let rule = lifecycle
+        .rules()
+        .iter()
+        .find(|r| r.id() == Some(contract_deploy::s3::LIFECYCLE_RULE_ID))
+        .expect("deploy's lifecycle rule");
+    assert_eq!(
+        rule.noncurrent_version_expiration()
+            .and_then(|e| e.noncurrent_days()),
+        Some(contract_deploy::s3::NONCURRENT_VERSION_DAYS)
+    );
+    assert_eq!(rule.status().as_str(), "Enabled");
     let block = clients
         .s3
         .get_public_access_block()
