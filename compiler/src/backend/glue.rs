@@ -80,6 +80,7 @@ fn erasure_script(c: &Contract) -> Option<String> {
     let mut context = tera::Context::new();
     context.insert("header", super::header("#", &c.source.path).trim_end());
     context.insert("contract", &c.name);
+    context.insert("fingerprint", &c.source.fingerprint);
     context.insert("database", &c.table.database);
     context.insert("targets", &Value::Array(targets).to_string());
     context.insert("mask_keeps", &contract_manifest::privacy::MASK_KEEPS);

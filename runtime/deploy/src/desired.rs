@@ -11,10 +11,32 @@ use crate::{DeployConfig, DeployError, invalid};
 pub struct Desired {
     pub manifest: &'static Manifest,
     pub script: Vec<u8>,
+    /// The erasure job's script (`None`: the contract names no data subject).
+    pub erasure_script: Option<Vec<u8>>,
     pub model: String,
     /// The batch route's model (`None`: the contract has no batch route).
     pub batch_model: Option<String>,
     pub openapi: Value,
+}
+
+/// A generated script names the fingerprint of the contract it was built from: it must be the
+/// one this binary was built from.
+fn check_fingerprint(
+    manifest: &Manifest,
+    generated: &std::path::Path,
+    rel: &str,
+    script: &[u8],
+) -> Result<(), DeployError> {
+    let line = format!("FINGERPRINT = \"{}\"", manifest.source.fingerprint);
+    if String::from_utf8_lossy(script).contains(&line) {
+        return Ok(());
+    }
+    Err(DeployError::Invalid(format!(
+        "{}: {} was generated from another version of the contract than this binary was built \
+         from: run `cargo run -p contractc -- build` and rebuild contract-deploy",
+        manifest.name,
+        generated.join(&manifest.name).join(rel).display()
+    )))
 }
 
 impl Desired {
@@ -30,18 +52,15 @@ impl Desired {
             std::fs::read(&path).map_err(|source| DeployError::Io { path, source })
         };
         let script = read("glue/streaming_job.py")?;
-        let fingerprint_line = format!("FINGERPRINT = \"{}\"", manifest.source.fingerprint);
-        if !String::from_utf8_lossy(&script).contains(&fingerprint_line) {
-            return Err(DeployError::Invalid(format!(
-                "{}: {} was generated from another version of the contract than this binary was \
-                 built from: run `cargo run -p contractc -- build` and rebuild contract-deploy",
-                manifest.name,
-                generated
-                    .join(&manifest.name)
-                    .join("glue/streaming_job.py")
-                    .display()
-            )));
-        }
+        check_fingerprint(manifest, generated, "glue/streaming_job.py", &script)?;
+        let erasure_script = match manifest.subject {
+            Some(_) => {
+                let erasure = read("glue/erasure_job.py")?;
+                check_fingerprint(manifest, generated, "glue/erasure_job.py", &erasure)?;
+                Some(erasure)
+            }
+            None => None,
+        };
         let model = String::from_utf8_lossy(&read("apigateway/request-model.json")?).into_owned();
         let openapi: Value =
             serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
@@ -65,6 +84,7 @@ impl Desired {
         Ok(Desired {
             manifest,
             script,
+            erasure_script,
             model,
             batch_model,
             openapi,

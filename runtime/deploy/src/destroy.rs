@@ -69,8 +69,11 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     let mut plan = Plan::default();
     let steps = &mut plan.steps;
     plan_doors(config, desired, current, steps);
-    if current.glue.job.is_some() {
-        let name = desired.job(config);
+    let jobs = [
+        (&current.glue.job, desired.job(config)),
+        (&current.glue.erasure_job, desired.erasure_job(config)),
+    ];
+    for (_, name) in jobs.into_iter().filter(|(have, _)| have.is_some()) {
         steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
     }
     let database = &desired.manifest.table.database;
@@ -90,8 +93,15 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
             Op::DeleteStream { name },
         ));
     }
-    if current.s3.script.is_some() {
-        let (bucket, key) = (config.bucket(), desired.script_key(config));
+    let scripts = [
+        (&current.s3.script, desired.script_key(config)),
+        (
+            &current.s3.erasure_script,
+            desired.erasure_script_key(config),
+        ),
+    ];
+    for (_, key) in scripts.into_iter().filter(|(have, _)| have.is_some()) {
+        let bucket = config.bucket();
         steps.push(step(
             format!("s3 object s3://{bucket}/{key}"),
             Op::DeleteObject { bucket, key },

@@ -25,6 +25,8 @@ pub struct Current {
     /// Table name → table, for the tables that exist.
     pub tables: BTreeMap<String, TableState>,
     pub job: Option<JobState>,
+    /// The erasure job (#23).
+    pub erasure_job: Option<JobState>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,9 +104,28 @@ impl Default for JobSize {
     }
 }
 
+/// What a job runs as: Glue's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// The streaming job (`gluestreaming`), reading the contract's stream.
+    Streaming,
+    /// The erasure job (`glueetl`), started by `contract-deploy forget` (#23).
+    Erasure,
+}
+
+impl JobKind {
+    fn command(self) -> &'static str {
+        match self {
+            JobKind::Streaming => "gluestreaming",
+            JobKind::Erasure => "glueetl",
+        }
+    }
+}
+
 /// The job as it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
+    pub kind: JobKind,
     pub name: String,
     pub role: String,
     pub script_location: String,
@@ -169,21 +190,25 @@ pub async fn read(
             }
         }
     }
-    let got = client.get_job().job_name(desired.job(config)).send().await;
-    let job = match found("glue:GetJob", got, |e| e.is_entity_not_found_exception())?
-        .and_then(|j| j.job)
-    {
-        Some(job) => {
-            let tags = read_tags(client, &desired.job_arn(config)).await?;
-            Some(job_state(&job, tags))
-        }
-        None => None,
-    };
     Ok(Current {
         database: present.is_some(),
         tables,
-        job,
+        job: read_job(client, &desired.job(config), &desired.job_arn(config)).await?,
+        erasure_job: read_job(
+            client,
+            &desired.erasure_job(config),
+            &desired.erasure_job_arn(config),
+        )
+        .await?,
     })
+}
+
+async fn read_job(client: &Client, name: &str, arn: &str) -> Result<Option<JobState>, DeployError> {
+    let got = client.get_job().job_name(name).send().await;
+    match found("glue:GetJob", got, |e| e.is_entity_not_found_exception())?.and_then(|j| j.job) {
+        Some(job) => Ok(Some(job_state(&job, read_tags(client, arn).await?))),
+        None => Ok(None),
+    }
 }
 
 async fn read_tags(client: &Client, arn: &str) -> Result<Tags, DeployError> {
@@ -357,7 +382,26 @@ pub fn plan(
             op: crate::Op::Glue(op),
         });
     }
-    plan_job(config, desired, current.job.as_ref(), steps);
+    let streaming = JobSpec {
+        kind: JobKind::Streaming,
+        name: desired.job(config),
+        role: desired.role_arn(config, Role::Glue),
+        script_location: format!("s3://{}/{}", config.bucket(), desired.script_key(config)),
+        arguments: desired.job_arguments(config).into_iter().collect(),
+        size: config.job_size.clone(),
+        tags: desired.tags(config),
+    };
+    plan_job(
+        streaming,
+        &desired.job_arn(config),
+        current.job.as_ref(),
+        steps,
+    );
+    if desired.erasure_script.is_some() {
+        let erasure = desired.erasure_job_spec(config);
+        let arn = desired.erasure_job_arn(config);
+        plan_job(erasure, &arn, current.erasure_job.as_ref(), steps);
+    }
     Ok(())
 }
 
@@ -419,20 +463,7 @@ fn table_differences(input: &TableInput, table: &TableState) -> Vec<String> {
     differs
 }
 
-fn plan_job(
-    config: &DeployConfig,
-    desired: &Desired,
-    current: Option<&JobState>,
-    steps: &mut Vec<Step>,
-) {
-    let spec = JobSpec {
-        name: desired.job(config),
-        role: desired.role_arn(config, Role::Glue),
-        script_location: format!("s3://{}/{}", config.bucket(), desired.script_key(config)),
-        arguments: desired.job_arguments(config).into_iter().collect(),
-        size: config.job_size.clone(),
-        tags: desired.tags(config),
-    };
+fn plan_job(spec: JobSpec, arn: &str, current: Option<&JobState>, steps: &mut Vec<Step>) {
     let resource = format!("glue job {}", spec.name);
     let Some(job) = current else {
         steps.push(Step {
@@ -469,7 +500,7 @@ fn plan_job(
             resource: resource.clone(),
             action: Action::Update(vec![change.describe()]),
             op: crate::Op::Glue(Op::TagJob {
-                arn: desired.job_arn(config),
+                arn: arn.to_string(),
                 change,
             }),
         });
@@ -699,7 +730,7 @@ pub fn next_metadata_file(previous: &str, uuid: &str) -> Option<String> {
 
 fn command(spec: &JobSpec) -> JobCommand {
     JobCommand::builder()
-        .name("gluestreaming")
+        .name(spec.kind.command())
         .script_location(&spec.script_location)
         .python_version("3")
         .build()
@@ -715,7 +746,53 @@ fn arguments(spec: &JobSpec) -> HashMap<String, String> {
     spec.arguments.clone().into_iter().collect()
 }
 
+/// The Iceberg catalog settings as Glue takes them: one `--conf` whose value chains the
+/// others with " --conf ".
+fn catalog_conf(warehouse: &str) -> String {
+    contract_support::manifest::glue_catalog_settings("glue_catalog", warehouse)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" --conf ")
+}
+
 impl Desired {
+    /// The erasure job: a batch job over the contract's tables, as the streaming job's role
+    /// (which may read, write and delete the tables' files), one run at a time, no retry (a
+    /// failed erasure is started again by hand, after reading why).
+    pub(crate) fn erasure_job_spec(&self, c: &DeployConfig) -> JobSpec {
+        let warehouse = format!("s3://{}/warehouse", c.bucket());
+        let arguments = BTreeMap::from([
+            ("--datalake-formats".to_string(), "iceberg".to_string()),
+            ("--catalog".to_string(), "glue_catalog".to_string()),
+            ("--conf".to_string(), catalog_conf(&warehouse)),
+            (
+                "--contractc-fingerprint".to_string(),
+                self.manifest.source.fingerprint.clone(),
+            ),
+            ("--enable-metrics".to_string(), "true".to_string()),
+            (
+                "--enable-continuous-cloudwatch-log".to_string(),
+                "true".to_string(),
+            ),
+        ]);
+        JobSpec {
+            kind: JobKind::Erasure,
+            name: self.erasure_job(c),
+            role: self.role_arn(c, Role::Glue),
+            script_location: format!("s3://{}/{}", c.bucket(), self.erasure_script_key(c)),
+            arguments,
+            size: JobSize {
+                worker_type: "G.1X".into(),
+                workers: 2,
+                timeout_minutes: Some(120),
+                max_retries: 0,
+                max_concurrent_runs: 1,
+            },
+            tags: self.tags(c),
+        }
+    }
+
     pub(crate) fn job_arguments(&self, c: &DeployConfig) -> HashMap<String, String> {
         let bucket = c.bucket();
         let warehouse = format!("s3://{bucket}/warehouse");
@@ -731,15 +808,7 @@ impl Desired {
             ),
             ("--window_seconds".to_string(), "100".to_string()),
             ("--catalog".to_string(), "glue_catalog".to_string()),
-            (
-                "--conf".to_string(),
-                // Glue takes one --conf whose value chains the others with " --conf ".
-                contract_support::manifest::glue_catalog_settings("glue_catalog", &warehouse)
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" --conf "),
-            ),
+            ("--conf".to_string(), catalog_conf(&warehouse)),
             (
                 "--contractc-fingerprint".to_string(),
                 self.manifest.source.fingerprint.clone(),

@@ -316,7 +316,13 @@ pub async fn read(
     Ok(Current {
         iam: iam::read(&clients.iam, config, desired).await?,
         logs: logs::read(clients, config, desired).await?,
-        s3: s3::read(&clients.s3, &config.bucket(), &desired.script_key(config)).await?,
+        s3: s3::read(
+            &clients.s3,
+            &config.bucket(),
+            &desired.script_key(config),
+            &desired.erasure_script_key(config),
+        )
+        .await?,
         kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
         glue: glue::read(&clients.glue, &clients.s3, config, desired).await?,
         rest_api: rest_api::read(&clients.apigateway, config, desired).await?,
@@ -463,6 +469,68 @@ pub async fn start_job(
         .await
         .map_err(aws("glue:StartJobRun"))?;
     Ok(run.job_run_id().unwrap_or_default().to_string())
+}
+
+/// One erasure started: which job run forgets the subjects from which contract's tables, and
+/// where it writes its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub contract: String,
+    pub job: String,
+    pub run_id: String,
+    pub receipt: String,
+}
+
+/// Starts the contract's erasure job for `subjects` (#23): the ids go to an S3 object of the
+/// contract's prefix (the job deletes it once it erased them: Glue keeps a run's arguments in
+/// its history), the run gets that object's and its receipt's locations. `erasure` names this
+/// erasure's objects.
+pub async fn forget(
+    clients: &Clients,
+    config: &DeployConfig,
+    desired: &Desired,
+    subjects: &[String],
+    erasure: &str,
+) -> Result<Erasure, DeployError> {
+    let job = desired.erasure_job(config);
+    let got = clients.glue.get_job().job_name(&job).send().await;
+    if found("glue:GetJob", got, |e| e.is_entity_not_found_exception())?.is_none() {
+        return Err(DeployError::Invalid(format!(
+            "{}: no erasure job {job}: deploy first (contract-deploy deploy --apply)",
+            desired.manifest.name
+        )));
+    }
+    let bucket = config.bucket();
+    let key = desired.erasure_subjects_key(config, erasure);
+    let receipt = format!(
+        "s3://{bucket}/{}",
+        desired.erasure_receipt_key(config, erasure)
+    );
+    let body: String = subjects.iter().map(|s| format!("{s}\n")).collect();
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .map_err(aws("s3:PutObject"))?;
+    let run = clients
+        .glue
+        .start_job_run()
+        .job_name(&job)
+        .arguments("--subjects_file", format!("s3://{bucket}/{key}"))
+        .arguments("--receipt_location", &receipt)
+        .send()
+        .await
+        .map_err(aws("glue:StartJobRun"))?;
+    Ok(Erasure {
+        contract: desired.manifest.name.clone(),
+        job,
+        run_id: run.job_run_id().unwrap_or_default().to_string(),
+        receipt,
+    })
 }
 
 /// The URLs clients and operators use: the public front door (when the contract has one) and

@@ -36,6 +36,29 @@ standard AWS chain; nothing secret is printed."
     Deploy(DeployArgs),
     /// Show each deployed resource and the last Glue job run
     Status(AwsArgs),
+    /// Start each contract's erasure job to forget data subjects (docs/privacy.md)
+    #[command(
+        long_about = "Erase data subjects (GDPR Art. 17) on AWS: for each contract naming a data \
+subject, write the ids to an S3 object under the contract's prefix and start its erasure job \
+(deployed by `deploy --apply`), which deletes their rows from the events and quarantine tables, \
+rewrites the manifests, expires the older snapshots (deleting the files only they referenced), \
+deletes the ids' object and writes a receipt. Prints each run id and receipt location. Deleted \
+objects stay as noncurrent versions until the bucket's lifecycle rule expires them (a day)."
+    )]
+    Forget(ForgetArgs),
+}
+
+#[derive(clap::Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// A data subject to erase (the token's subject, or the contract's `privacy.subject`);
+    /// repeatable
+    #[arg(long = "subject", value_name = "ID")]
+    subjects: Vec<String>,
+    /// A file of data subjects, one per line (`#` comments and blank lines skipped)
+    #[arg(long, value_name = "FILE")]
+    subjects_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +83,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Deploy(args) => deploy(args),
         Command::Status(args) => status(args),
+        Command::Forget(args) => forget(args),
     }
 }
 
@@ -266,6 +290,65 @@ fn deploy(args: DeployArgs) -> ExitCode {
             }
         }
     }
+}
+
+fn forget(args: ForgetArgs) -> ExitCode {
+    let mut subjects = args.subjects.clone();
+    if let Some(file) = &args.subjects_file {
+        match std::fs::read_to_string(file) {
+            Ok(text) => subjects.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            ),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    subjects.sort();
+    subjects.dedup();
+    if subjects.is_empty() {
+        eprintln!("error: no subject to forget: give --subject ID or --subjects-file FILE");
+        return ExitCode::from(2);
+    }
+    match block_on(run_forget(&args.aws, &subjects)) {
+        Err(code) => code,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+    }
+}
+
+/// Starts every subject-naming contract's erasure job; prints each run.
+async fn run_forget(aws: &AwsArgs, subjects: &[String]) -> Result<(), String> {
+    let (clients, config) = with_account(deploy_config(aws)).await?;
+    let erasure = uuid::Uuid::now_v7().to_string();
+    for contract in contract_validators::ALL {
+        let manifest = contract.manifest();
+        if manifest.subject.is_none() {
+            println!("{}: names no data subject; nothing to erase", manifest.name);
+            continue;
+        }
+        let desired = contract_deploy::Desired::load(manifest, &config.generated)
+            .map_err(|e| e.to_string())?;
+        let started = contract_deploy::forget(&clients, &config, &desired, subjects, &erasure)
+            .await
+            .map_err(|e| format!("{}: {e}", manifest.name))?;
+        println!(
+            "{}: erasure job {} run {} started for {} subject(s); receipt {}",
+            started.contract,
+            started.job,
+            started.run_id,
+            subjects.len(),
+            started.receipt
+        );
+    }
+    Ok(())
 }
 
 /// `deploy`: writes the policy file when asked, then plans (and applies) every contract's

@@ -100,6 +100,41 @@ impl Desired {
         )
     }
 
+    /// The erasure job's script (#23) in the artifacts bucket.
+    pub(crate) fn erasure_script_key(&self, c: &DeployConfig) -> String {
+        format!("{}/{}/erasure_job.py", c.prefix, self.manifest.name)
+    }
+
+    /// Where `forget` leaves one erasure's subject ids for the job (which deletes them).
+    pub(crate) fn erasure_subjects_key(&self, c: &DeployConfig, erasure: &str) -> String {
+        format!(
+            "{}/{}/erasures/{erasure}/subjects.txt",
+            c.prefix, self.manifest.name
+        )
+    }
+
+    /// Where the erasure job writes its receipt.
+    pub(crate) fn erasure_receipt_key(&self, c: &DeployConfig, erasure: &str) -> String {
+        format!(
+            "{}/{}/erasures/{erasure}/receipt.json",
+            c.prefix, self.manifest.name
+        )
+    }
+
+    /// The erasure job (#23).
+    pub(crate) fn erasure_job(&self, c: &DeployConfig) -> String {
+        format!("{}-{}-erasure", c.prefix, self.manifest.name)
+    }
+
+    pub(crate) fn erasure_job_arn(&self, c: &DeployConfig) -> String {
+        format!(
+            "arn:aws:glue:{}:{}:job/{}",
+            c.region,
+            c.account_id,
+            self.erasure_job(c)
+        )
+    }
+
     /// The names of the contract's tables: events, quarantine, stream.
     pub(crate) fn table_names(&self) -> [String; 3] {
         [

@@ -14,11 +14,13 @@ use aws_sdk_s3::types::{
 
 use crate::{Action, DeployConfig, DeployError, Desired, Step, aws, found, invalid};
 
-/// What exists: the bucket, and the script's bytes when the object exists.
+/// What exists: the bucket, and the scripts' bytes when the objects exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Current {
     pub bucket: bool,
     pub script: Option<Vec<u8>>,
+    /// The erasure job's script (#23).
+    pub erasure_script: Option<Vec<u8>>,
     /// The bucket's settings, when it exists.
     pub settings: BucketSettings,
 }
@@ -63,34 +65,49 @@ pub enum Op {
     },
 }
 
-pub async fn read(client: &Client, bucket: &str, key: &str) -> Result<Current, DeployError> {
+/// The bucket, the streaming job's script at `key` and the erasure job's at `erasure_key`.
+pub async fn read(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    erasure_key: &str,
+) -> Result<Current, DeployError> {
     let head = client.head_bucket().bucket(bucket).send().await;
     if found("s3:HeadBucket", head, |e| e.is_not_found())?.is_none() {
         // No bucket, no object in it.
         return Ok(Current::default());
     }
-    let settings = read_settings(client, bucket).await?;
-    let object = client.get_object().bucket(bucket).key(key).send().await;
-    let script = match found("s3:GetObject", object, |e| e.is_no_such_key())? {
-        Some(object) => Some(
-            object
-                .body
-                .collect()
-                .await
-                .map_err(|e| DeployError::Aws {
-                    call: "s3:GetObject",
-                    message: e.to_string(),
-                })?
-                .into_bytes()
-                .to_vec(),
-        ),
-        None => None,
-    };
     Ok(Current {
         bucket: true,
-        script,
-        settings,
+        script: read_object(client, bucket, key).await?,
+        erasure_script: read_object(client, bucket, erasure_key).await?,
+        settings: read_settings(client, bucket).await?,
     })
+}
+
+async fn read_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, DeployError> {
+    let object = client.get_object().bucket(bucket).key(key).send().await;
+    Ok(
+        match found("s3:GetObject", object, |e| e.is_no_such_key())? {
+            Some(object) => Some(
+                object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| DeployError::Aws {
+                        call: "s3:GetObject",
+                        message: e.to_string(),
+                    })?
+                    .into_bytes()
+                    .to_vec(),
+            ),
+            None => None,
+        },
+    )
 }
 
 /// Whether a failed read means "not configured" (S3 answers those with an error code).
@@ -255,23 +272,36 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
             }),
         });
     }
-    if current.script.as_deref() == Some(desired.script.as_slice()) {
-        return;
+    let scripts = [
+        (
+            desired.script_key(config),
+            Some(&desired.script),
+            &current.script,
+        ),
+        (
+            desired.erasure_script_key(config),
+            desired.erasure_script.as_ref(),
+            &current.erasure_script,
+        ),
+    ];
+    for (key, want, have) in scripts {
+        let Some(want) = want.filter(|want| have.as_ref() != Some(*want)) else {
+            continue;
+        };
+        let action = match have {
+            Some(_) => Action::Update(vec!["script bytes".into()]),
+            None => Action::Create,
+        };
+        steps.push(Step {
+            resource: format!("s3 object s3://{bucket}/{key}"),
+            action,
+            op: crate::Op::S3(Op::PutObject {
+                bucket: bucket.clone(),
+                key,
+                body: want.clone(),
+            }),
+        });
     }
-    let key = desired.script_key(config);
-    let action = match current.script {
-        Some(_) => Action::Update(vec!["script bytes".into()]),
-        None => Action::Create,
-    };
-    steps.push(Step {
-        resource: format!("s3 object s3://{bucket}/{key}"),
-        action,
-        op: crate::Op::S3(Op::PutObject {
-            bucket,
-            key,
-            body: desired.script.clone(),
-        }),
-    });
 }
 
 pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {

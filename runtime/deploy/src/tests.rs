@@ -67,12 +67,25 @@ fn desired() -> Desired {
     Desired {
         manifest,
         script: b"print('job')\n".to_vec(),
+        erasure_script: Some(b"print('erasure')\n".to_vec()),
         model: json!({"title": "TestEvent", "type": "object"}).to_string(),
         batch_model: Some(json!({"title": "TestEventBatch", "type": "array"}).to_string()),
         openapi: json!({"paths": {
             route: {"post": integration_stub("{\"StreamName\": \"${stream_name}\"}", "\"Successfully added event\"")},
             batch: {"post": integration_stub("{\"StreamName\": \"${stream_name}\", \"Records\": []}", "{\"results\": []}")},
         }}),
+    }
+}
+
+/// A job as Glue reads back the one `spec` made.
+fn deployed_job(spec: &glue::JobSpec) -> glue::JobState {
+    glue::JobState {
+        script_location: Some(spec.script_location.clone()),
+        glue_version: Some("5.0".into()),
+        role: Some(spec.role.clone()),
+        arguments: spec.arguments.clone(),
+        size: spec.size.clone(),
+        tags: spec.tags.iter().cloned().collect(),
     }
 }
 
@@ -246,6 +259,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         s3: s3::Current {
             bucket: true,
             script: Some(d.script.clone()),
+            erasure_script: d.erasure_script.clone(),
             settings: s3::wanted_settings(c),
         },
         kinesis: kinesis::Current {
@@ -265,6 +279,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
                 size: glue::JobSize::default(),
                 tags: tags.clone(),
             }),
+            erasure_job: Some(deployed_job(&d.erasure_job_spec(c))),
         },
         rest_api: Some(rest_api::Current {
             id: "api".into(),

@@ -603,6 +603,66 @@ async fn deploy_creates_reads_back_stays_idempotent_and_plans_changes_exactly() 
     assert!(stdout(&status).contains("SUCCEEDED"), "{}", stdout(&status));
     let _ = std::fs::remove_dir_all(&changed);
 
+    // The erasure job (#23): deployed beside the streaming job; `forget` hands it the ids in
+    // an object of the contract's prefix and starts it.
+    let erasure = clients
+        .glue
+        .get_job()
+        .job_name("contractc-game_events-erasure")
+        .send()
+        .await
+        .expect("erasure job");
+    let command = erasure.job().and_then(|j| j.command()).expect("command");
+    assert_eq!(command.name(), Some("glueetl"));
+    assert_eq!(
+        command.script_location(),
+        Some("s3://contractc-artifacts/contractc/game_events/erasure_job.py")
+    );
+    let forgot = runtime(&moto, &["forget", "--subject", "player-to-forget"]);
+    assert_eq!(
+        forgot.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&forgot),
+        String::from_utf8_lossy(&forgot.stderr)
+    );
+    assert!(
+        stdout(&forgot).contains("game_events: erasure job contractc-game_events-erasure run ")
+            && stdout(&forgot)
+                .contains("match_events: erasure job contractc-match_events-erasure run "),
+        "{}",
+        stdout(&forgot)
+    );
+    let runs = clients
+        .glue
+        .get_job_runs()
+        .job_name("contractc-game_events-erasure")
+        .send()
+        .await
+        .expect("erasure runs");
+    let run = runs.job_runs().first().expect("an erasure run");
+    let subjects_file = run
+        .arguments()
+        .and_then(|a| a.get("--subjects_file"))
+        .expect("the run names its subjects' object")
+        .clone();
+    let (bucket, key) = contract_deploy::glue::split_s3_url(&subjects_file).expect("an s3 url");
+    let object = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("the subjects' object");
+    let ids = object.body.collect().await.expect("body").into_bytes();
+    assert_eq!(&ids[..], b"player-to-forget\n");
+    assert!(
+        !run.arguments()
+            .is_some_and(|a| a.values().any(|v| v.contains("player-to-forget"))),
+        "the ids are not in the run's arguments (Glue keeps those)"
+    );
+
     // Tear down: planned first; a bucket holding table data is refused (and nothing deleted)
     // unless --force-delete-data.
     clients
@@ -644,6 +704,8 @@ async fn deploy_creates_reads_back_stays_idempotent_and_plans_changes_exactly() 
         "- delete api gateway http api contractc-game_events-edge",
         "- delete kinesis stream contractc-match_events",
         "- delete iam role contractc-game_events-glue",
+        "- delete glue job contractc-game_events-erasure",
+        "- delete s3 object s3://contractc-artifacts/contractc/game_events/erasure_job.py",
         "- delete s3 bucket contractc-artifacts",
     ] {
         assert!(
