@@ -382,15 +382,13 @@ pub fn plan(
             op: crate::Op::Glue(op),
         });
     }
-    let streaming = JobSpec {
-        kind: JobKind::Streaming,
-        name: desired.job(config),
-        role: desired.role_arn(config, Role::Glue),
-        script_location: format!("s3://{}/{}", config.bucket(), desired.script_key(config)),
-        arguments: desired.job_arguments(config).into_iter().collect(),
-        size: config.job_size.clone(),
-        tags: desired.tags(config),
-    };
+    plan_jobs(config, desired, current, steps);
+    Ok(())
+}
+
+/// The streaming job, and the erasure job when the contract names its data subject.
+fn plan_jobs(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
+    let streaming = desired.streaming_job_spec(config);
     plan_job(
         streaming,
         &desired.job_arn(config),
@@ -402,7 +400,6 @@ pub fn plan(
         let arn = desired.erasure_job_arn(config);
         plan_job(erasure, &arn, current.erasure_job.as_ref(), steps);
     }
-    Ok(())
 }
 
 /// What becomes of an existing Iceberg table's metadata: kept when it matches the definition,
@@ -757,6 +754,19 @@ fn catalog_conf(warehouse: &str) -> String {
 }
 
 impl Desired {
+    /// The streaming job, sized as deploy was told.
+    pub(crate) fn streaming_job_spec(&self, c: &DeployConfig) -> JobSpec {
+        JobSpec {
+            kind: JobKind::Streaming,
+            name: self.job(c),
+            role: self.role_arn(c, Role::Glue),
+            script_location: format!("s3://{}/{}", c.bucket(), self.script_key(c)),
+            arguments: self.job_arguments(c).into_iter().collect(),
+            size: c.job_size.clone(),
+            tags: self.tags(c),
+        }
+    }
+
     /// The erasure job: a batch job over the contract's tables, as the streaming job's role
     /// (which may read, write and delete the tables' files), one run at a time, no retry (a
     /// failed erasure is started again by hand, after reading why).
