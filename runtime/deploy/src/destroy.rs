@@ -44,6 +44,11 @@ pub enum Op {
     EmptyAndDeleteBucket {
         bucket: String,
     },
+    /// The key document of `pii: hash` fields, at once (no recovery window: a torn-down
+    /// deployment's hashed values need no key any more, and a new one gets its own).
+    DeleteSecret {
+        name: String,
+    },
 }
 
 /// What the bucket holds.
@@ -166,6 +171,15 @@ fn plan_doors(config: &DeployConfig, desired: &Desired, current: &Current, steps
     }
 }
 
+/// The key document's deletion, when it exists: shared by the prefix's contracts, so it goes
+/// with the bucket, after them.
+pub fn plan_secret(config: &DeployConfig, current: &crate::secrets::Current) -> Option<Step> {
+    current.exists.then(|| {
+        let name = config.pii_secret();
+        step(crate::secrets::resource(&name), Op::DeleteSecret { name })
+    })
+}
+
 /// The bucket's deletion, or why it is refused (`contents` is `None` when it does not exist).
 pub fn plan_bucket(
     config: &DeployConfig,
@@ -246,6 +260,17 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         }
         Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
         Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
+        Op::DeleteSecret { name } => {
+            clients
+                .secrets
+                .delete_secret()
+                .secret_id(name)
+                .force_delete_without_recovery(true)
+                .send()
+                .await
+                .map_err(aws("secretsmanager:DeleteSecret"))?;
+            Ok(())
+        }
     }
 }
 

@@ -754,6 +754,12 @@ fn catalog_conf(warehouse: &str) -> String {
 }
 
 impl Desired {
+    /// `--pii_secret`, for a contract storing hashed values: the jobs read the key from it.
+    fn pii_arguments(&self, c: &DeployConfig) -> Option<(String, String)> {
+        self.needs_pii_keys()
+            .then(|| ("--pii_secret".to_string(), c.pii_secret()))
+    }
+
     /// The streaming job, sized as deploy was told.
     pub(crate) fn streaming_job_spec(&self, c: &DeployConfig) -> JobSpec {
         JobSpec {
@@ -772,7 +778,7 @@ impl Desired {
     /// failed erasure is started again by hand, after reading why).
     pub(crate) fn erasure_job_spec(&self, c: &DeployConfig) -> JobSpec {
         let warehouse = format!("s3://{}/warehouse", c.bucket());
-        let arguments = BTreeMap::from([
+        let mut arguments = BTreeMap::from([
             ("--datalake-formats".to_string(), "iceberg".to_string()),
             ("--catalog".to_string(), "glue_catalog".to_string()),
             ("--conf".to_string(), catalog_conf(&warehouse)),
@@ -786,6 +792,7 @@ impl Desired {
                 "true".to_string(),
             ),
         ]);
+        arguments.extend(self.pii_arguments(c));
         JobSpec {
             kind: JobKind::Erasure,
             name: self.erasure_job(c),
@@ -806,7 +813,7 @@ impl Desired {
     pub(crate) fn job_arguments(&self, c: &DeployConfig) -> HashMap<String, String> {
         let bucket = c.bucket();
         let warehouse = format!("s3://{bucket}/warehouse");
-        HashMap::from([
+        let mut arguments = HashMap::from([
             ("--datalake-formats".to_string(), "iceberg".to_string()),
             ("--stream_arn".to_string(), self.stream_arn(c)),
             (
@@ -837,7 +844,9 @@ impl Desired {
                     c.prefix, self.manifest.name
                 ),
             ),
-        ])
+        ]);
+        arguments.extend(self.pii_arguments(c));
+        arguments
     }
 
     /// A Glue table for an Iceberg definition (columns for Athena/Glue, the definition's

@@ -305,7 +305,7 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
             .iter()
             .map(|t| format!("arn:aws:glue:{region}:{account}:table/{database}/{t}")),
     );
-    json!({
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -354,7 +354,19 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
                 "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
             },
         ],
-    })
+    });
+    // The key document, for a contract storing hashed values (#23).
+    if desired.needs_pii_keys()
+        && let Some(statements) = policy["Statement"].as_array_mut()
+    {
+        statements.push(json!({
+            "Sid": "PiiKeys",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": config.pii_secret_arn_pattern(),
+        }));
+    }
+    policy
 }
 
 pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
@@ -449,6 +461,15 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
             },
             catalog_statement(region, account),
             jobs_statement(region, account, prefix),
+            {
+                "Sid": "PiiKeys",
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret", "secretsmanager:CreateSecret",
+                    "secretsmanager:DeleteSecret", "secretsmanager:TagResource",
+                ],
+                "Resource": config.pii_secret_arn_pattern(),
+            },
             apis_statement(region),
             functions_statement(region, account, prefix),
             {

@@ -25,6 +25,7 @@ pub mod logs;
 pub mod names;
 pub mod rest_api;
 pub mod s3;
+pub mod secrets;
 pub mod tags;
 
 pub use desired::Desired;
@@ -172,6 +173,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Clients {
@@ -208,6 +210,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(&shared),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
             lambda: aws_sdk_lambda::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
         }
     }
 }
@@ -251,6 +254,7 @@ pub enum Op {
     S3(s3::Op),
     Kinesis(kinesis::Op),
     Glue(glue::Op),
+    Secrets(secrets::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
     Function(function::Op),
@@ -272,6 +276,8 @@ pub struct Current {
     pub s3: s3::Current,
     pub kinesis: kinesis::Current,
     pub glue: glue::Current,
+    /// The key document's secret (shared by the prefix's contracts).
+    pub secret: secrets::Current,
     pub rest_api: Option<rest_api::Current>,
     /// `None` when the contract gets no edge (no issuer to trust) or it does not exist.
     pub edge: Option<edge::Current>,
@@ -325,6 +331,7 @@ pub async fn read(
         .await?,
         kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
         glue: glue::read(&clients.glue, &clients.s3, config, desired).await?,
+        secret: secrets::read(&clients.secrets, &config.pii_secret()).await?,
         rest_api: rest_api::read(&clients.apigateway, config, desired).await?,
         edge: match desired.edge_issuer(config) {
             Some(_) => edge::read(&clients.apigatewayv2, config, desired).await?,
@@ -347,6 +354,8 @@ pub fn plan(
     logs::plan(config, desired, &current.logs, &mut plan.steps);
     s3::plan(config, desired, &current.s3, &mut plan.steps);
     kinesis::plan(config, desired, &current.kinesis, &mut plan.steps);
+    // The key before the jobs reading it.
+    secrets::plan(config, desired, &current.secret, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
     plan.notes.extend(size_note(desired));
     plan_door(config, desired, current, &mut plan)?;
@@ -424,6 +433,7 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
             Op::S3(op) => s3::apply(&clients.s3, op).await?,
             Op::Kinesis(op) => kinesis::apply(&clients.kinesis, op).await?,
             Op::Glue(op) => glue::apply(&clients.glue, &clients.s3, op).await?,
+            Op::Secrets(op) => secrets::apply(&clients.secrets, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
             Op::Function(op) => function::apply(&clients.lambda, op, &created).await?,

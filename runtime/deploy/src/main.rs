@@ -464,11 +464,15 @@ async fn destroy(
         .map_err(|e| e.to_string())?;
     let bucket = destroy::plan_bucket(config, contents.as_ref(), args.force_delete_data)
         .map_err(|e| e.to_string())?;
+    let secret = contract_deploy::secrets::read(&clients.secrets, &config.pii_secret())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut plan = contract_deploy::Plan::default();
     for part in plans {
         plan.steps.extend(part.steps);
         plan.notes.extend(part.notes);
     }
+    plan.steps.extend(destroy::plan_secret(config, &secret));
     plan.steps.extend(bucket);
     print_plan(&plan);
     if args.apply {

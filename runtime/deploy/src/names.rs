@@ -47,6 +47,22 @@ impl DeployConfig {
         ("contractc:prefix".to_string(), self.prefix.clone())
     }
 
+    /// The Secrets Manager secret holding the key document of `pii: hash` fields (one per
+    /// prefix: a player's hash is the same in every contract's tables).
+    pub fn pii_secret(&self) -> String {
+        format!("{}/pii-keys", self.prefix)
+    }
+
+    /// The secret's ARN as policies name it (Secrets Manager appends six random characters).
+    pub(crate) fn pii_secret_arn_pattern(&self) -> String {
+        format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{}-*",
+            self.region,
+            self.account_id,
+            self.pii_secret()
+        )
+    }
+
     /// The role API Gateway writes REST API logs with (one per prefix: the setting is per
     /// account and region).
     pub(crate) fn logs_role_name(&self) -> String {

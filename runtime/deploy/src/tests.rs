@@ -239,6 +239,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
         })
     };
     Current {
+        secret: secrets::Current::default(),
         iam: iam::Current {
             glue: role(Role::Glue),
             api: role(Role::ApiGateway),
@@ -557,6 +558,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
         logs: full.logs.clone(),
         s3: full.s3.clone(),
         kinesis: full.kinesis.clone(),
+        secret: full.secret.clone(),
         glue: glue::Current {
             database: true,
             ..Default::default()
@@ -1346,5 +1348,61 @@ fn the_lambda_door_without_a_zip_names_the_build_command() {
         error.to_string().contains("cargo lambda build")
             && error.to_string().contains("--edge-zip"),
         "{error}"
+    );
+}
+
+#[test]
+fn only_a_contract_storing_hashed_values_gets_the_key_and_its_jobs_name_it() {
+    let c = config();
+    let resources =
+        |plan: &Plan| -> Vec<String> { plan.steps.iter().map(|s| s.resource.clone()).collect() };
+    let job_arguments = |plan: &Plan| -> Vec<BTreeMap<String, String>> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Glue(glue::Op::CreateJob(spec)) => Some(spec.arguments.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let plain = planned(&Current::default());
+    assert!(
+        !resources(&plain)
+            .iter()
+            .any(|r| r.starts_with("secretsmanager"))
+    );
+    let jobs = job_arguments(&plain);
+    assert_eq!(jobs.len(), 2, "the streaming and the erasure job");
+    assert!(jobs.iter().all(|a| !a.contains_key("--pii_secret")));
+
+    let mut manifest = desired().manifest.clone();
+    for field in &mut manifest.fields {
+        if field.name == "event_id" {
+            field.pii = contract_support::manifest::Pii::Hash;
+        }
+    }
+    let hashed = Desired {
+        manifest: Box::leak(Box::new(manifest)),
+        ..desired()
+    };
+    let plan = plan(&c, &hashed, &Current::default()).expect("plan");
+    let order = resources(&plan);
+    let secret = order
+        .iter()
+        .position(|r| r == "secretsmanager secret contractc/pii-keys")
+        .expect("the key's secret is created");
+    let first_job = order
+        .iter()
+        .position(|r| r.starts_with("glue job "))
+        .expect("jobs");
+    assert!(
+        secret < first_job,
+        "the key before the jobs reading it: {order:#?}"
+    );
+    let jobs = job_arguments(&plan);
+    assert!(
+        jobs.iter()
+            .all(|a| a.get("--pii_secret").map(String::as_str) == Some("contractc/pii-keys")),
+        "{jobs:#?}"
     );
 }

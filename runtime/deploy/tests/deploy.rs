@@ -2357,3 +2357,117 @@ async fn the_lambda_door_deploys_reads_back_stays_idempotent_and_destroys() {
     assert!(!stdout(&left).contains("- delete"), "{}", stdout(&left));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// #23: a contract storing hashed values gets the prefix's key document in Secrets Manager,
+/// made once with a random key, named by both jobs (`--pii_secret`) and readable by their role
+/// only; a rotated value is no drift; `--destroy` deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_of_hashed_values_is_made_once_named_by_the_jobs_and_destroyed() {
+    let moto = start_moto();
+    let config = config(&moto);
+    let clients = Clients::new(&config).await;
+    let mut manifest = contract_validators::ALL[0].manifest().clone();
+    let player = manifest
+        .enrichments
+        .iter_mut()
+        .find(|e| e.source == contract_support::manifest::EnrichmentSource::JwtSub)
+        .expect("a jwt.sub enrichment");
+    player.pii = contract_support::manifest::Pii::Hash;
+    let manifest: &'static contract_support::Manifest = Box::leak(Box::new(manifest));
+    let desired = contract_deploy::Desired::load(manifest, &config.generated).expect("load");
+    let plan = contract_deploy::plan_contract(&clients, &config, &desired)
+        .await
+        .expect("plan");
+    let secret_steps = |plan: &contract_deploy::Plan| {
+        plan.steps
+            .iter()
+            .filter(|s| s.resource == "secretsmanager secret contractc/pii-keys")
+            .count()
+    };
+    assert_eq!(secret_steps(&plan), 1);
+    contract_deploy::apply(&clients, &plan)
+        .await
+        .expect("apply");
+
+    let value = clients
+        .secrets
+        .get_secret_value()
+        .secret_id("contractc/pii-keys")
+        .send()
+        .await
+        .expect("the key document");
+    let document: Value =
+        serde_json::from_str(value.secret_string().expect("a string secret")).expect("JSON");
+    let current = document["current"].as_str().expect("a current key");
+    let key = document["keys"][current].as_str().expect("its secret");
+    assert_eq!(key.len(), 64, "32 random bytes, hex");
+    for job in ["contractc-game_events", "contractc-game_events-erasure"] {
+        let got = clients
+            .glue
+            .get_job()
+            .job_name(job)
+            .send()
+            .await
+            .expect(job);
+        let arguments = got
+            .job()
+            .and_then(|j| j.default_arguments())
+            .expect("arguments");
+        assert_eq!(
+            arguments.get("--pii_secret").map(String::as_str),
+            Some("contractc/pii-keys"),
+            "{job}"
+        );
+    }
+    let policy = clients
+        .iam
+        .get_role_policy()
+        .role_name("contractc-game_events-glue")
+        .policy_name("contractc")
+        .send()
+        .await
+        .expect("the glue role's policy");
+    let policy = contract_deploy::iam::policy_json(policy.policy_document()).expect("policy");
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert!(
+        statements.iter().any(|s| s["Sid"] == "PiiKeys"
+            && s["Action"] == "secretsmanager:GetSecretValue"
+            && s["Resource"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(":secret:contractc/pii-keys-*"))),
+        "{policy:#}"
+    );
+
+    // The operator rotates the key: deploy neither notices nor undoes it.
+    clients
+        .secrets
+        .put_secret_value()
+        .secret_id("contractc/pii-keys")
+        .secret_string(r#"{"current": "k2", "keys": {"k2": "00"}}"#)
+        .send()
+        .await
+        .expect("rotate");
+    let again = contract_deploy::plan_contract(&clients, &config, &desired)
+        .await
+        .expect("plan again");
+    assert!(again.steps.is_empty(), "{:#?}", again.steps);
+
+    let gone = runtime(&moto, &["deploy", "--destroy", "--plan"]);
+    assert!(
+        stdout(&gone).contains("- delete secretsmanager secret contractc/pii-keys"),
+        "{}",
+        stdout(&gone)
+    );
+    let destroyed = runtime(&moto, &["deploy", "--destroy", "--apply"]);
+    assert_eq!(
+        destroyed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&destroyed),
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    let read = contract_deploy::secrets::read(&clients.secrets, "contractc/pii-keys")
+        .await
+        .expect("read");
+    assert!(!read.exists);
+}
