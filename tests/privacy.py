@@ -320,6 +320,53 @@ def scan(data_dir, traces):
     return found, files
 
 
+def forget_beside_serve(binary, data_dir, log, players):
+    """`forget --server`: the running serve erases between its commits, its log included, and
+    goes on serving."""
+    target, other = players
+    before = digest(data_dir, [other])
+    serve = Serve(binary, data_dir, log, commit_ms=600000)
+    for p in players:
+        p.tokens(serve)
+    send_round(serve, players, 9)  # acknowledged, in the log only (no commit for 10 minutes)
+    logged, _ = scan(os.path.join(data_dir, "wal"), target.traces())
+    check("beside serve: %s's last round is in the log before forget" % target.name, "device id" in logged, str(dict(logged)))
+    forgot = subprocess.run(
+        [binary, "forget", "--server", serve.base, "--data-dir", data_dir, "--subject", target.user_id,
+         "--receipt", os.path.join(data_dir, "..", "online-receipt.json")],
+        capture_output=True, text=True, timeout=120,
+    )
+    check("beside serve: forget --server succeeds", forgot.returncode == 0, forgot.stdout + forgot.stderr)
+    receipt = json.load(open(os.path.join(data_dir, "..", "online-receipt.json"))) if forgot.returncode == 0 else {}
+    tables = {t["table"]: t for t in receipt.get("tables", [])}
+    check(
+        "beside serve: the receipt counts the rows and the 8 logged records of the round",
+        tables.get(GAME, {}).get("rows_removed", 0) > 0 and receipt.get("log_records_removed") == 8 and receipt.get("guests_removed") == 1,
+        json.dumps(receipt),
+    )
+    after, files = scan(data_dir, target.traces())
+    check("beside serve: no file holds a trace of %s while serve runs (%d files)" % (target.name, files), not after, str(dict(after)))
+    status, _ = serve.request("/prod/put-record", other.game_event(), {"Authorization": other.guest, "Content-Type": "application/json"})
+    check("beside serve: serve goes on accepting events", status == 200)
+    wrong = os.path.join(data_dir, "..", "wrong-token")
+    with open(wrong, "w") as f:
+        f.write("not-the-console-token\n")
+    refused = subprocess.run(
+        [binary, "forget", "--server", serve.base, "--subject", other.user_id, "--console-token-file", wrong],
+        capture_output=True, text=True, timeout=60,
+    )
+    check("beside serve: an erasure without the console's token is refused", refused.returncode != 0 and "401" in refused.stderr, refused.stderr)
+    serve.stop()
+    now = digest(data_dir, [other])
+    kept = all(not (before[t] - now[t]) for t in TABLES)
+    check("beside serve: %s's earlier rows are all still there, and the new ones added" % other.name,
+          kept and sum(now[GAME].values()) == sum(before[GAME].values()) + 4)
+    game = rows(data_dir, GAME)
+    check("beside serve: none of %s's rows came back after the stop" % target.name, not any(r["player_id"] == hashed(target.user_id) for r in game))
+    again, _ = scan(data_dir, target.traces())
+    check("beside serve: and no trace of %s after the stop" % target.name, not again, str(dict(again)))
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__)
@@ -398,6 +445,8 @@ def main(argv):
     )
     again, _ = scan(data_dir, target.traces())
     check("and still no trace of %s" % target.name, not again, str(dict(again)))
+    # Bob stays; Carol is forgotten by the running serve.
+    forget_beside_serve(binary, data_dir, log, [others[1], others[0]])
 
     passed = sum(1 for r in results if r)
     print("privacy: %d passed, %d failed" % (passed, len(results) - passed))

@@ -231,13 +231,21 @@ struct ForgetArgs {
     /// Where to write the receipt (default DATA_DIR/erasures/TIME.json)
     #[arg(long, value_name = "FILE")]
     receipt: Option<PathBuf>,
+    /// Ask the serve running at this URL to erase (between its commits) instead of erasing
+    /// from a stopped serve's data directory; authenticated with the console's token
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// With --server: the file holding the console's token; also read from
+    /// CONTRACTC_CONSOLE_TOKEN. Default: DATA_DIR/console-token
+    #[arg(long, value_name = "FILE")]
+    console_token_file: Option<PathBuf>,
     #[command(flatten)]
     pii: PiiKeyArgs,
 }
 
 fn forget(args: ForgetArgs) -> ExitCode {
     use contract_serve::forget;
-    let mut subjects = args.subjects;
+    let mut subjects = args.subjects.clone();
     if let Some(file) = &args.subjects_file {
         match forget::read_subjects(file) {
             Ok(more) => subjects.extend(more),
@@ -252,6 +260,9 @@ fn forget(args: ForgetArgs) -> ExitCode {
     if subjects.is_empty() {
         eprintln!("error: no subject to forget: give --subject ID or --subjects-file FILE");
         return ExitCode::from(2);
+    }
+    if let Some(server) = &args.server {
+        return forget_online(server, &args, &subjects);
     }
     let keys = args.pii.document().and_then(|given| {
         contract_serve::privacy::load_keys(given.as_deref(), &args.data_dir, false)
@@ -280,12 +291,22 @@ fn forget(args: ForgetArgs) -> ExitCode {
     };
     let path = args
         .receipt
+        .clone()
         .unwrap_or_else(|| forget::default_receipt_path(&args.data_dir, &receipt));
     let json = serde_json::to_string_pretty(&receipt).unwrap_or_default();
+    report_erasure(&receipt, &json, &path)
+}
+
+/// Writes the receipt and says what was erased.
+fn report_erasure(
+    receipt: &contract_serve::forget::Receipt,
+    json: &str,
+    path: &std::path::Path,
+) -> ExitCode {
     let written = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&path, format!("{json}\n")));
+        .and_then(|()| std::fs::write(path, format!("{json}\n")));
     if let Err(error) = written {
         eprintln!(
             "error: erased, but cannot write the receipt {}: {error}\n{json}",
@@ -302,6 +323,69 @@ fn forget(args: ForgetArgs) -> ExitCode {
         path.display()
     );
     ExitCode::SUCCESS
+}
+
+/// `forget --server`: the running serve erases between its commits and answers the receipt.
+fn forget_online(server: &str, args: &ForgetArgs, subjects: &[String]) -> ExitCode {
+    let token = match console_token_from(args.console_token_file.as_deref()) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            let kept = args
+                .data_dir
+                .join(contract_serve::server::CONSOLE_TOKEN_FILE);
+            match std::fs::read_to_string(&kept) {
+                Ok(token) => token.trim().to_string(),
+                Err(error) => {
+                    eprintln!(
+                        "error: --server needs the console's token: --console-token-file FILE, \
+                         CONTRACTC_CONSOLE_TOKEN, or {} ({error})",
+                        kept.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let url = format!("{}/admin/forget", server.trim_end_matches('/'));
+    let body = serde_json::json!({ "subjects": subjects });
+    let answer = block_on(async {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        Ok::<_, reqwest::Error>((status, response.text().await?))
+    });
+    let (status, text) = match answer {
+        Err(code) => return code,
+        Ok(Err(error)) => {
+            eprintln!("error: cannot ask {url}: {error}");
+            return ExitCode::from(1);
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    if !status.is_success() {
+        eprintln!("error: {url} answered {status}: {}", text.trim());
+        return ExitCode::from(1);
+    }
+    let receipt: contract_serve::forget::Receipt = match serde_json::from_str(&text) {
+        Ok(receipt) => receipt,
+        Err(error) => {
+            eprintln!("error: {url} answered no receipt ({error}): {text}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = args
+        .receipt
+        .clone()
+        .unwrap_or_else(|| contract_serve::forget::default_receipt_path(&args.data_dir, &receipt));
+    report_erasure(&receipt, &text, &path)
 }
 
 /// Where the hashing keys of `pii: hash` fields come from (docs/privacy.md).

@@ -295,16 +295,7 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
     let mut prefixes: Vec<String> = vec![format!("{own}*")];
     prefixes.extend(tables.iter().map(|t| format!("{t}*")));
     let (region, account) = (&config.region, &config.account_id);
-    let mut catalog = vec![
-        format!("arn:aws:glue:{region}:{account}:catalog"),
-        format!("arn:aws:glue:{region}:{account}:database/{database}"),
-    ];
-    catalog.extend(
-        desired
-            .table_names()
-            .iter()
-            .map(|t| format!("arn:aws:glue:{region}:{account}:table/{database}/{t}")),
-    );
+    let catalog = catalog_arns(config, desired);
     let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -367,6 +358,23 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
         }));
     }
     policy
+}
+
+/// The Glue catalog, the contract's database and its tables, as policies name them.
+fn catalog_arns(config: &DeployConfig, desired: &Desired) -> Vec<String> {
+    let (region, account) = (&config.region, &config.account_id);
+    let database = &desired.manifest.table.database;
+    let mut catalog = vec![
+        format!("arn:aws:glue:{region}:{account}:catalog"),
+        format!("arn:aws:glue:{region}:{account}:database/{database}"),
+    ];
+    catalog.extend(
+        desired
+            .table_names()
+            .iter()
+            .map(|t| format!("arn:aws:glue:{region}:{account}:table/{database}/{t}")),
+    );
+    catalog
 }
 
 pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {

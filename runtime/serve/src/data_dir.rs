@@ -35,7 +35,8 @@ impl DataDirLock {
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
             |_| {
                 format!(
-                    "{} is in use: `serve` (or `forget`) is running on {}; stop it first",
+                    "{} is in use: `serve` (or `forget`) is running on {}: ask the running serve \
+                     (forget --server URL) or stop it first",
                     path.display(),
                     data_dir.display()
                 )

@@ -1,10 +1,10 @@
 //! `contract-runtime forget` (#23): erases data subjects from everything `serve` keeps.
 //!
 //! For each contract's two tables: the data files holding a subject's rows are rewritten
-//! without them and committed (`Lake::commit_rewrite`, a compare-and-swap like every commit);
-//! a second commit rewrites the manifests, so no manifest keeps the removed files' entries
-//! (their column bounds may be the subject's value); every older snapshot is expired and every
-//! file the table no longer references is deleted at once. Then the subject's records leave the
+//! without them and committed (`Lake::commit_rewrite`, a compare-and-swap like every commit)
+//! in manifests that list the removed files nowhere (their column bounds may be the subject's
+//! value); every older snapshot is expired and every file the table no longer references that
+//! is older than the erasure is deleted at once. Then the subject's records leave the
 //! write-ahead log (its segments rewritten) and the dev identity provider's guest store.
 //!
 //! A subject is matched as each column stores it: as sent, or hashed under every key of the
@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use contract_judge::privacy::Keys;
@@ -24,11 +24,12 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg::TableIdent;
 use iceberg::spec::Operation;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data_dir::DataDirLock;
 use crate::lake::{
-    DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, Rewrite, Swap, read_files, write_data_stream,
+    DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, RemovedEntries, Rewrite, Swap, read_files,
+    write_data_stream,
 };
 use crate::maintenance::{Policy, Schedule, delete_orphans};
 
@@ -60,7 +61,7 @@ pub enum ForgetError {
 }
 
 /// What was erased, for the operator's records (no subject in it).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Receipt {
     pub subjects: usize,
     pub started: String,
@@ -70,7 +71,7 @@ pub struct Receipt {
     pub guests_removed: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct TableReceipt {
     pub table: String,
     pub rows_removed: usize,
@@ -93,21 +94,11 @@ pub async fn forget(
             data_dir.display()
         )));
     }
+    let since = SystemTime::now();
     let _lock = DataDirLock::take(data_dir).map_err(ForgetError::Busy)?;
     let lake = Lake::open(data_dir).await?;
-    let mut tables = Vec::new();
-    for spec in specs {
-        let manifest = spec.manifest();
-        let matchers = Matchers::of(manifest, keys, subjects)?;
-        let database = &manifest.table.database;
-        let events = TableIdent::from_strs([database.as_str(), manifest.table.name.as_str()])
-            .map_err(LakeError::from)?;
-        let quarantine =
-            TableIdent::from_strs([database.as_str(), &manifest.quarantine_table_name()])
-                .map_err(LakeError::from)?;
-        tables.push(erase(&lake, &events, &matchers.events, subjects.len()).await?);
-        tables.push(erase(&lake, &quarantine, &matchers.quarantine, subjects.len()).await?);
-    }
+    let manifests: Vec<&'static Manifest> = specs.iter().map(|s| s.manifest()).collect();
+    let tables = erase_tables(&lake, &manifests, keys, subjects, since).await?;
     let subject_set: HashSet<&str> = subjects.iter().map(String::as_str).collect();
     let log_records_removed = crate::wal::purge(&data_dir.join("wal"), |record| {
         let spec = specs.iter().find(|s| s.manifest().name == record.contract);
@@ -124,9 +115,34 @@ pub async fn forget(
     })
 }
 
+/// Erases `subjects` from each contract's two tables (see the module docs). Files written
+/// since `since` are left alone: they may be another writer's, not committed yet.
+pub async fn erase_tables(
+    lake: &Lake,
+    manifests: &[&'static Manifest],
+    keys: Option<&Keys>,
+    subjects: &[String],
+    since: SystemTime,
+) -> Result<Vec<TableReceipt>, ForgetError> {
+    let mut tables = Vec::new();
+    for &manifest in manifests {
+        let matchers = Matchers::of(manifest, keys, subjects)?;
+        let database = &manifest.table.database;
+        let events = TableIdent::from_strs([database.as_str(), manifest.table.name.as_str()])
+            .map_err(LakeError::from)?;
+        let quarantine =
+            TableIdent::from_strs([database.as_str(), &manifest.quarantine_table_name()])
+                .map_err(LakeError::from)?;
+        let count = subjects.len();
+        tables.push(erase(lake, &events, &matchers.events, count, since).await?);
+        tables.push(erase(lake, &quarantine, &matchers.quarantine, count, since).await?);
+    }
+    Ok(tables)
+}
+
 /// Whether a logged event is about one of `subjects`: sent by one (its token's subject or a
 /// claim), or naming one in the contract's subject field.
-fn record_is_about(
+pub(crate) fn record_is_about(
     record: &crate::wal::Record,
     manifest: Option<&Manifest>,
     subjects: &HashSet<&str>,
@@ -275,6 +291,7 @@ async fn erase(
     ident: &TableIdent,
     matcher: &Matcher,
     subjects: usize,
+    since: SystemTime,
 ) -> Result<TableReceipt, ForgetError> {
     let mut receipt = TableReceipt {
         table: ident.to_string(),
@@ -286,18 +303,16 @@ async fn erase(
     let (rows, files) = remove_rows(lake, ident, matcher, subjects).await?;
     receipt.rows_removed = rows;
     receipt.files_rewritten = files;
-    if files > 0 {
-        rewrite_manifests(lake, ident).await?;
-    }
     receipt.snapshots_expired = expire_all_but_current(lake, ident).await?;
-    let now = Policy::of(
+    // Unreferenced files from before the erasure: the removed ones among them.
+    let before = Policy::of(
         &std::collections::BTreeMap::new(),
         &Schedule {
-            orphan_grace: Duration::ZERO,
+            orphan_grace: since.elapsed().unwrap_or(Duration::ZERO),
             ..Schedule::default()
         },
     );
-    receipt.files_deleted = delete_orphans(lake, ident, &now).await?.0;
+    receipt.files_deleted = delete_orphans(lake, ident, &before).await?.0;
     Ok(receipt)
 }
 
@@ -331,25 +346,11 @@ async fn remove_rows(
                 format!("{subjects} subject(s)"),
             )]),
             lsn: None,
+            // The removed files' entries would keep their column bounds: the erased values.
+            removed_entries: RemovedEntries::Omitted,
         };
         if lake.commit_rewrite(ident, &table, rewrite, None).await? == Swap::Done {
             return Ok(removed);
-        }
-    }
-    Err(lost_races(ident))
-}
-
-/// Commits a snapshot of the same files with fresh manifests: the entries of removed files
-/// (and their column bounds) are in none of them.
-async fn rewrite_manifests(lake: &Lake, ident: &TableIdent) -> Result<(), ForgetError> {
-    for _ in 0..ATTEMPTS {
-        let table = lake.load(ident).await?;
-        let rewrite = Rewrite {
-            operation: Operation::Replace,
-            ..Rewrite::appending(Vec::new())
-        };
-        if lake.commit_rewrite(ident, &table, rewrite, None).await? == Swap::Done {
-            return Ok(());
         }
     }
     Err(lost_races(ident))

@@ -632,6 +632,29 @@ impl DevIdentity {
         })
     }
 
+    /// Forgets `subjects` (`forget` beside a running serve): gone from memory and from the
+    /// guests log, rewritten without them. Returns how many were known.
+    pub fn forget_guests(&self, subjects: &HashSet<&str>) -> std::io::Result<usize> {
+        let mut file = self
+            .guests_file
+            .lock()
+            .map_err(|_| std::io::Error::other("the guests log's lock is poisoned"))?;
+        let mut guests = self
+            .guests
+            .write()
+            .map_err(|_| std::io::Error::other("the guests' lock is poisoned"))?;
+        let before = guests.len();
+        guests.retain(|user, _| !subjects.contains(user.as_str()));
+        let forgotten = before - guests.len();
+        let mut lines: Vec<String> = guests
+            .iter()
+            .map(|(user, g)| format!("{user} {} {}\n", g.hash, g.seen))
+            .collect();
+        lines.sort();
+        *file = rewrite_log(&self.guests_path, lines.concat())?;
+        Ok(forgotten)
+    }
+
     /// Records a guest's login (new, or returning: its time to live starts again).
     fn remember(&self, user_id: &str, secret: &str) {
         let hash = hash_secret(secret);

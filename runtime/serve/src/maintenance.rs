@@ -29,8 +29,8 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{ErrorKind, TableIdent};
 
 use crate::lake::{
-    Lake, LakeError, LiveFile, Rewrite, Swap, live_files, local_path, now_ms, read_files,
-    write_data_stream,
+    Lake, LakeError, LiveFile, RemovedEntries, Rewrite, Swap, live_files, local_path, now_ms,
+    read_files, write_data_stream,
 };
 
 /// What a maintenance run may do, from the table's properties (Iceberg's names) and the
@@ -201,6 +201,7 @@ pub async fn compact(
         operation: Operation::Replace,
         properties: HashMap::new(),
         lsn: None,
+        removed_entries: RemovedEntries::Deleted,
     };
     if lake.commit_rewrite(ident, &table, rewrite, None).await? == Swap::Done {
         if compacted > 0 {

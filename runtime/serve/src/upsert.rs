@@ -28,7 +28,8 @@ use contract_support::manifest::Upsert;
 use iceberg::table::Table;
 
 use crate::lake::{
-    DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, Swap, write_data_files, write_data_stream,
+    DEFAULT_TARGET_FILE_BYTES, Lake, LakeError, RemovedEntries, Swap, write_data_files,
+    write_data_stream,
 };
 use crate::lake::{Rewrite, read_files};
 
@@ -177,6 +178,7 @@ pub(crate) async fn upsert_rewrite(
         operation: Operation::Overwrite,
         properties: HashMap::new(),
         lsn: None,
+        removed_entries: RemovedEntries::Deleted,
     })
 }
 

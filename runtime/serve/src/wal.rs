@@ -539,6 +539,9 @@ enum Message {
     Append(Pending),
     /// Acknowledged once everything queued before it is written (or has failed).
     Barrier(oneshot::Sender<()>),
+    /// Starts a new segment once everything queued before it is written: the records before
+    /// it are then in closed segments, deleted by [`truncate`] once committed (`forget`).
+    Rotate(oneshot::Sender<Result<u64, String>>),
 }
 
 /// The writer side: hand records in LSN order, await their durability.
@@ -582,6 +585,16 @@ impl Wal {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Message::Barrier(ack))
+            .map_err(|_| WalError::Stopped)?;
+        Ok(done)
+    }
+
+    /// Closes the current segment after everything queued so far: resolves, with the first
+    /// LSN the new segment can hold, once the next record will go to it.
+    pub fn rotate(&self) -> Result<oneshot::Receiver<Result<u64, String>>, WalError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Message::Rotate(ack))
             .map_err(|_| WalError::Stopped)?;
         Ok(done)
     }
@@ -636,6 +649,12 @@ impl Writer {
                     next = rx.recv().ok();
                     continue;
                 }
+                Message::Rotate(ack) => {
+                    let opened = self.open_next_segment().map(|()| self.next_lsn);
+                    let _ = ack.send(opened.map_err(|e| e.to_string()));
+                    next = rx.recv().ok();
+                    continue;
+                }
                 Message::Append(pending) => pending,
             };
             // Group commit: everything queued meanwhile shares one fsync (up to a barrier).
@@ -643,8 +662,8 @@ impl Writer {
             while group.len() < 65_536 {
                 match rx.try_recv() {
                     Ok(Message::Append(more)) => group.push(more),
-                    Ok(barrier @ Message::Barrier(_)) => {
-                        next = Some(barrier);
+                    Ok(stop @ (Message::Barrier(_) | Message::Rotate(_))) => {
+                        next = Some(stop);
                         break;
                     }
                     Err(_) => break,
@@ -664,6 +683,23 @@ impl Writer {
             }
         }
         let _ = self.file.sync_all();
+    }
+
+    /// Starts the segment the next record goes to, named by its LSN (records are queued in
+    /// LSN order, so every later one is at least that). An empty current segment is kept.
+    fn open_next_segment(&mut self) -> Result<(), WalError> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        self.file.sync_all().map_err(io(&self.path))?;
+        self.path = self.dir.join(segment_name(self.next_lsn));
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io(&self.path))?;
+        self.size = 0;
+        sync_dir(&self.dir)
     }
 
     /// Writes a group and fsyncs it. On failure (a full disk, an I/O error) the segment is cut
@@ -849,6 +885,36 @@ mod tests {
         for r in &replayed {
             assert_eq!(r, &record(r.lsn), "a replayed record is intact");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_rotation_closes_the_segment_so_truncation_drops_what_came_before() {
+        let dir = std::env::temp_dir().join(format!("wal-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let wal = Wal::open(&dir, 1).expect("open");
+        let written = wal.append((1..=3).map(record).collect()).expect("append");
+        written.blocking_recv().expect("ack").expect("written");
+        let first_after = wal.rotate().expect("rotate").blocking_recv().expect("ack");
+        assert_eq!(first_after, Ok(4));
+        let written = wal.append(vec![record(4)]).expect("append");
+        written.blocking_recv().expect("ack").expect("written");
+        assert_eq!(
+            truncate(&dir, 3).expect("truncate"),
+            1,
+            "the closed segment went"
+        );
+        let left: Vec<u64> = read_records(&dir)
+            .expect("read")
+            .iter()
+            .map(|r| r.lsn)
+            .collect();
+        assert_eq!(left, [4]);
+        // With no writer left, purging rewrites a segment without the records it picks.
+        drop(wal);
+        assert_eq!(purge(&dir, |r| r.lsn == 4).expect("purge"), 1);
+        assert!(read_records(&dir).expect("read").is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -113,6 +113,11 @@ impl Console {
         }
     }
 
+    /// Who may use the console (and `/admin/forget`, guarded the same way).
+    pub fn access(&self) -> Arc<Access> {
+        self.access.clone()
+    }
+
     /// The ingest path's one call: counts the event, and keeps a copy of a bad one. Called
     /// under the contract's lock, so the console's own lock is never contended by ingest.
     #[allow(clippy::too_many_arguments)]

@@ -51,6 +51,19 @@ pub(crate) struct Rewrite {
     /// The log position the new snapshot covers: `None` carries the table's forward (a rewrite
     /// adds no rows), `Some` for a commit of logged rows (upsert).
     pub lsn: Option<u64>,
+    /// How the new snapshot's manifests list the removed files.
+    pub removed_entries: RemovedEntries,
+}
+
+/// Whether a rewrite's manifests keep entries for the files it removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum RemovedEntries {
+    /// As `deleted` entries (Iceberg's bookkeeping for incremental readers).
+    #[default]
+    Deleted,
+    /// In no manifest: an erasure (`forget`), whose removed files' column bounds may be the
+    /// very values it erases.
+    Omitted,
 }
 
 impl Rewrite {
@@ -62,6 +75,7 @@ impl Rewrite {
             operation: Operation::Append,
             properties: HashMap::new(),
             lsn: None,
+            removed_entries: RemovedEntries::Deleted,
         }
     }
 }
@@ -252,7 +266,7 @@ impl RewriteTarget<'_> {
                 &[]
             };
             manifests.push(
-                self.write_manifest(spec_id, files, &rewrite.removed, added, &mut totals)
+                self.write_manifest(spec_id, files, rewrite, added, &mut totals)
                     .await?,
             );
         }
@@ -263,7 +277,7 @@ impl RewriteTarget<'_> {
         &self,
         spec_id: i32,
         live: impl Iterator<Item = &LiveFile>,
-        removed: &HashSet<String>,
+        rewrite: &Rewrite,
         added: &[DataFile],
         totals: &mut Totals,
     ) -> Result<ManifestFile, LakeError> {
@@ -291,9 +305,11 @@ impl RewriteTarget<'_> {
             let entry = &file.entry;
             let data = entry.data_file.clone();
             let data_sequence = entry.sequence_number.unwrap_or(0);
-            if removed.contains(file.path()) {
+            if rewrite.removed.contains(file.path()) {
                 totals.remove(&data);
-                writer.add_delete_file(data, data_sequence, entry.file_sequence_number)?;
+                if rewrite.removed_entries == RemovedEntries::Deleted {
+                    writer.add_delete_file(data, data_sequence, entry.file_sequence_number)?;
+                }
             } else {
                 totals.keep(&data);
                 let added_in = entry.snapshot_id.unwrap_or(self.snapshot_id);

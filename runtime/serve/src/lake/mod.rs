@@ -12,7 +12,7 @@
 
 mod commit;
 
-pub(crate) use commit::{LiveFile, Rewrite, live_files, now_ms, read_files};
+pub(crate) use commit::{LiveFile, RemovedEntries, Rewrite, live_files, now_ms, read_files};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,7 @@
 //! - [`rebuffer`]: the start-up re-buffer of logged, uncommitted events.
 
 pub(crate) mod config;
+pub(crate) mod erasure;
 pub(crate) mod flush;
 pub(crate) mod identity_routes;
 pub(crate) mod ingest;
@@ -117,6 +118,7 @@ impl Flusher {
                 // Between commits, in this task: maintenance never runs beside a commit of
                 // ours, and events keep being acknowledged (into the log) while it runs.
                 maintainer.run_if_due(&lake).await;
+                erasure::run_erasures(&state, &lake).await;
                 // Forget addresses whose quota has refilled: the limiters' memory follows the
                 // clients of the last minute, not every client ever seen.
                 for limiter in [&state.guest_logins, &state.token_renewals]

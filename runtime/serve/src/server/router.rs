@@ -48,6 +48,14 @@ pub(crate) fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
         }
     }
     let console = crate::console::router(state.console.clone());
+    // Erasure asks for the console's token (and nothing else answers it from another origin).
+    let admin = Router::new()
+        .route("/admin/forget", post(super::erasure::forget_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.console.access(),
+            crate::console::access::guard,
+        ))
+        .with_state(state.clone());
     router
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -57,4 +65,5 @@ pub(crate) fn router(state: Arc<AppState>, cors: CorsPolicy) -> Router {
         ))
         // After the CORS layer, so no console answer is readable from another origin.
         .merge(console)
+        .merge(admin)
 }

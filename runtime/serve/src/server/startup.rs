@@ -123,6 +123,7 @@ pub(crate) async fn start(
         wal_dir,
         console,
         pii_keys,
+        erasures: Mutex::new(Vec::new()),
     });
     commit_what_the_log_holds(&state, lake, &records, &opened.committed).await?;
     Ok(Started {

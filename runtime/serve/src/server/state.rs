@@ -70,6 +70,8 @@ pub(crate) struct AppState {
     /// The hashing keys for `pii: hash` (None when no contract stores personal data
     /// rewritten and none were given).
     pub(crate) pii_keys: Option<Arc<contract_judge::privacy::Keys>>,
+    /// Erasures asked for (`POST /admin/forget`), run by the flusher between commits.
+    pub(crate) erasures: Mutex<Vec<super::erasure::ErasureRequest>>,
 }
 
 pub(crate) fn now_micros() -> i64 {
