@@ -33,7 +33,7 @@ import uuid
 
 import spark_iceberg
 from glue_job import CATALOG, contracts, kinesis_batch
-from privacy import KEYS, canonical, hashed, masked, scan
+from privacy import KEYS, canonical, hashed, masked, scan, traces
 
 results = []
 
@@ -53,14 +53,7 @@ class Player:
         self.text = "diary of %s %s" % (name, uuid.uuid4().hex)
 
     def traces(self):
-        return {
-            "player id": self.sub,
-            "hashed player id": hashed(self.sub),
-            "device id": self.device,
-            "hashed device id": hashed(self.device),
-            "e-mail": self.email,
-            "free text": self.text,
-        }
+        return traces(self.sub, self.device, self.email, self.text)
 
     def game_events(self):
         def event(**overrides):

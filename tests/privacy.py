@@ -56,6 +56,18 @@ def hashed(value):
     return hmac.new(SECRET, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def traces(player_id, device, email, text):
+    """What no file may hold once this player is forgotten."""
+    return {
+        "player id": player_id,
+        "hashed player id": hashed(player_id),
+        "device id": device,
+        "hashed device id": hashed(device),
+        "e-mail": email,
+        "free text": text,
+    }
+
+
 def masked(value):
     kept = 4 if len(value) >= 8 else 0
     return "*" * (len(value) - kept) + value[len(value) - kept:]
@@ -127,15 +139,7 @@ class Player:
         self.authenticated = json.loads(body)["auth_token"]
 
     def traces(self):
-        """What no file may hold once this player is forgotten."""
-        return {
-            "player id": self.user_id,
-            "hashed player id": hashed(self.user_id),
-            "device id": self.device,
-            "hashed device id": hashed(self.device),
-            "e-mail": self.email,
-            "free text": self.text,
-        }
+        return traces(self.user_id, self.device, self.email, self.text)
 
     def game_event(self, email=None, device=None):
         return json.dumps({

@@ -245,22 +245,17 @@ struct ForgetArgs {
 
 fn forget(args: ForgetArgs) -> ExitCode {
     use contract_serve::forget;
-    let mut subjects = args.subjects.clone();
-    if let Some(file) = &args.subjects_file {
-        match forget::read_subjects(file) {
-            Ok(more) => subjects.extend(more),
-            Err(error) => {
-                eprintln!("error: cannot read {}: {error}", file.display());
-                return ExitCode::from(2);
-            }
+    let given = contract_support::manifest::privacy::gather_subjects(
+        &args.subjects,
+        args.subjects_file.as_deref(),
+    );
+    let subjects = match given {
+        Ok(subjects) => subjects,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
         }
-    }
-    subjects.sort();
-    subjects.dedup();
-    if subjects.is_empty() {
-        eprintln!("error: no subject to forget: give --subject ID or --subjects-file FILE");
-        return ExitCode::from(2);
-    }
+    };
     if let Some(server) = &args.server {
         return forget_online(server, &args, &subjects);
     }

@@ -777,22 +777,7 @@ impl Desired {
     /// (which may read, write and delete the tables' files), one run at a time, no retry (a
     /// failed erasure is started again by hand, after reading why).
     pub(crate) fn erasure_job_spec(&self, c: &DeployConfig) -> JobSpec {
-        let warehouse = format!("s3://{}/warehouse", c.bucket());
-        let mut arguments = BTreeMap::from([
-            ("--datalake-formats".to_string(), "iceberg".to_string()),
-            ("--catalog".to_string(), "glue_catalog".to_string()),
-            ("--conf".to_string(), catalog_conf(&warehouse)),
-            (
-                "--contractc-fingerprint".to_string(),
-                self.manifest.source.fingerprint.clone(),
-            ),
-            ("--enable-metrics".to_string(), "true".to_string()),
-            (
-                "--enable-continuous-cloudwatch-log".to_string(),
-                "true".to_string(),
-            ),
-        ]);
-        arguments.extend(self.pii_arguments(c));
+        let arguments = self.shared_arguments(c).into_iter().collect();
         JobSpec {
             kind: JobKind::Erasure,
             name: self.erasure_job(c),
@@ -812,9 +797,7 @@ impl Desired {
 
     pub(crate) fn job_arguments(&self, c: &DeployConfig) -> HashMap<String, String> {
         let bucket = c.bucket();
-        let warehouse = format!("s3://{bucket}/warehouse");
         let mut arguments = HashMap::from([
-            ("--datalake-formats".to_string(), "iceberg".to_string()),
             ("--stream_arn".to_string(), self.stream_arn(c)),
             (
                 "--checkpoint_location".to_string(),
@@ -824,18 +807,7 @@ impl Desired {
                 ),
             ),
             ("--window_seconds".to_string(), "100".to_string()),
-            ("--catalog".to_string(), "glue_catalog".to_string()),
-            ("--conf".to_string(), catalog_conf(&warehouse)),
-            (
-                "--contractc-fingerprint".to_string(),
-                self.manifest.source.fingerprint.clone(),
-            ),
-            // Operations: job metrics, logs while it runs, and the Spark UI's event logs.
-            ("--enable-metrics".to_string(), "true".to_string()),
-            (
-                "--enable-continuous-cloudwatch-log".to_string(),
-                "true".to_string(),
-            ),
+            // Operations: the Spark UI's event logs.
             ("--enable-spark-ui".to_string(), "true".to_string()),
             (
                 "--spark-event-logs-path".to_string(),
@@ -843,6 +815,28 @@ impl Desired {
                     "s3://{bucket}/{}/{}/spark-events/",
                     c.prefix, self.manifest.name
                 ),
+            ),
+        ]);
+        arguments.extend(self.shared_arguments(c));
+        arguments
+    }
+
+    /// What both jobs take: Iceberg and the Glue catalog, the fingerprint, metrics and logs
+    /// while they run, and the key document for a contract storing hashed values.
+    fn shared_arguments(&self, c: &DeployConfig) -> HashMap<String, String> {
+        let warehouse = format!("s3://{}/warehouse", c.bucket());
+        let mut arguments = HashMap::from([
+            ("--datalake-formats".to_string(), "iceberg".to_string()),
+            ("--catalog".to_string(), "glue_catalog".to_string()),
+            ("--conf".to_string(), catalog_conf(&warehouse)),
+            (
+                "--contractc-fingerprint".to_string(),
+                self.manifest.source.fingerprint.clone(),
+            ),
+            ("--enable-metrics".to_string(), "true".to_string()),
+            (
+                "--enable-continuous-cloudwatch-log".to_string(),
+                "true".to_string(),
             ),
         ]);
         arguments.extend(self.pii_arguments(c));

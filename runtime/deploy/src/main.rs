@@ -293,27 +293,17 @@ fn deploy(args: DeployArgs) -> ExitCode {
 }
 
 fn forget(args: ForgetArgs) -> ExitCode {
-    let mut subjects = args.subjects.clone();
-    if let Some(file) = &args.subjects_file {
-        match std::fs::read_to_string(file) {
-            Ok(text) => subjects.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string),
-            ),
-            Err(error) => {
-                eprintln!("error: cannot read {}: {error}", file.display());
-                return ExitCode::from(2);
-            }
+    let given = contract_support::manifest::privacy::gather_subjects(
+        &args.subjects,
+        args.subjects_file.as_deref(),
+    );
+    let subjects = match given {
+        Ok(subjects) => subjects,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
         }
-    }
-    subjects.sort();
-    subjects.dedup();
-    if subjects.is_empty() {
-        eprintln!("error: no subject to forget: give --subject ID or --subjects-file FILE");
-        return ExitCode::from(2);
-    }
+    };
     match block_on(run_forget(&args.aws, &subjects)) {
         Err(code) => code,
         Ok(Err(error)) => {

@@ -31,6 +31,40 @@ pub fn mask(value: &str) -> String {
     out
 }
 
+/// Data subjects from a file's text: one per line, blank lines and `#` comments skipped, each
+/// once, sorted (`forget --subjects-file`, on both engines).
+pub fn parse_subjects(text: &str) -> Vec<String> {
+    let mut subjects: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    subjects
+}
+
+/// The subjects `forget` erases (on both engines): those `given`, and those of `file`, each
+/// once; an error names the unreadable file, or says none was given.
+pub fn gather_subjects(
+    given: &[String],
+    file: Option<&std::path::Path>,
+) -> Result<Vec<String>, String> {
+    let mut subjects = given.to_vec();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        subjects.extend(parse_subjects(&text));
+    }
+    subjects.sort();
+    subjects.dedup();
+    if subjects.is_empty() {
+        return Err("no subject to forget: give --subject ID or --subjects-file FILE".into());
+    }
+    Ok(subjects)
+}
+
 impl Manifest {
     /// The events table's columns stored other than sent (top-level fields, variant fields
     /// and enrichments), each once, in table order.

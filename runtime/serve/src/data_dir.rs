@@ -16,6 +16,29 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
 
+/// Why an exclusive lock on a file was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// The file could not be opened (or made).
+    Open(std::io::Error),
+    /// Another process holds it.
+    Held,
+}
+
+/// An exclusive `flock` on `path` (made if missing), held until the file is dropped or the
+/// process ends, killed too.
+pub fn lock_exclusive(path: &Path) -> Result<std::fs::File, LockError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(LockError::Open)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| LockError::Held)?;
+    Ok(file)
+}
+
 /// Whoever holds `DATA_DIR/serve.lock` works on the directory's log and guest store: `serve`
 /// while it runs, `forget` while it erases. Released when the process ends, killed too.
 pub struct DataDirLock {
@@ -26,22 +49,15 @@ impl DataDirLock {
     /// Takes the lock, or says who holds it.
     pub fn take(data_dir: &Path) -> Result<DataDirLock, String> {
         let path = data_dir.join("serve.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |_| {
-                format!(
-                    "{} is in use: `serve` (or `forget`) is running on {}: ask the running serve \
-                     (forget --server URL) or stop it first",
-                    path.display(),
-                    data_dir.display()
-                )
-            },
-        )?;
-        Ok(DataDirLock { _file: file })
+        match lock_exclusive(&path) {
+            Ok(file) => Ok(DataDirLock { _file: file }),
+            Err(LockError::Open(e)) => Err(format!("cannot open {}: {e}", path.display())),
+            Err(LockError::Held) => Err(format!(
+                "{} is in use: `serve` (or `forget`) is running on {}: ask the running serve \
+                 (forget --server URL) or stop it first",
+                path.display(),
+                data_dir.display()
+            )),
+        }
     }
 }

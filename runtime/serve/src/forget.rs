@@ -413,17 +413,6 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Reads subject ids: one per line, blank lines and `#` comments skipped.
-pub fn read_subjects(path: &Path) -> Result<Vec<String>, std::io::Error> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
-
 /// Where a receipt goes by default: `DATA_DIR/erasures/<time>.json`.
 pub fn default_receipt_path(data_dir: &Path, receipt: &Receipt) -> PathBuf {
     data_dir

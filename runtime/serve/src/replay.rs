@@ -588,18 +588,11 @@ struct ReplayLock {
 impl ReplayLock {
     fn take(data_dir: &Path) -> Result<ReplayLock, ReplayError> {
         let path = data_dir.join("replay.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| ReplayError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|_| ReplayError::Busy(path))?;
-        Ok(ReplayLock { _file: file })
+        match crate::data_dir::lock_exclusive(&path) {
+            Ok(file) => Ok(ReplayLock { _file: file }),
+            Err(crate::data_dir::LockError::Open(source)) => Err(ReplayError::Io { path, source }),
+            Err(crate::data_dir::LockError::Held) => Err(ReplayError::Busy(path)),
+        }
     }
 }
 

@@ -692,7 +692,12 @@ impl Writer {
             return Ok(());
         }
         self.file.sync_all().map_err(io(&self.path))?;
-        self.path = self.dir.join(segment_name(self.next_lsn));
+        self.start_segment(self.next_lsn)
+    }
+
+    /// Appends to the segment named by `first_lsn` from now on.
+    fn start_segment(&mut self, first_lsn: u64) -> Result<(), WalError> {
+        self.path = self.dir.join(segment_name(first_lsn));
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -721,14 +726,7 @@ impl Writer {
                 .flat_map(|p| p.records.first())
                 .next()
                 .map_or(self.next_lsn, |r| r.lsn);
-            self.path = self.dir.join(segment_name(first));
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(io(&self.path))?;
-            self.size = 0;
-            sync_dir(&self.dir)?;
+            self.start_segment(first)?;
         }
         self.buffer.clear();
         for record in group.iter().flat_map(|p| &p.records) {
