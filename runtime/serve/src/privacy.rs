@@ -3,6 +3,7 @@
 //! (`flush`), never later, so no table file holds it as sent. The rules themselves are
 //! `contract_judge::privacy`, shared with the Glue job's.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -87,9 +88,16 @@ fn stored_column(column: &ArrayRef, pii: Pii, keys: &Keys) -> Result<ArrayRef, A
                 column.data_type()
             ))
         })?;
+    // A player sends many events per commit: each distinct value is hashed once per batch.
+    let mut seen: HashMap<&str, Option<String>> = HashMap::new();
     let values: StringArray = strings
         .iter()
-        .map(|value| value.and_then(|v| stored(pii, v, keys)))
+        .map(|value| {
+            let value = value?;
+            seen.entry(value)
+                .or_insert_with(|| stored(pii, value, keys).map(|s| s.into_owned()))
+                .clone()
+        })
         .collect();
     Ok(Arc::new(values))
 }
