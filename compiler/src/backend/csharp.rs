@@ -68,6 +68,10 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     files
 }
 
+/// C#'s line terminators besides `\r` and `\n` (a "Newline in constant" inside a literal, the
+/// end of a `///` comment).
+const CS_LINE_TERMINATORS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
+
 /// A C# string literal.
 fn lit(text: &str) -> String {
     let mut out = String::from("\"");
@@ -78,7 +82,7 @@ fn lit(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c if (c as u32) < 0x20 || CS_LINE_TERMINATORS.contains(&c) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -121,7 +125,8 @@ fn doc_text(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace('\n', " ")
+        .replace(['\n', '\r'], " ")
+        .replace(CS_LINE_TERMINATORS, " ")
 }
 
 fn policy(rule: &Rule) -> &'static str {
@@ -1383,6 +1388,17 @@ fn member_doc(field: &Field, required: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn line_terminators_cannot_end_a_literal_or_a_doc_comment() {
+        // U+2029 in a rule message made the Unity package fail with "Newline in constant".
+        for c in ['\u{85}', '\u{2028}', '\u{2029}', '\r', '\n'] {
+            let text = format!("a{c}b");
+            assert!(!super::lit(&text).contains(c), "{:?}", super::lit(&text));
+            assert!(!super::doc_text(&text).contains(c));
+        }
+        assert_eq!(super::lit("a\u{2029}b"), "\"a\\u2029b\"");
+    }
+
     /// The runtime splits batches into requests the deployed API takes (Kinesis `PutRecords`).
     #[test]
     fn batch_requests_fit_the_deployed_api() {
