@@ -163,14 +163,7 @@ pub fn stored<'v>(pii: Pii, value: &'v str, keys: &Keys) -> Option<Cow<'v, str>>
 /// it (lossy UTF-8, cut when oversized).
 pub fn scrub_payload<'t>(text: &'t str, manifest: &Manifest, keys: &Keys) -> Cow<'t, str> {
     let rewrites = |member: &str| manifest.payload_pii(member).rewrites();
-    let any_rewrite = manifest.fields.iter().any(|f| f.pii.rewrites())
-        || manifest
-            .variants
-            .iter()
-            .flat_map(|v| &v.cases)
-            .flat_map(|c| &c.fields)
-            .any(|f| f.pii.rewrites());
-    if !any_rewrite {
+    if !manifest.rewrites_payload() {
         return Cow::Borrowed(text);
     }
     let Ok(mut members) = serde_json::from_str::<Members<'_>>(text) else {

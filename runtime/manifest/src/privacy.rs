@@ -4,7 +4,7 @@
 //! `contract_judge::privacy`; the Glue job: `_pseudonymise`).
 
 use crate::Manifest;
-use crate::schema::{EnrichmentSource, Pii};
+use crate::schema::{EnrichmentSource, Field, Pii};
 
 /// What the quarantine table keeps of a payload whose personal fields cannot be found (it is
 /// not a JSON object): nothing of it.
@@ -31,22 +31,9 @@ pub fn mask(value: &str) -> String {
     out
 }
 
-/// Data subjects from a file's text: one per line, blank lines and `#` comments skipped, each
-/// once, sorted (`forget --subjects-file`, on both engines).
-pub fn parse_subjects(text: &str) -> Vec<String> {
-    let mut subjects: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    subjects.sort();
-    subjects.dedup();
-    subjects
-}
-
-/// The subjects `forget` erases (on both engines): those `given`, and those of `file`, each
-/// once; an error names the unreadable file, or says none was given.
+/// The subjects `forget` erases (on both engines): those `given`, and those of `file` (one per
+/// line, blank lines and `#` comments skipped), each once; an error names the unreadable file,
+/// or says none was given.
 pub fn gather_subjects(
     given: &[String],
     file: Option<&std::path::Path>,
@@ -55,7 +42,12 @@ pub fn gather_subjects(
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        subjects.extend(parse_subjects(&text));
+        let lines = text.lines().map(str::trim);
+        subjects.extend(
+            lines
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_string),
+        );
     }
     subjects.sort();
     subjects.dedup();
@@ -66,15 +58,21 @@ pub fn gather_subjects(
 }
 
 impl Manifest {
-    /// The events table's columns stored other than sent (top-level fields, variant fields
-    /// and enrichments), each once, in table order.
-    pub fn rewritten_columns(&self) -> Vec<(&str, Pii)> {
-        let mut out: Vec<(&str, Pii)> = Vec::new();
+    /// Every field that can be a top-level key of an event: the envelope's, then each
+    /// variant's payload fields (a field shared by variants once per variant).
+    pub fn top_level_fields(&self) -> impl Iterator<Item = &Field> {
         let variant_fields = self
             .variants
             .iter()
             .flat_map(|v| v.cases.iter().flat_map(|c| c.fields.iter()));
-        for field in self.fields.iter().chain(variant_fields) {
+        self.fields.iter().chain(variant_fields)
+    }
+
+    /// The events table's columns stored other than sent (top-level fields, variant fields
+    /// and enrichments), each once, in table order.
+    pub fn rewritten_columns(&self) -> Vec<(&str, Pii)> {
+        let mut out: Vec<(&str, Pii)> = Vec::new();
+        for field in self.top_level_fields() {
             if field.pii.rewrites() && !out.iter().any(|(name, _)| *name == field.name) {
                 out.push((&field.name, field.pii));
             }
@@ -114,15 +112,15 @@ impl Manifest {
 
     /// Whether a field at the top of an event is stored other than sent.
     pub fn payload_pii(&self, member: &str) -> Pii {
-        let variant_fields = self
-            .variants
-            .iter()
-            .flat_map(|v| v.cases.iter().flat_map(|c| c.fields.iter()));
-        self.fields
-            .iter()
-            .chain(variant_fields)
+        self.top_level_fields()
             .find(|f| f.name == member)
             .map_or(Pii::No, |f| f.pii)
+    }
+
+    /// Whether any top-level field of an event is stored other than sent (its quarantined
+    /// payloads are then scrubbed).
+    pub fn rewrites_payload(&self) -> bool {
+        self.top_level_fields().any(|f| f.pii.rewrites())
     }
 
     /// Whether anything of an event is stored other than sent.

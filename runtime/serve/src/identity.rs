@@ -321,11 +321,7 @@ pub fn forget_guests(
         .filter(|line| !about(line))
         .map(|line| format!("{line}\n"))
         .collect();
-    let staged = path.with_extension("forget");
-    let mut file = std::fs::File::create(&staged)?;
-    file.write_all(kept.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&staged, &path)?;
+    rewrite_log(&path, kept)?;
     Ok(forgotten.len())
 }
 

@@ -21,7 +21,7 @@ pub fn masked_payload(manifest: &Manifest, payload: &str, truncated: bool) -> St
     };
     match parsed {
         Some(mut value) if value.is_object() => {
-            mask_object(&mut value, &top_level_fields(manifest));
+            mask_object(&mut value, &manifest.top_level_fields().collect::<Vec<_>>());
             serde_json::to_string_pretty(&value).unwrap_or_default()
         }
         _ => format!(
@@ -29,15 +29,6 @@ pub fn masked_payload(manifest: &Manifest, payload: &str, truncated: bool) -> St
             payload.len()
         ),
     }
-}
-
-/// Envelope fields and every variant's payload fields: all can be top-level keys.
-fn top_level_fields(manifest: &Manifest) -> Vec<&Field> {
-    let mut fields: Vec<&Field> = manifest.fields.iter().collect();
-    if let Some(variants) = &manifest.variants {
-        fields.extend(variants.cases.iter().flat_map(|c| c.fields.iter()));
-    }
-    fields
 }
 
 fn has_pii(manifest: &Manifest) -> bool {
@@ -54,7 +45,7 @@ fn has_pii(manifest: &Manifest) -> bool {
             _ => false,
         }
     }
-    any(&top_level_fields(manifest))
+    any(&manifest.top_level_fields().collect::<Vec<_>>())
 }
 
 fn mask_object(value: &mut Value, fields: &[&Field]) {

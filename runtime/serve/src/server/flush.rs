@@ -20,14 +20,7 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
     let mut taken = Vec::with_capacity(state.contracts.len());
     for contract in &state.contracts {
         let mut buffers = contract.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        let events = (!buffers.events.is_empty()).then(|| {
-            // Personal values are rewritten before any file holds them (#23).
-            crate::privacy::pseudonymise(
-                buffers.events.finish(),
-                contract.manifest,
-                state.pii_keys.as_deref(),
-            )
-        });
+        let events = (!buffers.events.is_empty()).then(|| buffers.events.finish());
         let quarantine = (!buffers.quarantine.is_empty()).then(|| buffers.quarantine.finish());
         taken.push((events, quarantine, buffers.last_lsn));
     }
@@ -46,12 +39,15 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             .buffered
             .with_label_values(&[contract.manifest.name.as_str()])
             .set(0);
-        let events = match events.map(|batch| match (batch, contract.manifest.upsert()) {
-            // One row per key in the batch first: less to hold, and to look up in the table.
-            (Ok(batch), Some(upsert)) => {
-                crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by)
+        // Outside the contract's lock: personal values are rewritten (#23) before any file
+        // holds them, then (upsert) one row per key is kept: less to hold and to look up.
+        let keys = state.pii_keys.as_deref();
+        let events = match events.map(|batch| {
+            let batch = crate::privacy::pseudonymise(batch, contract.manifest, keys)?;
+            match contract.manifest.upsert() {
+                Some(upsert) => crate::upsert::latest_per_key(&batch, upsert.key, upsert.latest_by),
+                None => Ok(batch),
             }
-            (batch, _) => batch,
         }) {
             Some(Ok(batch)) => Some(batch),
             Some(Err(error)) => {
