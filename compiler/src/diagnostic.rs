@@ -135,6 +135,10 @@ codes! {
     PiiInTableLayout = "C0901", Error, "a partition, key or discriminator column that is not stored as sent";
     UnsuitableSubject = "C0902", Error, "`privacy.subject` names no column that identifies a person";
     NoDataSubject = "C0903", Warning, "personal data, but no column names the data subject";
+    // Quality alerts: `quality.alerts`.
+    AlertThreshold = "C1000", Error, "an alert threshold that does not fit its condition";
+    AlertWindow = "C1001", Error, "an alert window that is not whole minutes from 1m to 24h";
+    DuplicateAlert = "C1002", Error, "two alerts of one contract with the same name";
 }
 
 impl std::fmt::Display for Code {

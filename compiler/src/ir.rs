@@ -58,6 +58,8 @@ pub struct Contract {
     pub history: Option<History>,
     /// The column naming the data subject (`check::privacy`).
     pub subject: Option<String>,
+    /// `quality.alerts` (`check::alerts`).
+    pub alerts: Vec<Alert>,
 }
 
 /// The `versions` section of one file, checked on its own.
@@ -103,9 +105,9 @@ pub struct SourceInfo {
 }
 
 pub use contract_manifest::{
-    Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
-    Literal, PartitionField, Pii, Policy, Rule, RuleKind, SortField, Table, TimeBound,
-    TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, WriteMode,
+    Alert, Auth, Bound, Condition, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem,
+    Ingest, Issuer, Literal, PartitionField, Pii, Policy, Rule, RuleKind, SortField, Table,
+    TimeBound, TimestampFormat, Transform, Type, UnknownFields, Variant, Variants, WriteMode,
 };
 
 impl Contract {
@@ -141,6 +143,7 @@ impl Contract {
                     .collect(),
             }),
             subject: self.subject.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 

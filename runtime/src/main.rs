@@ -69,6 +69,8 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
         limits: LimitArgs,
         #[command(flatten)]
         maintenance: MaintenanceArgs,
+        #[command(flatten)]
+        alerts: AlertArgs,
     },
     /// Synthetic telemetry from a contract: valid events, and labelled invalid ones
     #[command(
@@ -152,6 +154,7 @@ fn main() -> ExitCode {
             pii,
             limits,
             maintenance,
+            alerts,
         } => {
             if let Err(code) = check_fresh() {
                 return code;
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
             config.dedup = !no_dedup;
             limits.apply(&mut config);
             config.maintenance = maintenance.schedule();
+            config.alerts = alerts.settings();
             match block_on(async {
                 // Install the handlers before anything else, so a signal during startup still
                 // ends in a graceful shutdown (flush) rather than the default kill.
@@ -433,6 +437,26 @@ fn console_token_from(file: Option<&std::path::Path>) -> Result<Option<String>, 
 fn colour_wanted() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Quality alerts (docs/alerts.md): how serve evaluates the contracts' `quality.alerts`.
+#[derive(clap::Args)]
+struct AlertArgs {
+    /// Seconds between evaluations of the contracts' quality.alerts
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    alert_interval_s: u64,
+    /// POST each alert's state change (firing, resolved) here as JSON (docs/alerts.md)
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+}
+
+impl AlertArgs {
+    fn settings(&self) -> contract_serve::alerts::AlertSettings {
+        contract_serve::alerts::AlertSettings {
+            interval: Duration::from_secs(self.alert_interval_s),
+            webhook: self.alert_webhook.clone(),
+        }
+    }
 }
 
 /// Table maintenance (docs/operations.md); what it may do per table is in the table's

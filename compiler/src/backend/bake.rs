@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use contract_manifest::{
-    Auth, Bound, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem, Ingest, Issuer,
-    Literal, Manifest, PartitionField, Pii, Policy, Release, Rule, RuleKind, SortField, Source,
-    Step, Table, TimeBound, TimestampFormat, Transform, Type, UnknownFields, Variant, Variants,
-    Versions, WriteMode,
+    Alert, Auth, Bound, Condition, Dedup, Element, Enrichment, EnrichmentSource, Field, FormatItem,
+    Ingest, Issuer, Literal, Manifest, PartitionField, Pii, Policy, Release, Rule, RuleKind,
+    SortField, Source, Step, Table, TimeBound, TimestampFormat, Transform, Type, UnknownFields,
+    Variant, Variants, Versions, WriteMode,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -119,8 +119,33 @@ bake_struct!(Manifest {
     ingest,
     docs,
     versions,
-    subject
+    subject,
+    alerts
 });
+bake_struct!(Alert {
+    name,
+    description,
+    condition,
+    window_minutes
+});
+
+impl Bake for Condition {
+    fn bake(&self) -> TokenStream {
+        match self {
+            Condition::BadShare { over } => {
+                let over = over.bake();
+                quote!(contract_support::manifest::Condition::BadShare { over: #over })
+            }
+            Condition::NoEvents => variant("NoEvents", None, "Condition"),
+            Condition::QuarantineGrowth { over } => {
+                quote!(contract_support::manifest::Condition::QuarantineGrowth { over: #over })
+            }
+            Condition::CommitFailures { over } => {
+                quote!(contract_support::manifest::Condition::CommitFailures { over: #over })
+            }
+        }
+    }
+}
 bake_struct!(Versions {
     default_client,
     releases

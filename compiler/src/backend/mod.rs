@@ -15,6 +15,7 @@ pub mod dqdl;
 pub mod glue;
 pub mod iceberg;
 mod messages;
+pub mod prometheus;
 pub mod rust;
 pub mod typescript;
 
@@ -75,6 +76,7 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(athena::emit(set));
     files.extend(dqdl::emit(set));
     files.extend(glue::emit(set));
+    files.extend(prometheus::emit(set));
     files.extend(docs::emit(set));
     files.extend(typescript::emit(set));
     files.extend(csharp::emit(set));

@@ -4,6 +4,7 @@
 //! A contract becomes IR only if it produced no error; warnings do not block. Cross-contract
 //! checks (names, routes, tables unique) run on the whole set in [`check_set`].
 
+mod alerts;
 mod fields;
 pub mod history;
 mod names;
@@ -248,6 +249,7 @@ impl<'a> Checker<'a> {
             declared_versions: self.declared_versions(doc),
             history: None,
             subject: None,
+            alerts: Vec::new(),
         };
         // The table refers to columns from everywhere above, so it is checked last.
         contract.table = self.table(&doc.table, &contract)?;
@@ -257,6 +259,7 @@ impl<'a> Checker<'a> {
             .as_ref()
             .and_then(|dedup| self.dedup(dedup, &contract.fields));
         contract.subject = self.privacy(doc, &contract);
+        contract.alerts = self.alerts(doc);
         Some(contract)
     }
 

@@ -24,6 +24,35 @@ pub struct ContractDoc {
     pub enrich: Vec<EnrichmentDoc>,
     pub versions: Option<VersionsDoc>,
     pub privacy: Option<PrivacyDoc>,
+    #[serde(default)]
+    pub quality: QualityDoc,
+}
+
+/// `quality`: aggregate expectations.
+#[derive(Debug, Default, Deserialize)]
+pub struct QualityDoc {
+    #[serde(default)]
+    pub alerts: Vec<AlertDoc>,
+}
+
+/// One `quality.alerts` entry as written.
+#[derive(Debug, Deserialize)]
+pub struct AlertDoc {
+    pub name: String,
+    pub description: Option<String>,
+    pub when: AlertKindDoc,
+    pub over: Option<Value>,
+    #[serde(rename = "for")]
+    pub window: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKindDoc {
+    BadShare,
+    NoEvents,
+    QuarantineGrowth,
+    CommitFailures,
 }
 
 /// `privacy`: who the data is about.

@@ -28,7 +28,7 @@ import json
 import sys
 
 CONTRACT = "game_events"
-FINGERPRINT = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8"
+FINGERPRINT = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d"
 DATABASE = "analytics_events_db"
 # (table, column matched, payload member matched, how both store the subject)
 TARGETS = json.loads("[[\"events_table\",\"player_id\",null,\"keep\"],[\"events_table_quarantine\",\"player_id\",null,\"keep\"]]")

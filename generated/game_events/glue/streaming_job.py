@@ -41,7 +41,7 @@ from pyspark.sql import types as T
 
 CONTRACT = "game_events"
 CONTRACT_VERSION = "1.2.0"
-FINGERPRINT = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8"
+FINGERPRINT = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d"
 DATABASE = "analytics_events_db"
 EVENTS_TABLE = "events_table"
 QUARANTINE_TABLE = "events_table_quarantine"

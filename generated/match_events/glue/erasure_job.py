@@ -28,7 +28,7 @@ import json
 import sys
 
 CONTRACT = "match_events"
-FINGERPRINT = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2"
+FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26"
 DATABASE = "multiplayer"
 # (table, column matched, payload member matched, how both store the subject)
 TARGETS = json.loads("[[\"match_events\",\"server_id\",null,\"keep\"],[\"match_events_quarantine\",\"player_id\",null,\"keep\"]]")

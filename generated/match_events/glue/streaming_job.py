@@ -41,7 +41,7 @@ from pyspark.sql import types as T
 
 CONTRACT = "match_events"
 CONTRACT_VERSION = "2.1.0"
-FINGERPRINT = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2"
+FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26"
 DATABASE = "multiplayer"
 EVENTS_TABLE = "match_events"
 QUARANTINE_TABLE = "match_events_quarantine"

@@ -17,7 +17,7 @@ pub const NAME: &str = "game_events";
 /// The contract's semantic version.
 pub const VERSION: &str = "1.2.0";
 /// SHA-256 of the contract file this module was generated from.
-pub const FINGERPRINT: &str = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8";
+pub const FINGERPRINT: &str = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d";
 /// The contract file this module was generated from.
 pub const SOURCE: &str = "contracts/game_events.yaml";
 /// The single-event ingest route.
@@ -477,7 +477,7 @@ contract_support::manifest::Manifest {
     source: contract_support::manifest::Source {
         path: String::from("contracts/game_events.yaml"),
         fingerprint: String::from(
-            "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8",
+            "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d",
         ),
     },
     fields: vec![
@@ -613,6 +613,25 @@ contract_support::manifest::Manifest {
     ),
     versions: None,
     subject: Some(String::from("player_id")),
+    alerts: vec![
+        contract_support::manifest::Alert { name : String::from("broken_build"),
+        description :
+        Some(String::from("A client build sends events the contract refuses or quarantines.")),
+        condition : contract_support::manifest::Condition::BadShare { over : 0.05f64 },
+        window_minutes : 10u32 }, contract_support::manifest::Alert { name :
+        String::from("silence"), description :
+        Some(String::from("No event accepted for half an hour (a broken release, the endpoint, the stream).")),
+        condition : contract_support::manifest::Condition::NoEvents, window_minutes :
+        30u32 }, contract_support::manifest::Alert { name :
+        String::from("quarantine_growth"), description :
+        Some(String::from("Late or suspicious events pile up in the quarantine table.")),
+        condition : contract_support::manifest::Condition::QuarantineGrowth { over :
+        500u64 }, window_minutes : 60u32 }, contract_support::manifest::Alert { name :
+        String::from("commit_failures"), description :
+        Some(String::from("Accepted events are not reaching the table.")), condition :
+        contract_support::manifest::Condition::CommitFailures { over : 0u64 },
+        window_minutes : 10u32 }
+    ],
 });
 /// This contract, for the runtime.
 pub struct Spec;

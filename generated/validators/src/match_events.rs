@@ -17,7 +17,7 @@ pub const NAME: &str = "match_events";
 /// The contract's semantic version.
 pub const VERSION: &str = "2.1.0";
 /// SHA-256 of the contract file this module was generated from.
-pub const FINGERPRINT: &str = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2";
+pub const FINGERPRINT: &str = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 /// The contract file this module was generated from.
 pub const SOURCE: &str = "contracts/match_events.yaml";
 /// The single-event ingest route.
@@ -1633,7 +1633,7 @@ contract_support::manifest::Manifest {
     source: contract_support::manifest::Source {
         path: String::from("contracts/match_events.yaml"),
         fingerprint: String::from(
-            "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2",
+            "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26",
         ),
     },
     fields: vec![
@@ -1847,6 +1847,13 @@ contract_support::manifest::Manifest {
     ),
     versions: None,
     subject: Some(String::from("server_id")),
+    alerts: vec![
+        contract_support::manifest::Alert { name : String::from("bad_matches"),
+        description :
+        Some(String::from("Game servers send match results the contract refuses or quarantines.")),
+        condition : contract_support::manifest::Condition::BadShare { over : 0.02f64 },
+        window_minutes : 15u32 }
+    ],
 });
 /// This contract, for the runtime.
 pub struct Spec;

@@ -155,6 +155,7 @@ mod tests {
             docs: String::new(),
             versions: None,
             subject: None,
+            alerts: Vec::new(),
             table: Table {
                 database: "db".into(),
                 name: name.into(),

@@ -8,12 +8,14 @@
 //!
 //! This crate is small on purpose (serde_json and sha2): everything links it.
 
+pub mod alerts;
 pub mod freshness;
 pub mod privacy;
 pub mod schema;
 pub mod table;
 pub mod versions;
 
+pub use alerts::{Alert, Condition};
 pub use schema::*;
 pub use table::{Column, Origin, PartitionColumn, TableDef, partition_name, quarantine, type_json};
 pub use versions::{Judging, Release, Step, Versions};
@@ -44,6 +46,8 @@ pub struct Manifest {
     /// The events column naming the data subject (`privacy.subject`; by default the `jwt.sub`
     /// enrichment): what `forget` erases by. None when the contract records no subject.
     pub subject: Option<String>,
+    /// Quality alerts (`quality.alerts`), in the contract's order.
+    pub alerts: Vec<Alert>,
 }
 
 /// The request header the JWT front door sets to a verified claim, overwriting whatever a

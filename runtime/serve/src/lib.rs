@@ -12,6 +12,7 @@
 //!
 //! It links the generated validators and nothing of the compiler or of AWS.
 
+pub mod alerts;
 pub mod console;
 pub mod cors;
 pub mod data_dir;

@@ -1,5 +1,7 @@
 //! Prometheus metrics for `/metrics`.
 
+use contract_support::manifest::Manifest;
+use contract_support::manifest::alerts::prometheus as names;
 use contract_support::{Verdict, Violation};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -19,6 +21,10 @@ pub struct Metrics {
     /// segment being written).
     pub wal_bytes: prometheus::IntGauge,
     pub dedup: DedupMetrics,
+    /// Flushes whose commit to one of a contract's tables failed, by contract (#24).
+    pub commit_failures: IntCounterVec,
+    /// 1 while serve's evaluation has an alert firing, by contract and alert (#24).
+    pub alert_firing: IntGaugeVec,
 }
 
 /// Deduplication's figures (#21), by contract.
@@ -71,7 +77,7 @@ impl Metrics {
         let registry = Registry::new();
         let events = IntCounterVec::new(
             Opts::new(
-                "contractc_events_total",
+                names::EVENTS_TOTAL,
                 "Events judged, by contract and verdict (accept, quarantine, reject)",
             ),
             &["contract", "verdict"],
@@ -135,6 +141,30 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         let dedup = DedupMetrics::new(&registry);
+        let commit_failures = IntCounterVec::new(
+            Opts::new(
+                names::COMMIT_FAILURES_TOTAL,
+                "Flushes whose commit to a table of the contract failed after its retries (the events stay in the write-ahead log)",
+            ),
+            &["contract"],
+        )
+        .expect("valid metric");
+        let alert_firing = IntGaugeVec::new(
+            Opts::new(
+                names::ALERT_FIRING,
+                "1 while the contract's alert is firing (serve's own evaluation of quality.alerts)",
+            ),
+            &["contract", "alert"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(commit_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(alert_firing.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
         Metrics {
             registry,
             events,
@@ -145,6 +175,24 @@ impl Metrics {
             limited,
             wal_bytes,
             dedup,
+            commit_failures,
+            alert_firing,
+        }
+    }
+
+    /// Makes every series an alert or a rule reads exist at 0 from the start: `increase()`
+    /// over a series that appears with its first event would miss that event.
+    pub fn prepare(&self, manifests: &[&Manifest]) {
+        for manifest in manifests {
+            let contract = manifest.name.as_str();
+            for verdict in names::VERDICTS {
+                self.events.with_label_values(&[contract, verdict]);
+            }
+            self.commit_failures.with_label_values(&[contract]);
+            for alert in &manifest.alerts {
+                self.alert_firing
+                    .with_label_values(&[contract, alert.name.as_str()]);
+            }
         }
     }
 

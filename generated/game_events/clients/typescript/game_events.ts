@@ -15,7 +15,7 @@ export const NAME = "game_events";
 /** The contract version this module was generated from (sent as `X-Contract-Version`). */
 export const VERSION = "1.2.0";
 /** SHA-256 of the contract file. */
-export const FINGERPRINT = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8";
+export const FINGERPRINT = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d";
 
 /** The timestamp format `%Y-%m-%d %H:%M:%S`. */
 const FORMAT_0: readonly rt.FormatItem[] = ["%Y", { literal: "-" }, "%m", { literal: "-" }, "%d", { literal: " " }, "%H", { literal: ":" }, "%M", { literal: ":" }, "%S"];

@@ -15,7 +15,7 @@ export const NAME = "match_events";
 /** The contract version this module was generated from (sent as `X-Contract-Version`). */
 export const VERSION = "2.1.0";
 /** SHA-256 of the contract file. */
-export const FINGERPRINT = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2";
+export const FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 
 /** `[0-9]+\.[0-9]+\.[0-9]+`, full-match. */
 const PATTERN_0 = new RegExp("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)$", "u");

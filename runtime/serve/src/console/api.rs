@@ -88,10 +88,19 @@ pub async fn overview(
         Err(response) => return response,
     };
     let now_secs = now_micros() / 1_000_000;
+    let alerts = console.alerts.statuses();
     let contracts: Vec<Value> = console
         .contracts
         .iter()
-        .map(|c| contract_overview(&console, c, window, now_secs))
+        .map(|c| {
+            let mut overview = contract_overview(&console, c, window, now_secs);
+            let own: Vec<_> = alerts
+                .iter()
+                .filter(|a| a.contract == c.manifest.name)
+                .collect();
+            overview["alerts"] = json!(own);
+            overview
+        })
         .collect();
     let history = console
         .history

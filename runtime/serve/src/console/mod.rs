@@ -68,6 +68,8 @@ pub struct Console {
     wal_bytes: IntGauge,
     manifests: tables::ManifestCache,
     history: Mutex<HistoryStatus>,
+    /// The contracts' alerts as serve's evaluation last left them.
+    alerts: Arc<crate::alerts::AlertBoard>,
 }
 
 /// A served contract: its manifest and its two tables.
@@ -110,7 +112,13 @@ impl Console {
             wal_bytes: metrics.wal_bytes.clone(),
             manifests: tables::ManifestCache::default(),
             history: Mutex::new(HistoryStatus::default()),
+            alerts: Arc::default(),
         }
+    }
+
+    /// Where the alert evaluation publishes its states for the page.
+    pub fn alert_board(&self) -> Arc<crate::alerts::AlertBoard> {
+        self.alerts.clone()
     }
 
     /// Who may use the console (and `/admin/forget`, guarded the same way).

@@ -44,6 +44,8 @@ pub struct ServeConfig {
     /// The key document for `pii: hash` fields (`privacy::load_keys`); without one, `serve`
     /// makes a key at first start and keeps it in `DATA_DIR/pii-keys.json`.
     pub pii_keys: Option<String>,
+    /// How the contracts' `quality.alerts` are evaluated (interval, webhook).
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 impl ServeConfig {
@@ -66,6 +68,7 @@ impl ServeConfig {
             maintenance: crate::maintenance::Schedule::default(),
             dedup: true,
             pii_keys: None,
+            alerts: crate::alerts::AlertSettings::default(),
         }
     }
 }

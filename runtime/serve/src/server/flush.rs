@@ -66,7 +66,7 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             }
             None => None,
         };
-        all_ok &= commit(
+        let committed = commit(
             state,
             lake,
             &contract.events_table,
@@ -75,17 +75,25 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             events,
             lsn,
         )
-        .await;
-        all_ok &= commit(
-            state,
-            lake,
-            &contract.quarantine_table,
-            None,
-            &contract.unsent_quarantine,
-            quarantine,
-            lsn,
-        )
-        .await;
+        .await
+            & commit(
+                state,
+                lake,
+                &contract.quarantine_table,
+                None,
+                &contract.unsent_quarantine,
+                quarantine,
+                lsn,
+            )
+            .await;
+        if !committed {
+            state
+                .metrics
+                .commit_failures
+                .with_label_values(&[contract.manifest.name.as_str()])
+                .inc();
+        }
+        all_ok &= committed;
     }
     all_ok.then_some(safe_point)
 }

@@ -70,6 +70,7 @@ pub async fn serve(
     let state = started.state;
     let maintainer = Maintainer::new(config.maintenance, started.maintained, &state.metrics);
     let flusher = Flusher::spawn(&state, &lake, config.commit_interval, maintainer);
+    let alerting = spawn_alerts(&state, config.alerts.clone());
     startup::log_routes(&state, local, &issuer);
     let events: Arc<dyn crate::http::ConnectionEvents> = state.clone();
     crate::http::serve(
@@ -81,6 +82,7 @@ pub async fn serve(
         config.body_timeout,
     )
     .await;
+    alerting.abort();
     flusher.stop().await;
     // Graceful shutdown: everything acknowledged goes to the tables now.
     if let Some(safe) = flush(&state, &lake).await {
@@ -88,6 +90,22 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Evaluates the contracts' `quality.alerts` over `/metrics`' counters (alerts.rs).
+fn spawn_alerts(
+    state: &Arc<AppState>,
+    settings: crate::alerts::AlertSettings,
+) -> tokio::task::JoinHandle<()> {
+    let manifests = state.contracts.iter().map(|c| c.manifest).collect();
+    let reader = state.clone();
+    crate::alerts::spawn(
+        manifests,
+        move |contract| crate::alerts::counts(&reader.metrics, contract),
+        state.metrics.alert_firing.clone(),
+        state.console.alert_board(),
+        settings,
+    )
 }
 
 /// The background task that commits every interval (or when asked), then maintains.

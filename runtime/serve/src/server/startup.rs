@@ -89,6 +89,8 @@ pub(crate) async fn start(
         .max()
         .unwrap_or(0);
     let metrics = Metrics::new();
+    let manifests: Vec<_> = opened.contracts.iter().map(|c| c.manifest).collect();
+    metrics.prepare(&manifests);
     let console = Arc::new(Console::new(
         opened.contracts.iter().map(|c| ServedContract {
             manifest: c.manifest,

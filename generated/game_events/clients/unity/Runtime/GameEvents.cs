@@ -14,7 +14,7 @@ namespace Contractc.GameEvents
         public const string Name = "game_events";
         /// <summary>Sent as <c>X-Contract-Version</c> with every request.</summary>
         public const string Version = "1.2.0";
-        public const string Fingerprint = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8";
+        public const string Fingerprint = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d";
 
         public static readonly ContractInfo Info = new ContractInfo
         {

@@ -9,7 +9,7 @@ namespace contractc_game_events {
 inline constexpr const char* NAME = "game_events";
 /// Sent as `X-Contract-Version` with every request.
 inline constexpr const char* VERSION = "1.2.0";
-inline constexpr const char* FINGERPRINT = "0a24ed637c3ba0c3388f0653808d613c82d4a1b0479808261ed382e6636751d8";
+inline constexpr const char* FINGERPRINT = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d";
 
 /// `[0-9A-Za-z_-]{1,64}`, full-match (std::regex_match).
 inline const std::regex& pattern_0() {

@@ -14,7 +14,7 @@ namespace Contractc.MatchEvents
         public const string Name = "match_events";
         /// <summary>Sent as <c>X-Contract-Version</c> with every request.</summary>
         public const string Version = "2.1.0";
-        public const string Fingerprint = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2";
+        public const string Fingerprint = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 
         public static readonly ContractInfo Info = new ContractInfo
         {

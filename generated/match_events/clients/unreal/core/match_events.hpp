@@ -9,7 +9,7 @@ namespace contractc_match_events {
 inline constexpr const char* NAME = "match_events";
 /// Sent as `X-Contract-Version` with every request.
 inline constexpr const char* VERSION = "2.1.0";
-inline constexpr const char* FINGERPRINT = "2f1d4a3b20f58b34b62e5385da85a218964aa5cbe6229ef6c1bd49292b2fc0f2";
+inline constexpr const char* FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 
 /// `[0-9]+\.[0-9]+\.[0-9]+`, full-match (std::regex_match).
 inline const std::regex& pattern_0() {

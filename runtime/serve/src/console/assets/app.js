@@ -88,10 +88,18 @@ async function refreshOverview() {
     if (!card) {
       card = el("div", { class: "card", "data-card": c.name },
         el("h3", {}, c.name + " ", el("span", { class: "muted" }, c.version)),
+        el("ul", { class: "alerts", "data-alerts": c.name }),
         el("div", { class: "stats" }), el("div", { class: "lag" }), el("div", { class: "chart" }),
         el("table", { class: "grid client-versions", "data-client-versions": c.name }));
       cards.append(card);
     }
+    // The contract's quality.alerts as serve evaluates them: firing ones first.
+    const alerts = [...c.alerts].sort((a, b) => b.firing - a.firing);
+    card.querySelector(".alerts").replaceChildren(...alerts.map(a => el("li",
+      { class: a.firing ? "alert firing" : "alert", "data-alert": a.alert, "data-firing": String(a.firing) },
+      el("b", {}, (a.firing ? "FIRING " : "ok ") + a.alert), " " + a.summary +
+      (a.firing ? " · since " + ago(a.since * 1000) : "") +
+      (a.value === null ? "" : " · now " + (a.summary.includes("%") ? (100 * a.value).toFixed(1) + "%" : String(a.value))))));
     const t = c.totals;
     card.querySelector(".stats").replaceChildren(
       stat(c.name, "accepted", t.accepted, "accepted · " + c.rates.accepted.toFixed(1) + "/s"),
