@@ -3,6 +3,9 @@
 //! Athena's Iceberg tables have no `uuid` or zoned timestamp type: uuids are `string` and
 //! `timestamptz` is `timestamp` (UTC) in this DDL; Glue and the runtime create the tables from
 //! the Iceberg JSON, which keeps the exact types. `${warehouse}` is the S3 warehouse prefix.
+//!
+//! Beside it, `views.sql`: the contract's ready queries (`contract_manifest::views`), which
+//! `deploy` creates from the same data.
 
 use contract_manifest::TableDef;
 
@@ -12,8 +15,53 @@ use crate::ir::{Contract, ContractSet, Transform, Valid};
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     set.contracts
         .iter()
-        .map(|c| GeneratedFile::new(format!("{}/athena/create-tables.sql", c.name), ddl(c)))
+        .flat_map(|c| {
+            [
+                GeneratedFile::new(format!("{}/athena/create-tables.sql", c.name), ddl(c)),
+                GeneratedFile::new(format!("{}/athena/views.sql", c.name), views(c)),
+            ]
+        })
         .collect()
+}
+
+/// The views, each statement after a comment saying what its rows are.
+fn views(c: &Contract) -> String {
+    let manifest = c.manifest();
+    let mut out = super::header("--", &c.source.path);
+    out.push_str(&format!(
+        "-- Contract {} {}: ready queries over its tables, as Athena views (the same SQL runs\n\
+         -- on Spark SQL). Days are UTC.\n",
+        c.name, c.version
+    ));
+    let views = manifest.views();
+    if views.is_empty() {
+        out.push_str("-- This contract has no variants, no time to count days by and no upsert key: no view.\n");
+    }
+    for view in views {
+        out.push('\n');
+        out.push_str(&comment(&format!("{}: {}", view.name, view.description)));
+        out.push_str(&view.create_statement(&c.table.database));
+        out.push_str(";\n");
+    }
+    out
+}
+
+/// `text` as `--` comment lines of at most 100 characters (a longer word stays whole).
+fn comment(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("--");
+    for word in text.split_whitespace() {
+        if line.len() > 2 && line.len() + 1 + word.len() > 100 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("--");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 /// A SQL string literal.

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod schema;
 pub mod table;
 pub mod versions;
+pub mod views;
 
 pub use alerts::{Alert, Condition};
 pub use schema::*;
