@@ -72,6 +72,8 @@ fn every_backend_produces_its_files() {
             "apigateway/openapi.json",
             "apigateway/request-model.json",
             "athena/create-tables.sql",
+            "athena/views.sql",
+            "glue/maintenance_job.py",
             "glue/ruleset.dqdl",
             "glue/streaming_job.py",
             "iceberg/events-table.json",

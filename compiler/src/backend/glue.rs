@@ -20,17 +20,22 @@ use crate::ir::{
 
 const TEMPLATE: &str = include_str!("../../templates/glue_job.py.tera");
 const ERASURE_TEMPLATE: &str = include_str!("../../templates/erasure_job.py.tera");
+const MAINTENANCE_TEMPLATE: &str = include_str!("../../templates/maintenance_job.py.tera");
 /// The key document's reading and the stored forms of personal values, in both jobs.
 const PII_KEYS_TEMPLATE: &str = include_str!("../../templates/pii_keys.py.tera");
 
-/// Per contract: the streaming job, and the erasure job when the contract names its data
-/// subject (#23).
+/// Per contract: the streaming job, the maintenance job (#24), and the erasure job when the
+/// contract names its data subject (#23).
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     let mut files = Vec::new();
     for c in &set.contracts {
         files.push(GeneratedFile::new(
             format!("{}/glue/streaming_job.py", c.name),
             script(c),
+        ));
+        files.push(GeneratedFile::new(
+            format!("{}/glue/maintenance_job.py", c.name),
+            maintenance_script(c),
         ));
         if let Some(erasure) = erasure_script(c) {
             files.push(GeneratedFile::new(
@@ -89,6 +94,59 @@ fn erasure_script(c: &Contract) -> Option<String> {
         &contract_manifest::privacy::MASK_KEEPS_FROM,
     );
     Some(render("erasure_job.py", ERASURE_TEMPLATE, &context))
+}
+
+/// What `serve` takes where a table sets no maintenance property (`Policy::of` in
+/// runtime/serve/src/maintenance.rs): the maintenance job defaults to the same, so both engines
+/// keep their tables alike.
+#[derive(Serialize)]
+struct MaintenanceDefaults {
+    /// Iceberg's own default: 512 MiB.
+    target_file_size_bytes: u64,
+    /// Iceberg's rewrite action's default.
+    min_input_files: u64,
+    /// Ten minutes, not Iceberg's five days: a snapshot per micro-batch adds up.
+    max_snapshot_age_ms: u64,
+    min_snapshots_to_keep: u64,
+}
+
+const MAINTENANCE_DEFAULTS: MaintenanceDefaults = MaintenanceDefaults {
+    target_file_size_bytes: 512 * 1024 * 1024,
+    min_input_files: 5,
+    max_snapshot_age_ms: 10 * 60 * 1000,
+    min_snapshots_to_keep: 1,
+};
+
+/// The maintenance job: both tables, each with the sort order compaction writes (the
+/// contract's `sort_by`; none for the quarantine table, which is binpacked).
+fn maintenance_script(c: &Contract) -> String {
+    let manifest = c.manifest();
+    let tables: Vec<Value> = [manifest.events_table(), manifest.quarantine_table()]
+        .iter()
+        .map(|table| {
+            let order: Vec<String> = table
+                .sort
+                .iter()
+                .map(|s| {
+                    let direction = if s.descending { "DESC" } else { "ASC" };
+                    let nulls = if s.nulls_first { "FIRST" } else { "LAST" };
+                    format!("`{}` {direction} NULLS {nulls}", s.source)
+                })
+                .collect();
+            let order = (!order.is_empty()).then(|| order.join(", "));
+            json!([table.name, order])
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("header", super::header("#", &c.source.path).trim_end());
+    context.insert("contract", &c.name);
+    context.insert("fingerprint", &c.source.fingerprint);
+    context.insert("database", &c.table.database);
+    context.insert("events_table", &c.table.name);
+    context.insert("quarantine_table", &manifest.quarantine_table_name());
+    context.insert("tables", &Value::Array(tables).to_string());
+    context.insert("defaults", &MAINTENANCE_DEFAULTS);
+    render("maintenance_job.py", MAINTENANCE_TEMPLATE, &context)
 }
 
 #[derive(Serialize)]
@@ -193,6 +251,7 @@ fn script(c: &Contract) -> String {
         &ingest_column.map_or("None".to_string(), |e| py_str(&e.name)),
     );
     privacy(c, &mut context);
+    metric_names(&mut context);
     context.insert(
         "latest_by",
         &latest_by.as_deref().map_or("None".to_string(), py_str),
@@ -750,5 +809,23 @@ fn type_shape(ty: &Type) -> Value {
             json!({ "t": "map", "values": type_shape(&value.ty), "nullable": !value.required })
         }
         Type::Struct(fields) => struct_shape(fields),
+    }
+}
+
+/// The CloudWatch names the job publishes under (`contract_manifest::alerts::cloudwatch`, the
+/// ones `deploy`'s alarms and dashboard read).
+fn metric_names(context: &mut tera::Context) {
+    use contract_manifest::alerts::cloudwatch as names;
+    for (key, value) in [
+        ("metrics_namespace", names::NAMESPACE),
+        ("metric_contract", names::CONTRACT),
+        ("metric_client_version", names::CLIENT_VERSION),
+        ("metric_code", names::CODE),
+        ("metric_accepted", names::ACCEPTED),
+        ("metric_quarantined", names::QUARANTINED),
+        ("metric_refused", names::REFUSED),
+        ("metric_batch_failures", names::BATCH_FAILURES),
+    ] {
+        context.insert(key, value);
     }
 }
