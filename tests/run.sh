@@ -95,8 +95,9 @@ DOCS_LOG="$(mktemp)"
 step "generated Python compiles"
 mapfile -t SCRIPTS < <(ls generated/*/glue/streaming_job.py tests/fixtures/*/expected/*/glue/streaming_job.py)
 mapfile -t ERASURE_SCRIPTS < <(ls generated/*/glue/erasure_job.py tests/fixtures/*/expected/*/glue/erasure_job.py)
-"$VENV/bin/python" -m py_compile "${SCRIPTS[@]}" "${ERASURE_SCRIPTS[@]}"
-echo "$((${#SCRIPTS[@]} + ${#ERASURE_SCRIPTS[@]})) scripts compile"
+mapfile -t MAINTENANCE_SCRIPTS < <(ls generated/*/glue/maintenance_job.py tests/fixtures/*/expected/*/glue/maintenance_job.py)
+"$VENV/bin/python" -m py_compile "${SCRIPTS[@]}" "${ERASURE_SCRIPTS[@]}" "${MAINTENANCE_SCRIPTS[@]}"
+echo "$((${#SCRIPTS[@]} + ${#ERASURE_SCRIPTS[@]} + ${#MAINTENANCE_SCRIPTS[@]})) scripts compile"
 
 step "PySpark conformance (generated Glue rules vs the labelled corpus)"
 CORPUS="$(mktemp -d)"
@@ -133,6 +134,17 @@ step "the generated erasure job under local Spark + Iceberg: a player forgotten 
 ERASURE_LOG="$(mktemp)"
 (cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" erasure_job.py "$(dirname "$CONTRACTC_PRIVACY_RUNTIME")/../privacy-workspace") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$ERASURE_LOG"
+
+step "the generated maintenance job under local Spark + Iceberg: a lake of small batches compacted, same rows, exactly once kept (#24)"
+# About five minutes: the streaming job writes twelve micro-batches per contract first.
+MAINTENANCE_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" maintenance_job.py "$ROOT") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$MAINTENANCE_LOG"
+
+step "the generated Athena views under local Spark SQL, over the streaming job's tables (#24)"
+VIEWS_LOG="$(mktemp)"
+(cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" athena_views.py "$ROOT") \
+    2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$VIEWS_LOG"
 
 step "the AWS edge function under cargo-lambda's emulator, on moto's Kinesis: serve's answers, the Glue job's rows"
 cargo build --quiet --locked -p contract-edge
@@ -204,6 +216,10 @@ privacy_cases=$(sed -n 's/^\(privacy\|erasure job\): \([0-9]*\) passed, \([0-9]*
     | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 privacy_passed=${privacy_cases% *}
 privacy_failed=${privacy_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed)) failed"
+lake_cases=$(sed -n 's/^\(maintenance job\|athena views\): \([0-9]*\) passed, \([0-9]*\) failed$/\2 \3/p' "$MAINTENANCE_LOG" "$VIEWS_LOG" \
+    | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+lake_passed=${lake_cases% *}
+lake_failed=${lake_cases#* }
+rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$MAINTENANCE_LOG" "$VIEWS_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed; lake maintenance and view checks: $lake_passed passed, $lake_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed + lake_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed + lake_failed)) failed"
