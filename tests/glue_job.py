@@ -36,6 +36,7 @@ Prints one line per check and `glue job: N passed, M failed`; exits 1 on any fai
 
 import base64
 import collections
+import datetime
 import importlib.util
 import json
 import os
@@ -257,6 +258,17 @@ class Serve:
         except urllib.error.HTTPError as error:
             return error.code
 
+    def event_counts(self):
+        """`contractc_events_total` from /metrics: {(contract, verdict): count}."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        counts = {}
+        for line in text.splitlines():
+            match = re.match(r'contractc_events_total\{contract="([^"]+)",verdict="([^"]+)"\} (\d+)', line)
+            if match:
+                counts[(match.group(1), match.group(2))] = int(match.group(3))
+        return counts
+
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=60)
@@ -293,10 +305,12 @@ def table_rows(spark, contract, table):
     return spark.table("%s.%s.%s" % (CATALOG, contract.database, table)).count()
 
 
-def run_job(spark, warehouse, contract, records):
+def run_job(spark, warehouse, contract, records, published=None):
     """Feeds `records` to the job in two micro-batches, with a re-run of the first and a failure
-    between the writes of the second (then Spark's retry)."""
+    between the writes of the second (then Spark's retry). What the job publishes for CloudWatch
+    is appended to `published` (one list of MetricData per call)."""
     job = contract.job
+    publish = (lambda data: published.append(list(data))) if published is not None else None
     for definition in (contract.events_definition, contract.quarantine_definition):
         spark_iceberg.create_table(spark, warehouse, contract.database, definition)
     half = len(records) // 2
@@ -304,9 +318,12 @@ def run_job(spark, warehouse, contract, records):
     events_table = contract.events_definition["name"]
     quarantine_table = contract.quarantine_definition["name"]
 
-    job.process_batch(spark, first, 0, CATALOG)
+    job.process_batch(spark, first, 0, CATALOG, publish)
     counts = (table_rows(spark, contract, events_table), table_rows(spark, contract, quarantine_table))
-    job.process_batch(spark, first, 0, CATALOG)
+    before = len(published or [])
+    job.process_batch(spark, first, 0, CATALOG, publish)
+    if published is not None:
+        check("%s: metrics: a re-run of a written batch publishes nothing" % contract.name, len(published) == before)
     again = (table_rows(spark, contract, events_table), table_rows(spark, contract, quarantine_table))
     check("%s: re-running a complete batch adds nothing" % contract.name, again == counts, "%s then %s" % (counts, again))
 
@@ -317,14 +334,17 @@ def run_job(spark, warehouse, contract, records):
 
     job._write_quarantine = fail
     try:
-        job.process_batch(spark, second, 1, CATALOG)
+        job.process_batch(spark, second, 1, CATALOG, publish)
         check("%s: the simulated failure happened" % contract.name, False)
     except RuntimeError:
         pass
     finally:
         job._write_quarantine = write_quarantine
-    job.process_batch(spark, second, 1, CATALOG)
-    job.process_batch(spark, second, 1, CATALOG)
+    job.process_batch(spark, second, 1, CATALOG, publish)
+    before = len(published or [])
+    job.process_batch(spark, second, 1, CATALOG, publish)
+    if published is not None:
+        check("%s: metrics: a re-run after the retry publishes nothing" % contract.name, len(published) == before)
 
     if not job.UPSERT_KEY:
         summaries = [
@@ -333,6 +353,91 @@ def run_job(spark, warehouse, contract, records):
         ]
         batches = sorted(int(s["contractc.batch-id"]) for s in summaries if s and "contractc.batch-id" in s)
         check("%s: snapshots record the batches they hold" % contract.name, batches == [0, 1], str(batches))
+
+
+def check_metrics(contract, published, served):
+    """The job's CloudWatch counts (#24): each batch counted once, a failure published once,
+    and over both batches the same accepted / quarantined / refused figures as serve's /metrics
+    for the same events."""
+    job = contract.job
+    failures = [d for d in published if d and d[0]["MetricName"] == job.METRIC_BATCH_FAILURES]
+    counted = [d for d in published if d and d[0]["MetricName"] != job.METRIC_BATCH_FAILURES]
+    check("%s: metrics: the failed batch published one failure" % contract.name, len(failures) == 1, str(failures))
+    totals = collections.Counter()
+    versions = collections.Counter()
+    codes = collections.Counter()
+    for data in counted:
+        for d in data:
+            names = {x["Name"] for x in d["Dimensions"]}
+            if names == {job.METRIC_CONTRACT}:
+                totals[d["MetricName"]] += d["Value"]
+            elif job.METRIC_CLIENT_VERSION in names:
+                versions[d["MetricName"]] += d["Value"]
+            elif job.METRIC_CODE in names:
+                codes[d["MetricName"]] += d["Value"]
+    serve_counts = {
+        job.METRIC_ACCEPTED: served.get((contract.name, "accept"), 0),
+        job.METRIC_QUARANTINED: served.get((contract.name, "quarantine"), 0),
+        job.METRIC_REFUSED: served.get((contract.name, "reject"), 0),
+    }
+    check(
+        "%s: metrics: the job's counts equal serve's /metrics %s" % (contract.name, serve_counts),
+        {k: int(totals[k]) for k in serve_counts} == serve_counts,
+        str(dict(totals)),
+    )
+    check("%s: metrics: per client version they add up" % contract.name, versions == totals, "%s vs %s" % (versions, totals))
+    check(
+        "%s: metrics: every refused event has its codes counted" % contract.name,
+        (codes[job.METRIC_REFUSED] >= totals[job.METRIC_REFUSED]) and (totals[job.METRIC_REFUSED] > 0),
+        "%s codes for %s refused" % (codes[job.METRIC_REFUSED], totals[job.METRIC_REFUSED]),
+    )
+
+
+def check_metrics_on_moto(contract, published, work):
+    """The job's publisher through boto3 to moto's CloudWatch, read back: the SDK takes the
+    MetricData as the job builds them."""
+    import boto3
+
+    from edge_door import Moto
+
+    moto = Moto(work)
+    try:
+        client = boto3.client(
+            "cloudwatch", endpoint_url=moto.url, region_name="eu-west-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+        job = contract.job
+        publish = job.cloudwatch_publisher(job.METRICS_NAMESPACE, client=client)
+        start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+        for data in published:
+            publish(data)
+        end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        # The per-version series: CloudWatch matches dimensions exactly, moto as a subset, so
+        # this is the query both answer alike.
+        version = [{"Name": job.METRIC_CONTRACT, "Value": contract.name}, {"Name": job.METRIC_CLIENT_VERSION, "Value": job.CONTRACT_VERSION}]
+        expected = sum(
+            d["Value"] for data in published for d in data
+            if d["MetricName"] == job.METRIC_ACCEPTED and d["Dimensions"] == version
+        )
+        stats = client.get_metric_statistics(
+            Namespace=job.METRICS_NAMESPACE, MetricName=job.METRIC_ACCEPTED, Dimensions=version,
+            StartTime=start, EndTime=end, Period=3600, Statistics=["Sum"],
+        )
+        got = sum(p["Sum"] for p in stats["Datapoints"])
+        check(
+            "%s: metrics on moto's CloudWatch: Accepted of %s read back (%d)" % (contract.name, job.CONTRACT_VERSION, expected),
+            got == expected and expected > 0,
+            str(stats["Datapoints"]),
+        )
+        listed = client.list_metrics(Namespace=job.METRICS_NAMESPACE)["Metrics"]
+        names = {m["MetricName"] for m in listed}
+        check(
+            "%s: metrics on moto's CloudWatch: every metric listed" % contract.name,
+            {job.METRIC_ACCEPTED, job.METRIC_QUARANTINED, job.METRIC_REFUSED, job.METRIC_BATCH_FAILURES} <= names,
+            str(sorted(names)),
+        )
+    finally:
+        moto.stop()
 
 
 # ------------------------------------------------------------------------------------------
@@ -778,6 +883,7 @@ def main(argv):
             check("%s: serve answered every event (%s)" % (contract.name, dict(statuses)), set(statuses) <= {200, 400})
             sent[contract.name] = [body for body, _ in bodies]
             traffic[contract.name] = records
+        served_counts = serve.event_counts()
     finally:
         serve.stop()
 
@@ -802,7 +908,11 @@ def main(argv):
     try:
         for contract in all_contracts:
             if contract.served:
-                run_job(spark, warehouse, contract, traffic[contract.name])
+                published = []
+                run_job(spark, warehouse, contract, traffic[contract.name], published)
+                check_metrics(contract, published, served_counts)
+                if contract is all_contracts[0]:
+                    check_metrics_on_moto(contract, published, work)
                 compare(contract, serve_catalog, warehouse, {claims["sub"], auth_claims["sub"]})
                 if declared_version(contract.job):
                     check_upcast_rows(contract, serve_catalog, warehouse)

@@ -983,8 +983,118 @@ def _deduplicate(spark: SparkSession, df: DataFrame, events_table: str, quaranti
     return df.alias("b").join(held, seen, "left_anti").drop("_id")
 
 
-def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str):
-    """One micro-batch of the Kinesis source, written to both tables exactly once."""
+# CloudWatch (#24): each micro-batch's counts, which `deploy`'s alarms and dashboard read.
+METRICS_NAMESPACE = "contractc"
+METRIC_CONTRACT = "Contract"
+METRIC_CLIENT_VERSION = "ClientVersion"
+METRIC_CODE = "Code"
+METRIC_ACCEPTED = "Accepted"
+METRIC_QUARANTINED = "Quarantined"
+METRIC_REFUSED = "Refused"
+METRIC_BATCH_FAILURES = "BatchFailures"
+
+
+def batch_counts(checked: DataFrame, verdicts: list) -> dict:
+    """The records of a judged (and deduplicated) batch with one of `verdicts` (metric names:
+    accepted, quarantined, refused), in all, per client version (the version each was judged
+    as) and, refused ones, per violation code: what serve counts on /metrics."""
+    verdict = (
+        F.when(F.col("_rank") == POLICY_RANK["reject"], METRIC_REFUSED)
+        .when(F.col("_rank") == POLICY_RANK["quarantine"], METRIC_QUARANTINED)
+        .otherwise(METRIC_ACCEPTED)
+    )
+    version = F.coalesce(F.col("client_contract_version"), F.lit(CONTRACT_VERSION))
+    rows = (
+        checked.select(verdict.alias("verdict"), version.alias("version"))
+        .filter(F.col("verdict").isin(verdicts))
+        .groupBy("verdict", "version")
+        .count()
+        .collect()
+    )
+    totals = dict.fromkeys(verdicts, 0)
+    versions = {}
+    for row in rows:
+        totals[row["verdict"]] += row["count"]
+        versions.setdefault(row["version"], dict.fromkeys(totals, 0))[row["verdict"]] += row["count"]
+    if METRIC_REFUSED not in verdicts:
+        return {"totals": totals, "versions": versions, "codes": {}}
+    refused = checked.filter(F.col("_rank") == POLICY_RANK["reject"]).select(
+        F.explode(F.array_distinct(F.transform(
+            F.filter("_violations", lambda v: v["policy"] == "reject"), lambda v: v["code"]
+        ))).alias("code")
+    )
+    codes = {row["code"]: row["count"] for row in refused.groupBy("code").count().collect()}
+    return {"totals": totals, "versions": versions, "codes": codes}
+
+
+def metric_data(counts: dict) -> list:
+    """`put_metric_data`'s MetricData for one batch's counts (zeros included: an alarm on a
+    share needs both sides, and silence is told apart from a quiet batch)."""
+    contract = [{"Name": METRIC_CONTRACT, "Value": CONTRACT}]
+    data = [
+        {"MetricName": name, "Dimensions": contract, "Value": float(value), "Unit": "Count"}
+        for name, value in sorted(counts["totals"].items())
+    ]
+    for version, totals in sorted(counts["versions"].items()):
+        dimensions = contract + [{"Name": METRIC_CLIENT_VERSION, "Value": version}]
+        data += [
+            {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count"}
+            for name, value in sorted(totals.items())
+        ]
+    for code, value in sorted(counts["codes"].items()):
+        dimensions = contract + [{"Name": METRIC_CODE, "Value": code}]
+        data.append({"MetricName": METRIC_REFUSED, "Dimensions": dimensions, "Value": float(value), "Unit": "Count"})
+    return data
+
+
+def failure_data() -> list:
+    """One failed micro-batch (published before the job re-raises)."""
+    contract = [{"Name": METRIC_CONTRACT, "Value": CONTRACT}]
+    return [{"MetricName": METRIC_BATCH_FAILURES, "Dimensions": contract, "Value": 1.0, "Unit": "Count"}]
+
+
+def cloudwatch_publisher(namespace: str, client=None):
+    """A function putting MetricData on CloudWatch under `namespace`, 20 per call."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("cloudwatch")
+
+    def publish(data: list):
+        for start in range(0, len(data), 20):
+            client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+
+    return publish
+
+
+def _counted(publish, events_first: bool, quarantine_first: bool) -> dict:
+    """Which verdicts are counted with which table's write in this run of a batch."""
+    if publish is None:
+        return {}
+    if UPSERT_KEY:
+        everything = [METRIC_ACCEPTED, METRIC_QUARANTINED, METRIC_REFUSED]
+        return {"quarantine": everything} if quarantine_first else {}
+    counted = {}
+    if events_first:
+        counted["events"] = [METRIC_ACCEPTED]
+    if quarantine_first:
+        counted["quarantine"] = [METRIC_QUARANTINED, METRIC_REFUSED]
+    return counted
+
+
+def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str, publish=None):
+    """One micro-batch of the Kinesis source, written to both tables exactly once. With
+    `publish` (see `cloudwatch_publisher`), its counts are published the first time it is
+    written, and a failure is published before it is raised."""
+    try:
+        _process_batch(spark, batch, batch_id, catalog, publish)
+    except Exception:
+        if publish is not None:
+            publish(failure_data())
+        raise
+
+
+def _process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog: str, publish):
     for key, value in SESSION_SETTINGS.items():
         if key != "spark.sql.extensions":  # static: set when the session starts
             spark.conf.set(key, value)
@@ -997,10 +1107,22 @@ def process_batch(spark: SparkSession, batch: DataFrame, batch_id: int, catalog:
         # as the events write left them.
         checked = _deduplicate(spark, judge(judged), events_table, quarantine_table).cache()
         events, quarantine = split(checked)
-        if UPSERT_KEY or _committed_batch(spark, events_table) < batch_id:
+        events_first = _committed_batch(spark, events_table) < batch_id
+        quarantine_first = _committed_batch(spark, quarantine_table) < batch_id
+        # Counted before the writes (a written record is a retry to the deduplication) and
+        # published after the write each count describes, once per batch: a re-run of a batch
+        # whose events were written counts only its quarantine rows. An upsert table's MERGE
+        # leaves no batch marker: its counts all go with the quarantine write.
+        counted = _counted(publish, events_first, quarantine_first)
+        counts = {table: batch_counts(checked, verdicts) for table, verdicts in counted.items()}
+        if UPSERT_KEY or events_first:
             _write_events(spark, events, events_table, batch_id)
-        if _committed_batch(spark, quarantine_table) < batch_id:
+            if "events" in counts:
+                publish(metric_data(counts["events"]))
+        if quarantine_first:
             _write_quarantine(spark, quarantine, quarantine_table, batch_id)
+            if "quarantine" in counts:
+                publish(metric_data(counts["quarantine"]))
     finally:
         if checked is not None:
             checked.unpersist()
@@ -1013,7 +1135,14 @@ def main(argv):
     from pyspark.context import SparkContext
 
     args = getResolvedOptions(argv, ["JOB_NAME", "stream_arn", "checkpoint_location"])
-    optional = {"window_seconds": "100", "catalog": "glue_catalog", "starting_position": "TRIM_HORIZON", "pii_secret": ""}
+    optional = {
+        "window_seconds": "100",
+        "catalog": "glue_catalog",
+        "starting_position": "TRIM_HORIZON",
+        "pii_secret": "",
+        # Empty: publish no metrics.
+        "metrics_namespace": METRICS_NAMESPACE,
+    }
     for name, default in optional.items():
         flag = "--" + name
         args[name] = argv[argv.index(flag) + 1] if flag in argv else default
@@ -1034,8 +1163,10 @@ def main(argv):
         .load()
     )
 
+    publish = cloudwatch_publisher(args["metrics_namespace"]) if args["metrics_namespace"] else None
+
     def process(batch: DataFrame, batch_id: int):
-        process_batch(spark, batch, batch_id, args["catalog"])
+        process_batch(spark, batch, batch_id, args["catalog"], publish)
 
     query = (
         stream.writeStream.foreachBatch(process)
