@@ -49,6 +49,13 @@ pub enum Op {
     DeleteSecret {
         name: String,
     },
+    /// CloudWatch alarms (a contract's quality alarms).
+    DeleteAlarms {
+        names: Vec<String>,
+    },
+    DeleteDashboard {
+        name: String,
+    },
 }
 
 /// What the bucket holds.
@@ -74,6 +81,8 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     let mut plan = Plan::default();
     let steps = &mut plan.steps;
     plan_doors(config, desired, current, steps);
+    // What watches the stack goes before it: no alarm fires on a stack being taken down.
+    plan_alarms(config, desired, &current.alarms, steps);
     let jobs = [
         (&current.glue.job, desired.job(config)),
         (&current.glue.erasure_job, desired.erasure_job(config)),
@@ -141,6 +150,32 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
         ));
     }
     plan
+}
+
+/// The contract's quality alarms and its dashboard, when they exist.
+fn plan_alarms(
+    config: &DeployConfig,
+    desired: &Desired,
+    current: &crate::alarms::Current,
+    steps: &mut Vec<Step>,
+) {
+    if !current.alarms.is_empty() {
+        steps.push(delete_alarms(current.alarms.keys().cloned().collect()));
+    }
+    if current.dashboard.is_some() {
+        let name = desired.dashboard(config);
+        steps.push(step(
+            crate::alarms::dashboard_resource(&name),
+            Op::DeleteDashboard { name },
+        ));
+    }
+}
+
+/// The deletion of `names` (alarms of the contract: all on `--destroy`, those no alert
+/// declares any more on a deploy).
+pub(crate) fn delete_alarms(names: Vec<String>) -> Step {
+    let shown: Vec<String> = names.iter().map(|n| crate::alarms::resource(n)).collect();
+    step(shown.join(", "), Op::DeleteAlarms { names })
 }
 
 /// The doors: the front door first (so no event is accepted into a stream about to go), then
@@ -260,6 +295,26 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         }
         Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
         Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
+        Op::DeleteAlarms { names } => {
+            clients
+                .cloudwatch
+                .delete_alarms()
+                .set_alarm_names(Some(names.clone()))
+                .send()
+                .await
+                .map_err(aws("cloudwatch:DeleteAlarms"))?;
+            Ok(())
+        }
+        Op::DeleteDashboard { name } => {
+            clients
+                .cloudwatch
+                .delete_dashboards()
+                .dashboard_names(name)
+                .send()
+                .await
+                .map_err(aws("cloudwatch:DeleteDashboards"))?;
+            Ok(())
+        }
         Op::DeleteSecret { name } => {
             clients
                 .secrets

@@ -342,7 +342,8 @@ fn glue_policy(config: &DeployConfig, desired: &Desired, stream: &str) -> Value 
                 "Effect": "Allow",
                 "Action": "cloudwatch:PutMetricData",
                 "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+                // Glue's own job metrics, and the contract's counts (#24).
+                "Condition": {"StringEquals": {"cloudwatch:namespace": ["Glue", contract_support::manifest::alerts::cloudwatch::NAMESPACE]}},
             },
         ],
     });
@@ -479,6 +480,23 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Resource": config.pii_secret_arn_pattern(),
             },
             apis_statement(region),
+            {
+                "Sid": "QualityAlarms",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms", "cloudwatch:TagResource",
+                ],
+                "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*"),
+            },
+            {
+                "Sid": "Dashboards",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards",
+                ],
+                "Resource": format!("arn:aws:cloudwatch::{account}:dashboard/{prefix}-*"),
+            },
             functions_statement(region, account, prefix),
             {
                 "Sid": "AccessLogs",

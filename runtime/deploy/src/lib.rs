@@ -14,6 +14,7 @@
 //! resources are called (names, ARNs, tags) is in [`names`], so no resource module needs
 //! another one for a name.
 
+pub mod alarms;
 mod desired;
 pub mod destroy;
 pub mod edge;
@@ -140,6 +141,8 @@ pub struct DeployConfig {
     pub job_size: glue::JobSize,
     /// What the front door's routes go to.
     pub door: Door,
+    /// The SNS topic told when a quality alarm fires and clears (`--alarm-topic`).
+    pub alarm_topic: Option<String>,
 }
 
 /// The door events enter by, behind the JWT front door.
@@ -174,6 +177,7 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -211,6 +215,7 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
             lambda: aws_sdk_lambda::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
         }
     }
 }
@@ -255,6 +260,7 @@ pub enum Op {
     Kinesis(kinesis::Op),
     Glue(glue::Op),
     Secrets(secrets::Op),
+    Alarms(alarms::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
     Function(function::Op),
@@ -283,6 +289,8 @@ pub struct Current {
     pub edge: Option<edge::Current>,
     /// The edge function (`None`: it does not exist).
     pub function: Option<function::Current>,
+    /// The quality alarms and the dashboard.
+    pub alarms: alarms::Current,
 }
 
 /// Ids of resources created by earlier steps of the apply, for the steps that refer to them.
@@ -338,6 +346,7 @@ pub async fn read(
             None => None,
         },
         function: function::read(&clients.lambda, config, desired).await?,
+        alarms: alarms::read(&clients.cloudwatch, config, desired).await?,
     })
 }
 
@@ -357,6 +366,8 @@ pub fn plan(
     // The key before the jobs reading it.
     secrets::plan(config, desired, &current.secret, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
+    // After the job publishing what they watch.
+    alarms::plan(config, desired, &current.alarms, &mut plan.steps);
     plan.notes.extend(size_note(desired));
     plan_door(config, desired, current, &mut plan)?;
     Ok(plan)
@@ -434,6 +445,7 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
             Op::Kinesis(op) => kinesis::apply(&clients.kinesis, op).await?,
             Op::Glue(op) => glue::apply(&clients.glue, &clients.s3, op).await?,
             Op::Secrets(op) => secrets::apply(&clients.secrets, op).await?,
+            Op::Alarms(op) => alarms::apply(&clients.cloudwatch, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
             Op::Function(op) => function::apply(&clients.lambda, op, &created).await?,
@@ -584,8 +596,31 @@ pub async fn status(
         last_run.unwrap_or_else(|| "none".into())
     ));
     lines.extend(api_lines(config, desired, &current));
+    lines.extend(alarm_lines(config, desired, &current.alarms));
     lines.extend(endpoints(config, desired, &current));
     Ok(lines)
+}
+
+/// Each alert's alarm and the dashboard.
+fn alarm_lines(config: &DeployConfig, desired: &Desired, current: &alarms::Current) -> Vec<String> {
+    let mut lines: Vec<String> = desired
+        .manifest
+        .alerts
+        .iter()
+        .map(|alert| {
+            let name = desired.alarm(config, alert);
+            format!(
+                "cloudwatch alarm {name}: {}",
+                present(current.alarms.contains_key(&name))
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "cloudwatch dashboard {}: {}",
+        desired.dashboard(config),
+        present(current.dashboard.is_some())
+    ));
+    lines
 }
 
 /// How `status` shows whether a resource exists.

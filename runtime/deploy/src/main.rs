@@ -166,6 +166,10 @@ struct AwsArgs {
     /// the rest throttled by Lambda (default: the account's unreserved pool)
     #[arg(long)]
     edge_reserved_concurrency: Option<i32>,
+    /// The SNS topic (ARN) the quality alarms (the contracts' `quality.alerts`) notify when
+    /// they fire and when they clear (default: no notification; the dashboard shows them)
+    #[arg(long, value_name = "ARN")]
+    alarm_topic: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +238,7 @@ fn deploy_config(args: &AwsArgs) -> contract_deploy::DeployConfig {
             max_concurrent_runs: 1,
         },
         door: door(args),
+        alarm_topic: args.alarm_topic.clone(),
     }
 }
 

@@ -28,6 +28,7 @@ fn config() -> DeployConfig {
         dev_issuer: Some("https://id.example.com".into()),
         job_size: glue::JobSize::default(),
         door: crate::Door::Rest,
+        alarm_topic: None,
     }
 }
 
@@ -238,7 +239,12 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             tags: tags.clone(),
         })
     };
+    let alarms = alarms::desired_alarms(c, d);
     Current {
+        alarms: alarms::Current {
+            dashboard: Some(alarms::dashboard(c, d, &alarms)),
+            alarms: alarms.into_iter().map(|a| (a.name.clone(), a)).collect(),
+        },
         secret: secrets::Current::default(),
         iam: iam::Current {
             glue: role(Role::Glue),
@@ -571,6 +577,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
         }),
         edge: None,
         function: None,
+        alarms: full.alarms.clone(),
     };
     let plan = planned(&current);
     let name = format!("contractc-{}", d.manifest.name);
@@ -1005,9 +1012,12 @@ fn roles_come_first_and_are_scoped_to_the_contract() {
         "{glue}"
     );
     // The one wildcard resource is CloudWatch metrics, which has no resource ARNs; it is
-    // limited to Glue's namespace.
+    // limited to Glue's namespace and the contract's counts' (#24).
     assert_eq!(glue.matches("\"Resource\":\"*\"").count(), 1, "{glue}");
-    assert!(glue.contains("\"cloudwatch:namespace\":\"Glue\""), "{glue}");
+    assert!(
+        glue.contains("\"cloudwatch:namespace\":[\"Glue\",\"contractc\"]"),
+        "{glue}"
+    );
 }
 
 #[test]

@@ -124,6 +124,7 @@ fn config_in(moto: &Moto, region: &str) -> DeployConfig {
         dev_issuer: Some(ISSUER.into()),
         job_size: contract_deploy::glue::JobSize::default(),
         door: contract_deploy::Door::Rest,
+        alarm_topic: None,
     }
 }
 
@@ -2470,4 +2471,215 @@ async fn the_key_of_hashed_values_is_made_once_named_by_the_jobs_and_destroyed()
         .await
         .expect("read");
     assert!(!read.exists);
+}
+
+/// The contract's `quality.alerts` as CloudWatch alarms, and its dashboard (#24).
+async fn alarms_of(clients: &Clients, prefix: &str) -> Vec<aws_sdk_cloudwatch::types::MetricAlarm> {
+    clients
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(prefix)
+        .send()
+        .await
+        .expect("describe alarms")
+        .metric_alarms()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_alarms_and_dashboards_deploy_read_back_show_drift_and_destroy() {
+    let moto = start_moto();
+    let config = config(&moto);
+    let clients = Clients::new(&config).await;
+    let topic = "arn:aws:sns:us-east-1:123456789012:game-alerts";
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", "--alarm-topic", topic];
+        args.extend_from_slice(extra);
+        runtime(&moto, &args)
+    };
+    let applied = deploy(&["--apply"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&applied),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let shown = stdout(&applied);
+    for wanted in [
+        "+ create cloudwatch alarm contractc-game_events-broken_build",
+        "+ create cloudwatch alarm contractc-game_events-silence",
+        "+ create cloudwatch alarm contractc-match_events-bad_matches",
+        "+ create cloudwatch dashboard contractc-game_events",
+    ] {
+        assert!(shown.contains(wanted), "{wanted}:\n{shown}");
+    }
+
+    // Read back: each alert's window, threshold, metrics and missing-data rule, the topic.
+    let alarms = alarms_of(&clients, "contractc-game_events-").await;
+    let names: Vec<&str> = alarms.iter().filter_map(|a| a.alarm_name()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    let alarm = |name: &str| {
+        alarms
+            .iter()
+            .find(|a| a.alarm_name() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {names:?}"))
+    };
+    let broken = alarm("contractc-game_events-broken_build");
+    assert_eq!(broken.threshold(), Some(0.05));
+    assert_eq!(
+        broken.comparison_operator().map(|c| c.as_str()),
+        Some("GreaterThanThreshold")
+    );
+    let expression = broken
+        .metrics()
+        .iter()
+        .find(|q| q.return_data() == Some(true));
+    assert_eq!(
+        expression.and_then(|q| q.expression()),
+        Some("(quarantined + refused) / (accepted + quarantined + refused)")
+    );
+    let counted: Vec<(&str, Option<i32>)> = broken
+        .metrics()
+        .iter()
+        .filter_map(|q| q.metric_stat())
+        .map(|s| {
+            (
+                s.metric().and_then(|m| m.metric_name()).unwrap_or(""),
+                s.period(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            ("Accepted", Some(600)),
+            ("Quarantined", Some(600)),
+            ("Refused", Some(600))
+        ]
+    );
+    assert_eq!(broken.alarm_actions(), [topic]);
+    assert_eq!(broken.ok_actions(), [topic]);
+    let silence = alarm("contractc-game_events-silence");
+    assert_eq!(
+        silence.treat_missing_data(),
+        Some("breaching"),
+        "a stopped job publishes nothing"
+    );
+    assert_eq!(
+        silence.comparison_operator().map(|c| c.as_str()),
+        Some("LessThanOrEqualToThreshold")
+    );
+    let growth = alarm("contractc-game_events-quarantine_growth");
+    assert_eq!(growth.threshold(), Some(500.0));
+    assert_eq!(
+        growth
+            .metrics()
+            .first()
+            .and_then(|q| q.metric_stat())
+            .and_then(|s| s.period()),
+        Some(3600)
+    );
+    let dashboard = clients
+        .cloudwatch
+        .get_dashboard()
+        .dashboard_name("contractc-game_events")
+        .send()
+        .await
+        .expect("the dashboard");
+    let body: Value =
+        serde_json::from_str(dashboard.dashboard_body().expect("body")).expect("JSON");
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let alarm_widget = widgets
+        .iter()
+        .find(|w| w["type"] == "alarm")
+        .expect("an alarm widget");
+    assert_eq!(
+        alarm_widget["properties"]["alarms"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    assert!(
+        widgets
+            .iter()
+            .any(|w| w["properties"]["title"] == "Bad share"),
+        "{body:#}"
+    );
+
+    // Idempotent.
+    let again = deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+
+    // Drift: a threshold edited in the console, a dashboard replaced, an alarm no alert declares.
+    clients
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name("contractc-game_events-broken_build")
+        .set_metrics(Some(broken.metrics().to_vec()))
+        .evaluation_periods(1)
+        .threshold(0.5)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .treat_missing_data("notBreaching")
+        .alarm_description(broken.alarm_description().unwrap_or_default())
+        .set_alarm_actions(Some(vec![topic.to_string()]))
+        .set_ok_actions(Some(vec![topic.to_string()]))
+        .send()
+        .await
+        .expect("edit the alarm");
+    clients
+        .cloudwatch
+        .put_dashboard()
+        .dashboard_name("contractc-game_events")
+        .dashboard_body(r#"{"widgets": []}"#)
+        .send()
+        .await
+        .expect("replace the dashboard");
+    clients
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name("contractc-game_events-retired")
+        .metric_name("Accepted")
+        .namespace("contractc")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .expect("an alarm of an alert removed from the contract");
+    let drift = deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(drift.status.code(), Some(2), "{}", stdout(&drift));
+    let shown = stdout(&drift);
+    for wanted in [
+        "~ update cloudwatch alarm contractc-game_events-broken_build (threshold)",
+        "~ update cloudwatch dashboard contractc-game_events (widgets)",
+        "- delete cloudwatch alarm contractc-game_events-retired",
+    ] {
+        assert!(shown.contains(wanted), "{wanted}:\n{shown}");
+    }
+    assert!(!shown.contains("contractc-game_events-silence"), "{shown}");
+    let mended = deploy(&["--apply"]);
+    assert_eq!(mended.status.code(), Some(0), "{}", stdout(&mended));
+    let settled = deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(settled.status.code(), Some(0), "{}", stdout(&settled));
+
+    // Destroy takes them down.
+    let destroyed = deploy(&["--destroy", "--apply"]);
+    assert_eq!(
+        destroyed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&destroyed),
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    assert!(alarms_of(&clients, "contractc-").await.is_empty());
+    let listed = clients
+        .cloudwatch
+        .list_dashboards()
+        .send()
+        .await
+        .expect("list dashboards");
+    assert!(listed.dashboard_entries().is_empty(), "{listed:?}");
 }
