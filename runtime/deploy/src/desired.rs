@@ -13,6 +13,8 @@ pub struct Desired {
     pub script: Vec<u8>,
     /// The erasure job's script (`None`: the contract names no data subject).
     pub erasure_script: Option<Vec<u8>>,
+    /// The maintenance job's script (#24).
+    pub maintenance_script: Vec<u8>,
     pub model: String,
     /// The batch route's model (`None`: the contract has no batch route).
     pub batch_model: Option<String>,
@@ -61,6 +63,13 @@ impl Desired {
             }
             None => None,
         };
+        let maintenance_script = read("glue/maintenance_job.py")?;
+        check_fingerprint(
+            manifest,
+            generated,
+            "glue/maintenance_job.py",
+            &maintenance_script,
+        )?;
         let model = String::from_utf8_lossy(&read("apigateway/request-model.json")?).into_owned();
         let openapi: Value =
             serde_json::from_slice(&read("apigateway/openapi.json")?).map_err(invalid)?;
@@ -85,6 +94,7 @@ impl Desired {
             manifest,
             script,
             erasure_script,
+            maintenance_script,
             model,
             batch_model,
             openapi,

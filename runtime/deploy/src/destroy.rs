@@ -49,6 +49,9 @@ pub enum Op {
     DeleteSecret {
         name: String,
     },
+    DeleteTrigger {
+        name: String,
+    },
     /// CloudWatch alarms (a contract's quality alarms).
     DeleteAlarms {
         names: Vec<String>,
@@ -86,7 +89,19 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     let jobs = [
         (&current.glue.job, desired.job(config)),
         (&current.glue.erasure_job, desired.erasure_job(config)),
+        (
+            &current.glue.maintenance_job,
+            desired.maintenance_job(config),
+        ),
     ];
+    // The schedule before the job it starts.
+    if current.schedule.trigger.is_some() {
+        let name = desired.maintenance_trigger(config);
+        steps.push(step(
+            format!("glue trigger {name}"),
+            Op::DeleteTrigger { name },
+        ));
+    }
     for (_, name) in jobs.into_iter().filter(|(have, _)| have.is_some()) {
         steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
     }
@@ -112,6 +127,10 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
         (
             &current.s3.erasure_script,
             desired.erasure_script_key(config),
+        ),
+        (
+            &current.s3.maintenance_script,
+            desired.maintenance_script_key(config),
         ),
     ];
     for (_, key) in scripts.into_iter().filter(|(have, _)| have.is_some()) {
@@ -295,6 +314,7 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         }
         Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
         Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
+        Op::DeleteTrigger { name } => crate::schedule::delete(&clients.glue, name).await,
         Op::DeleteAlarms { names } => {
             clients
                 .cloudwatch

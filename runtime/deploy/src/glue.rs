@@ -27,6 +27,8 @@ pub struct Current {
     pub job: Option<JobState>,
     /// The erasure job (#23).
     pub erasure_job: Option<JobState>,
+    /// The maintenance job (#24).
+    pub maintenance_job: Option<JobState>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,13 +113,15 @@ pub enum JobKind {
     Streaming,
     /// The erasure job (`glueetl`), started by `contract-deploy forget` (#23).
     Erasure,
+    /// The maintenance job (`glueetl`), started on a schedule (#24, schedule.rs).
+    Maintenance,
 }
 
 impl JobKind {
     fn command(self) -> &'static str {
         match self {
             JobKind::Streaming => "gluestreaming",
-            JobKind::Erasure => "glueetl",
+            JobKind::Erasure | JobKind::Maintenance => "glueetl",
         }
     }
 }
@@ -198,6 +202,12 @@ pub async fn read(
             client,
             &desired.erasure_job(config),
             &desired.erasure_job_arn(config),
+        )
+        .await?,
+        maintenance_job: read_job(
+            client,
+            &desired.maintenance_job(config),
+            &desired.maintenance_job_arn(config),
         )
         .await?,
     })
@@ -386,7 +396,8 @@ pub fn plan(
     Ok(())
 }
 
-/// The streaming job, and the erasure job when the contract names its data subject.
+/// The streaming and maintenance jobs, and the erasure job when the contract names its data
+/// subject.
 fn plan_jobs(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
     let streaming = desired.streaming_job_spec(config);
     plan_job(
@@ -400,6 +411,9 @@ fn plan_jobs(config: &DeployConfig, desired: &Desired, current: &Current, steps:
         let arn = desired.erasure_job_arn(config);
         plan_job(erasure, &arn, current.erasure_job.as_ref(), steps);
     }
+    let maintenance = desired.maintenance_job_spec(config);
+    let arn = desired.maintenance_job_arn(config);
+    plan_job(maintenance, &arn, current.maintenance_job.as_ref(), steps);
 }
 
 /// What becomes of an existing Iceberg table's metadata: kept when it matches the definition,
@@ -784,6 +798,33 @@ impl Desired {
             role: self.role_arn(c, Role::Glue),
             script_location: format!("s3://{}/{}", c.bucket(), self.erasure_script_key(c)),
             arguments,
+            size: JobSize {
+                worker_type: "G.1X".into(),
+                workers: 2,
+                timeout_minutes: Some(120),
+                max_retries: 0,
+                max_concurrent_runs: 1,
+            },
+            tags: self.tags(c),
+        }
+    }
+
+    /// The maintenance job (generated `maintenance_job.py`): both tables rewritten, expired and
+    /// cleaned as their properties say, as the streaming job's role (scoped to the contract's
+    /// tables); one run at a time, no retry (the next scheduled run is the retry). It keeps
+    /// this stream's restart point (`--stream_arn`) and removes orphans older than a day.
+    pub(crate) fn maintenance_job_spec(&self, c: &DeployConfig) -> JobSpec {
+        let mut arguments = self.shared_arguments(c);
+        // It rewrites files, never values: no key needed.
+        arguments.remove("--pii_secret");
+        arguments.insert("--stream_arn".to_string(), self.stream_arn(c));
+        arguments.insert("--orphan_grace_hours".to_string(), "24".to_string());
+        JobSpec {
+            kind: JobKind::Maintenance,
+            name: self.maintenance_job(c),
+            role: self.role_arn(c, Role::Glue),
+            script_location: format!("s3://{}/{}", c.bucket(), self.maintenance_script_key(c)),
+            arguments: arguments.into_iter().collect(),
             size: JobSize {
                 worker_type: "G.1X".into(),
                 workers: 2,

@@ -583,10 +583,14 @@ fn jobs_statement(region: &str, account: &str, prefix: &str) -> Value {
         "Effect": "Allow",
         "Action": [
             "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:DeleteJob",
+            "glue:GetTrigger", "glue:CreateTrigger", "glue:DeleteTrigger",
             "glue:StartJobRun", "glue:GetJobRuns", "glue:TagResource",
             "glue:UntagResource", "glue:GetTags",
         ],
-        "Resource": format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
+        "Resource": [
+            format!("arn:aws:glue:{region}:{account}:job/{prefix}-*"),
+            format!("arn:aws:glue:{region}:{account}:trigger/{prefix}-*"),
+        ],
     })
 }
 

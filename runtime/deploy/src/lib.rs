@@ -26,6 +26,7 @@ pub mod logs;
 pub mod names;
 pub mod rest_api;
 pub mod s3;
+pub mod schedule;
 pub mod secrets;
 pub mod tags;
 
@@ -143,6 +144,8 @@ pub struct DeployConfig {
     pub door: Door,
     /// The SNS topic told when a quality alarm fires and clears (`--alarm-topic`).
     pub alarm_topic: Option<String>,
+    /// When the maintenance job runs: a Glue cron expression (`--maintenance-schedule`).
+    pub maintenance_schedule: String,
 }
 
 /// The door events enter by, behind the JWT front door.
@@ -261,6 +264,7 @@ pub enum Op {
     Glue(glue::Op),
     Secrets(secrets::Op),
     Alarms(alarms::Op),
+    Schedule(schedule::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
     Function(function::Op),
@@ -291,6 +295,8 @@ pub struct Current {
     pub function: Option<function::Current>,
     /// The quality alarms and the dashboard.
     pub alarms: alarms::Current,
+    /// The maintenance job's trigger.
+    pub schedule: schedule::Current,
 }
 
 /// Ids of resources created by earlier steps of the apply, for the steps that refer to them.
@@ -333,8 +339,11 @@ pub async fn read(
         s3: s3::read(
             &clients.s3,
             &config.bucket(),
-            &desired.script_key(config),
-            &desired.erasure_script_key(config),
+            [
+                &desired.script_key(config),
+                &desired.erasure_script_key(config),
+                &desired.maintenance_script_key(config),
+            ],
         )
         .await?,
         kinesis: kinesis::read(&clients.kinesis, &desired.stream(config)).await?,
@@ -347,6 +356,7 @@ pub async fn read(
         },
         function: function::read(&clients.lambda, config, desired).await?,
         alarms: alarms::read(&clients.cloudwatch, config, desired).await?,
+        schedule: schedule::read(&clients.glue, config, desired).await?,
     })
 }
 
@@ -366,6 +376,8 @@ pub fn plan(
     // The key before the jobs reading it.
     secrets::plan(config, desired, &current.secret, &mut plan.steps);
     glue::plan(config, desired, &current.glue, &mut plan.steps)?;
+    // After the job it starts.
+    schedule::plan(config, desired, &current.schedule, &mut plan.steps);
     // After the job publishing what they watch.
     alarms::plan(config, desired, &current.alarms, &mut plan.steps);
     plan.notes.extend(size_note(desired));
@@ -446,6 +458,7 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
             Op::Glue(op) => glue::apply(&clients.glue, &clients.s3, op).await?,
             Op::Secrets(op) => secrets::apply(&clients.secrets, op).await?,
             Op::Alarms(op) => alarms::apply(&clients.cloudwatch, op).await?,
+            Op::Schedule(op) => schedule::apply(&clients.glue, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
             Op::Function(op) => function::apply(&clients.lambda, op, &created).await?,
@@ -594,6 +607,16 @@ pub async fn status(
         "glue job {job}: {}, last run {}",
         present(current.glue.job.is_some()),
         last_run.unwrap_or_else(|| "none".into())
+    ));
+    lines.push(format!(
+        "glue job {}: {}, trigger {}",
+        desired.maintenance_job(config),
+        present(current.glue.maintenance_job.is_some()),
+        current
+            .schedule
+            .trigger
+            .as_ref()
+            .map_or("missing".to_string(), |t| t.schedule.clone())
     ));
     lines.extend(api_lines(config, desired, &current));
     lines.extend(alarm_lines(config, desired, &current.alarms));

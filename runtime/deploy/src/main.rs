@@ -170,6 +170,10 @@ struct AwsArgs {
     /// they fire and when they clear (default: no notification; the dashboard shows them)
     #[arg(long, value_name = "ARN")]
     alarm_topic: Option<String>,
+    /// When each contract's maintenance job runs (compaction, manifests, snapshot expiry,
+    /// orphan files): a Glue cron expression, UTC
+    #[arg(long, default_value = contract_deploy::schedule::DEFAULT_SCHEDULE)]
+    maintenance_schedule: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +243,7 @@ fn deploy_config(args: &AwsArgs) -> contract_deploy::DeployConfig {
         },
         door: door(args),
         alarm_topic: args.alarm_topic.clone(),
+        maintenance_schedule: args.maintenance_schedule.clone(),
     }
 }
 

@@ -151,6 +151,30 @@ impl Desired {
         )
     }
 
+    /// The maintenance job's script (#24) in the artifacts bucket.
+    pub(crate) fn maintenance_script_key(&self, c: &DeployConfig) -> String {
+        format!("{}/{}/maintenance_job.py", c.prefix, self.manifest.name)
+    }
+
+    /// The maintenance job (#24): compaction, manifests, snapshot expiry, orphan files.
+    pub(crate) fn maintenance_job(&self, c: &DeployConfig) -> String {
+        format!("{}-{}-maintenance", c.prefix, self.manifest.name)
+    }
+
+    pub(crate) fn maintenance_job_arn(&self, c: &DeployConfig) -> String {
+        format!(
+            "arn:aws:glue:{}:{}:job/{}",
+            c.region,
+            c.account_id,
+            self.maintenance_job(c)
+        )
+    }
+
+    /// The scheduled trigger starting the maintenance job.
+    pub(crate) fn maintenance_trigger(&self, c: &DeployConfig) -> String {
+        format!("{}-{}-maintenance", c.prefix, self.manifest.name)
+    }
+
     /// The names of the contract's tables: events, quarantine, stream.
     pub(crate) fn table_names(&self) -> [String; 3] {
         [

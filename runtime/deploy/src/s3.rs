@@ -21,6 +21,8 @@ pub struct Current {
     pub script: Option<Vec<u8>>,
     /// The erasure job's script (#23).
     pub erasure_script: Option<Vec<u8>>,
+    /// The maintenance job's script (#24).
+    pub maintenance_script: Option<Vec<u8>>,
     /// The bucket's settings, when it exists.
     pub settings: BucketSettings,
 }
@@ -65,13 +67,9 @@ pub enum Op {
     },
 }
 
-/// The bucket, the streaming job's script at `key` and the erasure job's at `erasure_key`.
-pub async fn read(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    erasure_key: &str,
-) -> Result<Current, DeployError> {
+/// The bucket, and the scripts of the streaming, erasure and maintenance jobs at `keys`.
+pub async fn read(client: &Client, bucket: &str, keys: [&str; 3]) -> Result<Current, DeployError> {
+    let [key, erasure_key, maintenance_key] = keys;
     let head = client.head_bucket().bucket(bucket).send().await;
     if found("s3:HeadBucket", head, |e| e.is_not_found())?.is_none() {
         // No bucket, no object in it.
@@ -81,6 +79,7 @@ pub async fn read(
         bucket: true,
         script: read_object(client, bucket, key).await?,
         erasure_script: read_object(client, bucket, erasure_key).await?,
+        maintenance_script: read_object(client, bucket, maintenance_key).await?,
         settings: read_settings(client, bucket).await?,
     })
 }
@@ -282,6 +281,11 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
             desired.erasure_script_key(config),
             desired.erasure_script.as_ref(),
             &current.erasure_script,
+        ),
+        (
+            desired.maintenance_script_key(config),
+            Some(&desired.maintenance_script),
+            &current.maintenance_script,
         ),
     ];
     for (key, want, have) in scripts {

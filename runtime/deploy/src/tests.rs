@@ -29,6 +29,7 @@ fn config() -> DeployConfig {
         job_size: glue::JobSize::default(),
         door: crate::Door::Rest,
         alarm_topic: None,
+        maintenance_schedule: schedule::DEFAULT_SCHEDULE.into(),
     }
 }
 
@@ -69,6 +70,7 @@ fn desired() -> Desired {
         manifest,
         script: b"print('job')\n".to_vec(),
         erasure_script: Some(b"print('erasure')\n".to_vec()),
+        maintenance_script: b"print('maintenance')\n".to_vec(),
         model: json!({"title": "TestEvent", "type": "object"}).to_string(),
         batch_model: Some(json!({"title": "TestEventBatch", "type": "array"}).to_string()),
         openapi: json!({"paths": {
@@ -241,6 +243,12 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
     };
     let alarms = alarms::desired_alarms(c, d);
     Current {
+        schedule: schedule::Current {
+            trigger: Some(schedule::Trigger {
+                schedule: c.maintenance_schedule.clone(),
+                jobs: vec![d.maintenance_job(c)],
+            }),
+        },
         alarms: alarms::Current {
             dashboard: Some(alarms::dashboard(c, d, &alarms)),
             alarms: alarms.into_iter().map(|a| (a.name.clone(), a)).collect(),
@@ -267,6 +275,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
             bucket: true,
             script: Some(d.script.clone()),
             erasure_script: d.erasure_script.clone(),
+            maintenance_script: Some(d.maintenance_script.clone()),
             settings: s3::wanted_settings(c),
         },
         kinesis: kinesis::Current {
@@ -287,6 +296,7 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
                 tags: tags.clone(),
             }),
             erasure_job: Some(deployed_job(&d.erasure_job_spec(c))),
+            maintenance_job: Some(deployed_job(&d.maintenance_job_spec(c))),
         },
         rest_api: Some(rest_api::Current {
             id: "api".into(),
@@ -578,6 +588,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
         edge: None,
         function: None,
         alarms: full.alarms.clone(),
+        schedule: full.schedule.clone(),
     };
     let plan = planned(&current);
     let name = format!("contractc-{}", d.manifest.name);
@@ -1366,11 +1377,14 @@ fn only_a_contract_storing_hashed_values_gets_the_key_and_its_jobs_name_it() {
     let c = config();
     let resources =
         |plan: &Plan| -> Vec<String> { plan.steps.iter().map(|s| s.resource.clone()).collect() };
+    // The jobs that read or write values; the maintenance job only rewrites files.
     let job_arguments = |plan: &Plan| -> Vec<BTreeMap<String, String>> {
         plan.steps
             .iter()
             .filter_map(|s| match &s.op {
-                Op::Glue(glue::Op::CreateJob(spec)) => Some(spec.arguments.clone()),
+                Op::Glue(glue::Op::CreateJob(spec)) if spec.kind != glue::JobKind::Maintenance => {
+                    Some(spec.arguments.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -1415,4 +1429,6 @@ fn only_a_contract_storing_hashed_values_gets_the_key_and_its_jobs_name_it() {
             .all(|a| a.get("--pii_secret").map(String::as_str) == Some("contractc/pii-keys")),
         "{jobs:#?}"
     );
+    let maintenance = hashed.maintenance_job_spec(&c);
+    assert!(!maintenance.arguments.contains_key("--pii_secret"));
 }

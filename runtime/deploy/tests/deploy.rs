@@ -125,6 +125,7 @@ fn config_in(moto: &Moto, region: &str) -> DeployConfig {
         job_size: contract_deploy::glue::JobSize::default(),
         door: contract_deploy::Door::Rest,
         alarm_topic: None,
+        maintenance_schedule: contract_deploy::schedule::DEFAULT_SCHEDULE.into(),
     }
 }
 
@@ -2682,4 +2683,148 @@ async fn quality_alarms_and_dashboards_deploy_read_back_show_drift_and_destroy()
         .await
         .expect("list dashboards");
     assert!(listed.dashboard_entries().is_empty(), "{listed:?}");
+}
+
+/// The maintenance job (#24): deployed as glueetl with its script, started hourly by a
+/// scheduled trigger; a changed schedule replaces the trigger; destroy removes both.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_maintenance_job_and_its_schedule_deploy_show_drift_and_destroy() {
+    let moto = start_moto();
+    let config = config(&moto);
+    let clients = Clients::new(&config).await;
+    let applied = runtime(&moto, &["deploy", "--apply"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&applied),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(
+        stdout(&applied).contains(
+            "+ create glue trigger contractc-game_events-maintenance (cron(15 * * * ? *))"
+        ),
+        "{}",
+        stdout(&applied)
+    );
+    let job = clients
+        .glue
+        .get_job()
+        .job_name("contractc-game_events-maintenance")
+        .send()
+        .await
+        .expect("the maintenance job")
+        .job
+        .expect("a job");
+    let command = job.command().expect("command");
+    assert_eq!(command.name(), Some("glueetl"));
+    let key = "contractc/game_events/maintenance_job.py";
+    assert_eq!(
+        command.script_location(),
+        Some(format!("s3://contractc-artifacts/{key}").as_str())
+    );
+    let arguments = job.default_arguments().expect("arguments");
+    assert_eq!(
+        arguments.get("--orphan_grace_hours").map(String::as_str),
+        Some("24")
+    );
+    assert!(
+        arguments
+            .get("--stream_arn")
+            .is_some_and(|a| a.ends_with(":stream/contractc-game_events")),
+        "{arguments:?}"
+    );
+    assert_eq!(
+        job.role(),
+        Some("arn:aws:iam::123456789012:role/contractc-game_events-glue")
+    );
+    let script = clients
+        .s3
+        .get_object()
+        .bucket("contractc-artifacts")
+        .key(key)
+        .send()
+        .await
+        .expect("the script")
+        .body
+        .collect()
+        .await
+        .expect("bytes")
+        .into_bytes();
+    let generated = std::fs::read(repo().join("generated/game_events/glue/maintenance_job.py"))
+        .expect("generated");
+    assert_eq!(
+        script.as_ref(),
+        generated.as_slice(),
+        "the generated script, byte for byte"
+    );
+    let trigger = clients
+        .glue
+        .get_trigger()
+        .name("contractc-game_events-maintenance")
+        .send()
+        .await
+        .expect("the trigger")
+        .trigger
+        .expect("a trigger");
+    assert_eq!(trigger.r#type().map(|t| t.as_str()), Some("SCHEDULED"));
+    assert_eq!(trigger.schedule(), Some("cron(15 * * * ? *)"));
+    let started: Vec<&str> = trigger
+        .actions()
+        .iter()
+        .filter_map(|a| a.job_name())
+        .collect();
+    assert_eq!(started, ["contractc-game_events-maintenance"]);
+
+    let again = runtime(&moto, &["deploy", "--plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let nightly = ["deploy", "--maintenance-schedule", "cron(0 3 * * ? *)"];
+    let drift = runtime(
+        &moto,
+        &[&nightly[..], &["--plan", "--detailed-exitcode"]].concat(),
+    );
+    assert_eq!(drift.status.code(), Some(2), "{}", stdout(&drift));
+    assert!(
+        stdout(&drift).contains(
+            "~ update glue trigger contractc-game_events-maintenance (cron(0 3 * * ? *)) (schedule cron(15 * * * ? *))"
+        ),
+        "{}",
+        stdout(&drift)
+    );
+    let replaced = runtime(&moto, &[&nightly[..], &["--apply"]].concat());
+    assert_eq!(
+        replaced.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&replaced),
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let settled = runtime(
+        &moto,
+        &[&nightly[..], &["--plan", "--detailed-exitcode"]].concat(),
+    );
+    assert_eq!(settled.status.code(), Some(0), "{}", stdout(&settled));
+
+    let destroyed = runtime(&moto, &["deploy", "--destroy", "--apply"]);
+    assert_eq!(
+        destroyed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&destroyed),
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    let gone = clients
+        .glue
+        .get_trigger()
+        .name("contractc-game_events-maintenance")
+        .send()
+        .await;
+    assert!(gone.is_err(), "{gone:?}");
+    let job = clients
+        .glue
+        .get_job()
+        .job_name("contractc-game_events-maintenance")
+        .send()
+        .await;
+    assert!(job.is_err(), "{job:?}");
 }
