@@ -52,6 +52,10 @@ pub enum Op {
     DeleteTrigger {
         name: String,
     },
+    /// An Athena workgroup and its named queries.
+    DeleteWorkGroup {
+        name: String,
+    },
     /// CloudWatch alarms (a contract's quality alarms).
     DeleteAlarms {
         names: Vec<String>,
@@ -86,6 +90,13 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     plan_doors(config, desired, current, steps);
     // What watches the stack goes before it: no alarm fires on a stack being taken down.
     plan_alarms(config, desired, &current.alarms, steps);
+    if current.queries.workgroup {
+        let name = desired.workgroup(config);
+        steps.push(step(
+            format!("athena workgroup {name} and its named queries"),
+            Op::DeleteWorkGroup { name },
+        ));
+    }
     let jobs = [
         (&current.glue.job, desired.job(config)),
         (&current.glue.erasure_job, desired.erasure_job(config)),
@@ -315,6 +326,9 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         Op::DeleteRole { name, with_policy } => delete_role(&clients.iam, name, *with_policy).await,
         Op::EmptyAndDeleteBucket { bucket } => empty_and_delete(&clients.s3, bucket).await,
         Op::DeleteTrigger { name } => crate::schedule::delete(&clients.glue, name).await,
+        Op::DeleteWorkGroup { name } => {
+            crate::queries::delete_workgroup(&clients.athena, name).await
+        }
         Op::DeleteAlarms { names } => {
             clients
                 .cloudwatch

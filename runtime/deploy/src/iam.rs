@@ -490,6 +490,16 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*"),
             },
             {
+                "Sid": "ReadyQueries",
+                "Effect": "Allow",
+                "Action": [
+                    "athena:GetWorkGroup", "athena:CreateWorkGroup", "athena:DeleteWorkGroup",
+                    "athena:TagResource", "athena:ListNamedQueries", "athena:GetNamedQuery",
+                    "athena:CreateNamedQuery", "athena:UpdateNamedQuery", "athena:DeleteNamedQuery",
+                ],
+                "Resource": format!("arn:aws:athena:{region}:{account}:workgroup/{prefix}-*"),
+            },
+            {
                 "Sid": "Dashboards",
                 "Effect": "Allow",
                 "Action": [

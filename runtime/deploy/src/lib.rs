@@ -24,6 +24,7 @@ pub mod iam;
 pub mod kinesis;
 pub mod logs;
 pub mod names;
+pub mod queries;
 pub mod rest_api;
 pub mod s3;
 pub mod schedule;
@@ -181,6 +182,7 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub athena: aws_sdk_athena::Client,
 }
 
 impl Clients {
@@ -219,6 +221,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
+            athena: aws_sdk_athena::Client::new(&shared),
         }
     }
 }
@@ -265,6 +268,7 @@ pub enum Op {
     Secrets(secrets::Op),
     Alarms(alarms::Op),
     Schedule(schedule::Op),
+    Queries(queries::Op),
     RestApi(rest_api::Op),
     Edge(edge::Op),
     Function(function::Op),
@@ -297,6 +301,8 @@ pub struct Current {
     pub alarms: alarms::Current,
     /// The maintenance job's trigger.
     pub schedule: schedule::Current,
+    /// The Athena workgroup and its named queries.
+    pub queries: queries::Current,
 }
 
 /// Ids of resources created by earlier steps of the apply, for the steps that refer to them.
@@ -357,6 +363,7 @@ pub async fn read(
         function: function::read(&clients.lambda, config, desired).await?,
         alarms: alarms::read(&clients.cloudwatch, config, desired).await?,
         schedule: schedule::read(&clients.glue, config, desired).await?,
+        queries: queries::read(&clients.athena, config, desired).await?,
     })
 }
 
@@ -380,6 +387,7 @@ pub fn plan(
     schedule::plan(config, desired, &current.schedule, &mut plan.steps);
     // After the job publishing what they watch.
     alarms::plan(config, desired, &current.alarms, &mut plan.steps);
+    queries::plan(config, desired, &current.queries, &mut plan.steps);
     plan.notes.extend(size_note(desired));
     plan_door(config, desired, current, &mut plan)?;
     Ok(plan)
@@ -459,6 +467,7 @@ pub async fn apply(clients: &Clients, plan: &Plan) -> Result<(), DeployError> {
             Op::Secrets(op) => secrets::apply(&clients.secrets, op).await?,
             Op::Alarms(op) => alarms::apply(&clients.cloudwatch, op).await?,
             Op::Schedule(op) => schedule::apply(&clients.glue, op).await?,
+            Op::Queries(op) => queries::apply(&clients.athena, op).await?,
             Op::RestApi(op) => rest_api::apply(&clients.apigateway, op, &mut created).await?,
             Op::Edge(op) => edge::apply(&clients.apigatewayv2, op, &mut created).await?,
             Op::Function(op) => function::apply(&clients.lambda, op, &created).await?,
@@ -620,6 +629,13 @@ pub async fn status(
     ));
     lines.extend(api_lines(config, desired, &current));
     lines.extend(alarm_lines(config, desired, &current.alarms));
+    lines.push(format!(
+        "athena workgroup {}: {}, {} named queries of {}",
+        desired.workgroup(config),
+        present(current.queries.workgroup),
+        current.queries.queries.len(),
+        queries::desired_queries(desired).len()
+    ));
     lines.extend(endpoints(config, desired, &current));
     Ok(lines)
 }

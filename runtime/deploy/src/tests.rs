@@ -243,6 +243,14 @@ fn deployed(c: &DeployConfig, d: &Desired) -> Current {
     };
     let alarms = alarms::desired_alarms(c, d);
     Current {
+        queries: queries::Current {
+            workgroup: true,
+            queries: queries::desired_queries(d)
+                .into_iter()
+                .enumerate()
+                .map(|(i, q)| (q.name.clone(), (format!("query-{i}"), q)))
+                .collect(),
+        },
         schedule: schedule::Current {
             trigger: Some(schedule::Trigger {
                 schedule: c.maintenance_schedule.clone(),
@@ -589,6 +597,7 @@ fn a_partial_apply_plans_only_what_is_missing() {
         function: None,
         alarms: full.alarms.clone(),
         schedule: full.schedule.clone(),
+        queries: full.queries.clone(),
     };
     let plan = planned(&current);
     let name = format!("contractc-{}", d.manifest.name);
@@ -766,14 +775,30 @@ fn a_new_optional_column_evolves_the_iceberg_table() {
         &changed.manifest.table.database,
         &changed.manifest.table.name,
     );
+    let (tables, others): (Vec<String>, Vec<String>) = shown(&plan)
+        .into_iter()
+        .partition(|s| s.starts_with("~ update glue table"));
     assert_eq!(
-        shown(&plan),
+        tables,
         [
             format!(
                 "~ update glue table {database}.{table} (parameter contractc.definition-sha, columns, iceberg add column added_note)"
             ),
             format!("~ update glue table {database}.{table}_stream (columns)"),
         ]
+    );
+    // The new envelope column is in every variant's view: their saved queries change too.
+    let variants = changed
+        .manifest
+        .variants
+        .as_ref()
+        .map_or(0, |v| v.cases.len());
+    assert_eq!(others.len(), variants, "{others:#?}");
+    assert!(
+        others
+            .iter()
+            .all(|s| s.starts_with("~ update athena named query") && s.ends_with("(query)")),
+        "{others:#?}"
     );
     let Op::Glue(glue::Op::UpdateTable {
         iceberg:
@@ -1431,4 +1456,44 @@ fn only_a_contract_storing_hashed_values_gets_the_key_and_its_jobs_name_it() {
     );
     let maintenance = hashed.maintenance_job_spec(&c);
     assert!(!maintenance.arguments.contains_key("--pii_secret"));
+}
+
+#[test]
+fn a_view_edited_in_athena_is_planned_back_and_a_missing_one_created() {
+    let (c, d) = (config(), desired());
+    let mut current = deployed(&c, &d);
+    assert!(
+        planned(&current).steps.is_empty(),
+        "{:#?}",
+        shown(&planned(&current))
+    );
+    let names: Vec<String> = current.queries.queries.keys().cloned().collect();
+    assert!(names.len() >= 2, "{names:?}");
+    if let Some((_, query)) = current.queries.queries.get_mut(&names[0]) {
+        query.sql.push_str(" LIMIT 10");
+    }
+    current.queries.queries.remove(&names[1]);
+    assert_eq!(
+        shown(&planned(&current)),
+        [
+            format!(
+                "~ update athena named query contractc-{}/{} (query)",
+                d.manifest.name, names[0]
+            ),
+            format!(
+                "+ create athena named query contractc-{}/{}",
+                d.manifest.name, names[1]
+            ),
+        ]
+    );
+    // Each query is the view's statement: the database's view of the generated views.sql.
+    let first = &queries::desired_queries(&d)[0];
+    assert!(
+        first.sql.starts_with(&format!(
+            "CREATE OR REPLACE VIEW {}.",
+            d.manifest.table.database
+        )),
+        "{}",
+        first.sql
+    );
 }
