@@ -32,10 +32,11 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "system packages (Java for Spark, jarjar for the Iceberg runtime's Jackson)"
+step "system packages (Java for Spark, jarjar for the Iceberg runtime's Jackson, promtool for the alert rules)"
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/jarjar.jar ] || missing+=(libjarjar-java)
+command -v promtool >/dev/null || missing+=(prometheus)
 install_missing
 java -version 2>&1 | head -1
 
@@ -146,6 +147,10 @@ VIEWS_LOG="$(mktemp)"
 (cd tests && SPARK_LOCAL_IP=127.0.0.1 "$VENV/bin/python" athena_views.py "$ROOT") \
     2> >(grep -v -E "WARN|setLogLevel|^\s*$" >&2) | tee "$VIEWS_LOG"
 
+step "the generated Prometheus alert rules under promtool: check, and series that fire and do not fire each alert (#24)"
+ALERTS_LOG="$(mktemp)"
+"$VENV/bin/python" tests/alert_rules.py contracts generated | tee "$ALERTS_LOG"
+
 step "the AWS edge function under cargo-lambda's emulator, on moto's Kinesis: serve's answers, the Glue job's rows"
 cargo build --quiet --locked -p contract-edge
 EDGE_LOG="$(mktemp)"
@@ -220,6 +225,9 @@ lake_cases=$(sed -n 's/^\(maintenance job\|athena views\): \([0-9]*\) passed, \(
     | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 lake_passed=${lake_cases% *}
 lake_failed=${lake_cases#* }
-rm -f "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$MAINTENANCE_LOG" "$VIEWS_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed; lake maintenance and view checks: $lake_passed passed, $lake_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed + lake_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed + lake_failed)) failed"
+alert_cases=$(sed -n 's/^alert rules: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$ALERTS_LOG")
+alert_passed=${alert_cases% *}
+alert_failed=${alert_cases#* }
+rm -f "$ALERTS_LOG" "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$MAINTENANCE_LOG" "$VIEWS_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed; lake maintenance and view checks: $lake_passed passed, $lake_failed failed; alert rule checks: $alert_passed passed, $alert_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed + lake_passed + alert_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed + lake_failed + alert_failed)) failed"

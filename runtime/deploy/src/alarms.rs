@@ -66,6 +66,13 @@ pub enum Op {
         name: String,
         body: Value,
     },
+    /// Alarms of the contract no alert declares (or all of them, on `--destroy`).
+    DeleteAlarms {
+        names: Vec<String>,
+    },
+    DeleteDashboard {
+        name: String,
+    },
 }
 
 impl Desired {
@@ -277,7 +284,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
         .cloned()
         .collect();
     if !retired.is_empty() {
-        steps.push(crate::destroy::delete_alarms(retired));
+        steps.push(delete_alarms(retired));
     }
     let body = dashboard(config, desired, &wanted);
     let action = match &current.dashboard {
@@ -295,6 +302,36 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
 
 pub(crate) fn resource(name: &str) -> String {
     format!("cloudwatch alarm {name}")
+}
+
+/// The deletion of `names`.
+pub(crate) fn delete_alarms(names: Vec<String>) -> Step {
+    let shown: Vec<String> = names.iter().map(|n| resource(n)).collect();
+    Step {
+        resource: shown.join(", "),
+        action: Action::Delete,
+        op: crate::Op::Alarms(Op::DeleteAlarms { names }),
+    }
+}
+
+/// `--destroy`: the contract's alarms and its dashboard, when they exist.
+pub(crate) fn plan_destroy(
+    config: &DeployConfig,
+    desired: &Desired,
+    current: &Current,
+    steps: &mut Vec<Step>,
+) {
+    if !current.alarms.is_empty() {
+        steps.push(delete_alarms(current.alarms.keys().cloned().collect()));
+    }
+    if current.dashboard.is_some() {
+        let name = desired.dashboard(config);
+        steps.push(Step {
+            resource: dashboard_resource(&name),
+            action: Action::Delete,
+            op: crate::Op::Alarms(Op::DeleteDashboard { name }),
+        });
+    }
 }
 
 pub(crate) fn dashboard_resource(name: &str) -> String {
@@ -393,6 +430,24 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .send()
                 .await
                 .map_err(aws("cloudwatch:PutDashboard"))?;
+            Ok(())
+        }
+        Op::DeleteAlarms { names } => {
+            client
+                .delete_alarms()
+                .set_alarm_names(Some(names.clone()))
+                .send()
+                .await
+                .map_err(aws("cloudwatch:DeleteAlarms"))?;
+            Ok(())
+        }
+        Op::DeleteDashboard { name } => {
+            client
+                .delete_dashboards()
+                .dashboard_names(name)
+                .send()
+                .await
+                .map_err(aws("cloudwatch:DeleteDashboards"))?;
             Ok(())
         }
     }

@@ -56,13 +56,6 @@ pub enum Op {
     DeleteWorkGroup {
         name: String,
     },
-    /// CloudWatch alarms (a contract's quality alarms).
-    DeleteAlarms {
-        names: Vec<String>,
-    },
-    DeleteDashboard {
-        name: String,
-    },
 }
 
 /// What the bucket holds.
@@ -89,7 +82,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     let steps = &mut plan.steps;
     plan_doors(config, desired, current, steps);
     // What watches the stack goes before it: no alarm fires on a stack being taken down.
-    plan_alarms(config, desired, &current.alarms, steps);
+    crate::alarms::plan_destroy(config, desired, &current.alarms, steps);
     if current.queries.workgroup {
         let name = desired.workgroup(config);
         steps.push(step(
@@ -97,25 +90,7 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
             Op::DeleteWorkGroup { name },
         ));
     }
-    let jobs = [
-        (&current.glue.job, desired.job(config)),
-        (&current.glue.erasure_job, desired.erasure_job(config)),
-        (
-            &current.glue.maintenance_job,
-            desired.maintenance_job(config),
-        ),
-    ];
-    // The schedule before the job it starts.
-    if current.schedule.trigger.is_some() {
-        let name = desired.maintenance_trigger(config);
-        steps.push(step(
-            format!("glue trigger {name}"),
-            Op::DeleteTrigger { name },
-        ));
-    }
-    for (_, name) in jobs.into_iter().filter(|(have, _)| have.is_some()) {
-        steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
-    }
+    plan_jobs(config, desired, current, steps);
     let database = &desired.manifest.table.database;
     for name in current.glue.tables.keys() {
         steps.push(step(
@@ -182,30 +157,26 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current) -> Plan
     plan
 }
 
-/// The contract's quality alarms and its dashboard, when they exist.
-fn plan_alarms(
-    config: &DeployConfig,
-    desired: &Desired,
-    current: &crate::alarms::Current,
-    steps: &mut Vec<Step>,
-) {
-    if !current.alarms.is_empty() {
-        steps.push(delete_alarms(current.alarms.keys().cloned().collect()));
-    }
-    if current.dashboard.is_some() {
-        let name = desired.dashboard(config);
+/// The maintenance job's schedule, then the jobs.
+fn plan_jobs(config: &DeployConfig, desired: &Desired, current: &Current, steps: &mut Vec<Step>) {
+    if current.schedule.trigger.is_some() {
+        let name = desired.maintenance_trigger(config);
         steps.push(step(
-            crate::alarms::dashboard_resource(&name),
-            Op::DeleteDashboard { name },
+            format!("glue trigger {name}"),
+            Op::DeleteTrigger { name },
         ));
     }
-}
-
-/// The deletion of `names` (alarms of the contract: all on `--destroy`, those no alert
-/// declares any more on a deploy).
-pub(crate) fn delete_alarms(names: Vec<String>) -> Step {
-    let shown: Vec<String> = names.iter().map(|n| crate::alarms::resource(n)).collect();
-    step(shown.join(", "), Op::DeleteAlarms { names })
+    let jobs = [
+        (&current.glue.job, desired.job(config)),
+        (&current.glue.erasure_job, desired.erasure_job(config)),
+        (
+            &current.glue.maintenance_job,
+            desired.maintenance_job(config),
+        ),
+    ];
+    for (_, name) in jobs.into_iter().filter(|(have, _)| have.is_some()) {
+        steps.push(step(format!("glue job {name}"), Op::DeleteJob { name }));
+    }
 }
 
 /// The doors: the front door first (so no event is accepted into a stream about to go), then
@@ -328,26 +299,6 @@ pub async fn apply(clients: &Clients, op: &Op) -> Result<(), DeployError> {
         Op::DeleteTrigger { name } => crate::schedule::delete(&clients.glue, name).await,
         Op::DeleteWorkGroup { name } => {
             crate::queries::delete_workgroup(&clients.athena, name).await
-        }
-        Op::DeleteAlarms { names } => {
-            clients
-                .cloudwatch
-                .delete_alarms()
-                .set_alarm_names(Some(names.clone()))
-                .send()
-                .await
-                .map_err(aws("cloudwatch:DeleteAlarms"))?;
-            Ok(())
-        }
-        Op::DeleteDashboard { name } => {
-            clients
-                .cloudwatch
-                .delete_dashboards()
-                .dashboard_names(name)
-                .send()
-                .await
-                .map_err(aws("cloudwatch:DeleteDashboards"))?;
-            Ok(())
         }
         Op::DeleteSecret { name } => {
             clients

@@ -453,7 +453,7 @@ async fn tag(client: &Client, name: &str, change: &tags::Change) -> Result<(), D
 /// scoped to the prefix's resources where the service allows it.
 pub fn deployer_policy(config: &DeployConfig) -> Value {
     let (region, account, prefix) = (&config.region, &config.account_id, &config.prefix);
-    json!({
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Identity", "Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
@@ -480,33 +480,6 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Resource": config.pii_secret_arn_pattern(),
             },
             apis_statement(region),
-            {
-                "Sid": "QualityAlarms",
-                "Effect": "Allow",
-                "Action": [
-                    "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms", "cloudwatch:TagResource",
-                ],
-                "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*"),
-            },
-            {
-                "Sid": "ReadyQueries",
-                "Effect": "Allow",
-                "Action": [
-                    "athena:GetWorkGroup", "athena:CreateWorkGroup", "athena:DeleteWorkGroup",
-                    "athena:TagResource", "athena:ListNamedQueries", "athena:GetNamedQuery",
-                    "athena:CreateNamedQuery", "athena:UpdateNamedQuery", "athena:DeleteNamedQuery",
-                ],
-                "Resource": format!("arn:aws:athena:{region}:{account}:workgroup/{prefix}-*"),
-            },
-            {
-                "Sid": "Dashboards",
-                "Effect": "Allow",
-                "Action": [
-                    "cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards",
-                ],
-                "Resource": format!("arn:aws:cloudwatch::{account}:dashboard/{prefix}-*"),
-            },
             functions_statement(region, account, prefix),
             {
                 "Sid": "AccessLogs",
@@ -531,7 +504,11 @@ pub fn deployer_policy(config: &DeployConfig) -> Value {
                 "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*"),
             },
         ],
-    })
+    });
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.extend(watch_statements(region, account, prefix));
+    }
+    policy
 }
 
 /// The prefix's edge functions: managed, tagged, and invokable by their front doors.
@@ -587,6 +564,39 @@ fn catalog_statement(region: &str, account: &str) -> Value {
 }
 
 /// The prefix's Glue jobs: managed, tagged and started.
+/// The quality alarms, the dashboards and the ready queries (#24).
+fn watch_statements(region: &str, account: &str, prefix: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "Sid": "QualityAlarms",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms", "cloudwatch:TagResource",
+            ],
+            "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*"),
+        }),
+        json!({
+            "Sid": "Dashboards",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards",
+            ],
+            "Resource": format!("arn:aws:cloudwatch::{account}:dashboard/{prefix}-*"),
+        }),
+        json!({
+            "Sid": "ReadyQueries",
+            "Effect": "Allow",
+            "Action": [
+                "athena:GetWorkGroup", "athena:CreateWorkGroup", "athena:DeleteWorkGroup",
+                "athena:TagResource", "athena:ListNamedQueries", "athena:GetNamedQuery",
+                "athena:CreateNamedQuery", "athena:UpdateNamedQuery", "athena:DeleteNamedQuery",
+            ],
+            "Resource": format!("arn:aws:athena:{region}:{account}:workgroup/{prefix}-*"),
+        }),
+    ]
+}
+
 fn jobs_statement(region: &str, account: &str, prefix: &str) -> Value {
     json!({
         "Sid": "Jobs",

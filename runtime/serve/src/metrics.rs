@@ -72,6 +72,59 @@ impl DedupMetrics {
     }
 }
 
+/// What the quality alerts read and show (#24): failed commits, and alerts firing.
+fn alert_metrics(registry: &Registry) -> (IntCounterVec, IntGaugeVec) {
+    let commit_failures = IntCounterVec::new(
+        Opts::new(
+            names::COMMIT_FAILURES_TOTAL,
+            "Flushes whose commit to a table of the contract failed after its retries (the events stay in the write-ahead log)",
+        ),
+        &["contract"],
+    )
+    .expect("valid metric");
+    let alert_firing = IntGaugeVec::new(
+        Opts::new(
+            names::ALERT_FIRING,
+            "1 while the contract's alert is firing (serve's own evaluation of quality.alerts)",
+        ),
+        &["contract", "alert"],
+    )
+    .expect("valid metric");
+    register_all(
+        registry,
+        [
+            Box::new(commit_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(alert_firing.clone()),
+        ],
+    );
+    (commit_failures, alert_firing)
+}
+
+/// Latency of commits, by table.
+fn commit_histogram() -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(
+            "contractc_commit_seconds",
+            "Latency of Iceberg commits (write files + commit)",
+        )
+        .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        &["table"],
+    )
+    .expect("valid metric")
+}
+
+/// Registers metrics this module made (their names are fixed and distinct).
+fn register_all(
+    registry: &Registry,
+    collectors: impl IntoIterator<Item = Box<dyn prometheus::core::Collector>>,
+) {
+    for collector in collectors {
+        registry
+            .register(collector)
+            .expect("metric names are unique");
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
@@ -107,15 +160,7 @@ impl Metrics {
             &["contract"],
         )
         .expect("valid metric");
-        let commit_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "contractc_commit_seconds",
-                "Latency of Iceberg commits (write files + commit)",
-            )
-            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["table"],
-        )
-        .expect("valid metric");
+        let commit_seconds = commit_histogram();
         let limited = IntCounterVec::new(
             Opts::new(
                 "contractc_limited_total",
@@ -127,44 +172,20 @@ impl Metrics {
         let wal_bytes =
             prometheus::IntGauge::new("contractc_wal_bytes", "Bytes of write-ahead log on disk")
                 .expect("valid metric");
-        for collector in [
-            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(violations.clone()),
-            Box::new(unauthorized.clone()),
-            Box::new(buffered.clone()),
-            Box::new(commit_seconds.clone()),
-            Box::new(limited.clone()),
-            Box::new(wal_bytes.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
+        register_all(
+            &registry,
+            [
+                Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(violations.clone()),
+                Box::new(unauthorized.clone()),
+                Box::new(buffered.clone()),
+                Box::new(commit_seconds.clone()),
+                Box::new(limited.clone()),
+                Box::new(wal_bytes.clone()),
+            ],
+        );
         let dedup = DedupMetrics::new(&registry);
-        let commit_failures = IntCounterVec::new(
-            Opts::new(
-                names::COMMIT_FAILURES_TOTAL,
-                "Flushes whose commit to a table of the contract failed after its retries (the events stay in the write-ahead log)",
-            ),
-            &["contract"],
-        )
-        .expect("valid metric");
-        let alert_firing = IntGaugeVec::new(
-            Opts::new(
-                names::ALERT_FIRING,
-                "1 while the contract's alert is firing (serve's own evaluation of quality.alerts)",
-            ),
-            &["contract", "alert"],
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(commit_failures.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(alert_firing.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
+        let (commit_failures, alert_firing) = alert_metrics(&registry);
         Metrics {
             registry,
             events,

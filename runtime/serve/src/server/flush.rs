@@ -10,7 +10,7 @@ use crate::wal;
 
 use super::config::ServeError;
 use super::rebuffer::rebuffer;
-use super::state::AppState;
+use super::state::{AppState, ContractState};
 
 /// Commits every contract's buffered events and quarantined rows. Returns the LSN below
 /// which everything is committed (for log truncation), or None when a commit failed.
@@ -66,36 +66,44 @@ pub(crate) async fn flush(state: &AppState, lake: &Lake) -> Option<u64> {
             }
             None => None,
         };
-        let committed = commit(
-            state,
-            lake,
-            &contract.events_table,
-            contract.manifest.upsert(),
-            &contract.unsent_events,
-            events,
-            lsn,
-        )
-        .await
-            & commit(
-                state,
-                lake,
-                &contract.quarantine_table,
-                None,
-                &contract.unsent_quarantine,
-                quarantine,
-                lsn,
-            )
-            .await;
-        if !committed {
-            state
-                .metrics
-                .commit_failures
-                .with_label_values(&[contract.manifest.name.as_str()])
-                .inc();
-        }
-        all_ok &= committed;
+        all_ok &= commit_contract(state, lake, contract, events, quarantine, lsn).await;
     }
     all_ok.then_some(safe_point)
+}
+
+/// Commits one contract's rows to both its tables; a failure of either is counted for its
+/// `commit_failures` alerts (#24).
+async fn commit_contract(
+    state: &AppState,
+    lake: &Lake,
+    contract: &ContractState,
+    events: Option<arrow_array::RecordBatch>,
+    quarantine: Option<arrow_array::RecordBatch>,
+    lsn: u64,
+) -> bool {
+    let events_table = &contract.events_table;
+    let upsert = contract.manifest.upsert();
+    let committed = commit(state, lake, events_table, upsert, &contract.unsent_events, events, lsn)
+        .await
+        // Both tables are tried, whatever the first did.
+        & commit(
+            state,
+            lake,
+            &contract.quarantine_table,
+            None,
+            &contract.unsent_quarantine,
+            quarantine,
+            lsn,
+        )
+        .await;
+    if !committed {
+        state
+            .metrics
+            .commit_failures
+            .with_label_values(&[contract.manifest.name.as_str()])
+            .inc();
+    }
+    committed
 }
 
 /// After a failed write since the last flush, or a rebuild that failed, rebuilds the buffers
