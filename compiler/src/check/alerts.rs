@@ -12,6 +12,10 @@ use crate::syntax::ast::{AlertDoc, AlertKindDoc, ContractDoc};
 /// The longest window, in minutes: one day.
 const MAX_WINDOW_MINUTES: u64 = 24 * 60;
 
+/// The shortest `no_events` window, in minutes: the streaming job publishes once per
+/// micro-batch (every 100 s), and a CloudWatch period without a datapoint counts as silence.
+const MIN_SILENCE_MINUTES: u32 = 5;
+
 impl Checker<'_> {
     /// The contract's alerts, each checked; a bad entry is reported and left out.
     pub(super) fn alerts(&mut self, doc: &ContractDoc) -> Vec<Alert> {
@@ -47,6 +51,23 @@ impl Checker<'_> {
         let named = self.identifier(&doc.name, &format!("{pointer}/name"), "alert name");
         let window_minutes = self.alert_window(&doc.window, &format!("{pointer}/for"));
         let condition = self.condition(doc, pointer);
+        let window_minutes = match (condition, window_minutes) {
+            (Some(Condition::NoEvents), Some(minutes)) if minutes < MIN_SILENCE_MINUTES => {
+                self.emit(
+                    self.diag(
+                        Code::AlertWindow,
+                        format!("`no_events` over `{}` would fire between batches", doc.window),
+                    )
+                    .at(
+                        self.span(&format!("{pointer}/for")),
+                        format!("at least {MIN_SILENCE_MINUTES}m for `no_events`"),
+                    )
+                    .help("the streaming job publishes its counts every 100 s: a shorter window sees gaps as silence"),
+                );
+                None
+            }
+            (_, minutes) => minutes,
+        };
         Some(Alert {
             name: named.then(|| doc.name.clone())?,
             description: doc.description.clone(),

@@ -1003,7 +1003,7 @@ def batch_counts(checked: DataFrame, verdicts: list) -> dict:
         .when(F.col("_rank") == POLICY_RANK["quarantine"], METRIC_QUARANTINED)
         .otherwise(METRIC_ACCEPTED)
     )
-    version = F.coalesce(F.col("client_contract_version"), F.lit(CONTRACT_VERSION))
+    version = _judged_version()
     rows = (
         checked.select(verdict.alias("verdict"), version.alias("version"))
         .filter(F.col("verdict").isin(verdicts))
@@ -1025,6 +1025,18 @@ def batch_counts(checked: DataFrame, verdicts: list) -> dict:
     )
     codes = {row["code"]: row["count"] for row in refused.groupBy("code").count().collect()}
     return {"totals": totals, "versions": versions, "codes": codes}
+
+
+def _judged_version():
+    """The version a record was judged as, for the ClientVersion dimension: a version of the
+    contract, or "unknown" (the header is the client's: any other string would be a metric of
+    its own, billed, and one over CloudWatch's 1,024 characters would be refused)."""
+    if VERSIONS is None:
+        # Without a release history every record is judged as the current version.
+        return F.lit(CONTRACT_VERSION)
+    declared = F.col("client_contract_version")
+    known = VERSIONS["supported"] + VERSIONS["retired"]
+    return F.when(declared.isin(known), declared).otherwise(F.lit("unknown"))
 
 
 def metric_data(counts: dict) -> list:
@@ -1061,8 +1073,13 @@ def cloudwatch_publisher(namespace: str, client=None):
         client = boto3.client("cloudwatch")
 
     def publish(data: list):
-        for start in range(0, len(data), 20):
-            client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+        # Best effort: the rows are written already, and a metric CloudWatch refuses
+        # (throttling, permissions) must not stop the stream; the alarms see a gap instead.
+        try:
+            for start in range(0, len(data), 20):
+                client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+        except Exception as error:  # noqa: BLE001 (any SDK failure is logged and dropped)
+            print("contractc: cannot publish metrics to CloudWatch: %s" % error, file=sys.stderr)
 
     return publish
 

@@ -178,7 +178,11 @@ pub async fn read(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws("cloudwatch:DescribeAlarms"))?;
-        for alarm in page.metric_alarms() {
+        for alarm in page
+            .metric_alarms()
+            .iter()
+            .filter(|a| watches(a, &desired.manifest.name))
+        {
             let seen = observed(alarm);
             alarms.insert(seen.name.clone(), seen);
         }
@@ -198,6 +202,23 @@ pub async fn read(
             .unwrap_or(Value::Null)
     });
     Ok(Current { alarms, dashboard })
+}
+
+/// Whether `alarm` measures `contract`'s counts: another stack's prefix may extend this one's
+/// (`PREFIX-<contract>-…`), and its alarms are not this contract's to delete.
+fn watches(alarm: &MetricAlarm, contract: &str) -> bool {
+    let ours = |namespace: Option<&str>, dimensions: &[Dimension]| {
+        namespace == Some(names::NAMESPACE)
+            && dimensions
+                .iter()
+                .any(|d| d.name() == Some(names::CONTRACT) && d.value() == Some(contract))
+    };
+    ours(alarm.namespace(), alarm.dimensions())
+        || alarm.metrics().iter().any(|q| {
+            q.metric_stat()
+                .and_then(|s| s.metric())
+                .is_some_and(|m| ours(m.namespace(), m.dimensions()))
+        })
 }
 
 /// An alarm as CloudWatch has it, in deploy's terms.

@@ -563,7 +563,6 @@ fn catalog_statement(region: &str, account: &str) -> Value {
     })
 }
 
-/// The prefix's Glue jobs: managed, tagged and started.
 /// The quality alarms, the dashboards and the ready queries (#24).
 fn watch_statements(region: &str, account: &str, prefix: &str) -> Vec<Value> {
     vec![
@@ -597,6 +596,7 @@ fn watch_statements(region: &str, account: &str, prefix: &str) -> Vec<Value> {
     ]
 }
 
+/// The prefix's Glue jobs and the maintenance job's trigger: managed, tagged and started.
 fn jobs_statement(region: &str, account: &str, prefix: &str) -> Value {
     json!({
         "Sid": "Jobs",

@@ -4,7 +4,8 @@
 //! named query creates its view; the queries are saved, not run, by deploy (a view over a table
 //! the streaming job has not written yet would fail to create).
 //!
-//! A query whose text, description or database differs is updated in place; `--destroy`
+//! A query whose text or description differs is updated in place (its text names the
+//! database), a query of the workgroup no view asks for any more is deleted, and `--destroy`
 //! deletes the workgroup with its named queries.
 
 use std::collections::BTreeMap;
@@ -44,6 +45,9 @@ pub enum Op {
     UpdateQuery {
         id: String,
         query: Query,
+    },
+    DeleteQuery {
+        id: String,
     },
 }
 
@@ -100,14 +104,18 @@ pub async fn read(
     if !exists {
         return Ok(Current::default());
     }
-    let listed = client
+    let mut ids = Vec::new();
+    let mut pages = client
         .list_named_queries()
         .work_group(&workgroup)
-        .send()
-        .await
-        .map_err(aws("athena:ListNamedQueries"))?;
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws("athena:ListNamedQueries"))?;
+        ids.extend(page.named_query_ids().iter().cloned());
+    }
     let mut queries = BTreeMap::new();
-    for id in listed.named_query_ids() {
+    for id in &ids {
         let got = client
             .get_named_query()
             .named_query_id(id)
@@ -147,6 +155,15 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
             }),
         });
     }
+    for (name, (id, _)) in &current.queries {
+        if !wanted.iter().any(|q| &q.name == name) {
+            steps.push(Step {
+                resource: resource(&workgroup, name),
+                action: Action::Delete,
+                op: crate::Op::Queries(Op::DeleteQuery { id: id.clone() }),
+            });
+        }
+    }
     for query in wanted {
         let resource = resource(&workgroup, &query.name);
         let (action, op) = match current.queries.get(&query.name) {
@@ -175,10 +192,10 @@ pub fn plan(config: &DeployConfig, desired: &Desired, current: &Current, steps: 
 }
 
 fn differences(have: &Query, want: &Query) -> Vec<String> {
+    // The database is not compared: UpdateNamedQuery cannot change it, and the text names it.
     [
         ("query", have.sql == want.sql),
         ("description", have.description == want.description),
-        ("database", have.database == want.database),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
@@ -241,6 +258,14 @@ pub async fn apply(client: &Client, op: &Op) -> Result<(), DeployError> {
                 .send()
                 .await
                 .map_err(aws("athena:UpdateNamedQuery"))?;
+        }
+        Op::DeleteQuery { id } => {
+            client
+                .delete_named_query()
+                .named_query_id(id)
+                .send()
+                .await
+                .map_err(aws("athena:DeleteNamedQuery"))?;
         }
     }
     Ok(())

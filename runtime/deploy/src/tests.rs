@@ -1473,9 +1473,23 @@ fn a_view_edited_in_athena_is_planned_back_and_a_missing_one_created() {
         query.sql.push_str(" LIMIT 10");
     }
     current.queries.queries.remove(&names[1]);
+    let old = queries::Query {
+        name: "events_table_old_view".into(),
+        description: String::new(),
+        database: d.manifest.table.database.clone(),
+        sql: "SELECT 1".into(),
+    };
+    current
+        .queries
+        .queries
+        .insert(old.name.clone(), ("old-id".into(), old));
     assert_eq!(
         shown(&planned(&current)),
         [
+            format!(
+                "- delete athena named query contractc-{}/events_table_old_view",
+                d.manifest.name
+            ),
             format!(
                 "~ update athena named query contractc-{}/{} (query)",
                 d.manifest.name, names[0]

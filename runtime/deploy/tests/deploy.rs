@@ -2659,6 +2659,12 @@ async fn quality_alarms_and_dashboards_deploy_read_back_show_drift_and_destroy()
         .alarm_name("contractc-game_events-retired")
         .metric_name("Accepted")
         .namespace("contractc")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Contract")
+                .value("game_events")
+                .build(),
+        )
         .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
         .period(60)
         .evaluation_periods(1)
@@ -2667,8 +2673,28 @@ async fn quality_alarms_and_dashboards_deploy_read_back_show_drift_and_destroy()
         .send()
         .await
         .expect("an alarm of an alert removed from the contract");
+    // Another stack's alarm under a longer prefix (`contractc-game_events-x`): not ours.
+    clients
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name("contractc-game_events-x-game_events-broken_build")
+        .metric_name("Accepted")
+        .namespace("someone-else")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .expect("another stack's alarm");
     let drift = deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(drift.status.code(), Some(2), "{}", stdout(&drift));
+    assert!(
+        !stdout(&drift).contains("contractc-game_events-x-"),
+        "{}",
+        stdout(&drift)
+    );
     let shown = stdout(&drift);
     for wanted in [
         "~ update cloudwatch alarm contractc-game_events-broken_build (threshold)",
@@ -2692,7 +2718,16 @@ async fn quality_alarms_and_dashboards_deploy_read_back_show_drift_and_destroy()
         stdout(&destroyed),
         String::from_utf8_lossy(&destroyed.stderr)
     );
-    assert!(alarms_of(&clients, "contractc-").await.is_empty());
+    let left: Vec<String> = alarms_of(&clients, "contractc-")
+        .await
+        .iter()
+        .filter_map(|a| a.alarm_name().map(str::to_string))
+        .collect();
+    assert_eq!(
+        left,
+        ["contractc-game_events-x-game_events-broken_build"],
+        "only the other stack's"
+    );
     let listed = clients
         .cloudwatch
         .list_dashboards()

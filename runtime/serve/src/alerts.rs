@@ -42,6 +42,8 @@ impl Default for AlertSettings {
 pub struct AlertStatus {
     pub contract: String,
     pub alert: String,
+    /// The condition, as the contract spells it (`bad_share`, `no_events`, …).
+    pub kind: &'static str,
     pub summary: String,
     pub description: Option<String>,
     pub firing: bool,
@@ -93,6 +95,7 @@ fn quiet(manifest: &Manifest, alert: &Alert) -> AlertStatus {
     AlertStatus {
         contract: manifest.name.clone(),
         alert: alert.name.clone(),
+        kind: alert.condition.kind(),
         summary: alert.summary(),
         description: alert.description.clone(),
         firing: false,
@@ -207,7 +210,7 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     let mut evaluator = Evaluator::new(manifests);
     board.set(evaluator.statuses());
-    let webhook = settings.webhook.map(Webhook::new);
+    let webhook = settings.webhook.and_then(Webhook::new);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(settings.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -238,45 +241,59 @@ fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Posts state changes to the configured URL, each retried with backoff in its own task (a
-/// slow receiver never delays evaluation).
+/// Posts state changes to the configured URL, in order, from one task of its own (a slow
+/// receiver never delays evaluation, and a "resolved" never overtakes its "firing"); each post
+/// is retried with backoff.
 struct Webhook {
-    url: String,
-    client: reqwest::Client,
+    queue: tokio::sync::mpsc::UnboundedSender<AlertStatus>,
 }
 
 impl Webhook {
-    fn new(url: String) -> Webhook {
-        let client = reqwest::Client::builder()
+    fn new(url: String) -> Option<Webhook> {
+        let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap_or_default();
-        Webhook { url, client }
+        {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "cannot make the alert webhook's HTTP client: no webhook");
+                return None;
+            }
+        };
+        let (queue, mut changes) = tokio::sync::mpsc::unbounded_channel::<AlertStatus>();
+        tokio::spawn(async move {
+            while let Some(status) = changes.recv().await {
+                post(&client, &url, status).await;
+            }
+        });
+        Some(Webhook { queue })
     }
 
     fn post(&self, changed: Vec<AlertStatus>) {
         for status in changed {
-            let (url, client) = (self.url.clone(), self.client.clone());
-            tokio::spawn(async move {
-                let body = serde_json::json!({
-                    "state": if status.firing { "firing" } else { "resolved" },
-                    "status": status,
-                });
-                let send = || async {
-                    client
-                        .post(&url)
-                        .json(&body)
-                        .send()
-                        .await
-                        .and_then(|r| r.error_for_status())
-                };
-                use backon::Retryable;
-                let backoff = backon::ExponentialBuilder::default().with_max_times(4);
-                if let Err(error) = send.retry(backoff).await {
-                    tracing::warn!(%error, %url, "cannot post the alert to the webhook");
-                }
-            });
+            // The sender task ends only with the runtime.
+            let _ = self.queue.send(status);
         }
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, status: AlertStatus) {
+    use backon::Retryable;
+    let body = serde_json::json!({
+        "state": if status.firing { "firing" } else { "resolved" },
+        "status": status,
+    });
+    let send = || async {
+        client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+    };
+    let backoff = backon::ExponentialBuilder::default().with_max_times(4);
+    if let Err(error) = send.retry(backoff).await {
+        tracing::warn!(%error, %url, "cannot post the alert to the webhook");
     }
 }
 

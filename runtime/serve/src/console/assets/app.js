@@ -99,7 +99,7 @@ async function refreshOverview() {
       { class: a.firing ? "alert firing" : "alert", "data-alert": a.alert, "data-firing": String(a.firing) },
       el("b", {}, (a.firing ? "FIRING " : "ok ") + a.alert), " " + a.summary +
       (a.firing ? " · since " + ago(a.since * 1000) : "") +
-      (a.value === null ? "" : " · now " + (a.summary.includes("%") ? (100 * a.value).toFixed(1) + "%" : String(a.value))))));
+      (a.value === null ? "" : " · now " + (a.kind === "bad_share" ? (100 * a.value).toFixed(1) + "%" : String(a.value))))));
     const t = c.totals;
     card.querySelector(".stats").replaceChildren(
       stat(c.name, "accepted", t.accepted, "accepted · " + c.rates.accepted.toFixed(1) + "/s"),
