@@ -96,26 +96,21 @@ fn erasure_script(c: &Contract) -> Option<String> {
     Some(render("erasure_job.py", ERASURE_TEMPLATE, &context))
 }
 
-/// What `serve` takes where a table sets no maintenance property (`Policy::of` in
-/// runtime/serve/src/maintenance.rs): the maintenance job defaults to the same, so both engines
-/// keep their tables alike.
-#[derive(Serialize)]
-struct MaintenanceDefaults {
-    /// Iceberg's own default: 512 MiB.
-    target_file_size_bytes: u64,
-    /// Iceberg's rewrite action's default.
-    min_input_files: u64,
-    /// Ten minutes, not Iceberg's five days: a snapshot per micro-batch adds up.
-    max_snapshot_age_ms: u64,
-    min_snapshots_to_keep: u64,
+/// The maintenance settings as the template reads them: the table property, `serve`'s default
+/// and floor (`contract_manifest::maintenance`), so both engines keep their tables alike.
+fn maintenance_settings() -> Value {
+    use contract_manifest::maintenance::{
+        MAX_SNAPSHOT_AGE_MS, MIN_INPUT_FILES, MIN_SNAPSHOTS_TO_KEEP, Setting, TARGET_FILE_SIZE,
+    };
+    let setting =
+        |s: Setting| json!({ "property": s.property, "default": s.default, "floor": s.floor });
+    json!({
+        "target_file_size": setting(TARGET_FILE_SIZE),
+        "min_input_files": setting(MIN_INPUT_FILES),
+        "max_snapshot_age_ms": setting(MAX_SNAPSHOT_AGE_MS),
+        "min_snapshots_to_keep": setting(MIN_SNAPSHOTS_TO_KEEP),
+    })
 }
-
-const MAINTENANCE_DEFAULTS: MaintenanceDefaults = MaintenanceDefaults {
-    target_file_size_bytes: 512 * 1024 * 1024,
-    min_input_files: 5,
-    max_snapshot_age_ms: 10 * 60 * 1000,
-    min_snapshots_to_keep: 1,
-};
 
 /// The maintenance job: both tables, each with the sort order compaction writes (the
 /// contract's `sort_by`; none for the quarantine table, which is binpacked).
@@ -145,7 +140,7 @@ fn maintenance_script(c: &Contract) -> String {
     context.insert("events_table", &c.table.name);
     context.insert("quarantine_table", &manifest.quarantine_table_name());
     context.insert("tables", &Value::Array(tables).to_string());
-    context.insert("defaults", &MAINTENANCE_DEFAULTS);
+    context.insert("settings", &maintenance_settings());
     render("maintenance_job.py", MAINTENANCE_TEMPLATE, &context)
 }
 

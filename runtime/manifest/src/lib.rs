@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod freshness;
+pub mod maintenance;
 pub mod privacy;
 pub mod schema;
 pub mod table;

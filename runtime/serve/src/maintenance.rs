@@ -52,10 +52,9 @@ pub struct Policy {
     pub orphan_grace: Duration,
 }
 
-pub const MAX_SNAPSHOT_AGE_MS: &str = "history.expire.max-snapshot-age-ms";
-pub const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";
-pub const TARGET_FILE_SIZE_BYTES: &str = "write.target-file-size-bytes";
-pub const MIN_INPUT_FILES: &str = "contractc.compaction.min-input-files";
+use contract_support::manifest::maintenance::{
+    MAX_SNAPSHOT_AGE_MS, MIN_INPUT_FILES, MIN_SNAPSHOTS_TO_KEEP, TARGET_FILE_SIZE,
+};
 
 /// A file joins a compaction tier only if it is at most this many times the tier so far: each
 /// byte is rewritten a logarithmic number of times, not once per run (size-tiered compaction).
@@ -65,21 +64,15 @@ impl Policy {
     /// The policy for a table with `properties` (the contract's, then the runtime's defaults),
     /// under `schedule`'s overrides.
     pub fn of(properties: &BTreeMap<String, String>, schedule: &Schedule) -> Policy {
-        let number = |key: &str, default: u64| {
-            properties
-                .get(key)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(default)
-        };
         let max_age_ms = match schedule.max_snapshot_age {
             Some(age) => u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
-            None => number(MAX_SNAPSHOT_AGE_MS, 10 * 60 * 1000),
+            None => MAX_SNAPSHOT_AGE_MS.of(properties),
         };
         Policy {
             max_snapshot_age_ms: i64::try_from(max_age_ms).unwrap_or(i64::MAX),
-            min_snapshots_to_keep: number(MIN_SNAPSHOTS_TO_KEEP, 1).max(1) as usize,
-            target_file_bytes: number(TARGET_FILE_SIZE_BYTES, 512 * 1024 * 1024).max(1),
-            min_input_files: number(MIN_INPUT_FILES, 5).max(2) as usize,
+            min_snapshots_to_keep: MIN_SNAPSHOTS_TO_KEEP.of(properties) as usize,
+            target_file_bytes: TARGET_FILE_SIZE.of(properties),
+            min_input_files: MIN_INPUT_FILES.of(properties) as usize,
             orphan_grace: schedule.orphan_grace,
         }
     }
@@ -666,9 +659,15 @@ mod tests {
     #[test]
     fn properties_use_icebergs_names_and_fall_back_to_defaults() {
         let props = BTreeMap::from([
-            (MAX_SNAPSHOT_AGE_MS.to_string(), "60000".to_string()),
-            (TARGET_FILE_SIZE_BYTES.to_string(), "1048576".to_string()),
-            (MIN_SNAPSHOTS_TO_KEEP.to_string(), "nonsense".to_string()),
+            (
+                MAX_SNAPSHOT_AGE_MS.property.to_string(),
+                "60000".to_string(),
+            ),
+            (TARGET_FILE_SIZE.property.to_string(), "1048576".to_string()),
+            (
+                MIN_SNAPSHOTS_TO_KEEP.property.to_string(),
+                "nonsense".to_string(),
+            ),
         ]);
         let p = Policy::of(&props, &Schedule::default());
         assert_eq!(p.max_snapshot_age_ms, 60_000);
