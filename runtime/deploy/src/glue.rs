@@ -767,6 +767,20 @@ fn catalog_conf(warehouse: &str) -> String {
         .join(" --conf ")
 }
 
+impl JobSize {
+    /// A batch job over the contract's tables (erasure, maintenance): small, two hours at
+    /// most, one run at a time, no retry (it is started again by hand, or by its schedule).
+    fn batch() -> JobSize {
+        JobSize {
+            worker_type: "G.1X".into(),
+            workers: 2,
+            timeout_minutes: Some(120),
+            max_retries: 0,
+            max_concurrent_runs: 1,
+        }
+    }
+}
+
 impl Desired {
     /// `--pii_secret`, for a contract storing hashed values: the jobs read the key from it.
     fn pii_arguments(&self, c: &DeployConfig) -> Option<(String, String)> {
@@ -798,13 +812,7 @@ impl Desired {
             role: self.role_arn(c, Role::Glue),
             script_location: format!("s3://{}/{}", c.bucket(), self.erasure_script_key(c)),
             arguments,
-            size: JobSize {
-                worker_type: "G.1X".into(),
-                workers: 2,
-                timeout_minutes: Some(120),
-                max_retries: 0,
-                max_concurrent_runs: 1,
-            },
+            size: JobSize::batch(),
             tags: self.tags(c),
         }
     }
@@ -825,13 +833,7 @@ impl Desired {
             role: self.role_arn(c, Role::Glue),
             script_location: format!("s3://{}/{}", c.bucket(), self.maintenance_script_key(c)),
             arguments: arguments.into_iter().collect(),
-            size: JobSize {
-                worker_type: "G.1X".into(),
-                workers: 2,
-                timeout_minutes: Some(120),
-                max_retries: 0,
-                max_concurrent_runs: 1,
-            },
+            size: JobSize::batch(),
             tags: self.tags(c),
         }
     }
