@@ -1193,13 +1193,14 @@ private:
     void load_queue() {
         auto text = read_file(path("queue"));
         if (!text) return;
-        std::istringstream lines(*text);
-        std::string line;
-        while (std::getline(lines, line)) {
+        // Only lines ended by a newline count: what follows the last one is a record torn by a
+        // crash mid-write, never acknowledged (compact() below drops it).
+        for (std::size_t start = 0, end; (end = text->find('\n', start)) != std::string::npos; start = end + 1) {
+            const std::string line = text->substr(start, end - start);
             if (line.empty()) continue;
             if (line[0] == '+') {
                 const std::size_t space = line.find(' ');
-                if (space == std::string::npos) continue;  // a torn last line: never acknowledged
+                if (space == std::string::npos) continue;
                 const std::uint64_t id = std::stoull(line.substr(1, space - 1));
                 items_.emplace_back(id, line.substr(space + 1));
                 next_ = std::max(next_, id + 1);
