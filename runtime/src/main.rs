@@ -47,6 +47,12 @@ DATA_DIR/catalog.db (catalog name `contractc`). Between commits the tables are m
         /// Public base URL of this server, used as the dev issuer (default http://LISTEN)
         #[arg(long)]
         public_url: Option<String>,
+        /// Also accept tokens whose `iss` is ISSUER (the game's own identity provider),
+        /// verified by its JWKS (default ISSUER/.well-known/jwks.json; plain http only to this
+        /// machine) with each contract's audience and scopes; repeatable. Tokens of the dev
+        /// issuer and of each contract's own issuer are still accepted
+        #[arg(long = "trust-issuer", value_name = "ISSUER[=JWKS_URL]")]
+        trust_issuers: Vec<contract_serve::identity::ExternalIssuer>,
         /// File holding the token that opens the quality console (/console/); also read from
         /// CONTRACTC_CONSOLE_TOKEN. Default: a token made at first start, kept in
         /// DATA_DIR/console-token
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
             commit_interval_ms,
             commit_rows,
             public_url,
+            trust_issuers,
             console_token_file,
             console_open,
             console_token,
@@ -186,6 +193,7 @@ fn main() -> ExitCode {
             config.commit_interval = Duration::from_millis(commit_interval_ms);
             config.commit_rows = commit_rows;
             config.public_url = public_url;
+            config.trusted_issuers = trust_issuers;
             config.console_token = console_token;
             config.console_open = console_open;
             config.dedup = !no_dedup;

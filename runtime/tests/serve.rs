@@ -609,3 +609,150 @@ async fn tokens_of_an_external_issuer_verify_against_its_jwks() {
     ));
     issuer.stop();
 }
+
+/// `--trust-issuer`: tokens of the game's identity provider (here another runtime's dev
+/// provider) are verified by its JWKS beside the dev issuer's, with the contract's audience and
+/// scopes; the player it names is the row's `player_id`. Anything else is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_of_a_trusted_issuer_are_accepted_beside_the_dev_issuers() {
+    let game_dir = temp_dir("trusted-idp");
+    let game_idp = Server::start(&game_dir, free_port());
+    let dir = temp_dir("trusting");
+    let server = Server::start_with(
+        &dir,
+        free_port(),
+        &[
+            "--commit-interval-ms",
+            "300",
+            "--trust-issuer",
+            &format!("{0}={0}/.well-known/jwks.json", game_idp.base),
+        ],
+    );
+    let player = login(&game_idp.base).await;
+    let guest = login(&server.base).await;
+    let key_of = |dir: &std::path::Path| {
+        let pem = std::fs::read_to_string(dir.join("keys/current.pem")).expect("key");
+        let private = rsa::PrivateKey::from_pkcs1_pem(&pem).expect("pem");
+        EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("der").as_bytes())
+    };
+    let (game_key, own_key) = (key_of(&game_dir), key_of(&dir));
+    let game_kid = kid_of(&game_idp.base).await;
+    let own_kid = kid_of(&server.base).await;
+    let t = now();
+    let claims = |iss: &str, aud: &str, scope: &str, exp: u64| json!({"sub": "steam:76561190000000001", "iss": iss, "aud": aud, "scope": scope, "iat": t, "exp": exp});
+    let game = game_idp.base.as_str();
+    let cases: Vec<(&str, String, u16)> = vec![
+        (
+            "the game's token",
+            player["auth_token"].as_str().expect("token").into(),
+            200,
+        ),
+        (
+            "a dev guest's token",
+            guest["auth_token"].as_str().expect("token").into(),
+            200,
+        ),
+        // No `nbf`: optional, as many providers leave it out.
+        (
+            "the game's key, no nbf",
+            sign(
+                &game_key,
+                &game_kid,
+                &claims(game, "gamebackend", "authenticated", t + 900),
+            ),
+            200,
+        ),
+        (
+            "an untrusted issuer",
+            sign(
+                &own_key,
+                &own_kid,
+                &claims("https://other.example", "gamebackend", "guest", t + 900),
+            ),
+            401,
+        ),
+        (
+            "the game's issuer, signed by another key",
+            sign(
+                &own_key,
+                &game_kid,
+                &claims(game, "gamebackend", "guest", t + 900),
+            ),
+            401,
+        ),
+        (
+            "the game's issuer, a key it does not publish",
+            sign(
+                &own_key,
+                &own_kid,
+                &claims(game, "gamebackend", "guest", t + 900),
+            ),
+            401,
+        ),
+        (
+            "the game's key, wrong audience",
+            sign(
+                &game_key,
+                &game_kid,
+                &claims(game, "other", "guest", t + 900),
+            ),
+            401,
+        ),
+        (
+            "the game's key, expired",
+            sign(
+                &game_key,
+                &game_kid,
+                &claims(game, "gamebackend", "guest", t - 60),
+            ),
+            401,
+        ),
+        (
+            "the game's key, no allowed scope",
+            sign(
+                &game_key,
+                &game_kid,
+                &claims(game, "gamebackend", "refresh", t + 900),
+            ),
+            403,
+        ),
+    ];
+    let http = client();
+    for (n, (name, token, expected)) in cases.into_iter().enumerate() {
+        let event = json!({"event_id": format!("trusted-{n}"), "event_type": "Login", "updated_at": local_now()});
+        let response = http
+            .post(format!("{}/prod/put-record", server.base))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Bearer {token}"))
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    server.stop();
+    game_idp.stop();
+    pyiceberg_check(
+        &dir,
+        json!({ "analytics_events_db.events_table": {
+            "rows": 3,
+            "column": "player_id",
+            "exactly_once": [player["user_id"], guest["user_id"], "steam:76561190000000001"],
+        } }),
+    );
+}
+
+/// The first key id of a server's JWKS.
+async fn kid_of(base: &str) -> String {
+    let jwks: Value = client()
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    jwks["keys"][0]["kid"].as_str().expect("kid").to_string()
+}

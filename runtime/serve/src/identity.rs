@@ -32,8 +32,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod families;
+mod issuers;
 
 use families::{Families, Spend, rewrite_log};
+pub use issuers::{ExternalIssuer, TrustedIssuer};
 
 /// Seconds an access token lives (the reference's).
 pub const TOKEN_TTL: u64 = 900;
@@ -118,6 +120,9 @@ pub struct Claims {
     pub aud: Audience,
     pub scope: String,
     pub iat: u64,
+    /// 0 when absent: optional (RFC 7519), as many identity providers leave it out; checked
+    /// when present.
+    #[serde(default)]
     pub nbf: u64,
     pub exp: u64,
     #[serde(default)]
@@ -744,11 +749,12 @@ impl KeySource {
     }
 }
 
-/// Verifies bearer tokens for one issuer and audience.
+/// Verifies bearer tokens for one audience, from the contract's issuer and the issuers `serve`
+/// was told to trust beside it.
 pub struct Verifier {
-    pub issuer: String,
     pub audience: String,
-    keys: KeySource,
+    /// The contract's own issuer first; a token's `iss` picks whose keys check it.
+    issuers: Vec<TrustedIssuer>,
     /// Tokens whose signature and claims checked out, by token text. A client reuses its
     /// token for up to 15 minutes; checking the RSA signature once per token instead of once
     /// per request is what API Gateway's authorizer cache does too. `exp`/`nbf` and the scope
@@ -764,11 +770,29 @@ const VERIFIED_CACHE_ENTRIES: usize = 100_000;
 impl Verifier {
     pub fn new(issuer: String, audience: String, keys: KeySource) -> Verifier {
         Verifier {
-            issuer,
             audience,
-            keys,
+            issuers: vec![TrustedIssuer {
+                issuer,
+                keys: Arc::new(keys),
+            }],
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
         }
+    }
+
+    /// Also accepts tokens of `others` (`--trust-issuer`), with the same audience and scopes;
+    /// one naming the contract's own issuer again changes nothing.
+    pub fn trusting(mut self, others: &[TrustedIssuer]) -> Verifier {
+        for other in others {
+            if !self.issuers.iter().any(|i| i.issuer == other.issuer) {
+                self.issuers.push(other.clone());
+            }
+        }
+        self
+    }
+
+    /// The issuers whose tokens this verifier accepts, the contract's own first.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().map(|i| i.issuer.as_str())
     }
 
     /// Checks the `Authorization` header value (raw token or `Bearer <token>`) and that the
@@ -812,7 +836,8 @@ impl Verifier {
         Ok(claims)
     }
 
-    /// The full check: key by `kid`, RS256 signature, issuer, audience, `exp`/`nbf`.
+    /// The full check: issuer among the trusted, key by `kid` from that issuer's keys, RS256
+    /// signature, issuer, audience, `exp` (and `nbf` when present).
     async fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let unverified = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Unauthorized(format!("malformed token: {e}")))?;
@@ -825,15 +850,22 @@ impl Verifier {
         let kid = unverified
             .kid
             .ok_or_else(|| AuthError::Unauthorized("token has no kid".into()))?;
-        let key = self
+        let claimed = issuers::claimed_issuer(token)
+            .ok_or_else(|| AuthError::Unauthorized("token names no issuer".into()))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == claimed)
+            .ok_or_else(|| AuthError::Unauthorized(format!("issuer {claimed} is not trusted")))?;
+        let key = issuer
             .keys
             .key(&kid)
             .await
             .ok_or_else(|| AuthError::Unauthorized(format!("unknown key id {kid}")))?;
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
+        validation.set_issuer(&[&issuer.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 5;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)

@@ -26,6 +26,9 @@ pub struct ServeConfig {
     pub concurrent_batches: usize,
     /// Origins allowed to send credentials.
     pub cors: CorsPolicy,
+    /// Issuers whose tokens every contract accepts beside its own (`--trust-issuer`): the
+    /// game's identity provider. Their tokens need the contract's audience and scopes.
+    pub trusted_issuers: Vec<crate::identity::ExternalIssuer>,
     /// Development only: lets `/prod/login-as-guest?scope=authenticated` mint the
     /// `authenticated` scope. Refused unless `listen` is a loopback address.
     pub dev_mint_scopes: bool,
@@ -61,6 +64,7 @@ impl ServeConfig {
             body_timeout: Duration::from_secs(30),
             concurrent_batches: 4,
             cors: CorsPolicy::default(),
+            trusted_issuers: Vec::new(),
             dev_mint_scopes: false,
             guests: GuestPolicy::default(),
             console_token: None,

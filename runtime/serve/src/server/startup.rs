@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::console::{Console, ServedContract};
 use crate::dedup::Index;
-use crate::identity::{DevIdentity, KeySource, Verifier};
+use crate::identity::{DevIdentity, KeySource, TrustedIssuer, Verifier};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use crate::quarantine::QuarantineBatch;
@@ -69,6 +69,8 @@ pub(crate) async fn start(
     lake.record_key_id(pii_keys.as_deref().map(|k| k.current_id()));
     let mut opened = Opened {
         pii_keys: pii_keys.clone(),
+        // One key cache per issuer, shared by the contracts: its JWKS is fetched once.
+        trusted: config.trusted_issuers.iter().map(|i| i.trusted()).collect(),
         ..Opened::default()
     };
     for spec in specs.iter().copied() {
@@ -165,6 +167,8 @@ struct Opened {
     committed: HashMap<TableIdent, u64>,
     maintained: Vec<(TableIdent, std::collections::BTreeMap<String, String>)>,
     pii_keys: Option<Arc<contract_judge::privacy::Keys>>,
+    /// The issuers every contract trusts beside its own (`--trust-issuer`).
+    trusted: Vec<TrustedIssuer>,
 }
 
 impl Opened {
@@ -210,7 +214,7 @@ impl Opened {
         self.contracts.push(ContractState {
             spec,
             manifest,
-            verifier: verifier_for(manifest, issuer, dev),
+            verifier: verifier_for(manifest, issuer, dev).trusting(&self.trusted),
             events_table,
             quarantine_table,
             buffers: Mutex::new(Buffers {
@@ -285,11 +289,13 @@ async fn commit_what_the_log_holds(
 pub(crate) fn log_routes(state: &AppState, local: SocketAddr, issuer: &str) {
     tracing::info!(%local, %issuer, contracts = state.contracts.len(), "serving");
     for contract in &state.contracts {
+        let issuers: Vec<&str> = contract.verifier.issuers().collect();
         tracing::info!(
             contract = contract.manifest.name.as_str(),
             route = contract.manifest.ingest.route.as_str(),
             batch_route = contract.manifest.ingest.batch_route.as_deref().unwrap_or("-"),
             table = %contract.events_table,
+            issuers = issuers.join(" "),
             "route"
         );
     }
