@@ -274,6 +274,159 @@ static std::string outcomes(const std::vector<grt::BatchEventResult>& results) {
     return out;
 }
 
+// ----- the game's own sign-in: a token provider in place of the guest login ------------------
+
+/// A provider handing out game-1, game-2, … (expiring `lifetime_ms` after `now()`, if set),
+/// recording each force_refresh; `failure` makes it throw.
+struct CountingProvider {
+    std::vector<bool> asked;
+    std::function<std::int64_t()> now = [] { return grt::now_utc().micros / 1000; };
+    std::optional<std::int64_t> lifetime_ms = 900000;
+    std::string failure;
+
+    grt::TokenProvider provider() {
+        return [this](bool force_refresh) {
+            asked.push_back(force_refresh);
+            if (!failure.empty()) throw grt::NetworkError(failure);
+            grt::ProvidedToken token{"game-" + std::to_string(asked.size()), std::nullopt};
+            if (lifetime_ms) token.expires_at_ms = now() + *lifetime_ms;
+            return token;
+        };
+    }
+
+    std::string forced() const {
+        std::string out;
+        for (bool b : asked) out += (out.empty() ? "" : ",") + std::string(b ? "force" : "cached");
+        return out;
+    }
+};
+
+static std::string tokens_sent(const FakeTransport& t) {
+    std::string out;
+    for (const auto& c : t.calls) out += (out.empty() ? "" : " ") + c.header("Authorization");
+    return out;
+}
+
+static void token_provider_unit() {
+    const grt::HttpAnswer ok{200, "\"ok\""};
+    const grt::HttpAnswer unauthorized{401, R"({"message":"Unauthorized"})"};
+    test("a token provider replaces the guest login: its token is sent, no guest login", [&] {
+        FakeTransport t;
+        t.script = [&](const Call& c) { return c.url.find("/put-records") != std::string::npos ? serve_answer(c) : ok; };
+        CountingProvider p;
+        auto o = options(fresh_dir("provider"), nullptr);
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        client.send(login_event("e1"));
+        client.send_batch({login_event("e2"), login_event("e3")});
+        std::vector<std::string> got;
+        for (const auto& c : t.calls) got.push_back(c.url + " " + c.header("Authorization"));
+        equal_list({"http://game.test/prod/put-record game-1", "http://game.test/prod/put-records game-1"}, got, "requests and their token");
+        expect_eq(std::string("cached"), p.forced(), "asked");
+        check(!client.user_id(), "no guest identity");
+    });
+    test("the provider is asked again within the refresh margin of its token's expiry, not forced", [&] {
+        FakeTransport t;
+        t.script = [&](const Call&) { return ok; };
+        std::int64_t clock = grt::now_utc().micros / 1000;
+        CountingProvider p;
+        p.now = [&] { return clock; };
+        auto o = options(fresh_dir("provider-margin"), nullptr, [&] { return clock; });
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        client.send(login_event("e1"));
+        clock += 800000;
+        client.send(login_event("e2"));
+        clock += 45000;
+        client.send(login_event("e3"));
+        expect_eq(std::string("game-1 game-1 game-2"), tokens_sent(t), "tokens sent");
+        expect_eq(std::string("cached,cached"), p.forced(), "force_refresh");
+    });
+    test("a token without expires_at_ms is kept until a 401", [&] {
+        FakeTransport t;
+        t.script = [&](const Call&) { return ok; };
+        CountingProvider p;
+        p.lifetime_ms.reset();
+        auto o = options(fresh_dir("provider-no-expiry"), nullptr);
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        for (const char* id : {"e1", "e2", "e3"}) client.send(login_event(id));
+        expect_eq(std::string("game-1 game-1 game-1"), tokens_sent(t), "tokens sent");
+        expect_eq(std::string("cached"), p.forced(), "asked once");
+    });
+    test("a 401 asks the provider again with force_refresh and retries once (batch and single)", [&] {
+        // The server stops taking a token once it was sent (revoked, or expired early).
+        std::set<std::string> refused;
+        FakeTransport t;
+        t.script = [&](const Call& c) {
+            if (refused.count(c.header("Authorization"))) return unauthorized;
+            return c.url.find("/put-records") != std::string::npos ? serve_answer(c) : ok;
+        };
+        CountingProvider p;
+        auto o = options(fresh_dir("provider-401"), nullptr);
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        expect_eq(200, client.send(login_event("e1")).status, "single");
+        refused.insert("game-1");
+        client.enqueue(login_event("e2"));
+        client.enqueue(login_event("e3"));
+        const auto result = client.flush();
+        expect_eq(std::string("2 0"), std::to_string(result.accepted) + " " + std::to_string(result.remaining), "accepted remaining");
+        refused.insert("game-2");
+        expect_eq(200, client.send(login_event("e4")).status, "single after a 401");
+        expect_eq(std::string("game-1 game-1 game-2 game-2 game-3"), tokens_sent(t), "tokens sent");
+        expect_eq(std::string("cached,force,force"), p.forced(), "force_refresh");
+        expect_eq(std::string("[e2,e3] [e2,e3]"), requests(t), "batch requests");
+    });
+    test("a second 401 is an HttpError; the queued events stay for the next flush", [&] {
+        bool refuse_all = true;
+        FakeTransport t;
+        t.script = [&](const Call& c) { return refuse_all ? unauthorized : serve_answer(c); };
+        CountingProvider p;
+        auto o = options(fresh_dir("provider-401-twice"), nullptr);
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        client.enqueue(login_event("e1"));
+        client.enqueue(login_event("e2"));
+        int status = 0;
+        try {
+            client.flush();
+        } catch (const grt::HttpError& e) {
+            status = e.status;
+        }
+        expect_eq(401, status, "the flush's failure");
+        expect_eq(2u, t.posts("/prod/put-records"), "the request and its one retry");
+        expect_eq(2u, client.queued(), "still queued");
+        refuse_all = false;
+        const auto result = client.flush();
+        expect_eq(std::string("2 0"), std::to_string(result.accepted) + " " + std::to_string(result.remaining), "next flush");
+        expect_eq(std::string("cached,force"), p.forced(), "force_refresh");
+    });
+    test("a provider that throws NetworkError is retried as a network error; the events stay queued", [&] {
+        FakeTransport t;
+        t.script = [&](const Call& c) { return serve_answer(c); };
+        CountingProvider p;
+        p.failure = "the game's backend is down";
+        auto o = options(fresh_dir("provider-fails"), nullptr);
+        o.max_attempts = 2;
+        o.token_provider = p.provider();
+        auto client = game::make_client(o, t);
+        client.enqueue(login_event("e1"));
+        std::string why;
+        try {
+            client.flush();
+        } catch (const grt::NetworkError& e) {
+            why = e.what();
+        }
+        expect_eq(p.failure, why, "the provider's error");
+        expect_eq(std::string("2 0 1"), std::to_string(p.asked.size()) + " " + std::to_string(t.calls.size()) + " " +
+                                            std::to_string(client.queued()),
+                  "asked, requests, queued");
+        p.failure.clear();
+        expect_eq(1u, client.flush().accepted, "next flush");
+    });
+}
+
 static void unit() {
     test("retries network errors and 5xx with growing jittered backoff, then succeeds", [] {
         FakeTransport t;
@@ -565,6 +718,7 @@ static void unit() {
         const auto back = std::get<game::LoginEvent>(game::decode(json));
         expect_eq(*e.event_data, *back.event_data, "round trip");
     });
+    token_provider_unit();
 }
 
 // ----- end to end ------------------------------------------------------------------------------

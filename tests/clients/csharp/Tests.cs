@@ -195,7 +195,7 @@ public static class Tests
         return new Game.LoginEvent(id, DateTime.UtcNow.Date);
     }
 
-    private static Game.ContractClient<Game.Event> Client(FakeTransport transport, List<int> sleeps, Game.IKeyValueStore store = null, Func<DateTime> now = null, int maxQueued = 1000, int attempts = 5, int maxBatchEvents = 0, int maxBodyBytes = 0)
+    private static Game.ContractClient<Game.Event> Client(FakeTransport transport, List<int> sleeps, Game.IKeyValueStore store = null, Func<DateTime> now = null, int maxQueued = 1000, int attempts = 5, int maxBatchEvents = 0, int maxBodyBytes = 0, Game.ITokenProvider provider = null)
     {
         var info = Game.GameEventsContract.Info;
         if (maxBatchEvents > 0)
@@ -212,7 +212,42 @@ public static class Tests
             UtcNow = now,
             MaxQueuedEvents = maxQueued,
             MaxAttempts = attempts,
+            TokenProvider = provider,
         });
+    }
+
+    /// <summary>A provider handing out game-1, game-2, … (expiring <c>Lifetime</c> after <c>Now()</c>), recording each forceRefresh.</summary>
+    private sealed class CountingProvider : Game.ITokenProvider
+    {
+        public readonly List<bool> Asked = new List<bool>();
+        public Func<DateTime> Now = () => DateTime.UtcNow;
+        public TimeSpan? Lifetime = TimeSpan.FromSeconds(900);
+        public Exception Failure;
+
+        public Task<Game.ProvidedToken> GetTokenAsync(bool forceRefresh)
+        {
+            Asked.Add(forceRefresh);
+            var answer = new TaskCompletionSource<Game.ProvidedToken>();
+            if (Failure != null)
+            {
+                answer.SetException(Failure);
+                return answer.Task;
+            }
+            var token = new Game.ProvidedToken { Token = "game-" + Asked.Count };
+            if (Lifetime != null) token.ExpiresAt = new DateTimeOffset(Now() + Lifetime.Value, TimeSpan.Zero);
+            answer.SetResult(token);
+            return answer.Task;
+        }
+
+        public string Forced
+        {
+            get { return string.Join(",", Asked.Select(b => b ? "force" : "cached").ToArray()); }
+        }
+    }
+
+    private static string Tokens(FakeTransport t)
+    {
+        return string.Join(" ", t.Calls.Select(c => c.Headers["Authorization"]).ToArray());
     }
 
     /// <summary>The event ids of a batch request; fails unless its body is a JSON array.</summary>
@@ -490,6 +525,91 @@ public static class Tests
             var result = Client(t, new List<int>()).SendBatchAsync(new[] { Login("e1"), Login("e2") }).Result;
             Equal("[e1,e2] [e1,e2]", Requests(t), "requests");
             Equal(2, result.Added, "added");
+        });
+        Test("a token provider replaces the guest login: its token is sent, no guest login", () =>
+        {
+            var t = new FakeTransport { Script = call => call.Url.EndsWith("/put-records", StringComparison.Ordinal) ? ServeAnswer(call) : new Game.HttpAnswer(200, "\"ok\"") };
+            var p = new CountingProvider();
+            var client = Client(t, new List<int>(), provider: p);
+            client.SendAsync(Login("e1")).Wait();
+            client.SendBatchAsync(new[] { Login("e2"), Login("e3") }).Wait();
+            EqualSeq(new[] { "http://game.test/prod/put-record game-1", "http://game.test/prod/put-records game-1" }, t.Calls.Select(c => c.Url + " " + c.Headers["Authorization"]), "requests and their token");
+            Equal("cached", p.Forced, "asked");
+            Equal(null, client.UserId, "no guest identity");
+        });
+        Test("the provider is asked again within the refresh margin of its token's expiry, not forced", () =>
+        {
+            var clock = DateTime.UtcNow;
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(200, "\"ok\"") };
+            var p = new CountingProvider { Now = () => clock };
+            var client = Client(t, new List<int>(), now: () => clock, provider: p);
+            client.SendAsync(Login("e1")).Wait();
+            clock = clock.AddSeconds(800);
+            client.SendAsync(Login("e2")).Wait();
+            clock = clock.AddSeconds(45);
+            client.SendAsync(Login("e3")).Wait();
+            Equal("game-1 game-1 game-2", Tokens(t), "tokens sent");
+            Equal("cached,cached", p.Forced, "forceRefresh");
+        });
+        Test("a token without ExpiresAt is kept until a 401", () =>
+        {
+            var t = new FakeTransport { Script = call => new Game.HttpAnswer(200, "\"ok\"") };
+            var p = new CountingProvider { Lifetime = null };
+            var client = Client(t, new List<int>(), provider: p);
+            foreach (var id in new[] { "e1", "e2", "e3" }) client.SendAsync(Login(id)).Wait();
+            Equal("game-1 game-1 game-1", Tokens(t), "tokens sent");
+            Equal("cached", p.Forced, "asked once");
+        });
+        Test("a 401 asks the provider again with forceRefresh and retries once (batch and single)", () =>
+        {
+            // The server stops taking a token once it was sent (revoked, or expired early).
+            var refused = new HashSet<string>();
+            var t = new FakeTransport();
+            t.Script = call => refused.Contains(call.Headers["Authorization"]) ? new Game.HttpAnswer(401, "{\"message\":\"Unauthorized\"}")
+                : call.Url.EndsWith("/put-records", StringComparison.Ordinal) ? ServeAnswer(call) : new Game.HttpAnswer(200, "\"ok\"");
+            var p = new CountingProvider();
+            var client = Client(t, new List<int>(), provider: p);
+            Equal(200, client.SendAsync(Login("e1")).Result.Status, "single");
+            refused.Add("game-1");
+            client.Enqueue(Login("e2"));
+            client.Enqueue(Login("e3"));
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "2", "0" }, new[] { result.Accepted, result.Remaining }.Select(x => x.ToString()), "accepted, remaining");
+            refused.Add("game-2");
+            Equal(200, client.SendAsync(Login("e4")).Result.Status, "single after a 401");
+            Equal("game-1 game-1 game-2 game-2 game-3", Tokens(t), "tokens sent");
+            Equal("cached,force,force", p.Forced, "forceRefresh");
+            Equal("[e2,e3] [e2,e3]", Requests(t), "batch requests");
+        });
+        Test("a second 401 is an HttpException; the queued events stay for the next flush", () =>
+        {
+            var refuseAll = true;
+            var t = new FakeTransport();
+            t.Script = call => refuseAll ? new Game.HttpAnswer(401, "{\"message\":\"Unauthorized\"}") : ServeAnswer(call);
+            var p = new CountingProvider();
+            var client = Client(t, new List<int>(), provider: p);
+            client.Enqueue(Login("e1"));
+            client.Enqueue(Login("e2"));
+            var error = Thrown(() => client.FlushAsync());
+            Assert(error is Game.HttpException && ((Game.HttpException)error).Status == 401, "expected HttpException 401, got " + error);
+            Equal(2, Batches(t).Count, "the request and its one retry");
+            Equal(2, client.Queued, "still queued");
+            refuseAll = false;
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "2", "0" }, new[] { result.Accepted, result.Remaining }.Select(x => x.ToString()), "next flush");
+            Equal("cached,force", p.Forced, "forceRefresh");
+        });
+        Test("a provider that fails is retried as a network error; the events stay queued", () =>
+        {
+            var t = new FakeTransport { Script = call => ServeAnswer(call) };
+            var p = new CountingProvider { Failure = new IOException("the game's backend is down") };
+            var client = Client(t, new List<int>(), attempts: 2, provider: p);
+            client.Enqueue(Login("e1"));
+            var error = Thrown(() => client.FlushAsync());
+            Assert(error is IOException, "the provider's error, got " + error);
+            EqualSeq(new[] { "2", "0", "1" }, new[] { p.Asked.Count, t.Calls.Count, client.Queued }.Select(x => x.ToString()), "asked, requests, queued");
+            p.Failure = null;
+            Equal(1, client.FlushAsync().Result.Accepted, "next flush");
         });
     }
 

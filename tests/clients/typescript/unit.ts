@@ -362,4 +362,127 @@ await test("a 5xx without results (\"Failed to add events\") sends the whole bat
   assertEqual([result.sent, result.added], [2, 2], "counts");
 });
 
+// ----- the game's own sign-in: a token provider in place of the guest login ------------------
+
+/** A provider handing out `game-1`, `game-2`, … (expiring `lifetimeMs` after `clock()`), recording each `forceRefresh`. */
+function provider(clock: () => number, lifetimeMs: number | null = 900_000) {
+  const asked: boolean[] = [];
+  const tokenProvider: rt.TokenProvider = async (forceRefresh) => {
+    asked.push(forceRefresh);
+    const token = `game-${asked.length}`;
+    return lifetimeMs === null ? { token } : { token, expiresAt: new Date(clock() + lifetimeMs) };
+  };
+  return { tokenProvider, asked };
+}
+
+await test("a token provider replaces the guest login: its token is sent, no guest login", async () => {
+  const p = provider(Date.now);
+  const { client: c, calls } = client((call) => (call.url.endsWith("/put-records") ? serveAnswer(call) : json(200, "ok")), {
+    tokenProvider: p.tokenProvider,
+  });
+  await c.send(event("e1"));
+  await c.sendBatch([event("e2"), event("e3")]);
+  assertEqual(calls.map((x) => [new URL(x.url).pathname, x.headers["authorization"]]), [
+    ["/prod/put-record", "game-1"],
+    ["/prod/put-records", "game-1"],
+  ], "requests and their token");
+  assertEqual(p.asked, [false], "asked once");
+  assertEqual(c.userId, null, "no guest identity");
+});
+
+await test("the provider is asked again within the refresh margin of its token's expiry, not forced", async () => {
+  let clock = Date.now();
+  const p = provider(() => clock);
+  const { client: c, calls } = client(() => json(200, "ok"), { tokenProvider: p.tokenProvider, now: () => clock });
+  await c.send(event("e1"));
+  clock += 800_000; // 100 s before expiry: outside the 60 s margin
+  await c.send(event("e2"));
+  clock += 45_000; // 55 s before expiry: inside it
+  await c.send(event("e3"));
+  assertEqual(calls.map((x) => x.headers["authorization"]), ["game-1", "game-1", "game-2"], "tokens sent");
+  assertEqual(p.asked, [false, false], "forceRefresh");
+});
+
+await test("a token without expiresAt is kept until a 401", async () => {
+  const p = provider(Date.now, null);
+  const { client: c, calls } = client(() => json(200, "ok"), { tokenProvider: p.tokenProvider });
+  for (const id of ["e1", "e2", "e3"]) await c.send(event(id));
+  assertEqual(calls.map((x) => x.headers["authorization"]), ["game-1", "game-1", "game-1"], "tokens sent");
+  assertEqual(p.asked, [false], "asked once");
+});
+
+await test("a 401 asks the provider again with forceRefresh and retries once (batch and single)", async () => {
+  const p = provider(Date.now);
+  // The server stops taking a token once it was sent (revoked, or expired early).
+  const refused = new Set<string>();
+  const { client: c, calls } = client(
+    (call) =>
+      refused.has(call.headers["authorization"] ?? "")
+        ? json(401, { message: "Unauthorized" })
+        : call.url.endsWith("/put-records")
+          ? serveAnswer(call)
+          : json(200, "ok"),
+    { tokenProvider: p.tokenProvider },
+  );
+  assertEqual((await c.send(event("e1"))).status, 200, "single");
+  refused.add("game-1");
+  c.enqueue(event("e2"));
+  c.enqueue(event("e3"));
+  const result = await c.flush();
+  assertEqual([result.accepted, result.remaining], [2, 0], "flush");
+  refused.add("game-2");
+  assertEqual((await c.send(event("e4"))).status, 200, "single after a 401");
+  assertEqual(calls.map((x) => x.headers["authorization"]), ["game-1", "game-1", "game-2", "game-2", "game-3"], "tokens sent");
+  assertEqual(p.asked, [false, true, true], "forceRefresh");
+  assertEqual(batchCalls(calls).map(ids), [["e2", "e3"], ["e2", "e3"]], "batch requests");
+});
+
+await test("a second 401 is an HttpError; the queued events stay for the next flush", async () => {
+  let refuseAll = true;
+  const p = provider(Date.now);
+  const { client: c, calls } = client(
+    (call) => (refuseAll ? json(401, { message: "Unauthorized" }) : serveAnswer(call)),
+    { tokenProvider: p.tokenProvider },
+  );
+  c.enqueue(event("e1"));
+  c.enqueue(event("e2"));
+  let error: unknown = null;
+  try {
+    await c.flush();
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof HttpError && error.status === 401, `expected HttpError 401, got ${String(error)}`);
+  assertEqual(batchCalls(calls).length, 2, "the request and its one retry");
+  assertEqual(c.queued, 2, "still queued");
+  refuseAll = false;
+  const result = await c.flush();
+  assertEqual([result.accepted, result.remaining], [2, 0], "next flush");
+  assertEqual(p.asked, [false, true], "forceRefresh");
+});
+
+await test("a provider that fails is retried as a network error; the events stay queued", async () => {
+  let fail = true;
+  const asked: boolean[] = [];
+  const { client: c, calls } = client(serveAnswer, {
+    maxAttempts: 2,
+    tokenProvider: async (forceRefresh) => {
+      asked.push(forceRefresh);
+      if (fail) throw new Error("the game's backend is down");
+      return { token: "game" };
+    },
+  });
+  c.enqueue(event("e1"));
+  let error: unknown = null;
+  try {
+    await c.flush();
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof Error && error.message.includes("backend is down"), `the provider's error, got ${String(error)}`);
+  assertEqual([asked.length, calls.length, c.queued], [2, 0, 1], "asked, requests, queued");
+  fail = false;
+  assertEqual((await c.flush()).accepted, 1, "next flush");
+});
+
 finish("typescript unit");

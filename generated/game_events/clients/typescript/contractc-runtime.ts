@@ -664,6 +664,21 @@ export class FileStore implements KeyValueStore {
 
 // ----- the client ------------------------------------------------------------------------------
 
+/** A token from the game's own sign-in, and when it expires if the game knows. */
+export interface ProvidedToken {
+  /** Sent as the `Authorization` header, as given (`serve` takes it with or without `Bearer `). */
+  token: string;
+  /** Asked again `refreshMarginSeconds` before; without it, the token is used until a 401. */
+  expiresAt?: Date;
+}
+
+/**
+ * The game's sign-in: its backend's access token for the player, in place of the guest login.
+ * `forceRefresh` is true after the server refused the last token (401): return a new token, not
+ * a cached one. A provider that throws is retried as a network error is (events stay queued).
+ */
+export type TokenProvider = (forceRefresh: boolean) => Promise<ProvidedToken>;
+
 export interface ClientOptions {
   /** Base of the API, ending in `/`: `https://host/prod/`. Routes are resolved against its origin. */
   baseUrl: string;
@@ -686,6 +701,11 @@ export interface ClientOptions {
   maxBackoffMs?: number;
   /** Refresh the token this many seconds before it expires. Default 60. */
   refreshMarginSeconds?: number;
+  /**
+   * The game's own sign-in (docs/clients.md): its tokens are sent instead of a guest's, so the
+   * server's `player_id` is the game's player. Default: the guest login.
+   */
+  tokenProvider?: TokenProvider;
   /** Extra query for `login-as-guest`, e.g. `{ scope: "authenticated" }`. */
   loginQuery?: Record<string, string>;
   fetch?: typeof fetch;
@@ -850,8 +870,8 @@ export class HttpError extends Error {
 
 /**
  * Sends one contract's events: validates each locally (an event the server would reject is
- * refused and never sent), logs in as a guest and keeps the identity, refreshes the token before
- * it expires, retries network errors and 5xx with exponential backoff and jitter, and queues
+ * refused and never sent), signs in with the game's token provider or as a guest (keeping the
+ * identity), refreshes the token before it expires, retries network errors and 5xx with exponential backoff and jitter, and queues
  * events in a bounded persistent queue flushed in batches.
  */
 export class ContractClient<E> {
@@ -861,6 +881,10 @@ export class ContractClient<E> {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
   private tokens: Tokens | null = null;
+  /** The provider's last token (ms since the epoch), kept in memory only: the game owns it. */
+  private provided: { token: string; expiresAt: number | null } | null = null;
+  /** Set by a 401: the provider is asked for a new token, not its cached one. */
+  private forceRefresh = false;
   private flushing: Promise<FlushResult> | null = null;
 
   constructor(
@@ -1041,7 +1065,7 @@ export class ContractClient<E> {
       if (answer !== null) {
         if (answer.status === 401 && !reauthenticated) {
           reauthenticated = true;
-          this.setTokens(null);
+          this.forgetToken();
           attempt -= 1;
           continue;
         }
@@ -1154,7 +1178,7 @@ export class ContractClient<E> {
       );
       if (answer.status === 401 && !reauthenticated) {
         reauthenticated = true;
-        this.setTokens(null);
+        this.forgetToken();
         continue;
       }
       if (answer.status !== 200) throw new HttpError(answer.status, answer.body);
@@ -1183,8 +1207,29 @@ export class ContractClient<E> {
     this.store.set(this.key("tokens"), JSON.stringify(tokens));
   }
 
-  /** A token valid for at least the refresh margin: the saved one, a refreshed one, or a login. */
+  /** After a 401: the next request gets a fresh token (the provider forced, or a guest login). */
+  private forgetToken(): void {
+    this.provided = null;
+    this.forceRefresh = true;
+    if (this.options.tokenProvider === undefined) this.setTokens(null);
+  }
+
+  /** The provider's token while it is not within the refresh margin of its expiry, else a new one. */
+  private async providedToken(provider: TokenProvider): Promise<string> {
+    const margin = (this.options.refreshMarginSeconds ?? 60) * 1000;
+    const held = this.provided;
+    if (held !== null && (held.expiresAt === null || held.expiresAt - margin > this.now())) return held.token;
+    const given = await provider(this.forceRefresh);
+    if (typeof given?.token !== "string" || given.token === "") throw new Error("the token provider gave no token");
+    // Cleared only once a token came: a provider that failed is forced again next time.
+    this.forceRefresh = false;
+    this.provided = { token: given.token, expiresAt: given.expiresAt?.getTime() ?? null };
+    return given.token;
+  }
+
+  /** A token valid for at least the refresh margin: the game's, or the saved one, a refreshed one, or a login. */
   private async token(): Promise<string> {
+    if (this.options.tokenProvider !== undefined) return this.providedToken(this.options.tokenProvider);
     const margin = (this.options.refreshMarginSeconds ?? 60) * 1000;
     const now = this.now();
     if (this.tokens !== null && this.tokens.auth_expires_at - margin > now) return this.tokens.auth_token;

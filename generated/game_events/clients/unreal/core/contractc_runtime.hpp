@@ -838,6 +838,21 @@ struct ContractInfo {
     std::function<std::string(const E&)> to_json;
 };
 
+/// A token from the game's own sign-in, and when it expires if the game knows.
+struct ProvidedToken {
+    /// Sent as the `Authorization` header, as given (`serve` takes it with or without `Bearer `).
+    std::string token;
+    /// Milliseconds since the epoch (the clock of `Options::now_ms`): asked again
+    /// `refresh_margin_seconds` before. Without it, the token is used until a 401.
+    std::optional<std::int64_t> expires_at_ms;
+};
+
+/// The game's sign-in: its backend's access token for the player, in place of the guest login.
+/// `force_refresh` is true after the server refused the last token (401): return a new token, not
+/// a cached one. Called on the client's thread; a NetworkError it throws is retried as the
+/// request's own are, anything else ends the attempt (events stay queued).
+using TokenProvider = std::function<ProvidedToken(bool force_refresh)>;
+
 struct Options {
     /// Base of the API, ending in `/`: `https://host/prod/`.
     std::string base_url;
@@ -852,6 +867,9 @@ struct Options {
     int refresh_margin_seconds = 60;
     /// Extra query for `login-as-guest`, e.g. `scope=authenticated`.
     std::string login_query;
+    /// The game's own sign-in (docs/clients.md): its tokens are sent instead of a guest's, so the
+    /// server's `player_id` is the game's player. Default (empty): the guest login.
+    TokenProvider token_provider;
     std::function<double()> random;
     std::function<void(int)> sleep;
     std::function<std::int64_t()> now_ms;
@@ -1023,7 +1041,8 @@ inline std::string resolve(const std::string& base, const std::string& path) {
 
 /**
  * Sends one contract's events: validates each locally (an event the server would reject is
- * refused and never sent), logs in as a guest and keeps the identity, refreshes the token before
+ * refused and never sent), signs in with the game's token provider or as a guest (keeping the
+ * identity), refreshes the token before
  * it expires, retries network errors and 5xx with exponential backoff and jitter (never 4xx), and
  * keeps a bounded persistent queue (a journal file, each change flushed before the call returns)
  * flushed in batches. Not thread-safe: use one client per thread.
@@ -1178,6 +1197,10 @@ private:
     std::vector<std::pair<std::uint64_t, std::string>> items_;
     std::uint64_t next_ = 0;
     std::size_t dropped_ = 0;
+    /// The provider's last token, kept in memory only: the game owns it.
+    std::optional<ProvidedToken> provided_;
+    /// Set by a 401: the provider is asked for a new token, not its cached one.
+    bool force_refresh_ = false;
 
     std::string path(const std::string& file) const {
         return options_.state_dir + "/contractc." + contract_.name + "." + file;
@@ -1301,7 +1324,7 @@ private:
             if (answer) {
                 if (answer->status == 401 && !reauthenticated) {
                     reauthenticated = true;
-                    std::remove(path("tokens.json").c_str());
+                    forget_token();
                     --attempt;
                     continue;
                 }
@@ -1342,7 +1365,7 @@ private:
             HttpAnswer answer = with_retry("POST", resolve(options_.base_url, route), headers(tok), content_type, body);
             if (answer.status == 401 && !reauthenticated) {
                 reauthenticated = true;
-                std::remove(path("tokens.json").c_str());
+                forget_token();
                 continue;
             }
             if (answer.status != 200) throw HttpError(answer.status, answer.body);
@@ -1364,7 +1387,31 @@ private:
         }
     }
 
+    /// After a 401: the next request gets a fresh token (the provider forced, or a guest login).
+    void forget_token() {
+        provided_.reset();
+        force_refresh_ = true;
+        if (!options_.token_provider) std::remove(path("tokens.json").c_str());
+    }
+
+    /// The provider's token while it is not within the refresh margin of its expiry, else a new one.
+    std::string provided_token() {
+        const std::int64_t margin = options_.refresh_margin_seconds * 1000LL;
+        if (provided_ && (!provided_->expires_at_ms || *provided_->expires_at_ms - margin > options_.now_ms())) {
+            return provided_->token;
+        }
+        ProvidedToken given = options_.token_provider(force_refresh_);
+        if (given.token.empty()) throw std::runtime_error("the token provider gave no token");
+        // Cleared only once a token came: a provider that failed is forced again next time.
+        force_refresh_ = false;
+        provided_ = std::move(given);
+        return provided_->token;
+    }
+
+    /// A token valid for at least the refresh margin: the game's, or the saved one, a refreshed
+    /// one, or a login.
     std::string token() {
+        if (options_.token_provider) return provided_token();
         const std::int64_t margin = options_.refresh_margin_seconds * 1000LL;
         const std::int64_t now = options_.now_ms();
         if (auto saved = read_file(path("tokens.json"))) {

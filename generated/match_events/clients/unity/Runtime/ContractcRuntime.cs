@@ -989,6 +989,23 @@ namespace Contractc.MatchEvents
         }
     }
 
+    /// <summary>A token from the game's own sign-in, and when it expires if the game knows.</summary>
+    public sealed class ProvidedToken
+    {
+        /// <summary>Sent as the <c>Authorization</c> header, as given (<c>serve</c> takes it with or without <c>Bearer </c>).</summary>
+        public string Token;
+        /// <summary>Asked again <c>RefreshMarginSeconds</c> before; without it, the token is used until a 401.</summary>
+        public DateTimeOffset? ExpiresAt;
+    }
+
+    /// <summary>The game's sign-in: its backend's access token for the player, in place of the guest login.</summary>
+    public interface ITokenProvider
+    {
+        /// <summary><paramref name="forceRefresh"/> is true after the server refused the last token (401):
+        /// return a new token, not a cached one. An exception is retried as a network error is (events stay queued).</summary>
+        Task<ProvidedToken> GetTokenAsync(bool forceRefresh);
+    }
+
     /// <summary>Client settings.</summary>
     public sealed class ClientOptions
     {
@@ -1005,6 +1022,9 @@ namespace Contractc.MatchEvents
         public int BaseBackoffMs = 200;
         public int MaxBackoffMs = 10000;
         public int RefreshMarginSeconds = 60;
+        /// <summary>The game's own sign-in (docs/clients.md): its tokens are sent instead of a guest's,
+        /// so the server's <c>player_id</c> is the game's player. Default (null): the guest login.</summary>
+        public ITokenProvider TokenProvider;
         /// <summary>Extra query for <c>login-as-guest</c>, e.g. <c>scope=authenticated</c>.</summary>
         public string LoginQuery = "";
         public Func<double> Random;
@@ -1174,7 +1194,7 @@ namespace Contractc.MatchEvents
 
     /// <summary>
     /// Sends one contract's events: validates each locally (an event the server would reject is
-    /// refused and never sent), logs in as a guest and keeps the identity, refreshes the token
+    /// refused and never sent), signs in with the game's token provider or as a guest (keeping the identity), refreshes the token
     /// before it expires, retries network errors and 5xx with exponential backoff and jitter, and
     /// queues events in a bounded persistent queue flushed in batches.
     /// </summary>
@@ -1187,6 +1207,10 @@ namespace Contractc.MatchEvents
         private readonly Func<int, Task> sleep;
         private readonly Func<DateTime> utcNow;
         private readonly object queueLock = new object();
+        /// <summary>The provider's last token, kept in memory only: the game owns it.</summary>
+        private ProvidedToken provided;
+        /// <summary>Set by a 401: the provider is asked for a new token, not its cached one.</summary>
+        private bool forceRefresh;
 
         public ContractClient(ContractInfo contract, ClientOptions options)
         {
@@ -1407,7 +1431,7 @@ namespace Contractc.MatchEvents
                     if (answer.Status == 401 && !reauthenticated)
                     {
                         reauthenticated = true;
-                        options.Store.Set(Key("tokens"), "null");
+                        ForgetToken();
                         attempt--;
                         continue;
                     }
@@ -1508,7 +1532,7 @@ namespace Contractc.MatchEvents
                 if (answer.Status == 401 && !reauthenticated)
                 {
                     reauthenticated = true;
-                    options.Store.Set(Key("tokens"), "null");
+                    ForgetToken();
                     continue;
                 }
                 if (answer.Status != 200) throw new HttpException(answer.Status, answer.Body);
@@ -1545,9 +1569,33 @@ namespace Contractc.MatchEvents
             return (utcNow().Ticks - Rules.Epoch.Ticks) / TimeSpan.TicksPerMillisecond;
         }
 
-        /// <summary>A token valid for at least the refresh margin: the saved one, a refreshed one, or a login.</summary>
+        /// <summary>After a 401: the next request gets a fresh token (the provider forced, or a guest login).</summary>
+        private void ForgetToken()
+        {
+            provided = null;
+            forceRefresh = true;
+            if (options.TokenProvider == null) options.Store.Set(Key("tokens"), "null");
+        }
+
+        /// <summary>The provider's token while it is not within the refresh margin of its expiry, else a new one.</summary>
+        private async Task<string> ProvidedTokenAsync(ITokenProvider provider)
+        {
+            var held = provided;
+            var margin = TimeSpan.FromSeconds(options.RefreshMarginSeconds);
+            var now = new DateTimeOffset(DateTime.SpecifyKind(utcNow(), DateTimeKind.Utc));
+            if (held != null && (held.ExpiresAt == null || held.ExpiresAt.Value - margin > now)) return held.Token;
+            var given = await provider.GetTokenAsync(forceRefresh);
+            if (given == null || string.IsNullOrEmpty(given.Token)) throw new InvalidOperationException("the token provider gave no token");
+            // Cleared only once a token came: a provider that failed is forced again next time.
+            forceRefresh = false;
+            provided = new ProvidedToken { Token = given.Token, ExpiresAt = given.ExpiresAt };
+            return given.Token;
+        }
+
+        /// <summary>A token valid for at least the refresh margin: the game's, or the saved one, a refreshed one, or a login.</summary>
         private async Task<string> TokenAsync()
         {
+            if (options.TokenProvider != null) return await ProvidedTokenAsync(options.TokenProvider);
             var margin = options.RefreshMarginSeconds * 1000L;
             var now = NowMs();
             var saved = options.Store.Get(Key("tokens"));
