@@ -363,15 +363,18 @@ const RUNTIME_BUDGET: usize = 80;
 const OTHER_BUDGET: usize = 150;
 
 /// Functions over budget today, with the most lines each may have: a ratchet (it may only
-/// go down). The client backends are to be rendered from one plan (issue #25).
-const OVER_BUDGET: [(&str, &str, usize); 7] = [
-    ("compiler/src/backend/csharp.rs", "render", 265),
-    ("compiler/src/backend/csharp.rs", "class_body", 230),
-    ("compiler/src/backend/cpp.rs", "record", 212),
-    ("compiler/src/backend/typescript.rs", "render", 198),
-    ("compiler/src/backend/typescript.rs", "checks", 198),
-    ("compiler/src/backend/cpp.rs", "checks", 162),
-    ("compiler/src/backend/cpp.rs", "render", 158),
+/// go down).
+const OVER_BUDGET: [(&str, &str, usize); 0] = [];
+
+/// The client backends render one plan (`client_plan.rs`) per language: their functions stay as
+/// short as the runtime's.
+const CLIENT_BACKENDS: [&str; 6] = [
+    "compiler/src/backend/client_plan.rs",
+    "compiler/src/backend/client_checks.rs",
+    "compiler/src/backend/typescript.rs",
+    "compiler/src/backend/csharp.rs",
+    "compiler/src/backend/cpp.rs",
+    "compiler/src/backend/godot.rs",
 ];
 
 /// The functions of a file's shipped code with their line counts: (name, first line, lines),
@@ -414,6 +417,7 @@ fn budget_for(path: &str) -> usize {
     ]
     .iter()
     .any(|dir| path.starts_with(dir))
+        || CLIENT_BACKENDS.contains(&path)
     {
         RUNTIME_BUDGET
     } else {
@@ -456,7 +460,7 @@ fn functions_fit_the_line_budget() {
     let found = over_budget(&files);
     assert!(
         found.is_empty(),
-        "functions over the line budget ({RUNTIME_BUDGET} in runtime/serve, judge, edge and deploy, \
+        "functions over the line budget ({RUNTIME_BUDGET} in runtime/serve, judge, edge, deploy and the client backends, \
          {OTHER_BUDGET} elsewhere): split them by operation\n{}",
         found.join("\n")
     );

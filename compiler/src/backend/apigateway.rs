@@ -103,20 +103,13 @@ fn version_model(c: &Contract) -> Value {
                 .cases
                 .iter()
                 .map(|case| {
-                    let mut members: Vec<(&Field, bool, Vec<Rule>)> = c
-                        .fields
-                        .iter()
-                        .map(|f| {
-                            let extra = case
-                                .rules
-                                .iter()
-                                .find(|(n, _)| n == &f.name)
-                                .map(|(_, r)| r.clone())
-                                .unwrap_or_default();
-                            (f, f.required || case.require.contains(&f.name), extra)
-                        })
-                        .collect();
-                    members.extend(case.fields.iter().map(|f| (f, f.required, Vec::new())));
+                    let members: Vec<(&Field, bool, Vec<Rule>)> =
+                        contract_manifest::shape_fields(&c.fields, Some(case))
+                            .into_iter()
+                            .map(|shape| {
+                                (shape.field, shape.required, shape.variant_rules.to_vec())
+                            })
+                            .collect();
                     let mut schema = object_schema(members, closed(c));
                     schema["properties"][&variants.discriminator] =
                         json!({ "type": "string", "enum": [case.value] });

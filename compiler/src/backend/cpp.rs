@@ -5,14 +5,14 @@
 //! Unreal module over it (`FHttpModule` transport, a Blueprint-callable subsystem sending JSON
 //! built by the core). The core is compiled and tested with g++; the module needs the engine.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::{GeneratedFile, made_with_the_event};
-use crate::ir::{
-    Bound, Contract, ContractSet, Field, FormatItem, Literal, Rule, RuleKind, TimestampFormat,
-    Type, UnknownFields, Valid, Variant,
+use super::GeneratedFile;
+use super::client_checks::{CheckWriter, Loop};
+use super::client_plan::{
+    ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value, pascal,
 };
+use crate::ir::{Contract, ContractSet, FormatItem, Literal, Policy, Valid};
 
 const RUNTIME: &str = include_str!("../../templates/cpp/contractc_runtime.hpp");
 const CURL: &str = include_str!("../../templates/cpp/contractc_curl.hpp");
@@ -33,7 +33,7 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
         ));
         files.push(GeneratedFile::new(
             format!("{dir}/core/{}.hpp", c.name),
-            Module::new(c, &namespace).render(),
+            Module::new(&ClientPlan::of(c), &namespace).render(),
         ));
         files.extend(unreal_module(c, &namespace, &dir));
     }
@@ -58,24 +58,6 @@ fn lit(text: &str) -> String {
         }
     }
     out.push('"');
-    out
-}
-
-fn pascal(name: &str) -> String {
-    let mut out: String = name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut chars = p.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, 'V');
-    }
     out
 }
 
@@ -179,7 +161,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// A member name: the field name, with `_` after a C++ keyword.
-fn member(name: &str) -> String {
+fn member_name(name: &str) -> String {
     if KEYWORDS.contains(&name) {
         format!("{name}_")
     } else {
@@ -187,634 +169,208 @@ fn member(name: &str) -> String {
     }
 }
 
-fn policy(rule: &Rule) -> &'static str {
-    match rule.policy {
-        crate::ir::Policy::Reject => "rt::Policy::Reject",
-        crate::ir::Policy::Quarantine => "rt::Policy::Quarantine",
-        crate::ir::Policy::Warn => "rt::Policy::Warn",
+fn policy(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Reject => "rt::Policy::Reject",
+        Policy::Quarantine => "rt::Policy::Quarantine",
+        Policy::Warn => "rt::Policy::Warn",
     }
 }
 
-/// A decimal bound as an unscaled integer at `scale` (as the Rust validator computes it).
-fn decimal_bound(b: Bound, scale: u8, is_min: bool) -> i128 {
-    match b {
-        Bound::Int(i) => i128::from(i) * 10i128.pow(u32::from(scale)),
-        Bound::Float(f) => {
-            let scaled = f * 10f64.powi(i32::from(scale));
-            if (scaled - scaled.round()).abs() < 1e-6 {
-                scaled.round() as i128
-            } else if is_min {
-                scaled.ceil() as i128
-            } else {
-                scaled.floor() as i128
-            }
-        }
-    }
-}
-
-struct Module<'c> {
-    contract: &'c Contract,
+/// The core header of one contract, rendered from its plan.
+struct Module<'p, 'c> {
+    plan: &'p ClientPlan<'c>,
     namespace: String,
-    patterns: BTreeMap<String, String>,
-    formats: BTreeMap<String, (String, String)>,
-    names: BTreeMap<u32, String>,
-    used: BTreeSet<String>,
-    structs: Vec<String>,
     counter: usize,
 }
 
-struct Shape<'v> {
-    fields: Vec<(Field, bool)>,
-    variant: Option<&'v Variant>,
-    discriminator: Option<&'v str>,
-}
-
-impl<'c> Module<'c> {
-    fn new(contract: &'c Contract, namespace: &str) -> Self {
-        let mut used: BTreeSet<String> = ["Event", "Contract"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if let Some(v) = &contract.variants {
-            for case in &v.cases {
-                used.insert(format!("{}Event", case.ident));
-            }
-        }
+impl<'p, 'c> Module<'p, 'c> {
+    fn new(plan: &'p ClientPlan<'c>, namespace: &str) -> Self {
         Module {
-            contract,
+            plan,
             namespace: namespace.to_string(),
-            patterns: BTreeMap::new(),
-            formats: BTreeMap::new(),
-            names: BTreeMap::new(),
-            used,
-            structs: Vec::new(),
             counter: 0,
         }
     }
 
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
-    }
-
-    fn pattern(&mut self, pattern: &str) -> String {
-        if let Some(name) = self.patterns.get(pattern) {
-            return name.clone();
-        }
-        let name = format!("pattern_{}()", self.patterns.len());
-        self.patterns.insert(pattern.to_string(), name.clone());
-        name
-    }
-
-    fn format(&mut self, format: &TimestampFormat) -> String {
-        if let Some((name, _)) = self.formats.get(&format.pattern) {
-            return name.clone();
-        }
-        let name = format!("format_{}()", self.formats.len());
-        let items: Vec<String> = format
-            .items
-            .iter()
-            .map(|item| match item {
-                FormatItem::Literal(text) => format!("{{0, {}}}", lit(text)),
-                FormatItem::Year => "{'Y', nullptr}".into(),
-                FormatItem::Month => "{'m', nullptr}".into(),
-                FormatItem::Day => "{'d', nullptr}".into(),
-                FormatItem::Hour => "{'H', nullptr}".into(),
-                FormatItem::Minute => "{'M', nullptr}".into(),
-                FormatItem::Second => "{'S', nullptr}".into(),
-                FormatItem::Fraction => "{'f', nullptr}".into(),
-            })
-            .collect();
-        self.formats
-            .insert(format.pattern.clone(), (name.clone(), items.join(", ")));
-        name
-    }
-
-    fn struct_name(&mut self, id: u32, hint: &str, fields: &[Field]) -> String {
-        if let Some(name) = self.names.get(&id) {
-            return name.clone();
-        }
-        let mut name = pascal(hint);
-        if self.used.contains(&name) {
-            name = format!("{name}{id}");
-        }
-        self.used.insert(name.clone());
-        self.names.insert(id, name.clone());
-        let list: Vec<(Field, bool)> = fields.iter().map(|f| (f.clone(), f.required)).collect();
-        let code = self.record(
-            &name,
-            Shape {
-                fields: list,
-                variant: None,
-                discriminator: None,
-            },
-            false,
-        );
-        self.structs.push(code);
-        name
-    }
-
-    fn cpp_type(&mut self, ty: &Type, id: u32, hint: &str) -> String {
-        match ty {
-            Type::String | Type::Uuid | Type::Date | Type::Decimal { .. } => "std::string".into(),
-            Type::Boolean => "bool".into(),
-            Type::Int => "std::int32_t".into(),
-            Type::Long => "std::int64_t".into(),
-            Type::Float => "float".into(),
-            Type::Double => "double".into(),
-            Type::Timestamp { .. } => "rt::Timestamp".into(),
-            Type::TimestampTz => "rt::TimestampTz".into(),
-            Type::List(e) => {
-                let inner = self.element_type(&e.ty, e.id, &format!("{hint}_item"), e.required);
-                format!("std::vector<{inner}>")
+    fn cpp_type(&self, kind: &Kind) -> String {
+        match kind {
+            Kind::String | Kind::Uuid | Kind::Date | Kind::Decimal { .. } => "std::string".into(),
+            Kind::Boolean => "bool".into(),
+            Kind::Int => "std::int32_t".into(),
+            Kind::Long => "std::int64_t".into(),
+            Kind::Float => "float".into(),
+            Kind::Double => "double".into(),
+            Kind::Timestamp { .. } => "rt::Timestamp".into(),
+            Kind::TimestampTz => "rt::TimestampTz".into(),
+            Kind::List(e) => format!("std::vector<{}>", self.element_type(e)),
+            Kind::Map { value, .. } => {
+                format!("std::map<std::string, {}>", self.element_type(value))
             }
-            Type::Map { value, .. } => {
-                let inner = self.element_type(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                );
-                format!("std::map<std::string, {inner}>")
-            }
-            Type::Struct(fields) => self.struct_name(id, hint, fields),
+            Kind::Record(index) => self.plan.records[*index].name.clone(),
         }
     }
 
-    fn element_type(&mut self, ty: &Type, id: u32, hint: &str, required: bool) -> String {
-        let inner = self.cpp_type(ty, id, hint);
-        if required {
+    fn element_type(&self, e: &Element) -> String {
+        let inner = self.cpp_type(&e.value.kind);
+        if e.required {
             inner
         } else {
             format!("std::optional<{inner}>")
         }
     }
 
-    /// An expression reading the `rt::Json` expression `j` (present) as `ty`.
-    fn reader(&mut self, ty: &Type, id: u32, hint: &str, j: &str) -> String {
-        match ty {
-            Type::String | Type::Uuid | Type::Date => format!("rt::read::string({j})"),
-            Type::Decimal { .. } => format!("rt::read::decimal({j})"),
-            Type::Boolean => format!("rt::read::boolean({j})"),
-            Type::Int => format!("rt::read::int_({j})"),
-            Type::Long => format!("rt::read::long_({j})"),
-            Type::Float => format!("rt::read::float_({j})"),
-            Type::Double => format!("rt::read::double_({j})"),
-            Type::Timestamp { format } => {
-                let f = self.format(format);
-                format!("rt::read::timestamp({j}, {f})")
-            }
-            Type::TimestampTz => format!("rt::read::timestamptz({j})"),
-            Type::List(e) => {
-                let t = self.element_type(&e.ty, e.id, &format!("{hint}_item"), e.required);
-                let v = self.fresh("j");
-                let inner =
-                    self.element_reader(&e.ty, e.id, &format!("{hint}_item"), e.required, &v);
-                format!(
-                    "rt::read::list<{t}>({j}, [](const rt::Json& {v}) -> {t} {{ return {inner}; }})"
-                )
-            }
-            Type::Map { value, .. } => {
-                let t = self.element_type(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                );
-                let v = self.fresh("j");
-                let inner = self.element_reader(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                    &v,
-                );
-                format!(
-                    "rt::read::map<{t}>({j}, [](const rt::Json& {v}) -> {t} {{ return {inner}; }})"
-                )
-            }
-            Type::Struct(fields) => {
-                let name = self.struct_name(id, hint, fields);
-                format!("decode_{name}({j})")
-            }
+    /// An expression reading the `rt::Json` expression `j` (present) as `kind`.
+    fn reader(&mut self, kind: &Kind, j: &str) -> String {
+        match kind {
+            Kind::String | Kind::Uuid | Kind::Date => format!("rt::read::string({j})"),
+            Kind::Decimal { .. } => format!("rt::read::decimal({j})"),
+            Kind::Boolean => format!("rt::read::boolean({j})"),
+            Kind::Int => format!("rt::read::int_({j})"),
+            Kind::Long => format!("rt::read::long_({j})"),
+            Kind::Float => format!("rt::read::float_({j})"),
+            Kind::Double => format!("rt::read::double_({j})"),
+            Kind::Timestamp { format } => format!("rt::read::timestamp({j}, format_{format}())"),
+            Kind::TimestampTz => format!("rt::read::timestamptz({j})"),
+            Kind::List(e) => self.collection_reader("list", e, j),
+            Kind::Map { value, .. } => self.collection_reader("map", value, j),
+            Kind::Record(index) => format!("decode_{}({j})", self.plan.records[*index].name),
         }
     }
 
-    fn element_reader(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        required: bool,
-        v: &str,
-    ) -> String {
-        let inner = self.reader(ty, id, hint, v);
-        if required {
+    /// `rt::read::list` or `rt::read::map` with a lambda reading each item.
+    fn collection_reader(&mut self, how: &str, e: &Element, j: &str) -> String {
+        let t = self.element_type(e);
+        let v = self.fresh("j");
+        let inner = self.reader(&e.value.kind, &v);
+        let item = if e.required {
             inner
         } else {
-            let t = self.element_type(ty, id, hint, false);
             format!("{v}.kind == rt::Json::Kind::Null ? {t}() : {t}({inner})")
-        }
+        };
+        format!("rt::read::{how}<{t}>({j}, [](const rt::Json& {v}) -> {t} {{ return {item}; }})")
     }
 
     /// An expression writing `x` (present) as JSON.
-    fn writer(&mut self, ty: &Type, id: u32, hint: &str, x: &str) -> String {
-        match ty {
-            Type::String | Type::Uuid | Type::Date | Type::Decimal { .. } => {
+    fn writer(&mut self, kind: &Kind, x: &str) -> String {
+        match kind {
+            Kind::String | Kind::Uuid | Kind::Date | Kind::Decimal { .. } => {
                 format!("rt::quote({x})")
             }
-            Type::Boolean => format!("rt::boolean({x})"),
-            Type::Int | Type::Long => format!("rt::number(static_cast<std::int64_t>({x}))"),
-            Type::Float => format!("rt::number(static_cast<float>({x}))"),
-            Type::Double => format!("rt::number(static_cast<double>({x}))"),
-            Type::Timestamp { format } => {
-                let f = self.format(format);
-                format!("rt::quote(rt::format_timestamp({x}, {f}))")
+            Kind::Boolean => format!("rt::boolean({x})"),
+            Kind::Int | Kind::Long => format!("rt::number(static_cast<std::int64_t>({x}))"),
+            Kind::Float => format!("rt::number(static_cast<float>({x}))"),
+            Kind::Double => format!("rt::number(static_cast<double>({x}))"),
+            Kind::Timestamp { format } => {
+                format!("rt::quote(rt::format_timestamp({x}, format_{format}()))")
             }
-            Type::TimestampTz => format!("rt::quote(rt::format_rfc3339({x}))"),
-            Type::List(e) => {
-                let t = self.element_type(&e.ty, e.id, &format!("{hint}_item"), e.required);
-                let v = self.fresh("w");
-                let inner =
-                    self.element_writer(&e.ty, e.id, &format!("{hint}_item"), e.required, &v);
-                format!("rt::write::list({x}, [](const {t}& {v}) {{ return {inner}; }})")
-            }
-            Type::Map { value, .. } => {
-                let t = self.element_type(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                );
-                let v = self.fresh("w");
-                let inner = self.element_writer(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                    &v,
-                );
-                format!("rt::write::map({x}, [](const {t}& {v}) {{ return {inner}; }})")
-            }
-            Type::Struct(fields) => {
-                self.struct_name(id, hint, fields);
-                format!("to_json({x})")
-            }
+            Kind::TimestampTz => format!("rt::quote(rt::format_rfc3339({x}))"),
+            Kind::List(e) => self.collection_writer("list", e, x),
+            Kind::Map { value, .. } => self.collection_writer("map", value, x),
+            Kind::Record(_) => format!("to_json({x})"),
         }
     }
 
-    fn element_writer(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        required: bool,
-        v: &str,
-    ) -> String {
-        if required {
-            self.writer(ty, id, hint, v)
+    /// `rt::write::list` or `rt::write::map` with a lambda writing each item.
+    fn collection_writer(&mut self, how: &str, e: &Element, x: &str) -> String {
+        let t = self.element_type(e);
+        let v = self.fresh("w");
+        let item = if e.required {
+            self.writer(&e.value.kind, &v)
         } else {
-            let inner = self.writer(ty, id, hint, &format!("(*{v})"));
+            let inner = self.writer(&e.value.kind, &format!("(*{v})"));
             format!("{v} ? {inner} : std::string(\"null\")")
-        }
+        };
+        format!("rt::write::{how}({x}, [](const {t}& {v}) {{ return {item}; }})")
     }
 
-    /// Statements checking `x` (present) against `rules`.
+    /// `if (auto v = call) { rules on (*v + suffix) }`: a type check giving the value or none.
     #[allow(clippy::too_many_arguments)]
-    fn checks(
+    fn bound_checks(
         &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        rules: &[Rule],
-        x: &str,
-        field: Option<&str>,
-        out: &mut String,
-        indent: &str,
-    ) {
-        let f = field.map_or_else(|| "nullptr".to_string(), lit);
-        let inner = format!("{indent}    ");
-        match ty {
-            Type::String | Type::Int | Type::Long => {
-                self.rule_checks(ty, rules, x, &f, out, indent)
-            }
-            Type::Boolean => {}
-            Type::Uuid => {
-                let _ = writeln!(out, "{indent}rt::check_uuid(cx, {f}, {x});");
-            }
-            Type::Float | Type::Double => {
-                let _ = writeln!(
-                    out,
-                    "{indent}if (rt::check_number(cx, {f}, static_cast<double>({x}))) {{"
-                );
-                self.rule_checks(
-                    ty,
-                    rules,
-                    &format!("static_cast<double>({x})"),
-                    &f,
-                    out,
-                    &inner,
-                );
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Decimal { precision, scale } => {
-                let d = self.fresh("d");
-                let _ = writeln!(
-                    out,
-                    "{indent}if (auto {d} = rt::check_decimal(cx, {f}, {x}, {precision}, {scale})) {{"
-                );
-                if rules.is_empty() {
-                    let _ = writeln!(out, "{inner}(void){d};");
-                }
-                self.rule_checks(ty, rules, &format!("(*{d})"), &f, out, &inner);
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Date => {
-                let d = self.fresh("day");
-                let _ = writeln!(
-                    out,
-                    "{indent}if (auto {d} = rt::check_date(cx, {f}, {x})) {{"
-                );
-                if rules.is_empty() {
-                    let _ = writeln!(out, "{inner}(void){d};");
-                }
-                self.rule_checks(
-                    ty,
-                    rules,
-                    &format!("(*{d} * 86400000000LL)"),
-                    &f,
-                    out,
-                    &inner,
-                );
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Timestamp { .. } | Type::TimestampTz => {
-                self.rule_checks(ty, rules, &format!("{x}.micros"), &f, out, indent)
-            }
-            Type::List(e) => {
-                let i = self.fresh("i");
-                let mut body = String::new();
-                let item = format!("{x}[{i}]");
-                self.element_checks(
-                    &e.ty,
-                    e.id,
-                    &format!("{hint}_item"),
-                    &e.rules,
-                    e.required,
-                    &item,
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                if body.is_empty() && rules.is_empty() {
-                    return;
-                }
-                let _ = writeln!(out, "{indent}{{");
-                if !body.is_empty() {
-                    if let Some(name) = field {
-                        let _ = writeln!(out, "{inner}cx.enter_key({});", lit(name));
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{inner}for (std::size_t {i} = 0; {i} < {x}.size(); ++{i}) {{"
-                    );
-                    let _ = writeln!(out, "{inner}    cx.enter_index({i});");
-                    out.push_str(&body);
-                    let _ = writeln!(out, "{inner}    cx.leave();");
-                    let _ = writeln!(out, "{inner}}}");
-                    if field.is_some() {
-                        let _ = writeln!(out, "{inner}cx.leave();");
-                    }
-                }
-                self.rule_checks(ty, rules, &format!("{x}.size()"), &f, out, &inner);
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Map { key, value } => {
-                let kv = self.fresh("kv");
-                let mut body = String::new();
-                self.checks(
-                    &key.ty,
-                    key.id,
-                    &format!("{hint}_key"),
-                    &key.rules,
-                    &format!("{kv}.first"),
-                    None,
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                self.element_checks(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    &value.rules,
-                    value.required,
-                    &format!("{kv}.second"),
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                if body.is_empty() && rules.is_empty() {
-                    return;
-                }
-                let _ = writeln!(out, "{indent}{{");
-                if !body.is_empty() {
-                    if let Some(name) = field {
-                        let _ = writeln!(out, "{inner}cx.enter_key({});", lit(name));
-                    }
-                    let _ = writeln!(out, "{inner}for (const auto& {kv} : {x}) {{");
-                    let _ = writeln!(out, "{inner}    cx.enter_key({kv}.first);");
-                    out.push_str(&body);
-                    let _ = writeln!(out, "{inner}    cx.leave();");
-                    let _ = writeln!(out, "{inner}}}");
-                    if field.is_some() {
-                        let _ = writeln!(out, "{inner}cx.leave();");
-                    }
-                }
-                self.rule_checks(ty, rules, &format!("{x}.size()"), &f, out, &inner);
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Struct(fields) => {
-                self.struct_name(id, hint, fields);
-                if let Some(name) = field {
-                    let _ = writeln!(out, "{indent}cx.enter_key({});", lit(name));
-                }
-                let _ = writeln!(out, "{indent}check(cx, {x}, now);");
-                if field.is_some() {
-                    let _ = writeln!(out, "{indent}cx.leave();");
-                }
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn element_checks(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        rules: &[Rule],
-        required: bool,
-        x: &str,
-        out: &mut String,
-        indent: &str,
-    ) {
-        if required {
-            self.checks(ty, id, hint, rules, x, None, out, indent);
-            return;
-        }
-        let mut body = String::new();
-        self.checks(
-            ty,
-            id,
-            hint,
-            rules,
-            &format!("(*{x})"),
-            None,
-            &mut body,
-            &format!("{indent}    "),
-        );
-        if !body.is_empty() {
-            let _ = writeln!(out, "{indent}if ({x}) {{");
-            out.push_str(&body);
-            let _ = writeln!(out, "{indent}}}");
-        }
-    }
-
-    fn rule_checks(
-        &mut self,
-        ty: &Type,
-        rules: &[Rule],
-        v: &str,
+        value: &Value,
+        base: &str,
+        call: &str,
+        suffix: &str,
         f: &str,
         out: &mut String,
         indent: &str,
     ) {
-        for rule in rules {
-            let failed = match &rule.kind {
-                RuleKind::Min(b) | RuleKind::Max(b) => {
-                    let is_min = matches!(rule.kind, RuleKind::Min(_));
-                    let op = if is_min { "<" } else { ">" };
-                    match (ty, b) {
-                        (Type::Decimal { scale, .. }, b) => {
-                            format!("{v} {op} {}.0L", decimal_bound(*b, *scale, is_min))
-                        }
-                        (Type::Int | Type::Long, Bound::Int(i)) => format!("{v} {op} {i}LL"),
-                        (_, b) => format!("{v} {op} {:?}", b.as_f64()),
-                    }
-                }
-                RuleKind::MinLength(n) | RuleKind::MaxLength(n) => {
-                    let op = if matches!(rule.kind, RuleKind::MinLength(_)) {
-                        "<"
-                    } else {
-                        ">"
-                    };
-                    if matches!(ty, Type::String) {
-                        format!("rt::char_length({v}) {op} {n}u")
-                    } else {
-                        format!("{v} {op} {n}u")
-                    }
-                }
-                RuleKind::Pattern(p) => {
-                    let name = self.pattern(p);
-                    format!("!std::regex_match({v}, {name})")
-                }
-                RuleKind::OneOf(values) => {
-                    let shown: Vec<String> = values
-                        .iter()
-                        .map(|l| match l {
-                            Literal::String(s) => format!("std::string({})", lit(s)),
-                            Literal::Int(i) => format!("{i}LL"),
-                        })
-                        .collect();
-                    let array = if matches!(ty, Type::String) {
-                        format!("std::vector<std::string>{{{}}}", shown.join(", "))
-                    } else {
-                        format!("std::vector<long long>{{{}}}", shown.join(", "))
-                    };
-                    let var = self.fresh("allowed");
-                    let _ = writeln!(out, "{indent}const auto {var} = {array};");
-                    format!("std::find({var}.begin(), {var}.end(), {v}) == {var}.end()")
-                }
-                RuleKind::NotBefore(bound) => {
-                    format!("{v} < now + {}LL", bound.earliest_offset() * 1_000_000)
-                }
-                RuleKind::NotAfter(bound) => {
-                    format!("{v} > now + {}LL", bound.latest_offset() * 1_000_000)
-                }
-            };
-            let message = super::messages::rule_message(rule, ty);
-            let _ = writeln!(
-                out,
-                "{indent}if ({failed}) cx.report({}, {f}, {}, {});",
-                lit(rule.kind.key()),
-                policy(rule),
-                lit(&message)
-            );
+        let var = self.fresh(base);
+        let inner = format!("{indent}    ");
+        let _ = writeln!(out, "{indent}if (auto {var} = {call}) {{");
+        if value.rules.is_empty() {
+            let _ = writeln!(out, "{inner}(void){var};");
         }
+        self.value_rules(value, &format!("(*{var}{suffix})"), f, out, &inner);
+        let _ = writeln!(out, "{indent}}}");
     }
 
+    // ----- records -----------------------------------------------------------------------------
+
     /// A struct (or event struct) with its constructor, `to_json`, `check` and decoder.
-    fn record(&mut self, name: &str, shape: Shape<'_>, is_event: bool) -> String {
-        let c = self.contract;
-        let disc = shape.discriminator;
-        let mut members = Vec::new();
-        let mut out = String::new();
-        let mut body = String::new();
-        for (field, required) in &shape.fields {
-            if Some(field.name.as_str()) == disc {
-                let value = shape.variant.map(|v| v.value.clone()).unwrap_or_default();
+    fn record(&mut self, record: &Record) -> String {
+        let mut out = self.declaration(record);
+        out.push_str(&self.json_writer(record));
+        out.push_str(&self.checker(record));
+        out.push_str(&self.decoder(record));
+        out
+    }
+
+    /// The struct: members (a variant's discriminator as a constant) and a constructor taking
+    /// the required ones.
+    fn declaration(&self, record: &Record) -> String {
+        let name = &record.name;
+        let mut out = match (record.variant, self.plan.discriminator) {
+            (Some(v), Some(d)) => format!("/// `{d}: {}`\n", v.value.replace('\n', " ")),
+            _ if record.is_event => format!("/// One `{}` event.\n", self.plan.contract.name),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "struct {name} {{");
+        let mut params = Vec::new();
+        let mut inits = Vec::new();
+        for member in &record.members {
+            let field = member.field;
+            if let Some(value) = member.constant {
                 let _ = writeln!(
-                    body,
-                    "    /// The discriminator `{}` of this variant.",
-                    field.name
-                );
-                let _ = writeln!(
-                    body,
-                    "    static constexpr const char* {} = {};",
-                    member(&field.name),
-                    lit(&value)
+                    out,
+                    "    /// The discriminator `{}` of this variant.\n    static constexpr const char* {} = {};",
+                    field.name,
+                    member_name(&field.name),
+                    lit(value)
                 );
                 continue;
             }
-            let base = self.cpp_type(&field.ty, field.id, &field.name);
-            let ty = if *required {
+            let base = self.cpp_type(&member.value.kind);
+            let ty = if member.required {
                 base.clone()
             } else {
                 format!("std::optional<{base}>")
             };
-            let initial = made_with_the_event(c, is_event, field, "rt::uuid_v7()");
-            let _ = writeln!(body, "    /// {}", member_doc(field));
-            let _ = writeln!(body, "    {ty} {}{initial};", member(&field.name));
-            members.push((field.clone(), *required, base, ty));
-        }
-        match shape.variant {
-            Some(v) => {
-                let _ = writeln!(
-                    out,
-                    "/// `{}: {}`",
-                    disc.unwrap_or_default(),
-                    v.value.replace('\n', " ")
-                );
+            let initial = if member.made_with_event {
+                " = rt::uuid_v7()"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    /// {}\n    {ty} {}{initial};",
+                member_doc(member),
+                member_name(&field.name)
+            );
+            if member.required {
+                params.push(format!("{base} {}_", field.name));
+                inits.push(format!(
+                    "{}(std::move({}_))",
+                    member_name(&field.name),
+                    field.name
+                ));
             }
-            None if is_event => {
-                let _ = writeln!(out, "/// One `{}` event.", c.name);
-            }
-            None => {}
         }
-        let _ = writeln!(out, "struct {name} {{");
-        out.push_str(&body);
-        let params: Vec<String> = members
-            .iter()
-            .filter(|(_, r, _, _)| *r)
-            .map(|(f, _, base, _)| format!("{base} {}_", f.name))
-            .collect();
-        let inits: Vec<String> = members
-            .iter()
-            .filter(|(_, r, _, _)| *r)
-            .map(|(f, _, _, _)| format!("{}(std::move({}_))", member(&f.name), f.name))
-            .collect();
-        let explicit = if params.len() == 1 { "explicit " } else { "" };
         if params.is_empty() {
             let _ = writeln!(out, "\n    {name}() = default;");
         } else {
+            let explicit = if params.len() == 1 { "explicit " } else { "" };
             let _ = writeln!(
                 out,
                 "\n    /// Every required field is a parameter.\n    {explicit}{name}({})\n        : {} {{}}",
@@ -822,127 +378,109 @@ impl<'c> Module<'c> {
                 inits.join(", ")
             );
         }
-        let _ = writeln!(out, "}};\n");
+        out.push_str("};\n\n");
+        out
+    }
 
-        // to_json
-        let _ = writeln!(out, "/// The JSON the server expects.");
-        let _ = writeln!(out, "inline std::string to_json(const {name}& value) {{");
-        let _ = writeln!(out, "    std::vector<std::string> parts;");
-        for (field, required) in &shape.fields {
-            let key = lit(&format!("\"{}\":", field.name));
-            let m = member(&field.name);
-            if Some(field.name.as_str()) == disc {
+    fn json_writer(&mut self, record: &Record) -> String {
+        let name = &record.name;
+        let mut out = format!(
+            "/// The JSON the server expects.\ninline std::string to_json(const {name}& value) {{\n    std::vector<std::string> parts;\n"
+        );
+        for member in &record.members {
+            let key = lit(&format!("\"{}\":", member.field.name));
+            let m = member_name(&member.field.name);
+            if member.constant.is_some() {
                 let _ = writeln!(
                     out,
                     "    parts.push_back(std::string({key}) + rt::quote({name}::{m}));"
                 );
-                continue;
-            }
-            if *required {
-                let w = self.writer(&field.ty, field.id, &field.name, &format!("value.{m}"));
+            } else if member.required {
+                let w = self.writer(&member.value.kind, &format!("value.{m}"));
                 let _ = writeln!(out, "    parts.push_back(std::string({key}) + {w});");
             } else {
-                let w = self.writer(&field.ty, field.id, &field.name, &format!("(*value.{m})"));
+                let w = self.writer(&member.value.kind, &format!("(*value.{m})"));
                 let _ = writeln!(
                     out,
                     "    if (value.{m}) parts.push_back(std::string({key}) + {w});"
                 );
             }
         }
-        let _ = writeln!(out, "    std::string out = \"{{\";");
-        let _ = writeln!(
-            out,
-            "    for (std::size_t i = 0; i < parts.size(); ++i) out += (i > 0 ? \",\" : \"\") + parts[i];"
-        );
-        let _ = writeln!(out, "    return out + \"}}\";\n}}\n");
+        out.push_str("    std::string out = \"{\";\n    for (std::size_t i = 0; i < parts.size(); ++i) out += (i > 0 ? \",\" : \"\") + parts[i];\n    return out + \"}\";\n}\n\n");
+        out
+    }
 
-        // check
-        let _ = writeln!(
-            out,
-            "inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const {name}& value, [[maybe_unused]] std::int64_t now) {{"
+    fn checker(&mut self, record: &Record) -> String {
+        let mut out = format!(
+            "inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const {}& value, [[maybe_unused]] std::int64_t now) {{\n",
+            record.name
         );
-        for (field, required) in &shape.fields {
-            if Some(field.name.as_str()) == disc {
-                continue;
-            }
-            let extra: Vec<Rule> = shape
-                .variant
-                .and_then(|v| v.rules.iter().find(|(n, _)| *n == field.name))
-                .map(|(_, r)| r.clone())
-                .unwrap_or_default();
-            let mut rules = field.rules.clone();
-            rules.extend(extra);
-            let m = member(&field.name);
-            let x = if *required {
+        for member in record.members.iter().filter(|m| m.constant.is_none()) {
+            let m = member_name(&member.field.name);
+            let x = if member.required {
                 format!("value.{m}")
             } else {
                 format!("(*value.{m})")
             };
             let mut checks = String::new();
             self.checks(
-                &field.ty,
-                field.id,
-                &field.name,
-                &rules,
+                &member.value,
                 &x,
-                Some(&field.name),
+                Some(&member.field.name),
                 &mut checks,
                 "        ",
             );
             if checks.is_empty() {
                 continue;
             }
-            if *required {
-                let _ = writeln!(out, "    {{");
+            let open = if member.required {
+                "{".to_string()
             } else {
-                let _ = writeln!(out, "    if (value.{m}) {{");
-            }
-            out.push_str(&checks);
-            let _ = writeln!(out, "    }}");
+                format!("if (value.{m}) {{")
+            };
+            let _ = write!(out, "    {open}\n{checks}    }}\n");
         }
-        let _ = writeln!(out, "}}\n");
+        out.push_str("}\n\n");
+        out
+    }
 
-        // decode
-        let names: Vec<String> = shape.fields.iter().map(|(f, _)| lit(&f.name)).collect();
-        let allowed = if c.ingest.unknown_fields == UnknownFields::Drop {
-            "{}".to_string()
-        } else {
-            format!("{{{}}}", names.join(", "))
+    fn decoder(&mut self, record: &Record) -> String {
+        let name = &record.name;
+        let allowed = match self.plan.allowed_keys(record) {
+            Some(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| lit(n)).collect();
+                format!("{{{}}}", quoted.join(", "))
+            }
+            None => "{}".to_string(),
         };
-        let _ = writeln!(out, "inline {name} decode_{name}(const rt::Json& value) {{");
-        let _ = writeln!(
-            out,
-            "    const rt::Json& o = rt::read::object(value, {allowed});"
+        let mut out = format!(
+            "inline {name} decode_{name}(const rt::Json& value) {{\n    const rt::Json& o = rt::read::object(value, {allowed});\n"
         );
-        let args: Vec<String> = members
-            .iter()
-            .filter(|(_, r, _, _)| *r)
-            .map(|(f, _, _, _)| f.clone())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|f| {
-                let get = format!("rt::read::required(o.get({}))", lit(&f.name));
-                self.reader(&f.ty, f.id, &f.name, &get)
-            })
-            .collect();
+        let mut args = Vec::new();
+        let mut optionals = String::new();
+        for member in record.members.iter().filter(|m| m.constant.is_none()) {
+            let key = lit(&member.field.name);
+            if member.required {
+                args.push(self.reader(
+                    &member.value.kind,
+                    &format!("rt::read::required(o.get({key}))"),
+                ));
+            } else {
+                let read = self.reader(&member.value.kind, &format!("*o.get({key})"));
+                let _ = writeln!(
+                    optionals,
+                    "    if (rt::read::present(o.get({key}))) result.{} = {read};",
+                    member_name(&member.field.name)
+                );
+            }
+        }
         if args.is_empty() {
             let _ = writeln!(out, "    {name} result;");
         } else {
             let _ = writeln!(out, "    {name} result({});", args.join(", "));
         }
-        for (f, required, _, _) in &members {
-            if *required {
-                continue;
-            }
-            let get = format!("o.get({})", lit(&f.name));
-            let read = self.reader(&f.ty, f.id, &f.name, &format!("*{get}"));
-            let _ = writeln!(
-                out,
-                "    if (rt::read::present({get})) result.{} = {read};",
-                member(&f.name)
-            );
-        }
-        if let (Some(d), Some(v)) = (disc, shape.variant) {
+        out.push_str(&optionals);
+        if let (Some(d), Some(v)) = (self.plan.discriminator, record.variant) {
             let _ = writeln!(
                 out,
                 "    if (rt::read::string(rt::read::required(o.get({}))) != {}) throw rt::DecodeError(\"not this variant\");",
@@ -950,138 +488,99 @@ impl<'c> Module<'c> {
                 lit(&v.value)
             );
         }
-        let _ = writeln!(out, "    return result;\n}}\n");
+        out.push_str("    return result;\n}\n\n");
         out
     }
 
-    fn event_fields(&self, variant: Option<&Variant>) -> Vec<(Field, bool)> {
-        let mut list: Vec<(Field, bool)> = self
-            .contract
-            .fields
-            .iter()
-            .map(|f| {
-                (
-                    f.clone(),
-                    f.required || variant.is_some_and(|v| v.require.contains(&f.name)),
-                )
-            })
-            .collect();
-        if let Some(v) = variant {
-            list.extend(v.fields.iter().map(|f| (f.clone(), f.required)));
-        }
-        list
-    }
+    // ----- the header --------------------------------------------------------------------------
 
     fn render(mut self) -> String {
-        let c = self.contract;
-        let disc = c.variants.as_ref().map(|v| v.discriminator.clone());
-        let mut events = String::new();
-        let mut shapes: Vec<(String, String)> = Vec::new();
-        match &c.variants {
-            Some(variants) => {
-                for case in &variants.cases {
-                    let name = format!("{}Event", case.ident);
-                    let shape = Shape {
-                        fields: self.event_fields(Some(case)),
-                        variant: Some(case),
-                        discriminator: disc.as_deref(),
-                    };
-                    events.push_str(&self.record(&name, shape, true));
-                    shapes.push((case.value.clone(), name));
-                }
-            }
-            None => {
-                let shape = Shape {
-                    fields: self.event_fields(None),
-                    variant: None,
-                    discriminator: None,
-                };
-                events.push_str(&self.record("Event", shape, true));
-                shapes.push((String::new(), "Event".into()));
-            }
-        }
-
+        let plan = self.plan;
+        let c = plan.contract;
         let mut out = super::header("//", &c.source.path);
         let _ = writeln!(
             out,
-            "// Contract `{}` {}, owned by {}: typed events, local validation and JSON (C++17, no engine).",
+            "// Contract `{}` {}, owned by {}: typed events, local validation and JSON (C++17, no engine).\n#pragma once\n\n#include \"contractc_runtime.hpp\"\n\nnamespace {} {{\n",
             c.name,
             c.version,
-            c.owner.replace('\n', " ")
-        );
-        let _ = writeln!(out, "#pragma once\n\n#include \"contractc_runtime.hpp\"\n");
-        let _ = writeln!(out, "namespace {} {{\n", self.namespace);
-        let _ = writeln!(out, "inline constexpr const char* NAME = {};", lit(&c.name));
-        let _ = writeln!(
-            out,
-            "/// Sent as `X-Contract-Version` with every request.\ninline constexpr const char* VERSION = {};",
-            lit(&c.version.to_string())
+            c.owner.replace('\n', " "),
+            self.namespace
         );
         let _ = writeln!(
             out,
-            "inline constexpr const char* FINGERPRINT = {};\n",
+            "inline constexpr const char* NAME = {};\n/// Sent as `X-Contract-Version` with every request.\ninline constexpr const char* VERSION = {};\ninline constexpr const char* FINGERPRINT = {};\n",
+            lit(&c.name),
+            lit(&c.version.to_string()),
             lit(&c.source.fingerprint)
         );
-        for (pattern, name) in &self.patterns {
+        out.push_str(&self.statics());
+        for record in plan.records.iter().chain(&plan.events) {
+            let code = self.record(record);
+            out.push_str(&code);
+        }
+        out.push_str(&self.validate());
+        out.push_str(&self.decode());
+        out.push_str(&self.contract_info());
+        let _ = writeln!(out, "}}  // namespace {}", self.namespace);
+        out
+    }
+
+    fn statics(&self) -> String {
+        let mut out = String::new();
+        for (index, pattern) in self.plan.patterns.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "/// `{}`, full-match (std::regex_match).\ninline const std::regex& {name} {{\n    static const std::regex re({}, std::regex::ECMAScript);\n    return re;\n}}\n",
+                "/// `{}`, full-match (std::regex_match).\ninline const std::regex& pattern_{index}() {{\n    static const std::regex re({}, std::regex::ECMAScript);\n    return re;\n}}\n",
                 pattern.replace('\n', " "),
                 lit(&format!("(?:{pattern})"))
             );
         }
-        for (pattern, (name, items)) in &self.formats {
+        for (index, format) in self.plan.formats.iter().enumerate() {
+            let items: Vec<String> = format.items.iter().map(format_item).collect();
             let _ = writeln!(
                 out,
-                "/// The timestamp format `{}`.\ninline const std::vector<rt::FormatItem>& {name} {{\n    static const std::vector<rt::FormatItem> items = {{{items}}};\n    return items;\n}}\n",
-                pattern.replace('\n', " ")
+                "/// The timestamp format `{}`.\ninline const std::vector<rt::FormatItem>& format_{index}() {{\n    static const std::vector<rt::FormatItem> items = {{{}}};\n    return items;\n}}\n",
+                format.pattern.replace('\n', " "),
+                items.join(", ")
             );
         }
-        for s in std::mem::take(&mut self.structs) {
-            out.push_str(&s);
-        }
-        out.push_str(&events);
+        out
+    }
 
-        if disc.is_some() {
-            let names: Vec<&str> = shapes.iter().map(|(_, n)| n.as_str()).collect();
-            let _ = writeln!(
-                out,
-                "/// Any `{}` event.\nusing Event = std::variant<{}>;\n",
-                c.name,
-                names.join(", ")
-            );
-            let _ = writeln!(
-                out,
-                "inline std::string to_json(const Event& event) {{\n    return std::visit([](const auto& e) {{ return to_json(e); }}, event);\n}}\n"
-            );
-            let _ = writeln!(
-                out,
-                "/// Every violation the server would report if it received the event at `now_micros` (UTC).\ninline std::vector<rt::Violation> validate(const Event& event, std::int64_t now_micros) {{\n    rt::Checker cx;\n    std::visit([&](const auto& e) {{ check(cx, e, now_micros); }}, event);\n    return cx.violations;\n}}\n"
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "/// Every violation the server would report if it received the event at `now_micros` (UTC).\ninline std::vector<rt::Violation> validate(const Event& event, std::int64_t now_micros) {{\n    rt::Checker cx;\n    check(cx, event, now_micros);\n    return cx.violations;\n}}\n"
+    /// `Event` (a variant of the shapes when there are several), `to_json` and `validate`.
+    fn validate(&self) -> String {
+        const DOC: &str = "/// Every violation the server would report if it received the event at `now_micros` (UTC).\ninline std::vector<rt::Violation> validate(const Event& event, std::int64_t now_micros) {\n    rt::Checker cx;\n";
+        if self.plan.discriminator.is_none() {
+            return format!(
+                "{DOC}    check(cx, event, now_micros);\n    return cx.violations;\n}}\n\n"
             );
         }
-        let _ = writeln!(
-            out,
-            "/// A JSON body as a typed event; throws rt::DecodeError when the types cannot hold it."
+        let names: Vec<&str> = self.plan.events.iter().map(|r| r.name.as_str()).collect();
+        format!(
+            "/// Any `{}` event.\nusing Event = std::variant<{}>;\n\ninline std::string to_json(const Event& event) {{\n    return std::visit([](const auto& e) {{ return to_json(e); }}, event);\n}}\n\n{DOC}    std::visit([&](const auto& e) {{ check(cx, e, now_micros); }}, event);\n    return cx.violations;\n}}\n\n",
+            self.plan.contract.name,
+            names.join(", ")
+        )
+    }
+
+    fn decode(&self) -> String {
+        let mut out = String::from(
+            "/// A JSON body as a typed event; throws rt::DecodeError when the types cannot hold it.\ninline Event decode(const std::string& json) {\n    const rt::Json root = rt::parse_json(json);\n",
         );
-        let _ = writeln!(out, "inline Event decode(const std::string& json) {{");
-        let _ = writeln!(out, "    const rt::Json root = rt::parse_json(json);");
-        match &disc {
+        match self.plan.discriminator {
             Some(d) => {
                 let _ = writeln!(
                     out,
                     "    const std::string kind = rt::read::string(rt::read::required(rt::read::object(root, {{}}).get({})));",
                     lit(d)
                 );
-                for (value, name) in &shapes {
+                for record in &self.plan.events {
+                    let value = record.variant.map(|v| v.value.as_str()).unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "    if (kind == {}) return decode_{name}(root);",
-                        lit(value)
+                        "    if (kind == {}) return decode_{}(root);",
+                        lit(value),
+                        record.name
                     );
                 }
                 let _ = writeln!(
@@ -1089,46 +588,208 @@ impl<'c> Module<'c> {
                     "    throw rt::DecodeError(\"unknown {d} \" + rt::quote(kind));"
                 );
             }
-            None => {
-                let _ = writeln!(out, "    return decode_Event(root);");
-            }
+            None => out.push_str("    return decode_Event(root);\n"),
         }
-        let _ = writeln!(out, "}}\n");
-        let _ = writeln!(out, "/// The contract as the client needs it.");
-        let _ = writeln!(out, "inline rt::ContractInfo<Event> contract() {{");
-        let _ = writeln!(out, "    rt::ContractInfo<Event> info;");
-        let _ = writeln!(out, "    info.name = NAME;\n    info.version = VERSION;");
-        let _ = writeln!(out, "    info.route = {};", lit(&c.ingest.route));
-        let _ = writeln!(
-            out,
-            "    info.batch_route = {};",
-            lit(c.ingest.batch_route.as_deref().unwrap_or(""))
-        );
-        let _ = writeln!(
-            out,
-            "    info.max_batch_events = {};",
-            c.ingest.max_batch_events
-        );
-        let _ = writeln!(
-            out,
-            "    info.max_body_bytes = {};",
-            c.ingest.max_body_bytes
-        );
-        let _ = writeln!(
-            out,
-            "    info.validate = [](const Event& e, std::int64_t now) {{ return validate(e, now); }};"
-        );
-        let _ = writeln!(
-            out,
-            "    info.to_json = [](const Event& e) {{ return to_json(e); }};"
-        );
-        let _ = writeln!(out, "    return info;\n}}\n");
-        let _ = writeln!(
-            out,
-            "/// A client: `Client client(options, transport); client.send(LoginEvent(...));`\nusing Client = rt::Client<Event>;\n\ninline Client make_client(rt::Options options, rt::Transport& transport) {{\n    return Client(contract(), std::move(options), transport);\n}}\n"
-        );
-        let _ = writeln!(out, "}}  // namespace {}", self.namespace);
+        out.push_str("}\n\n");
         out
+    }
+
+    fn contract_info(&self) -> String {
+        let ingest = &self.plan.contract.ingest;
+        format!(
+            "/// The contract as the client needs it.\ninline rt::ContractInfo<Event> contract() {{\n    rt::ContractInfo<Event> info;\n    info.name = NAME;\n    info.version = VERSION;\n    info.route = {};\n    info.batch_route = {};\n    info.max_batch_events = {};\n    info.max_body_bytes = {};\n    info.validate = [](const Event& e, std::int64_t now) {{ return validate(e, now); }};\n    info.to_json = [](const Event& e) {{ return to_json(e); }};\n    return info;\n}}\n\n/// A client: `Client client(options, transport); client.send(LoginEvent(...));`\nusing Client = rt::Client<Event>;\n\ninline Client make_client(rt::Options options, rt::Transport& transport) {{\n    return Client(contract(), std::move(options), transport);\n}}\n\n",
+            lit(&ingest.route),
+            lit(ingest.batch_route.as_deref().unwrap_or("")),
+            ingest.max_batch_events,
+            ingest.max_body_bytes
+        )
+    }
+}
+
+fn format_item(item: &FormatItem) -> String {
+    match item {
+        FormatItem::Literal(text) => format!("{{0, {}}}", lit(text)),
+        FormatItem::Year => "{'Y', nullptr}".into(),
+        FormatItem::Month => "{'m', nullptr}".into(),
+        FormatItem::Day => "{'d', nullptr}".into(),
+        FormatItem::Hour => "{'H', nullptr}".into(),
+        FormatItem::Minute => "{'M', nullptr}".into(),
+        FormatItem::Second => "{'S', nullptr}".into(),
+        FormatItem::Fraction => "{'f', nullptr}".into(),
+    }
+}
+
+impl CheckWriter for Module<'_, '_> {
+    fn lit(&self, text: &str) -> String {
+        lit(text)
+    }
+
+    fn no_field(&self) -> &'static str {
+        "nullptr"
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        self.counter += 1;
+        format!("{base}{}", self.counter)
+    }
+
+    /// Statements checking `x` (present) against its type and rules.
+    fn checks(
+        &mut self,
+        value: &Value,
+        x: &str,
+        field: Option<&str>,
+        out: &mut String,
+        indent: &str,
+    ) {
+        let f = self.field_arg(field);
+        match &value.kind {
+            Kind::Boolean => {}
+            Kind::String | Kind::Int | Kind::Long => self.value_rules(value, x, &f, out, indent),
+            Kind::Uuid => {
+                let _ = writeln!(out, "{indent}rt::check_uuid(cx, {f}, {x});");
+            }
+            Kind::Float | Kind::Double => {
+                let _ = writeln!(
+                    out,
+                    "{indent}if (rt::check_number(cx, {f}, static_cast<double>({x}))) {{"
+                );
+                let compared = format!("static_cast<double>({x})");
+                self.value_rules(value, &compared, &f, out, &format!("{indent}    "));
+                let _ = writeln!(out, "{indent}}}");
+            }
+            Kind::Decimal { precision, scale } => {
+                let call = format!("rt::check_decimal(cx, {f}, {x}, {precision}, {scale})");
+                self.bound_checks(value, "d", &call, "", &f, out, indent);
+            }
+            Kind::Date => {
+                let call = format!("rt::check_date(cx, {f}, {x})");
+                self.bound_checks(value, "day", &call, " * 86400000000LL", &f, out, indent);
+            }
+            Kind::Timestamp { .. } | Kind::TimestampTz => {
+                self.value_rules(value, &format!("{x}.micros"), &f, out, indent)
+            }
+            Kind::List(e) => self.list_checks(value, e, x, field, out, indent),
+            Kind::Map { key, value: item } => {
+                self.map_checks(value, key, item, x, field, out, indent)
+            }
+            Kind::Record(_) => self.entered(
+                field,
+                &format!("{indent}check(cx, {x}, now);\n"),
+                out,
+                indent,
+            ),
+        }
+    }
+
+    /// Checks of a list item or map value `x` (an optional unless required).
+    fn element_checks(&mut self, e: &Element, x: &str, out: &mut String, indent: &str) {
+        if e.required {
+            self.checks(&e.value, x, None, out, indent);
+            return;
+        }
+        let mut body = String::new();
+        self.checks(
+            &e.value,
+            &format!("(*{x})"),
+            None,
+            &mut body,
+            &format!("{indent}    "),
+        );
+        if !body.is_empty() {
+            let _ = write!(out, "{indent}if ({x}) {{\n{body}{indent}}}\n");
+        }
+    }
+
+    fn list_loop(&mut self, x: &str, indent: &str) -> Loop {
+        let i = self.fresh("i");
+        let inner = format!("{indent}    ");
+        Loop {
+            setup: String::new(),
+            head: format!(
+                "{inner}for (std::size_t {i} = 0; {i} < {x}.size(); ++{i}) {{\n{inner}    cx.enter_index({i});\n"
+            ),
+            key: String::new(),
+            item: format!("{x}[{i}]"),
+            tail: format!("{inner}    cx.leave();\n{inner}}}\n"),
+            count: format!("{x}.size()"),
+            body_indent: format!("{inner}    "),
+        }
+    }
+
+    fn map_loop(&mut self, x: &str, indent: &str) -> Loop {
+        let kv = self.fresh("kv");
+        let inner = format!("{indent}    ");
+        Loop {
+            setup: String::new(),
+            head: format!(
+                "{inner}for (const auto& {kv} : {x}) {{\n{inner}    cx.enter_key({kv}.first);\n"
+            ),
+            key: format!("{kv}.first"),
+            item: format!("{kv}.second"),
+            tail: format!("{inner}    cx.leave();\n{inner}}}\n"),
+            count: format!("{x}.size()"),
+            body_indent: format!("{inner}    "),
+        }
+    }
+
+    fn key_scope(&self, name: &str) -> (String, String) {
+        (
+            format!("cx.enter_key({});", lit(name)),
+            "cx.leave();".into(),
+        )
+    }
+
+    /// Decimals compare unscaled (as `long double`s), integers as `long long`s.
+    fn compare(&self, v: &str, op: &str, limit: Limit, _kind: &Kind) -> String {
+        match limit {
+            Limit::Decimal { unscaled, .. } => format!("{v} {op} {unscaled}.0L"),
+            Limit::Int(i) => format!("{v} {op} {i}LL"),
+            Limit::Float(x) => format!("{v} {op} {x:?}"),
+        }
+    }
+
+    fn char_length(&self, v: &str) -> String {
+        format!("rt::char_length({v})")
+    }
+
+    fn count(&self, n: u64) -> String {
+        format!("{n}u")
+    }
+
+    fn no_match(&self, index: usize, v: &str) -> String {
+        format!("!std::regex_match({v}, pattern_{index}())")
+    }
+
+    fn not_in(&self, values: &[Literal], kind: &Kind, v: &str) -> String {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|l| match l {
+                Literal::String(s) => format!("std::string({})", lit(s)),
+                Literal::Int(i) => format!("{i}LL"),
+            })
+            .collect();
+        let elem = match kind {
+            Kind::String => "std::string",
+            _ => "long long",
+        };
+        format!(
+            "[&] {{ const std::vector<{elem}> allowed{{{}}}; return std::find(allowed.begin(), allowed.end(), {v}) == allowed.end(); }}()",
+            shown.join(", ")
+        )
+    }
+
+    fn micros(&self, offset: i64) -> String {
+        format!("{offset}LL")
+    }
+
+    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
+        format!(
+            "{indent}if ({failed}) cx.report({}, {field}, {}, {});\n",
+            lit(rule.code),
+            policy(rule.policy),
+            lit(&rule.message)
+        )
     }
 }
 
@@ -1163,7 +824,8 @@ fn unreal_module(c: &Contract, namespace: &str, dir: &str) -> Vec<GeneratedFile>
 }
 
 /// A member's doc text: its description, then its name, id and type.
-fn member_doc(field: &Field) -> String {
+fn member_doc(member: &Member) -> String {
+    let field = member.field;
     let mut doc = String::new();
     if let Some(d) = &field.description {
         doc.push_str(&d.replace('\n', " "));

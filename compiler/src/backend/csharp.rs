@@ -5,17 +5,15 @@
 //! timestamps are `DateTime`s written in the contract's format, and `Validate()` reports the
 //! server's codes, paths, policies and messages for every rule a typed value can break.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{GeneratedFile, made_with_the_event};
-
-/// A new event id (the contract's `ingest.dedup` field), made with the event.
-const NEW_ID: &str = "EventIds.NewV7()";
-use crate::ir::{
-    Contract, ContractSet, Field, FormatItem, Literal, Rule, RuleKind, TimestampFormat, Type,
-    UnknownFields, Valid, Variant,
+use super::GeneratedFile;
+use super::client_checks::{CheckWriter, Loop};
+use super::client_plan::{
+    ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value, pascal,
 };
+use crate::ir::{ContractSet, FormatItem, Literal, Policy, Valid};
 
 /// The runtime every package carries (in the contract's own namespace).
 const RUNTIME: &str = include_str!("../../templates/csharp/ContractcRuntime.cs");
@@ -62,7 +60,7 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
         ));
         files.push(GeneratedFile::new(
             format!("{dir}/Runtime/{pascal}.cs"),
-            Module::new(c, &namespace).render(),
+            Module::new(&ClientPlan::of(c), &namespace).render(),
         ));
     }
     files
@@ -92,26 +90,6 @@ fn lit(text: &str) -> String {
     out
 }
 
-/// `match_started` → `MatchStarted`; any non-alphanumeric character separates words.
-fn pascal(name: &str) -> String {
-    let words = name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty());
-    let mut out: String = words
-        .map(|p| {
-            let mut chars = p.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, 'V');
-    }
-    out
-}
-
 fn camel(name: &str) -> String {
     let p = pascal(name);
     let mut chars = p.chars();
@@ -129,644 +107,188 @@ fn doc_text(text: &str) -> String {
         .replace(CS_LINE_TERMINATORS, " ")
 }
 
-fn policy(rule: &Rule) -> &'static str {
-    match rule.policy {
-        crate::ir::Policy::Reject => "Policy.Reject",
-        crate::ir::Policy::Quarantine => "Policy.Quarantine",
-        crate::ir::Policy::Warn => "Policy.Warn",
+fn policy(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Reject => "Policy.Reject",
+        Policy::Quarantine => "Policy.Quarantine",
+        Policy::Warn => "Policy.Warn",
     }
 }
 
-/// The string values of a field's own `one_of` rule: such a field is an enum.
-fn enum_values(field: &Field) -> Option<Vec<String>> {
-    if !matches!(field.ty, Type::String) {
-        return None;
-    }
-    field.rules.iter().find_map(|r| match &r.kind {
-        RuleKind::OneOf(values) => Some(
-            values
-                .iter()
-                .map(|l| match l {
-                    Literal::String(s) => s.clone(),
-                    Literal::Int(i) => i.to_string(),
-                })
-                .collect(),
-        ),
-        _ => None,
-    })
+/// C# value types (nullable as `T?`); strings, lists, maps and classes are references.
+fn is_value(kind: &Kind) -> bool {
+    !matches!(
+        kind,
+        Kind::String | Kind::List(_) | Kind::Map { .. } | Kind::Record(_)
+    )
 }
 
-struct Module<'c> {
-    contract: &'c Contract,
+/// The module of one contract, rendered from its plan.
+struct Module<'p, 'c> {
+    plan: &'p ClientPlan<'c>,
     namespace: String,
-    patterns: BTreeMap<String, String>,
-    formats: BTreeMap<String, (String, String)>,
-    /// Names of classes and enums (by field id) and their code.
-    names: BTreeMap<u32, String>,
-    used: BTreeSet<String>,
-    classes: Vec<String>,
-    enums: Vec<(String, Vec<String>)>,
     /// The class being generated (members must not take its name).
     current_class: String,
     counter: usize,
 }
 
-impl<'c> Module<'c> {
-    fn new(contract: &'c Contract, namespace: &str) -> Self {
-        let mut used: BTreeSet<String> = [
-            "Event",
-            "Enums",
-            "Patterns",
-            "Formats",
-            "Contract",
-            "Policy",
-            "Violation",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        used.insert(format!("{}Contract", pascal(&contract.name)));
-        for name in Self::event_classes(contract) {
-            used.insert(name);
-        }
+impl<'p, 'c> Module<'p, 'c> {
+    fn new(plan: &'p ClientPlan<'c>, namespace: &str) -> Self {
         Module {
-            contract,
+            plan,
             namespace: namespace.to_string(),
-            patterns: BTreeMap::new(),
-            formats: BTreeMap::new(),
-            names: BTreeMap::new(),
-            used,
-            classes: Vec::new(),
-            enums: Vec::new(),
             current_class: String::new(),
             counter: 0,
         }
     }
 
-    fn event_classes(contract: &Contract) -> Vec<String> {
-        match &contract.variants {
-            Some(v) => v
-                .cases
-                .iter()
-                .map(|c| format!("{}Event", c.ident))
-                .collect(),
-            None => vec![format!("{}Event", pascal(&contract.name))],
+    /// A record's class: the only event shape is `<Contract>Event` (`Event` is their base).
+    fn class_name(&self, record: &Record) -> String {
+        if record.is_event && record.variant.is_none() {
+            format!("{}Event", pascal(&self.plan.contract.name))
+        } else {
+            record.name.clone()
         }
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
-    }
-
-    fn unique(&mut self, base: &str, id: u32) -> String {
-        let mut name = pascal(base);
-        if self.used.contains(&name) {
-            name = format!("{name}{id}");
-        }
-        self.used.insert(name.clone());
-        name
-    }
-
-    fn pattern(&mut self, pattern: &str) -> String {
-        if let Some(name) = self.patterns.get(pattern) {
-            return name.clone();
-        }
-        let name = format!("Patterns.P{}", self.patterns.len());
-        self.patterns.insert(pattern.to_string(), name.clone());
-        name
-    }
-
-    fn format(&mut self, format: &TimestampFormat) -> String {
-        if let Some((name, _)) = self.formats.get(&format.pattern) {
-            return name.clone();
-        }
-        let name = format!("Formats.F{}", self.formats.len());
-        let items: Vec<String> = format
-            .items
-            .iter()
-            .map(|item| match item {
-                FormatItem::Literal(text) => format!("FormatItem.Text({})", lit(text)),
-                FormatItem::Year => "FormatItem.Of('Y')".into(),
-                FormatItem::Month => "FormatItem.Of('m')".into(),
-                FormatItem::Day => "FormatItem.Of('d')".into(),
-                FormatItem::Hour => "FormatItem.Of('H')".into(),
-                FormatItem::Minute => "FormatItem.Of('M')".into(),
-                FormatItem::Second => "FormatItem.Of('S')".into(),
-                FormatItem::Fraction => "FormatItem.Of('f')".into(),
-            })
-            .collect();
-        self.formats
-            .insert(format.pattern.clone(), (name.clone(), items.join(", ")));
-        name
-    }
-
-    fn enum_name(&mut self, field: &Field, values: &[String]) -> String {
-        if let Some(name) = self.names.get(&field.id) {
-            return name.clone();
-        }
-        let name = self.unique(&field.name, field.id);
-        self.names.insert(field.id, name.clone());
-        self.enums.push((name.clone(), values.to_vec()));
-        name
-    }
-
-    fn class_name(&mut self, id: u32, hint: &str, fields: &[Field]) -> String {
-        if let Some(name) = self.names.get(&id) {
-            return name.clone();
-        }
-        let name = self.unique(hint, id);
-        self.names.insert(id, name.clone());
-        let code = self.class(&name, fields, None);
-        self.classes.push(code);
-        name
     }
 
     // ----- types -------------------------------------------------------------------------------
 
-    fn is_value(ty: &Type) -> bool {
-        !matches!(
-            ty,
-            Type::String | Type::List(_) | Type::Map { .. } | Type::Struct(_)
-        )
-    }
-
     /// The C# type of a present value.
-    fn cs_type(&mut self, ty: &Type, id: u32, hint: &str) -> String {
-        match ty {
-            Type::String => "string".into(),
-            Type::Boolean => "bool".into(),
-            Type::Int => "int".into(),
-            Type::Long => "long".into(),
-            Type::Float => "float".into(),
-            Type::Double => "double".into(),
-            Type::Decimal { .. } => "decimal".into(),
-            Type::Date | Type::Timestamp { .. } => "DateTime".into(),
-            Type::TimestampTz => "DateTimeOffset".into(),
-            Type::Uuid => "Guid".into(),
-            Type::List(e) => {
-                let inner = self.element_type(&e.ty, e.id, &format!("{hint}_item"), e.required);
-                format!("List<{inner}>")
-            }
-            Type::Map { value, .. } => {
-                let inner = self.element_type(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                );
-                format!("Dictionary<string, {inner}>")
-            }
-            Type::Struct(fields) => self.class_name(id, hint, fields),
+    fn cs_type(&self, kind: &Kind) -> String {
+        match kind {
+            Kind::String => "string".into(),
+            Kind::Boolean => "bool".into(),
+            Kind::Int => "int".into(),
+            Kind::Long => "long".into(),
+            Kind::Float => "float".into(),
+            Kind::Double => "double".into(),
+            Kind::Decimal { .. } => "decimal".into(),
+            Kind::Date | Kind::Timestamp { .. } => "DateTime".into(),
+            Kind::TimestampTz => "DateTimeOffset".into(),
+            Kind::Uuid => "Guid".into(),
+            Kind::List(e) => format!("List<{}>", self.element_type(e)),
+            Kind::Map { value, .. } => format!("Dictionary<string, {}>", self.element_type(value)),
+            Kind::Record(index) => self.plan.records[*index].name.clone(),
         }
     }
 
-    fn element_type(&mut self, ty: &Type, id: u32, hint: &str, required: bool) -> String {
-        let inner = self.cs_type(ty, id, hint);
-        if !required && Self::is_value(ty) {
+    fn element_type(&self, e: &Element) -> String {
+        let inner = self.cs_type(&e.value.kind);
+        if !e.required && is_value(&e.value.kind) {
             format!("{inner}?")
         } else {
             inner
         }
     }
 
-    /// The C# type of a field, with its enum: `T?` for optional value types.
-    fn field_type(&mut self, field: &Field, required: bool) -> String {
-        let base = match enum_values(field) {
-            Some(values) => self.enum_name(field, &values),
-            None => self.cs_type(&field.ty, field.id, &field.name),
+    /// A member's type: its enum for a closed set of strings; `T?` for optional value types.
+    fn member_type(&self, member: &Member) -> String {
+        let base = match member.choice {
+            Some(index) => self.plan.choices[index].name.clone(),
+            None => self.cs_type(&member.value.kind),
         };
-        if !required && (Self::is_value(&field.ty) || enum_values(field).is_some()) {
+        if !member.required && (is_value(&member.value.kind) || member.choice.is_some()) {
             format!("{base}?")
         } else {
             base
         }
     }
 
-    /// An expression reading `expr` (a parsed JSON value, present) as `ty`.
-    fn reader(&mut self, ty: &Type, id: u32, hint: &str, expr: &str) -> String {
-        match ty {
-            Type::String => format!("Read.String({expr})"),
-            Type::Boolean => format!("Read.Bool({expr})"),
-            Type::Int => format!("Read.Int({expr})"),
-            Type::Long => format!("Read.Long({expr})"),
-            Type::Float => format!("Read.Float({expr})"),
-            Type::Double => format!("Read.Double({expr})"),
-            Type::Decimal { .. } => format!("Read.Decimal({expr})"),
-            Type::Date => format!("Read.Date({expr})"),
-            Type::Timestamp { format } => {
-                let f = self.format(format);
-                format!("Read.Timestamp({expr}, {f})")
-            }
-            Type::TimestampTz => format!("Read.TimestampTz({expr})"),
-            Type::Uuid => format!("Read.Uuid({expr})"),
-            Type::List(e) => {
+    /// An expression reading `expr` (a parsed JSON value, present) as `kind`.
+    fn reader(&mut self, kind: &Kind, expr: &str) -> String {
+        match kind {
+            Kind::String => format!("Read.String({expr})"),
+            Kind::Boolean => format!("Read.Bool({expr})"),
+            Kind::Int => format!("Read.Int({expr})"),
+            Kind::Long => format!("Read.Long({expr})"),
+            Kind::Float => format!("Read.Float({expr})"),
+            Kind::Double => format!("Read.Double({expr})"),
+            Kind::Decimal { .. } => format!("Read.Decimal({expr})"),
+            Kind::Date => format!("Read.Date({expr})"),
+            Kind::Timestamp { format } => format!("Read.Timestamp({expr}, Formats.F{format})"),
+            Kind::TimestampTz => format!("Read.TimestampTz({expr})"),
+            Kind::Uuid => format!("Read.Uuid({expr})"),
+            Kind::List(e) => {
                 let v = self.fresh("v");
-                let elem =
-                    self.element_reader(&e.ty, e.id, &format!("{hint}_item"), e.required, &v);
-                format!("Read.List({expr}, {v} => {elem})")
+                format!("Read.List({expr}, {v} => {})", self.element_reader(e, &v))
             }
-            Type::Map { value, .. } => {
+            Kind::Map { value, .. } => {
                 let v = self.fresh("v");
-                let elem = self.element_reader(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                    &v,
-                );
-                format!("Read.Map({expr}, {v} => {elem})")
+                format!(
+                    "Read.Map({expr}, {v} => {})",
+                    self.element_reader(value, &v)
+                )
             }
-            Type::Struct(fields) => {
-                let name = self.class_name(id, hint, fields);
-                format!("{name}.Decode({expr})")
-            }
+            Kind::Record(index) => format!("{}.Decode({expr})", self.plan.records[*index].name),
         }
     }
 
-    fn element_reader(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        required: bool,
-        v: &str,
-    ) -> String {
-        let inner = self.reader(ty, id, hint, v);
-        if required {
+    fn element_reader(&mut self, e: &Element, v: &str) -> String {
+        let inner = self.reader(&e.value.kind, v);
+        if e.required {
             inner
         } else {
-            let t = self.element_type(ty, id, hint, false);
-            format!("{v} == null ? ({t})null : {inner}")
+            format!("{v} == null ? ({})null : {inner}", self.element_type(e))
         }
     }
 
     /// An expression writing `expr` (present, of the non-nullable type) as JSON.
-    fn writer(&mut self, ty: &Type, id: u32, hint: &str, expr: &str) -> String {
-        match ty {
-            Type::String => format!("Json.Quote({expr})"),
-            Type::Boolean => format!("Json.Bool({expr})"),
-            Type::Int | Type::Long => format!("Json.Number((long){expr})"),
-            Type::Float => format!("Json.Number((float){expr})"),
-            Type::Double => format!("Json.Number((double){expr})"),
-            Type::Decimal { .. } => {
+    fn writer(&mut self, kind: &Kind, expr: &str) -> String {
+        match kind {
+            Kind::String => format!("Json.Quote({expr})"),
+            Kind::Boolean => format!("Json.Bool({expr})"),
+            Kind::Int | Kind::Long => format!("Json.Number((long){expr})"),
+            Kind::Float => format!("Json.Number((float){expr})"),
+            Kind::Double => format!("Json.Number((double){expr})"),
+            Kind::Decimal { .. } => {
                 format!("Json.Quote({expr}.ToString(CultureInfo.InvariantCulture))")
             }
-            Type::Date => format!(
+            Kind::Date => format!(
                 "Json.Quote({expr}.ToString(\"yyyy'-'MM'-'dd\", CultureInfo.InvariantCulture))"
             ),
-            Type::Timestamp { format } => {
-                let f = self.format(format);
-                format!("Json.Quote(Timestamps.Format({expr}, {f}))")
+            Kind::Timestamp { format } => {
+                format!("Json.Quote(Timestamps.Format({expr}, Formats.F{format}))")
             }
-            Type::TimestampTz => format!("Json.Quote(Timestamps.FormatRfc3339({expr}))"),
-            Type::Uuid => format!("Json.Quote({expr}.ToString(\"D\"))"),
-            Type::List(e) => {
+            Kind::TimestampTz => format!("Json.Quote(Timestamps.FormatRfc3339({expr}))"),
+            Kind::Uuid => format!("Json.Quote({expr}.ToString(\"D\"))"),
+            Kind::List(e) => {
                 let v = self.fresh("v");
-                let elem =
-                    self.element_writer(&e.ty, e.id, &format!("{hint}_item"), e.required, &v);
-                format!("Write.List({expr}, {v} => {elem})")
+                format!("Write.List({expr}, {v} => {})", self.element_writer(e, &v))
             }
-            Type::Map { value, .. } => {
+            Kind::Map { value, .. } => {
                 let v = self.fresh("v");
-                let elem = self.element_writer(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    value.required,
-                    &v,
-                );
-                format!("Write.Map({expr}, {v} => {elem})")
+                format!(
+                    "Write.Map({expr}, {v} => {})",
+                    self.element_writer(value, &v)
+                )
             }
-            Type::Struct(fields) => {
-                self.class_name(id, hint, fields);
-                format!("{expr}.ToJson()")
-            }
+            Kind::Record(_) => format!("{expr}.ToJson()"),
         }
     }
 
-    fn element_writer(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        required: bool,
-        v: &str,
-    ) -> String {
-        if required {
-            self.writer(ty, id, hint, v)
-        } else if Self::is_value(ty) {
-            let inner = self.writer(ty, id, hint, &format!("{v}.Value"));
+    fn element_writer(&mut self, e: &Element, v: &str) -> String {
+        let kind = &e.value.kind;
+        if e.required {
+            self.writer(kind, v)
+        } else if is_value(kind) {
+            let inner = self.writer(kind, &format!("{v}.Value"));
             format!("{v}.HasValue ? {inner} : \"null\"")
         } else {
-            let inner = self.writer(ty, id, hint, v);
+            let inner = self.writer(kind, v);
             format!("{v} == null ? \"null\" : {inner}")
         }
     }
 
     // ----- checks ------------------------------------------------------------------------------
 
-    /// Statements checking `expr` (present, non-nullable type) against `rules`.
-    #[allow(clippy::too_many_arguments)]
-    fn checks(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        rules: &[Rule],
-        expr: &str,
-        field: Option<&str>,
-        out: &mut String,
-        indent: &str,
-    ) {
-        let f = field.map_or_else(|| "null".to_string(), lit);
-        match ty {
-            Type::String => self.rule_checks(ty, rules, expr, &f, out, indent),
-            Type::Boolean | Type::Uuid => {}
-            Type::Int | Type::Long => self.rule_checks(ty, rules, expr, &f, out, indent),
-            Type::Float | Type::Double => {
-                let _ = writeln!(
-                    out,
-                    "{indent}if (Rules.CheckDouble(cx, {f}, (double){expr}))\n{indent}{{"
-                );
-                self.rule_checks(
-                    ty,
-                    rules,
-                    &format!("(double){expr}"),
-                    &f,
-                    out,
-                    &format!("{indent}    "),
-                );
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Decimal { precision, scale } => {
-                let _ = writeln!(
-                    out,
-                    "{indent}if (Rules.CheckDecimal(cx, {f}, {expr}, {precision}, {scale}))\n{indent}{{"
-                );
-                self.rule_checks(ty, rules, expr, &f, out, &format!("{indent}    "));
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Date => self.rule_checks(
-                ty,
-                rules,
-                &format!("Rules.DateMicros({expr})"),
-                &f,
-                out,
-                indent,
-            ),
-            Type::Timestamp { .. } | Type::TimestampTz => {
-                self.rule_checks(ty, rules, &format!("Rules.Micros({expr})"), &f, out, indent)
-            }
-            Type::List(e) => {
-                let items = self.fresh("items");
-                let i = self.fresh("i");
-                let item = self.fresh("item");
-                let inner = format!("{indent}    ");
-                let mut body = String::new();
-                self.element_checks(
-                    &e.ty,
-                    e.id,
-                    &format!("{hint}_item"),
-                    &e.rules,
-                    e.required,
-                    &item,
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                if body.is_empty() && rules.is_empty() {
-                    return;
-                }
-                let _ = writeln!(out, "{indent}{{");
-                let _ = writeln!(out, "{inner}var {items} = {expr};");
-                if !body.is_empty() {
-                    if let Some(name) = field {
-                        let _ = writeln!(out, "{inner}cx.EnterKey({});", lit(name));
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{inner}for (var {i} = 0; {i} < {items}.Count; {i}++)\n{inner}{{"
-                    );
-                    let _ = writeln!(out, "{inner}    cx.EnterIndex({i});");
-                    let _ = writeln!(out, "{inner}    var {item} = {items}[{i}];");
-                    out.push_str(&body);
-                    let _ = writeln!(out, "{inner}    cx.Leave();");
-                    let _ = writeln!(out, "{inner}}}");
-                    if field.is_some() {
-                        let _ = writeln!(out, "{inner}cx.Leave();");
-                    }
-                }
-                self.rule_checks(ty, rules, &format!("{items}.Count"), &f, out, &inner);
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Map { key, value } => {
-                let map = self.fresh("map");
-                let kv = self.fresh("kv");
-                let inner = format!("{indent}    ");
-                let mut body = String::new();
-                self.checks(
-                    &key.ty,
-                    key.id,
-                    &format!("{hint}_key"),
-                    &key.rules,
-                    &format!("{kv}.Key"),
-                    None,
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                self.element_checks(
-                    &value.ty,
-                    value.id,
-                    &format!("{hint}_value"),
-                    &value.rules,
-                    value.required,
-                    &format!("{kv}.Value"),
-                    &mut body,
-                    &format!("{inner}    "),
-                );
-                if body.is_empty() && rules.is_empty() {
-                    return;
-                }
-                let _ = writeln!(out, "{indent}{{");
-                let _ = writeln!(out, "{inner}var {map} = {expr};");
-                if !body.is_empty() {
-                    if let Some(name) = field {
-                        let _ = writeln!(out, "{inner}cx.EnterKey({});", lit(name));
-                    }
-                    let _ = writeln!(out, "{inner}foreach (var {kv} in {map})\n{inner}{{");
-                    let _ = writeln!(out, "{inner}    cx.EnterKey({kv}.Key);");
-                    out.push_str(&body);
-                    let _ = writeln!(out, "{inner}    cx.Leave();");
-                    let _ = writeln!(out, "{inner}}}");
-                    if field.is_some() {
-                        let _ = writeln!(out, "{inner}cx.Leave();");
-                    }
-                }
-                self.rule_checks(ty, rules, &format!("{map}.Count"), &f, out, &inner);
-                let _ = writeln!(out, "{indent}}}");
-            }
-            Type::Struct(fields) => {
-                self.class_name(id, hint, fields);
-                if let Some(name) = field {
-                    let _ = writeln!(out, "{indent}cx.EnterKey({});", lit(name));
-                }
-                let _ = writeln!(out, "{indent}{expr}.Check(cx, now);");
-                if field.is_some() {
-                    let _ = writeln!(out, "{indent}cx.Leave();");
-                }
-            }
-        }
-    }
-
-    /// Checks of a list element or map value `expr` (of the element type, maybe null).
-    #[allow(clippy::too_many_arguments)]
-    fn element_checks(
-        &mut self,
-        ty: &Type,
-        id: u32,
-        hint: &str,
-        rules: &[Rule],
-        required: bool,
-        expr: &str,
-        out: &mut String,
-        indent: &str,
-    ) {
-        let mut body = String::new();
-        let inner = format!("{indent}    ");
-        let value = if !required && Self::is_value(ty) {
-            format!("{expr}.Value")
-        } else {
-            expr.to_string()
-        };
-        self.checks(ty, id, hint, rules, &value, None, &mut body, &inner);
-        if Self::is_value(ty) {
-            if required {
-                // Never null: check directly, one level less indented.
-                let mut direct = String::new();
-                self.checks(ty, id, hint, rules, expr, None, &mut direct, indent);
-                out.push_str(&direct);
-            } else if !body.is_empty() {
-                let _ = writeln!(out, "{indent}if ({expr}.HasValue)\n{indent}{{");
-                out.push_str(&body);
-                let _ = writeln!(out, "{indent}}}");
-            }
-        } else if required {
-            let _ = writeln!(out, "{indent}if ({expr} == null)\n{indent}{{");
-            let _ = writeln!(
-                out,
-                "{inner}cx.Report(\"wrong_type\", null, Policy.Reject, \"expected {}, found null\");",
-                match ty {
-                    Type::String => "string",
-                    Type::List(_) => "array",
-                    _ => "object",
-                }
-            );
-            let _ = writeln!(out, "{indent}}}");
-            if !body.is_empty() {
-                let _ = writeln!(out, "{indent}else\n{indent}{{");
-                out.push_str(&body);
-                let _ = writeln!(out, "{indent}}}");
-            }
-        } else if !body.is_empty() {
-            let _ = writeln!(out, "{indent}if ({expr} != null)\n{indent}{{");
-            out.push_str(&body);
-            let _ = writeln!(out, "{indent}}}");
-        }
-    }
-
-    fn rule_checks(
-        &mut self,
-        ty: &Type,
-        rules: &[Rule],
-        v: &str,
-        f: &str,
-        out: &mut String,
-        indent: &str,
-    ) {
-        for rule in rules {
-            let failed = match &rule.kind {
-                RuleKind::Min(b) | RuleKind::Max(b) => {
-                    let op = if matches!(rule.kind, RuleKind::Min(_)) {
-                        "<"
-                    } else {
-                        ">"
-                    };
-                    match ty {
-                        Type::Decimal { .. } => format!("{v} {op} {b}m"),
-                        Type::Int | Type::Long => match b {
-                            crate::ir::Bound::Int(i) => format!("{v} {op} {i}L"),
-                            crate::ir::Bound::Float(x) => format!("(double){v} {op} {x:?}"),
-                        },
-                        _ => format!("{v} {op} {:?}", b.as_f64()),
-                    }
-                }
-                RuleKind::MinLength(n) | RuleKind::MaxLength(n) => {
-                    let op = if matches!(rule.kind, RuleKind::MinLength(_)) {
-                        "<"
-                    } else {
-                        ">"
-                    };
-                    if matches!(ty, Type::String) {
-                        format!("Rules.CharLength({v}) {op} {n}")
-                    } else {
-                        format!("{v} {op} {n}")
-                    }
-                }
-                RuleKind::Pattern(p) => {
-                    let name = self.pattern(p);
-                    format!("!{name}.IsMatch({v})")
-                }
-                RuleKind::OneOf(values) => {
-                    let shown: Vec<String> = values
-                        .iter()
-                        .map(|l| match l {
-                            Literal::String(s) => lit(s),
-                            Literal::Int(i) => format!("{i}L"),
-                        })
-                        .collect();
-                    let elem = if matches!(ty, Type::String) {
-                        "string"
-                    } else {
-                        "long"
-                    };
-                    format!(
-                        "Array.IndexOf(new {elem}[] {{ {} }}, ({elem}){v}) < 0",
-                        shown.join(", ")
-                    )
-                }
-                RuleKind::NotBefore(bound) => {
-                    format!("{v} < now + {}L", bound.earliest_offset() * 1_000_000)
-                }
-                RuleKind::NotAfter(bound) => {
-                    format!("{v} > now + {}L", bound.latest_offset() * 1_000_000)
-                }
-            };
-            let message = super::messages::rule_message(rule, ty);
-            let _ = writeln!(
-                out,
-                "{indent}if ({failed}) cx.Report({}, {f}, {}, {});",
-                lit(rule.kind.key()),
-                policy(rule),
-                lit(&message)
-            );
-        }
-    }
-
-    /// Checks of one object field (`this.Name`).
-    fn field_checks(
-        &mut self,
-        field: &Field,
-        required: bool,
-        missing_message: &str,
-        extra_rules: &[Rule],
-        out: &mut String,
-    ) {
-        let member = self.member(field);
-        let access = format!("this.{member}");
+    /// Checks of one member (`this.Name`).
+    fn member_checks(&mut self, member: &Member, out: &mut String) {
+        let name = &member.field.name;
+        let access = format!("this.{}", self.member_name(member));
         let indent = "                ";
-        let is_enum = enum_values(field).is_some();
-        let is_value = Self::is_value(&field.ty) || is_enum;
-        let value = if !required && is_value {
+        let is_enum = member.choice.is_some();
+        let value_type = is_value(&member.value.kind) || is_enum;
+        let present = if !member.required && value_type {
             format!("{access}.Value")
         } else {
             access.clone()
@@ -774,60 +296,50 @@ impl<'c> Module<'c> {
         let mut body = String::new();
         if is_enum {
             // The enum holds only allowed values; variant rules judge its wire text.
+            let rules: Vec<&RuleCheck> = member
+                .value
+                .rules
+                .iter()
+                .filter(|r| r.from_variant)
+                .collect();
             self.rule_checks(
-                &field.ty,
-                extra_rules,
-                &format!("Enums.Wire({value})"),
-                &lit(&field.name),
+                &member.value.kind,
+                &rules,
+                &format!("Enums.Wire({present})"),
+                &lit(name),
                 &mut body,
                 indent,
             );
         } else {
-            let mut rules = field.rules.clone();
-            rules.extend(extra_rules.iter().cloned());
-            self.checks(
-                &field.ty,
-                field.id,
-                &field.name,
-                &rules,
-                &value,
-                Some(&field.name),
-                &mut body,
-                indent,
-            );
+            self.checks(&member.value, &present, Some(name), &mut body, indent);
         }
         let outer = "            ";
-        if required && !is_value {
-            let _ = writeln!(out, "{outer}if ({access} == null)\n{outer}{{");
+        if member.required && !value_type {
             let _ = writeln!(
                 out,
-                "{indent}cx.Report(\"missing\", {}, Policy.Reject, {});",
-                lit(&field.name),
-                lit(missing_message)
+                "{outer}if ({access} == null)\n{outer}{{\n{indent}cx.Report(\"missing\", {}, Policy.Reject, {});\n{outer}}}",
+                lit(name),
+                lit(&member.missing)
             );
-            let _ = writeln!(out, "{outer}}}");
             if !body.is_empty() {
-                let _ = writeln!(out, "{outer}else\n{outer}{{");
-                out.push_str(&body);
-                let _ = writeln!(out, "{outer}}}");
+                let _ = write!(out, "{outer}else\n{outer}{{\n{body}{outer}}}\n");
             }
         } else if !body.is_empty() {
-            if required {
-                let _ = writeln!(out, "{outer}{{");
-            } else if is_value {
-                let _ = writeln!(out, "{outer}if ({access}.HasValue)\n{outer}{{");
+            let open = if member.required {
+                String::new()
+            } else if value_type {
+                format!("if ({access}.HasValue)\n{outer}")
             } else {
-                let _ = writeln!(out, "{outer}if ({access} != null)\n{outer}{{");
-            }
-            out.push_str(&body);
-            let _ = writeln!(out, "{outer}}}");
+                format!("if ({access} != null)\n{outer}")
+            };
+            let _ = write!(out, "{outer}{open}{{\n{body}{outer}}}\n");
         }
     }
 
     /// The member name of a field: PascalCase, unless that is the enclosing class's name or
     /// one of its methods (C# forbids both).
-    fn member(&self, field: &Field) -> String {
-        let name = pascal(&field.name);
+    fn member_name(&self, member: &Member) -> String {
+        let name = pascal(&member.field.name);
         let taken = [
             "ToJson",
             "Check",
@@ -847,221 +359,179 @@ impl<'c> Module<'c> {
 
     // ----- classes -----------------------------------------------------------------------------
 
-    /// A class with `fields`; `variant` for an event class (discriminator constant, base class).
-    fn class(&mut self, name: &str, fields: &[Field], event: Option<EventShape<'_>>) -> String {
-        let saved = std::mem::replace(&mut self.current_class, name.to_string());
-        let code = self.class_body(name, fields, event);
-        self.current_class = saved;
-        code
+    /// A record's class: members and constructor, `ToJson`, `Check` and `Decode`.
+    fn class(&mut self, record: &Record) -> String {
+        let name = self.class_name(record);
+        self.current_class = name.clone();
+        let mut out = self.declaration(record, &name);
+        out.push_str(&self.json_writer(record));
+        out.push_str(&self.checker(record));
+        out.push_str(&self.decoder(record, &name));
+        out.push_str("    }\n\n");
+        out
     }
 
-    fn class_body(
-        &mut self,
-        name: &str,
-        fields: &[Field],
-        event: Option<EventShape<'_>>,
-    ) -> String {
-        let c = self.contract;
-        let list: Vec<(Field, bool)> = match &event {
-            Some(shape) => shape.fields.clone(),
-            None => fields.iter().map(|f| (f.clone(), f.required)).collect(),
-        };
-        let disc = event.as_ref().and_then(|s| s.discriminator);
-        let mut out = String::new();
-        match &event {
-            Some(shape) => {
-                let summary = match shape.variant {
-                    Some(v) => format!(
-                        "<c>{}: {}</c>{}",
-                        disc.unwrap_or_default(),
+    /// The class line, its members (a variant's discriminator as a constant) and the
+    /// constructor taking the required ones.
+    fn declaration(&self, record: &Record, name: &str) -> String {
+        let mut out = match (record.is_event, record.variant) {
+            (true, variant) => {
+                let summary = match (variant, self.plan.discriminator) {
+                    (Some(v), Some(d)) => format!(
+                        "<c>{d}: {}</c>{}",
                         doc_text(&v.value),
                         v.description
                             .as_ref()
                             .map(|d| format!(": {}", doc_text(d)))
                             .unwrap_or_default()
                     ),
-                    None => format!("One <c>{}</c> event.", c.name),
+                    _ => format!("One <c>{}</c> event.", self.plan.contract.name),
                 };
-                let _ = writeln!(out, "    /// <summary>{summary}</summary>");
-                let _ = writeln!(out, "    public sealed class {name} : Event\n    {{");
+                format!(
+                    "    /// <summary>{summary}</summary>\n    public sealed class {name} : Event\n    {{\n"
+                )
             }
-            None => {
-                let _ = writeln!(out, "    public sealed class {name}\n    {{");
-            }
-        }
-        // Members.
-        let mut members = Vec::new();
-        for (field, required) in &list {
-            if Some(field.name.as_str()) == disc {
-                let value = event
-                    .as_ref()
-                    .and_then(|s| s.variant)
-                    .map(|v| v.value.clone())
-                    .unwrap_or_default();
+            (false, _) => format!("    public sealed class {name}\n    {{\n"),
+        };
+        let mut params = Vec::new();
+        let mut assignments = String::new();
+        for member in &record.members {
+            let field = member.field;
+            let member_name = self.member_name(member);
+            if let Some(value) = member.constant {
                 let _ = writeln!(
                     out,
-                    "        /// <summary>The discriminator <c>{}</c> of this variant.</summary>",
-                    field.name
-                );
-                let _ = writeln!(
-                    out,
-                    "        public const string {} = {};\n",
-                    self.member(field),
-                    lit(&value)
+                    "        /// <summary>The discriminator <c>{}</c> of this variant.</summary>\n        public const string {member_name} = {};\n",
+                    field.name,
+                    lit(value)
                 );
                 continue;
             }
-            let ty = self.field_type(field, *required);
-            let member = self.member(field);
-            let doc = member_doc(field, *required);
-            let _ = writeln!(out, "        /// <summary>{doc}</summary>");
-            let initial = made_with_the_event(self.contract, event.is_some(), field, NEW_ID);
-            let _ = writeln!(out, "        public {ty} {member}{initial};\n");
-            members.push((field.clone(), *required, ty, member));
-        }
-        // Constructor: required fields are parameters.
-        let params: Vec<String> = members
-            .iter()
-            .filter(|(_, required, _, _)| *required)
-            .map(|(f, _, ty, _)| format!("{ty} {}", camel(&f.name)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "        public {name}({})\n        {{",
-            params.join(", ")
-        );
-        for (f, required, _, member) in &members {
-            if *required {
-                let _ = writeln!(out, "            this.{member} = {};", camel(&f.name));
+            let ty = self.member_type(member);
+            let initial = if member.made_with_event {
+                " = EventIds.NewV7()"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "        /// <summary>{}</summary>\n        public {ty} {member_name}{initial};\n",
+                member_doc(member)
+            );
+            if member.required {
+                params.push(format!("{ty} {}", camel(&field.name)));
+                let _ = writeln!(
+                    assignments,
+                    "            this.{member_name} = {};",
+                    camel(&field.name)
+                );
             }
         }
-        let _ = writeln!(out, "        }}\n");
-        // ToJson.
-        let modifier = if event.is_some() {
+        let _ = writeln!(
+            out,
+            "        public {name}({})\n        {{\n{assignments}        }}\n",
+            params.join(", ")
+        );
+        out
+    }
+
+    fn json_writer(&mut self, record: &Record) -> String {
+        let modifier = if record.is_event {
             "public override"
         } else {
             "public"
         };
-        let _ = writeln!(
-            out,
-            "        /// <summary>The JSON the server expects.</summary>"
+        let mut out = format!(
+            "        /// <summary>The JSON the server expects.</summary>\n        {modifier} string ToJson()\n        {{\n            var parts = new List<string>();\n"
         );
-        let _ = writeln!(out, "        {modifier} string ToJson()\n        {{");
-        let _ = writeln!(out, "            var parts = new List<string>();");
-        for (field, required) in &list {
-            let key = lit(&format!("{}:", lit(&field.name)));
-            if Some(field.name.as_str()) == disc {
+        for member in &record.members {
+            let key = lit(&format!("{}:", lit(&member.field.name)));
+            let member_name = self.member_name(member);
+            if member.constant.is_some() {
                 let _ = writeln!(
                     out,
-                    "            parts.Add({key} + Json.Quote({}));",
-                    self.member(field)
+                    "            parts.Add({key} + Json.Quote({member_name}));"
                 );
                 continue;
             }
-            let member = self.member(field);
-            let is_enum = enum_values(field).is_some();
-            let is_value = Self::is_value(&field.ty) || is_enum;
-            let value = if !*required && is_value {
-                format!("this.{member}.Value")
+            let value_type = is_value(&member.value.kind) || member.choice.is_some();
+            let present = if !member.required && value_type {
+                format!("this.{member_name}.Value")
             } else {
-                format!("this.{member}")
+                format!("this.{member_name}")
             };
-            let written = if is_enum {
-                format!("Json.Quote(Enums.Wire({value}))")
-            } else {
-                self.writer(&field.ty, field.id, &field.name, &value)
+            let written = match member.choice {
+                Some(_) => format!("Json.Quote(Enums.Wire({present}))"),
+                None => self.writer(&member.value.kind, &present),
             };
-            if *required && is_value {
-                let _ = writeln!(out, "            parts.Add({key} + {written});");
-            } else if is_value {
-                let _ = writeln!(
-                    out,
-                    "            if (this.{member}.HasValue) parts.Add({key} + {written});"
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "            if (this.{member} != null) parts.Add({key} + {written});"
-                );
-            }
+            let test = match (member.required, value_type) {
+                (true, true) => String::new(),
+                (_, true) => format!("if (this.{member_name}.HasValue) "),
+                (_, false) => format!("if (this.{member_name} != null) "),
+            };
+            let _ = writeln!(out, "            {test}parts.Add({key} + {written});");
         }
-        let _ = writeln!(
-            out,
-            "            return \"{{\" + string.Join(\",\", parts.ToArray()) + \"}}\";\n        }}\n"
-        );
-        // Check.
-        let check_modifier = if event.is_some() {
+        out.push_str("            return \"{\" + string.Join(\",\", parts.ToArray()) + \"}\";\n        }\n\n");
+        out
+    }
+
+    fn checker(&mut self, record: &Record) -> String {
+        let modifier = if record.is_event {
             "internal override"
         } else {
             "internal"
         };
-        let _ = writeln!(
-            out,
-            "        {check_modifier} void Check(Checker cx, long now)\n        {{"
-        );
-        let envelope = c.fields.len();
-        for (index, (field, required)) in list.iter().enumerate() {
-            if Some(field.name.as_str()) == disc {
-                continue;
-            }
-            let variant = event.as_ref().and_then(|s| s.variant);
-            let extra: Vec<Rule> = variant
-                .and_then(|v| v.rules.iter().find(|(n, _)| *n == field.name))
-                .map(|(_, r)| r.clone())
-                .unwrap_or_default();
-            let message = match variant {
-                Some(v) if index >= envelope || (!field.required && *required) => {
-                    format!(
-                        "required for variant {}",
-                        serde_json::to_string(&v.value).unwrap_or_default()
-                    )
-                }
-                _ => "required field is missing".to_string(),
-            };
-            self.field_checks(field, *required, &message, &extra, &mut out);
+        let mut out = format!("        {modifier} void Check(Checker cx, long now)\n        {{\n");
+        for member in record.members.iter().filter(|m| m.constant.is_none()) {
+            self.member_checks(member, &mut out);
         }
-        let _ = writeln!(out, "        }}\n");
-        // Decode.
-        let names: Vec<String> = list.iter().map(|(f, _)| lit(&f.name)).collect();
-        let allowed = if c.ingest.unknown_fields == UnknownFields::Drop {
-            "null".to_string()
-        } else {
-            format!("new[] {{ {} }}", names.join(", "))
+        out.push_str("        }\n\n");
+        out
+    }
+
+    fn decoder(&mut self, record: &Record, name: &str) -> String {
+        let allowed = match self.plan.allowed_keys(record) {
+            Some(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| lit(n)).collect();
+                format!("new[] {{ {} }}", quoted.join(", "))
+            }
+            None => "null".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "        internal static {name} Decode(object value)\n        {{"
+        let mut out = format!(
+            "        internal static {name} Decode(object value)\n        {{\n            var o = Read.Object(value, {allowed});\n"
         );
-        let _ = writeln!(out, "            var o = Read.Object(value, {allowed});");
         let mut args = Vec::new();
-        let mut optionals = Vec::new();
-        for (field, required, _, member) in &members {
-            let get = format!("o.Get({})", lit(&field.name));
-            let read = match enum_values(field) {
-                Some(_) => {
-                    let e = self.enum_name(field, &[]);
-                    format!("Enums.Parse{e}(Read.String({{}}))")
-                }
-                None => self.reader(&field.ty, field.id, &field.name, "{}"),
-            };
-            if *required {
-                args.push(read.replace("{}", &format!("Read.Required({get})")));
+        let mut optionals = String::new();
+        for member in record.members.iter().filter(|m| m.constant.is_none()) {
+            let get = format!("o.Get({})", lit(&member.field.name));
+            let source = if member.required {
+                format!("Read.Required({get})")
             } else {
-                optionals.push(format!(
-                    "            if (Read.Present({get})) result.{member} = {};",
-                    read.replace("{}", &get)
-                ));
+                get.clone()
+            };
+            let read = match member.choice {
+                Some(index) => {
+                    let e = &self.plan.choices[index].name;
+                    format!("Enums.Parse{e}(Read.String({source}))")
+                }
+                None => self.reader(&member.value.kind, &source),
+            };
+            if member.required {
+                args.push(read);
+            } else {
+                let _ = writeln!(
+                    optionals,
+                    "            if (Read.Present({get})) result.{} = {read};",
+                    self.member_name(member)
+                );
             }
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "            var result = new {name}({});",
+            "            var result = new {name}({});\n{optionals}",
             args.join(", ")
         );
-        for line in optionals {
-            let _ = writeln!(out, "{line}");
-        }
-        if let (Some(d), Some(v)) = (disc, event.as_ref().and_then(|s| s.variant)) {
+        if let (Some(d), Some(v)) = (self.plan.discriminator, record.variant) {
             let _ = writeln!(
                 out,
                 "            if (Read.String(Read.Required(o.Get({}))) != {}) throw new DecodeException(\"not this variant\");",
@@ -1069,60 +539,15 @@ impl<'c> Module<'c> {
                 lit(&v.value)
             );
         }
-        let _ = writeln!(out, "            return result;\n        }}");
-        let _ = writeln!(out, "    }}\n");
+        out.push_str("            return result;\n        }\n");
         out
     }
 
-    fn event_fields(&self, variant: Option<&Variant>) -> Vec<(Field, bool)> {
-        let mut list: Vec<(Field, bool)> = self
-            .contract
-            .fields
-            .iter()
-            .map(|f| {
-                let required = f.required || variant.is_some_and(|v| v.require.contains(&f.name));
-                (f.clone(), required)
-            })
-            .collect();
-        if let Some(v) = variant {
-            list.extend(v.fields.iter().map(|f| (f.clone(), f.required)));
-        }
-        list
-    }
+    // ----- the module --------------------------------------------------------------------------
 
     fn render(mut self) -> String {
-        let c = self.contract;
-        let disc = c.variants.as_ref().map(|v| v.discriminator.clone());
-        let mut events = String::new();
-        let mut shapes: Vec<(String, String)> = Vec::new();
-        match &c.variants {
-            Some(variants) => {
-                for case in &variants.cases {
-                    let name = format!("{}Event", case.ident);
-                    let shape = EventShape {
-                        fields: self.event_fields(Some(case)),
-                        variant: Some(case),
-                        discriminator: disc.as_deref(),
-                    };
-                    let code = self.class(&name, &[], Some(shape));
-                    events.push_str(&code);
-                    shapes.push((case.value.clone(), name));
-                }
-            }
-            None => {
-                let name = format!("{}Event", pascal(&c.name));
-                let shape = EventShape {
-                    fields: self.event_fields(None),
-                    variant: None,
-                    discriminator: None,
-                };
-                let code = self.class(&name, &[], Some(shape));
-                events.push_str(&code);
-                shapes.push((String::new(), name));
-            }
-        }
-        let contract_class = format!("{}Contract", pascal(&c.name));
-
+        let plan = self.plan;
+        let c = plan.contract;
         let mut out = super::header("//", &c.source.path);
         let _ = writeln!(
             out,
@@ -1131,240 +556,383 @@ impl<'c> Module<'c> {
             c.version,
             c.owner.replace('\n', " ")
         );
-        let _ = writeln!(out, "using System;");
-        let _ = writeln!(out, "using System.Collections.Generic;");
-        let _ = writeln!(out, "using System.Globalization;");
-        let _ = writeln!(out, "using System.Text.RegularExpressions;\n");
+        out.push_str("using System;\nusing System.Collections.Generic;\nusing System.Globalization;\nusing System.Text.RegularExpressions;\n\n");
         let _ = writeln!(out, "namespace {}\n{{", self.namespace);
+        out.push_str(&self.contract_class());
+        out.push_str(&self.base_class());
+        for record in plan.events.iter().chain(&plan.records) {
+            let class = self.class(record);
+            out.push_str(&class);
+        }
+        out.push_str(&self.enums());
+        out.push_str(&self.statics());
+        out
+    }
 
-        // The contract.
-        let _ = writeln!(
-            out,
-            "    /// <summary>Contract <c>{}</c> {}: its routes, decoding, and a client.</summary>",
-            c.name, c.version
-        );
-        let _ = writeln!(out, "    public static class {contract_class}\n    {{");
-        let _ = writeln!(out, "        public const string Name = {};", lit(&c.name));
-        let _ = writeln!(
-            out,
-            "        /// <summary>Sent as <c>X-Contract-Version</c> with every request.</summary>"
-        );
-        let _ = writeln!(
-            out,
-            "        public const string Version = {};",
-            lit(&c.version.to_string())
-        );
-        let _ = writeln!(
-            out,
-            "        public const string Fingerprint = {};\n",
+    /// `<Contract>Contract`: name, version, routes, `CreateClient` and `Decode`.
+    fn contract_class(&self) -> String {
+        let c = self.plan.contract;
+        let class = format!("{}Contract", pascal(&c.name));
+        let mut out = format!(
+            "    /// <summary>Contract <c>{}</c> {}: its routes, decoding, and a client.</summary>\n    public static class {class}\n    {{\n        public const string Name = {};\n        /// <summary>Sent as <c>X-Contract-Version</c> with every request.</summary>\n        public const string Version = {};\n        public const string Fingerprint = {};\n\n",
+            c.name,
+            c.version,
+            lit(&c.name),
+            lit(&c.version.to_string()),
             lit(&c.source.fingerprint)
         );
         let _ = writeln!(
             out,
-            "        public static readonly ContractInfo Info = new ContractInfo\n        {{"
-        );
-        let _ = writeln!(out, "            Name = Name,");
-        let _ = writeln!(out, "            Version = Version,");
-        let _ = writeln!(out, "            Route = {},", lit(&c.ingest.route));
-        let _ = writeln!(
-            out,
-            "            BatchRoute = {},",
+            "        public static readonly ContractInfo Info = new ContractInfo\n        {{\n            Name = Name,\n            Version = Version,\n            Route = {},\n            BatchRoute = {},\n            MaxBatchEvents = {},\n            MaxBodyBytes = {},\n        }};\n",
+            lit(&c.ingest.route),
             c.ingest
                 .batch_route
                 .as_deref()
-                .map_or_else(|| "null".to_string(), lit)
-        );
-        let _ = writeln!(
-            out,
-            "            MaxBatchEvents = {},",
-            c.ingest.max_batch_events
-        );
-        let _ = writeln!(
-            out,
-            "            MaxBodyBytes = {},",
+                .map_or_else(|| "null".to_string(), lit),
+            c.ingest.max_batch_events,
             c.ingest.max_body_bytes
         );
-        let _ = writeln!(out, "        }};\n");
-        let _ = writeln!(
-            out,
-            "        /// <summary>A client: <c>CreateClient(new ClientOptions {{ BaseUrl = \"https://host/prod/\" }})</c>.</summary>"
-        );
-        let _ = writeln!(
-            out,
-            "        public static ContractClient<Event> CreateClient(ClientOptions options)\n        {{\n            return new ContractClient<Event>(Info, options);\n        }}\n"
-        );
-        let _ = writeln!(
-            out,
-            "        /// <summary>A JSON body as a typed event; throws <see cref=\"DecodeException\"/> when the types cannot hold it.</summary>"
-        );
-        let _ = writeln!(
-            out,
-            "        public static Event Decode(string json)\n        {{"
-        );
-        let _ = writeln!(out, "            var root = Json.Parse(json);");
-        match &disc {
+        out.push_str("        /// <summary>A client: <c>CreateClient(new ClientOptions { BaseUrl = \"https://host/prod/\" })</c>.</summary>\n        public static ContractClient<Event> CreateClient(ClientOptions options)\n        {\n            return new ContractClient<Event>(Info, options);\n        }\n\n");
+        out.push_str("        /// <summary>A JSON body as a typed event; throws <see cref=\"DecodeException\"/> when the types cannot hold it.</summary>\n        public static Event Decode(string json)\n        {\n            var root = Json.Parse(json);\n");
+        match self.plan.discriminator {
             Some(d) => {
                 let _ = writeln!(
                     out,
-                    "            var kind = Read.String(Read.Required(Read.Object(root, null).Get({})));",
+                    "            var kind = Read.String(Read.Required(Read.Object(root, null).Get({})));\n            switch (kind)\n            {{",
                     lit(d)
                 );
-                let _ = writeln!(out, "            switch (kind)\n            {{");
-                for (value, name) in &shapes {
+                for record in &self.plan.events {
+                    let value = record.variant.map(|v| v.value.as_str()).unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "                case {}: return {name}.Decode(root);",
-                        lit(value)
+                        "                case {}: return {}.Decode(root);",
+                        lit(value),
+                        record.name
                     );
                 }
                 let _ = writeln!(
                     out,
-                    "                default: throw new DecodeException(\"unknown {d} \" + Json.Quote(kind));"
+                    "                default: throw new DecodeException(\"unknown {d} \" + Json.Quote(kind));\n            }}"
                 );
-                let _ = writeln!(out, "            }}");
             }
             None => {
-                let _ = writeln!(out, "            return {}.Decode(root);", shapes[0].1);
-            }
-        }
-        let _ = writeln!(out, "        }}\n    }}\n");
-
-        // The base class.
-        let _ = writeln!(
-            out,
-            "    /// <summary>Any <c>{}</c> event.</summary>\n    public abstract class Event : IContractEvent\n    {{",
-            c.name
-        );
-        let _ = writeln!(out, "        public abstract string ToJson();\n");
-        let _ = writeln!(
-            out,
-            "        /// <summary>Every violation the server would report now.</summary>\n        public List<Violation> Validate()\n        {{\n            return Validate(DateTime.UtcNow);\n        }}\n"
-        );
-        let _ = writeln!(
-            out,
-            "        /// <summary>Every violation the server would report if it received the event at <paramref name=\"nowUtc\"/>.</summary>\n        public List<Violation> Validate(DateTime nowUtc)\n        {{\n            var cx = new Checker();\n            Check(cx, Rules.Micros(nowUtc));\n            return cx.Violations;\n        }}\n"
-        );
-        let _ = writeln!(
-            out,
-            "        internal abstract void Check(Checker cx, long now);\n    }}\n"
-        );
-
-        out.push_str(&events);
-        for class in std::mem::take(&mut self.classes) {
-            out.push_str(&class);
-        }
-
-        // Enums and their wire values.
-        for (name, values) in &self.enums {
-            let _ = writeln!(out, "    public enum {name}\n    {{");
-            let mut members = BTreeSet::new();
-            for value in values {
-                let mut member = pascal(value);
-                while !members.insert(member.clone()) {
-                    member.push('_');
-                }
                 let _ = writeln!(
                     out,
-                    "        /// <summary><c>{}</c></summary>",
-                    doc_text(value)
+                    "            return {}.Decode(root);",
+                    self.class_name(&self.plan.events[0])
                 );
-                let _ = writeln!(out, "        {member},");
             }
-            let _ = writeln!(out, "    }}\n");
         }
-        let _ = writeln!(
-            out,
-            "    /// <summary>The wire text of each enum value.</summary>\n    public static class Enums\n    {{"
-        );
-        for (name, values) in &self.enums {
-            let mut members = BTreeSet::new();
-            let mut pairs = Vec::new();
-            for value in values {
-                let mut member = pascal(value);
-                while !members.insert(member.clone()) {
-                    member.push('_');
-                }
-                pairs.push((member, value.clone()));
-            }
-            let _ = writeln!(
-                out,
-                "        public static string Wire({name} value)\n        {{"
-            );
-            let _ = writeln!(out, "            switch (value)\n            {{");
+        out.push_str("        }\n    }\n\n");
+        out
+    }
+
+    fn base_class(&self) -> String {
+        format!(
+            "    /// <summary>Any <c>{}</c> event.</summary>\n    public abstract class Event : IContractEvent\n    {{\n        public abstract string ToJson();\n\n        /// <summary>Every violation the server would report now.</summary>\n        public List<Violation> Validate()\n        {{\n            return Validate(DateTime.UtcNow);\n        }}\n\n        /// <summary>Every violation the server would report if it received the event at <paramref name=\"nowUtc\"/>.</summary>\n        public List<Violation> Validate(DateTime nowUtc)\n        {{\n            var cx = new Checker();\n            Check(cx, Rules.Micros(nowUtc));\n            return cx.Violations;\n        }}\n\n        internal abstract void Check(Checker cx, long now);\n    }}\n\n",
+            self.plan.contract.name
+        )
+    }
+
+    /// The enums of closed string sets, and `Enums`: their wire text and parsing.
+    fn enums(&self) -> String {
+        let mut out = String::new();
+        let mut helpers = String::new();
+        for choice in &self.plan.choices {
+            let name = &choice.name;
+            let pairs = enum_members(&choice.values);
+            let _ = writeln!(out, "    public enum {name}\n    {{");
+            let mut wire = String::new();
+            let mut parse = String::new();
             for (member, value) in &pairs {
                 let _ = writeln!(
                     out,
+                    "        /// <summary><c>{}</c></summary>\n        {member},",
+                    doc_text(value)
+                );
+                let _ = writeln!(
+                    wire,
                     "                case {name}.{member}: return {};",
                     lit(value)
                 );
-            }
-            let _ = writeln!(
-                out,
-                "                default: throw new ArgumentOutOfRangeException(\"value\");"
-            );
-            let _ = writeln!(out, "            }}\n        }}\n");
-            let _ = writeln!(
-                out,
-                "        public static {name} Parse{name}(string text)\n        {{"
-            );
-            let _ = writeln!(out, "            switch (text)\n            {{");
-            for (member, value) in &pairs {
                 let _ = writeln!(
-                    out,
+                    parse,
                     "                case {}: return {name}.{member};",
                     lit(value)
                 );
             }
+            out.push_str("    }\n\n");
             let _ = writeln!(
-                out,
-                "                default: throw new DecodeException(Json.Quote(text) + \" is not one of the {name} values\");"
+                helpers,
+                "        public static string Wire({name} value)\n        {{\n            switch (value)\n            {{\n{wire}                default: throw new ArgumentOutOfRangeException(\"value\");\n            }}\n        }}\n"
             );
-            let _ = writeln!(out, "            }}\n        }}\n");
+            let _ = writeln!(
+                helpers,
+                "        public static {name} Parse{name}(string text)\n        {{\n            switch (text)\n            {{\n{parse}                default: throw new DecodeException(Json.Quote(text) + \" is not one of the {name} values\");\n            }}\n        }}\n"
+            );
         }
-        let _ = writeln!(out, "    }}\n");
+        let _ = writeln!(
+            out,
+            "    /// <summary>The wire text of each enum value.</summary>\n    public static class Enums\n    {{\n{helpers}    }}\n"
+        );
+        out
+    }
 
-        // Patterns and formats.
-        let _ = writeln!(out, "    internal static class Patterns\n    {{");
-        for (pattern, name) in &self.patterns {
+    /// `Patterns` and `Formats`.
+    fn statics(&self) -> String {
+        let mut out = String::from("    internal static class Patterns\n    {\n");
+        for (index, pattern) in self.plan.patterns.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "        /// <summary><c>{}</c>, full-match.</summary>",
-                doc_text(pattern)
-            );
-            let _ = writeln!(
-                out,
-                "        internal static readonly Regex {} = new Regex({}, RegexOptions.CultureInvariant);",
-                name.trim_start_matches("Patterns."),
+                "        /// <summary><c>{}</c>, full-match.</summary>\n        internal static readonly Regex P{index} = new Regex({}, RegexOptions.CultureInvariant);",
+                doc_text(pattern),
                 lit(&format!("^(?:{pattern})\\z"))
             );
         }
-        let _ = writeln!(out, "    }}\n");
-        let _ = writeln!(out, "    internal static class Formats\n    {{");
-        for (pattern, (name, items)) in &self.formats {
+        out.push_str("    }\n\n    internal static class Formats\n    {\n");
+        for (index, format) in self.plan.formats.iter().enumerate() {
+            let items: Vec<String> = format.items.iter().map(format_item).collect();
             let _ = writeln!(
                 out,
-                "        /// <summary><c>{}</c></summary>",
-                doc_text(pattern)
-            );
-            let _ = writeln!(
-                out,
-                "        internal static readonly FormatItem[] {} = {{ {items} }};",
-                name.trim_start_matches("Formats.")
+                "        /// <summary><c>{}</c></summary>\n        internal static readonly FormatItem[] F{index} = {{ {} }};",
+                doc_text(&format.pattern),
+                items.join(", ")
             );
         }
-        let _ = writeln!(out, "    }}\n}}");
+        out.push_str("    }\n}\n");
         out
     }
 }
 
-struct EventShape<'v> {
-    fields: Vec<(Field, bool)>,
-    variant: Option<&'v Variant>,
-    discriminator: Option<&'v str>,
+impl CheckWriter for Module<'_, '_> {
+    fn lit(&self, text: &str) -> String {
+        lit(text)
+    }
+
+    fn no_field(&self) -> &'static str {
+        "null"
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        self.counter += 1;
+        format!("{base}{}", self.counter)
+    }
+
+    /// Statements checking `expr` (present, non-nullable type) against its type and rules.
+    fn checks(
+        &mut self,
+        value: &Value,
+        expr: &str,
+        field: Option<&str>,
+        out: &mut String,
+        indent: &str,
+    ) {
+        let f = self.field_arg(field);
+        let (guard, compared) = match &value.kind {
+            Kind::Boolean | Kind::Uuid => return,
+            Kind::String | Kind::Int | Kind::Long => (None, expr.to_string()),
+            Kind::Float | Kind::Double => (
+                Some(format!("Rules.CheckDouble(cx, {f}, (double){expr})")),
+                format!("(double){expr}"),
+            ),
+            Kind::Decimal { precision, scale } => (
+                Some(format!(
+                    "Rules.CheckDecimal(cx, {f}, {expr}, {precision}, {scale})"
+                )),
+                expr.to_string(),
+            ),
+            Kind::Date => (None, format!("Rules.DateMicros({expr})")),
+            Kind::Timestamp { .. } | Kind::TimestampTz => (None, format!("Rules.Micros({expr})")),
+            Kind::List(e) => return self.list_checks(value, e, expr, field, out, indent),
+            Kind::Map { key, value: item } => {
+                return self.map_checks(value, key, item, expr, field, out, indent);
+            }
+            Kind::Record(_) => {
+                self.entered(
+                    field,
+                    &format!("{indent}{expr}.Check(cx, now);\n"),
+                    out,
+                    indent,
+                );
+                return;
+            }
+        };
+        match guard {
+            Some(guard) => {
+                let _ = writeln!(out, "{indent}if ({guard})\n{indent}{{");
+                self.value_rules(value, &compared, &f, out, &format!("{indent}    "));
+                let _ = writeln!(out, "{indent}}}");
+            }
+            None => self.value_rules(value, &compared, &f, out, indent),
+        }
+    }
+
+    /// Checks of a list element or map value `expr` (of the element type, maybe null): a null
+    /// where the contract requires a value is the server's `wrong_type`.
+    fn element_checks(&mut self, e: &Element, expr: &str, out: &mut String, indent: &str) {
+        let kind = &e.value.kind;
+        let inner = format!("{indent}    ");
+        if is_value(kind) && e.required {
+            // Never null: check directly.
+            self.checks(&e.value, expr, None, out, indent);
+            return;
+        }
+        let mut body = String::new();
+        let present = if is_value(kind) {
+            format!("{expr}.Value")
+        } else {
+            expr.to_string()
+        };
+        self.checks(&e.value, &present, None, &mut body, &inner);
+        if e.required {
+            let expected = match kind {
+                Kind::String => "string",
+                Kind::List(_) => "array",
+                _ => "object",
+            };
+            let _ = writeln!(
+                out,
+                "{indent}if ({expr} == null)\n{indent}{{\n{inner}cx.Report(\"wrong_type\", null, Policy.Reject, \"expected {expected}, found null\");\n{indent}}}"
+            );
+            if !body.is_empty() {
+                let _ = write!(out, "{indent}else\n{indent}{{\n{body}{indent}}}\n");
+            }
+        } else if !body.is_empty() {
+            let test = if is_value(kind) {
+                format!("{expr}.HasValue")
+            } else {
+                format!("{expr} != null")
+            };
+            let _ = write!(out, "{indent}if ({test})\n{indent}{{\n{body}{indent}}}\n");
+        }
+    }
+
+    fn list_loop(&mut self, expr: &str, indent: &str) -> Loop {
+        let items = self.fresh("items");
+        let i = self.fresh("i");
+        let item = self.fresh("item");
+        let inner = format!("{indent}    ");
+        Loop {
+            setup: format!("{inner}var {items} = {expr};\n"),
+            head: format!(
+                "{inner}for (var {i} = 0; {i} < {items}.Count; {i}++)\n{inner}{{\n{inner}    cx.EnterIndex({i});\n{inner}    var {item} = {items}[{i}];\n"
+            ),
+            key: String::new(),
+            item,
+            tail: format!("{inner}    cx.Leave();\n{inner}}}\n"),
+            count: format!("{items}.Count"),
+            body_indent: format!("{inner}    "),
+        }
+    }
+
+    fn map_loop(&mut self, expr: &str, indent: &str) -> Loop {
+        let map = self.fresh("map");
+        let kv = self.fresh("kv");
+        let inner = format!("{indent}    ");
+        Loop {
+            setup: format!("{inner}var {map} = {expr};\n"),
+            head: format!(
+                "{inner}foreach (var {kv} in {map})\n{inner}{{\n{inner}    cx.EnterKey({kv}.Key);\n"
+            ),
+            key: format!("{kv}.Key"),
+            item: format!("{kv}.Value"),
+            tail: format!("{inner}    cx.Leave();\n{inner}}}\n"),
+            count: format!("{map}.Count"),
+            body_indent: format!("{inner}    "),
+        }
+    }
+
+    fn key_scope(&self, name: &str) -> (String, String) {
+        (format!("cx.EnterKey({});", lit(name)), "cx.Leave();".into())
+    }
+
+    /// Decimals compare as `decimal`s with the bound as written; integers as `long`s.
+    fn compare(&self, v: &str, op: &str, limit: Limit, kind: &Kind) -> String {
+        match limit {
+            Limit::Decimal { written, .. } => format!("{v} {op} {written}m"),
+            Limit::Int(i) => format!("{v} {op} {i}L"),
+            Limit::Float(x) if matches!(kind, Kind::Int | Kind::Long) => {
+                format!("(double){v} {op} {x:?}")
+            }
+            Limit::Float(x) => format!("{v} {op} {x:?}"),
+        }
+    }
+
+    fn char_length(&self, v: &str) -> String {
+        format!("Rules.CharLength({v})")
+    }
+
+    fn count(&self, n: u64) -> String {
+        n.to_string()
+    }
+
+    fn no_match(&self, index: usize, v: &str) -> String {
+        format!("!Patterns.P{index}.IsMatch({v})")
+    }
+
+    fn not_in(&self, values: &[Literal], kind: &Kind, v: &str) -> String {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|l| match l {
+                Literal::String(s) => lit(s),
+                Literal::Int(i) => format!("{i}L"),
+            })
+            .collect();
+        let elem = match kind {
+            Kind::String => "string",
+            _ => "long",
+        };
+        format!(
+            "Array.IndexOf(new {elem}[] {{ {} }}, ({elem}){v}) < 0",
+            shown.join(", ")
+        )
+    }
+
+    fn micros(&self, offset: i64) -> String {
+        format!("{offset}L")
+    }
+
+    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
+        format!(
+            "{indent}if ({failed}) cx.Report({}, {field}, {}, {});\n",
+            lit(rule.code),
+            policy(rule.policy),
+            lit(&rule.message)
+        )
+    }
+}
+
+/// Enum member names for wire values (PascalCase, `_` appended until unique).
+fn enum_members(values: &[String]) -> Vec<(String, String)> {
+    let mut taken = BTreeSet::new();
+    values
+        .iter()
+        .map(|value| {
+            let mut member = pascal(value);
+            while !taken.insert(member.clone()) {
+                member.push('_');
+            }
+            (member, value.clone())
+        })
+        .collect()
+}
+
+fn format_item(item: &FormatItem) -> String {
+    match item {
+        FormatItem::Literal(text) => format!("FormatItem.Text({})", lit(text)),
+        FormatItem::Year => "FormatItem.Of('Y')".into(),
+        FormatItem::Month => "FormatItem.Of('m')".into(),
+        FormatItem::Day => "FormatItem.Of('d')".into(),
+        FormatItem::Hour => "FormatItem.Of('H')".into(),
+        FormatItem::Minute => "FormatItem.Of('M')".into(),
+        FormatItem::Second => "FormatItem.Of('S')".into(),
+        FormatItem::Fraction => "FormatItem.Of('f')".into(),
+    }
 }
 
 /// A member's doc text: its description, then its name, id, type and flags.
-fn member_doc(field: &Field, required: bool) -> String {
+fn member_doc(member: &Member) -> String {
+    let field = member.field;
     let mut doc = String::new();
     if let Some(d) = &field.description {
         doc.push_str(&doc_text(d));
@@ -1376,7 +944,7 @@ fn member_doc(field: &Field, required: bool) -> String {
         field.name,
         field.id,
         doc_text(&field.ty.name()),
-        if required { ", required" } else { "" },
+        if member.required { ", required" } else { "" },
         if field.pii.is_personal() {
             ", personal data"
         } else {

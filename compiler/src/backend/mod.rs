@@ -8,6 +8,8 @@
 pub mod apigateway;
 pub mod athena;
 mod bake;
+mod client_checks;
+pub mod client_plan;
 pub mod cpp;
 pub mod csharp;
 pub mod docs;
@@ -83,20 +85,4 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(cpp::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
-}
-
-/// ` = {make}` for the contract's deduplication id in an event type (empty otherwise): the id is
-/// made with the event, so every send of it carries the same (the clients' C# and C++ types).
-pub(crate) fn made_with_the_event(
-    contract: &crate::ir::Contract,
-    is_event: bool,
-    field: &crate::ir::Field,
-    make: &str,
-) -> String {
-    let dedup = contract.ingest.dedup.as_ref();
-    if is_event && dedup.is_some_and(|d| d.field == field.name) {
-        format!(" = {make}")
-    } else {
-        String::new()
-    }
 }

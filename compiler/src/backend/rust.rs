@@ -1141,7 +1141,7 @@ impl<'c> Gen<'c> {
                 quote!(*v #op #lit)
             }
             (Type::Decimal { scale, .. }, b) => {
-                let lit = Literal::i128_unsuffixed(decimal_bound(b, *scale, is_min));
+                let lit = Literal::i128_unsuffixed(b.unscaled(*scale, is_min));
                 quote!(*v #op #lit)
             }
             (Type::Float, b) => {
@@ -1334,29 +1334,6 @@ fn micros_expr(ty: &Type) -> TokenStream {
     match ty {
         Type::Date => quote!((i64::from(*v) * 86_400_000_000)),
         _ => quote!(*v),
-    }
-}
-
-/// A decimal bound as an unscaled integer at `scale`: rounded up for a minimum and down for a
-/// maximum, so the integer comparison means exactly what the written bound means.
-fn decimal_bound(b: Bound, scale: u8, is_min: bool) -> i128 {
-    let factor = 10f64.powi(i32::from(scale));
-    match b {
-        Bound::Int(i) => i128::from(i) * 10i128.pow(u32::from(scale)),
-        Bound::Float(f) => {
-            let scaled = f * factor;
-            let rounded = if is_min {
-                scaled.ceil()
-            } else {
-                scaled.floor()
-            };
-            // A bound written with at most `scale` digits is exact up to float noise.
-            if (scaled - scaled.round()).abs() < 1e-6 {
-                scaled.round() as i128
-            } else {
-                rounded as i128
-            }
-        }
     }
 }
 

@@ -509,29 +509,14 @@ struct FieldUnderTest<'a> {
 
 /// The contract's fields then the variant's payload fields.
 fn fields_under_test<'a>(c: &'a Contract, variant: Option<&'a Variant>) -> Vec<FieldUnderTest<'a>> {
-    let mut fields: Vec<FieldUnderTest> = c
-        .fields
-        .iter()
-        .map(|f| {
-            let extra = variant
-                .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
-                .map(|(_, r)| r.clone())
-                .unwrap_or_default();
-            FieldUnderTest {
-                field: f,
-                required: f.required || variant.is_some_and(|v| v.require.contains(&f.name)),
-                rules: f.rules.iter().cloned().chain(extra).collect(),
-            }
+    contract_manifest::shape_fields(&c.fields, variant)
+        .into_iter()
+        .map(|shape| FieldUnderTest {
+            field: shape.field,
+            required: shape.required,
+            rules: shape.rules().cloned().collect(),
         })
-        .collect();
-    if let Some(v) = variant {
-        fields.extend(v.fields.iter().map(|f| FieldUnderTest {
-            field: f,
-            required: f.required,
-            rules: f.rules.clone(),
-        }));
-    }
-    fields
+        .collect()
 }
 
 /// The cases breaking one field of the valid event, one way each.

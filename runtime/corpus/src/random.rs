@@ -85,45 +85,28 @@ impl<'c> Generator<'c> {
     fn valid_event(&mut self, variant: Option<&Variant>) -> Map<String, Value> {
         let mut event = Map::new();
         let contract = self.contract;
-        for f in &contract.fields {
-            let extra: Vec<Rule> = variant
-                .and_then(|v| v.rules.iter().find(|(n, _)| n == &f.name))
-                .map(|(_, r)| r.clone())
-                .unwrap_or_default();
-            let required = f.required || variant.is_some_and(|v| v.require.contains(&f.name));
-            if let (Some(vs), Some(v)) = (&self.contract.variants, variant)
-                && vs.discriminator == f.name
+        let discriminator = contract.variants.as_ref().map(|v| v.discriminator.as_str());
+        let dedup = contract.ingest.dedup.as_ref().map(|d| d.field.as_str());
+        for shape in contract_manifest::shape_fields(&contract.fields, variant) {
+            let f = shape.field;
+            if let Some(v) = variant
+                && discriminator == Some(f.name.as_str())
             {
                 event.insert(f.name.clone(), json!(v.value));
                 continue;
             }
             // Every event is a new event: it gets a fresh id (a UUIDv7, as the generated clients
             // make), whatever the seed, so a second run is not taken for retries of the first.
-            if self
-                .contract
-                .ingest
-                .dedup
-                .as_ref()
-                .is_some_and(|d| d.field == f.name)
-            {
+            if dedup == Some(f.name.as_str()) {
                 event.insert(f.name.clone(), json!(uuid::Uuid::now_v7().to_string()));
                 continue;
             }
-            if !required && self.rng.random_bool(0.3) {
+            if !shape.required && self.rng.random_bool(0.3) {
                 continue;
             }
-            let rules: Vec<Rule> = f.rules.iter().cloned().chain(extra).collect();
+            let rules: Vec<Rule> = shape.rules().cloned().collect();
             let value = self.value(&f.ty, &rules);
             event.insert(f.name.clone(), value);
-        }
-        if let Some(v) = variant {
-            for f in &v.fields {
-                if !f.required && self.rng.random_bool(0.3) {
-                    continue;
-                }
-                let value = self.value(&f.ty, &f.rules);
-                event.insert(f.name.clone(), value);
-            }
         }
         event
     }

@@ -264,6 +264,26 @@ impl Bound {
             Bound::Float(f) => f,
         }
     }
+
+    /// The bound of a decimal at `scale` as an unscaled integer: rounded up for a minimum and
+    /// down for a maximum, so comparing unscaled integers means exactly what the written bound
+    /// means (every engine compares decimals this way).
+    pub fn unscaled(self, scale: u8, is_min: bool) -> i128 {
+        match self {
+            Bound::Int(i) => i128::from(i) * 10i128.pow(u32::from(scale)),
+            Bound::Float(f) => {
+                let scaled = f * 10f64.powi(i32::from(scale));
+                // A bound written with at most `scale` digits is exact up to float noise.
+                if (scaled - scaled.round()).abs() < 1e-6 {
+                    scaled.round() as i128
+                } else if is_min {
+                    scaled.ceil() as i128
+                } else {
+                    scaled.floor() as i128
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -313,6 +333,66 @@ pub struct Variant {
     pub require: Vec<String>,
     /// Extra rules on envelope fields, by field name (in envelope order).
     pub rules: Vec<(String, Vec<Rule>)>,
+}
+
+impl Variant {
+    /// The variant's own rules on the envelope field `name` (judged beside the field's).
+    pub fn rules_for(&self, name: &str) -> &[Rule] {
+        self.rules
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, rules)| rules.as_slice())
+    }
+}
+
+/// One field of an event shape as every engine judges it: the envelope's fields, then (under a
+/// variant) the variant's payload fields.
+#[derive(Debug, Clone, Copy)]
+pub struct ShapeField<'a> {
+    pub field: &'a Field,
+    /// Required in this shape: declared required, or an envelope field the variant requires.
+    pub required: bool,
+    /// The variant's own rules on this envelope field (none for payload fields).
+    pub variant_rules: &'a [Rule],
+    /// The variant the shape is of, when this field is required because of it (a payload field
+    /// or an envelope field in its `require`): its absence is "required for variant".
+    pub required_by: Option<&'a Variant>,
+}
+
+impl<'a> ShapeField<'a> {
+    /// The field's rules, then the variant's for it.
+    pub fn rules(&self) -> impl Iterator<Item = &'a Rule> + use<'a> {
+        self.field.rules.iter().chain(self.variant_rules)
+    }
+}
+
+/// The fields of the event shape `variant` (or of the only shape, without variants), in order:
+/// the one definition of "required in this variant".
+pub fn shape_fields<'a>(
+    envelope: &'a [Field],
+    variant: Option<&'a Variant>,
+) -> Vec<ShapeField<'a>> {
+    let mut fields: Vec<ShapeField<'a>> = envelope
+        .iter()
+        .map(|f| {
+            let required_by = variant.filter(|v| !f.required && v.require.contains(&f.name));
+            ShapeField {
+                field: f,
+                required: f.required || required_by.is_some(),
+                variant_rules: variant.map_or(&[], |v| v.rules_for(&f.name)),
+                required_by,
+            }
+        })
+        .collect();
+    if let Some(v) = variant {
+        fields.extend(v.fields.iter().map(|f| ShapeField {
+            field: f,
+            required: f.required,
+            variant_rules: &[],
+            required_by: f.required.then_some(v),
+        }));
+    }
+    fields
 }
 
 #[derive(Debug, Clone, PartialEq)]

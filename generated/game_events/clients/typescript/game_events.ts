@@ -17,10 +17,10 @@ export const VERSION = "1.2.0";
 /** SHA-256 of the contract file. */
 export const FINGERPRINT = "79aae6a589c60cb30090da906b26ee6b31f3339e67cf7a60fb89cd8c84e6d78d";
 
-/** The timestamp format `%Y-%m-%d %H:%M:%S`. */
-const FORMAT_0: readonly rt.FormatItem[] = ["%Y", { literal: "-" }, "%m", { literal: "-" }, "%d", { literal: " " }, "%H", { literal: ":" }, "%M", { literal: ":" }, "%S"];
 /** `[0-9A-Za-z_-]{1,64}`, full-match. */
 const PATTERN_0 = new RegExp("^(?:[0-9A-Za-z_-]{1,64})$", "u");
+/** The timestamp format `%Y-%m-%d %H:%M:%S`. */
+const FORMAT_0: readonly rt.FormatItem[] = ["%Y", { literal: "-" }, "%m", { literal: "-" }, "%d", { literal: " " }, "%H", { literal: ":" }, "%M", { literal: ":" }, "%S"];
 
 /** `event_type: Login` */
 export interface LoginEvent {
@@ -41,31 +41,31 @@ export function makeLoginEvent(fields: Omit<LoginEvent, "event_type">): LoginEve
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "Login" };
 }
 
-function encodeLoginEvent(event: LoginEvent): string {
+function encodeLoginEvent(value: LoginEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkLoginEvent(cx: rt.Checker, event: LoginEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkLoginEvent(cx: rt.Checker, value: LoginEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s1 = event.event_id;
+      const s1 = value.event_id;
       if (!PATTERN_0.test(s1)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t2 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t2 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t2 !== null) {
       if (t2 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -75,16 +75,16 @@ function checkLoginEvent(cx: rt.Checker, event: LoginEvent, now: number): void {
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s3 = event.event_data;
+      const s3 = value.event_data;
       if (rt.charLength(s3) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -107,31 +107,31 @@ export function makeLogoutEvent(fields: Omit<LogoutEvent, "event_type">): Logout
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "Logout" };
 }
 
-function encodeLogoutEvent(event: LogoutEvent): string {
+function encodeLogoutEvent(value: LogoutEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkLogoutEvent(cx: rt.Checker, event: LogoutEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkLogoutEvent(cx: rt.Checker, value: LogoutEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s4 = event.event_id;
+      const s4 = value.event_id;
       if (!PATTERN_0.test(s4)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t5 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t5 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t5 !== null) {
       if (t5 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -141,16 +141,16 @@ function checkLogoutEvent(cx: rt.Checker, event: LogoutEvent, now: number): void
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s6 = event.event_data;
+      const s6 = value.event_data;
       if (rt.charLength(s6) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -173,31 +173,31 @@ export function makeNewGameEvent(fields: Omit<NewGameEvent, "event_type">): NewG
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "New Game" };
 }
 
-function encodeNewGameEvent(event: NewGameEvent): string {
+function encodeNewGameEvent(value: NewGameEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkNewGameEvent(cx: rt.Checker, event: NewGameEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkNewGameEvent(cx: rt.Checker, value: NewGameEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s7 = event.event_id;
+      const s7 = value.event_id;
       if (!PATTERN_0.test(s7)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t8 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t8 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t8 !== null) {
       if (t8 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -207,16 +207,16 @@ function checkNewGameEvent(cx: rt.Checker, event: NewGameEvent, now: number): vo
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s9 = event.event_data;
+      const s9 = value.event_data;
       if (rt.charLength(s9) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -239,31 +239,31 @@ export function makeResumeGameEvent(fields: Omit<ResumeGameEvent, "event_type">)
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "Resume Game" };
 }
 
-function encodeResumeGameEvent(event: ResumeGameEvent): string {
+function encodeResumeGameEvent(value: ResumeGameEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkResumeGameEvent(cx: rt.Checker, event: ResumeGameEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkResumeGameEvent(cx: rt.Checker, value: ResumeGameEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s10 = event.event_id;
+      const s10 = value.event_id;
       if (!PATTERN_0.test(s10)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t11 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t11 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t11 !== null) {
       if (t11 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -273,16 +273,16 @@ function checkResumeGameEvent(cx: rt.Checker, event: ResumeGameEvent, now: numbe
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s12 = event.event_data;
+      const s12 = value.event_data;
       if (rt.charLength(s12) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -305,31 +305,31 @@ export function makeEndGameEvent(fields: Omit<EndGameEvent, "event_type">): EndG
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "End Game" };
 }
 
-function encodeEndGameEvent(event: EndGameEvent): string {
+function encodeEndGameEvent(value: EndGameEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkEndGameEvent(cx: rt.Checker, event: EndGameEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkEndGameEvent(cx: rt.Checker, value: EndGameEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s13 = event.event_id;
+      const s13 = value.event_id;
       if (!PATTERN_0.test(s13)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t14 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t14 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t14 !== null) {
       if (t14 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -339,16 +339,16 @@ function checkEndGameEvent(cx: rt.Checker, event: EndGameEvent, now: number): vo
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s15 = event.event_data;
+      const s15 = value.event_data;
       if (rt.charLength(s15) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -371,31 +371,31 @@ export function makeCollectedItemEvent(fields: Omit<CollectedItemEvent, "event_t
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "CollectedItem" };
 }
 
-function encodeCollectedItemEvent(event: CollectedItemEvent): string {
+function encodeCollectedItemEvent(value: CollectedItemEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkCollectedItemEvent(cx: rt.Checker, event: CollectedItemEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkCollectedItemEvent(cx: rt.Checker, value: CollectedItemEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s16 = event.event_id;
+      const s16 = value.event_id;
       if (!PATTERN_0.test(s16)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t17 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t17 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t17 !== null) {
       if (t17 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -405,16 +405,16 @@ function checkCollectedItemEvent(cx: rt.Checker, event: CollectedItemEvent, now:
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s18 = event.event_data;
+      const s18 = value.event_data;
       if (rt.charLength(s18) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -437,31 +437,31 @@ export function makeKilledEnemyEvent(fields: Omit<KilledEnemyEvent, "event_type"
   return { ...fields, event_uuid: fields.event_uuid ?? rt.uuidv7(), event_type: "Killed Enemy" };
 }
 
-function encodeKilledEnemyEvent(event: KilledEnemyEvent): string {
+function encodeKilledEnemyEvent(value: KilledEnemyEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"event_type\":" + rt.write.string(event.event_type));
-  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(event.updated_at));
-  if (event.event_data !== undefined && event.event_data !== null) parts.push("\"event_data\":" + rt.write.string(event.event_data));
-  if (event.event_uuid !== undefined && event.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(event.event_uuid));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"event_type\":" + rt.write.string(value.event_type));
+  parts.push("\"updated_at\":" + rt.write.timestamp(FORMAT_0)(value.updated_at));
+  if (value.event_data !== undefined && value.event_data !== null) parts.push("\"event_data\":" + rt.write.string(value.event_data));
+  if (value.event_uuid !== undefined && value.event_uuid !== null) parts.push("\"event_uuid\":" + rt.write.string(value.event_uuid));
   return `{${parts.join(",")}}`;
 }
 
-function checkKilledEnemyEvent(cx: rt.Checker, event: KilledEnemyEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkKilledEnemyEvent(cx: rt.Checker, value: KilledEnemyEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
     {
-      const s19 = event.event_id;
+      const s19 = value.event_id;
       if (!PATTERN_0.test(s19)) {
         cx.report("pattern", "event_id", "reject", "event ids are 1 to 64 letters, digits, '_' or '-'");
       }
     }
   }
-  if (event.updated_at === undefined || event.updated_at === null) {
+  if (value.updated_at === undefined || value.updated_at === null) {
     cx.report("missing", "updated_at", "reject", "required field is missing");
   } else {
-    const t20 = rt.dateMicros(cx, "updated_at", event.updated_at);
+    const t20 = rt.dateMicros(cx, "updated_at", value.updated_at);
     if (t20 !== null) {
       if (t20 > now + 50400000000) {
         cx.report("not_after", "updated_at", "reject", "must not be after ingest time + 14h skew");
@@ -471,16 +471,16 @@ function checkKilledEnemyEvent(cx: rt.Checker, event: KilledEnemyEvent, now: num
       }
     }
   }
-  if (event.event_data !== undefined && event.event_data !== null) {
+  if (value.event_data !== undefined && value.event_data !== null) {
     {
-      const s21 = event.event_data;
+      const s21 = value.event_data;
       if (rt.charLength(s21) > 4096) {
         cx.report("max_length", "event_data", "reject", "must have at most 4096 characters");
       }
     }
   }
-  if (event.event_uuid !== undefined && event.event_uuid !== null) {
-    rt.checkUuid(cx, "event_uuid", event.event_uuid);
+  if (value.event_uuid !== undefined && value.event_uuid !== null) {
+    rt.checkUuid(cx, "event_uuid", value.event_uuid);
   }
 }
 
@@ -555,74 +555,74 @@ export function decode(text: string): Event {
   const kind = rt.read.required(rt.read.object(root, null).get("event_type"), rt.read.string);
   switch (kind) {
     case "Login": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "Login",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "Login",
+      };
     }
     case "Logout": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "Logout",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "Logout",
+      };
     }
     case "New Game": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "New Game",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "New Game",
+      };
     }
     case "Resume Game": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "Resume Game",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "Resume Game",
+      };
     }
     case "End Game": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "End Game",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "End Game",
+      };
     }
     case "CollectedItem": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "CollectedItem",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "CollectedItem",
+      };
     }
     case "Killed Enemy": {
-    const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
-      event_data: rt.read.optional(o.get("event_data"), rt.read.string),
-      event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
-      event_type: "Killed Enemy",
-    };
+      const o = rt.read.object(root, ["event_id", "event_type", "updated_at", "event_data", "event_uuid"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        updated_at: rt.read.required(o.get("updated_at"), rt.read.timestamp(FORMAT_0)),
+        event_data: rt.read.optional(o.get("event_data"), rt.read.string),
+        event_uuid: rt.read.optional(o.get("event_uuid"), rt.read.string),
+        event_type: "Killed Enemy",
+      };
     }
     default:
       throw new rt.DecodeError(`unknown event_type ${rt.quote(kind)}`);

@@ -17,10 +17,10 @@ export const VERSION = "2.1.0";
 /** SHA-256 of the contract file. */
 export const FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 
-/** `[0-9]+\.[0-9]+\.[0-9]+`, full-match. */
-const PATTERN_0 = new RegExp("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)$", "u");
 /** `m-[0-9a-f]{12}`, full-match. */
-const PATTERN_1 = new RegExp("^(?:m-[0-9a-f]{12})$", "u");
+const PATTERN_0 = new RegExp("^(?:m-[0-9a-f]{12})$", "u");
+/** `[0-9]+\.[0-9]+\.[0-9]+`, full-match. */
+const PATTERN_1 = new RegExp("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)$", "u");
 /** `[A-Z]{3}-[0-9]{4}`, full-match. */
 const PATTERN_2 = new RegExp("^(?:[A-Z]{3}-[0-9]{4})$", "u");
 
@@ -53,7 +53,7 @@ function checkBuild(cx: rt.Checker, value: Build, now: number): void {
   } else {
     {
       const s1 = value.version;
-      if (!PATTERN_0.test(s1)) {
+      if (!PATTERN_1.test(s1)) {
         cx.report("pattern", "version", "reject", "must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"");
       }
     }
@@ -137,30 +137,30 @@ export function makeMatchStartedEvent(fields: Omit<MatchStartedEvent, "kind">): 
   return { ...fields, kind: "match_started" };
 }
 
-function encodeMatchStartedEvent(event: MatchStartedEvent): string {
+function encodeMatchStartedEvent(value: MatchStartedEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"kind\":" + rt.write.string(event.kind));
-  parts.push("\"occurred_at\":" + rt.write.timestamptz(event.occurred_at));
-  parts.push("\"match_id\":" + rt.write.string(event.match_id));
-  parts.push("\"region\":" + rt.write.string(event.region));
-  parts.push("\"build\":" + encodeBuild(event.build));
-  if (event.tags !== undefined && event.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(event.tags));
-  parts.push("\"map_name\":" + rt.write.string(event.map_name));
-  parts.push("\"players\":" + rt.write.list(encodePlayersItem)(event.players));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"kind\":" + rt.write.string(value.kind));
+  parts.push("\"occurred_at\":" + rt.write.timestamptz(value.occurred_at));
+  parts.push("\"match_id\":" + rt.write.string(value.match_id));
+  parts.push("\"region\":" + rt.write.string(value.region));
+  parts.push("\"build\":" + encodeBuild(value.build));
+  if (value.tags !== undefined && value.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(value.tags));
+  parts.push("\"map_name\":" + rt.write.string(value.map_name));
+  parts.push("\"players\":" + rt.write.list(encodePlayersItem)(value.players));
   return `{${parts.join(",")}}`;
 }
 
-function checkMatchStartedEvent(cx: rt.Checker, event: MatchStartedEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkMatchStartedEvent(cx: rt.Checker, value: MatchStartedEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
-    rt.checkUuid(cx, "event_id", event.event_id);
+    rt.checkUuid(cx, "event_id", value.event_id);
   }
-  if (event.occurred_at === undefined || event.occurred_at === null) {
+  if (value.occurred_at === undefined || value.occurred_at === null) {
     cx.report("missing", "occurred_at", "reject", "required field is missing");
   } else {
-    const t4 = rt.dateMicros(cx, "occurred_at", event.occurred_at);
+    const t4 = rt.dateMicros(cx, "occurred_at", value.occurred_at);
     if (t4 !== null) {
       if (t4 > now + 300000000) {
         cx.report("not_after", "occurred_at", "reject", "must not be after ingest time + 5m skew");
@@ -170,46 +170,46 @@ function checkMatchStartedEvent(cx: rt.Checker, event: MatchStartedEvent, now: n
       }
     }
   }
-  if (event.match_id === undefined || event.match_id === null) {
+  if (value.match_id === undefined || value.match_id === null) {
     cx.report("missing", "match_id", "reject", "required field is missing");
   } else {
     {
-      const s5 = event.match_id;
-      if (!PATTERN_1.test(s5)) {
+      const s5 = value.match_id;
+      if (!PATTERN_0.test(s5)) {
         cx.report("pattern", "match_id", "reject", "must match the pattern \"m-[0-9a-f]{12}\"");
       }
     }
   }
-  if (event.region === undefined || event.region === null) {
+  if (value.region === undefined || value.region === null) {
     cx.report("missing", "region", "reject", "required field is missing");
   } else {
     {
-      const s6 = event.region;
+      const s6 = value.region;
       if (!(["eu-west", "us-east", "ap-south"] as string[]).includes(s6)) {
         cx.report("one_of", "region", "reject", "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
       }
     }
   }
-  if (event.build === undefined || event.build === null) {
+  if (value.build === undefined || value.build === null) {
     cx.report("missing", "build", "reject", "required field is missing");
   } else {
     cx.enterKey("build");
-    checkBuild(cx, event.build, now);
+    checkBuild(cx, value.build, now);
     cx.leave();
   }
-  if (event.tags !== undefined && event.tags !== null) {
+  if (value.tags !== undefined && value.tags !== null) {
     {
-      const items7 = event.tags;
+      const items7 = value.tags;
       if (items7.length > 16) {
         cx.report("max_length", "tags", "warn", "must have at most 16 items");
       }
     }
   }
-  if (event.map_name === undefined || event.map_name === null) {
+  if (value.map_name === undefined || value.map_name === null) {
     cx.report("missing", "map_name", "reject", "required for variant \"match_started\"");
   } else {
     {
-      const s10 = event.map_name;
+      const s10 = value.map_name;
       if (rt.charLength(s10) < 1) {
         cx.report("min_length", "map_name", "reject", "must have at least 1 characters");
       }
@@ -218,11 +218,11 @@ function checkMatchStartedEvent(cx: rt.Checker, event: MatchStartedEvent, now: n
       }
     }
   }
-  if (event.players === undefined || event.players === null) {
+  if (value.players === undefined || value.players === null) {
     cx.report("missing", "players", "reject", "required for variant \"match_started\"");
   } else {
     {
-      const items11 = event.players;
+      const items11 = value.players;
       cx.enterKey("players");
       for (let i12 = 0; i12 < items11.length; i12 += 1) {
         cx.enterIndex(i12);
@@ -272,31 +272,31 @@ export function makeMatchEndedEvent(fields: Omit<MatchEndedEvent, "kind">): Matc
   return { ...fields, kind: "match_ended" };
 }
 
-function encodeMatchEndedEvent(event: MatchEndedEvent): string {
+function encodeMatchEndedEvent(value: MatchEndedEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"kind\":" + rt.write.string(event.kind));
-  parts.push("\"occurred_at\":" + rt.write.timestamptz(event.occurred_at));
-  parts.push("\"match_id\":" + rt.write.string(event.match_id));
-  parts.push("\"region\":" + rt.write.string(event.region));
-  parts.push("\"build\":" + encodeBuild(event.build));
-  if (event.tags !== undefined && event.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(event.tags));
-  parts.push("\"duration_s\":" + rt.write.number(event.duration_s));
-  parts.push("\"scores\":" + rt.write.map(rt.write.long)(event.scores));
-  if (event.prize_pool !== undefined && event.prize_pool !== null) parts.push("\"prize_pool\":" + rt.write.string(event.prize_pool));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"kind\":" + rt.write.string(value.kind));
+  parts.push("\"occurred_at\":" + rt.write.timestamptz(value.occurred_at));
+  parts.push("\"match_id\":" + rt.write.string(value.match_id));
+  parts.push("\"region\":" + rt.write.string(value.region));
+  parts.push("\"build\":" + encodeBuild(value.build));
+  if (value.tags !== undefined && value.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(value.tags));
+  parts.push("\"duration_s\":" + rt.write.number(value.duration_s));
+  parts.push("\"scores\":" + rt.write.map(rt.write.long)(value.scores));
+  if (value.prize_pool !== undefined && value.prize_pool !== null) parts.push("\"prize_pool\":" + rt.write.string(value.prize_pool));
   return `{${parts.join(",")}}`;
 }
 
-function checkMatchEndedEvent(cx: rt.Checker, event: MatchEndedEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkMatchEndedEvent(cx: rt.Checker, value: MatchEndedEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
-    rt.checkUuid(cx, "event_id", event.event_id);
+    rt.checkUuid(cx, "event_id", value.event_id);
   }
-  if (event.occurred_at === undefined || event.occurred_at === null) {
+  if (value.occurred_at === undefined || value.occurred_at === null) {
     cx.report("missing", "occurred_at", "reject", "required field is missing");
   } else {
-    const t14 = rt.dateMicros(cx, "occurred_at", event.occurred_at);
+    const t14 = rt.dateMicros(cx, "occurred_at", value.occurred_at);
     if (t14 !== null) {
       if (t14 > now + 300000000) {
         cx.report("not_after", "occurred_at", "reject", "must not be after ingest time + 5m skew");
@@ -306,45 +306,45 @@ function checkMatchEndedEvent(cx: rt.Checker, event: MatchEndedEvent, now: numbe
       }
     }
   }
-  if (event.match_id === undefined || event.match_id === null) {
+  if (value.match_id === undefined || value.match_id === null) {
     cx.report("missing", "match_id", "reject", "required field is missing");
   } else {
     {
-      const s15 = event.match_id;
-      if (!PATTERN_1.test(s15)) {
+      const s15 = value.match_id;
+      if (!PATTERN_0.test(s15)) {
         cx.report("pattern", "match_id", "reject", "must match the pattern \"m-[0-9a-f]{12}\"");
       }
     }
   }
-  if (event.region === undefined || event.region === null) {
+  if (value.region === undefined || value.region === null) {
     cx.report("missing", "region", "reject", "required field is missing");
   } else {
     {
-      const s16 = event.region;
+      const s16 = value.region;
       if (!(["eu-west", "us-east", "ap-south"] as string[]).includes(s16)) {
         cx.report("one_of", "region", "reject", "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
       }
     }
   }
-  if (event.build === undefined || event.build === null) {
+  if (value.build === undefined || value.build === null) {
     cx.report("missing", "build", "reject", "required field is missing");
   } else {
     cx.enterKey("build");
-    checkBuild(cx, event.build, now);
+    checkBuild(cx, value.build, now);
     cx.leave();
   }
-  if (event.tags !== undefined && event.tags !== null) {
+  if (value.tags !== undefined && value.tags !== null) {
     {
-      const items17 = event.tags;
+      const items17 = value.tags;
       if (items17.length > 16) {
         cx.report("max_length", "tags", "warn", "must have at most 16 items");
       }
     }
   }
-  if (event.duration_s === undefined || event.duration_s === null) {
+  if (value.duration_s === undefined || value.duration_s === null) {
     cx.report("missing", "duration_s", "reject", "required for variant \"match_ended\"");
   } else {
-    const n20 = rt.checkInteger(cx, "duration_s", event.duration_s, rt.INT_MIN, rt.INT_MAX, "an int");
+    const n20 = rt.checkInteger(cx, "duration_s", value.duration_s, rt.INT_MIN, rt.INT_MAX, "an int");
     if (n20 !== null) {
       if (n20 < 0n) {
         cx.report("min", "duration_s", "reject", "must be at least 0");
@@ -354,25 +354,25 @@ function checkMatchEndedEvent(cx: rt.Checker, event: MatchEndedEvent, now: numbe
       }
     }
   }
-  if (event.scores === undefined || event.scores === null) {
+  if (value.scores === undefined || value.scores === null) {
     cx.report("missing", "scores", "reject", "required for variant \"match_ended\"");
   } else {
     {
-      const map21 = event.scores;
+      const map21 = value.scores;
       cx.enterKey("scores");
       for (const key22 of Object.keys(map21)) {
         cx.enterKey(key22);
-        const value23 = map21[key22];
-        if (value23 !== undefined && value23 !== null) {
-          rt.checkInteger(cx, null, value23, rt.LONG_MIN, rt.LONG_MAX, "a long");
+        const item23 = map21[key22];
+        if (item23 !== undefined && item23 !== null) {
+          rt.checkInteger(cx, null, item23, rt.LONG_MIN, rt.LONG_MAX, "a long");
         }
         cx.leave();
       }
       cx.leave();
     }
   }
-  if (event.prize_pool !== undefined && event.prize_pool !== null) {
-    const d24 = rt.checkDecimal(cx, "prize_pool", event.prize_pool, 12, 2);
+  if (value.prize_pool !== undefined && value.prize_pool !== null) {
+    const d24 = rt.checkDecimal(cx, "prize_pool", value.prize_pool, 12, 2);
     if (d24 !== null) {
       if (d24 < 0n) {
         cx.report("min", "prize_pool", "reject", "must be at least 0");
@@ -410,31 +410,31 @@ export function makePlayerPurchasedEvent(fields: Omit<PlayerPurchasedEvent, "kin
   return { ...fields, kind: "player_purchased" };
 }
 
-function encodePlayerPurchasedEvent(event: PlayerPurchasedEvent): string {
+function encodePlayerPurchasedEvent(value: PlayerPurchasedEvent): string {
   const parts: string[] = [];
-  parts.push("\"event_id\":" + rt.write.string(event.event_id));
-  parts.push("\"kind\":" + rt.write.string(event.kind));
-  parts.push("\"occurred_at\":" + rt.write.timestamptz(event.occurred_at));
-  parts.push("\"match_id\":" + rt.write.string(event.match_id));
-  parts.push("\"region\":" + rt.write.string(event.region));
-  parts.push("\"build\":" + encodeBuild(event.build));
-  if (event.tags !== undefined && event.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(event.tags));
-  parts.push("\"sku\":" + rt.write.string(event.sku));
-  parts.push("\"price\":" + rt.write.string(event.price));
-  parts.push("\"purchased_on\":" + rt.write.string(event.purchased_on));
+  parts.push("\"event_id\":" + rt.write.string(value.event_id));
+  parts.push("\"kind\":" + rt.write.string(value.kind));
+  parts.push("\"occurred_at\":" + rt.write.timestamptz(value.occurred_at));
+  parts.push("\"match_id\":" + rt.write.string(value.match_id));
+  parts.push("\"region\":" + rt.write.string(value.region));
+  parts.push("\"build\":" + encodeBuild(value.build));
+  if (value.tags !== undefined && value.tags !== null) parts.push("\"tags\":" + rt.write.list(rt.write.string)(value.tags));
+  parts.push("\"sku\":" + rt.write.string(value.sku));
+  parts.push("\"price\":" + rt.write.string(value.price));
+  parts.push("\"purchased_on\":" + rt.write.string(value.purchased_on));
   return `{${parts.join(",")}}`;
 }
 
-function checkPlayerPurchasedEvent(cx: rt.Checker, event: PlayerPurchasedEvent, now: number): void {
-  if (event.event_id === undefined || event.event_id === null) {
+function checkPlayerPurchasedEvent(cx: rt.Checker, value: PlayerPurchasedEvent, now: number): void {
+  if (value.event_id === undefined || value.event_id === null) {
     cx.report("missing", "event_id", "reject", "required field is missing");
   } else {
-    rt.checkUuid(cx, "event_id", event.event_id);
+    rt.checkUuid(cx, "event_id", value.event_id);
   }
-  if (event.occurred_at === undefined || event.occurred_at === null) {
+  if (value.occurred_at === undefined || value.occurred_at === null) {
     cx.report("missing", "occurred_at", "reject", "required field is missing");
   } else {
-    const t25 = rt.dateMicros(cx, "occurred_at", event.occurred_at);
+    const t25 = rt.dateMicros(cx, "occurred_at", value.occurred_at);
     if (t25 !== null) {
       if (t25 > now + 300000000) {
         cx.report("not_after", "occurred_at", "reject", "must not be after ingest time + 5m skew");
@@ -444,55 +444,55 @@ function checkPlayerPurchasedEvent(cx: rt.Checker, event: PlayerPurchasedEvent, 
       }
     }
   }
-  if (event.match_id === undefined || event.match_id === null) {
+  if (value.match_id === undefined || value.match_id === null) {
     cx.report("missing", "match_id", "reject", "required field is missing");
   } else {
     {
-      const s26 = event.match_id;
-      if (!PATTERN_1.test(s26)) {
+      const s26 = value.match_id;
+      if (!PATTERN_0.test(s26)) {
         cx.report("pattern", "match_id", "reject", "must match the pattern \"m-[0-9a-f]{12}\"");
       }
     }
   }
-  if (event.region === undefined || event.region === null) {
+  if (value.region === undefined || value.region === null) {
     cx.report("missing", "region", "reject", "required field is missing");
   } else {
     {
-      const s27 = event.region;
+      const s27 = value.region;
       if (!(["eu-west", "us-east", "ap-south"] as string[]).includes(s27)) {
         cx.report("one_of", "region", "reject", "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
       }
     }
   }
-  if (event.build === undefined || event.build === null) {
+  if (value.build === undefined || value.build === null) {
     cx.report("missing", "build", "reject", "required field is missing");
   } else {
     cx.enterKey("build");
-    checkBuild(cx, event.build, now);
+    checkBuild(cx, value.build, now);
     cx.leave();
   }
-  if (event.tags !== undefined && event.tags !== null) {
+  if (value.tags !== undefined && value.tags !== null) {
     {
-      const items28 = event.tags;
+      const items28 = value.tags;
       if (items28.length > 16) {
         cx.report("max_length", "tags", "warn", "must have at most 16 items");
       }
     }
   }
-  if (event.sku === undefined || event.sku === null) {
+  if (value.sku === undefined || value.sku === null) {
     cx.report("missing", "sku", "reject", "required for variant \"player_purchased\"");
   } else {
     {
-      const s31 = event.sku;
+      const s31 = value.sku;
       if (!PATTERN_2.test(s31)) {
         cx.report("pattern", "sku", "reject", "must match the pattern \"[A-Z]{3}-[0-9]{4}\"");
       }
     }
   }
-  if (event.price === undefined || event.price === null) {
+  if (value.price === undefined || value.price === null) {
     cx.report("missing", "price", "reject", "required for variant \"player_purchased\"");
   } else {
-    const d32 = rt.checkDecimal(cx, "price", event.price, 12, 2);
+    const d32 = rt.checkDecimal(cx, "price", value.price, 12, 2);
     if (d32 !== null) {
       if (d32 < 0n) {
         cx.report("min", "price", "reject", "must be at least 0");
@@ -502,10 +502,10 @@ function checkPlayerPurchasedEvent(cx: rt.Checker, event: PlayerPurchasedEvent, 
       }
     }
   }
-  if (event.purchased_on === undefined || event.purchased_on === null) {
+  if (value.purchased_on === undefined || value.purchased_on === null) {
     cx.report("missing", "purchased_on", "reject", "required for variant \"player_purchased\"");
   } else {
-    rt.checkDate(cx, "purchased_on", event.purchased_on);
+    rt.checkDate(cx, "purchased_on", value.purchased_on);
   }
 }
 
@@ -560,48 +560,48 @@ export function decode(text: string): Event {
   const kind = rt.read.required(rt.read.object(root, null).get("kind"), rt.read.string);
   switch (kind) {
     case "match_started": {
-    const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "map_name", "players"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
-      match_id: rt.read.required(o.get("match_id"), rt.read.string),
-      region: rt.read.required(o.get("region"), rt.read.string),
-      build: rt.read.required(o.get("build"), decodeBuild),
-      tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
-      map_name: rt.read.required(o.get("map_name"), rt.read.string),
-      players: rt.read.required(o.get("players"), rt.read.list(decodePlayersItem)),
-      kind: "match_started",
-    };
+      const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "map_name", "players"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
+        match_id: rt.read.required(o.get("match_id"), rt.read.string),
+        region: rt.read.required(o.get("region"), rt.read.string),
+        build: rt.read.required(o.get("build"), decodeBuild),
+        tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
+        map_name: rt.read.required(o.get("map_name"), rt.read.string),
+        players: rt.read.required(o.get("players"), rt.read.list(decodePlayersItem)),
+        kind: "match_started",
+      };
     }
     case "match_ended": {
-    const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "duration_s", "scores", "prize_pool"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
-      match_id: rt.read.required(o.get("match_id"), rt.read.string),
-      region: rt.read.required(o.get("region"), rt.read.string),
-      build: rt.read.required(o.get("build"), decodeBuild),
-      tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
-      duration_s: rt.read.required(o.get("duration_s"), rt.read.integer),
-      scores: rt.read.required(o.get("scores"), rt.read.map(rt.read.long)),
-      prize_pool: rt.read.optional(o.get("prize_pool"), rt.read.decimal),
-      kind: "match_ended",
-    };
+      const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "duration_s", "scores", "prize_pool"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
+        match_id: rt.read.required(o.get("match_id"), rt.read.string),
+        region: rt.read.required(o.get("region"), rt.read.string),
+        build: rt.read.required(o.get("build"), decodeBuild),
+        tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
+        duration_s: rt.read.required(o.get("duration_s"), rt.read.integer),
+        scores: rt.read.required(o.get("scores"), rt.read.map(rt.read.long)),
+        prize_pool: rt.read.optional(o.get("prize_pool"), rt.read.decimal),
+        kind: "match_ended",
+      };
     }
     case "player_purchased": {
-    const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "sku", "price", "purchased_on"]);
-    return {
-      event_id: rt.read.required(o.get("event_id"), rt.read.string),
-      occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
-      match_id: rt.read.required(o.get("match_id"), rt.read.string),
-      region: rt.read.required(o.get("region"), rt.read.string),
-      build: rt.read.required(o.get("build"), decodeBuild),
-      tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
-      sku: rt.read.required(o.get("sku"), rt.read.string),
-      price: rt.read.required(o.get("price"), rt.read.decimal),
-      purchased_on: rt.read.required(o.get("purchased_on"), rt.read.string),
-      kind: "player_purchased",
-    };
+      const o = rt.read.object(root, ["event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "sku", "price", "purchased_on"]);
+      return {
+        event_id: rt.read.required(o.get("event_id"), rt.read.string),
+        occurred_at: rt.read.required(o.get("occurred_at"), rt.read.timestamptz),
+        match_id: rt.read.required(o.get("match_id"), rt.read.string),
+        region: rt.read.required(o.get("region"), rt.read.string),
+        build: rt.read.required(o.get("build"), decodeBuild),
+        tags: rt.read.optional(o.get("tags"), rt.read.list(rt.read.string)),
+        sku: rt.read.required(o.get("sku"), rt.read.string),
+        price: rt.read.required(o.get("price"), rt.read.decimal),
+        purchased_on: rt.read.required(o.get("purchased_on"), rt.read.string),
+        kind: "player_purchased",
+      };
     }
     default:
       throw new rt.DecodeError(`unknown kind ${rt.quote(kind)}`);

@@ -138,7 +138,7 @@ namespace Contractc.MatchEvents
             }
             else
             {
-                if (!Patterns.P1.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+                if (!Patterns.P0.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
             }
             if (this.Build == null)
             {
@@ -291,7 +291,7 @@ namespace Contractc.MatchEvents
             }
             else
             {
-                if (!Patterns.P1.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+                if (!Patterns.P0.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
             }
             if (this.Build == null)
             {
@@ -424,7 +424,7 @@ namespace Contractc.MatchEvents
             }
             else
             {
-                if (!Patterns.P1.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+                if (!Patterns.P0.IsMatch(this.MatchId)) cx.Report("pattern", "match_id", Policy.Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
             }
             if (this.Build == null)
             {
@@ -512,7 +512,7 @@ namespace Contractc.MatchEvents
             }
             else
             {
-                if (!Patterns.P0.IsMatch(this.Version)) cx.Report("pattern", "version", Policy.Reject, "must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"");
+                if (!Patterns.P1.IsMatch(this.Version)) cx.Report("pattern", "version", Policy.Reject, "must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"");
             }
         }
 
@@ -643,12 +643,12 @@ namespace Contractc.MatchEvents
 
     internal static class Patterns
     {
+        /// <summary><c>m-[0-9a-f]{12}</c>, full-match.</summary>
+        internal static readonly Regex P0 = new Regex("^(?:m-[0-9a-f]{12})\\z", RegexOptions.CultureInvariant);
         /// <summary><c>[0-9]+\.[0-9]+\.[0-9]+</c>, full-match.</summary>
-        internal static readonly Regex P0 = new Regex("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)\\z", RegexOptions.CultureInvariant);
+        internal static readonly Regex P1 = new Regex("^(?:[0-9]+\\.[0-9]+\\.[0-9]+)\\z", RegexOptions.CultureInvariant);
         /// <summary><c>[A-Z]{3}-[0-9]{4}</c>, full-match.</summary>
         internal static readonly Regex P2 = new Regex("^(?:[A-Z]{3}-[0-9]{4})\\z", RegexOptions.CultureInvariant);
-        /// <summary><c>m-[0-9a-f]{12}</c>, full-match.</summary>
-        internal static readonly Regex P1 = new Regex("^(?:m-[0-9a-f]{12})\\z", RegexOptions.CultureInvariant);
     }
 
     internal static class Formats

@@ -11,8 +11,14 @@ inline constexpr const char* NAME = "match_events";
 inline constexpr const char* VERSION = "2.1.0";
 inline constexpr const char* FINGERPRINT = "c2acf62d7a8038946bbb89e8c694a41fb82267ec9c1ec533657bc3e2f6a26f26";
 
-/// `[0-9]+\.[0-9]+\.[0-9]+`, full-match (std::regex_match).
+/// `m-[0-9a-f]{12}`, full-match (std::regex_match).
 inline const std::regex& pattern_0() {
+    static const std::regex re("(\?:m-[0-9a-f]{12})", std::regex::ECMAScript);
+    return re;
+}
+
+/// `[0-9]+\.[0-9]+\.[0-9]+`, full-match (std::regex_match).
+inline const std::regex& pattern_1() {
     static const std::regex re("(\?:[0-9]+\\.[0-9]+\\.[0-9]+)", std::regex::ECMAScript);
     return re;
 }
@@ -20,12 +26,6 @@ inline const std::regex& pattern_0() {
 /// `[A-Z]{3}-[0-9]{4}`, full-match (std::regex_match).
 inline const std::regex& pattern_2() {
     static const std::regex re("(\?:[A-Z]{3}-[0-9]{4})", std::regex::ECMAScript);
-    return re;
-}
-
-/// `m-[0-9a-f]{12}`, full-match (std::regex_match).
-inline const std::regex& pattern_1() {
-    static const std::regex re("(\?:m-[0-9a-f]{12})", std::regex::ECMAScript);
     return re;
 }
 
@@ -52,11 +52,10 @@ inline std::string to_json(const Build& value) {
 
 inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Build& value, [[maybe_unused]] std::int64_t now) {
     {
-        if (!std::regex_match(value.version, pattern_0())) cx.report("pattern", "version", rt::Policy::Reject, "must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"");
+        if (!std::regex_match(value.version, pattern_1())) cx.report("pattern", "version", rt::Policy::Reject, "must match the pattern \"[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"");
     }
     if (value.platform) {
-        const auto allowed1 = std::vector<std::string>{std::string("pc"), std::string("ps5"), std::string("xbox"), std::string("switch")};
-        if (std::find(allowed1.begin(), allowed1.end(), (*value.platform)) == allowed1.end()) cx.report("one_of", "platform", rt::Policy::Reject, "must be one of \"pc\", \"ps5\", \"xbox\", \"switch\"");
+        if ([&] { const std::vector<std::string> allowed{std::string("pc"), std::string("ps5"), std::string("xbox"), std::string("switch")}; return std::find(allowed.begin(), allowed.end(), (*value.platform)) == allowed.end(); }()) cx.report("one_of", "platform", rt::Policy::Reject, "must be one of \"pc\", \"ps5\", \"xbox\", \"switch\"");
     }
 }
 
@@ -142,9 +141,9 @@ inline std::string to_json(const MatchStartedEvent& value) {
     parts.push_back(std::string("\"match_id\":") + rt::quote(value.match_id));
     parts.push_back(std::string("\"region\":") + rt::quote(value.region));
     parts.push_back(std::string("\"build\":") + to_json(value.build));
-    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w2) { return rt::quote(w2); }));
+    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w1) { return rt::quote(w1); }));
     parts.push_back(std::string("\"map_name\":") + rt::quote(value.map_name));
-    parts.push_back(std::string("\"players\":") + rt::write::list(value.players, [](const PlayersItem& w3) { return to_json(w3); }));
+    parts.push_back(std::string("\"players\":") + rt::write::list(value.players, [](const PlayersItem& w2) { return to_json(w2); }));
     std::string out = "{";
     for (std::size_t i = 0; i < parts.size(); ++i) out += (i > 0 ? "," : "") + parts[i];
     return out + "}";
@@ -159,11 +158,10 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Match
         if (value.occurred_at.micros < now + -605100000000LL) cx.report("not_before", "occurred_at", rt::Policy::Quarantine, "must not be before ingest time - 7days - 5m skew");
     }
     {
-        if (!std::regex_match(value.match_id, pattern_1())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+        if (!std::regex_match(value.match_id, pattern_0())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
     }
     {
-        const auto allowed4 = std::vector<std::string>{std::string("eu-west"), std::string("us-east"), std::string("ap-south")};
-        if (std::find(allowed4.begin(), allowed4.end(), value.region) == allowed4.end()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
+        if ([&] { const std::vector<std::string> allowed{std::string("eu-west"), std::string("us-east"), std::string("ap-south")}; return std::find(allowed.begin(), allowed.end(), value.region) == allowed.end(); }()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
     }
     {
         cx.enter_key("build");
@@ -182,9 +180,9 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Match
     {
         {
             cx.enter_key("players");
-            for (std::size_t i6 = 0; i6 < value.players.size(); ++i6) {
-                cx.enter_index(i6);
-                check(cx, value.players[i6], now);
+            for (std::size_t i4 = 0; i4 < value.players.size(); ++i4) {
+                cx.enter_index(i4);
+                check(cx, value.players[i4], now);
                 cx.leave();
             }
             cx.leave();
@@ -196,8 +194,8 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Match
 
 inline MatchStartedEvent decode_MatchStartedEvent(const rt::Json& value) {
     const rt::Json& o = rt::read::object(value, {"event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "map_name", "players"});
-    MatchStartedEvent result(rt::read::string(rt::read::required(o.get("event_id"))), rt::read::timestamptz(rt::read::required(o.get("occurred_at"))), rt::read::string(rt::read::required(o.get("match_id"))), rt::read::string(rt::read::required(o.get("region"))), decode_Build(rt::read::required(o.get("build"))), rt::read::string(rt::read::required(o.get("map_name"))), rt::read::list<PlayersItem>(rt::read::required(o.get("players")), [](const rt::Json& j7) -> PlayersItem { return decode_PlayersItem(j7); }));
-    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j8) -> std::string { return rt::read::string(j8); });
+    MatchStartedEvent result(rt::read::string(rt::read::required(o.get("event_id"))), rt::read::timestamptz(rt::read::required(o.get("occurred_at"))), rt::read::string(rt::read::required(o.get("match_id"))), rt::read::string(rt::read::required(o.get("region"))), decode_Build(rt::read::required(o.get("build"))), rt::read::string(rt::read::required(o.get("map_name"))), rt::read::list<PlayersItem>(rt::read::required(o.get("players")), [](const rt::Json& j6) -> PlayersItem { return decode_PlayersItem(j6); }));
+    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j5) -> std::string { return rt::read::string(j5); });
     if (rt::read::string(rt::read::required(o.get("kind"))) != "match_started") throw rt::DecodeError("not this variant");
     return result;
 }
@@ -239,9 +237,9 @@ inline std::string to_json(const MatchEndedEvent& value) {
     parts.push_back(std::string("\"match_id\":") + rt::quote(value.match_id));
     parts.push_back(std::string("\"region\":") + rt::quote(value.region));
     parts.push_back(std::string("\"build\":") + to_json(value.build));
-    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w9) { return rt::quote(w9); }));
+    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w7) { return rt::quote(w7); }));
     parts.push_back(std::string("\"duration_s\":") + rt::number(static_cast<std::int64_t>(value.duration_s)));
-    parts.push_back(std::string("\"scores\":") + rt::write::map(value.scores, [](const std::int64_t& w10) { return rt::number(static_cast<std::int64_t>(w10)); }));
+    parts.push_back(std::string("\"scores\":") + rt::write::map(value.scores, [](const std::int64_t& w8) { return rt::number(static_cast<std::int64_t>(w8)); }));
     if (value.prize_pool) parts.push_back(std::string("\"prize_pool\":") + rt::quote((*value.prize_pool)));
     std::string out = "{";
     for (std::size_t i = 0; i < parts.size(); ++i) out += (i > 0 ? "," : "") + parts[i];
@@ -257,11 +255,10 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Match
         if (value.occurred_at.micros < now + -605100000000LL) cx.report("not_before", "occurred_at", rt::Policy::Quarantine, "must not be before ingest time - 7days - 5m skew");
     }
     {
-        if (!std::regex_match(value.match_id, pattern_1())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+        if (!std::regex_match(value.match_id, pattern_0())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
     }
     {
-        const auto allowed11 = std::vector<std::string>{std::string("eu-west"), std::string("us-east"), std::string("ap-south")};
-        if (std::find(allowed11.begin(), allowed11.end(), value.region) == allowed11.end()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
+        if ([&] { const std::vector<std::string> allowed{std::string("eu-west"), std::string("us-east"), std::string("ap-south")}; return std::find(allowed.begin(), allowed.end(), value.region) == allowed.end(); }()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
     }
     {
         cx.enter_key("build");
@@ -278,16 +275,16 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Match
         if (value.duration_s > 86400LL) cx.report("max", "duration_s", rt::Policy::Reject, "must be at most 86400");
     }
     if (value.prize_pool) {
-        if (auto d14 = rt::check_decimal(cx, "prize_pool", (*value.prize_pool), 12, 2)) {
-            if ((*d14) < 0.0L) cx.report("min", "prize_pool", rt::Policy::Reject, "must be at least 0");
+        if (auto d11 = rt::check_decimal(cx, "prize_pool", (*value.prize_pool), 12, 2)) {
+            if ((*d11) < 0.0L) cx.report("min", "prize_pool", rt::Policy::Reject, "must be at least 0");
         }
     }
 }
 
 inline MatchEndedEvent decode_MatchEndedEvent(const rt::Json& value) {
     const rt::Json& o = rt::read::object(value, {"event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "duration_s", "scores", "prize_pool"});
-    MatchEndedEvent result(rt::read::string(rt::read::required(o.get("event_id"))), rt::read::timestamptz(rt::read::required(o.get("occurred_at"))), rt::read::string(rt::read::required(o.get("match_id"))), rt::read::string(rt::read::required(o.get("region"))), decode_Build(rt::read::required(o.get("build"))), rt::read::int_(rt::read::required(o.get("duration_s"))), rt::read::map<std::int64_t>(rt::read::required(o.get("scores")), [](const rt::Json& j15) -> std::int64_t { return rt::read::long_(j15); }));
-    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j16) -> std::string { return rt::read::string(j16); });
+    MatchEndedEvent result(rt::read::string(rt::read::required(o.get("event_id"))), rt::read::timestamptz(rt::read::required(o.get("occurred_at"))), rt::read::string(rt::read::required(o.get("match_id"))), rt::read::string(rt::read::required(o.get("region"))), decode_Build(rt::read::required(o.get("build"))), rt::read::int_(rt::read::required(o.get("duration_s"))), rt::read::map<std::int64_t>(rt::read::required(o.get("scores")), [](const rt::Json& j13) -> std::int64_t { return rt::read::long_(j13); }));
+    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j12) -> std::string { return rt::read::string(j12); });
     if (rt::read::present(o.get("prize_pool"))) result.prize_pool = rt::read::decimal(*o.get("prize_pool"));
     if (rt::read::string(rt::read::required(o.get("kind"))) != "match_ended") throw rt::DecodeError("not this variant");
     return result;
@@ -330,7 +327,7 @@ inline std::string to_json(const PlayerPurchasedEvent& value) {
     parts.push_back(std::string("\"match_id\":") + rt::quote(value.match_id));
     parts.push_back(std::string("\"region\":") + rt::quote(value.region));
     parts.push_back(std::string("\"build\":") + to_json(value.build));
-    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w17) { return rt::quote(w17); }));
+    if (value.tags) parts.push_back(std::string("\"tags\":") + rt::write::list((*value.tags), [](const std::string& w14) { return rt::quote(w14); }));
     parts.push_back(std::string("\"sku\":") + rt::quote(value.sku));
     parts.push_back(std::string("\"price\":") + rt::quote(value.price));
     parts.push_back(std::string("\"purchased_on\":") + rt::quote(value.purchased_on));
@@ -348,11 +345,10 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Playe
         if (value.occurred_at.micros < now + -605100000000LL) cx.report("not_before", "occurred_at", rt::Policy::Quarantine, "must not be before ingest time - 7days - 5m skew");
     }
     {
-        if (!std::regex_match(value.match_id, pattern_1())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
+        if (!std::regex_match(value.match_id, pattern_0())) cx.report("pattern", "match_id", rt::Policy::Reject, "must match the pattern \"m-[0-9a-f]{12}\"");
     }
     {
-        const auto allowed18 = std::vector<std::string>{std::string("eu-west"), std::string("us-east"), std::string("ap-south")};
-        if (std::find(allowed18.begin(), allowed18.end(), value.region) == allowed18.end()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
+        if ([&] { const std::vector<std::string> allowed{std::string("eu-west"), std::string("us-east"), std::string("ap-south")}; return std::find(allowed.begin(), allowed.end(), value.region) == allowed.end(); }()) cx.report("one_of", "region", rt::Policy::Reject, "must be one of \"eu-west\", \"us-east\", \"ap-south\"");
     }
     {
         cx.enter_key("build");
@@ -368,14 +364,14 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Playe
         if (!std::regex_match(value.sku, pattern_2())) cx.report("pattern", "sku", rt::Policy::Reject, "must match the pattern \"[A-Z]{3}-[0-9]{4}\"");
     }
     {
-        if (auto d20 = rt::check_decimal(cx, "price", value.price, 12, 2)) {
-            if ((*d20) < 0.0L) cx.report("min", "price", rt::Policy::Reject, "must be at least 0");
-            if ((*d20) > 1000000.0L) cx.report("max", "price", rt::Policy::Reject, "must be at most 10000");
+        if (auto d16 = rt::check_decimal(cx, "price", value.price, 12, 2)) {
+            if ((*d16) < 0.0L) cx.report("min", "price", rt::Policy::Reject, "must be at least 0");
+            if ((*d16) > 1000000.0L) cx.report("max", "price", rt::Policy::Reject, "must be at most 10000");
         }
     }
     {
-        if (auto day21 = rt::check_date(cx, "purchased_on", value.purchased_on)) {
-            (void)day21;
+        if (auto day17 = rt::check_date(cx, "purchased_on", value.purchased_on)) {
+            (void)day17;
         }
     }
 }
@@ -383,7 +379,7 @@ inline void check([[maybe_unused]] rt::Checker& cx, [[maybe_unused]] const Playe
 inline PlayerPurchasedEvent decode_PlayerPurchasedEvent(const rt::Json& value) {
     const rt::Json& o = rt::read::object(value, {"event_id", "kind", "occurred_at", "match_id", "region", "build", "tags", "sku", "price", "purchased_on"});
     PlayerPurchasedEvent result(rt::read::string(rt::read::required(o.get("event_id"))), rt::read::timestamptz(rt::read::required(o.get("occurred_at"))), rt::read::string(rt::read::required(o.get("match_id"))), rt::read::string(rt::read::required(o.get("region"))), decode_Build(rt::read::required(o.get("build"))), rt::read::string(rt::read::required(o.get("sku"))), rt::read::decimal(rt::read::required(o.get("price"))), rt::read::string(rt::read::required(o.get("purchased_on"))));
-    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j22) -> std::string { return rt::read::string(j22); });
+    if (rt::read::present(o.get("tags"))) result.tags = rt::read::list<std::string>(*o.get("tags"), [](const rt::Json& j18) -> std::string { return rt::read::string(j18); });
     if (rt::read::string(rt::read::required(o.get("kind"))) != "player_purchased") throw rt::DecodeError("not this variant");
     return result;
 }
