@@ -674,7 +674,8 @@ export interface ProvidedToken {
 /**
  * The game's sign-in: its backend's access token for the player, in place of the guest login.
  * `forceRefresh` is true after the server refused the last token (401): return a new token, not
- * a cached one. A provider that throws is retried as a network error is (events stay queued).
+ * a cached one. A provider that throws fails `send`; `sendBatch` and `flush` retry it as a
+ * network error (a flush keeps its events queued).
  */
 export type TokenProvider = (forceRefresh: boolean) => Promise<ProvidedToken>;
 

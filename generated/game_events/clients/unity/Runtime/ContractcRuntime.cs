@@ -1002,7 +1002,8 @@ namespace Contractc.GameEvents
     public interface ITokenProvider
     {
         /// <summary><paramref name="forceRefresh"/> is true after the server refused the last token (401):
-        /// return a new token, not a cached one. An exception is retried as a network error is (events stay queued).</summary>
+        /// return a new token, not a cached one. An exception fails <c>SendAsync</c>; <c>SendBatchAsync</c> and
+        /// <c>FlushAsync</c> retry it as a network error (a flush keeps its events queued).</summary>
         Task<ProvidedToken> GetTokenAsync(bool forceRefresh);
     }
 

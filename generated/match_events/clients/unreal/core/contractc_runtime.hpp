@@ -849,8 +849,9 @@ struct ProvidedToken {
 
 /// The game's sign-in: its backend's access token for the player, in place of the guest login.
 /// `force_refresh` is true after the server refused the last token (401): return a new token, not
-/// a cached one. Called on the client's thread; a NetworkError it throws is retried as the
-/// request's own are, anything else ends the attempt (events stay queued).
+/// a cached one. Called on the client's thread. What it throws fails `send`; `send_batch` and
+/// `flush` retry a NetworkError as the request's own and end on anything else (a flush keeps its
+/// events queued).
 using TokenProvider = std::function<ProvidedToken(bool force_refresh)>;
 
 struct Options {
