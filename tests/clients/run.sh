@@ -89,7 +89,7 @@ typescript() {
         cp -r "$dir" "$build/contracts/$name"
     done
     # The generated modules alone, as a browser build sees them: DOM library, no Node types.
-    cp "$WORK/snippets/first_event.ts" "$build/contracts/first_event.ts"
+    cp "$WORK/snippets/first_event.ts" "$WORK/snippets/sign_in.ts" "$build/contracts/"
     local modules=("$build"/contracts/*/*.ts)
     mkdir -p "$WORK/no-types"
     if "$tsc" "${strict[@]}" --target es2020 --module es2020 --moduleResolution bundler \
@@ -99,10 +99,10 @@ typescript() {
         fail "typescript: generated modules do not compile (browser):"; cat "$WORK/tsc-browser.log"
     fi
     if "$tsc" "${strict[@]}" --target es2022 --module es2022 --moduleResolution bundler \
-        --lib es2022,dom --typeRoots "$WORK/no-types" --noEmit "$build/contracts/first_event.ts" >"$WORK/tsc-snippet.log" 2>&1; then
-        ok "typescript: the first-event snippet of docs/clients.md compiles"
+        --lib es2022,dom --typeRoots "$WORK/no-types" --noEmit "$build/contracts/first_event.ts" "$build/contracts/sign_in.ts" >"$WORK/tsc-snippet.log" 2>&1; then
+        ok "typescript: the first-event and sign-in snippets of docs/clients.md compile"
     else
-        fail "typescript: the first-event snippet of docs/clients.md does not compile:"; cat "$WORK/tsc-snippet.log"
+        fail "typescript: the first-event or sign-in snippet of docs/clients.md does not compile:"; cat "$WORK/tsc-snippet.log"
     fi
     cp tests/clients/typescript/*.ts "$build/"
     if (cd "$build" && "$tsc" "${strict[@]}" --target es2022 --module es2022 --moduleResolution bundler \
@@ -148,10 +148,10 @@ csharp() {
     done
     [ "$all_ok" -eq 1 ] && ok "csharp: every package compiles (mcs -langversion:7 -warnaserror+ -warn:4)"
     if mcs -langversion:7 -warnaserror+ -warn:4 -target:library -r:System.Net.Http.dll -out:"$build/FirstEvent.dll" \
-        generated/game_events/clients/unity/Runtime/*.cs "$WORK/snippets/FirstEvent.cs" >"$WORK/mcs-snippet.log" 2>&1; then
-        ok "csharp: the first-event snippet of docs/clients.md compiles"
+        generated/game_events/clients/unity/Runtime/*.cs "$WORK/snippets/FirstEvent.cs" "$WORK/snippets/SignIn.cs" >"$WORK/mcs-snippet.log" 2>&1; then
+        ok "csharp: the first-event and sign-in snippets of docs/clients.md compile"
     else
-        fail "csharp: the first-event snippet of docs/clients.md does not compile:"; cat "$WORK/mcs-snippet.log"
+        fail "csharp: the first-event or sign-in snippet of docs/clients.md does not compile:"; cat "$WORK/mcs-snippet.log"
     fi
     if ! mcs -langversion:7 -warnaserror+ -warn:4 -r:System.Net.Http.dll -out:"$build/Tests.exe" \
         "${sources[@]}" tests/clients/csharp/Tests.cs >"$WORK/mcs-tests.log" 2>&1; then
@@ -191,12 +191,15 @@ cpp() {
         fi
     done
     [ "$all_ok" -eq 1 ] && ok "cpp: every core compiles alone (g++ ${strict[*]})"
-    if g++ "${strict[@]}" -I "$build/contracts/game_events" -o "$build/first_event" "$WORK/snippets/first_event.cpp" -lcurl \
-        >"$WORK/gxx-snippet.log" 2>&1; then
-        ok "cpp: the first-event snippet of docs/clients.md compiles"
-    else
-        fail "cpp: the first-event snippet of docs/clients.md does not compile:"; cat "$WORK/gxx-snippet.log"
-    fi
+    local snippet
+    for snippet in first_event sign_in; do
+        if g++ "${strict[@]}" -I "$build/contracts/game_events" -o "$build/$snippet" "$WORK/snippets/$snippet.cpp" -lcurl \
+            >"$WORK/gxx-snippet.log" 2>&1; then
+            ok "cpp: the ${snippet//_/-} snippet of docs/clients.md compiles"
+        else
+            fail "cpp: the ${snippet//_/-} snippet of docs/clients.md does not compile:"; cat "$WORK/gxx-snippet.log"
+        fi
+    done
     cp tests/clients/cpp/tests.cpp "$build/"
     if ! (cd "$build" && g++ "${strict[@]}" -O1 -o tests tests.cpp -lcurl) >"$WORK/gxx-tests.log" 2>&1; then
         fail "cpp: the tests do not compile:"; cat "$WORK/gxx-tests.log"
@@ -252,6 +255,22 @@ exactly_once() {
     count "$WORK/exactly-once.log" "exactly once"
 }
 
+# ----- the game's own sign-in (#25) -----------------------------------------------------------
+# Each client with a token provider backed by a second, test-only identity provider
+# (tests/clients/test_idp.py) against its own serve started with --trust-issuer (both started
+# and stopped by tests/clients/sign_in.py, which reads the lake for player_id and exactly once).
+sign_in() {
+    local python="${CONTRACTC_PYTHON:-python3}"
+    local clients=()
+    if [ -f "$WORK/ts/out/sign_in.js" ]; then clients+=("typescript=node $WORK/ts/out/sign_in.js"); else fail "sign in: no TypeScript client (the tests did not compile)"; fi
+    if [ -f "$WORK/cs/Tests.exe" ]; then clients+=("csharp=mono $WORK/cs/Tests.exe sign-in"); else fail "sign in: no C# client (the tests did not compile)"; fi
+    if [ -x "$WORK/cpp/tests" ]; then clients+=("cpp=$WORK/cpp/tests sign-in"); else fail "sign in: no C++ client (the tests did not compile)"; fi
+    [ "${#clients[@]}" -gt 0 ] || return
+    "$python" tests/clients/sign_in.py "$RUNTIME" "${clients[@]}" >"$WORK/sign-in.log" 2>&1
+    cat "$WORK/sign-in.log"
+    count "$WORK/sign-in.log" "sign in"
+}
+
 # ----- many builds at once (#20) -----------------------------------------------------------------
 # These clients are generated from game_events 1.2.0. Against a serve whose game_events is 2.0.0
 # with 1.2.0 released (tests/rebuilt_runtime.sh versioned, given as CONTRACTC_VERSIONED_RUNTIME),
@@ -273,12 +292,13 @@ versioning() {
 }
 
 started=$(date +%s)
-python3 tests/clients/doc_snippets.py docs/clients.md "$WORK/snippets" || fail "docs/clients.md: first-event snippets not found"
+python3 tests/clients/doc_snippets.py docs/clients.md "$WORK/snippets" || fail "docs/clients.md: its snippets (first event, sign-in) not found"
 start_serve || true
 typescript
 csharp
 cpp
 exactly_once
+sign_in
 versioning
 if [ -n "$SERVE_PID" ]; then
     kill -TERM "$SERVE_PID" && wait "$SERVE_PID"

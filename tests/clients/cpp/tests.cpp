@@ -7,6 +7,7 @@
 //   tests queue-resume BASE_URL STATE_DIR PRINTED_FILE   after a kill -9 of queue-fill: nothing
 //                                        lost, nothing sent twice
 //   tests faults BASE_URL STATE_DIR COUNT   a producer for tests/exactly_once.py
+//   tests sign-in BASE_URL IDP_URL SUBJECT STATE_DIR   the game's own sign-in (tests/clients/sign_in.py)
 // Each suite prints `ok - name` / `FAIL - name: reason` and ends with `<suite>: N passed, M failed`.
 #include <algorithm>
 #include <chrono>
@@ -920,6 +921,84 @@ static int faults(const std::string& base, const std::string& state, int count) 
     return client.queued() == 0 ? 0 : 1;
 }
 
+// ----- the game's own sign-in (tests/clients/sign_in.py) ---------------------------------------
+
+/// Against a real `serve --trust-issuer IDP`: a token provider backed by the test IdP
+/// (tests/clients/test_idp.py) in place of the guest login; the IdP hands out expired tokens on the
+/// way, and each costs one 401, one forced ask and one retry. The client's clock is ours, to reach
+/// the refresh margin at once. Writes STATE_DIR/sent.ndjson: the event_uuid of every event sent.
+static void sign_in(const std::string& base, const std::string& idp, const std::string& subject, const std::string& state) {
+    check(std::system(("mkdir -p '" + state + "'").c_str()) == 0, "mkdir");
+    grt::CurlTransport http(10000);
+    std::int64_t clock = grt::now_utc().micros / 1000;
+    std::vector<bool> asked;
+    grt::Options o;
+    o.base_url = base;
+    o.state_dir = state;
+    o.now_ms = [&] { return clock; };
+    // The game's sign-in: its backend's token for the player (here the test IdP's).
+    o.token_provider = [&](bool force_refresh) {
+        asked.push_back(force_refresh);
+        const grt::HttpAnswer answer = http.send("GET", idp + "/token?sub=" + grt::url_encode(subject), {}, "", "");
+        if (answer.status != 200) throw grt::NetworkError("the IdP answered " + std::to_string(answer.status));
+        const grt::Json body = grt::parse_json(answer.body);
+        return grt::ProvidedToken{body.get("access_token")->text, clock + grt::read::long_(*body.get("expires_in")) * 1000};
+    };
+    auto expire_next = [&](int count) {
+        const auto answer = http.send("POST", idp + "/expire-next?sub=" + grt::url_encode(subject) + "&count=" + std::to_string(count),
+                                      {}, "application/json", "");
+        expect_eq(204, answer.status, "expire-next");
+    };
+    auto forced = [&](std::size_t from) {
+        std::string out;
+        for (std::size_t i = from; i < asked.size(); ++i) out += (out.empty() ? "" : ",") + std::string(asked[i] ? "force" : "cached");
+        return out;
+    };
+    auto client = game::make_client(o, http);
+    int n = 0;
+    auto next = [&] {
+        game::LoginEvent e("cpp-sign-in-" + std::to_string(++n), grt::local_wall_clock());
+        e.event_data = std::string("signed in by the game");
+        std::ofstream(state + "/sent.ndjson", std::ios::app) << "{\"event_uuid\":\"" << e.event_uuid.value_or("") << "\"}\n";
+        return game::Event(e);
+    };
+    test("an expired first token: serve answers 401, the provider is forced once and the event lands", [&] {
+        expire_next(1);
+        expect_eq(200, client.send(next()).status, "status");
+        expect_eq(std::string("cached,force"), forced(0), "force_refresh");
+        check(!client.user_id(), "no guest login");
+    });
+    test("a batch lands with the game's token, asking nothing more", [&] {
+        const auto result = client.send_batch({next(), next(), next()});
+        expect_eq(std::string("3 0"), std::to_string(result.accepted) + " " + std::to_string(result.failed), "accepted failed");
+        expect_eq(2u, asked.size(), "provider calls");
+    });
+    test("within the refresh margin the provider is asked again; its expired token costs one forced retry", [&] {
+        for (int i = 0; i < 5; ++i) client.enqueue(next());
+        expire_next(1);
+        clock += 120000;
+        const auto result = client.flush();
+        expect_eq(std::string("5 0"), std::to_string(result.accepted) + " " + std::to_string(result.remaining), "accepted remaining");
+        expect_eq(std::string("cached,force"), forced(2), "force_refresh");
+    });
+    test("a second 401 fails the flush and keeps the events queued; the next flush sends them", [&] {
+        for (int i = 0; i < 3; ++i) client.enqueue(next());
+        expire_next(2);
+        clock += 120000;
+        int status = 0;
+        try {
+            client.flush();
+        } catch (const grt::HttpError& e) {
+            status = e.status;
+        }
+        expect_eq(401, status, "the flush's failure");
+        expect_eq(3u, client.queued(), "still queued");
+        const auto result = client.flush();
+        expect_eq(std::string("3 0"), std::to_string(result.accepted) + " " + std::to_string(result.remaining), "accepted remaining");
+        expect_eq(std::string("cached,force,cached"), forced(4), "force_refresh");
+    });
+}
+
 int main(int argc, char** argv) {
     const std::string suite = argc > 1 ? argv[1] : "";
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -931,9 +1010,10 @@ int main(int argc, char** argv) {
         return 0;
     } else if (suite == "queue-resume" && argc == 5) queue_resume(argv[2], argv[3], argv[4]);
     else if (suite == "faults" && argc == 5) return faults(argv[2], argv[3], std::atoi(argv[4]));
+    else if (suite == "sign-in" && argc == 6) sign_in(argv[2], argv[3], argv[4], argv[5]);
     else {
         std::cerr << "usage: tests conformance DIR | unit | e2e BASE STATE | queue-fill STATE N | queue-resume BASE STATE FILE"
-                     " | faults BASE STATE COUNT\n";
+                     " | faults BASE STATE COUNT | sign-in BASE IDP SUBJECT STATE\n";
         return 2;
     }
     std::cout << "cpp " << suite << ": " << passed << " passed, " << failed << " failed" << std::endl;

@@ -2,6 +2,7 @@
 //   Tests.exe conformance CORPUS_DIR   every expressible corpus case gets the labelled codes
 //   Tests.exe unit                     retry, refresh, queue bound, version header (fake transport)
 //   Tests.exe e2e BASE_URL STATE_DIR   against a real `contract-runtime serve`
+//   Tests.exe sign-in BASE_URL IDP_URL SUBJECT STATE_DIR   the game's own sign-in (tests/clients/sign_in.py)
 // Each prints `ok - name` / `FAIL - name: reason` and ends with `<suite>: N passed, M failed`.
 
 using System;
@@ -60,8 +61,9 @@ public static class Tests
             case "unit": Unit(); break;
             case "e2e": EndToEnd(args[1], args[2]); break;
             case "faults": return Faults(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture));
+            case "sign-in": SignIn(args[1], args[2], args[3], args[4]); break;
             default:
-                Console.Error.WriteLine("usage: Tests.exe conformance DIR | unit | e2e BASE_URL STATE_DIR | faults BASE_URL STATE_DIR COUNT");
+                Console.Error.WriteLine("usage: Tests.exe conformance DIR | unit | e2e BASE_URL STATE_DIR | faults BASE_URL STATE_DIR COUNT | sign-in BASE_URL IDP_URL SUBJECT STATE_DIR");
                 return 2;
         }
         Console.WriteLine("csharp " + suite + ": " + passed + " passed, " + failed + " failed");
@@ -740,6 +742,101 @@ public static class Tests
                 new Dictionary<string, long> { { "alice", 10 }, { "bob", 12 } }) { PrizePool = 1500.25m };
             var answer = m.SendBatchAsync(new[] { started(), ended }).Result;
             Equal(2, answer.Accepted, "accepted");
+        });
+    }
+
+    // ----- the game's own sign-in ---------------------------------------------------------------
+
+    /// <summary>The game's sign-in for the tests: the test IdP's tokens (tests/clients/test_idp.py) for one subject.</summary>
+    private sealed class IdpTokenProvider : Game.ITokenProvider
+    {
+        private readonly Game.HttpClientTransport http = new Game.HttpClientTransport();
+        public string Idp;
+        public string Subject;
+        public Func<DateTime> Now;
+        /// <summary>Every forceRefresh the client asked with, in order.</summary>
+        public readonly List<bool> Asked = new List<bool>();
+
+        public async Task<Game.ProvidedToken> GetTokenAsync(bool forceRefresh)
+        {
+            Asked.Add(forceRefresh);
+            var answer = await http.SendAsync("GET", Idp + "/token?sub=" + Uri.EscapeDataString(Subject), new Dictionary<string, string>(), null, null);
+            if (answer.Status != 200) throw new IOException("the IdP answered " + answer.Status);
+            var body = Game.Read.Object(Game.Json.Parse(answer.Body), null);
+            var expiresIn = Game.Read.Long(body.Get("expires_in"));
+            return new Game.ProvidedToken { Token = Game.Read.String(body.Get("access_token")), ExpiresAt = new DateTimeOffset(Now(), TimeSpan.Zero).AddSeconds(expiresIn) };
+        }
+
+        public string Forced(int from)
+        {
+            return string.Join(",", Asked.Skip(from).Select(b => b ? "force" : "cached").ToArray());
+        }
+
+        /// <summary>The IdP's next <paramref name="count"/> tokens for the subject are already expired.</summary>
+        public void ExpireNext(int count)
+        {
+            var answer = http.SendAsync("POST", Idp + "/expire-next?sub=" + Uri.EscapeDataString(Subject) + "&count=" + count, new Dictionary<string, string>(), "application/json", "").Result;
+            Equal(204, answer.Status, "expire-next");
+        }
+    }
+
+    /// <summary>Against a real <c>serve --trust-issuer IDP</c>: a token provider backed by the test IdP in
+    /// place of the guest login; the IdP hands out expired tokens on the way, and each costs one 401,
+    /// one forced ask and one retry. The client's clock is ours, to reach the refresh margin at once.
+    /// Writes STATE_DIR/sent.ndjson: the event_uuid of every event sent.</summary>
+    private static void SignIn(string baseUrl, string idp, string subject, string stateDir)
+    {
+        Directory.CreateDirectory(stateDir);
+        var clock = DateTime.UtcNow;
+        var provider = new IdpTokenProvider { Idp = idp, Subject = subject, Now = () => clock };
+        var client = Game.GameEventsContract.CreateClient(new Game.ClientOptions
+        {
+            BaseUrl = baseUrl,
+            Store = new Game.FileStore(Path.Combine(stateDir, "client.json")),
+            TokenProvider = provider,
+            UtcNow = () => clock,
+        });
+        var sent = Path.Combine(stateDir, "sent.ndjson");
+        var n = 0;
+        Func<Game.Event> next = () =>
+        {
+            var e = new Game.LoginEvent("cs-sign-in-" + ++n, Game.Timestamps.LocalWallClock()) { EventData = "signed in by the game" };
+            File.AppendAllText(sent, "{\"event_uuid\":\"" + e.EventUuid.Value.ToString("D") + "\"}\n");
+            return e;
+        };
+        Test("an expired first token: serve answers 401, the provider is forced once and the event lands", () =>
+        {
+            provider.ExpireNext(1);
+            Equal(200, client.SendAsync(next()).Result.Status, "status");
+            Equal("cached,force", provider.Forced(0), "forceRefresh");
+            Equal(null, client.UserId, "no guest login");
+        });
+        Test("a batch lands with the game's token, asking nothing more", () =>
+        {
+            var result = client.SendBatchAsync(new[] { next(), next(), next() }).Result;
+            EqualSeq(new[] { "3", "0" }, new[] { result.Accepted, result.Failed }.Select(x => x.ToString()), "accepted, failed");
+            Equal(2, provider.Asked.Count, "provider calls");
+        });
+        Test("within the refresh margin the provider is asked again; its expired token costs one forced retry", () =>
+        {
+            for (var i = 0; i < 5; i++) client.Enqueue(next());
+            provider.ExpireNext(1);
+            clock = clock.AddSeconds(120);
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "5", "0" }, new[] { result.Accepted, result.Remaining }.Select(x => x.ToString()), "accepted, remaining");
+            Equal("cached,force", provider.Forced(2), "forceRefresh");
+        });
+        Test("a second 401 fails the flush and keeps the events queued; the next flush sends them", () =>
+        {
+            for (var i = 0; i < 3; i++) client.Enqueue(next());
+            provider.ExpireNext(2);
+            clock = clock.AddSeconds(120);
+            var error = Thrown(() => client.FlushAsync());
+            Assert(error is Game.HttpException && ((Game.HttpException)error).Status == 401, "expected HttpException 401, got " + error);
+            Equal(3, client.Queued, "still queued");
+            var result = client.FlushAsync().Result;
+            EqualSeq(new[] { "3", "0" }, new[] { result.Accepted, result.Remaining }.Select(x => x.ToString()), "accepted, remaining");
+            Equal("cached,force,cached", provider.Forced(4), "forceRefresh");
         });
     }
 }
