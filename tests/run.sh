@@ -182,6 +182,12 @@ install_missing
 CLIENTS_LOG="$(mktemp)"
 tests/clients/run.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" "$CORPUS" | tee "$CLIENTS_LOG"
 
+step "Godot client (GDScript, no engine here): gdparse + gdlint, the interpreter's tests, the corpus agreement run in it"
+# tests/godot/README.md: what is executed (checks, JSON, formats) and what is parsed and linted only.
+"$VENV/bin/gdlint" --version >/dev/null 2>&1 || { echo "gdtoolkit missing from $VENV (tests/requirements.txt)" >&2; exit 1; }
+GODOT_LOG="$(mktemp)"
+tests/godot/run.sh "$VENV" "$CORPUS" | tee "$GODOT_LOG"
+
 step "quality console in a real browser (headless Chromium driven by selenium)"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
@@ -225,9 +231,12 @@ lake_cases=$(sed -n 's/^\(maintenance job\|athena views\): \([0-9]*\) passed, \(
     | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 lake_passed=${lake_cases% *}
 lake_failed=${lake_cases#* }
+godot_cases=$(sed -n 's/^godot: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$GODOT_LOG")
+godot_passed=${godot_cases% *}
+godot_failed=${godot_cases#* }
 alert_cases=$(sed -n 's/^alert rules: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$ALERTS_LOG")
 alert_passed=${alert_cases% *}
 alert_failed=${alert_cases#* }
-rm -f "$ALERTS_LOG" "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$MAINTENANCE_LOG" "$VIEWS_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
-echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed; lake maintenance and view checks: $lake_passed passed, $lake_failed failed; alert rule checks: $alert_passed passed, $alert_failed failed"
-echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed + lake_passed + alert_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed + lake_failed + alert_failed)) failed"
+rm -f "$GODOT_LOG" "$ALERTS_LOG" "$CARGO_TEST_LOG" "$SPARK_LOG" "$GLUE_LOG" "$VGLUE_LOG" "$PGLUE_LOG" "$PRIVACY_LOG" "$ERASURE_LOG" "$MAINTENANCE_LOG" "$VIEWS_LOG" "$EDGE_LOG" "$VEDGE_LOG" "$CLIENTS_LOG" "$CONSOLE_LOG" "$DOCS_LOG"
+echo "rust tests: $passed passed, $failed failed; pyspark conformance cases: $spark_total, $spark_failed disagreeing; glue job checks: $glue_passed passed, $glue_failed failed; edge door checks: $edge_passed passed, $edge_failed failed; client checks: $clients_passed passed, $clients_failed failed; console browser checks: $console_passed passed, $console_failed failed; docs commands: $docs_passed passed, $docs_failed failed; privacy checks: $privacy_passed passed, $privacy_failed failed; lake maintenance and view checks: $lake_passed passed, $lake_failed failed; alert rule checks: $alert_passed passed, $alert_failed failed; godot client checks: $godot_passed passed, $godot_failed failed"
+echo "total: $((passed + spark_total - spark_failed + glue_passed + edge_passed + clients_passed + console_passed + docs_passed + privacy_passed + lake_passed + alert_passed + godot_passed)) passed, $((failed + spark_failed + glue_failed + edge_failed + clients_failed + console_failed + docs_failed + privacy_failed + lake_failed + alert_failed + godot_failed)) failed"

@@ -51,6 +51,13 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def staged(module: Path, work: Path) -> Path:
     """The module with a runtime beside it: its own (generated) or the template (a sample)."""
     if (module.parent / "contractc_runtime.gd").exists() and module.parent != SAMPLES:
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> int:
             try:
                 script = it.load(staged(module, Path(tmp)))
             except gd.GDScriptError as error:
-                report.fail(f"{contract}: load {module.relative_to(ROOT)}", str(error))
+                report.fail(f"{contract}: load {shown(module)}", str(error))
                 continue
             cases = [json.loads(line) for line in cases_file.read_text(encoding="utf-8").splitlines() if line]
             expressible = 0
@@ -153,7 +160,7 @@ def main(argv: list[str]) -> int:
                 else:
                     report.fail(name, why)
             summary.append(f"{contract}: {expressible} of {len(cases)} cases expressible "
-                           f"({module.relative_to(ROOT)})")
+                           f"({shown(module)})")
     for line in summary:
         print(f"# {line}")
     print(f"godot agreement: {report.passed} passed, {report.failed} failed")

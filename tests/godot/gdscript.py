@@ -53,6 +53,7 @@ import math
 import os
 import re
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable as PyCallable
@@ -80,11 +81,17 @@ class NotExecuted(GDScriptError):
 
 
 class Location:
-    __slots__ = ("file", "line")
+    """Where an error is: a file and a line (or a parse-tree node, its line found only when shown)."""
 
-    def __init__(self, file: str, line: int):
+    __slots__ = ("file", "at")
+
+    def __init__(self, file: str, at: Any):
         self.file = file
-        self.line = line
+        self.at = at
+
+    @property
+    def line(self) -> int:
+        return self.at if isinstance(self.at, int) else line_of(self.at)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -413,7 +420,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_int(value: int, where: str) -> int:
+def check_int(value: int, where: Any) -> int:
     if value < INT64_MIN or value > INT64_MAX:
         raise GDScriptError(f"{where}: 64-bit integer overflow ({value}): Godot would wrap around silently")
     return value
@@ -548,11 +555,14 @@ class Interpreter:
         self.scripts: dict[str, GDClass] = {}
         self.engine: dict[str, Any] = {}  # fakes tests install: "Node", "FileAccess", ...
         self.trees: dict[str, Tree] = {}
+        self.literals: dict[int, Any] = {}
         self.loading: set[str] = set()
         self.depth = 0
         self.clock: PyCallable[[], float] = time.time
         self.random_bytes: PyCallable[[int], bytes] = os.urandom
         self.zone_bias_minutes = 0
+        # A GDScript call takes a few dozen Python frames; Godot stops at 1024 GDScript calls.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 60000))
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -565,6 +575,8 @@ class Interpreter:
         self.loading.add(key)
         text = Path(key).read_text(encoding="utf-8")
         tree = gd_parser.parse(text, gather_metadata=True)
+        for sub in tree.iter_subtrees():
+            sub.data = str(sub.data)  # plain strings: lark's Token.__eq__ is slow in dict lookups
         self.trees[key] = tree
         script = GDClass(Path(key).name, key, None)
         self.scripts[key] = script
@@ -576,7 +588,7 @@ class Interpreter:
     def _declare(self, cls: GDClass, statements: list) -> None:
         pending_annotations: list = []
         for stmt in statements:
-            where = Location(cls.file, line_of(stmt))
+            where = Location(cls.file, stmt)
             if isinstance(stmt, Token):
                 raise Unsupported(f"{where}: class-level token {stmt!r}")
             kind = stmt.data
@@ -654,7 +666,7 @@ class Interpreter:
                     if not isinstance(arg, Tree) or arg.data == "trailing_comma":
                         continue
                     if arg.data == "func_arg_variadic":
-                        raise Unsupported(f"{Location(cls.file, line_of(arg))}: variadic parameters")
+                        raise Unsupported(f"{Location(cls.file, arg)}: variadic parameters")
                     pname = str(arg.children[0])
                     hint = None
                     default = None
@@ -679,11 +691,11 @@ class Interpreter:
             if inferred:
                 hint = self.hint_of(value)
             cls.static_types[name] = hint
-            cls.static_vars[name] = self.convert(value, hint, frame, node, Location(cls.file, line_of(node)))
+            cls.static_vars[name] = self.convert(value, hint, frame, node, Location(cls.file, node))
 
     def _resolve_extends(self, cls: GDClass, node: Tree) -> Any:
         parts = [c for c in node.children]
-        where = Location(cls.file, line_of(node))
+        where = Location(cls.file, node)
         first = parts[0]
         if isinstance(first, Tree) and first.data == "string":
             base = self.load(Path(cls.file).parent / string_literal(first.children[0], str(where)))
@@ -706,7 +718,7 @@ class Interpreter:
         if name in cls.consts:
             return cls.consts[name]
         node, hint = cls.const_nodes[name]
-        where = Location(cls.file, line_of(node))
+        where = Location(cls.file, node)
         if name in cls.evaluating:
             raise GDScriptError(f"{where}: constant {name} refers to itself")
         cls.evaluating.add(name)
@@ -966,10 +978,10 @@ class Interpreter:
 
     def exec_stmt(self, stmt: Any, frame: Frame) -> Any:
         if isinstance(stmt, Token):
-            raise Unsupported(f"{Location(frame.file, line_of(stmt))}: statement token {stmt!r}")
+            raise Unsupported(f"{Location(frame.file, stmt)}: statement token {stmt!r}")
         handler = self.statements.get(stmt.data)
         if handler is None:
-            raise Unsupported(f"{Location(frame.file, line_of(stmt))}: statement {stmt.data}")
+            raise Unsupported(f"{Location(frame.file, stmt)}: statement {stmt.data}")
         return handler(self, stmt, frame)
 
     def _s_expr(self, stmt: Tree, frame: Frame) -> Any:
@@ -984,21 +996,44 @@ class Interpreter:
     def _s_var(self, stmt: Tree, frame: Frame) -> Any:
         decl = stmt.children[0]
         name, hint, node = self._decl_parts(decl)
-        where = Location(frame.file, line_of(stmt))
+        where = Location(frame.file, stmt)
         if name in frame.locals and frame.func is not None and name in [p[0] for p in frame.func.params]:
             raise GDScriptError(f"{where}: variable {name} shadows a parameter")
+        if decl.data == "func_var_inf":
+            self.check_inferable(node, frame, where, name)
         value = self.eval(node, frame) if node is not None else self.default_of(hint, frame)
         if decl.data == "func_var_inf":
             hint = self.hint_of(value)
-            if value is None:
-                raise GDScriptError(f"{where}: cannot infer the type of {name} from null")
         frame.types[name] = hint
         frame.locals[name] = self.convert(value, hint, frame, node, where)
         return None
 
+    def check_inferable(self, node: Any, frame: Frame, where: Location, name: str) -> None:
+        """Godot infers `:=` from the expression's static type: a Variant one is a compile error."""
+        inner = node.children[0] if isinstance(node, Tree) and node.data == "expr" else node
+        why = None
+        if isinstance(inner, Tree) and inner.data == "getattr_call":
+            method = str(inner.children[0].children[-1])
+            if method in VARIANT_METHODS:
+                why = f"{method}() returns a Variant"
+        elif isinstance(inner, Tree) and inner.data == "standalone_call":
+            f = self.find_func(frame.cls, str(inner.children[0]))
+            if f is not None and (f.ret is None or f.ret.name == "Variant"):
+                why = f"{f.name}() has no declared return type"
+        elif isinstance(inner, Tree) and inner.data == "subscr_expr" and isinstance(inner.children[0], Token) \
+                and inner.children[0].type == "NAME":
+            container = self.lookup_name(str(inner.children[0]), frame, where)
+            if isinstance(container, GDDict) or (isinstance(container, GDArray) and container.elem is None):
+                why = f"an element of a {type_name(container)} is a Variant"
+        elif isinstance(inner, Token) and inner.type == "NAME" and str(inner) in frame.locals \
+                and frame.types.get(str(inner)) is None:
+            why = f"{inner} is untyped"
+        if why is not None:
+            raise GDScriptError(f"{where}: cannot infer the type of {name} ({why}): Godot refuses this `:=`")
+
     def _s_const(self, stmt: Tree, frame: Frame) -> Any:
         name, hint, node = self._decl_parts(stmt.children[0])
-        where = Location(frame.file, line_of(stmt))
+        where = Location(frame.file, stmt)
         self.require_constant(node, where)
         value = self.freeze(self.convert(self.eval(node, frame), hint, frame, node, where))
         frame.types[name] = hint
@@ -1034,7 +1069,7 @@ class Interpreter:
         while truthy(self.eval(cond, frame)):
             guard += 1
             if guard > 50_000_000:
-                raise GDScriptError(f"{Location(frame.file, line_of(stmt))}: a while loop ran 50 million times")
+                raise GDScriptError(f"{Location(frame.file, stmt)}: a while loop ran 50 million times")
             flow = self.exec_block(body, frame)
             if flow is BREAK:
                 break
@@ -1045,7 +1080,7 @@ class Interpreter:
         return None
 
     def _s_for(self, stmt: Tree, frame: Frame) -> Any:
-        where = Location(frame.file, line_of(stmt))
+        where = Location(frame.file, stmt)
         name = str(stmt.children[0])
         index = 1
         hint = None
@@ -1088,10 +1123,10 @@ class Interpreter:
         return None
 
     def _s_unsupported(self, stmt: Tree, frame: Frame) -> Any:
-        raise Unsupported(f"{Location(frame.file, line_of(stmt))}: {stmt.data}")
+        raise Unsupported(f"{Location(frame.file, stmt)}: {stmt.data}")
 
     def _s_annotation(self, stmt: Tree, frame: Frame) -> Any:
-        self._check_annotation(stmt, Location(frame.file, line_of(stmt)))
+        self._check_annotation(stmt, Location(frame.file, stmt))
         return None
 
     statements: dict[str, Any] = {
@@ -1116,7 +1151,7 @@ class Interpreter:
     def assign(self, node: Tree, frame: Frame) -> None:
         target, op, value_node = node.children
         op = str(op)
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         value = self.eval(value_node, frame)
         if op != "=":
             current = self.eval(target, frame)
@@ -1193,22 +1228,28 @@ class Interpreter:
             return self.eval_token(node, frame)
         handler = self.expressions.get(node.data)
         if handler is None:
-            raise Unsupported(f"{Location(frame.file, line_of(node))}: expression {node.data}")
+            raise Unsupported(f"{Location(frame.file, node)}: expression {node.data}")
         return handler(self, node, frame)
 
     def eval_token(self, token: Token, frame: Frame) -> Any:
         kind = token.type
-        where = Location(frame.file, token.line or 0)
         if kind == "NAME":
-            return self.lookup_name(str(token), frame, where)
+            name = token.value
+            if name in frame.locals:
+                return frame.locals[name]
+            return self.lookup_name(name, frame, Location(frame.file, token.line or 0))
+        where = Location(frame.file, token.line or 0)
         if kind in ("NUMBER", "HEX", "BIN"):
-            return number_literal(str(token), str(where))
+            cached = self.literals.get(id(token), MISSING)
+            if cached is MISSING:
+                cached = self.literals[id(token)] = number_literal(str(token), str(where))
+            return cached
         raise Unsupported(f"{where}: token {kind} {token!r}")
 
     def _e_expr(self, node: Tree, frame: Frame) -> Any:
         inner = node.children[0]
         if isinstance(inner, Tree) and inner.data == "assnmnt_expr":
-            raise Unsupported(f"{Location(frame.file, line_of(node))}: assignment used as a value")
+            raise Unsupported(f"{Location(frame.file, node)}: assignment used as a value")
         return self.eval(inner, frame)
 
     def _e_par(self, node: Tree, frame: Frame) -> Any:
@@ -1228,7 +1269,7 @@ class Interpreter:
 
     def _e_dict(self, node: Tree, frame: Frame) -> Any:
         out = GDDict()
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         for element in node.children:
             if isinstance(element, Tree) and element.data == "trailing_comma":
                 continue
@@ -1264,7 +1305,7 @@ class Interpreter:
 
     def _e_neg(self, node: Tree, frame: Frame) -> Any:
         value = self.eval(node.children[1], frame)
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         if isinstance(value, bool) or not is_number(value):
             raise GDScriptError(f"{where}: unary - on {type_name(value)}")
         return check_int(-value, str(where)) if isinstance(value, int) else -value
@@ -1272,12 +1313,12 @@ class Interpreter:
     def _e_bitnot(self, node: Tree, frame: Frame) -> Any:
         value = self.eval(node.children[1], frame)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise GDScriptError(f"{Location(frame.file, line_of(node))}: ~ on {type_name(value)}")
+            raise GDScriptError(f"{Location(frame.file, node)}: ~ on {type_name(value)}")
         return ~value
 
     def _e_binary_chain(self, node: Tree, frame: Frame) -> Any:
         children = node.children
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         value = self.eval(children[0], frame)
         i = 1
         while i < len(children):
@@ -1292,7 +1333,7 @@ class Interpreter:
         return value
 
     def _e_type_test(self, node: Tree, frame: Frame) -> Any:
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         value = self.eval(node.children[0], frame)
         i = 1
         while i < len(node.children):
@@ -1304,7 +1345,7 @@ class Interpreter:
         return value
 
     def _e_cast(self, node: Tree, frame: Frame) -> Any:
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         value = self.eval(node.children[0], frame)
         hint = TypeHint(str(node.children[2]))
         target = self.resolve_hint(hint, frame, where)
@@ -1320,7 +1361,7 @@ class Interpreter:
         children = [c for c in node.children if not (isinstance(c, Token) and str(c) == "await")]
         value = self.eval(children[0], frame)
         if isinstance(value, Signal):
-            return self.await_signal(value, Location(frame.file, line_of(node)))
+            return self.await_signal(value, Location(frame.file, node))
         return value
 
     def await_signal(self, signal: Signal, where: Location) -> Any:
@@ -1348,7 +1389,7 @@ class Interpreter:
     def _e_subscr(self, node: Tree, frame: Frame) -> Any:
         container = self.eval(node.children[0], frame)
         key = self.eval(node.children[1], frame)
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         return self.index(container, key, where)
 
     def index(self, container: Any, key: Any, where: Location) -> Any:
@@ -1368,7 +1409,7 @@ class Interpreter:
     def eval_getattr_prefix(self, node: Tree, frame: Frame) -> Any:
         """The object of `a.b.c` before its last member."""
         children = [c for c in node.children if not (isinstance(c, Token) and c.type == "DOT")]
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         value = self.eval(children[0], frame)
         for part in children[1:-1]:
             value = self.get_member(value, str(part), where)
@@ -1376,11 +1417,11 @@ class Interpreter:
 
     def _e_getattr(self, node: Tree, frame: Frame) -> Any:
         base = self.eval_getattr_prefix(node, frame)
-        return self.get_member(base, str(node.children[-1]), Location(frame.file, line_of(node)))
+        return self.get_member(base, str(node.children[-1]), Location(frame.file, node))
 
     def _e_standalone_call(self, node: Tree, frame: Frame) -> Any:
         name = str(node.children[0])
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         if name == "preload":
             args = [self.eval(a, frame) for a in node.children[1:]]
             if len(args) != 1 or not isinstance(args[0], str):
@@ -1419,7 +1460,7 @@ class Interpreter:
 
     def _e_getattr_call(self, node: Tree, frame: Frame) -> Any:
         callee = node.children[0]
-        where = Location(frame.file, line_of(node))
+        where = Location(frame.file, node)
         args = [self.eval(a, frame) for a in node.children[1:] if not (isinstance(a, Tree) and a.data == "trailing_comma")]
         base = self.eval_getattr_prefix(callee, frame)
         return self.call_method(base, str(callee.children[-1]), args, where)
@@ -1472,7 +1513,7 @@ class Interpreter:
     # --- operators --------------------------------------------------------------------------
 
     def binary(self, op: str, a: Any, b: Any, where: Location) -> Any:
-        w = str(where)
+        w = where
         if op in ("==", "!="):
             if not comparable_types(a, b):
                 raise GDScriptError(f"{w}: Invalid operands '{type_name(a)}' and '{type_name(b)}' in operator '{op}'")
@@ -1875,6 +1916,9 @@ GLOBAL_CONSTANTS: dict[str, Any] = {
     "OK": 0, "FAILED": 1, "INF": math.inf, "NAN": math.nan, "PI": math.pi,
     "true": True, "false": False, "null": None,
 }
+
+# Methods whose result Godot types as Variant: `var x := d.get("k")` does not compile.
+VARIANT_METHODS = {"get", "call", "callv", "pop_back", "pop_front", "back", "front", "pick_random"}
 
 ENGINE_CLASSES = {
     "RefCounted", "Object", "Node", "RegEx", "RegExMatch", "Crypto", "Time", "HTTPRequest", "HTTPClient",

@@ -697,11 +697,17 @@ class Numbers:
 		return nearest_double(text, text.to_float())
 
 	static func nearest_double(text: String, guess: float) -> float:
-		if is_inf(guess) or is_nan(guess) or guess == 0.0:
-			return guess
 		var exact := _exact(text)
+		if is_nan(guess) or exact[0] == "0":
+			return guess
+		# Godot may read the largest doubles as infinity and the smallest as 0: start from the
+		# nearest finite non-zero double, step past it if need be.
 		var x := absf(guess)
+		if is_inf(guess) or guess == 0.0:
+			x = 1.7976931348623157e308 if is_inf(guess) else 5e-324
 		for _round in 8:
+			if is_inf(x) or x == 0.0:
+				break
 			var parts := decompose(x)
 			var scale := parts[2] - 2
 			var low_gap := 1 if parts[1] == 0x10000000000000 and parts[2] > -1074 else 2
@@ -780,7 +786,8 @@ class Decoded:
 class Decoder:
 	extends RefCounted
 
-	const MAX_DEPTH := 512
+	## Deeper documents are refused (Godot's call stack holds 1024 GDScript calls).
+	const MAX_DEPTH := 128
 
 	var error: String = ""
 	var _text: String = ""
