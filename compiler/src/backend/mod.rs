@@ -15,6 +15,7 @@ pub mod csharp;
 pub mod docs;
 pub mod dqdl;
 pub mod glue;
+pub mod godot;
 pub mod iceberg;
 mod messages;
 pub mod prometheus;
@@ -83,6 +84,7 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(typescript::emit(set));
     files.extend(csharp::emit(set));
     files.extend(cpp::emit(set));
+    files.extend(godot::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
 }
