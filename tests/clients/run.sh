@@ -237,6 +237,18 @@ cpp() {
     fi
 }
 
+# ----- any contract text `check` accepts compiles in every language (#25) ----------------------
+# Seeded contracts with hostile text wherever a contract holds text and keyword names wherever it
+# holds a name, through check and build, then each generated language's compiler or parser
+# (tests/clients/fuzz_text.py; FUZZ_TEXT_SEED replays another seed). It needs the venv's Python
+# (PyYAML, gdtoolkit) and contractc beside the runtime binary.
+fuzz_text() {
+    local python="${CONTRACTC_PYTHON:-python3}"
+    "$python" tests/clients/fuzz_text.py --contractc "$(dirname "$RUNTIME")/contractc" >"$WORK/fuzz-text.log" 2>&1
+    cat "$WORK/fuzz-text.log"
+    count "$WORK/fuzz-text.log" "fuzz text"
+}
+
 # ----- exactly once under faults (#21) ---------------------------------------------------------
 # The TypeScript, C# and C++ clients and synth send through a proxy that loses answers, resets
 # uploads and answers late, while serve and the clients are killed with -9 and started again:
@@ -297,6 +309,7 @@ start_serve || true
 typescript
 csharp
 cpp
+fuzz_text
 exactly_once
 sign_in
 versioning

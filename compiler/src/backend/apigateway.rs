@@ -35,10 +35,12 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     files
 }
 
-/// The model's name in API Gateway (alphanumeric).
+/// The model's name in API Gateway (alphanumeric): the contract's name in PascalCase (`a__b`
+/// has an empty word between its underscores).
 pub fn model_name(c: &Contract) -> String {
     c.name
         .split('_')
+        .filter(|p| !p.is_empty())
         .map(|p| p[..1].to_uppercase() + &p[1..])
         .collect::<String>()
         + "Event"

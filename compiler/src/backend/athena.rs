@@ -64,9 +64,28 @@ fn comment(text: &str) -> String {
     out
 }
 
-/// A SQL string literal.
+/// A string literal of Athena's DDL, which Hive's grammar reads: a backslash escapes the next
+/// character (Hive and Spark read `'it''s'` as `'it' 's'`, "its"), so `\` and `'` get one, and
+/// line breaks and tabs are written as escapes to keep each comment on its line. A `{` after a
+/// `$` gets one too: Hive and Spark substitute `${name}` in a statement's text, literals
+/// included (with nothing, for a name they do not know), but not `$\{name}`.
 fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let mut out = String::from("'");
+    for c in text.chars() {
+        match c {
+            '{' if out.ends_with('$') => out.push_str("\\{"),
+            '\\' | '\'' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 fn ddl(c: &Contract) -> String {
@@ -133,4 +152,47 @@ fn create_table(table: &TableDef, comment: Option<&str>) -> String {
     ));
     out.push_str("TBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Hive's (and Spark's) `unescapeSQLString`, for the escapes `quote` writes.
+    fn unquote(literal: &str) -> String {
+        let body = &literal[1..literal.len() - 1];
+        let mut out = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                panic!("an unescaped quote ends the literal: {literal}");
+            }
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some(e @ ('\\' | '\'' | '{')) => out.push(e),
+                other => panic!("unexpected escape {other:?} in {literal}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ddl_literals_read_back_as_the_text() {
+        for text in [
+            "The client's local time",
+            "ends with a backslash \\",
+            "\\' and '' and \\\\",
+            "two\nlines\r\n\ttab, \u{2028} \u{85} \0 ; -- /* */ ${warehouse} $${x}} 🐢 \"x\"",
+        ] {
+            let literal = super::quote(text);
+            assert_eq!(unquote(&literal), text, "{literal}");
+            assert!(!literal.contains('\n'));
+        }
+        assert_eq!(super::quote("it's"), "'it\\'s'");
+        assert!(!super::quote("a ${x} $${y}").contains("${"));
+    }
 }

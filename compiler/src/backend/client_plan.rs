@@ -19,8 +19,10 @@ use crate::ir::{
     Variant,
 };
 
-/// Type names no record may take in any client language (their runtimes and modules use them).
+/// Type names no record (or choice) may take in any client language: a type of the same name
+/// in the module's scope would stand for the runtime's, the platform's or the module's own.
 const RESERVED: &[&str] = &[
+    // The modules' own (every language).
     "Event",
     "CONTRACT",
     "Contract",
@@ -29,6 +31,125 @@ const RESERVED: &[&str] = &[
     "Formats",
     "Policy",
     "Violation",
+    // C++: `using Client = rt::Client<Event>`.
+    "Client",
+    // TypeScript: what a module re-exports from its runtime, and the global types its code
+    // names (an interface `Date` would shadow the global one).
+    "BatchError",
+    "ContractClient",
+    "ContractViolationError",
+    "DecodeError",
+    "FileStore",
+    "HttpError",
+    "MemoryStore",
+    "BatchEventResult",
+    "BatchOutcome",
+    "BatchResult",
+    "ClientOptions",
+    "FlushResult",
+    "KeyValueStore",
+    "SendResult",
+    "Array",
+    "BigInt",
+    "Date",
+    "Error",
+    "JSON",
+    "Map",
+    "Math",
+    "Number",
+    "Object",
+    "Omit",
+    "Partial",
+    "Promise",
+    "Readonly",
+    "Record",
+    "RegExp",
+    "Set",
+    "String",
+    // C#: the runtime's types (the module shares its namespace, `csharp_runtime_types_are_reserved`)
+    // and the .NET and Unity types and namespaces its code or the module's names unqualified.
+    "Checker",
+    "EventIds",
+    "Rules",
+    "FormatItem",
+    "Timestamps",
+    "JsonNumber",
+    "JsonObject",
+    "DecodeException",
+    "Json",
+    "Read",
+    "Write",
+    "IContractEvent",
+    "ContractInfo",
+    "ContractViolationException",
+    "HttpException",
+    "HttpAnswer",
+    "IHttpTransport",
+    "UnityWebRequestTransport",
+    "PlayerPrefsStore",
+    "HttpClientTransport",
+    "IKeyValueStore",
+    "ProvidedToken",
+    "ITokenProvider",
+    "BatchException",
+    "Batches",
+    "Action",
+    "ArgumentOutOfRangeException",
+    "CultureInfo",
+    "DateTime",
+    "DateTimeKind",
+    "DateTimeOffset",
+    "Dictionary",
+    "DownloadHandlerBuffer",
+    "Encoding",
+    "Exception",
+    "File",
+    "Func",
+    "Guid",
+    "HashSet",
+    "HttpClient",
+    "HttpMethod",
+    "HttpRequestMessage",
+    "IDictionary",
+    "IList",
+    "IOException",
+    "InvalidOperationException",
+    "KeyValuePair",
+    "List",
+    "MediaTypeHeaderValue",
+    "NumberStyles",
+    "Path",
+    "PlayerPrefs",
+    "Random",
+    "RandomNumberGenerator",
+    "Regex",
+    "RegexOptions",
+    "StringBuilder",
+    "StringComparison",
+    "StringContent",
+    "Task",
+    "TaskCompletionSource",
+    "TimeSpan",
+    "UTF8Encoding",
+    "UnityWebRequest",
+    "UploadHandlerRaw",
+    "Uri",
+    "System",
+    "UnityEngine",
+    // C#: the methods of every class (inherited from `object`), of a record's class and of
+    // `Enums`: inside a class, a method hides a type of its name.
+    "ToString",
+    "Equals",
+    "GetHashCode",
+    "GetType",
+    "ReferenceEquals",
+    "MemberwiseClone",
+    "Finalize",
+    "ToJson",
+    "Check",
+    "Decode",
+    "Validate",
+    "Wire",
 ];
 
 /// One contract's client, as data.
@@ -496,5 +617,25 @@ impl Value<'_> {
                 Kind::Record(_) => true,
                 _ => false,
             }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A record named like a type of the C# runtime would replace it: the module shares the
+    /// runtime's namespace.
+    #[test]
+    fn csharp_runtime_types_are_reserved() {
+        let runtime = include_str!("../../templates/csharp/ContractcRuntime.cs");
+        let declared = regex::Regex::new(
+            r"(?m)^\s*public (?:static |sealed |abstract )*(?:class|struct|enum|interface) (\w+)",
+        )
+        .unwrap();
+        let mut count = 0;
+        for found in declared.captures_iter(runtime) {
+            assert!(super::RESERVED.contains(&&found[1]), "{}", &found[1]);
+            count += 1;
+        }
+        assert!(count > 30, "{count} types found");
     }
 }

@@ -54,11 +54,28 @@ fn lit(text: &str) -> String {
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\x{:02x}\"\"", c as u32);
             }
+            // g++ -Wbidi-chars refuses them raw, not as universal character names.
+            c if super::BIDI_CONTROLS.contains(&c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
     out.push('"');
     out
+}
+
+/// Text safe in a `//` or `///` comment: one line (`comment_line`: g++ also ends a line at a
+/// CR), and no backslash (or its trigraph `??/`) at its end, which would splice the next line
+/// into the comment.
+fn doc_text(text: &str) -> String {
+    let mut line = super::comment_line(text);
+    let end = line.trim_end_matches(' ').len();
+    if line[..end].ends_with('\\') || line[..end].ends_with("??/") {
+        line.truncate(end);
+        line.push('.');
+    }
+    line
 }
 
 const KEYWORDS: &[&str] = &[
@@ -322,7 +339,7 @@ impl<'p, 'c> Module<'p, 'c> {
     fn declaration(&self, record: &Record) -> String {
         let name = &record.name;
         let mut out = match (record.variant, self.plan.discriminator) {
-            (Some(v), Some(d)) => format!("/// `{d}: {}`\n", v.value.replace('\n', " ")),
+            (Some(v), Some(d)) => format!("/// `{d}: {}`\n", doc_text(&v.value)),
             _ if record.is_event => format!("/// One `{}` event.\n", self.plan.contract.name),
             _ => String::new(),
         };
@@ -503,7 +520,7 @@ impl<'p, 'c> Module<'p, 'c> {
             "// Contract `{}` {}, owned by {}: typed events, local validation and JSON (C++17, no engine).\n#pragma once\n\n#include \"contractc_runtime.hpp\"\n\nnamespace {} {{\n",
             c.name,
             c.version,
-            c.owner.replace('\n', " "),
+            doc_text(&c.owner),
             self.namespace
         );
         let _ = writeln!(
@@ -531,7 +548,7 @@ impl<'p, 'c> Module<'p, 'c> {
             let _ = writeln!(
                 out,
                 "/// `{}`, full-match (std::regex_match).\ninline const std::regex& pattern_{index}() {{\n    static const std::regex re({}, std::regex::ECMAScript);\n    return re;\n}}\n",
-                pattern.replace('\n', " "),
+                doc_text(pattern),
                 lit(&format!("(?:{pattern})"))
             );
         }
@@ -540,7 +557,7 @@ impl<'p, 'c> Module<'p, 'c> {
             let _ = writeln!(
                 out,
                 "/// The timestamp format `{}`.\ninline const std::vector<rt::FormatItem>& format_{index}() {{\n    static const std::vector<rt::FormatItem> items = {{{}}};\n    return items;\n}}\n",
-                format.pattern.replace('\n', " "),
+                doc_text(&format.pattern),
                 items.join(", ")
             );
         }
@@ -828,7 +845,7 @@ fn member_doc(member: &Member) -> String {
     let field = member.field;
     let mut doc = String::new();
     if let Some(d) = &field.description {
-        doc.push_str(&d.replace('\n', " "));
+        doc.push_str(&doc_text(d));
         doc.push(' ');
     }
     let _ = write!(
@@ -843,6 +860,27 @@ fn member_doc(member: &Member) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_text::{HOSTILE, c_like_value};
+
+    #[test]
+    fn literals_read_back_as_the_text() {
+        let literal = super::lit(HOSTILE);
+        assert_eq!(c_like_value(&literal), HOSTILE);
+        // No trigraph, and no raw direction control (g++ -Wbidi-chars).
+        assert!(!literal.contains("??"), "{literal}");
+        assert!(!literal.contains(super::super::BIDI_CONTROLS), "{literal}");
+    }
+
+    #[test]
+    fn comments_end_on_their_line() {
+        let doc = super::doc_text(HOSTILE);
+        assert!(!doc.contains(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+        // A `//` comment ending in a backslash (or `??/`) would continue on the next line.
+        assert_eq!(super::doc_text(HOSTILE).chars().last(), Some('.'));
+        assert_eq!(super::doc_text("a\\\n"), "a\\.");
+        assert_eq!(super::doc_text("a??/"), "a??/.");
+        assert_eq!(super::doc_text("a\\b"), "a\\b");
+    }
     /// The runtime splits batches into requests the deployed API takes (Kinesis `PutRecords`).
     #[test]
     fn batch_requests_fit_the_deployed_api() {

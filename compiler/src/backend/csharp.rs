@@ -5,7 +5,7 @@
 //! timestamps are `DateTime`s written in the contract's format, and `Validate()` reports the
 //! server's codes, paths, policies and messages for every rule a typed value can break.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
@@ -66,8 +66,61 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
     files
 }
 
-/// C#'s line terminators besides `\r` and `\n` (a "Newline in constant" inside a literal, the
-/// end of a `///` comment).
+/// A record class's methods and inherited ones: no member may take their names (hiding an
+/// inherited one is a warning, an error here).
+const CLASS_METHODS: &[&str] = &[
+    "ToJson",
+    "Check",
+    "Decode",
+    "Validate",
+    "Equals",
+    "GetHashCode",
+    "GetType",
+    "ToString",
+    "MemberwiseClone",
+    "ReferenceEquals",
+    "Finalize",
+];
+
+/// The runtime's and .NET's types a record class's code names unqualified (besides the
+/// module's records and choices): a member of the same name would stand for them there.
+const BODY_TYPES: &[&str] = &[
+    "Event",
+    "Read",
+    "Write",
+    "Json",
+    "JsonObject",
+    "JsonNumber",
+    "Rules",
+    "Policy",
+    "Enums",
+    "Patterns",
+    "Formats",
+    "Checker",
+    "FormatItem",
+    "DecodeException",
+    "Timestamps",
+    "EventIds",
+    "Violation",
+    "IContractEvent",
+    "List",
+    "Dictionary",
+    "DateTime",
+    "DateTimeOffset",
+    "Guid",
+    "Math",
+    "String",
+    "Object",
+    "Array",
+    "Regex",
+    "RegexOptions",
+    "CultureInfo",
+    "ArgumentOutOfRangeException",
+    "System",
+];
+
+/// C#'s line terminators besides `\r` and `\n` (a "Newline in constant" inside a literal;
+/// comments lose them to `comment_line`).
 const CS_LINE_TERMINATORS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
 
 /// A C# string literal.
@@ -99,12 +152,12 @@ fn camel(name: &str) -> String {
     }
 }
 
+/// Text safe in a `///` XML doc comment: one line, XML-escaped.
 fn doc_text(text: &str) -> String {
-    text.replace('&', "&amp;")
+    super::comment_line(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
-        .replace(CS_LINE_TERMINATORS, " ")
 }
 
 fn policy(policy: Policy) -> &'static str {
@@ -129,6 +182,8 @@ struct Module<'p, 'c> {
     namespace: String,
     /// The class being generated (members must not take its name).
     current_class: String,
+    /// Its members' names, by field id (`member_names`).
+    member_names: BTreeMap<u32, String>,
     counter: usize,
 }
 
@@ -138,6 +193,7 @@ impl<'p, 'c> Module<'p, 'c> {
             plan,
             namespace: namespace.to_string(),
             current_class: String::new(),
+            member_names: BTreeMap::new(),
             counter: 0,
         }
     }
@@ -336,25 +392,51 @@ impl<'p, 'c> Module<'p, 'c> {
         }
     }
 
-    /// The member name of a field: PascalCase, unless that is the enclosing class's name or
-    /// one of its methods (C# forbids both).
+    /// The member name of a field in the class being generated.
     fn member_name(&self, member: &Member) -> String {
-        let name = pascal(&member.field.name);
-        let taken = [
-            "ToJson",
-            "Check",
-            "Decode",
-            "Validate",
-            "Equals",
-            "GetHashCode",
-            "GetType",
-            "ToString",
-        ];
-        if name == self.current_class || taken.contains(&name.as_str()) {
-            format!("{name}Value")
-        } else {
-            name
+        self.member_names
+            .get(&member.field.id)
+            .cloned()
+            .unwrap_or_else(|| pascal(&member.field.name))
+    }
+
+    /// The member names of a record's class `class`: each field's name in PascalCase, with
+    /// `Value` (then a number) after it when C# would read it as something else: the class
+    /// (C# forbids it), a method, a type the class's code names (the member would hide it;
+    /// its own type excepted, which C# tells apart) or an earlier member.
+    fn member_names(&self, record: &Record, class: &str) -> BTreeMap<u32, String> {
+        let mut types: BTreeSet<&str> = BODY_TYPES.iter().copied().collect();
+        types.extend(self.plan.records.iter().map(|r| r.name.as_str()));
+        types.extend(self.plan.choices.iter().map(|c| c.name.as_str()));
+        let mut names = BTreeMap::new();
+        let mut used = BTreeSet::new();
+        for member in &record.members {
+            let own = match (member.choice, &member.value.kind) {
+                (Some(index), _) => Some(self.plan.choices[index].name.as_str()),
+                (None, Kind::Record(index)) => Some(self.plan.records[*index].name.as_str()),
+                _ => None,
+            };
+            let base = pascal(&member.field.name);
+            let free = |name: &str| {
+                name != class
+                    && !CLASS_METHODS.contains(&name)
+                    && !used.contains(name)
+                    && (!types.contains(name) || own == Some(name))
+            };
+            let mut name = base.clone();
+            let mut n = 1;
+            while !free(&name) {
+                name = if n == 1 {
+                    format!("{base}Value")
+                } else {
+                    format!("{base}Value{n}")
+                };
+                n += 1;
+            }
+            used.insert(name.clone());
+            names.insert(member.field.id, name);
         }
+        names
     }
 
     // ----- classes -----------------------------------------------------------------------------
@@ -363,6 +445,7 @@ impl<'p, 'c> Module<'p, 'c> {
     fn class(&mut self, record: &Record) -> String {
         let name = self.class_name(record);
         self.current_class = name.clone();
+        self.member_names = self.member_names(record, &name);
         let mut out = self.declaration(record, &name);
         out.push_str(&self.json_writer(record));
         out.push_str(&self.checker(record));
@@ -419,11 +502,11 @@ impl<'p, 'c> Module<'p, 'c> {
                 member_doc(member)
             );
             if member.required {
-                params.push(format!("{ty} {}", camel(&field.name)));
+                params.push(format!("{ty} {}", camel(&member_name)));
                 let _ = writeln!(
                     assignments,
                     "            this.{member_name} = {};",
-                    camel(&field.name)
+                    camel(&member_name)
                 );
             }
         }
@@ -554,7 +637,7 @@ impl<'p, 'c> Module<'p, 'c> {
             "// Contract `{}` {}, owned by {}: typed events, local validation and the sender.\n",
             c.name,
             c.version,
-            c.owner.replace('\n', " ")
+            super::comment_line(&c.owner)
         );
         out.push_str("using System;\nusing System.Collections.Generic;\nusing System.Globalization;\nusing System.Text.RegularExpressions;\n\n");
         let _ = writeln!(out, "namespace {}\n{{", self.namespace);
@@ -956,6 +1039,20 @@ fn member_doc(member: &Member) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_text::{HOSTILE, c_like_value};
+
+    #[test]
+    fn literals_read_back_as_the_text() {
+        let literal = super::lit(HOSTILE);
+        assert_eq!(c_like_value(&literal), HOSTILE);
+    }
+
+    #[test]
+    fn doc_text_is_one_line_of_xml_text() {
+        let doc = super::doc_text(HOSTILE);
+        assert!(!doc.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '<', '>']));
+        assert!(doc.contains("&amp;") && !doc.replace("&amp;", "").contains("& "));
+    }
     #[test]
     fn line_terminators_cannot_end_a_literal_or_a_doc_comment() {
         // U+2029 in a rule message made the Unity package fail with "Newline in constant".

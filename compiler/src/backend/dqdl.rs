@@ -15,8 +15,38 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
         .collect()
 }
 
+/// A DQDL quoted string whose value DQDL unescapes (`in [...]` values, where a backslash
+/// escapes the next character): `\` and `"` get a backslash.
 fn string_literal(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A DQDL quoted string DQDL passes on as written (a `matches` pattern, a `where` clause: the
+/// ruleset parser drops the quotes only). Its lexer ends the string at a `"` not escaped by a
+/// backslash, so such a quote gets one: in a regex and in a Spark SQL string, `\"` is `"`.
+/// Backslashes stay as they are (a valid pattern or clause does not end with a lone one).
+fn raw_literal(s: &str) -> String {
+    let mut out = String::from("\"");
+    let mut backslashes = 0;
+    for c in s.chars() {
+        if c == '"' && backslashes % 2 == 0 {
+            out.push('\\');
+        }
+        backslashes = if c == '\\' { backslashes + 1 } else { 0 };
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The `where` clause (Spark SQL) of a variant's rules: the discriminator in backquotes, its
+/// value a literal Spark reads back unchanged (`views::string_literal`: no quote or backslash
+/// inside, which Spark would unescape).
+fn variant_condition(discriminator: &str, value: &str) -> String {
+    format!(
+        "`{discriminator}` = {}",
+        contract_manifest::views::string_literal(value)
+    )
 }
 
 fn duration_words(seconds: i64) -> String {
@@ -40,7 +70,7 @@ fn field_rules(
 ) {
     let column = string_literal(&field.name);
     let suffix = condition
-        .map(|c| format!(" where {}", string_literal(c)))
+        .map(|c| format!(" where {}", raw_literal(c)))
         .unwrap_or_default();
     for rule in rules {
         let line = match (&rule.kind, &field.ty) {
@@ -48,10 +78,9 @@ fn field_rules(
             (RuleKind::Max(b), _) => Some(format!("ColumnValues {column} <= {b}")),
             (RuleKind::MinLength(n), Type::String) => Some(format!("ColumnLength {column} >= {n}")),
             (RuleKind::MaxLength(n), Type::String) => Some(format!("ColumnLength {column} <= {n}")),
-            (RuleKind::Pattern(p), _) => Some(format!(
-                "ColumnValues {column} matches {}",
-                string_literal(p)
-            )),
+            (RuleKind::Pattern(p), _) => {
+                Some(format!("ColumnValues {column} matches {}", raw_literal(p)))
+            }
             (RuleKind::OneOf(values), _) => {
                 let values: Vec<String> = values
                     .iter()
@@ -125,17 +154,13 @@ fn ruleset(c: &Contract) -> String {
             values.join(", ")
         ));
         for case in &variants.cases {
-            let condition = format!(
-                "{} = '{}'",
-                variants.discriminator,
-                case.value.replace('\'', "''")
-            );
+            let condition = variant_condition(&variants.discriminator, &case.value);
             for f in &case.fields {
                 if f.required {
                     rules.push(format!(
                         "IsComplete {} where {}",
                         string_literal(&f.name),
-                        string_literal(&condition)
+                        raw_literal(&condition)
                     ));
                 }
                 field_rules(f, &f.rules, Some(&condition), &mut rules, &mut skipped);
@@ -144,7 +169,7 @@ fn ruleset(c: &Contract) -> String {
                 rules.push(format!(
                     "IsComplete {} where {}",
                     string_literal(name),
-                    string_literal(&condition)
+                    raw_literal(&condition)
                 ));
             }
             for (name, extra) in &case.rules {
@@ -176,4 +201,69 @@ fn ruleset(c: &Contract) -> String {
     );
     out.push_str("\n]\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DQDL's lexer (awslabs/dqdl CommonLexerRules.g4): `"` (`\"` | `\\` | any)*? `"`. The
+    /// quoted string `text` starts with, and the rest.
+    fn lex(text: &str) -> (&str, &str) {
+        let body = &text[1..];
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if body[i + 1..].starts_with(['"', '\\']) => {
+                    chars.next();
+                }
+                '"' => return (&body[..i], &body[i + 1..]),
+                _ => {}
+            }
+        }
+        panic!("unterminated: {text}");
+    }
+
+    #[test]
+    fn raw_strings_reach_dqdl_as_written() {
+        for text in [
+            r#"[^"\\]*"#,
+            r#"\"quoted\""#,
+            r"a\\",
+            r"\d+ */ ${x} # ` ' %",
+            "line\nbreak \u{2028} 🐢",
+            r#"`kind` = 'it' || chr(39) || 's "x"'"#,
+        ] {
+            let literal = raw_literal(text);
+            let (body, rest) = lex(&literal);
+            assert_eq!(rest, "", "{literal}");
+            // Only quotes gained a backslash; the parser passes the body on as is.
+            assert_eq!(body.replace("\\\"", "\""), text.replace("\\\"", "\""));
+        }
+        assert_eq!(raw_literal(r#"a"b\"c\\"d"#), r#""a\"b\"c\\\"d""#);
+    }
+
+    #[test]
+    fn unescaped_strings_lex_whole() {
+        for text in ["\\", "\"", "a\\\"b", "x\\", "\u{2029}'\\n"] {
+            let literal = string_literal(text);
+            let (body, rest) = lex(&literal);
+            assert_eq!(rest, "");
+            // DQDL's removeEscapes: a backslash and the character after it become that one.
+            let mut value = String::new();
+            let mut chars = body.chars();
+            while let Some(c) = chars.next() {
+                value.push(if c == '\\' { chars.next().unwrap() } else { c });
+            }
+            assert_eq!(value, text);
+        }
+    }
+
+    #[test]
+    fn variant_conditions_hold_no_quote_or_backslash_in_a_literal() {
+        assert_eq!(
+            variant_condition("order", r"it's \ done"),
+            r"`order` = 'it' || chr(39) || 's ' || chr(92) || ' done'"
+        );
+    }
 }

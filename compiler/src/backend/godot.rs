@@ -9,6 +9,7 @@
 //! variant), so `validate` also checks what typed languages get from their types: JSON kinds,
 //! missing fields, unknown keys (for contracts that refuse them) and the variant.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
@@ -19,7 +20,9 @@ use crate::ir::{ContractSet, FormatItem, Literal, Valid};
 /// The runtime every addon carries.
 const RUNTIME: &str = include_str!("../../templates/godot/contractc_runtime.gd");
 
-/// GDScript's reserved words (a parameter named like one gets a `_`).
+/// Names a parameter cannot take (`param`): GDScript's reserved words and constants, the
+/// built-in types written in lowercase, `get` and `set` (gdtoolkit's parser takes them for
+/// property accessors), and what a constructor's body uses (`event`, `optional`, `rt`).
 const KEYWORDS: &[&str] = &[
     "and",
     "as",
@@ -38,6 +41,7 @@ const KEYWORDS: &[&str] = &[
     "false",
     "for",
     "func",
+    "get",
     "if",
     "in",
     "is",
@@ -50,6 +54,7 @@ const KEYWORDS: &[&str] = &[
     "preload",
     "return",
     "self",
+    "set",
     "signal",
     "static",
     "super",
@@ -65,6 +70,11 @@ const KEYWORDS: &[&str] = &[
     "INF",
     "NAN",
     "optional",
+    "event",
+    "rt",
+    "bool",
+    "int",
+    "float",
 ];
 
 pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
@@ -104,17 +114,10 @@ fn lit(text: &str) -> String {
     out
 }
 
-/// Text safe in a `##` comment line.
+/// Text safe in a `##` comment line, without the trailing spaces gdlint refuses (a description
+/// may end in a line break, which `comment_line` makes a space).
 fn doc_text(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+    super::comment_line(text).trim_end().to_string()
 }
 
 /// `PlayersItem` → `players_item`, `Position12` → `position12`.
@@ -133,13 +136,28 @@ fn snake(name: &str) -> String {
     out
 }
 
-/// A parameter named after a field.
-fn param(name: &str) -> String {
-    if KEYWORDS.contains(&name) {
-        format!("{name}_")
-    } else {
-        name.to_string()
+/// A parameter named after a field, as gdlint wants argument names
+/// (`_?[a-z][a-z0-9]*(_[a-z0-9]+)*`: no edge or doubled `_`), never a word of `KEYWORDS` nor
+/// one of the constructor's other parameters (`taken`).
+fn param(name: &str, taken: &mut BTreeSet<String>) -> String {
+    let mut base = name
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
+        base.insert_str(0, "v_");
     }
+    if KEYWORDS.contains(&base.as_str()) {
+        base.push_str("_value");
+    }
+    let mut param = base.clone();
+    let mut n = 2;
+    while !taken.insert(param.clone()) {
+        param = format!("{base}{n}");
+        n += 1;
+    }
+    param
 }
 
 /// The Variant type a value's JSON kind is held as.
@@ -329,6 +347,7 @@ impl<'p, 'c> Module<'p, 'c> {
     /// `make_x`: every required member a typed parameter, the others in `optional`; the
     /// discriminator set and the deduplication id made.
     fn constructor(&self, record: &Record) -> String {
+        let mut taken = BTreeSet::new();
         let mut params = Vec::new();
         let mut entries = Vec::new();
         for member in &record.members {
@@ -336,12 +355,9 @@ impl<'p, 'c> Module<'p, 'c> {
             match member.constant {
                 Some(value) => entries.push(format!("{}: {}", lit(name), lit(value))),
                 None if member.required && !member.made_with_event => {
-                    params.push(format!(
-                        "{}: {}",
-                        param(name),
-                        param_type(&member.value.kind)
-                    ));
-                    entries.push(format!("{}: {}", lit(name), param(name)));
+                    let param = param(name, &mut taken);
+                    params.push(format!("{param}: {}", param_type(&member.value.kind)));
+                    entries.push(format!("{}: {param}", lit(name)));
                 }
                 None => {}
             }
@@ -809,5 +825,62 @@ fn format_item(item: &FormatItem) -> String {
         FormatItem::Minute => "\"%M\"".into(),
         FormatItem::Second => "\"%S\"".into(),
         FormatItem::Fraction => "\"%.f\"".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::test_text::{HOSTILE, c_like_value};
+
+    #[test]
+    fn literals_read_back_as_the_text() {
+        let literal = super::lit(HOSTILE);
+        assert_eq!(c_like_value(&literal), HOSTILE);
+        assert!(!literal.contains(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+    }
+
+    #[test]
+    fn doc_text_is_one_line_without_trailing_spaces() {
+        let doc = super::doc_text(&format!("{HOSTILE}\n"));
+        assert!(!doc.contains(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+        assert_eq!(doc, doc.trim_end());
+    }
+
+    /// gdlint's argument names, never a reserved word, never twice in one constructor.
+    #[test]
+    fn parameters_are_lint_clean_and_distinct() {
+        let mut taken = BTreeSet::new();
+        let names: Vec<String> = [
+            "get",
+            "a__b",
+            "a_b",
+            "trailing_",
+            "_lead",
+            "_1",
+            "class",
+            "event",
+            "score",
+        ]
+        .iter()
+        .map(|name| super::param(name, &mut taken))
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "get_value",
+                "a_b",
+                "a_b2",
+                "trailing",
+                "lead",
+                "v_1",
+                "class_value",
+                "event_value",
+                "score"
+            ]
+        );
+        let lint = regex::Regex::new("^_?[a-z][a-z0-9]*(_[a-z0-9]+)*$").unwrap();
+        assert!(names.iter().all(|n| lint.is_match(n)), "{names:?}");
     }
 }

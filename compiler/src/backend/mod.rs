@@ -70,6 +70,38 @@ pub fn header(comment: &str, source: &str) -> String {
     )
 }
 
+/// Bidirectional formatting characters. rustc refuses them in comments and literals
+/// (`text_direction_codepoint_in_comment`, `..._in_literal`) and g++ warns of them
+/// (`-Wbidi-chars`): they can make code read differently from how it compiles (CVE-2021-42574).
+pub const BIDI_CONTROLS: [char; 9] = [
+    '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}',
+];
+
+/// The direction marks (LRM, RLM, ALM). g++ 12 tracks them in comments, and a long comment
+/// line holding one then fails -Wcomment ("multi-line comment", though nothing continues).
+const DIRECTION_MARKS: [char; 3] = ['\u{200e}', '\u{200f}', '\u{61c}'];
+
+/// Contract text as one line of a comment in any generated language: whatever ends a line in
+/// one of them (LF, CR, VT, FF, NEL, U+2028, U+2029), every other control character (NUL is a
+/// g++ warning), the bidirectional controls and the direction marks become spaces. Closing the
+/// comment early (`*/`, a trailing `\` in C++) is each language's own business.
+pub fn comment_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}')
+                || BIDI_CONTROLS.contains(&c)
+                || DIRECTION_MARKS.contains(&c)
+            {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Runs every backend.
 pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
     let mut files = Vec::new();
@@ -87,4 +119,66 @@ pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFil
     files.extend(godot::emit(set));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
+}
+
+/// What the backends' escaping tests share: hostile text, and how C's family of languages reads
+/// a string literal back.
+#[cfg(test)]
+pub(crate) mod test_text {
+    /// Contract text with every character that ends, or changes, a literal or a comment in some
+    /// generated language when written raw, ending with a backslash.
+    pub const HOSTILE: &str = "\" ' \\ \n \r \r\n \t \u{b} \u{c} \0 \u{1} \u{1b} \u{7f} \u{85} \u{9f} \
+        \u{2028} \u{2029} */ /* // --> ${x} ` % %s {{ x }} {% if %} # \"\"\" ''' ??= ??/ ?? < > & \
+        \u{feff} 🐢 e\u{301} \u{200e} \u{200f} \u{202e} \u{2066} \u{10ffff} \\u0041 \\x41 \\";
+
+    /// The value of a double-quoted literal (adjacent ones joined) under the escapes the
+    /// backends write: `\"`, `\\`, `\n`, `\r`, `\t`, `\?`, `\xNN` (two digits, then a new
+    /// literal) and `\uXXXX`. Panics on anything else, or on a raw line break or quote.
+    pub fn c_like_value(literal: &str) -> String {
+        let mut out = String::new();
+        let mut chars = literal.chars();
+        let mut open = false;
+        while let Some(c) = chars.next() {
+            match (open, c) {
+                (false, '"') => open = true,
+                (false, c) => panic!("{c:?} between literals in {literal}"),
+                (true, '"') => open = false,
+                (true, '\n' | '\r') => panic!("a raw line break in {literal}"),
+                (true, '\\') => out.push(escaped(&mut chars, literal)),
+                (true, c) => out.push(c),
+            }
+        }
+        assert!(!open, "unterminated: {literal}");
+        out
+    }
+
+    fn escaped(chars: &mut std::str::Chars, literal: &str) -> char {
+        let e = chars.next().expect("an escape");
+        match e {
+            '"' | '\\' | '?' => e,
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'x' | 'u' => {
+                let digits: String = chars.take(if e == 'x' { 2 } else { 4 }).collect();
+                let code = u32::from_str_radix(&digits, 16).expect("hex digits");
+                char::from_u32(code).expect("a character")
+            }
+            e => panic!("unknown escape \\{e} in {literal}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn comment_lines_hold_no_line_break_control_or_direction_override() {
+        let hostile =
+            "a\nb\rc\r\nd\u{b}\u{c}\u{85}\u{2028}\u{2029}\0\u{1b}\u{7f}\u{202e}\u{2066}\u{200f}e";
+        let line = super::comment_line(hostile);
+        assert_eq!(line, format!("a b c  d{}e", " ".repeat(11)));
+        // What is not a line break stays: quotes, backslashes, emoji, combining marks, BOM.
+        let kept = "\"'\\`${ */ 🐢 e\u{301} \u{feff} \u{200b} \u{a0}";
+        assert_eq!(super::comment_line(kept), kept);
+    }
 }

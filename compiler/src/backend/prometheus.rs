@@ -43,7 +43,7 @@ pub fn rule_name(contract: &str, alert: &Alert) -> String {
 fn rule(contract: &str, alert: &Alert) -> Value {
     let mut annotations = json!({ "summary": format!("{contract}: {}", alert.summary()) });
     if let Some(description) = &alert.description {
-        annotations["description"] = json!(description);
+        annotations["description"] = json!(template_text(description));
     }
     json!({
         "alert": rule_name(contract, alert),
@@ -51,6 +51,12 @@ fn rule(contract: &str, alert: &Alert) -> Value {
         "labels": { "contract": contract, "alert": alert.name, "severity": "warning" },
         "annotations": annotations,
     })
+}
+
+/// A Prometheus template that expands to exactly `text`: annotations are Go templates, where a
+/// `{{` in a description would start an action (and fail the rule file) instead of being text.
+fn template_text(text: &str) -> String {
+    text.replace("{{", "{{ \"{{\" }}")
 }
 
 /// The PromQL that is non-empty while the condition holds.
@@ -78,6 +84,16 @@ pub fn expression(contract: &str, alert: &Alert) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_expand_to_their_own_text() {
+        assert_eq!(
+            template_text("a {{ $value }} b"),
+            "a {{ \"{{\" }} $value }} b"
+        );
+        assert_eq!(template_text("{{{"), "{{ \"{{\" }}{");
+        assert_eq!(template_text("}} \" \\ ` %"), "}} \" \\ ` %");
+    }
 
     #[test]
     fn bad_share_divides_the_bad_by_all_judged_over_the_window() {

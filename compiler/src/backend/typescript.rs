@@ -40,9 +40,49 @@ fn lit(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default()
 }
 
-/// Text safe inside a `/** */` comment.
+/// A pattern as JavaScript's `u` mode reads it. Rust's syntax, which `check` accepts, lets any
+/// ASCII punctuation or a space be escaped, as do the other clients' engines; `u` mode refuses
+/// an escape of anything but a syntax character (and `-` in a class), so those lose their
+/// backslash: they meant the character itself. (Rust alone reads `\<` and `\>` as word
+/// boundaries; the clients read `<` and `>`.)
+fn unicode_mode(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut classes = 0usize;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if needless_escape(e, classes > 0) => out.push(e),
+                Some(e) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                classes += 1;
+                out.push(c);
+            }
+            ']' => {
+                classes = classes.saturating_sub(1);
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `u` mode refuses `\c` where `c` stands for itself.
+fn needless_escape(c: char, in_class: bool) -> bool {
+    (c.is_ascii_punctuation() || c == ' ')
+        && !"^$\\.*+?()[]{}|/".contains(c)
+        && !(c == '-' && in_class)
+}
+
+/// Text safe inside a `/** */` comment: one line, and no `*/` to close it early.
 fn doc_text(text: &str) -> String {
-    text.replace("*/", "*\\/").replace('\n', " ")
+    super::comment_line(text).replace("*/", "*\\/")
 }
 
 /// The module of one contract, rendered from its plan.
@@ -438,7 +478,7 @@ impl<'p, 'c> Module<'p, 'c> {
                 out,
                 "/** `{}`, full-match. */\nconst PATTERN_{index} = new RegExp({}, \"u\");",
                 doc_text(pattern),
-                lit(&format!("^(?:{pattern})$"))
+                lit(&format!("^(?:{})$", unicode_mode(pattern)))
             );
         }
         for (index, format) in self.plan.formats.iter().enumerate() {
@@ -776,6 +816,30 @@ fn format_item(item: &FormatItem) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_text::HOSTILE;
+
+    #[test]
+    fn literals_are_json_strings_of_the_text() {
+        let literal = super::lit(HOSTILE);
+        assert_eq!(serde_json::from_str::<String>(&literal).unwrap(), HOSTILE);
+        assert!(!literal.contains(['\n', '\r']), "{literal}");
+    }
+
+    #[test]
+    fn doc_text_stays_on_its_line_and_in_its_comment() {
+        let doc = super::doc_text(HOSTILE);
+        assert!(!doc.contains("*/"), "{doc}");
+        assert!(!doc.contains(['\n', '\r', '\u{2028}', '\u{2029}']), "{doc}");
+    }
+
+    #[test]
+    fn patterns_lose_the_escapes_unicode_mode_refuses() {
+        // A pattern holding `\"` made the module throw when loaded (an invalid regular expression).
+        assert_eq!(
+            super::unicode_mode(r#"\"a\#\-\<[\-\"\]]\\\.\/\ \d"#),
+            r#""a#-<[\-"\]]\\\.\/ \d"#
+        );
+    }
     /// The runtime splits batches into requests the deployed API takes (Kinesis `PutRecords`).
     #[test]
     fn batch_requests_fit_the_deployed_api() {

@@ -5,10 +5,10 @@
 CREATE TABLE IF NOT EXISTS `analytics_events_db`.`events_table` (
   `event_id` string COMMENT 'Client-side event number; not unique (the test client repeats 00001..00020).',
   `event_type` string COMMENT 'Which game event happened; selects the variant.',
-  `updated_at` timestamp COMMENT 'The client''s local wall-clock time when the event happened (no zone).',
+  `updated_at` timestamp COMMENT 'The client\'s local wall-clock time when the event happened (no zone).',
   `event_data` string COMMENT 'Free text attached to the event. [PII]',
-  `event_uuid` string COMMENT 'The event''s identity: a UUIDv7 the generated clients give each event when it is created and keep across retries, restarts and their queue, so a re-sent event is stored once. The reference''s test client sends none; its events are not deduplicated.',
-  `player_id` string COMMENT 'The authenticated player (the token''s subject). (enriched from jwt.sub)',
+  `event_uuid` string COMMENT 'The event\'s identity: a UUIDv7 the generated clients give each event when it is created and keep across retries, restarts and their queue, so a re-sent event is stored once. The reference\'s test client sends none; its events are not deduplicated.',
+  `player_id` string COMMENT 'The authenticated player (the token\'s subject). (enriched from jwt.sub)',
   `ingest_time` timestamp COMMENT 'Enriched from ingest_time.',
   `contract_version` string COMMENT 'Enriched from contract_version.',
   `request_id` string COMMENT 'Enriched from request_id.',

@@ -141,12 +141,17 @@ pub fn ident(name: &str) -> String {
 }
 
 /// A string literal both engines read alike: Trino doubles a quote and takes a backslash as
-/// is, Spark escapes both with a backslash, so those two characters are `chr()` calls.
+/// is, Spark escapes both with a backslash, so those two characters are `chr()` calls; and so
+/// is a `{` after a `$`, since Spark substitutes `${name}` in a statement's text, literals
+/// included.
 pub fn string_literal(value: &str) -> String {
     let mut parts = Vec::new();
     let mut run = String::new();
+    let mut after_dollar = false;
     for ch in value.chars() {
-        if ch == '\'' || ch == '\\' {
+        let substituted = ch == '{' && after_dollar;
+        after_dollar = ch == '$';
+        if ch == '\'' || ch == '\\' || substituted {
             if !run.is_empty() {
                 parts.push(format!("'{}'", std::mem::take(&mut run)));
             }
@@ -547,6 +552,7 @@ mod tests {
         assert_eq!(string_literal(""), "''");
         assert_eq!(string_literal("it's"), "'it' || chr(39) || 's'");
         assert_eq!(string_literal("a\\"), "'a' || chr(92)");
+        assert_eq!(string_literal("${x} $"), "'$' || chr(123) || 'x} $'");
         assert_eq!(ident("order"), "\"order\"");
         assert_eq!(ident("kind"), "kind");
     }
