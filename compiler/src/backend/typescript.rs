@@ -410,7 +410,7 @@ impl<'p, 'c> Module<'p, 'c> {
         );
         let _ = writeln!(
             out,
-            "export type {{ BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, SendResult, Violation }} from \"./contractc-runtime.js\";\n"
+            "export type {{ BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, ProvidedToken, SendResult, TokenProvider, Violation }} from \"./contractc-runtime.js\";\n"
         );
         let _ = writeln!(
             out,
