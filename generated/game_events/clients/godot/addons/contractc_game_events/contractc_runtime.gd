@@ -698,11 +698,17 @@ class Numbers:
 		return nearest_double(text, text.to_float())
 
 	static func nearest_double(text: String, guess: float) -> float:
-		if is_inf(guess) or is_nan(guess) or guess == 0.0:
-			return guess
 		var exact := _exact(text)
+		if is_nan(guess) or exact[0] == "0":
+			return guess
+		# Godot may read the largest doubles as infinity and the smallest as 0: start from the
+		# nearest finite non-zero double, step past it if need be.
 		var x := absf(guess)
+		if is_inf(guess) or guess == 0.0:
+			x = 1.7976931348623157e308 if is_inf(guess) else 5e-324
 		for _round in 8:
+			if is_inf(x) or x == 0.0:
+				break
 			var parts := decompose(x)
 			var scale := parts[2] - 2
 			var low_gap := 1 if parts[1] == 0x10000000000000 and parts[2] > -1074 else 2
@@ -781,7 +787,8 @@ class Decoded:
 class Decoder:
 	extends RefCounted
 
-	const MAX_DEPTH := 512
+	## Deeper documents are refused (Godot's call stack holds 1024 GDScript calls).
+	const MAX_DEPTH := 128
 
 	var error: String = ""
 	var _text: String = ""
@@ -794,7 +801,7 @@ class Decoder:
 		var value: Variant = _value(0)
 		_ws()
 		if error == "" and _at != _text.length():
-			_fail("trailing characters")
+			_syntax("trailing characters")
 		return null if error != "" else value
 
 	## The result of a module's `decode`.
@@ -811,7 +818,7 @@ class Decoder:
 		if allowed != null:
 			for key in value:
 				if not (allowed as Array).has(key):
-					_error(Text.quote(key) + " is not a field here")
+					fail(Text.quote(key) + " is not a field here")
 					return {}
 		return value
 
@@ -875,7 +882,7 @@ class Decoder:
 			return null
 		var micros: Variant = Clock.parse(text, items)
 		if micros == null:
-			_error("not a timestamp in the contract's format")
+			fail("not a timestamp in the contract's format")
 		return micros
 
 	## A `timestamptz` (RFC 3339): microseconds since the epoch, UTC.
@@ -885,7 +892,7 @@ class Decoder:
 			return null
 		var micros: Variant = Clock.parse_rfc3339(text)
 		if micros == null:
-			_error("not an RFC 3339 timestamp")
+			fail("not an RFC 3339 timestamp")
 		return micros
 
 	func list(value: Variant, reader: Callable) -> Variant:
@@ -939,15 +946,17 @@ class Decoder:
 		return null if value == LONG_MIN else -value
 
 	func _expected(what: String, value: Variant) -> Variant:
-		_error("expected " + what + ", found " + Decoder.kind(value))
+		fail("expected " + what + ", found " + Decoder.kind(value))
 		return null
 
-	func _error(message: String) -> void:
+	## Records why the body cannot be an event (unless a first error is recorded): a module's
+	## `decode` says "unknown <discriminator> ..." for an unknown variant.
+	func fail(message: String) -> void:
 		if error == "":
 			error = message
 
-	func _fail(what: String) -> void:
-		_error("invalid JSON at " + str(_at) + ": " + what)
+	func _syntax(what: String) -> void:
+		fail("invalid JSON at " + str(_at) + ": " + what)
 
 	func _ws() -> void:
 		while _at < _text.length():
@@ -959,7 +968,7 @@ class Decoder:
 	func _value(depth: int) -> Variant:
 		_ws()
 		if error == "" and (depth > MAX_DEPTH or _at >= _text.length()):
-			_fail("nested too deeply" if depth > MAX_DEPTH else "expected a value")
+			_syntax("nested too deeply" if depth > MAX_DEPTH else "expected a value")
 		if error != "":
 			return null
 		var c := _text.unicode_at(_at)
@@ -983,14 +992,14 @@ class Decoder:
 		while error == "":
 			_ws()
 			if _at >= _text.length() or _text[_at] != "\"":
-				_fail("expected a key")
+				_syntax("expected a key")
 				break
 			var key: Variant = _string()
 			if error == "" and out.has(key):
-				_error("duplicate key " + Text.quote(key))
+				fail("duplicate key " + Text.quote(key))
 			_ws()
 			if error == "" and (_at >= _text.length() or _text[_at] != ":"):
-				_fail("expected ':'")
+				_syntax("expected ':'")
 			_at += 1
 			var item: Variant = _value(depth + 1)
 			if error != "":
@@ -1001,7 +1010,7 @@ class Decoder:
 				_at += 1
 				return out
 			if _at >= _text.length() or _text[_at] != ",":
-				_fail("expected ',' or '}'")
+				_syntax("expected ',' or '}'")
 			_at += 1
 		return null
 
@@ -1022,7 +1031,7 @@ class Decoder:
 				_at += 1
 				return out
 			if _at >= _text.length() or _text[_at] != ",":
-				_fail("expected ',' or ']'")
+				_syntax("expected ',' or ']'")
 			_at += 1
 		return null
 
@@ -1036,12 +1045,12 @@ class Decoder:
 		var length := _at - first
 		if length == 0 or (length > 1 and _text[first] == "0"):
 			_at = start
-			_fail("expected a value")
+			_syntax("expected a value")
 			return null
 		if _at < _text.length() and _text[_at] == ".":
 			var after := _skip_digits(_at + 1)
 			if after == _at + 1:
-				_fail("expected a digit")
+				_syntax("expected a digit")
 				return null
 			_at = after
 		if _at < _text.length() and (_text[_at] == "e" or _text[_at] == "E"):
@@ -1050,7 +1059,7 @@ class Decoder:
 				at += 1
 			var after := _skip_digits(at)
 			if after == at:
-				_fail("expected a digit")
+				_syntax("expected a digit")
 				return null
 			_at = after
 		return JsonNumber.new(_text.substr(start, _at - start))
@@ -1079,7 +1088,7 @@ class Decoder:
 			if code < 0:
 				break
 			out += String.chr(code)
-		_fail("bad string")
+		_syntax("bad string")
 		return null
 
 	## The character an escape at `_at` stands for (a surrogate pair joined), or -1.
