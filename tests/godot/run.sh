@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Godot client's checks (no Godot binary can be installed here, see tests/godot/README.md):
-# gdparse and gdlint (gdtoolkit) on the runtime and every module, the GDScript interpreter's own
-# tests, the runtime's tests run in it, and the corpus agreement of every module run in it.
+# gdparse and gdlint (gdtoolkit) on the runtime, every module and the snippets of docs/clients.md,
+# the GDScript interpreter's own tests, the runtime's tests run in it, and the corpus agreement of
+# every module run in it.
 # Usage: tests/godot/run.sh VENV CORPUS_DIR
 # Ends with `godot: N passed, M failed`. A missing gdtoolkit is a failure, never a skip.
 set -uo pipefail
@@ -64,6 +65,23 @@ for file in "$RUNTIME" "${MODULES[@]}"; do
         ok "gdlint $file"
     else
         fail "gdlint $file:"; cat "$WORK/gdlint.log"
+    fi
+done
+
+# The GDScript snippets of docs/clients.md, as files.
+"$PY" - docs/clients.md "$WORK/snippets" <<'PYEOF'
+import re, sys, pathlib
+out = pathlib.Path(sys.argv[2]); out.mkdir()
+for n, body in enumerate(re.findall(r"```gdscript\n(.*?)```", pathlib.Path(sys.argv[1]).read_text(), re.S)):
+    (out / f"clients_md_{n}.gd").write_text(body)
+PYEOF
+SNIPPETS=("$WORK"/snippets/*.gd)
+if [ ! -e "${SNIPPETS[0]}" ]; then fail "docs/clients.md: no gdscript snippet"; SNIPPETS=(); fi
+for file in "${SNIPPETS[@]}"; do
+    if "$VENV/bin/gdparse" "$file" >"$WORK/gdparse.log" 2>&1 && (cd tests/godot && "$VENV/bin/gdlint" "$file") >"$WORK/gdlint.log" 2>&1; then
+        ok "docs/clients.md snippet $(basename "$file") passes gdparse and gdlint"
+    else
+        fail "docs/clients.md snippet $(basename "$file"):"; cat "$WORK/gdparse.log" "$WORK/gdlint.log"
     fi
 done
 
