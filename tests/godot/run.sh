@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Godot client's checks (no Godot binary can be installed here, see tests/godot/README.md):
 # gdparse and gdlint (gdtoolkit) on the runtime, every module and the snippets of docs/clients.md,
-# the GDScript interpreter's own tests, the runtime's tests run in it, and the corpus agreement of
-# every module run in it.
+# the GDScript interpreter's own tests, the runtime's tests and the sender's (over fakes) run in it,
+# and the corpus agreement of every module run in it.
 # Usage: tests/godot/run.sh VENV CORPUS_DIR
 # Ends with `godot: N passed, M failed`. A missing gdtoolkit is a failure, never a skip.
 set -uo pipefail
@@ -92,6 +92,10 @@ count "$WORK/interpreter.log" "gdscript interpreter"
 "$PY" tests/godot/test_runtime.py >"$WORK/runtime.log" 2>&1
 grep -E '^FAIL' "$WORK/runtime.log"; tail -1 "$WORK/runtime.log"
 count "$WORK/runtime.log" "godot runtime"
+
+"$PY" tests/godot/test_sender.py >"$WORK/sender.log" 2>&1
+grep -E '^FAIL' "$WORK/sender.log"; tail -1 "$WORK/sender.log"
+count "$WORK/sender.log" "godot sender"
 
 "$PY" tests/godot/agreement.py "$CORPUS" "${MODULES[@]}" >"$WORK/agreement.log" 2>&1
 grep -E '^(FAIL|#)' "$WORK/agreement.log"; tail -1 "$WORK/agreement.log"

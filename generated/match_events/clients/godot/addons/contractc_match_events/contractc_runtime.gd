@@ -1221,8 +1221,13 @@ class ContractClient:
 		transport = options.get("transport", Callable())
 		DirAccess.make_dir_recursive_absolute(_state_dir())
 		var saved: Variant = _read_json("tokens.json")
-		if saved is Dictionary:
+		if saved is Dictionary and saved.get("auth_token") is String:
 			_tokens = saved
+			for key in ["auth_expires_at", "refresh_expires_at"]:
+				var at: Variant = saved.get(key)
+				_tokens[key] = Decoder.exact_int(at.text) if at is JsonNumber else 0
+			if _tokens["auth_expires_at"] == null or _tokens["refresh_expires_at"] == null:
+				_tokens = {}
 		_load_queue()
 
 	## The guest's `user_id` once logged in, else "".
