@@ -2025,8 +2025,9 @@ def _s_split(it: Interpreter, where: Location, s: str, delimiter: str = "", allo
 
 
 def _s_join(it: Interpreter, where: Location, s: str, parts: Any) -> str:
-    if not isinstance(parts, (PackedStringArray, GDArray)):
-        raise GDScriptError(f"{where}: join() takes a PackedStringArray")
+    if not isinstance(parts, PackedStringArray):
+        raise GDScriptError(f"{where}: join() takes a PackedStringArray, not a {type_name(parts)} "
+                            "(Godot's analyzer may refuse the conversion: make one with PackedStringArray(...))")
     for p in parts:
         if not isinstance(p, str):
             raise GDScriptError(f"{where}: join() of a {type_name(p)}")
