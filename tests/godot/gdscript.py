@@ -39,12 +39,13 @@ What is executed, and how faithfully:
   formatting is not modelled: the runtime writes floats itself).
 - The engine's I/O is not executed: `Node` (the scene tree, timers), `HTTPRequest`, `FileAccess`
   and `DirAccess` raise `NotExecuted`, unless a test installs fakes (`Interpreter.engine`), as
-  tests/godot/sender.py does to run the sender's queue, retry and sign-in logic over a scripted
-  transport and a temporary directory.
+  tests/godot/test_sender.py does to run the sender over a scripted transport (the client's
+  `transport` option), a recorded `sleep` and FileAccess/DirAccess on a temporary directory.
 
 So: the Checker, every check, JSON decode and encode, numbers, timestamp formats and uuids run
-here for real; the sender runs here only over the fakes, and its HTTPRequest and file access
-(a few lines each) are parsed and linted only.
+here for real; the sender's logic (sign-in, refresh, the token provider, retry and backoff,
+batching, the journal) runs over those fakes; its HTTPRequest path (`_http`), its timers and
+Godot's own file semantics are parsed and linted only.
 """
 
 from __future__ import annotations
@@ -1108,8 +1109,21 @@ class Interpreter:
         else:
             raise Unsupported(f"{where}: for over {type_name(iterable)}")
         had = name in frame.locals
+        if hint is None:
+            # Godot types the loop variable by its iterable: int over ints and ranges, the element
+            # type of a typed Array, String over a String; otherwise it is a Variant.
+            if isinstance(iterable, (int, range)):
+                hint = TypeHint("int")
+            elif isinstance(iterable, str):
+                hint = TypeHint("String")
+            elif isinstance(iterable, GDArray) and iterable.elem is not None:
+                hint = iterable.elem
+            loop_hint = hint
+            hint = None
+        else:
+            loop_hint = hint
         for item in items:
-            frame.types[name] = hint
+            frame.types[name] = loop_hint
             frame.locals[name] = self.convert(item, hint, frame, None, where) if hint else item
             flow = self.exec_block(body, frame)
             if flow is BREAK:
@@ -2011,8 +2025,9 @@ def _s_split(it: Interpreter, where: Location, s: str, delimiter: str = "", allo
 
 
 def _s_join(it: Interpreter, where: Location, s: str, parts: Any) -> str:
-    if not isinstance(parts, (PackedStringArray, GDArray)):
-        raise GDScriptError(f"{where}: join() takes a PackedStringArray")
+    if not isinstance(parts, PackedStringArray):
+        raise GDScriptError(f"{where}: join() takes a PackedStringArray, not a {type_name(parts)} "
+                            "(Godot's analyzer may refuse the conversion: make one with PackedStringArray(...))")
     for p in parts:
         if not isinstance(p, str):
             raise GDScriptError(f"{where}: join() of a {type_name(p)}")

@@ -20,8 +20,8 @@ const CONTRACT := {
 	"max_body_bytes": 1048576,
 	"max_batch_events": 500,
 }
-## The fields of an event.
-const FIELDS := ["event_id"]
+## The fields of an event (`unknown_fields: reject`).
+const FIELDS_EVENT := ["event_id"]
 
 
 ## A `minimal` event: each required field is a parameter, `optional` holds any others.
@@ -31,13 +31,25 @@ static func make_event(event_id: String, optional := {}) -> Dictionary:
 	return event
 
 
-static func check_event(cx: rt.Checker, event: Dictionary, _now: int) -> void:
-	rt.check_keys(cx, event, FIELDS)
-	var v1: Variant = event.get("event_id")
+static func check_event(cx: rt.Checker, value: Dictionary, _now: int) -> void:
+	rt.check_keys(cx, value, FIELDS_EVENT)
+	var v1: Variant = value.get("event_id")
 	if v1 == null:
 		cx.report("missing", "event_id", "reject", "required field is missing")
 	else:
 		rt.check_type(cx, "event_id", v1, TYPE_STRING)
+
+
+static func encode_event(value: Dictionary) -> String:
+	var parts := PackedStringArray()
+	if value.get("event_id") != null:
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
+	return rt.write_object(parts)
+
+
+static func decode_event(value: Variant, d: rt.Decoder) -> Dictionary:
+	var o := d.object(value, FIELDS_EVENT)
+	return {"event_id": d.required(o.get("event_id"), d.string)}
 
 
 ## Every violation the server would report for the rules an event can break, with the same code,
@@ -50,9 +62,7 @@ static func validate(event: Dictionary, now_micros: int = rt.now_micros()) -> Ar
 
 ## The event as the JSON body the server expects.
 static func encode(event: Dictionary) -> String:
-	var parts := PackedStringArray()
-	parts.append("\"event_id\":" + rt.write_string(event["event_id"]))
-	return rt.write_object(parts)
+	return encode_event(event)
 
 
 ## A JSON body as an event; `error` says why when the contract's types cannot hold it (wrong JSON
@@ -60,10 +70,8 @@ static func encode(event: Dictionary) -> String:
 ## timestamps). Then `validate` judges the rules.
 static func decode(text: String) -> rt.Decoded:
 	var d := rt.Decoder.new()
-	var o := d.object(d.parse(text), FIELDS)
-	var event := {}
-	event["event_id"] = d.required(o.get("event_id"), d.string)
-	return d.finish(event)
+	var root: Variant = d.parse(text)
+	return d.finish(decode_event(root, d))
 
 
 ## A client for this contract (add it to the scene tree): `create_client({"base_url":
