@@ -327,3 +327,30 @@ pub trait CheckWriter {
         out.push_str(&close);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn fill_replaces_known_names_once_and_keeps_other_braces() {
+        assert_eq!(
+            fill("{v} {op} {n}n", &[("v", "x"), ("op", "<"), ("n", "5")]),
+            "x < 5n"
+        );
+        // A value is never read as a template: a message may hold `{v}`.
+        assert_eq!(
+            fill("report({message})", &[("message", "\"{v}\""), ("v", "x")]),
+            "report(\"{v}\")"
+        );
+        assert_eq!(
+            fill("if (a) {\n{indent}}", &[("indent", "  ")]),
+            "if (a) {\n  }"
+        );
+        assert_eq!(
+            fill("allowed{{values}}", &[("values", "1, 2")]),
+            "allowed{1, 2}"
+        );
+        assert_eq!(fill("{unknown}", &[]), "{unknown}");
+    }
+}
