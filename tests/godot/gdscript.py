@@ -39,8 +39,9 @@ What is executed, and how faithfully:
   formatting is not modelled: the runtime writes floats itself).
 - The engine's I/O is not executed: `Node` (the scene tree, timers), `HTTPRequest`, `FileAccess`
   and `DirAccess` raise `NotExecuted`, unless a test installs fakes (`Interpreter.engine`), as
-  tests/godot/test_sender.py does to run the sender over a scripted transport (the client's
-  `transport` option), a recorded `sleep` and FileAccess/DirAccess on a temporary directory.
+  tests/godot/test_sender.py and e2e.py do (tests/godot/fakes.py) to run the sender through its
+  `transport` option (a scripted server, or real HTTP to `serve`), a recorded `sleep` and
+  FileAccess/DirAccess on a temporary directory.
 
 So: the Checker, every check, JSON decode and encode, numbers, timestamp formats and uuids run
 here for real; the sender's logic (sign-in, refresh, the token provider, retry and backoff,
