@@ -1,6 +1,6 @@
 """The Godot sender against a real `contract-runtime serve`, run by the GDScript interpreter: the
-client's own logic over real HTTP (its `transport` option, here Python's urllib, in place of
-HTTPRequest; FileAccess on a temporary `user://`): guest login and the returning guest, a single
+client's own code, HTTPRequest path included, over real HTTP (tests/godot/fakes.py: an
+HTTPRequest that sends with Python's urllib; FileAccess on a temporary `user://`): guest login and the returning guest, a single
 event (200 "Successfully added event"), a batch (every event accepted), an invalid event refused
 locally and refused the same way by the server, queued events sent by the next client, and
 match_events (scope `authenticated`) single and batch. Starts its own serve.
@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import gdscript as gd  # noqa: E402
-from fakes import DirAccessFake, FileAccessFake, Files, NodeFake  # noqa: E402
+import fakes  # noqa: E402
 
 ROOT = HERE.parents[1]
 GAME = ROOT / "generated/game_events/clients/godot/addons/contractc_game_events/game_events.gd"
@@ -71,14 +71,17 @@ def http(method, url, headers, body):
         return gd.GDDict([("status", 0), ("error", str(error))])
 
 
+def unpack(answer):
+    return answer.get("status"), answer.get("body", answer.get("error", ""))
+
+
 class Client:
     def __init__(self, module: Path, state: Path, base_url: str, **options):
         self.it = gd.Interpreter()
-        files = Files(state)
-        self.it.engine = {"Node": NodeFake, "FileAccess": FileAccessFake(files), "DirAccess": DirAccessFake(files)}
+        # Through the client's own HTTPRequest path: the fake sends with urllib.
+        self.it.engine = fakes.engine(fakes.Files(state), lambda *call: unpack(http(*call)))
         self.module = self.it.load(module)
-        opts = {"base_url": base_url, "state_dir": "user://contractc",
-                "transport": gd.GDCallable(builtin=http, name="transport")}
+        opts = {"base_url": base_url, "state_dir": "user://contractc"}
         opts.update(options)
         self.client = self.it.call_static(self.module, "create_client", gd.from_python(opts))
 
