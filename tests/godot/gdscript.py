@@ -39,13 +39,14 @@ What is executed, and how faithfully:
   formatting is not modelled: the runtime writes floats itself).
 - The engine's I/O is not executed: `Node` (the scene tree, timers), `HTTPRequest`, `FileAccess`
   and `DirAccess` raise `NotExecuted`, unless a test installs fakes (`Interpreter.engine`), as
-  tests/godot/test_sender.py does to run the sender over a scripted transport (the client's
-  `transport` option), a recorded `sleep` and FileAccess/DirAccess on a temporary directory.
+  tests/godot/test_sender.py and e2e.py do (tests/godot/fakes.py): an HTTPRequest sending to a
+  scripted server or with real HTTP to `serve`, timers that record their wait, FileAccess and
+  DirAccess on a temporary directory.
 
 So: the Checker, every check, JSON decode and encode, numbers, timestamp formats and uuids run
-here for real; the sender's logic (sign-in, refresh, the token provider, retry and backoff,
-batching, the journal) runs over those fakes; its HTTPRequest path (`_http`), its timers and
-Godot's own file semantics are parsed and linted only.
+here for real; the sender (sign-in, refresh, the token provider, retry and backoff, batching, the
+journal, its HTTPRequest and timer code) runs over fakes of those engine classes. Godot's own
+HTTPRequest, files, timers, analyzer and PCRE2 are never run.
 """
 
 from __future__ import annotations
@@ -1193,6 +1194,9 @@ class Interpreter:
 
     def store_member(self, obj: Any, cls: GDClass | None, name: str, value: Any, frame: Frame, where: Location,
                      node: Any, implicit: bool = False) -> None:
+        if isinstance(obj, EngineObject) and hasattr(obj.state.get("fake"), "set_property"):
+            obj.state["fake"].set_property(name, value, where)
+            return
         if isinstance(obj, GDObject) and (name in obj.fields):
             obj.fields[name] = self.convert(value, obj.types.get(name), frame, node, where)
             return
@@ -1380,7 +1384,7 @@ class Interpreter:
 
     def await_signal(self, signal: Signal, where: Location) -> Any:
         owner = signal.owner
-        waiter = getattr(owner, "awaited", None) if not isinstance(owner, GDObject) else None
+        waiter = getattr(owner.state.get("fake"), "awaited", None) if isinstance(owner, EngineObject) else None
         if isinstance(owner, GDObject) and owner.engine is not None and hasattr(owner.engine, "awaited"):
             waiter = owner.engine.awaited
         if waiter is None:
@@ -1701,6 +1705,8 @@ class Interpreter:
                 return GDCallable(builtin=lambda *a: method(self, where, base, *a), name=name)
         if isinstance(base, EngineObject) and name in ENGINE_OBJECT_PROPERTIES.get(base.cls, ()):
             return base.state[name]
+        if isinstance(base, EngineObject) and hasattr(base.state.get("fake"), "member"):
+            return base.state["fake"].member(name, where)
         raise GDScriptError(f"{where}: Invalid access to property {name!r} on a {type_name(base)}")
 
     def call_method(self, base: Any, name: str, args: list, where: Location) -> Any:

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The Godot client's checks (no Godot binary can be installed here, see tests/godot/README.md):
 # gdparse and gdlint (gdtoolkit) on the runtime, every module and the snippets of docs/clients.md,
-# the GDScript interpreter's own tests, the runtime's tests and the sender's (over fakes) run in it,
-# and the corpus agreement of every module run in it.
-# Usage: tests/godot/run.sh VENV CORPUS_DIR
+# the GDScript interpreter's own tests, the runtime's tests and the sender's (over fakes, and over
+# real HTTP against `serve`) run in it, and the corpus agreement of every module run in it.
+# Usage: tests/godot/run.sh VENV CORPUS_DIR CONTRACT_RUNTIME_BINARY   (the sender against serve)
 # Ends with `godot: N passed, M failed`. A missing gdtoolkit is a failure, never a skip.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
-VENV="${1:?usage: tests/godot/run.sh VENV CORPUS_DIR}"
-CORPUS="${2:?usage: tests/godot/run.sh VENV CORPUS_DIR}"
+VENV="${1:?usage: tests/godot/run.sh VENV CORPUS_DIR CONTRACT_RUNTIME_BINARY}"
+CORPUS="${2:?usage: tests/godot/run.sh VENV CORPUS_DIR CONTRACT_RUNTIME_BINARY}"
+RUNTIME_BINARY="${3:?usage: tests/godot/run.sh VENV CORPUS_DIR CONTRACT_RUNTIME_BINARY}"
 PY="$VENV/bin/python"
 RUNTIME=compiler/templates/godot/contractc_runtime.gd
 WORK="$(mktemp -d)"
@@ -96,6 +97,10 @@ count "$WORK/runtime.log" "godot runtime"
 "$PY" tests/godot/test_sender.py >"$WORK/sender.log" 2>&1
 grep -E '^FAIL' "$WORK/sender.log"; tail -1 "$WORK/sender.log"
 count "$WORK/sender.log" "godot sender"
+
+"$PY" tests/godot/e2e.py "$RUNTIME_BINARY" >"$WORK/e2e.log" 2>&1
+grep -E '^FAIL' "$WORK/e2e.log"; tail -1 "$WORK/e2e.log"
+count "$WORK/e2e.log" "godot e2e"
 
 "$PY" tests/godot/agreement.py "$CORPUS" "${MODULES[@]}" >"$WORK/agreement.log" 2>&1
 grep -E '^(FAIL|#)' "$WORK/agreement.log"; tail -1 "$WORK/agreement.log"

@@ -1,8 +1,7 @@
 """The Godot sender (`ContractClient` in the runtime), executed by the GDScript interpreter over
-fakes: a scripted transport (the client's `transport` Callable, in place of HTTPRequest), a
-`sleep` that records the backoff, a fixed clock, and FileAccess/DirAccess on a temporary
-directory standing for `user://`. The scene tree, HTTPRequest and timers themselves are not
-executed. Mirrors tests/clients/typescript/unit.ts: retry and backoff, no retry on 4xx, giving
+fakes (tests/godot/fakes.py): a scripted server behind the client's `transport` Callable with a
+`sleep` that records the backoff, or behind a fake HTTPRequest and SceneTree timers (the default
+path), a fixed clock, and FileAccess/DirAccess on a temporary directory standing for `user://`. Mirrors tests/clients/typescript/unit.ts: retry and backoff, no retry on 4xx, giving
 up, refusing an invalid event without a request, guest login and the returning guest, refresh
 and its fallback, the version header, the token provider and 401s, batches within the limits
 with verdicts mapped back, the deployed API's failed records, the bounded persistent queue (and
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import gdscript as gd  # noqa: E402
+import fakes  # noqa: E402
 
 ROOT = HERE.parents[1]
 MODULE = ROOT / "generated/game_events/clients/godot/addons/contractc_game_events/game_events.gd"
@@ -49,78 +49,7 @@ def eq(got, want, what="") -> None:
     assert got == want, f"{what}: got {got!r}, want {want!r}"
 
 
-# ----- the fakes --------------------------------------------------------------------------------
-
-
-class Files:
-    """FileAccess and DirAccess over a directory standing for `user://`."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, p: str) -> Path:
-        assert p.startswith("user://"), f"a path outside user://: {p}"
-        return self.root / p[len("user://"):]
-
-
-class FileAccessFake:
-    READ, WRITE, READ_WRITE = 1, 2, 3
-
-    def __init__(self, files: Files):
-        self.files = files
-
-    def constant(self, name, where):
-        return getattr(self, name)
-
-    def static_file_exists(self, p):
-        return self.files.path(p).is_file()
-
-    def static_get_file_as_string(self, p):
-        return self.files.path(p).read_text(encoding="utf-8")
-
-    def static_open(self, p, mode):
-        path = self.files.path(p)
-        if mode == self.READ_WRITE and not path.exists():
-            return None
-        handle = open(path, "r+" if mode == self.READ_WRITE else "w", encoding="utf-8", newline="")
-        return gd.EngineObject("FileAccess", fake=OpenFile(handle))
-
-
-class OpenFile:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def seek_end(self, position=0):
-        self.handle.seek(0, 2)
-
-    def store_string(self, text):
-        self.handle.write(text)
-
-    def flush(self):
-        self.handle.flush()
-
-    def close(self):
-        self.handle.close()
-
-
-class DirAccessFake:
-    def __init__(self, files: Files):
-        self.files = files
-
-    def static_make_dir_recursive_absolute(self, p):
-        self.files.path(p).mkdir(parents=True, exist_ok=True)
-        return 0
-
-    def static_rename_absolute(self, a, b):
-        self.files.path(a).replace(self.files.path(b))
-        return 0
-
-
-class NodeFake:
-    """A Node outside any scene tree: the sender needs none with a transport and a sleep."""
-
-    def __init__(self, it, obj):
-        self.obj = obj
+# ----- the scripted server ----------------------------------------------------------------------
 
 
 class Server:
@@ -176,11 +105,19 @@ def serve_verdicts(call):
 
 
 class Harness:
-    def __init__(self, server: Server, state: Path | None = None, **options):
+    """A client of game_events over `server`: through its `transport` option and a recorded
+    `sleep`, or (`through_engine`) through the HTTPRequest and timer fakes, as in a game."""
+
+    def __init__(self, server: Server, state: Path | None = None, through_engine: bool = False, **options):
         self.state = state or Path(tempfile.mkdtemp(prefix="godot-sender-"))
         self.it = gd.Interpreter()
-        files = Files(self.state)
-        self.it.engine = {"Node": NodeFake, "FileAccess": FileAccessFake(files), "DirAccess": DirAccessFake(files)}
+        files = fakes.Files(self.state)
+
+        def send(method, url, headers, body):
+            answer = server(method, url, headers, body)
+            return answer.get("status"), answer.get("body", "")
+
+        self.it.engine = fakes.engine(files, send if through_engine else None)
         self.module = self.it.load(MODULE)
         self.rt = self.it.get(self.module, "rt")
         self.sleeps: list[int] = []
@@ -190,6 +127,8 @@ class Harness:
                     "sleep": gd.GDCallable(builtin=lambda ms: self.sleeps.append(ms), name="sleep"),
                     "random": gd.GDCallable(builtin=lambda: 0.5, name="random"),
                     "now_ms": gd.GDCallable(builtin=lambda: self.clock[0], name="now_ms")}
+        if through_engine:
+            del defaults["transport"], defaults["sleep"]
         defaults.update(options)
         self.options = gd.GDDict(defaults.items())
         self.client = self.it.call_static(self.module, "create_client", self.options)
@@ -229,6 +168,23 @@ def retries_then_succeeds():
 
 
 test("retries network errors, 5xx and 429 with growing jittered backoff, then succeeds", retries_then_succeeds)
+
+
+def through_the_engine():
+    answers = iter([(0, "connection refused"), (503, "busy"), (200, "Successfully added event")])
+    server = routes(put_record=lambda call: next(answers))
+    fakes.NodeFake.waits.clear()
+    h = Harness(server, through_engine=True, timeout_ms=5000)
+    result = h.call("send", h.event("e1"))
+    eq((result["status"], result["body"]), (200, "Successfully added event"), "answer")
+    eq(fakes.NodeFake.waits, [0.1, 0.2], "timers: the backoff in seconds")
+    requests = h.it.engine["HTTPRequest"].requests
+    eq({r["timeout"] for r in requests}, {5.0}, "HTTPRequest.timeout from timeout_ms")
+    eq(len(requests), 4, "the login, then three tries")
+
+
+test("the default transport: an HTTPRequest child per request and SceneTree timers for the backoff",
+     through_the_engine)
 
 
 def never_retries_4xx():
