@@ -235,6 +235,18 @@ impl<'p, 'c> Module<'p, 'c> {
         }
     }
 
+    /// A call writing the present value `expr` of `kind` as JSON (nested items by Callables).
+    fn write(&self, kind: &Kind, expr: &str) -> String {
+        match kind {
+            Kind::Timestamp { format } => format!("rt.write_timestamp({expr}, FORMAT_{format})"),
+            Kind::List(e) => format!("rt.write_list({expr}, {})", self.writer(&e.value.kind)),
+            Kind::Map { value, .. } => {
+                format!("rt.write_map({expr}, {})", self.writer(&value.value.kind))
+            }
+            _ => format!("{}({expr})", self.writer(kind)),
+        }
+    }
+
     // ----- records -----------------------------------------------------------------------------
 
     /// `check_x`: unknown keys (when refused), then every member in order.
@@ -287,9 +299,9 @@ impl<'p, 'c> Module<'p, 'c> {
             let key = lit(&format!("{}:", lit(name)));
             let _ = write!(
                 out,
-                "\tif value.get({0}) != null:\n\t\tparts.append({key} + {1}.call(value[{0}]))\n",
+                "\tif value.get({0}) != null:\n\t\tparts.append({key} + {1})\n",
                 lit(name),
-                self.writer(&member.value.kind)
+                self.write(&member.value.kind, &format!("value[{}]", lit(name)))
             );
         }
         out.push_str("\treturn rt.write_object(parts)\n\n\n");
