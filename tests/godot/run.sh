@@ -38,7 +38,7 @@ if [ ! -x "$VENV/bin/gdparse" ] || [ ! -x "$VENV/bin/gdlint" ] || ! "$PY" -c "im
     exit 1
 fi
 
-# The modules: generated ones, and the hand-written samples of contracts without one.
+# The modules: the generated ones and the fixtures' expected ones.
 mapfile -t GENERATED < <(ls generated/*/clients/godot/addons/contractc_*/*.gd \
     tests/fixtures/*/expected/*/clients/godot/addons/contractc_*/*.gd 2>/dev/null)
 MODULES=()
@@ -53,10 +53,6 @@ for file in "${GENERATED[@]}"; do
     else
         MODULES+=("$file")
     fi
-done
-for sample in tests/godot/sample/*.gd; do
-    name=$(basename "$sample" .gd)
-    if ! printf '%s\n' "${MODULES[@]}" | grep -q "/contractc_$name/$name.gd$"; then MODULES+=("$sample"); fi
 done
 
 for file in "$RUNTIME" "${MODULES[@]}"; do
