@@ -186,7 +186,7 @@ step "Godot client (GDScript, no engine here): gdparse + gdlint, the interpreter
 # tests/godot/README.md: what is executed (checks, JSON, formats) and what is parsed and linted only.
 "$VENV/bin/gdlint" --version >/dev/null 2>&1 || { echo "gdtoolkit missing from $VENV (tests/requirements.txt)" >&2; exit 1; }
 GODOT_LOG="$(mktemp)"
-tests/godot/run.sh "$VENV" "$CORPUS" | tee "$GODOT_LOG"
+tests/godot/run.sh "$VENV" "$CORPUS" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/contract-runtime" | tee "$GODOT_LOG"
 
 step "quality console in a real browser (headless Chromium driven by selenium)"
 missing=()

@@ -1,7 +1,9 @@
 """Writes the snippets of docs/clients.md as compilable files (the tests compile them).
 
 Usage: doc_snippets.py DOCS_MD OUT_DIR
-Every ts, csharp and cpp block belongs to a section below, which has one block per language:
+Every ts, csharp, cpp and gdscript block belongs to a section below, which has one block per
+language (GDScript as a whole script, OUT_DIR/first_event.gd and sign_in.gd, parsed, linted and
+checked against the module by gdscript_snippets.py):
 - "Your first event": OUT_DIR/first_event.ts (a module), FirstEvent.cs (inside an async method,
   with Unity's `Application` stubbed) and first_event.cpp (includes on top, statements in main).
 - "Use your game's sign-in": sign_in.ts, SignIn.cs (its classes beside the method, compiled with
@@ -19,14 +21,14 @@ def blocks_by_section(text):
     found = {title: {} for title in SECTIONS}
     for section in re.split(r"^## ", text, flags=re.M)[1:]:
         title = section.splitlines()[0].strip()
-        for lang, body in re.findall(r"```(ts|csharp|cpp)\n(.*?)```", section, re.S):
+        for lang, body in re.findall(r"```(ts|csharp|cpp|gdscript)\n(.*?)```", section, re.S):
             if title not in found:
                 sys.exit(f"a {lang} block under '## {title}' is not compiled: put it in one of {sorted(SECTIONS)}")
             if lang in found[title]:
                 sys.exit(f"more than one {lang} block under '## {title}'")
             found[title][lang] = body
     for title, blocks in found.items():
-        missing = {"ts", "csharp", "cpp"} - blocks.keys()
+        missing = {"ts", "csharp", "cpp", "gdscript"} - blocks.keys()
         if missing:
             sys.exit(f"no {', '.join(sorted(missing))} block under '## {title}'")
     return found
@@ -75,6 +77,7 @@ def main():
         (out / f"{stem}.ts").write_text(blocks["ts"] + "\nexport {};\n", encoding="utf-8")
         (out / f"{name}.cs").write_text(csharp(blocks["csharp"], name, stem == "first_event"), encoding="utf-8")
         (out / f"{stem}.cpp").write_text(cpp(blocks["cpp"]), encoding="utf-8")
+        (out / f"{stem}.gd").write_text(blocks["gdscript"], encoding="utf-8")
 
 
 main()

@@ -303,6 +303,23 @@ versioning() {
     count "$WORK/versioning.log" "versioning"
 }
 
+# ----- Godot: the snippets of docs/clients.md (the addon itself: tests/godot/run.sh) ----------
+godot_snippets() {
+    local python="${CONTRACTC_PYTHON:-python3}"
+    local bin
+    bin="$(dirname "$python")"
+    if [ ! -x "$bin/gdparse" ] || [ ! -x "$bin/gdlint" ]; then
+        fail "godot: gdparse and gdlint are missing beside $python (pip install gdtoolkit, tests/requirements.txt)"
+        return
+    fi
+    "$python" tests/clients/gdscript_snippets.py "$bin" "$WORK/snippets/first_event.gd" "$WORK/snippets/sign_in.gd" \
+        >"$WORK/gd-snippets.log" 2>&1
+    cat "$WORK/gd-snippets.log"
+    passed=$((passed + $(grep -c '^ok - ' "$WORK/gd-snippets.log")))
+    failed=$((failed + $(grep -c '^FAIL - ' "$WORK/gd-snippets.log")))
+    grep -qE '^(ok|FAIL) - ' "$WORK/gd-snippets.log" || fail "godot: the snippet check printed nothing (crashed?)"
+}
+
 started=$(date +%s)
 python3 tests/clients/doc_snippets.py docs/clients.md "$WORK/snippets" || fail "docs/clients.md: its snippets (first event, sign-in) not found"
 start_serve || true
@@ -313,6 +330,7 @@ fuzz_text
 exactly_once
 sign_in
 versioning
+godot_snippets
 if [ -n "$SERVE_PID" ]; then
     kill -TERM "$SERVE_PID" && wait "$SERVE_PID"
     status=$?

@@ -1,18 +1,23 @@
 """The game's own sign-in, end to end: each generated client with a token provider backed by a
 second identity provider (tests/clients/test_idp.py), against `serve --trust-issuer` it.
 
-Usage: python tests/clients/sign_in.py RUNTIME_BINARY NAME=COMMAND ...
+Usage: python tests/clients/sign_in.py RUNTIME_BINARY [NAME=COMMAND ...]
 
 Each NAME=COMMAND is a client's test program, run as `COMMAND BASE_URL IDP_URL SUBJECT STATE_DIR`:
 it signs in through its token provider as SUBJECT (a Steam-like id, one per client), sends single
 events, a batch and queued events, and is handed expired tokens by the IdP on the way (serve
 answers 401; the client asks again, forced, and retries once; a second 401 fails the flush and
 keeps the events queued). It prints its own checks and summary, and writes the `event_uuid` of
-every event it sent to STATE_DIR/sent.ndjson.
+every event it sent to STATE_DIR/sent.ndjson. The Godot client's program is always run, last
+(unless a `godot=COMMAND` is given): `godot=PYTHON tests/godot/sign_in.py` with this Python
+(gdtoolkit, tests/requirements.txt), the generated module and runtime run by the GDScript
+interpreter, its token provider GDScript (tests/godot/sign_in.gd), every HTTPRequest real HTTP.
 
-Then serve is stopped (everything acknowledged is committed) and its lake read with pyiceberg:
-every event a client sent is in the events table exactly once (by its dedup id), with
-`player_id` the IdP's subject; and serve counted a 401 for each expired token handed out.
+serve's count of 401s is read around each client: it must have grown by exactly the number of
+expired tokens the IdP handed that client's subject. Then serve is stopped (everything
+acknowledged is committed) and its lake read with pyiceberg: every event a client sent is in the
+events table exactly once (by its dedup id), with `player_id` the IdP's subject; and serve counted
+a 401 for each expired token handed out.
 
 Prints one line per check and `sign in: N passed, M failed` (the clients' checks included);
 exits 1 on any failure. A missing package or toolchain is a failure, never a skip.
@@ -34,6 +39,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+GODOT_SIGN_IN = os.path.join(os.path.dirname(HERE), "godot", "sign_in.py")
 
 ID_FIELD = "event_uuid"
 EVENTS_TABLE = "analytics_events_db.events_table"
@@ -126,7 +132,7 @@ def stored_rows(data_dir):
 
 
 def main(argv):
-    if len(argv) < 3:
+    if len(argv) < 2:
         print(__doc__)
         return 2
     try:
@@ -137,6 +143,8 @@ def main(argv):
         return finish()
     binary = os.path.abspath(argv[1])
     clients = [a.split("=", 1) for a in argv[2:]]
+    if "godot" not in [name for name, _ in clients]:
+        clients.append(["godot", shlex.join([sys.executable, GODOT_SIGN_IN])])
     work = tempfile.mkdtemp(prefix="contractc-sign-in-")
     data_dir = os.path.join(work, "data")
     idp = TestIdp().start()
@@ -147,7 +155,11 @@ def main(argv):
     try:
         serve, base = start_serve(binary, data_dir, idp.issuer, log)
         for name, command in clients:
+            before, expired_before = unauthorized(base), idp.stats()["expired"].get(subjects[name], 0)
             sent[name] = run_client(name, command, base, idp.issuer, subjects[name], os.path.join(work, name))
+            grew, expired = unauthorized(base) - before, idp.stats()["expired"].get(subjects[name], 0) - expired_before
+            check("%s: serve answered 401 once per expired token of %s (%d)" % (name, subjects[name], expired),
+                  expired > 0 and grew == expired, "%d expired tokens, %d refusals" % (expired, grew))
         refused = unauthorized(base)
     except RuntimeError as error:
         check("serve started with --trust-issuer", False, str(error))

@@ -1,8 +1,7 @@
 """The Godot client's verdicts agree with the server's, case by case over the labelled corpus.
 
 For each contract with a GDScript module (generated, `generated/<c>/clients/godot/addons/
-contractc_<c>/<c>.gd` or a fixture's expected output; else the hand-written sample in
-tests/godot/sample/ for contracts the compiler does not render yet), every corpus case's body is
+contractc_<c>/<c>.gd` or a fixture's expected output), every corpus case's body is
 given to the module's `decode` in the GDScript interpreter (tests/godot/gdscript.py), running the
 real text of the module and of the runtime beside it:
 
@@ -31,14 +30,13 @@ import gdscript as gd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "compiler/templates/godot/contractc_runtime.gd"
-SAMPLES = Path(__file__).resolve().parent / "sample"
 # contract_corpus::REFERENCE_TIME_MICROS: the ingest time the labels assume.
 REFERENCE_TIME_MICROS = 1_708_603_200_000_000
 SHAPE_CODES = {"missing", "wrong_type", "unknown_field", "duplicate_field", "invalid_json"}
 
 
 def modules() -> dict[str, Path]:
-    """Contract name → module: generated ones first, then the samples for the others."""
+    """Contract name → module: the generated ones, then the fixtures' expected ones."""
     found: dict[str, Path] = {}
     patterns = ["generated/*/clients/godot/addons/contractc_*/*.gd",
                 "tests/fixtures/*/expected/*/clients/godot/addons/contractc_*/*.gd"]
@@ -46,8 +44,6 @@ def modules() -> dict[str, Path]:
         for path in sorted(ROOT.glob(pattern)):
             if path.name != "contractc_runtime.gd":
                 found.setdefault(path.stem, path)
-    for path in sorted(SAMPLES.glob("*.gd")):
-        found.setdefault(path.stem, path)
     return found
 
 
@@ -59,8 +55,8 @@ def shown(path: Path) -> str:
 
 
 def staged(module: Path, work: Path) -> Path:
-    """The module with a runtime beside it: its own (generated) or the template (a sample)."""
-    if (module.parent / "contractc_runtime.gd").exists() and module.parent != SAMPLES:
+    """The module with a runtime beside it: its own (generated), else the template's."""
+    if (module.parent / "contractc_runtime.gd").exists():
         return module
     target = work / module.stem
     target.mkdir(parents=True, exist_ok=True)

@@ -39,12 +39,14 @@ What is executed, and how faithfully:
   formatting is not modelled: the runtime writes floats itself).
 - The engine's I/O is not executed: `Node` (the scene tree, timers), `HTTPRequest`, `FileAccess`
   and `DirAccess` raise `NotExecuted`, unless a test installs fakes (`Interpreter.engine`), as
-  tests/godot/sender.py does to run the sender's queue, retry and sign-in logic over a scripted
-  transport and a temporary directory.
+  tests/godot/test_sender.py and e2e.py do (tests/godot/fakes.py): an HTTPRequest sending to a
+  scripted server or with real HTTP to `serve`, timers that record their wait, FileAccess and
+  DirAccess on a temporary directory.
 
 So: the Checker, every check, JSON decode and encode, numbers, timestamp formats and uuids run
-here for real; the sender runs here only over the fakes, and its HTTPRequest and file access
-(a few lines each) are parsed and linted only.
+here for real; the sender (sign-in, refresh, the token provider, retry and backoff, batching, the
+journal, its HTTPRequest and timer code) runs over fakes of those engine classes. Godot's own
+HTTPRequest, files, timers, analyzer and PCRE2 are never run.
 """
 
 from __future__ import annotations
@@ -1108,8 +1110,21 @@ class Interpreter:
         else:
             raise Unsupported(f"{where}: for over {type_name(iterable)}")
         had = name in frame.locals
+        if hint is None:
+            # Godot types the loop variable by its iterable: int over ints and ranges, the element
+            # type of a typed Array, String over a String; otherwise it is a Variant.
+            if isinstance(iterable, (int, range)):
+                hint = TypeHint("int")
+            elif isinstance(iterable, str):
+                hint = TypeHint("String")
+            elif isinstance(iterable, GDArray) and iterable.elem is not None:
+                hint = iterable.elem
+            loop_hint = hint
+            hint = None
+        else:
+            loop_hint = hint
         for item in items:
-            frame.types[name] = hint
+            frame.types[name] = loop_hint
             frame.locals[name] = self.convert(item, hint, frame, None, where) if hint else item
             flow = self.exec_block(body, frame)
             if flow is BREAK:
@@ -1179,6 +1194,9 @@ class Interpreter:
 
     def store_member(self, obj: Any, cls: GDClass | None, name: str, value: Any, frame: Frame, where: Location,
                      node: Any, implicit: bool = False) -> None:
+        if isinstance(obj, EngineObject) and hasattr(obj.state.get("fake"), "set_property"):
+            obj.state["fake"].set_property(name, value, where)
+            return
         if isinstance(obj, GDObject) and (name in obj.fields):
             obj.fields[name] = self.convert(value, obj.types.get(name), frame, node, where)
             return
@@ -1366,7 +1384,7 @@ class Interpreter:
 
     def await_signal(self, signal: Signal, where: Location) -> Any:
         owner = signal.owner
-        waiter = getattr(owner, "awaited", None) if not isinstance(owner, GDObject) else None
+        waiter = getattr(owner.state.get("fake"), "awaited", None) if isinstance(owner, EngineObject) else None
         if isinstance(owner, GDObject) and owner.engine is not None and hasattr(owner.engine, "awaited"):
             waiter = owner.engine.awaited
         if waiter is None:
@@ -1687,6 +1705,8 @@ class Interpreter:
                 return GDCallable(builtin=lambda *a: method(self, where, base, *a), name=name)
         if isinstance(base, EngineObject) and name in ENGINE_OBJECT_PROPERTIES.get(base.cls, ()):
             return base.state[name]
+        if isinstance(base, EngineObject) and hasattr(base.state.get("fake"), "member"):
+            return base.state["fake"].member(name, where)
         raise GDScriptError(f"{where}: Invalid access to property {name!r} on a {type_name(base)}")
 
     def call_method(self, base: Any, name: str, args: list, where: Location) -> Any:
@@ -2011,8 +2031,9 @@ def _s_split(it: Interpreter, where: Location, s: str, delimiter: str = "", allo
 
 
 def _s_join(it: Interpreter, where: Location, s: str, parts: Any) -> str:
-    if not isinstance(parts, (PackedStringArray, GDArray)):
-        raise GDScriptError(f"{where}: join() takes a PackedStringArray")
+    if not isinstance(parts, PackedStringArray):
+        raise GDScriptError(f"{where}: join() takes a PackedStringArray, not a {type_name(parts)} "
+                            "(Godot's analyzer may refuse the conversion: make one with PackedStringArray(...))")
     for p in parts:
         if not isinstance(p, str):
             raise GDScriptError(f"{where}: join() of a {type_name(p)}")

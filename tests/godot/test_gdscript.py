@@ -397,13 +397,13 @@ static func f() -> void:
 
 
 def agreement_fails_on_a_wrong_module() -> None:
-    sample = HERE / "sample" / "minimal.gd"
+    sample = HERE.parents[1] / "tests/fixtures/minimal/expected/minimal/clients/godot/addons/contractc_minimal/minimal.gd"
     broken_dir = WORK / "broken"
     broken_dir.mkdir(exist_ok=True)
     text = sample.read_text(encoding="utf-8")
     # A module that misses the `missing` violation: the agreement check must say so.
     wrong = text.replace('cx.report("missing", "event_id"', 'cx.report("max", "event_id"')
-    assert wrong != text, "the sample changed: update this test"
+    assert wrong != text, "the generated minimal module changed: update this test"
     (broken_dir / "minimal.gd").write_text(wrong, encoding="utf-8")
     shutil.copy(agreement.RUNTIME, broken_dir / "contractc_runtime.gd")
     corpus = WORK / "corpus"

@@ -49,6 +49,7 @@ const RESERVED: &[&str] = &[
     "FlushResult",
     "KeyValueStore",
     "SendResult",
+    "TokenProvider",
     "Array",
     "BigInt",
     "Date",
@@ -622,6 +623,84 @@ impl Value<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    /// The plan of the one contract in `yaml` (it must check).
+    fn planned(yaml: &str, test: impl FnOnce(&ClientPlan)) {
+        let outcome = crate::driver::check_sources(&[SourceFile::new("t.yaml", yaml)]);
+        let set = outcome.contracts.expect("the contract checks");
+        test(&ClientPlan::of(&set.contracts[0]));
+    }
+
+    const VARIANTS: &str = "contract: t\nversion: 1.0.0\nowner: tests\nfields:\n  - {name: kind, id: 1, type: string, required: true}\n  - {name: note, id: 2, type: string, rules: [{pattern: '[a-z]+'}]}\n  - {name: event, id: 3, type: struct, fields: [{name: tag, id: 4, type: string, rules: [{pattern: '[a-z]+'}]}]}\nvariants:\n  discriminator: kind\n  cases:\n    a b:\n      require: [note]\n      rules: {note: [{max_length: 3}]}\n      fields:\n        - {name: size, id: 5, type: int, required: true}\n    c:\ntable: {database: d, name: t}\ningest:\n  route: /t\n  auth: {issuer: dev, audience: a, scopes: [guest]}\n";
+
+    #[test]
+    fn a_variant_requires_its_payload_and_its_require_list_and_says_so() {
+        planned(VARIANTS, |plan| {
+            let a = &plan.events[0];
+            let member = |name: &str| a.members.iter().find(|m| m.field.name == name).unwrap();
+            assert!(member("note").required && member("size").required);
+            assert_eq!(member("note").missing, "required for variant \"a b\"");
+            assert_eq!(member("kind").missing, "required field is missing");
+            assert_eq!(member("kind").constant, Some("a b"));
+            // The field's own pattern, then the variant's rule for it.
+            let codes: Vec<_> = member("note")
+                .value
+                .rules
+                .iter()
+                .map(|r| (r.code, r.from_variant))
+                .collect();
+            assert_eq!(codes, [("pattern", false), ("max_length", true)]);
+            let c = &plan.events[1];
+            assert!(!c.members.iter().any(|m| m.field.name == "size"));
+            assert!(
+                !c.members
+                    .iter()
+                    .find(|m| m.field.name == "note")
+                    .unwrap()
+                    .required
+            );
+        });
+    }
+
+    #[test]
+    fn types_are_named_once_by_field_id_and_patterns_interned() {
+        planned(VARIANTS, |plan| {
+            // `Event` is taken (every language's event type): the struct gets its field id.
+            let names: Vec<_> = plan.records.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, ["Event3"]);
+            // One record for the struct although both variants hold it.
+            assert!(plan.events.iter().all(|e| {
+                e.members
+                    .iter()
+                    .any(|m| matches!(m.value.kind, Kind::Record(0)))
+            }));
+            // `[a-z]+` on two fields: one pattern.
+            assert_eq!(plan.patterns, ["[a-z]+"]);
+            assert!(
+                plan.events[0].uses_now,
+                "a nested record's check takes the time"
+            );
+        });
+    }
+
+    #[test]
+    fn pascal_splits_on_anything_but_letters_and_digits() {
+        assert_eq!(pascal("match_started"), "MatchStarted");
+        assert_eq!(pascal("end game-2"), "EndGame2");
+        assert_eq!(pascal("3rd"), "V3rd");
+        assert_eq!(pascal("__"), "V");
+    }
+
+    #[test]
+    fn decimal_bounds_round_inward() {
+        assert_eq!(Bound::Float(0.125).unscaled(2, true), 13);
+        assert_eq!(Bound::Float(0.125).unscaled(2, false), 12);
+        assert_eq!(Bound::Float(1.1).unscaled(1, true), 11);
+        assert_eq!(Bound::Int(-3).unscaled(2, false), -300);
+    }
+
     /// A record named like a type of the C# runtime would replace it: the module shares the
     /// runtime's namespace.
     #[test]

@@ -8,11 +8,9 @@
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
-use super::client_checks::{CheckWriter, Loop};
-use super::client_plan::{
-    ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value, pascal,
-};
-use crate::ir::{Contract, ContractSet, FormatItem, Literal, Policy, Valid};
+use super::client_checks::{CheckWriter, Loop, Spelling};
+use super::client_plan::{ClientPlan, Element, Kind, Member, Record, Value, pascal};
+use crate::ir::{Contract, ContractSet, FormatItem, Policy, Valid};
 
 const RUNTIME: &str = include_str!("../../templates/cpp/contractc_runtime.hpp");
 const CURL: &str = include_str!("../../templates/cpp/contractc_curl.hpp");
@@ -636,18 +634,37 @@ fn format_item(item: &FormatItem) -> String {
     }
 }
 
+/// How this language spells the pieces of a check.
+const SPELLING: Spelling = Spelling {
+    literal: lit,
+    policy: |p| policy(p).to_string(),
+    no_field: "nullptr",
+    step: "    ",
+    enter_key: "cx.enter_key({k});",
+    leave: "cx.leave();",
+    char_length: "rt::char_length({v})",
+    count: "{n}u",
+    micros: "{n}LL",
+    no_match: "!std::regex_match({v}, pattern_{i}())",
+    int_bound: "{v} {op} {n}LL",
+    float_bound_on_int: "{v} {op} {x}",
+    float_bound: "{v} {op} {x}",
+    decimal_bound: "{v} {op} {unscaled}.0L",
+    not_in: "[&] { const std::vector<{type}> allowed{{values}}; return std::find(allowed.begin(), allowed.end(), {v}) == allowed.end(); }()",
+    string_type: "std::string",
+    int_type: "long long",
+    string_member: "std::string({s})",
+    int_member: "{n}LL",
+    report: "{indent}if ({failed}) cx.report({code}, {field}, {policy}, {message});\n",
+};
+
 impl CheckWriter for Module<'_, '_> {
-    fn lit(&self, text: &str) -> String {
-        lit(text)
+    fn spelling(&self) -> &'static Spelling {
+        &SPELLING
     }
 
-    fn no_field(&self) -> &'static str {
-        "nullptr"
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
+    fn counter(&mut self) -> &mut usize {
+        &mut self.counter
     }
 
     /// Statements checking `x` (present) against its type and rules.
@@ -748,65 +765,6 @@ impl CheckWriter for Module<'_, '_> {
             count: format!("{x}.size()"),
             body_indent: format!("{inner}    "),
         }
-    }
-
-    fn key_scope(&self, name: &str) -> (String, String) {
-        (
-            format!("cx.enter_key({});", lit(name)),
-            "cx.leave();".into(),
-        )
-    }
-
-    /// Decimals compare unscaled (as `long double`s), integers as `long long`s.
-    fn compare(&self, v: &str, op: &str, limit: Limit, _kind: &Kind) -> String {
-        match limit {
-            Limit::Decimal { unscaled, .. } => format!("{v} {op} {unscaled}.0L"),
-            Limit::Int(i) => format!("{v} {op} {i}LL"),
-            Limit::Float(x) => format!("{v} {op} {x:?}"),
-        }
-    }
-
-    fn char_length(&self, v: &str) -> String {
-        format!("rt::char_length({v})")
-    }
-
-    fn count(&self, n: u64) -> String {
-        format!("{n}u")
-    }
-
-    fn no_match(&self, index: usize, v: &str) -> String {
-        format!("!std::regex_match({v}, pattern_{index}())")
-    }
-
-    fn not_in(&self, values: &[Literal], kind: &Kind, v: &str) -> String {
-        let shown: Vec<String> = values
-            .iter()
-            .map(|l| match l {
-                Literal::String(s) => format!("std::string({})", lit(s)),
-                Literal::Int(i) => format!("{i}LL"),
-            })
-            .collect();
-        let elem = match kind {
-            Kind::String => "std::string",
-            _ => "long long",
-        };
-        format!(
-            "[&] {{ const std::vector<{elem}> allowed{{{}}}; return std::find(allowed.begin(), allowed.end(), {v}) == allowed.end(); }}()",
-            shown.join(", ")
-        )
-    }
-
-    fn micros(&self, offset: i64) -> String {
-        format!("{offset}LL")
-    }
-
-    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
-        format!(
-            "{indent}if ({failed}) cx.report({}, {field}, {}, {});\n",
-            lit(rule.code),
-            policy(rule.policy),
-            lit(&rule.message)
-        )
     }
 }
 

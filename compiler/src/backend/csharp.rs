@@ -9,11 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
-use super::client_checks::{CheckWriter, Loop};
-use super::client_plan::{
-    ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value, pascal,
-};
-use crate::ir::{ContractSet, FormatItem, Literal, Policy, Valid};
+use super::client_checks::{CheckWriter, Loop, Spelling};
+use super::client_plan::{ClientPlan, Element, Kind, Member, Record, RuleCheck, Value, pascal};
+use crate::ir::{ContractSet, FormatItem, Policy, Valid};
 
 /// The runtime every package carries (in the contract's own namespace).
 const RUNTIME: &str = include_str!("../../templates/csharp/ContractcRuntime.cs");
@@ -787,18 +785,37 @@ impl<'p, 'c> Module<'p, 'c> {
     }
 }
 
+/// How this language spells the pieces of a check.
+const SPELLING: Spelling = Spelling {
+    literal: lit,
+    policy: |p| policy(p).to_string(),
+    no_field: "null",
+    step: "    ",
+    enter_key: "cx.EnterKey({k});",
+    leave: "cx.Leave();",
+    char_length: "Rules.CharLength({v})",
+    count: "{n}",
+    micros: "{n}L",
+    no_match: "!Patterns.P{i}.IsMatch({v})",
+    int_bound: "{v} {op} {n}L",
+    float_bound_on_int: "(double){v} {op} {x}",
+    float_bound: "{v} {op} {x}",
+    decimal_bound: "{v} {op} {written}m",
+    not_in: "Array.IndexOf(new {type}[] { {values} }, ({type}){v}) < 0",
+    string_type: "string",
+    int_type: "long",
+    string_member: "{s}",
+    int_member: "{n}L",
+    report: "{indent}if ({failed}) cx.Report({code}, {field}, {policy}, {message});\n",
+};
+
 impl CheckWriter for Module<'_, '_> {
-    fn lit(&self, text: &str) -> String {
-        lit(text)
+    fn spelling(&self) -> &'static Spelling {
+        &SPELLING
     }
 
-    fn no_field(&self) -> &'static str {
-        "null"
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
+    fn counter(&mut self) -> &mut usize {
+        &mut self.counter
     }
 
     /// Statements checking `expr` (present, non-nullable type) against its type and rules.
@@ -923,65 +940,6 @@ impl CheckWriter for Module<'_, '_> {
             count: format!("{map}.Count"),
             body_indent: format!("{inner}    "),
         }
-    }
-
-    fn key_scope(&self, name: &str) -> (String, String) {
-        (format!("cx.EnterKey({});", lit(name)), "cx.Leave();".into())
-    }
-
-    /// Decimals compare as `decimal`s with the bound as written; integers as `long`s.
-    fn compare(&self, v: &str, op: &str, limit: Limit, kind: &Kind) -> String {
-        match limit {
-            Limit::Decimal { written, .. } => format!("{v} {op} {written}m"),
-            Limit::Int(i) => format!("{v} {op} {i}L"),
-            Limit::Float(x) if matches!(kind, Kind::Int | Kind::Long) => {
-                format!("(double){v} {op} {x:?}")
-            }
-            Limit::Float(x) => format!("{v} {op} {x:?}"),
-        }
-    }
-
-    fn char_length(&self, v: &str) -> String {
-        format!("Rules.CharLength({v})")
-    }
-
-    fn count(&self, n: u64) -> String {
-        n.to_string()
-    }
-
-    fn no_match(&self, index: usize, v: &str) -> String {
-        format!("!Patterns.P{index}.IsMatch({v})")
-    }
-
-    fn not_in(&self, values: &[Literal], kind: &Kind, v: &str) -> String {
-        let shown: Vec<String> = values
-            .iter()
-            .map(|l| match l {
-                Literal::String(s) => lit(s),
-                Literal::Int(i) => format!("{i}L"),
-            })
-            .collect();
-        let elem = match kind {
-            Kind::String => "string",
-            _ => "long",
-        };
-        format!(
-            "Array.IndexOf(new {elem}[] {{ {} }}, ({elem}){v}) < 0",
-            shown.join(", ")
-        )
-    }
-
-    fn micros(&self, offset: i64) -> String {
-        format!("{offset}L")
-    }
-
-    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
-        format!(
-            "{indent}if ({failed}) cx.Report({}, {field}, {}, {});\n",
-            lit(rule.code),
-            policy(rule.policy),
-            lit(&rule.message)
-        )
     }
 }
 

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
-use super::client_checks::{CheckWriter, Loop};
-use super::client_plan::{ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value};
-use crate::ir::{ContractSet, FormatItem, Literal, Valid};
+use super::client_checks::{CheckWriter, Loop, Spelling};
+use super::client_plan::{ClientPlan, Element, Kind, Member, Record, Value};
+use crate::ir::{ContractSet, FormatItem, Valid};
 
 /// The runtime every addon carries.
 const RUNTIME: &str = include_str!("../../templates/godot/contractc_runtime.gd");
@@ -253,6 +253,18 @@ impl<'p, 'c> Module<'p, 'c> {
         }
     }
 
+    /// A call writing the present value `expr` of `kind` as JSON (nested items by Callables).
+    fn write(&self, kind: &Kind, expr: &str) -> String {
+        match kind {
+            Kind::Timestamp { format } => format!("rt.write_timestamp({expr}, FORMAT_{format})"),
+            Kind::List(e) => format!("rt.write_list({expr}, {})", self.writer(&e.value.kind)),
+            Kind::Map { value, .. } => {
+                format!("rt.write_map({expr}, {})", self.writer(&value.value.kind))
+            }
+            _ => format!("{}({expr})", self.writer(kind)),
+        }
+    }
+
     // ----- records -----------------------------------------------------------------------------
 
     /// `check_x`: unknown keys (when refused), then every member in order.
@@ -305,9 +317,9 @@ impl<'p, 'c> Module<'p, 'c> {
             let key = lit(&format!("{}:", lit(name)));
             let _ = write!(
                 out,
-                "\tif value.get({0}) != null:\n\t\tparts.append({key} + {1}.call(value[{0}]))\n",
+                "\tif value.get({0}) != null:\n\t\tparts.append({key} + {1})\n",
                 lit(name),
-                self.writer(&member.value.kind)
+                self.write(&member.value.kind, &format!("value[{}]", lit(name)))
             );
         }
         out.push_str("\treturn rt.write_object(parts)\n\n\n");
@@ -563,22 +575,37 @@ fn variant_value<'c>(record: &Record<'c>) -> &'c str {
     record.variant.map(|v| v.value.as_str()).unwrap_or_default()
 }
 
+/// How this language spells the pieces of a check.
+const SPELLING: Spelling = Spelling {
+    literal: lit,
+    policy: |p| lit(p.as_str()),
+    no_field: "null",
+    step: "\t",
+    enter_key: "cx.enter_key({k})",
+    leave: "cx.leave()",
+    char_length: "rt.char_length({v})",
+    count: "{n}",
+    micros: "{n}",
+    no_match: "not rt.full_match(PATTERN_{i}, {v})",
+    int_bound: "{v} {op} {n}",
+    float_bound_on_int: "float({v}) {op} {x}",
+    float_bound: "{v} {op} {x}",
+    decimal_bound: "rt.compare_decimal({v}, \"{unscaled}\") {op} 0",
+    not_in: "not {v} in [{values}]",
+    string_type: "",
+    int_type: "",
+    string_member: "{s}",
+    int_member: "{n}",
+    report: "{indent}if {failed}:\n{indent}\tcx.report({code}, {field}, {policy}, {message})\n",
+};
+
 impl CheckWriter for Module<'_, '_> {
-    fn lit(&self, text: &str) -> String {
-        lit(text)
+    fn spelling(&self) -> &'static Spelling {
+        &SPELLING
     }
 
-    fn no_field(&self) -> &'static str {
-        "null"
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
-    }
-
-    fn step(&self) -> &'static str {
-        "\t"
+    fn counter(&mut self) -> &mut usize {
+        &mut self.counter
     }
 
     /// A Dictionary's values are any Variant: each check starts with the value's JSON kind.
@@ -696,63 +723,9 @@ impl CheckWriter for Module<'_, '_> {
         }
     }
 
-    fn key_scope(&self, name: &str) -> (String, String) {
-        (format!("cx.enter_key({})", lit(name)), "cx.leave()".into())
-    }
-
     /// A collection's block is its kind check's (see `within`): nothing to open or close.
     fn block(&self, _indent: &str) -> (String, String) {
         (String::new(), String::new())
-    }
-
-    /// Decimals compare as canonical digit strings, integers as ints, the rest as floats.
-    fn compare(&self, v: &str, op: &str, limit: Limit, kind: &Kind) -> String {
-        match limit {
-            Limit::Decimal { unscaled, .. } => {
-                format!("rt.compare_decimal({v}, \"{unscaled}\") {op} 0")
-            }
-            Limit::Int(i) => format!("{v} {op} {i}"),
-            Limit::Float(x) if matches!(kind, Kind::Int | Kind::Long) => {
-                format!("float({v}) {op} {x:?}")
-            }
-            Limit::Float(x) => format!("{v} {op} {x:?}"),
-        }
-    }
-
-    fn char_length(&self, v: &str) -> String {
-        format!("rt.char_length({v})")
-    }
-
-    fn count(&self, n: u64) -> String {
-        n.to_string()
-    }
-
-    fn no_match(&self, index: usize, v: &str) -> String {
-        format!("not rt.full_match(PATTERN_{index}, {v})")
-    }
-
-    fn not_in(&self, values: &[Literal], _kind: &Kind, v: &str) -> String {
-        let shown: Vec<String> = values
-            .iter()
-            .map(|l| match l {
-                Literal::String(s) => lit(s),
-                Literal::Int(i) => i.to_string(),
-            })
-            .collect();
-        format!("not {v} in [{}]", shown.join(", "))
-    }
-
-    fn micros(&self, offset: i64) -> String {
-        offset.to_string()
-    }
-
-    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
-        format!(
-            "{indent}if {failed}:\n{indent}\tcx.report({}, {field}, {}, {})\n",
-            lit(rule.code),
-            lit(rule.policy.as_str()),
-            lit(&rule.message)
-        )
     }
 }
 

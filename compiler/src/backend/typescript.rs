@@ -12,9 +12,9 @@
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
-use super::client_checks::{CheckWriter, Loop};
-use super::client_plan::{ClientPlan, Element, Kind, Limit, Member, Record, RuleCheck, Value};
-use crate::ir::{ContractSet, FormatItem, Literal, Valid};
+use super::client_checks::{CheckWriter, Loop, Spelling};
+use super::client_plan::{ClientPlan, Element, Kind, Member, Record, Value};
+use crate::ir::{ContractSet, FormatItem, Valid};
 
 /// The runtime every module imports, identical for every contract.
 const RUNTIME: &str = include_str!("../../templates/typescript/contractc-runtime.ts");
@@ -450,7 +450,7 @@ impl<'p, 'c> Module<'p, 'c> {
         );
         let _ = writeln!(
             out,
-            "export type {{ BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, SendResult, Violation }} from \"./contractc-runtime.js\";\n"
+            "export type {{ BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, ProvidedToken, SendResult, TokenProvider, Violation }} from \"./contractc-runtime.js\";\n"
         );
         let _ = writeln!(
             out,
@@ -610,22 +610,37 @@ impl<'p, 'c> Module<'p, 'c> {
     }
 }
 
+/// How this language spells the pieces of a check.
+const SPELLING: Spelling = Spelling {
+    literal: lit,
+    policy: |p| lit(p.as_str()),
+    no_field: "null",
+    step: "  ",
+    enter_key: "cx.enterKey({k});",
+    leave: "cx.leave();",
+    char_length: "rt.charLength({v})",
+    count: "{n}",
+    micros: "{n}",
+    no_match: "!PATTERN_{i}.test({v})",
+    int_bound: "{v} {op} {n}n",
+    float_bound_on_int: "Number({v}) {op} {x}",
+    float_bound: "{v} {op} {x}",
+    decimal_bound: "{v} {op} {unscaled}n",
+    not_in: "!([{values}] as {type}[]).includes({v})",
+    string_type: "string",
+    int_type: "bigint",
+    string_member: "{s}",
+    int_member: "{n}n",
+    report: "{indent}if ({failed}) {\n{indent}  cx.report({code}, {field}, {policy}, {message});\n{indent}}\n",
+};
+
 impl CheckWriter for Module<'_, '_> {
-    fn lit(&self, text: &str) -> String {
-        lit(text)
+    fn spelling(&self) -> &'static Spelling {
+        &SPELLING
     }
 
-    fn no_field(&self) -> &'static str {
-        "null"
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.counter += 1;
-        format!("{base}{}", self.counter)
-    }
-
-    fn step(&self) -> &'static str {
-        "  "
+    fn counter(&mut self) -> &mut usize {
+        &mut self.counter
     }
 
     /// Statements checking `expr` (present) against its type and rules, with violations
@@ -742,62 +757,6 @@ impl CheckWriter for Module<'_, '_> {
             count: format!("Object.keys({map}).length"),
             body_indent: format!("{inner}  "),
         }
-    }
-
-    fn key_scope(&self, name: &str) -> (String, String) {
-        (format!("cx.enterKey({});", lit(name)), "cx.leave();".into())
-    }
-
-    /// Integers and decimals compare as bigints (decimals unscaled), everything else as numbers.
-    fn compare(&self, v: &str, op: &str, limit: Limit, kind: &Kind) -> String {
-        match limit {
-            Limit::Decimal { unscaled, .. } => format!("{v} {op} {unscaled}n"),
-            Limit::Int(i) => format!("{v} {op} {i}n"),
-            Limit::Float(x) if matches!(kind, Kind::Int | Kind::Long) => {
-                format!("Number({v}) {op} {x:?}")
-            }
-            Limit::Float(x) => format!("{v} {op} {x:?}"),
-        }
-    }
-
-    fn char_length(&self, v: &str) -> String {
-        format!("rt.charLength({v})")
-    }
-
-    fn count(&self, n: u64) -> String {
-        n.to_string()
-    }
-
-    fn no_match(&self, index: usize, v: &str) -> String {
-        format!("!PATTERN_{index}.test({v})")
-    }
-
-    fn not_in(&self, values: &[Literal], kind: &Kind, v: &str) -> String {
-        let shown: Vec<String> = values
-            .iter()
-            .map(|l| match l {
-                Literal::String(s) => lit(s),
-                Literal::Int(i) => format!("{i}n"),
-            })
-            .collect();
-        let ty = match kind {
-            Kind::String => "string",
-            _ => "bigint",
-        };
-        format!("!([{}] as {ty}[]).includes({v})", shown.join(", "))
-    }
-
-    fn micros(&self, offset: i64) -> String {
-        offset.to_string()
-    }
-
-    fn report(&self, failed: &str, rule: &RuleCheck, field: &str, indent: &str) -> String {
-        format!(
-            "{indent}if ({failed}) {{\n{indent}  cx.report({}, {field}, {}, {});\n{indent}}}\n",
-            lit(rule.code),
-            lit(rule.policy.as_str()),
-            lit(&rule.message)
-        )
     }
 }
 

@@ -297,6 +297,7 @@ static func full_match(re: RegEx, text: String) -> bool:
 ## A new UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time.
 ## Events get one when they are made and keep it through retries and the queue: the server stores
 ## an event whose answer was lost once, however often it is sent.
+@warning_ignore("integer_division")
 static func uuidv7() -> String:
 	var bytes := Crypto.new().generate_random_bytes(16)
 	var ms := now_micros() / 1000
@@ -931,6 +932,7 @@ class Decoder:
 		return names.get(typeof(value), type_string(typeof(value)))
 
 	## The int a JSON integer's text spells, or null beyond 64 bits.
+	@warning_ignore("integer_division")
 	static func exact_int(text: String) -> Variant:
 		var negative := text.begins_with("-")
 		var value := 0
@@ -1220,8 +1222,13 @@ class ContractClient:
 		transport = options.get("transport", Callable())
 		DirAccess.make_dir_recursive_absolute(_state_dir())
 		var saved: Variant = _read_json("tokens.json")
-		if saved is Dictionary:
+		if saved is Dictionary and saved.get("auth_token") is String:
 			_tokens = saved
+			for key in ["auth_expires_at", "refresh_expires_at"]:
+				var at: Variant = saved.get(key)
+				_tokens[key] = Decoder.exact_int(at.text) if at is JsonNumber else 0
+			if _tokens["auth_expires_at"] == null or _tokens["refresh_expires_at"] == null:
+				_tokens = {}
 		_load_queue()
 
 	## The guest's `user_id` once logged in, else "".
@@ -1326,7 +1333,7 @@ class ContractClient:
 	## Logs in as a guest (the saved guest if there is one, else a new one whose identity is
 	## kept): `{token, error, status}`.
 	func login() -> Dictionary:
-		var query: Array = []
+		var query := PackedStringArray()
 		var extra: Dictionary = _options.get("login_query", {})
 		for key in extra:
 			query.append(str(key).uri_encode() + "=" + str(extra[key]).uri_encode())
@@ -1463,7 +1470,8 @@ class ContractClient:
 			var token := await _token()
 			var answer: Dictionary = {}
 			if token["error"] == "":
-				var array := "[" + ",".join(pending.map(func(i: int) -> String: return bodies[i])) + "]"
+				var chosen := PackedStringArray(pending.map(func(i: int) -> String: return bodies[i]))
+				var array := "[" + ",".join(chosen) + "]"
 				answer = await _request("POST", _url(contract["batch_route"]), token["token"], array)
 			else:
 				failure = token["error"]

@@ -8,7 +8,7 @@
 import * as rt from "./contractc-runtime.js";
 
 export { BatchError, ContractClient, ContractViolationError, DecodeError, FileStore, HttpError, MemoryStore, localWallClock, verdictOf, webStorage } from "./contractc-runtime.js";
-export type { BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, SendResult, Violation } from "./contractc-runtime.js";
+export type { BatchEventResult, BatchOutcome, BatchResult, ClientOptions, FlushResult, KeyValueStore, ProvidedToken, SendResult, TokenProvider, Violation } from "./contractc-runtime.js";
 
 /** The contract's name. */
 export const NAME = "match_events";

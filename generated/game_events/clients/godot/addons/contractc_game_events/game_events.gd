@@ -76,15 +76,15 @@ static func check_login_event(cx: rt.Checker, value: Dictionary, now: int) -> vo
 static func encode_login_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -143,15 +143,15 @@ static func check_logout_event(cx: rt.Checker, value: Dictionary, now: int) -> v
 static func encode_logout_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -210,15 +210,15 @@ static func check_new_game_event(cx: rt.Checker, value: Dictionary, now: int) ->
 static func encode_new_game_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -277,15 +277,15 @@ static func check_resume_game_event(cx: rt.Checker, value: Dictionary, now: int)
 static func encode_resume_game_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -344,15 +344,15 @@ static func check_end_game_event(cx: rt.Checker, value: Dictionary, now: int) ->
 static func encode_end_game_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -411,15 +411,15 @@ static func check_collected_item_event(cx: rt.Checker, value: Dictionary, now: i
 static func encode_collected_item_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 
@@ -478,15 +478,15 @@ static func check_killed_enemy_event(cx: rt.Checker, value: Dictionary, now: int
 static func encode_killed_enemy_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("event_type") != null:
-		parts.append("\"event_type\":" + rt.write_string.call(value["event_type"]))
+		parts.append("\"event_type\":" + rt.write_string(value["event_type"]))
 	if value.get("updated_at") != null:
-		parts.append("\"updated_at\":" + rt.write_timestamp.bind(FORMAT_0).call(value["updated_at"]))
+		parts.append("\"updated_at\":" + rt.write_timestamp(value["updated_at"], FORMAT_0))
 	if value.get("event_data") != null:
-		parts.append("\"event_data\":" + rt.write_string.call(value["event_data"]))
+		parts.append("\"event_data\":" + rt.write_string(value["event_data"]))
 	if value.get("event_uuid") != null:
-		parts.append("\"event_uuid\":" + rt.write_string.call(value["event_uuid"]))
+		parts.append("\"event_uuid\":" + rt.write_string(value["event_uuid"]))
 	return rt.write_object(parts)
 
 

@@ -53,9 +53,9 @@ static func check_build(cx: rt.Checker, value: Dictionary, _now: int) -> void:
 static func encode_build(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("version") != null:
-		parts.append("\"version\":" + rt.write_string.call(value["version"]))
+		parts.append("\"version\":" + rt.write_string(value["version"]))
 	if value.get("platform") != null:
-		parts.append("\"platform\":" + rt.write_string.call(value["platform"]))
+		parts.append("\"platform\":" + rt.write_string(value["platform"]))
 	return rt.write_object(parts)
 
 
@@ -89,9 +89,9 @@ static func check_players_item(cx: rt.Checker, value: Dictionary, _now: int) -> 
 static func encode_players_item(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("player_id") != null:
-		parts.append("\"player_id\":" + rt.write_string.call(value["player_id"]))
+		parts.append("\"player_id\":" + rt.write_string(value["player_id"]))
 	if value.get("skill") != null:
-		parts.append("\"skill\":" + rt.write_number.call(value["skill"]))
+		parts.append("\"skill\":" + rt.write_number(value["skill"]))
 	return rt.write_object(parts)
 
 
@@ -194,23 +194,23 @@ static func check_match_started_event(cx: rt.Checker, value: Dictionary, now: in
 static func encode_match_started_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("kind") != null:
-		parts.append("\"kind\":" + rt.write_string.call(value["kind"]))
+		parts.append("\"kind\":" + rt.write_string(value["kind"]))
 	if value.get("occurred_at") != null:
-		parts.append("\"occurred_at\":" + rt.write_timestamptz.call(value["occurred_at"]))
+		parts.append("\"occurred_at\":" + rt.write_timestamptz(value["occurred_at"]))
 	if value.get("match_id") != null:
-		parts.append("\"match_id\":" + rt.write_string.call(value["match_id"]))
+		parts.append("\"match_id\":" + rt.write_string(value["match_id"]))
 	if value.get("region") != null:
-		parts.append("\"region\":" + rt.write_string.call(value["region"]))
+		parts.append("\"region\":" + rt.write_string(value["region"]))
 	if value.get("build") != null:
-		parts.append("\"build\":" + encode_build.call(value["build"]))
+		parts.append("\"build\":" + encode_build(value["build"]))
 	if value.get("tags") != null:
-		parts.append("\"tags\":" + rt.write_list.bind(rt.write_string).call(value["tags"]))
+		parts.append("\"tags\":" + rt.write_list(value["tags"], rt.write_string))
 	if value.get("map_name") != null:
-		parts.append("\"map_name\":" + rt.write_string.call(value["map_name"]))
+		parts.append("\"map_name\":" + rt.write_string(value["map_name"]))
 	if value.get("players") != null:
-		parts.append("\"players\":" + rt.write_list.bind(encode_players_item).call(value["players"]))
+		parts.append("\"players\":" + rt.write_list(value["players"], encode_players_item))
 	return rt.write_object(parts)
 
 
@@ -324,25 +324,25 @@ static func check_match_ended_event(cx: rt.Checker, value: Dictionary, now: int)
 static func encode_match_ended_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("kind") != null:
-		parts.append("\"kind\":" + rt.write_string.call(value["kind"]))
+		parts.append("\"kind\":" + rt.write_string(value["kind"]))
 	if value.get("occurred_at") != null:
-		parts.append("\"occurred_at\":" + rt.write_timestamptz.call(value["occurred_at"]))
+		parts.append("\"occurred_at\":" + rt.write_timestamptz(value["occurred_at"]))
 	if value.get("match_id") != null:
-		parts.append("\"match_id\":" + rt.write_string.call(value["match_id"]))
+		parts.append("\"match_id\":" + rt.write_string(value["match_id"]))
 	if value.get("region") != null:
-		parts.append("\"region\":" + rt.write_string.call(value["region"]))
+		parts.append("\"region\":" + rt.write_string(value["region"]))
 	if value.get("build") != null:
-		parts.append("\"build\":" + encode_build.call(value["build"]))
+		parts.append("\"build\":" + encode_build(value["build"]))
 	if value.get("tags") != null:
-		parts.append("\"tags\":" + rt.write_list.bind(rt.write_string).call(value["tags"]))
+		parts.append("\"tags\":" + rt.write_list(value["tags"], rt.write_string))
 	if value.get("duration_s") != null:
-		parts.append("\"duration_s\":" + rt.write_long.call(value["duration_s"]))
+		parts.append("\"duration_s\":" + rt.write_long(value["duration_s"]))
 	if value.get("scores") != null:
-		parts.append("\"scores\":" + rt.write_map.bind(rt.write_long).call(value["scores"]))
+		parts.append("\"scores\":" + rt.write_map(value["scores"], rt.write_long))
 	if value.get("prize_pool") != null:
-		parts.append("\"prize_pool\":" + rt.write_string.call(value["prize_pool"]))
+		parts.append("\"prize_pool\":" + rt.write_string(value["prize_pool"]))
 	return rt.write_object(parts)
 
 
@@ -452,25 +452,25 @@ static func check_player_purchased_event(cx: rt.Checker, value: Dictionary, now:
 static func encode_player_purchased_event(value: Dictionary) -> String:
 	var parts := PackedStringArray()
 	if value.get("event_id") != null:
-		parts.append("\"event_id\":" + rt.write_string.call(value["event_id"]))
+		parts.append("\"event_id\":" + rt.write_string(value["event_id"]))
 	if value.get("kind") != null:
-		parts.append("\"kind\":" + rt.write_string.call(value["kind"]))
+		parts.append("\"kind\":" + rt.write_string(value["kind"]))
 	if value.get("occurred_at") != null:
-		parts.append("\"occurred_at\":" + rt.write_timestamptz.call(value["occurred_at"]))
+		parts.append("\"occurred_at\":" + rt.write_timestamptz(value["occurred_at"]))
 	if value.get("match_id") != null:
-		parts.append("\"match_id\":" + rt.write_string.call(value["match_id"]))
+		parts.append("\"match_id\":" + rt.write_string(value["match_id"]))
 	if value.get("region") != null:
-		parts.append("\"region\":" + rt.write_string.call(value["region"]))
+		parts.append("\"region\":" + rt.write_string(value["region"]))
 	if value.get("build") != null:
-		parts.append("\"build\":" + encode_build.call(value["build"]))
+		parts.append("\"build\":" + encode_build(value["build"]))
 	if value.get("tags") != null:
-		parts.append("\"tags\":" + rt.write_list.bind(rt.write_string).call(value["tags"]))
+		parts.append("\"tags\":" + rt.write_list(value["tags"], rt.write_string))
 	if value.get("sku") != null:
-		parts.append("\"sku\":" + rt.write_string.call(value["sku"]))
+		parts.append("\"sku\":" + rt.write_string(value["sku"]))
 	if value.get("price") != null:
-		parts.append("\"price\":" + rt.write_string.call(value["price"]))
+		parts.append("\"price\":" + rt.write_string(value["price"]))
 	if value.get("purchased_on") != null:
-		parts.append("\"purchased_on\":" + rt.write_string.call(value["purchased_on"]))
+		parts.append("\"purchased_on\":" + rt.write_string(value["purchased_on"]))
 	return rt.write_object(parts)
 
 
