@@ -248,7 +248,7 @@ class Sample:
         self.index = index
         self.rng = rng
         self.texts = Texts(rng, everything=index == 0)
-        self.names = NAMES[:]
+        self.names = list(dict.fromkeys(NAMES))  # some are keywords in several languages
         rng.shuffle(self.names)
         self.next_id = 1
         self.variant_values: list[str] = []
