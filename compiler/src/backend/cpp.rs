@@ -40,27 +40,14 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
 
 /// A C++ string literal.
 fn lit(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '?' => out.push_str("\\?"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\x{:02x}\"\"", c as u32);
-            }
-            // g++ -Wbidi-chars refuses them raw, not as universal character names.
-            c if super::BIDI_CONTROLS.contains(&c) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::c_literal(text, |c| match c {
+        '?' => Some("\\?".into()),
+        // A hex escape runs on over hex digits: the literal ends and a new one starts after it.
+        c if (c as u32) < 0x20 => Some(format!("\\x{:02x}\"\"", c as u32)),
+        // g++ -Wbidi-chars refuses them raw, not as universal character names.
+        c if super::BIDI_CONTROLS.contains(&c) => Some(format!("\\u{:04x}", c as u32)),
+        _ => None,
+    })
 }
 
 /// Text safe in a `//` or `///` comment: one line (`comment_line`: g++ also ends a line at a

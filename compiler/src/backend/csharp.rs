@@ -123,22 +123,10 @@ const CS_LINE_TERMINATORS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
 
 /// A C# string literal.
 fn lit(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || CS_LINE_TERMINATORS.contains(&c) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::c_literal(text, |c| {
+        ((c as u32) < 0x20 || CS_LINE_TERMINATORS.contains(&c))
+            .then(|| format!("\\u{:04x}", c as u32))
+    })
 }
 
 fn camel(name: &str) -> String {

@@ -96,22 +96,10 @@ pub fn emit(set: &Valid<ContractSet>) -> Vec<GeneratedFile> {
 /// A GDScript string literal: JSON-like escapes, every control and line-separating character as
 /// `\uXXXX`.
 fn lit(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::c_literal(text, |c| {
+        (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+            .then(|| format!("\\u{:04x}", c as u32))
+    })
 }
 
 /// Text safe in a `##` comment line, without the trailing spaces gdlint refuses (a description

@@ -102,6 +102,28 @@ pub fn comment_line(text: &str) -> String {
         .collect()
 }
 
+/// A double-quoted string literal in C's family of languages: `"` and `\` escaped, line feed,
+/// carriage return and tab as `\n`, `\r`, `\t`, and any other character as `escape` spells it
+/// (`None`: written as it is). Each client backend gives only its own escapes.
+pub fn c_literal(text: &str, escape: impl Fn(char) -> Option<String>) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => match escape(c) {
+                Some(escaped) => out.push_str(&escaped),
+                None => out.push(c),
+            },
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Runs every backend.
 pub fn emit_all(set: &Valid<ContractSet>, options: &Options) -> Vec<GeneratedFile> {
     let mut files = Vec::new();
