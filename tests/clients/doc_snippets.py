@@ -2,8 +2,8 @@
 
 Usage: doc_snippets.py DOCS_MD OUT_DIR
 Every ts, csharp, cpp and gdscript block belongs to a section below, which has one block per
-language (GDScript as a whole script, OUT_DIR/first_event.gd and sign_in.gd, parsed, linted and
-checked against the module by gdscript_snippets.py):
+language (GDScript as a whole script, OUT_DIR/first_event.gd and sign_in.gd, whose names
+gdscript_snippets.py checks against the addon):
 - "Your first event": OUT_DIR/first_event.ts (a module), FirstEvent.cs (inside an async method,
   with Unity's `Application` stubbed) and first_event.cpp (includes on top, statements in main).
 - "Use your game's sign-in": sign_in.ts, SignIn.cs (its classes beside the method, compiled with

@@ -303,16 +303,9 @@ versioning() {
     count "$WORK/versioning.log" "versioning"
 }
 
-# ----- Godot: the snippets of docs/clients.md (the addon itself: tests/godot/run.sh) ----------
+# ----- Godot: the names the snippets of docs/clients.md use (parsed and linted, with the addon, by tests/godot/run.sh)
 godot_snippets() {
-    local python="${CONTRACTC_PYTHON:-python3}"
-    local bin
-    bin="$(dirname "$python")"
-    if [ ! -x "$bin/gdparse" ] || [ ! -x "$bin/gdlint" ]; then
-        fail "godot: gdparse and gdlint are missing beside $python (pip install gdtoolkit, tests/requirements.txt)"
-        return
-    fi
-    "$python" tests/clients/gdscript_snippets.py "$bin" "$WORK/snippets/first_event.gd" "$WORK/snippets/sign_in.gd" \
+    python3 tests/clients/gdscript_snippets.py "$WORK/snippets/first_event.gd" "$WORK/snippets/sign_in.gd" \
         >"$WORK/gd-snippets.log" 2>&1
     cat "$WORK/gd-snippets.log"
     passed=$((passed + $(grep -c '^ok - ' "$WORK/gd-snippets.log")))
